@@ -1,0 +1,32 @@
+//! actbridge: the zero-trust ext_proc sidecar for AI agents.
+//!
+//! # Layout
+//!
+//! Dependency direction: `main → extproc → pipeline → {jwt, exchange}`;
+//! `telemetry` is used by all and uses none of them. Nothing below `pipeline`
+//! knows Envoy.
+//!
+//! - [`config`]: the one YAML config, typed and validated at start; errors name the key.
+//! - [`extproc`]: the tonic `ExternalProcessor` service — the ext_proc stream state
+//!   machine, header mutations and immediate responses. Knows Envoy, not JWTs.
+//! - [`pipeline`]: the protocol-free decision core: [`pipeline::RequestFacts`] in,
+//!   [`pipeline::Decision`] out. Knows JWTs and token exchange, not Envoy.
+//! - [`jwt`]: token verification — JWKS fetch, cache and refresh, claim model with
+//!   the nested `act` chain, a cache of verified tokens.
+//! - [`exchange`]: the RFC 8693 client (Keycloak dialect), client authentication,
+//!   the actor token and the exchanged-token cache with single-flight.
+//! - [`sts`]: the embedded token service (Keycloak-dialect paths) used by the demo,
+//!   the tests and one-machine runs.
+//! - [`admin`]: the admin HTTP listener (`/healthz`, `/readyz`).
+//! - [`telemetry`]: logging set-up and token fingerprints.
+#![forbid(unsafe_code)]
+#![deny(rust_2018_idioms)]
+
+pub mod admin;
+pub mod config;
+pub mod exchange;
+pub mod extproc;
+pub mod jwt;
+pub mod pipeline;
+pub mod sts;
+pub mod telemetry;
