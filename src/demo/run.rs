@@ -1,0 +1,343 @@
+//! The demo's script: start everything on free loopback ports, walk the happy path,
+//! show refusals, stop everything (also on Ctrl-C: the caller cancels `shutdown`).
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+
+use super::services::{self, LastAgentSaw, LastReceived};
+use super::sidecar::{ExtProcEndpoint, SidecarPorts, render};
+use crate::clock::now_secs;
+use crate::config::{Config, ProcessEnv};
+use crate::sts::{Realm, TokenService};
+
+const AGENT: &str = "spiffe://demo.example.com/agent/summarizer-tech";
+const DOCUMENT_SERVICE: &str = "spiffe://demo.example.com/service/document-service";
+
+/// What the demo needs from the command line.
+#[derive(Debug, Clone)]
+pub struct DemoOptions {
+    /// The Envoy binary.
+    pub envoy: PathBuf,
+    /// The repository root (for `envoy/sidecar.yaml` and `demo/realm.yaml`).
+    pub root: PathBuf,
+}
+
+type DemoResult<T> = Result<T, String>;
+
+async fn bind() -> DemoResult<(tokio::net::TcpListener, u16)> {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .map_err(|e| e.to_string())?;
+    let p = l.local_addr().map_err(|e| e.to_string())?.port();
+    Ok((l, p))
+}
+
+fn free_port() -> DemoResult<u16> {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+    Ok(l.local_addr().map_err(|e| e.to_string())?.port())
+}
+
+/// Runs the demo until it is done or `shutdown` is cancelled.
+pub async fn run(opts: DemoOptions, shutdown: CancellationToken) -> DemoResult<()> {
+    let stop = shutdown.child_token();
+    let result = tokio::select! {
+        r = script(&opts, stop.clone()) => r,
+        _ = shutdown.cancelled() => Err("interrupted".into()),
+    };
+    stop.cancel();
+    // Give the in-process servers a moment to close their listeners.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    result
+}
+
+async fn script(opts: &DemoOptions, stop: CancellationToken) -> DemoResult<()> {
+    println!("== actbridge demo: alice -> summarizer-tech -> document-service ==\n");
+    // 1. The embedded token service with the demo world.
+    let realm =
+        Realm::from_yaml_file(&opts.root.join("demo/realm.yaml")).map_err(|e| e.to_string())?;
+    let (sts_listener, sts_port) = bind().await?;
+    let sts = TokenService::new(realm, &format!("http://127.0.0.1:{sts_port}"), None)
+        .map_err(|e| e.to_string())?;
+    tokio::spawn(sts.clone().serve(sts_listener, stop.clone()));
+    println!("token service   {}", sts.issuer());
+
+    // 2. The document service and the agent app.
+    let (docs_listener, docs_port) = bind().await?;
+    let received = LastReceived::default();
+    tokio::spawn(services::document_service(
+        docs_listener,
+        received.clone(),
+        stop.clone(),
+    ));
+    let (agent_listener, agent_port) = bind().await?;
+    let ports = SidecarPorts {
+        admin: free_port()?,
+        inbound: free_port()?,
+        outbound: free_port()?,
+        ext_proc: ExtProcEndpoint::Tcp(free_port()?),
+        app: agent_port,
+        document_service: docs_port,
+    };
+    let saw = LastAgentSaw::default();
+    tokio::spawn(services::agent(
+        agent_listener,
+        ports.outbound,
+        saw.clone(),
+        stop.clone(),
+    ));
+
+    // 3. actbridge (in process) as summarizer-tech's sidecar.
+    let ExtProcEndpoint::Tcp(ext_proc_port) = ports.ext_proc else {
+        unreachable!("TCP chosen above")
+    };
+    let cfg = Config::from_yaml(&sidecar_config(&sts, ext_proc_port), &ProcessEnv)
+        .map_err(|e| e.to_string())?;
+    let serve_stop = stop.clone();
+    tokio::spawn(async move {
+        if let Err(e) = crate::serve::run(cfg, serve_stop).await {
+            eprintln!("actbridge stopped: {e}");
+        }
+    });
+    println!("actbridge       ext_proc 127.0.0.1:{ext_proc_port}");
+
+    // 4. The real Envoy with the shipped sidecar config.
+    let template =
+        std::fs::read_to_string(opts.root.join("envoy/sidecar.yaml")).map_err(|e| e.to_string())?;
+    let rendered = render(&template, &ports).map_err(|e| e.to_string())?;
+    let dir = tempfile_dir()?;
+    let envoy_cfg = dir.join("envoy.yaml");
+    std::fs::write(&envoy_cfg, rendered).map_err(|e| e.to_string())?;
+    let mut envoy = tokio::process::Command::new(&opts.envoy)
+        .arg("-c")
+        .arg(&envoy_cfg)
+        .args(["--log-level", "error", "--concurrency", "1", "--base-id"])
+        .arg(ports.admin.to_string())
+        .stdout(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| format!("cannot start Envoy at {}: {e}", opts.envoy.display()))?;
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .map_err(|e| e.to_string())?;
+    wait_ok(
+        &http,
+        &format!("http://127.0.0.1:{}/ready", ports.admin),
+        "Envoy",
+    )
+    .await?;
+    println!(
+        "envoy           inbound 127.0.0.1:{} -> agent, outbound 127.0.0.1:{} -> destinations\n",
+        ports.inbound, ports.outbound
+    );
+
+    let outcome = walk(&http, &sts, &ports, &saw, &received).await;
+    let _ = envoy.kill().await;
+    let _ = std::fs::remove_dir_all(&dir);
+    outcome
+}
+
+async fn walk(
+    http: &reqwest::Client,
+    sts: &Arc<TokenService>,
+    ports: &SidecarPorts,
+    saw: &LastAgentSaw,
+    received: &LastReceived,
+) -> DemoResult<()> {
+    // alice logs in through the agent's client: her token's audience is the agent.
+    let token = login(http, sts).await?;
+    let c = claims(&token)?;
+    println!("1. alice logs in (password grant via summarizer-tech's client)");
+    println!(
+        "   her token: sub={} aud={} exp in {}s\n",
+        c["sub"],
+        c["aud"],
+        c["exp"].as_u64().unwrap_or(0).saturating_sub(now_secs())
+    );
+
+    let url = format!("http://127.0.0.1:{}/summarize/DOC-001", ports.inbound);
+    let resp = http
+        .get(&url)
+        .bearer_auth(&token)
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    let status = resp.status();
+    let body = resp.text().await.unwrap_or_default();
+    println!("2. alice -> Envoy inbound -> actbridge verifies -> agent: HTTP {status}");
+    if let Some(s) = saw.lock().ok().and_then(|s| s.clone()) {
+        for (k, v) in &s.identity {
+            println!("   agent saw {k}: {v}");
+        }
+        println!(
+            "   agent holds alice's token to act for her: {}",
+            if s.had_token { "yes" } else { "no" }
+        );
+    }
+    println!();
+    println!("3. agent -> Envoy outbound -> actbridge exchanges (RFC 8693) -> document-service");
+    let got = received
+        .lock()
+        .ok()
+        .and_then(|r| r.clone())
+        .ok_or("the document service received nothing")?;
+    let delegated = got
+        .authorization
+        .as_deref()
+        .and_then(|a| a.strip_prefix("Bearer "))
+        .ok_or("the document service received no bearer token")?;
+    let d = claims(delegated)?;
+    println!(
+        "   document-service received {} with a delegated token:",
+        got.path
+    );
+    println!("     sub = {}  (alice, preserved)", d["sub"]);
+    println!("     preferred_username = {}", d["preferred_username"]);
+    println!("     act = {}  (the agent acting for her)", d["act"]);
+    println!("     aud = {}  (this service only)", d["aud"]);
+    println!("     scope = {}", d["scope"]);
+    println!(
+        "     exp in {}s",
+        d["exp"].as_u64().unwrap_or(0).saturating_sub(now_secs())
+    );
+    println!(
+        "     alice's own token reached it: {}",
+        if delegated == token {
+            "YES (bug)"
+        } else {
+            "no"
+        }
+    );
+    println!(
+        "   answer to alice: HTTP {status} {}",
+        body.lines().next().unwrap_or("")
+    );
+    if !status.is_success()
+        || delegated == token
+        || d["act"]["client_id"] != AGENT
+        || d["aud"] != DOCUMENT_SERVICE
+    {
+        return Err("the delegated request did not go as expected".into());
+    }
+
+    println!("\n4. refused cases");
+    let expired = sts.sign_claims(&json!({
+        "iss": sts.issuer(), "sub": c["sub"], "preferred_username": "alice", "aud": AGENT,
+        "iat": now_secs() - 900, "exp": now_secs() - 600,
+    }));
+    report("expired token", http.get(&url).bearer_auth(&expired), 401).await?;
+    let mut forged = claims(&token)?;
+    forged["preferred_username"] = json!("bob");
+    let parts: Vec<&str> = token.split('.').collect();
+    let forged = format!(
+        "{}.{}.{}",
+        parts[0],
+        URL_SAFE_NO_PAD.encode(forged.to_string()),
+        parts[2]
+    );
+    report(
+        "forged token (payload changed)",
+        http.get(&url).bearer_auth(&forged),
+        401,
+    )
+    .await?;
+    report("no token", http.get(&url), 401).await?;
+    let ext = format!("http://127.0.0.1:{}/fetch-external", ports.inbound);
+    report(
+        "agent calls an unlisted host",
+        http.get(&ext).bearer_auth(&token),
+        403,
+    )
+    .await?;
+    println!("\nDone: the user's token never left the pod; every refusal failed closed.");
+    Ok(())
+}
+
+async fn report(what: &str, req: reqwest::RequestBuilder, want: u16) -> DemoResult<()> {
+    let resp = req.send().await.map_err(|e| e.to_string())?;
+    let status = resp.status().as_u16();
+    let body = resp.text().await.unwrap_or_default();
+    println!("   {what:32} -> HTTP {status} {}", body.trim());
+    if status != want {
+        return Err(format!("{what}: expected HTTP {want}, got {status}"));
+    }
+    Ok(())
+}
+
+async fn login(http: &reqwest::Client, sts: &TokenService) -> DemoResult<String> {
+    let resp = http
+        .post(sts.token_endpoint())
+        .form(&[
+            ("grant_type", "password"),
+            ("username", "alice"),
+            ("password", "alice123"),
+            ("client_id", AGENT),
+            ("client_secret", "summarizer-tech-demo-secret"),
+            ("scope", "openid documents.read"),
+        ])
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    let v: Value = resp.json().await.map_err(|e| e.to_string())?;
+    v["access_token"]
+        .as_str()
+        .map(str::to_owned)
+        .ok_or_else(|| format!("login failed: {v}"))
+}
+
+fn claims(token: &str) -> DemoResult<Value> {
+    let p = token.split('.').nth(1).ok_or("not a JWT")?;
+    let bytes = URL_SAFE_NO_PAD.decode(p).map_err(|e| e.to_string())?;
+    serde_json::from_slice(&bytes).map_err(|e| e.to_string())
+}
+
+async fn wait_ok(http: &reqwest::Client, url: &str, what: &str) -> DemoResult<()> {
+    for _ in 0..200 {
+        if let Ok(r) = http.get(url).send().await {
+            if r.status().is_success() {
+                return Ok(());
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Err(format!("{what} did not become ready at {url}"))
+}
+
+fn tempfile_dir() -> DemoResult<PathBuf> {
+    let dir = std::env::temp_dir().join(format!("actbridge-demo-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    Ok(dir)
+}
+
+/// summarizer-tech's sidecar config for the demo.
+fn sidecar_config(sts: &TokenService, ext_proc_port: u16) -> String {
+    format!(
+        r#"
+listen:
+  ext_proc: tcp://127.0.0.1:{ext_proc_port}
+issuers:
+  - issuer: {issuer}
+    audiences: ["{AGENT}"]
+outbound:
+  token_endpoint: {token}
+  client:
+    client_id: "{AGENT}"
+    auth: {{method: client_secret_post, secret: summarizer-tech-demo-secret}}
+  routes:
+    - name: document-service
+      host: "document-service*"
+      action: exchange
+      audience: "{DOCUMENT_SERVICE}"
+      scopes: [documents.read]
+"#,
+        issuer = sts.issuer(),
+        token = sts.token_endpoint(),
+    )
+}

@@ -1,0 +1,172 @@
+//! The exchange itself: the RFC 8693 request, actbridge's actor token, and the cache of
+//! exchanged tokens (moka, single-flight: concurrent identical requests share one call).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use sha2::{Digest, Sha256};
+
+use super::ExchangeError;
+use super::token_client::{TokenClient, TokenResponse};
+use crate::clock::now_secs;
+use crate::config::{ACCESS_TOKEN_TYPE, ExchangeTarget, OutboundConfig};
+
+const TOKEN_EXCHANGE_GRANT: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
+/// Lifetime assumed when a token response has no `expires_in` (nothing is cached past it).
+const DEFAULT_LIFETIME_SECS: u64 = 60;
+
+/// A token obtained from the token service.
+#[derive(Clone)]
+pub struct IssuedToken {
+    /// The token. Never log it.
+    pub access_token: String,
+    /// When it expires (seconds since the epoch).
+    pub expires_at: u64,
+    /// How long the cache may keep it.
+    cache_for: Duration,
+}
+
+impl std::fmt::Debug for IssuedToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IssuedToken")
+            .field("access_token", &"[redacted]")
+            .field("expires_at", &self.expires_at)
+            .finish()
+    }
+}
+
+struct CacheFor;
+
+impl<K> moka::Expiry<K, Arc<IssuedToken>> for CacheFor {
+    fn expire_after_create(&self, _: &K, v: &Arc<IssuedToken>, _: Instant) -> Option<Duration> {
+        Some(v.cache_for)
+    }
+}
+
+/// Exchanges agents' tokens for destination tokens.
+pub struct Exchanger {
+    client: TokenClient,
+    send_actor_token: bool,
+    skew: Duration,
+    cache: moka::future::Cache<[u8; 32], Arc<IssuedToken>>,
+    actor: moka::future::Cache<(), Arc<IssuedToken>>,
+}
+
+impl Exchanger {
+    /// Builds the exchanger from the outbound config.
+    pub fn new(cfg: &OutboundConfig) -> Exchanger {
+        Exchanger {
+            client: TokenClient::new(
+                cfg.token_endpoint.clone(),
+                cfg.client.clone(),
+                cfg.token_timeout,
+            ),
+            send_actor_token: cfg.send_actor_token,
+            skew: cfg.cache_expiry_skew,
+            cache: moka::future::Cache::builder()
+                .max_capacity(cfg.cache_max_entries)
+                .expire_after(CacheFor)
+                .build(),
+            actor: moka::future::Cache::builder()
+                .max_capacity(1)
+                .expire_after(CacheFor)
+                .build(),
+        }
+    }
+
+    /// A token for `target` on behalf of the holder of `subject_token` (which expires at
+    /// `subject_expires_at`). Served from the cache when possible; concurrent identical
+    /// requests wait for one exchange.
+    pub async fn exchange(
+        &self,
+        subject_token: &str,
+        subject_expires_at: u64,
+        target: &ExchangeTarget,
+    ) -> Result<Arc<IssuedToken>, ExchangeError> {
+        let key = self.cache_key(subject_token, target);
+        self.cache
+            .try_get_with(key, async {
+                let resp = self.exchange_uncached(subject_token, target).await?;
+                Ok(Arc::new(self.issued(resp, Some(subject_expires_at))))
+            })
+            .await
+            .map_err(|e: Arc<ExchangeError>| (*e).clone())
+    }
+
+    async fn exchange_uncached(
+        &self,
+        subject_token: &str,
+        target: &ExchangeTarget,
+    ) -> Result<TokenResponse, ExchangeError> {
+        let mut form: Vec<(&'static str, String)> = vec![
+            ("grant_type", TOKEN_EXCHANGE_GRANT.into()),
+            ("subject_token", subject_token.into()),
+            ("subject_token_type", ACCESS_TOKEN_TYPE.into()),
+            ("requested_token_type", target.requested_token_type.clone()),
+            ("audience", target.audience.clone()),
+        ];
+        if !target.scopes.is_empty() {
+            form.push(("scope", target.scopes.join(" ")));
+        }
+        if self.send_actor_token {
+            let actor = self.actor_token().await?;
+            form.push(("actor_token", actor.access_token.clone()));
+            form.push(("actor_token_type", ACCESS_TOKEN_TYPE.into()));
+        }
+        self.client.request(form).await
+    }
+
+    /// actbridge's own client-credentials token, cached and renewed before it expires.
+    async fn actor_token(&self) -> Result<Arc<IssuedToken>, ExchangeError> {
+        self.actor
+            .try_get_with((), async {
+                let resp = self
+                    .client
+                    .request(vec![("grant_type", "client_credentials".into())])
+                    .await?;
+                Ok(Arc::new(self.issued(resp, None)))
+            })
+            .await
+            .map_err(|e: Arc<ExchangeError>| (*e).clone())
+    }
+
+    /// Cache lifetime: the earlier of `exp − skew` and 80 % of the token's life, and
+    /// never past the subject token's `exp`.
+    fn issued(&self, resp: TokenResponse, subject_expires_at: Option<u64>) -> IssuedToken {
+        let now = now_secs();
+        let life = resp.expires_in.unwrap_or(DEFAULT_LIFETIME_SECS);
+        let mut expires_at = now + life;
+        if let Some(cap) = subject_expires_at {
+            expires_at = expires_at.min(cap);
+        }
+        let remaining = Duration::from_secs(expires_at.saturating_sub(now));
+        let cache_for = remaining
+            .saturating_sub(self.skew)
+            .min(Duration::from_secs(life) * 4 / 5);
+        IssuedToken {
+            access_token: resp.access_token,
+            expires_at,
+            cache_for,
+        }
+    }
+
+    /// SHA-256 over everything that changes the issued token; the raw token is never a key.
+    fn cache_key(&self, subject_token: &str, target: &ExchangeTarget) -> [u8; 32] {
+        let mut h = Sha256::new();
+        for part in [
+            subject_token,
+            &target.audience,
+            &target.scopes.join(" "),
+            &target.requested_token_type,
+            if self.send_actor_token {
+                self.client.client_id()
+            } else {
+                ""
+            },
+        ] {
+            h.update((part.len() as u64).to_be_bytes());
+            h.update(part.as_bytes());
+        }
+        h.finalize().into()
+    }
+}

@@ -1,0 +1,124 @@
+//! One POST to the token endpoint (RFC 6749 §3.2, form-encoded) and the parsing of its
+//! answer: an RFC 6749 §5.1 / RFC 8693 §2.2.1 token response, or an error response
+//! (§5.2, Keycloak's `{"error","error_description"}` shape).
+
+use serde::Deserialize;
+
+use super::ExchangeError;
+use super::client_auth::authenticate;
+use crate::config::ClientConfig;
+use crate::http_client;
+
+/// Largest token response accepted.
+const MAX_RESPONSE_BYTES: usize = 64 * 1024;
+
+/// A successful token response.
+#[derive(Debug, Clone, Deserialize)]
+pub(super) struct TokenResponse {
+    pub access_token: String,
+    pub token_type: String,
+    #[serde(default)]
+    pub expires_in: Option<u64>,
+    #[serde(default)]
+    #[allow(dead_code)]
+    pub issued_token_type: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct ErrorResponse {
+    error: String,
+    #[serde(default)]
+    error_description: Option<String>,
+}
+
+/// Posts token requests for one client.
+pub(super) struct TokenClient {
+    http: reqwest::Client,
+    endpoint: url::Url,
+    client: ClientConfig,
+}
+
+impl TokenClient {
+    pub fn new(endpoint: url::Url, client: ClientConfig, timeout: std::time::Duration) -> Self {
+        TokenClient {
+            http: http_client::build(timeout),
+            endpoint,
+            client,
+        }
+    }
+
+    pub fn client_id(&self) -> &str {
+        &self.client.client_id
+    }
+
+    /// Sends `form` (plus client authentication) and parses the answer.
+    pub async fn request(
+        &self,
+        mut form: Vec<(&'static str, String)>,
+    ) -> Result<TokenResponse, ExchangeError> {
+        let req = self
+            .http
+            .post(self.endpoint.clone())
+            .header("accept", "application/json");
+        let req = authenticate(&self.client, &mut form, req)?;
+        let resp = req
+            .form(&form)
+            .send()
+            .await
+            .map_err(|e| ExchangeError::Unavailable(describe_transport(&e)))?;
+        let status = resp.status();
+        let body = http_client::read_limited(resp, MAX_RESPONSE_BYTES)
+            .await
+            .map_err(|e| ExchangeError::Unavailable(e.to_string()))?;
+        if status.is_server_error() || status.as_u16() == 429 {
+            return Err(ExchangeError::Unavailable(format!("HTTP {status}")));
+        }
+        if status.is_success() {
+            let tr: TokenResponse = serde_json::from_slice(&body).map_err(|e| {
+                ExchangeError::InvalidResponse(format!(
+                    "HTTP {status} without a token response: {e}"
+                ))
+            })?;
+            if !tr.token_type.eq_ignore_ascii_case("bearer") {
+                return Err(ExchangeError::InvalidResponse(format!(
+                    "token_type `{}` is not Bearer",
+                    tr.token_type.chars().take(32).collect::<String>()
+                )));
+            }
+            if tr.access_token.is_empty() {
+                return Err(ExchangeError::InvalidResponse("empty access_token".into()));
+            }
+            return Ok(tr);
+        }
+        match serde_json::from_slice::<ErrorResponse>(&body) {
+            Ok(er) => Err(ExchangeError::Refused {
+                status: status.as_u16(),
+                error: clip(&er.error),
+                description: er
+                    .error_description
+                    .as_deref()
+                    .map(clip)
+                    .unwrap_or_default(),
+            }),
+            Err(_) => Err(ExchangeError::InvalidResponse(format!(
+                "HTTP {status} without an OAuth error body"
+            ))),
+        }
+    }
+}
+
+/// Keeps strings from the token service short and printable before they are logged.
+fn clip(s: &str) -> String {
+    s.chars().filter(|c| !c.is_control()).take(200).collect()
+}
+
+fn describe_transport(e: &reqwest::Error) -> String {
+    if e.is_timeout() {
+        "timed out".into()
+    } else if e.is_connect() {
+        "connection failed".into()
+    } else {
+        // Without the URL: it is configuration, and the log line names the endpoint.
+        e.to_string()
+    }
+}

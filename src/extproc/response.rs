@@ -1,0 +1,110 @@
+//! Building ext_proc responses: CONTINUE for each phase, and immediate responses.
+
+use envoy_types::pb::envoy::service::ext_proc::v3::common_response::ResponseStatus;
+use envoy_types::pb::envoy::service::ext_proc::v3::processing_response::Response;
+use envoy_types::pb::envoy::service::ext_proc::v3::{
+    BodyResponse, CommonResponse, GrpcStatus, HeaderMutation, HeadersResponse, ImmediateResponse,
+    ProcessingResponse, TrailersResponse,
+};
+use envoy_types::pb::envoy::r#type::v3::HttpStatus;
+
+use super::headers;
+use crate::pipeline::{Decision, Denial};
+
+/// Which phase a CONTINUE answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Phase {
+    ResponseHeaders,
+    RequestBody,
+    ResponseBody,
+    RequestTrailers,
+    ResponseTrailers,
+}
+
+fn common(mutation: Option<HeaderMutation>) -> Option<CommonResponse> {
+    Some(CommonResponse {
+        status: ResponseStatus::Continue as i32,
+        header_mutation: mutation,
+        ..Default::default()
+    })
+}
+
+/// CONTINUE, unchanged, for `phase`.
+pub(super) fn continue_phase(phase: Phase) -> ProcessingResponse {
+    let response = match phase {
+        Phase::ResponseHeaders => Response::ResponseHeaders(HeadersResponse {
+            response: common(None),
+        }),
+        Phase::RequestBody => Response::RequestBody(BodyResponse {
+            response: common(None),
+        }),
+        Phase::ResponseBody => Response::ResponseBody(BodyResponse {
+            response: common(None),
+        }),
+        Phase::RequestTrailers => Response::RequestTrailers(TrailersResponse::default()),
+        Phase::ResponseTrailers => Response::ResponseTrailers(TrailersResponse::default()),
+    };
+    ProcessingResponse {
+        response: Some(response),
+        ..Default::default()
+    }
+}
+
+/// The answer to the request-headers phase.
+pub(super) fn decision(d: &Decision) -> ProcessingResponse {
+    match d {
+        Decision::Continue(m) => ProcessingResponse {
+            response: Some(Response::RequestHeaders(HeadersResponse {
+                response: common(headers::mutation(m)),
+            })),
+            ..Default::default()
+        },
+        Decision::Deny(denial) => immediate(denial),
+    }
+}
+
+/// An immediate response: status, JSON body, `WWW-Authenticate` on 401, `Retry-After`
+/// on 503, and the gRPC status for gRPC callers.
+pub(super) fn immediate(d: &Denial) -> ProcessingResponse {
+    let mut set = vec![
+        headers::set_option("content-type", b"application/json"),
+        headers::set_option("cache-control", b"no-store"),
+    ];
+    if let Some(w) = &d.www_authenticate {
+        set.push(headers::set_option("www-authenticate", w.as_bytes()));
+    }
+    if let Some(s) = d.retry_after {
+        set.push(headers::set_option("retry-after", s.to_string().as_bytes()));
+    }
+    ProcessingResponse {
+        response: Some(Response::ImmediateResponse(ImmediateResponse {
+            status: Some(HttpStatus {
+                code: i32::from(d.status),
+            }),
+            headers: Some(HeaderMutation {
+                set_headers: set,
+                remove_headers: Vec::new(),
+            }),
+            body: d.body(),
+            grpc_status: Some(GrpcStatus {
+                status: grpc_code(d.status),
+            }),
+            details: format!("actbridge_{}", d.reason),
+        })),
+        ..Default::default()
+    }
+}
+
+/// HTTP status → gRPC status code (the table of grpc/doc/http-grpc-status-mapping.md,
+/// reversed for the statuses actbridge sends).
+fn grpc_code(http: u16) -> u32 {
+    match http {
+        400 => 3,        // INVALID_ARGUMENT
+        401 => 16,       // UNAUTHENTICATED
+        403 => 7,        // PERMISSION_DENIED
+        413 => 8,        // RESOURCE_EXHAUSTED
+        429 => 8,        // RESOURCE_EXHAUSTED
+        502..=504 => 14, // UNAVAILABLE
+        _ => 13,         // INTERNAL
+    }
+}

@@ -1,0 +1,83 @@
+//! The tonic service: one task per ext_proc stream, pumping messages through the
+//! [`StreamState`](super::stream::StreamState) and the pipeline.
+
+use std::sync::Arc;
+
+use envoy_types::pb::envoy::service::ext_proc::v3::external_processor_server::{
+    ExternalProcessor, ExternalProcessorServer,
+};
+use envoy_types::pb::envoy::service::ext_proc::v3::{ProcessingRequest, ProcessingResponse};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status, Streaming};
+
+use super::response;
+use super::stream::{Step, StreamState};
+use crate::pipeline::Pipeline;
+
+/// The gRPC initial-metadata key each ext_proc filter instance sets in the Envoy
+/// config (`grpc_service.initial_metadata`) to say which direction it serves.
+pub const DIRECTION_METADATA: &str = "x-actbridge-direction";
+
+/// The ext_proc service.
+#[derive(Clone)]
+pub struct ExtProcService {
+    pipeline: Arc<Pipeline>,
+}
+
+impl ExtProcService {
+    /// A service deciding with `pipeline`.
+    pub fn new(pipeline: Arc<Pipeline>) -> Self {
+        ExtProcService { pipeline }
+    }
+
+    /// The tonic server wrapper.
+    pub fn into_server(self) -> ExternalProcessorServer<Self> {
+        ExternalProcessorServer::new(self)
+    }
+}
+
+#[tonic::async_trait]
+impl ExternalProcessor for ExtProcService {
+    type ProcessStream = ReceiverStream<Result<ProcessingResponse, Status>>;
+
+    async fn process(
+        &self,
+        request: Request<Streaming<ProcessingRequest>>,
+    ) -> Result<Response<Self::ProcessStream>, Status> {
+        let direction = request
+            .metadata()
+            .get(DIRECTION_METADATA)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let mut inbound = request.into_inner();
+        let (tx, rx) = mpsc::channel(4);
+        let pipeline = self.pipeline.clone();
+        tokio::spawn(async move {
+            let mut state = StreamState::new(direction);
+            loop {
+                let msg = match inbound.message().await {
+                    Ok(Some(m)) => m,
+                    Ok(None) => return,
+                    Err(status) => {
+                        tracing::debug!(%status, "ext_proc stream ended with an error");
+                        return;
+                    }
+                };
+                let out = match state.on_message(msg) {
+                    Step::Reply(r) => Ok(*r),
+                    Step::Decide(facts) => Ok(response::decision(&pipeline.decide(&facts).await)),
+                    Step::Fail(status) => {
+                        tracing::warn!(%status, "ext_proc protocol error; failing the request closed");
+                        let _ = tx.send(Err(status)).await;
+                        return;
+                    }
+                };
+                if tx.send(out).await.is_err() {
+                    return;
+                }
+            }
+        });
+        Ok(Response::new(ReceiverStream::new(rx)))
+    }
+}

@@ -1,0 +1,194 @@
+//! The stream state machine, message by message (a fake Envoy, one helper per phase).
+
+use envoy_types::pb::envoy::config::core::v3::{HeaderMap, HeaderValue};
+use envoy_types::pb::envoy::service::ext_proc::v3::processing_request::Request;
+use envoy_types::pb::envoy::service::ext_proc::v3::processing_response::Response;
+use envoy_types::pb::envoy::service::ext_proc::v3::{
+    HttpBody, HttpHeaders, HttpTrailers, ProcessingRequest,
+};
+
+use super::response;
+use super::stream::{Step, StreamState};
+use crate::pipeline::{Decision, Denial, Mutations, Refusal};
+
+fn headers(pairs: &[(&str, &[u8])], raw: bool) -> ProcessingRequest {
+    let headers = pairs
+        .iter()
+        .map(|(k, v)| HeaderValue {
+            key: k.to_string(),
+            value: if raw {
+                String::new()
+            } else {
+                String::from_utf8_lossy(v).into_owned()
+            },
+            raw_value: if raw { v.to_vec() } else { Vec::new() },
+        })
+        .collect();
+    ProcessingRequest {
+        request: Some(Request::RequestHeaders(HttpHeaders {
+            headers: Some(HeaderMap { headers }),
+            ..Default::default()
+        })),
+        ..Default::default()
+    }
+}
+
+fn get(raw: bool) -> ProcessingRequest {
+    headers(
+        &[
+            (":authority", b"Docs:8080"),
+            (":method", b"GET"),
+            (":path", b"/x?y"),
+            ("authorization", b"Bearer t"),
+        ],
+        raw,
+    )
+}
+
+fn body() -> ProcessingRequest {
+    ProcessingRequest {
+        request: Some(Request::RequestBody(HttpBody::default())),
+        ..Default::default()
+    }
+}
+
+#[test]
+fn request_headers_are_decided_from_raw_value_or_value() {
+    for raw in [true, false] {
+        let mut s = StreamState::new(Some("outbound".into()));
+        let Step::Decide(facts) = s.on_message(get(raw)) else {
+            panic!("expected a decision")
+        };
+        assert_eq!(facts.authority, "docs:8080");
+        assert_eq!(facts.path_only(), "/x");
+        assert_eq!(
+            facts.header_values("authorization").collect::<Vec<_>>(),
+            vec![b"Bearer t".as_slice()]
+        );
+    }
+}
+
+#[test]
+fn later_phases_get_the_matching_continue() {
+    let mut s = StreamState::new(Some("inbound".into()));
+    assert!(matches!(s.on_message(get(true)), Step::Decide(_)));
+    let Step::Reply(r) = s.on_message(body()) else {
+        panic!()
+    };
+    assert!(matches!(r.response, Some(Response::RequestBody(_))));
+    let trailers = ProcessingRequest {
+        request: Some(Request::ResponseTrailers(HttpTrailers::default())),
+        ..Default::default()
+    };
+    let Step::Reply(r) = s.on_message(trailers) else {
+        panic!()
+    };
+    assert!(matches!(r.response, Some(Response::ResponseTrailers(_))));
+    let resp_headers = ProcessingRequest {
+        request: Some(Request::ResponseHeaders(HttpHeaders::default())),
+        ..Default::default()
+    };
+    let Step::Reply(r) = s.on_message(resp_headers) else {
+        panic!()
+    };
+    assert!(matches!(r.response, Some(Response::ResponseHeaders(_))));
+}
+
+#[test]
+fn protocol_violations_fail_the_stream_closed() {
+    let mut s = StreamState::new(Some("inbound".into()));
+    assert!(
+        matches!(s.on_message(body()), Step::Fail(_)),
+        "a body before the headers"
+    );
+    let mut s = StreamState::new(Some("inbound".into()));
+    assert!(
+        matches!(s.on_message(ProcessingRequest::default()), Step::Fail(_)),
+        "an empty message"
+    );
+    let mut s = StreamState::new(Some("inbound".into()));
+    assert!(matches!(s.on_message(get(true)), Step::Decide(_)));
+    assert!(
+        matches!(s.on_message(get(true)), Step::Fail(_)),
+        "headers twice"
+    );
+}
+
+fn immediate_status(step: Step) -> u32 {
+    let Step::Reply(r) = step else {
+        panic!("expected an immediate response")
+    };
+    let Some(Response::ImmediateResponse(i)) = r.response else {
+        panic!()
+    };
+    i.status.unwrap().code as u32
+}
+
+#[test]
+fn missing_direction_or_pseudo_headers_are_refused() {
+    let mut s = StreamState::new(None);
+    assert_eq!(immediate_status(s.on_message(get(true))), 500);
+    let mut s = StreamState::new(Some("sideways".into()));
+    assert_eq!(immediate_status(s.on_message(get(true))), 500);
+    let mut s = StreamState::new(Some("inbound".into()));
+    assert_eq!(
+        immediate_status(s.on_message(headers(&[(":method", b"GET"), (":path", b"/")], true))),
+        400
+    );
+    let mut s = StreamState::new(Some("inbound".into()));
+    assert_eq!(
+        immediate_status(s.on_message(headers(
+            &[
+                (":authority", b"\xff"),
+                (":method", b"GET"),
+                (":path", b"/")
+            ],
+            true
+        ))),
+        400
+    );
+}
+
+#[test]
+fn a_denial_renders_status_json_body_and_rfc6750_header() {
+    let d: Denial = Refusal::Token(crate::jwt::VerifyError::Expired).denial(None);
+    let r = response::decision(&Decision::Deny(d));
+    let Some(Response::ImmediateResponse(i)) = r.response else {
+        panic!()
+    };
+    assert_eq!(i.status.unwrap().code, 401);
+    assert_eq!(i.grpc_status.unwrap().status, 16);
+    let body: serde_json::Value = serde_json::from_slice(&i.body).unwrap();
+    assert_eq!(body["error"], "invalid_token");
+    let set = i.headers.unwrap().set_headers;
+    let www = set
+        .iter()
+        .find(|h| h.header.as_ref().unwrap().key == "www-authenticate")
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&www.header.as_ref().unwrap().raw_value)
+            .contains("error=\"invalid_token\"")
+    );
+    assert_eq!(i.details, "actbridge_token_expired");
+}
+
+#[test]
+fn a_continue_carries_removals_and_sets() {
+    let m = Mutations {
+        set: vec![(
+            http::header::AUTHORIZATION,
+            http::HeaderValue::from_static("Bearer new"),
+        )],
+        remove: vec![http::HeaderName::from_static("x-actbridge-subject")],
+    };
+    let r = response::decision(&Decision::Continue(m));
+    let Some(Response::RequestHeaders(h)) = r.response else {
+        panic!()
+    };
+    let hm = h.response.unwrap().header_mutation.unwrap();
+    assert_eq!(hm.remove_headers, vec!["x-actbridge-subject".to_string()]);
+    assert_eq!(
+        hm.set_headers[0].header.as_ref().unwrap().raw_value,
+        b"Bearer new"
+    );
+}

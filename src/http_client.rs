@@ -1,0 +1,44 @@
+//! The outgoing HTTP client shared by the JWKS fetcher and the token-exchange client:
+//! reqwest over rustls, bounded response bodies.
+
+use std::time::Duration;
+
+/// Builds the client used for calls to identity providers.
+pub fn build(timeout: Duration) -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(timeout)
+        .connect_timeout(timeout)
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(concat!("actbridge/", env!("CARGO_PKG_VERSION")))
+        .build()
+        // Building only fails when the TLS backend cannot initialise, which is a broken
+        // installation rather than a runtime condition.
+        .expect("the rustls-based HTTP client must build")
+}
+
+/// Why a bounded read failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    /// The body exceeded the limit.
+    #[error("response body is larger than {0} bytes")]
+    TooLarge(usize),
+    /// The transport failed while reading.
+    #[error("reading the response failed: {0}")]
+    Transport(#[from] reqwest::Error),
+}
+
+/// Reads a response body, refusing more than `limit` bytes (a misbehaving peer must not
+/// make actbridge buffer without bound).
+pub async fn read_limited(mut resp: reqwest::Response, limit: usize) -> Result<Vec<u8>, ReadError> {
+    if resp.content_length().is_some_and(|n| n > limit as u64) {
+        return Err(ReadError::TooLarge(limit));
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = resp.chunk().await? {
+        if body.len() + chunk.len() > limit {
+            return Err(ReadError::TooLarge(limit));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}

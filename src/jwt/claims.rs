@@ -1,0 +1,150 @@
+//! The claim model of a verified token, including the delegation chain read from the
+//! nested `act` claim (RFC 8693 §4.1).
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use super::VerifyError;
+
+/// One actor of the delegation chain (`act` claim level).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Actor {
+    /// The actor's `sub`, if present.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub sub: Option<String>,
+    /// The actor's `client_id` (for an agent, its SPIFFE ID), if present.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub client_id: Option<String>,
+}
+
+/// A token whose signature, issuer, audience and times have been verified.
+#[derive(Debug, Clone)]
+pub struct VerifiedToken {
+    /// `iss`.
+    pub issuer: String,
+    /// `sub`.
+    pub subject: Option<String>,
+    /// `preferred_username`.
+    pub username: Option<String>,
+    /// `aud` (a string is normalised to a one-element list).
+    pub audiences: Vec<String>,
+    /// `azp`.
+    pub authorized_party: Option<String>,
+    /// `scope`, split on spaces.
+    pub scopes: Vec<String>,
+    /// `groups`, with a leading `/` removed (Keycloak full group paths).
+    pub groups: Vec<String>,
+    /// `exp`, seconds since the epoch.
+    pub expires_at: u64,
+    /// `iat`, if present.
+    pub issued_at: Option<u64>,
+    /// `jti`, if present.
+    pub token_id: Option<String>,
+    /// The delegation chain, newest actor first (the outermost `act`).
+    pub actors: Vec<Actor>,
+    /// A short fingerprint of the token (hex of the first 8 bytes of its SHA-256), safe
+    /// to log.
+    pub fingerprint: String,
+}
+
+impl VerifiedToken {
+    /// Builds the model from claims that have passed signature and registered-claim
+    /// validation.
+    pub(super) fn from_claims(
+        claims: &Map<String, Value>,
+        max_chain: usize,
+        fingerprint: String,
+    ) -> Result<VerifiedToken, VerifyError> {
+        let issuer = str_claim(claims, "iss")?.ok_or(VerifyError::InvalidClaim("iss"))?;
+        let expires_at = claims
+            .get("exp")
+            .and_then(Value::as_u64)
+            .ok_or(VerifyError::InvalidClaim("exp"))?;
+        let audiences = match claims.get("aud") {
+            None => Vec::new(),
+            Some(Value::String(s)) => vec![s.clone()],
+            Some(Value::Array(a)) => a
+                .iter()
+                .map(|v| v.as_str().map(str::to_owned))
+                .collect::<Option<Vec<_>>>()
+                .ok_or(VerifyError::InvalidClaim("aud"))?,
+            Some(_) => return Err(VerifyError::InvalidClaim("aud")),
+        };
+        let scopes = str_claim(claims, "scope")?
+            .map(|s| {
+                s.split(' ')
+                    .filter(|x| !x.is_empty())
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default();
+        let groups = match claims.get("groups") {
+            None | Some(Value::Null) => Vec::new(),
+            Some(Value::Array(a)) => a
+                .iter()
+                .map(|v| {
+                    v.as_str()
+                        .map(|s| s.strip_prefix('/').unwrap_or(s).to_owned())
+                })
+                .collect::<Option<Vec<_>>>()
+                .ok_or(VerifyError::InvalidClaim("groups"))?,
+            Some(_) => return Err(VerifyError::InvalidClaim("groups")),
+        };
+        Ok(VerifiedToken {
+            issuer,
+            subject: str_claim(claims, "sub")?,
+            username: str_claim(claims, "preferred_username")?,
+            audiences,
+            authorized_party: str_claim(claims, "azp")?,
+            scopes,
+            groups,
+            expires_at,
+            issued_at: claims.get("iat").and_then(Value::as_u64),
+            token_id: str_claim(claims, "jti")?,
+            actors: actor_chain(claims.get("act"), max_chain)?,
+            fingerprint,
+        })
+    }
+}
+
+fn str_claim(
+    claims: &Map<String, Value>,
+    name: &'static str,
+) -> Result<Option<String>, VerifyError> {
+    match claims.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(_) => Err(VerifyError::InvalidClaim(name)),
+    }
+}
+
+/// Reads the nested `act` claim into a list, newest (outermost) actor first. A chain
+/// deeper than `max` is refused rather than truncated: a truncated chain would hide an
+/// agent from the policy.
+fn actor_chain(act: Option<&Value>, max: usize) -> Result<Vec<Actor>, VerifyError> {
+    let mut chain = Vec::new();
+    let mut next = act;
+    while let Some(v) = next {
+        let Value::Object(obj) = v else {
+            return Err(VerifyError::InvalidClaim("act"));
+        };
+        if chain.len() == max {
+            return Err(VerifyError::ActorChainTooDeep(max));
+        }
+        let field = |k: &str| match obj.get(k) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.clone())),
+            Some(_) => Err(VerifyError::InvalidClaim("act")),
+        };
+        let actor = Actor {
+            sub: field("sub")?,
+            client_id: field("client_id")?,
+        };
+        if actor.sub.is_none() && actor.client_id.is_none() {
+            return Err(VerifyError::InvalidClaim("act"));
+        }
+        chain.push(actor);
+        next = obj.get("act");
+    }
+    Ok(chain)
+}

@@ -1,0 +1,77 @@
+/// Why a presented token was refused. Each variant has a stable reason code
+/// ([`VerifyError::reason`]) used in logs and responses.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum VerifyError {
+    /// Larger than `tokens.max_bytes`.
+    #[error("token is larger than {limit} bytes")]
+    TooLarge {
+        /// The configured limit.
+        limit: usize,
+    },
+    /// Not three base64url segments, or a segment is not the JSON it must be.
+    #[error("token is malformed: {0}")]
+    Malformed(&'static str),
+    /// The header's `alg` is not in the issuer's allow-list (this includes `none` and HMAC).
+    #[error("algorithm `{0}` is not allowed")]
+    AlgorithmNotAllowed(String),
+    /// `iss` is missing or not a configured issuer.
+    #[error("issuer is not trusted")]
+    UntrustedIssuer,
+    /// The header names no `kid`.
+    #[error("token header has no kid")]
+    MissingKeyId,
+    /// No key with this `kid`, even after a JWKS re-fetch.
+    #[error("no key with kid `{0}`")]
+    UnknownKeyId(String),
+    /// The key found for the `kid` is of another type than `alg` needs (key confusion).
+    #[error("key `{kid}` cannot verify `{alg}`")]
+    KeyAlgorithmMismatch {
+        /// The key id.
+        kid: String,
+        /// The token's algorithm.
+        alg: String,
+    },
+    /// The signature does not verify.
+    #[error("signature is invalid")]
+    BadSignature,
+    /// `exp` is in the past (beyond the leeway).
+    #[error("token has expired")]
+    Expired,
+    /// `nbf` or `iat` is in the future (beyond the leeway).
+    #[error("token is not yet valid")]
+    NotYetValid,
+    /// `aud` names none of the accepted audiences.
+    #[error("token audience is not accepted")]
+    WrongAudience,
+    /// A required claim is absent or of the wrong type.
+    #[error("claim `{0}` is missing or invalid")]
+    InvalidClaim(&'static str),
+    /// The `act` chain is deeper than `tokens.max_actor_chain`.
+    #[error("actor chain is deeper than {0}")]
+    ActorChainTooDeep(usize),
+    /// The issuer's keys could not be fetched (fail closed).
+    #[error("signing keys of the issuer are unavailable")]
+    KeysUnavailable,
+}
+
+impl VerifyError {
+    /// Stable snake_case reason code.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            VerifyError::TooLarge { .. } => "token_too_large",
+            VerifyError::Malformed(_) => "token_malformed",
+            VerifyError::AlgorithmNotAllowed(_) => "token_algorithm_not_allowed",
+            VerifyError::UntrustedIssuer => "token_untrusted_issuer",
+            VerifyError::MissingKeyId => "token_missing_kid",
+            VerifyError::UnknownKeyId(_) => "token_unknown_kid",
+            VerifyError::KeyAlgorithmMismatch { .. } => "token_key_algorithm_mismatch",
+            VerifyError::BadSignature => "token_bad_signature",
+            VerifyError::Expired => "token_expired",
+            VerifyError::NotYetValid => "token_not_yet_valid",
+            VerifyError::WrongAudience => "token_wrong_audience",
+            VerifyError::InvalidClaim(_) => "token_invalid_claim",
+            VerifyError::ActorChainTooDeep(_) => "token_actor_chain_too_deep",
+            VerifyError::KeysUnavailable => "jwks_unavailable",
+        }
+    }
+}

@@ -1,0 +1,234 @@
+//! One issuer's signing keys: fetched from its JWKS URI (or found by OIDC discovery),
+//! held behind an `ArcSwap` so the request path reads them without a lock, refreshed in
+//! the background, and re-fetched on an unknown `kid` at most once per configured
+//! interval.
+
+use std::collections::HashMap;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+use jsonwebtoken::jwk::{AlgorithmParameters, Jwk, PublicKeyUse};
+use jsonwebtoken::{Algorithm, DecodingKey, jwk::KeyAlgorithm};
+use serde::Deserialize;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{IssuerConfig, JwksSource};
+use crate::http_client;
+
+/// Largest JWKS or discovery document accepted.
+const MAX_DOCUMENT_BYTES: usize = 512 * 1024;
+
+/// A usable verification key.
+pub(super) struct KeyEntry {
+    pub key: DecodingKey,
+    /// The family the key belongs to (RSA, EC, OKP).
+    pub family: jsonwebtoken::AlgorithmFamily,
+    /// The JWK's own `alg`, when it pins one.
+    pub alg: Option<Algorithm>,
+}
+
+#[derive(Default)]
+struct KeySet {
+    keys: HashMap<String, Arc<KeyEntry>>,
+    loaded: bool,
+}
+
+/// Why a JWKS fetch failed (logged; callers see [`super::VerifyError::KeysUnavailable`]).
+#[derive(Debug, thiserror::Error)]
+pub enum JwksError {
+    /// The HTTP request failed.
+    #[error("request to {url} failed: {reason}")]
+    Fetch {
+        /// The URL.
+        url: String,
+        /// What failed.
+        reason: String,
+    },
+    /// The document did not parse or broke a rule.
+    #[error("document from {url} is invalid: {reason}")]
+    Invalid {
+        /// The URL.
+        url: String,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+/// The signing keys of one issuer.
+pub struct JwksStore {
+    issuer: String,
+    source: JwksSource,
+    http: reqwest::Client,
+    keys: ArcSwap<KeySet>,
+    refetch_gate: tokio::sync::Mutex<Option<Instant>>,
+    min_refetch: Duration,
+    refresh_interval: Duration,
+}
+
+impl JwksStore {
+    /// A store for `cfg`; nothing is fetched until [`JwksStore::refresh`] runs.
+    pub fn new(cfg: &IssuerConfig) -> Self {
+        JwksStore {
+            issuer: cfg.issuer.clone(),
+            source: cfg.jwks.clone(),
+            http: http_client::build(cfg.jwks_timeout),
+            keys: ArcSwap::from_pointee(KeySet::default()),
+            refetch_gate: tokio::sync::Mutex::new(None),
+            min_refetch: cfg.jwks_min_refetch_interval,
+            refresh_interval: cfg.jwks_refresh_interval,
+        }
+    }
+
+    /// Whether keys have been loaded at least once.
+    pub fn is_loaded(&self) -> bool {
+        self.keys.load().loaded
+    }
+
+    pub(super) fn lookup(&self, kid: &str) -> Option<Arc<KeyEntry>> {
+        self.keys.load().keys.get(kid).cloned()
+    }
+
+    /// Returns the key for `kid`, re-fetching the JWKS once if it is unknown and the
+    /// last re-fetch is older than the minimum interval. `Err(true)` means the keys are
+    /// unavailable (never loaded), `Err(false)` that the kid is simply unknown.
+    pub(super) async fn key_or_refetch(&self, kid: &str) -> Result<Arc<KeyEntry>, bool> {
+        if let Some(k) = self.lookup(kid) {
+            return Ok(k);
+        }
+        let mut last = self.refetch_gate.lock().await;
+        if let Some(k) = self.lookup(kid) {
+            return Ok(k);
+        }
+        if last.is_some_and(|t| t.elapsed() < self.min_refetch) {
+            return Err(!self.is_loaded());
+        }
+        *last = Some(Instant::now());
+        if let Err(e) = self.refresh().await {
+            tracing::warn!(issuer = %self.issuer, error = %e, "JWKS re-fetch for an unknown kid failed");
+        }
+        drop(last);
+        self.lookup(kid).ok_or_else(|| !self.is_loaded())
+    }
+
+    /// Fetches the JWKS now and swaps it in. On failure the previous keys stay.
+    pub async fn refresh(&self) -> Result<usize, JwksError> {
+        let jwks_uri = match &self.source {
+            JwksSource::Uri(u) => u.to_string(),
+            JwksSource::Discovery(d) => self.discover(d.as_str()).await?,
+        };
+        let body = self.get(&jwks_uri).await?;
+        let set = parse_jwks(&body).map_err(|reason| JwksError::Invalid {
+            url: jwks_uri.clone(),
+            reason,
+        })?;
+        let n = set.keys.len();
+        self.keys.store(Arc::new(set));
+        tracing::debug!(issuer = %self.issuer, keys = n, "JWKS loaded");
+        Ok(n)
+    }
+
+    async fn discover(&self, url: &str) -> Result<String, JwksError> {
+        #[derive(Deserialize)]
+        struct Discovery {
+            issuer: String,
+            jwks_uri: String,
+        }
+        let body = self.get(url).await?;
+        let d: Discovery = serde_json::from_slice(&body).map_err(|e| JwksError::Invalid {
+            url: url.to_string(),
+            reason: e.to_string(),
+        })?;
+        // OpenID Connect Discovery §4.3: the issuer in the document must be identical.
+        if d.issuer != self.issuer {
+            return Err(JwksError::Invalid {
+                url: url.to_string(),
+                reason: format!(
+                    "issuer `{}` differs from the configured `{}`",
+                    d.issuer, self.issuer
+                ),
+            });
+        }
+        Ok(d.jwks_uri)
+    }
+
+    async fn get(&self, url: &str) -> Result<Vec<u8>, JwksError> {
+        let fail = |reason: String| JwksError::Fetch {
+            url: url.to_string(),
+            reason,
+        };
+        let resp = self
+            .http
+            .get(url)
+            .send()
+            .await
+            .map_err(|e| fail(e.to_string()))?;
+        if !resp.status().is_success() {
+            return Err(fail(format!("HTTP {}", resp.status())));
+        }
+        http_client::read_limited(resp, MAX_DOCUMENT_BYTES)
+            .await
+            .map_err(|e| fail(e.to_string()))
+    }
+
+    /// Refreshes every `jwks_refresh_interval` (sooner, at the re-fetch interval, while
+    /// no keys have loaded yet) until `shutdown`.
+    pub async fn run_refresh(self: Arc<Self>, shutdown: CancellationToken) {
+        loop {
+            let wait = match self.refresh().await {
+                Ok(_) => self.refresh_interval,
+                Err(e) => {
+                    tracing::warn!(issuer = %self.issuer, error = %e, "JWKS refresh failed; keeping the previous keys");
+                    self.min_refetch.min(self.refresh_interval)
+                }
+            };
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(wait) => {}
+            }
+        }
+    }
+}
+
+/// Parses a JWKS, keeping the signature keys it can use. Keys without `kid`, encryption
+/// keys and symmetric (`oct`) keys are skipped: an HMAC secret never comes from a JWKS.
+fn parse_jwks(body: &[u8]) -> Result<KeySet, String> {
+    #[derive(Deserialize)]
+    struct Doc {
+        keys: Vec<serde_json::Value>,
+    }
+    let doc: Doc = serde_json::from_slice(body).map_err(|e| format!("not a JWKS: {e}"))?;
+    let mut keys = HashMap::new();
+    for v in doc.keys {
+        let Ok(jwk) = serde_json::from_value::<Jwk>(v) else {
+            tracing::debug!("skipping a JWK of an unsupported type");
+            continue;
+        };
+        let Some(kid) = jwk.common.key_id.clone() else {
+            continue;
+        };
+        if matches!(
+            jwk.common.public_key_use,
+            Some(PublicKeyUse::Encryption | PublicKeyUse::Other(_))
+        ) {
+            continue;
+        }
+        let family = match &jwk.algorithm {
+            AlgorithmParameters::RSA(_) => jsonwebtoken::AlgorithmFamily::Rsa,
+            AlgorithmParameters::EllipticCurve(_) => jsonwebtoken::AlgorithmFamily::Ec,
+            AlgorithmParameters::OctetKeyPair(_) => jsonwebtoken::AlgorithmFamily::Ed,
+            _ => continue,
+        };
+        let alg = jwk
+            .common
+            .key_algorithm
+            .and_then(|a: KeyAlgorithm| Algorithm::from_str(&a.to_string()).ok());
+        let Ok(key) = DecodingKey::from_jwk(&jwk) else {
+            tracing::debug!(kid, "skipping a JWK that does not load");
+            continue;
+        };
+        keys.insert(kid, Arc::new(KeyEntry { key, family, alg }));
+    }
+    Ok(KeySet { keys, loaded: true })
+}

@@ -1,0 +1,94 @@
+use serde_json::json;
+
+use super::claims::VerifiedToken;
+use super::{Actor, VerifyError};
+
+fn model(v: serde_json::Value, max: usize) -> Result<VerifiedToken, VerifyError> {
+    VerifiedToken::from_claims(v.as_object().unwrap(), max, "fp".into())
+}
+
+#[test]
+fn nested_act_becomes_a_chain_newest_first() {
+    let t = model(
+        json!({
+            "iss": "i", "exp": 10, "sub": "alice", "aud": "a", "groups": ["/engineering", "finance"],
+            "act": {"sub": "sa-2", "client_id": "spiffe://d/agent/ops",
+                    "act": {"client_id": "spiffe://d/agent/general"}}
+        }),
+        10,
+    )
+    .unwrap();
+    assert_eq!(
+        t.actors,
+        vec![
+            Actor {
+                sub: Some("sa-2".into()),
+                client_id: Some("spiffe://d/agent/ops".into())
+            },
+            Actor {
+                sub: None,
+                client_id: Some("spiffe://d/agent/general".into())
+            },
+        ]
+    );
+    assert_eq!(t.audiences, vec!["a".to_string()]);
+    assert_eq!(
+        t.groups,
+        vec!["engineering".to_string(), "finance".to_string()]
+    );
+}
+
+#[test]
+fn a_chain_deeper_than_the_limit_is_refused_not_truncated() {
+    let mut act = json!({"client_id": "last"});
+    for i in 0..10 {
+        act = json!({"client_id": format!("a{i}"), "act": act});
+    }
+    let claims = json!({"iss": "i", "exp": 10, "act": act});
+    assert_eq!(
+        model(claims.clone(), 10).unwrap_err(),
+        VerifyError::ActorChainTooDeep(10)
+    );
+    assert_eq!(model(claims, 11).unwrap().actors.len(), 11);
+}
+
+#[test]
+fn malformed_claims_are_refused() {
+    assert_eq!(
+        model(json!({"iss": "i", "exp": 10, "act": "agent"}), 10).unwrap_err(),
+        VerifyError::InvalidClaim("act")
+    );
+    assert_eq!(
+        model(json!({"iss": "i", "exp": 10, "act": {}}), 10).unwrap_err(),
+        VerifyError::InvalidClaim("act")
+    );
+    assert_eq!(
+        model(json!({"iss": "i", "exp": 10, "aud": 5}), 10).unwrap_err(),
+        VerifyError::InvalidClaim("aud")
+    );
+    assert_eq!(
+        model(json!({"iss": "i", "exp": "soon"}), 10).unwrap_err(),
+        VerifyError::InvalidClaim("exp")
+    );
+    assert_eq!(
+        model(json!({"iss": "i", "exp": 10, "sub": 1}), 10).unwrap_err(),
+        VerifyError::InvalidClaim("sub")
+    );
+}
+
+#[test]
+fn segments_are_checked_before_anything_else() {
+    use super::segments::peek;
+    assert!(matches!(peek("a.b").err(), Some(VerifyError::Malformed(_))));
+    assert!(matches!(
+        peek("a.b.c.d").err(),
+        Some(VerifyError::Malformed(_))
+    ));
+    assert!(matches!(
+        peek("!!.e30.x").err(),
+        Some(VerifyError::Malformed(_))
+    ));
+    let p = peek("eyJhbGciOiJub25lIn0.eyJpc3MiOiJ4In0.").unwrap();
+    assert_eq!(p.header.alg, "none");
+    assert_eq!(p.iss.as_deref(), Some("x"));
+}

@@ -1,0 +1,93 @@
+//! The protocol-free decision core: [`RequestFacts`] in, [`Decision`] out.
+//!
+//! It knows tokens, routes and exchanges, and nothing of Envoy: the same core could
+//! serve ext_authz or a plain proxy. Every refusal is a typed [`Refusal`], mapped to a
+//! status in exactly one place ([`Refusal::denial`]).
+
+mod bearer;
+mod decision;
+mod inbound;
+mod outbound;
+mod refusal;
+mod request;
+
+pub use decision::{Decision, Denial, Mutations};
+pub use refusal::Refusal;
+pub use request::{Direction, RequestError, RequestFacts};
+
+use std::sync::Arc;
+
+use crate::config::Config;
+use crate::jwt::Verifier;
+
+/// The decision core, shared by every ext_proc stream.
+pub struct Pipeline {
+    verifier: Arc<Verifier>,
+    inbound: inbound::InboundStage,
+    outbound: Option<outbound::OutboundStage>,
+}
+
+impl Pipeline {
+    /// Builds the pipeline from a validated config (no I/O).
+    pub fn new(cfg: &Config) -> Pipeline {
+        Pipeline {
+            verifier: Arc::new(Verifier::new(cfg)),
+            inbound: inbound::InboundStage::new(&cfg.inbound),
+            outbound: cfg.outbound.as_ref().map(outbound::OutboundStage::new),
+        }
+    }
+
+    /// The token verifier (its JWKS stores need a refresh task; readiness reads it).
+    pub fn verifier(&self) -> &Arc<Verifier> {
+        &self.verifier
+    }
+
+    /// Decides one request, and logs the decision once.
+    pub async fn decide(&self, req: &RequestFacts) -> Decision {
+        let outcome = match req.direction {
+            Direction::Inbound => self.inbound.decide(&self.verifier, req).await,
+            Direction::Outbound => match &self.outbound {
+                Some(stage) => stage.decide(&self.verifier, req).await,
+                None => Err(Refusal::OutboundDisabled),
+            },
+        };
+        match outcome {
+            Ok(allowed) => {
+                tracing::debug!(
+                    direction = req.direction.as_str(),
+                    authority = %req.authority,
+                    path = %req.path,
+                    route = allowed.route,
+                    subject = allowed.subject.as_deref().unwrap_or("-"),
+                    token = allowed.fingerprint.as_deref().unwrap_or("-"),
+                    "allowed"
+                );
+                Decision::Continue(allowed.mutations)
+            }
+            Err(refusal) => Decision::Deny(self.refuse(req, &refusal)),
+        }
+    }
+
+    fn refuse(&self, req: &RequestFacts, refusal: &Refusal) -> Denial {
+        let retry_after = self.outbound.as_ref().map(|o| o.retry_after_secs());
+        let denial = refusal.denial(retry_after);
+        tracing::info!(
+            direction = req.direction.as_str(),
+            authority = %req.authority,
+            path = %req.path,
+            status = denial.status,
+            reason = denial.reason,
+            detail = %refusal,
+            "refused"
+        );
+        denial
+    }
+}
+
+/// What a stage returns when it lets a request through.
+pub(crate) struct Allowed {
+    mutations: Mutations,
+    route: &'static str,
+    subject: Option<String>,
+    fingerprint: Option<String>,
+}

@@ -1,0 +1,50 @@
+//! What the core answers: continue (with header mutations) or deny (with a status).
+
+use http::{HeaderName, HeaderValue};
+
+/// The answer for one request.
+#[derive(Debug, Clone)]
+pub enum Decision {
+    /// Let the request through after applying the mutations.
+    Continue(Mutations),
+    /// Answer the client directly; the request goes no further.
+    Deny(Denial),
+}
+
+/// Header changes. Removals are applied before sets. Names and values are `http` types,
+/// so a CR, LF or NUL can never reach a mutation.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Mutations {
+    /// Headers set (replacing any existing value).
+    pub set: Vec<(HeaderName, HeaderValue)>,
+    /// Headers removed.
+    pub remove: Vec<HeaderName>,
+}
+
+/// A refusal, ready to be rendered by the protocol layer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Denial {
+    /// HTTP status.
+    pub status: u16,
+    /// Stable reason code (logs, metrics, Envoy `details`).
+    pub reason: &'static str,
+    /// OAuth-style error code for the JSON body (`invalid_token`, `access_denied`, …).
+    pub error: &'static str,
+    /// Short description for the caller: no secrets, no internals.
+    pub description: &'static str,
+    /// `Retry-After` seconds (503).
+    pub retry_after: Option<u64>,
+    /// `WWW-Authenticate` value (401).
+    pub www_authenticate: Option<String>,
+}
+
+impl Denial {
+    /// The JSON body: `{"error":"…","error_description":"…"}`.
+    pub fn body(&self) -> Vec<u8> {
+        serde_json::to_vec(&serde_json::json!({
+            "error": self.error,
+            "error_description": self.description,
+        }))
+        .unwrap_or_default()
+    }
+}

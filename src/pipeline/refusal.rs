@@ -1,0 +1,175 @@
+//! Every reason a request is refused, and the one place each becomes a status.
+
+use super::{Denial, RequestError};
+use crate::exchange::ExchangeError;
+use crate::jwt::VerifyError;
+
+/// Why the core refused a request.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    /// The request could not be described (protocol or configuration problem).
+    #[error("{0}")]
+    Request(#[from] RequestError),
+    /// No `authorization` header.
+    #[error("no bearer token")]
+    MissingToken,
+    /// `authorization` is not one well-formed `Bearer` credential.
+    #[error("authorization header is not a single bearer token")]
+    MalformedAuthorization,
+    /// The token failed verification.
+    #[error("token refused: {0}")]
+    Token(#[from] VerifyError),
+    /// A verified claim cannot be put into a header (control characters).
+    #[error("claim `{0}` cannot be forwarded in a header")]
+    UnforwardableClaim(&'static str),
+    /// Outbound requests are not configured.
+    #[error("outbound is not configured")]
+    OutboundDisabled,
+    /// A route with action `deny` matched (or the default action is `deny`).
+    #[error("route `{0}` denies this destination")]
+    RouteDenied(String),
+    /// The token exchange failed.
+    #[error("token exchange failed: {0}")]
+    Exchange(#[from] ExchangeError),
+    /// The token service issued a token that cannot be put into a header.
+    #[error("issued token is not a valid header value")]
+    UnforwardableToken,
+}
+
+const REALM: &str = "actbridge";
+
+impl Refusal {
+    /// Maps the refusal to what the caller gets. Exhaustive on purpose: a new reason
+    /// must be given a status here. `retry_after` is the configured `Retry-After` (s).
+    pub fn denial(&self, retry_after: Option<u64>) -> Denial {
+        match self {
+            Refusal::Request(RequestError::UnknownDirection) => {
+                server_error("direction_unknown", "the sidecar is misconfigured")
+            }
+            Refusal::Request(RequestError::MissingPseudoHeader(_)) => Denial {
+                status: 400,
+                reason: "request_malformed",
+                error: "invalid_request",
+                description: "the request is malformed",
+                retry_after: None,
+                www_authenticate: None,
+            },
+            Refusal::MissingToken => Denial {
+                status: 401,
+                reason: "token_missing",
+                error: "invalid_token",
+                description: "a bearer token is required",
+                retry_after: None,
+                // RFC 6750 §3.1: no error code when the request carried no credentials.
+                www_authenticate: Some(format!("Bearer realm=\"{REALM}\"")),
+            },
+            Refusal::MalformedAuthorization => unauthorized(
+                "authorization_malformed",
+                "the authorization header is malformed",
+            ),
+            Refusal::Token(VerifyError::KeysUnavailable) => Denial {
+                status: 503,
+                reason: "jwks_unavailable",
+                error: "temporarily_unavailable",
+                description: "token verification is temporarily unavailable",
+                retry_after,
+                www_authenticate: None,
+            },
+            Refusal::Token(e) => unauthorized(e.reason(), token_description(e)),
+            Refusal::UnforwardableClaim(_) => unauthorized(
+                "claim_unforwardable",
+                "the token's claims cannot be forwarded",
+            ),
+            Refusal::OutboundDisabled => {
+                forbidden("outbound_disabled", "outbound requests are not allowed")
+            }
+            Refusal::RouteDenied(_) => forbidden("route_denied", "this destination is not allowed"),
+            Refusal::Exchange(ExchangeError::Unavailable(_)) => Denial {
+                status: 503,
+                reason: "sts_unavailable",
+                error: "temporarily_unavailable",
+                description: "the token service is unavailable",
+                retry_after,
+                www_authenticate: None,
+            },
+            Refusal::Exchange(ExchangeError::Refused { .. }) => forbidden(
+                "exchange_refused",
+                "the token service refused the delegation",
+            ),
+            Refusal::Exchange(ExchangeError::InvalidResponse(_)) => Denial {
+                status: 502,
+                reason: "sts_invalid_response",
+                error: "server_error",
+                description: "the token service answered unexpectedly",
+                retry_after: None,
+                www_authenticate: None,
+            },
+            Refusal::Exchange(ExchangeError::ClientAuth(_)) => {
+                server_error("client_auth_failed", "the sidecar could not authenticate")
+            }
+            Refusal::UnforwardableToken => Denial {
+                status: 502,
+                reason: "issued_token_unforwardable",
+                error: "server_error",
+                description: "the token service answered unexpectedly",
+                retry_after: None,
+                www_authenticate: None,
+            },
+        }
+    }
+}
+
+fn unauthorized(reason: &'static str, description: &'static str) -> Denial {
+    Denial {
+        status: 401,
+        reason,
+        error: "invalid_token",
+        description,
+        retry_after: None,
+        www_authenticate: Some(format!(
+            "Bearer realm=\"{REALM}\", error=\"invalid_token\", error_description=\"{description}\""
+        )),
+    }
+}
+
+fn forbidden(reason: &'static str, description: &'static str) -> Denial {
+    Denial {
+        status: 403,
+        reason,
+        error: "access_denied",
+        description,
+        retry_after: None,
+        www_authenticate: None,
+    }
+}
+
+fn server_error(reason: &'static str, description: &'static str) -> Denial {
+    Denial {
+        status: 500,
+        reason,
+        error: "server_error",
+        description,
+        retry_after: None,
+        www_authenticate: None,
+    }
+}
+
+/// What the caller is told about a bad token: enough to fix a client, nothing about keys.
+fn token_description(e: &VerifyError) -> &'static str {
+    match e {
+        VerifyError::TooLarge { .. } => "the token is too large",
+        VerifyError::Malformed(_) => "the token is malformed",
+        VerifyError::AlgorithmNotAllowed(_) => "the token's algorithm is not accepted",
+        VerifyError::UntrustedIssuer => "the token's issuer is not trusted",
+        VerifyError::MissingKeyId
+        | VerifyError::UnknownKeyId(_)
+        | VerifyError::KeyAlgorithmMismatch { .. } => "the token's signing key is not recognised",
+        VerifyError::BadSignature => "the token's signature is invalid",
+        VerifyError::Expired => "the token has expired",
+        VerifyError::NotYetValid => "the token is not yet valid",
+        VerifyError::WrongAudience => "the token is not meant for this service",
+        VerifyError::InvalidClaim(_) => "the token's claims are invalid",
+        VerifyError::ActorChainTooDeep(_) => "the token's delegation chain is too deep",
+        VerifyError::KeysUnavailable => "token verification is temporarily unavailable",
+    }
+}

@@ -1,0 +1,127 @@
+//! The facts of one request, as the decision core sees them.
+
+use std::fmt;
+
+/// Which side of the pod a request crosses. Set per ext_proc filter in the Envoy
+/// config (gRPC initial metadata), never taken from the client's request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// Into the pod, to the app.
+    Inbound,
+    /// From the agent to a destination.
+    Outbound,
+}
+
+impl Direction {
+    /// `inbound` / `outbound`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::Inbound => "inbound",
+            Direction::Outbound => "outbound",
+        }
+    }
+
+    /// Parses the direction value; anything else is refused.
+    pub fn parse(v: &str) -> Option<Direction> {
+        match v {
+            "inbound" => Some(Direction::Inbound),
+            "outbound" => Some(Direction::Outbound),
+            _ => None,
+        }
+    }
+}
+
+/// Why a request could not even be described.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RequestError {
+    /// The filter instance did not say which direction it serves.
+    #[error("direction is missing or unknown")]
+    UnknownDirection,
+    /// A required pseudo-header is missing or not UTF-8.
+    #[error("request has no valid `{0}`")]
+    MissingPseudoHeader(&'static str),
+}
+
+/// One request: direction, destination, method, path and headers.
+#[derive(Clone)]
+pub struct RequestFacts {
+    /// Direction.
+    pub direction: Direction,
+    /// `:authority`, lower case.
+    pub authority: String,
+    /// `:method`.
+    pub method: String,
+    /// `:path` including the query string.
+    pub path: String,
+    /// Regular headers (lower-case names, raw values); pseudo-headers excluded.
+    headers: Vec<(String, Vec<u8>)>,
+}
+
+impl fmt::Debug for RequestFacts {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Header values may hold credentials: only their names are printed.
+        f.debug_struct("RequestFacts")
+            .field("direction", &self.direction)
+            .field("authority", &self.authority)
+            .field("method", &self.method)
+            .field("path", &self.path)
+            .field(
+                "headers",
+                &self
+                    .headers
+                    .iter()
+                    .map(|(k, _)| k.as_str())
+                    .collect::<Vec<_>>(),
+            )
+            .finish()
+    }
+}
+
+impl RequestFacts {
+    /// Builds the facts from a direction value and a header list (names lower case, as
+    /// HTTP/2 and Envoy deliver them).
+    pub fn new(
+        direction: Option<&str>,
+        headers: Vec<(String, Vec<u8>)>,
+    ) -> Result<RequestFacts, RequestError> {
+        let direction = direction
+            .and_then(Direction::parse)
+            .ok_or(RequestError::UnknownDirection)?;
+        let mut authority = None;
+        let mut method = None;
+        let mut path = None;
+        let mut regular = Vec::with_capacity(headers.len());
+        for (name, value) in headers {
+            match name.as_str() {
+                ":authority" => authority = String::from_utf8(value).ok(),
+                ":method" => method = String::from_utf8(value).ok(),
+                ":path" => path = String::from_utf8(value).ok(),
+                n if n.starts_with(':') => {}
+                _ => regular.push((name, value)),
+            }
+        }
+        Ok(RequestFacts {
+            direction,
+            authority: authority
+                .filter(|a| !a.is_empty())
+                .ok_or(RequestError::MissingPseudoHeader(":authority"))?
+                .to_ascii_lowercase(),
+            method: method.ok_or(RequestError::MissingPseudoHeader(":method"))?,
+            path: path.ok_or(RequestError::MissingPseudoHeader(":path"))?,
+            headers: regular,
+        })
+    }
+
+    /// All values of header `name` (lower case).
+    pub fn header_values<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a [u8]> + 'a {
+        self.headers
+            .iter()
+            .filter(move |(k, _)| k == name)
+            .map(|(_, v)| v.as_slice())
+    }
+
+    /// The path without its query string.
+    pub fn path_only(&self) -> &str {
+        self.path.split(['?', '#']).next().unwrap_or("")
+    }
+}

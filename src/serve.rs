@@ -1,0 +1,109 @@
+//! Running the sidecar: the ext_proc server (TCP or Unix socket), the admin listener
+//! and the JWKS refresh tasks, all stopped by one shutdown token and drained with a
+//! deadline.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_stream::wrappers::{TcpListenerStream, UnixListenerStream};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::{Config, ListenAddr};
+use crate::extproc::ExtProcService;
+use crate::pipeline::Pipeline;
+
+/// How long in-flight work may take to finish after shutdown is signalled.
+pub const DRAIN_DEADLINE: Duration = Duration::from_secs(10);
+
+/// Why the sidecar could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// A listener could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The gRPC server failed.
+    #[error("ext_proc server failed: {0}")]
+    Grpc(#[from] tonic::transport::Error),
+}
+
+/// Runs until `shutdown` is cancelled, then drains (bounded by [`DRAIN_DEADLINE`]).
+pub async fn run(cfg: Config, shutdown: CancellationToken) -> Result<(), ServeError> {
+    let pipeline = Arc::new(Pipeline::new(&cfg));
+    let tracker = TaskTracker::new();
+    for store in pipeline.verifier().jwks_stores() {
+        tracker.spawn(store.clone().run_refresh(shutdown.clone()));
+    }
+    if let Some(addr) = cfg.admin_listen {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|e| ServeError::Bind {
+                addr: addr.to_string(),
+                source: e,
+            })?;
+        tracing::info!(%addr, "admin listener ready");
+        let verifier = pipeline.verifier().clone();
+        let sd = shutdown.clone();
+        tracker.spawn(async move {
+            if let Err(e) = crate::admin::serve(listener, verifier, sd).await {
+                tracing::error!(error = %e, "admin listener failed");
+            }
+        });
+    }
+    let service = ExtProcService::new(pipeline).into_server();
+    let router = tonic::transport::Server::builder()
+        .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        .add_service(service);
+    let stop = {
+        let sd = shutdown.clone();
+        async move { sd.cancelled().await }
+    };
+    let result = match &cfg.ext_proc_listen {
+        ListenAddr::Tcp(addr) => {
+            let listener =
+                tokio::net::TcpListener::bind(addr)
+                    .await
+                    .map_err(|e| ServeError::Bind {
+                        addr: cfg.ext_proc_listen.to_string(),
+                        source: e,
+                    })?;
+            tracing::info!(listen = %cfg.ext_proc_listen, "ext_proc server ready");
+            router
+                .serve_with_incoming_shutdown(TcpListenerStream::new(listener), stop)
+                .await
+        }
+        ListenAddr::Unix(path) => {
+            // A socket file left by a previous run would make bind fail.
+            if std::fs::symlink_metadata(path).is_ok_and(|m| {
+                use std::os::unix::fs::FileTypeExt;
+                m.file_type().is_socket()
+            }) {
+                let _ = std::fs::remove_file(path);
+            }
+            let listener = tokio::net::UnixListener::bind(path).map_err(|e| ServeError::Bind {
+                addr: cfg.ext_proc_listen.to_string(),
+                source: e,
+            })?;
+            tracing::info!(listen = %cfg.ext_proc_listen, "ext_proc server ready");
+            let r = router
+                .serve_with_incoming_shutdown(UnixListenerStream::new(listener), stop)
+                .await;
+            let _ = std::fs::remove_file(path);
+            r
+        }
+    };
+    shutdown.cancel();
+    tracker.close();
+    if tokio::time::timeout(DRAIN_DEADLINE, tracker.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!("drain deadline passed; exiting with tasks still running");
+    }
+    result.map_err(ServeError::from)
+}

@@ -1,0 +1,52 @@
+//! The `password` grant (RFC 6749 §4.3; Keycloak "direct access grants").
+
+use super::{requested_scopes, sign};
+use crate::sts::claims::{Envelope, TokenResponse, add_user_profile, now};
+use crate::sts::client_auth::secrets_equal;
+use crate::sts::form::Form;
+use crate::sts::realm::Client;
+use crate::sts::refusal::Refusal;
+use crate::sts::service::TokenService;
+
+/// Logs a user in through `client`; the token's `aud` is the client's `audiences`.
+pub(super) fn grant(
+    svc: &TokenService,
+    client: &Client,
+    form: &Form,
+) -> Result<TokenResponse, Refusal> {
+    if !client.direct_access_grants {
+        return Err(Refusal::DirectGrantsDisabled);
+    }
+    let scope = requested_scopes(client, form)?;
+    let username = form.get("username").unwrap_or_default();
+    let password = form.get("password").unwrap_or_default();
+    // Compare against a fixed dummy when the user is unknown, so that the answer takes as
+    // long for a wrong username as for a wrong password.
+    let user = svc.realm().user(username);
+    let expected = user.map_or("\u{0}unknown-user", |u| u.password.as_str());
+    let password_ok = secrets_equal(password, expected);
+    let user = match user {
+        Some(u) if password_ok && !password.is_empty() => u,
+        _ => {
+            tracing::info!(client_id = %client.client_id, "password grant refused: invalid user credentials");
+            return Err(Refusal::InvalidUserCredentials);
+        }
+    };
+
+    let iat = now();
+    let exp = iat + svc.realm().access_token_lifespan.as_secs();
+    let issuer = svc.issuer();
+    let envelope = Envelope {
+        issuer: &issuer,
+        azp: &client.client_id,
+        audiences: &client.audiences,
+        iat,
+        exp,
+        scope: &scope,
+    };
+    let mut claims = envelope.claims(&user.id.to_string());
+    add_user_profile(&mut claims, user);
+    let token = sign(svc, claims)?;
+    tracing::info!(client_id = %client.client_id, user = %user.username, "password grant issued");
+    Ok(TokenResponse::new(token, iat, exp, &scope))
+}

@@ -1,0 +1,258 @@
+//! RFC 8693 token exchange with Keycloak's standard token exchange (V2, 26.2+) rules and
+//! the delegation (`actor_token`) extension, checks in Keycloak's order:
+//!
+//! 1. `supports`: standard exchange enabled for the client; `subject_token` and
+//!    `subject_token_type` = access token present; no `requested_subject`,
+//!    `requested_issuer`, `subject_issuer`.
+//! 2. the subject token verifies (signature, issuer, expiry).
+//! 3. with an `actor_token`: its type is access token, it verifies, it was issued to the
+//!    requesting client, its subject is not the subject's, and the resulting `act` chain is at
+//!    most [`MAX_ACT_DEPTH`] deep. Without one, a subject token that already carries `act`
+//!    is refused (the chain must not be dropped or misattributed).
+//! 4. `requested_token_type` absent or access token.
+//! 5. each `audience` is a client of the realm; the client is confidential and is the
+//!    subject token's holder (`azp`) or within its `aud`.
+//! 6. `scope` only narrows: each requested scope is in the subject token and allowed to the
+//!    client.
+//! 7. each `audience` is one the client may request (`exchange_audiences`).
+//!
+//! The new token keeps the subject's `sub`, `preferred_username`, `email`, `name`, `groups`;
+//! gets `aud` = the requested audiences (the client's `audiences` when none), `azp` = the
+//! client, a new `jti`, `exp` never beyond the subject token's, and `act` = `{sub, client_id,
+//! act: <subject's act>}` — newest actor outermost.
+
+use serde_json::{Map, Value, json};
+
+use super::{ACCESS_TOKEN_TYPE, sign};
+use crate::sts::claims::{Envelope, TokenResponse, act_depth, aud_contains, now, scope_list};
+use crate::sts::form::Form;
+use crate::sts::realm::Client;
+use crate::sts::refusal::{MAX_ACT_DEPTH, Refusal};
+use crate::sts::service::TokenService;
+use crate::sts::verify::verify_own;
+
+/// Parameters of other token-exchange flavours, refused as by `StandardTokenExchangeProvider`.
+const UNSUPPORTED_PARAMETERS: &[(&str, &str)] = &[
+    (
+        "requested_subject",
+        "Parameter 'requested_subject' is not supported for standard token exchange",
+    ),
+    (
+        "requested_issuer",
+        "Parameter 'requested_issuer' is not supported for standard token exchange",
+    ),
+    (
+        "subject_issuer",
+        "Parameter 'subject_issuer' is not supported for standard token exchange",
+    ),
+];
+
+/// Profile claims carried over from the subject token.
+const KEPT_CLAIMS: &[&str] = &["preferred_username", "email", "name", "groups"];
+
+pub(super) fn grant(
+    svc: &TokenService,
+    client: &Client,
+    form: &Form,
+) -> Result<TokenResponse, Refusal> {
+    let issuer = svc.issuer();
+    let subject = subject_token(svc, &issuer, client, form)?;
+    let subject_sub = subject
+        .get("sub")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    let act = actor(svc, &issuer, client, form, &subject, &subject_sub)?;
+
+    if form
+        .get("requested_token_type")
+        .is_some_and(|t| t != ACCESS_TOKEN_TYPE)
+    {
+        return Err(Refusal::RequestedTokenTypeUnsupported);
+    }
+    let mut requested: Vec<String> = Vec::new();
+    for a in form.all("audience") {
+        if svc.realm().client(a).is_none() {
+            return Err(Refusal::AudienceNotFound);
+        }
+        if !requested.iter().any(|r| r == a) {
+            requested.push(a.to_string());
+        }
+    }
+    if client.is_public() {
+        return Err(Refusal::PublicClientExchange);
+    }
+    let holder = subject.get("azp").and_then(Value::as_str);
+    if holder != Some(client.client_id.as_str()) && !aud_contains(&subject, &client.client_id) {
+        tracing::info!(client_id = %client.client_id, "token exchange refused: client not within the token audience");
+        return Err(Refusal::NotWithinAudience);
+    }
+    let scope = narrowed_scope(client, form, &subject)?;
+    let missing: Vec<&str> = requested
+        .iter()
+        .filter(|a| !client.exchange_audiences.contains(a))
+        .map(String::as_str)
+        .collect();
+    if !missing.is_empty() {
+        return Err(Refusal::AudienceNotAvailable(missing.join(", ")));
+    }
+
+    let audiences = if requested.is_empty() {
+        client.audiences.clone()
+    } else {
+        requested
+    };
+    let iat = now();
+    let subject_exp = subject.get("exp").and_then(Value::as_u64).unwrap_or(iat);
+    let exp = (iat + svc.realm().access_token_lifespan.as_secs()).min(subject_exp);
+    let envelope = Envelope {
+        issuer: &issuer,
+        azp: &client.client_id,
+        audiences: &audiences,
+        iat,
+        exp,
+        scope: &scope,
+    };
+    let mut claims = envelope.claims(&subject_sub);
+    for name in KEPT_CLAIMS {
+        if let Some(v) = subject.get(*name) {
+            claims.insert((*name).to_string(), v.clone());
+        }
+    }
+    let chain_depth = act.as_ref().map_or(0, |a| act_depth(Some(a)).unwrap_or(0));
+    if let Some(act) = act {
+        claims.insert("act".into(), act);
+    }
+    let token = sign(svc, claims)?;
+    tracing::info!(
+        client_id = %client.client_id,
+        audience = %audiences.join(" "),
+        chain_depth,
+        "token exchange issued"
+    );
+    let mut response = TokenResponse::new(token, iat, exp, &scope);
+    response.issued_token_type = Some(ACCESS_TOKEN_TYPE);
+    Ok(response)
+}
+
+/// Step 1 and 2: the request is a standard exchange and the subject token verifies.
+fn subject_token(
+    svc: &TokenService,
+    issuer: &str,
+    client: &Client,
+    form: &Form,
+) -> Result<Map<String, Value>, Refusal> {
+    for (param, reason) in UNSUPPORTED_PARAMETERS {
+        if form.get(param).is_some() {
+            return Err(Refusal::ExchangeUnsupported(reason));
+        }
+    }
+    if !client.standard_token_exchange {
+        return Err(Refusal::ExchangeUnsupported(
+            "Standard token exchange is not enabled for the requested client",
+        ));
+    }
+    let token = form
+        .get("subject_token")
+        .ok_or(Refusal::ExchangeUnsupported(
+            "Parameter 'subject_token' required for standard token exchange",
+        ))?;
+    let token_type = form
+        .get("subject_token_type")
+        .ok_or(Refusal::ExchangeUnsupported(
+            "Parameter 'subject_token_type' required for standard token exchange",
+        ))?;
+    if token_type != ACCESS_TOKEN_TYPE {
+        return Err(Refusal::ExchangeUnsupported(
+            "Parameter 'subject_token' supports access tokens only",
+        ));
+    }
+    let subject =
+        verify_own(svc.signing_key(), issuer, token).ok_or(Refusal::InvalidSubjectToken)?;
+    act_depth(subject.get("act")).ok_or(Refusal::InvalidSubjectToken)?;
+    Ok(subject)
+}
+
+/// Step 3: the new `act` claim, if an actor token was sent.
+fn actor(
+    svc: &TokenService,
+    issuer: &str,
+    client: &Client,
+    form: &Form,
+    subject: &Map<String, Value>,
+    subject_sub: &str,
+) -> Result<Option<Value>, Refusal> {
+    let prior = subject.get("act");
+    let prior_depth = token_act_depth(subject);
+    let Some(actor_token) = form.get("actor_token") else {
+        return if prior_depth > 0 {
+            Err(Refusal::DelegatedWithoutActor)
+        } else {
+            Ok(None)
+        };
+    };
+    if form.get("actor_token_type") != Some(ACCESS_TOKEN_TYPE) {
+        return Err(Refusal::InvalidActorTokenType);
+    }
+    let actor =
+        verify_own(svc.signing_key(), issuer, actor_token).ok_or(Refusal::InvalidActorToken)?;
+    let actor_client = actor
+        .get("azp")
+        .or_else(|| actor.get("client_id"))
+        .and_then(Value::as_str);
+    if actor_client != Some(client.client_id.as_str()) {
+        tracing::info!(client_id = %client.client_id, "token exchange refused: actor token of another client");
+        return Err(Refusal::ActorNotOfClient);
+    }
+    let actor_sub = actor.get("sub").and_then(Value::as_str).unwrap_or_default();
+    if actor_sub == subject_sub {
+        return Err(Refusal::ActorIsSubject);
+    }
+    let depth = prior_depth + 1;
+    if depth > MAX_ACT_DEPTH {
+        tracing::info!(client_id = %client.client_id, depth, "token exchange refused: delegation chain too deep");
+        return Err(Refusal::ChainTooDeep(depth));
+    }
+    let mut act = json!({ "sub": actor_sub, "client_id": client.client_id });
+    if let Some(prior) = prior {
+        act["act"] = prior.clone();
+    }
+    Ok(Some(act))
+}
+
+/// Step 6: requested scopes must be in the subject token and allowed to the client; when
+/// none are requested, the subject's scopes the client may hold.
+fn narrowed_scope(
+    client: &Client,
+    form: &Form,
+    subject: &Map<String, Value>,
+) -> Result<Vec<String>, Refusal> {
+    let held = scope_list(
+        subject
+            .get("scope")
+            .and_then(Value::as_str)
+            .unwrap_or_default(),
+    );
+    match form.get("scope") {
+        Some(scope) => {
+            let requested = scope_list(scope);
+            if requested
+                .iter()
+                .any(|s| !held.contains(s) || !client.scopes.contains(s))
+            {
+                tracing::info!(client_id = %client.client_id, "token exchange refused: scope widening");
+                return Err(Refusal::InvalidScopes(scope.to_string()));
+            }
+            Ok(requested)
+        }
+        None => Ok(held
+            .into_iter()
+            .filter(|s| client.scopes.contains(s))
+            .collect()),
+    }
+}
+
+/// Depth of the subject's `act` chain (already checked well-formed).
+fn token_act_depth(claims: &Map<String, Value>) -> usize {
+    act_depth(claims.get("act")).unwrap_or(0)
+}

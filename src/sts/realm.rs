@@ -1,0 +1,220 @@
+//! The realm file: users and clients of the embedded token service, in YAML.
+//!
+//! The raw serde types (`RawRealm`, `RawUser`, `RawClient`, all `deny_unknown_fields`) are
+//! kept apart from the validated [`Realm`]; `validate` turns one into the other and every
+//! refusal names the field, e.g. `clients[2].exchange_audiences[0]`.
+//!
+//! ```text
+//! realm: actbridge
+//! access_token_lifespan: 300s
+//! users:
+//!   - { username: alice, id: 5f0c6c8e-…, name: Alice Smith, email: alice@example.com,
+//!       password: alice123, groups: [engineering, finance] }
+//! clients:
+//!   - client_id: spiffe://demo.example.com/agent/reviewer-ops
+//!     name: reviewer-ops
+//!     secret: reviewer-ops-secret
+//!     service_account: true
+//!     direct_access_grants: true
+//!     standard_token_exchange: true
+//!     audiences: [spiffe://demo.example.com/agent/reviewer-ops]
+//!     exchange_audiences: [spiffe://demo.example.com/service/document-service]
+//!     scopes: [openid, profile, email, documents.read]
+//! ```
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::time::Duration;
+
+use serde::Deserialize;
+use uuid::Uuid;
+
+use super::error::StsError;
+use super::keys::ClientKey;
+
+mod validate;
+
+#[cfg(test)]
+pub(crate) use validate::derived_service_account_id;
+
+/// The realm file as written: YAML, unknown keys refused.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRealm {
+    /// Realm name; the issuer is `{public_url}/realms/{realm}`. Letters, digits, `.`, `_`, `-`.
+    realm: String,
+    /// Lifetime of every access token, humantime (`300s`, `5m`). Default 300 s, as Keycloak.
+    #[serde(default = "default_lifespan", with = "humantime_serde")]
+    access_token_lifespan: Duration,
+    /// The people who can log in with the `password` grant.
+    #[serde(default)]
+    users: Vec<RawUser>,
+    /// The OAuth clients (agents, services).
+    #[serde(default)]
+    clients: Vec<RawClient>,
+}
+
+fn default_lifespan() -> Duration {
+    Duration::from_secs(300)
+}
+
+/// One user.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawUser {
+    /// Login name; travels as `preferred_username`. Case-insensitive, stored lower-case (as
+    /// Keycloak does).
+    username: String,
+    /// Stable UUID; travels as `sub`.
+    id: Uuid,
+    /// Display name; travels as `name`.
+    #[serde(default)]
+    name: Option<String>,
+    /// E-mail address; travels as `email`.
+    #[serde(default)]
+    email: Option<String>,
+    /// Demo password for the `password` grant (compared in constant time).
+    password: String,
+    /// Department names; travel as `groups`. A leading `/` (Keycloak full path) is stripped.
+    #[serde(default)]
+    groups: Vec<String>,
+}
+
+/// One client.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawClient {
+    /// The OAuth `client_id` (for agents: their SPIFFE ID).
+    client_id: String,
+    /// Human name; the service account's username is `service-account-<name>`. Defaults to
+    /// `client_id`.
+    #[serde(default)]
+    name: Option<String>,
+    /// A public client has no credentials and may only use the `password` grant.
+    #[serde(default)]
+    public: bool,
+    /// Client secret (`client_secret_post` / `client_secret_basic`). Confidential clients have
+    /// exactly one of `secret` and `public_key_pem`.
+    #[serde(default)]
+    secret: Option<String>,
+    /// PEM public key for `private_key_jwt` (RSA → RS256/PS256, EC P-256 → ES256, Ed25519 →
+    /// EdDSA).
+    #[serde(default)]
+    public_key_pem: Option<String>,
+    /// Enables the `client_credentials` grant (Keycloak "service accounts roles").
+    #[serde(default)]
+    service_account: bool,
+    /// The service account's `sub`. Default: derived from `client_id` (stable UUIDv8).
+    #[serde(default)]
+    service_account_id: Option<Uuid>,
+    /// Enables the `password` grant (Keycloak "direct access grants").
+    #[serde(default)]
+    direct_access_grants: bool,
+    /// Enables standard token exchange V2 (Keycloak 26.2+) for this client as requester.
+    #[serde(default)]
+    standard_token_exchange: bool,
+    /// `aud` values put into tokens issued to this client by `password` and
+    /// `client_credentials` (Keycloak's audience mappers).
+    #[serde(default)]
+    audiences: Vec<String>,
+    /// Client ids this client may name in a token exchange's `audience` parameter.
+    #[serde(default)]
+    exchange_audiences: Vec<String>,
+    /// Scopes this client may hold; also its default scopes when none are requested.
+    #[serde(default)]
+    scopes: Vec<String>,
+}
+
+/// A parsed and validated realm file. Build with [`Realm::from_yaml_file`] or
+/// [`Realm::from_yaml_str`]; hand it to [`super::TokenService::new`].
+pub struct Realm {
+    pub(crate) name: String,
+    pub(crate) access_token_lifespan: Duration,
+    /// Keyed by lower-case username.
+    pub(crate) users: HashMap<String, User>,
+    /// Keyed by `client_id`.
+    pub(crate) clients: HashMap<String, Client>,
+}
+
+/// A validated user.
+pub(crate) struct User {
+    pub(crate) username: String,
+    pub(crate) id: Uuid,
+    pub(crate) name: Option<String>,
+    pub(crate) email: Option<String>,
+    pub(crate) password: String,
+    pub(crate) groups: Vec<String>,
+}
+
+/// How a client proves who it is.
+#[derive(Debug)]
+pub(crate) enum Credential {
+    /// No credential: a public client.
+    Public,
+    /// A shared secret.
+    Secret(String),
+    /// A registered public key (`private_key_jwt`).
+    Key(ClientKey),
+}
+
+/// A validated client.
+pub(crate) struct Client {
+    pub(crate) client_id: String,
+    pub(crate) name: String,
+    pub(crate) credential: Credential,
+    /// `Some(sub)` when the service account is enabled.
+    pub(crate) service_account: Option<Uuid>,
+    pub(crate) direct_access_grants: bool,
+    pub(crate) standard_token_exchange: bool,
+    pub(crate) audiences: Vec<String>,
+    pub(crate) exchange_audiences: Vec<String>,
+    pub(crate) scopes: Vec<String>,
+}
+
+impl Client {
+    /// Whether this is a public client.
+    pub(crate) fn is_public(&self) -> bool {
+        matches!(self.credential, Credential::Public)
+    }
+}
+
+impl Realm {
+    /// Reads and validates a realm file.
+    pub fn from_yaml_file(path: &Path) -> Result<Realm, StsError> {
+        let text = std::fs::read_to_string(path).map_err(|source| StsError::ReadRealm {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::from_yaml_str(&text)
+    }
+
+    /// Parses and validates realm YAML.
+    pub fn from_yaml_str(s: &str) -> Result<Realm, StsError> {
+        let raw: RawRealm = serde_yaml_ng::from_str(s).map_err(StsError::ParseRealm)?;
+        validate::validate(raw)
+    }
+
+    /// The user with this username (case-insensitive).
+    pub(crate) fn user(&self, username: &str) -> Option<&User> {
+        self.users.get(&username.to_lowercase())
+    }
+
+    /// The client with this `client_id`.
+    pub(crate) fn client(&self, client_id: &str) -> Option<&Client> {
+        self.clients.get(client_id)
+    }
+}
+
+impl std::fmt::Debug for Realm {
+    /// Names and counts only: never passwords or secrets.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut clients: Vec<&str> = self.clients.keys().map(String::as_str).collect();
+        clients.sort_unstable();
+        f.debug_struct("Realm")
+            .field("name", &self.name)
+            .field("access_token_lifespan", &self.access_token_lifespan)
+            .field("users", &self.users.len())
+            .field("clients", &clients)
+            .finish()
+    }
+}

@@ -1,0 +1,5 @@
+mod config_cli;
+mod envoy_config;
+mod extproc_transport;
+mod inbound;
+mod outbound;

