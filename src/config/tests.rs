@@ -59,7 +59,7 @@ fn a_minimal_config_gets_safe_defaults() {
 #[test]
 fn unknown_keys_and_wrong_types_name_the_key() {
     let e = err(&format!("{MINIMAL}inbound: {{bypas_paths: []}}\n"));
-    assert_eq!(e.key(), Some("inbound"), "{e}");
+    assert_eq!(e.key(), Some("inbound.bypas_paths"), "{e}");
     assert!(e.to_string().contains("bypas_paths"), "{e}");
     let e = err("listen: {ext_proc: 5}\nissuers: []\n");
     assert!(
