@@ -300,10 +300,10 @@ fn claims(token: &str) -> DemoResult<Value> {
 
 async fn wait_ok(http: &reqwest::Client, url: &str, what: &str) -> DemoResult<()> {
     for _ in 0..200 {
-        if let Ok(r) = http.get(url).send().await {
-            if r.status().is_success() {
-                return Ok(());
-            }
+        if let Ok(r) = http.get(url).send().await
+            && r.status().is_success()
+        {
+            return Ok(());
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }

@@ -88,7 +88,15 @@ pub(crate) async fn authenticate<'s>(
         .get("client_assertion")
         .ok_or_else(|| refuse("client_assertion parameter missing"))?;
     let malformed = || refuse("Client authentication with signed JWT failed: malformed JWT");
-    let header = jsonwebtoken::decode_header(assertion).map_err(|_| malformed())?;
+    let header = jsonwebtoken::decode_header(assertion).map_err(|_| {
+        // A readable header whose `alg` jsonwebtoken does not know (`none`, `HS512K`, ...)
+        // is Keycloak's "Invalid signature algorithm"; anything else is malformed.
+        if raw_alg(assertion).is_some() {
+            refuse("Invalid signature algorithm")
+        } else {
+            malformed()
+        }
+    })?;
     let unverified: Map<String, Value> =
         jsonwebtoken::dangerous::insecure_decode_claims(assertion).map_err(|_| malformed())?;
 
@@ -139,6 +147,17 @@ pub(crate) async fn authenticate<'s>(
         return Err(refuse("Token reuse detected"));
     }
     Ok(client)
+}
+
+/// The `alg` of a JWT header that jsonwebtoken could not parse, if the header is JSON.
+fn raw_alg(token: &str) -> Option<String> {
+    use base64::Engine;
+    let head = token.split('.').next()?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(head)
+        .ok()?;
+    let header: Map<String, Value> = serde_json::from_slice(&bytes).ok()?;
+    header.get("alg")?.as_str().map(str::to_owned)
 }
 
 /// `aud` must be the token endpoint or the issuer, and only one value (Keycloak's default

@@ -17,15 +17,13 @@ pub async fn wait_http_ok(url: &str, timeout: Duration) -> bool {
     let client = reqwest::Client::new();
     let deadline = Instant::now() + timeout;
     while Instant::now() < deadline {
-        if let Ok(r) = client
+        let answer = client
             .get(url)
             .timeout(Duration::from_millis(500))
             .send()
-            .await
-        {
-            if r.status().is_success() {
-                return true;
-            }
+            .await;
+        if answer.is_ok_and(|r| r.status().is_success()) {
+            return true;
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
     }

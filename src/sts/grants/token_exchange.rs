@@ -70,23 +70,8 @@ pub(super) fn grant(
     {
         return Err(Refusal::RequestedTokenTypeUnsupported);
     }
-    let mut requested: Vec<String> = Vec::new();
-    for a in form.all("audience") {
-        if svc.realm().client(a).is_none() {
-            return Err(Refusal::AudienceNotFound);
-        }
-        if !requested.iter().any(|r| r == a) {
-            requested.push(a.to_string());
-        }
-    }
-    if client.is_public() {
-        return Err(Refusal::PublicClientExchange);
-    }
-    let holder = subject.get("azp").and_then(Value::as_str);
-    if holder != Some(client.client_id.as_str()) && !aud_contains(&subject, &client.client_id) {
-        tracing::info!(client_id = %client.client_id, "token exchange refused: client not within the token audience");
-        return Err(Refusal::NotWithinAudience);
-    }
+    let requested = requested_audiences(svc, form)?;
+    check_holder(client, &subject)?;
     let scope = narrowed_scope(client, form, &subject)?;
     let missing: Vec<&str> = requested
         .iter()
@@ -133,6 +118,36 @@ pub(super) fn grant(
     let mut response = TokenResponse::new(token, iat, exp, &scope);
     response.issued_token_type = Some(ACCESS_TOKEN_TYPE);
     Ok(response)
+}
+
+/// Step 5a: every `audience` names a client of the realm (deduplicated, order kept).
+fn requested_audiences(svc: &TokenService, form: &Form) -> Result<Vec<String>, Refusal> {
+    let mut requested: Vec<String> = Vec::new();
+    for a in form.all("audience") {
+        if svc.realm().client(a).is_none() {
+            return Err(Refusal::AudienceNotFound);
+        }
+        if !requested.iter().any(|r| r == a) {
+            requested.push(a.to_string());
+        }
+    }
+    Ok(requested)
+}
+
+/// Step 5b: a confidential client that holds the subject token (`azp`) or is in its `aud`.
+fn check_holder(client: &Client, subject: &Map<String, Value>) -> Result<(), Refusal> {
+    if client.is_public() {
+        return Err(Refusal::PublicClientExchange);
+    }
+    let holder = subject.get("azp").and_then(Value::as_str);
+    if holder != Some(client.client_id.as_str()) && !aud_contains(subject, &client.client_id) {
+        tracing::info!(
+            client_id = %client.client_id,
+            "token exchange refused: client not within the token audience"
+        );
+        return Err(Refusal::NotWithinAudience);
+    }
+    Ok(())
 }
 
 /// Step 1 and 2: the request is a standard exchange and the subject token verifies.

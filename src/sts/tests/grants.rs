@@ -220,3 +220,28 @@ async fn grant_type_refusals_come_before_client_authentication() {
         "duplicated parameter",
     );
 }
+
+#[tokio::test]
+async fn the_document_service_has_a_service_account_but_logs_no_one_in() {
+    let h = Harness::start().await;
+    let token = h.client_credentials(DOCS, DOCS_SECRET).await;
+    assert_eq!(
+        claims(&token)["preferred_username"],
+        "service-account-document-service"
+    );
+    let got = h
+        .token(&[
+            ("grant_type", "password"),
+            ("client_id", DOCS),
+            ("client_secret", DOCS_SECRET),
+            ("username", "alice"),
+            ("password", "alice123"),
+        ])
+        .await;
+    assert_refused(
+        &got,
+        400,
+        "unauthorized_client",
+        "Client not allowed for direct access grants",
+    );
+}
