@@ -57,7 +57,7 @@ impl Pipeline {
                     direction = req.direction.as_str(),
                     authority = %req.authority,
                     path = %req.path,
-                    route = allowed.route,
+                    route = %allowed.route,
                     subject = allowed.subject.as_deref().unwrap_or("-"),
                     token = allowed.fingerprint.as_deref().unwrap_or("-"),
                     "allowed"
@@ -87,7 +87,8 @@ impl Pipeline {
 /// What a stage returns when it lets a request through.
 pub(crate) struct Allowed {
     mutations: Mutations,
-    route: &'static str,
+    /// The route (or `inbound` / `bypass`) that let the request through, for the log.
+    route: String,
     subject: Option<String>,
     fingerprint: Option<String>,
 }

@@ -113,7 +113,18 @@ impl Exchanger {
             form.push(("actor_token", actor.access_token.clone()));
             form.push(("actor_token_type", ACCESS_TOKEN_TYPE.into()));
         }
-        self.client.request(form).await
+        let resp = self.client.request(form).await?;
+        // RFC 8693 §2.2.1: `issued_token_type` says what was issued; anything but what
+        // was asked for must not be forwarded as if it were.
+        match resp.issued_token_type.as_deref() {
+            Some(t) if t != target.requested_token_type => {
+                Err(ExchangeError::InvalidResponse(format!(
+                    "issued_token_type `{}` differs from the requested type",
+                    t.chars().take(80).collect::<String>()
+                )))
+            }
+            _ => Ok(resp),
+        }
     }
 
     /// actbridge's own client-credentials token, cached and renewed before it expires.

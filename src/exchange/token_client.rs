@@ -20,7 +20,6 @@ pub(super) struct TokenResponse {
     #[serde(default)]
     pub expires_in: Option<u64>,
     #[serde(default)]
-    #[allow(dead_code)]
     pub issued_token_type: Option<String>,
 }
 

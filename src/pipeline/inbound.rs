@@ -37,7 +37,7 @@ impl InboundStage {
                     set: Vec::new(),
                     remove,
                 },
-                route: "bypass",
+                route: "bypass".into(),
                 subject: None,
                 fingerprint: None,
             });
@@ -47,7 +47,7 @@ impl InboundStage {
         let set = self.identity(&verified)?;
         Ok(Allowed {
             mutations: Mutations { set, remove },
-            route: "inbound",
+            route: "inbound".into(),
             subject: verified.subject.clone(),
             fingerprint: Some(verified.fingerprint.clone()),
         })

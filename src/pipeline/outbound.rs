@@ -53,7 +53,7 @@ impl OutboundStage {
                         vec![AUTHORIZATION]
                     },
                 },
-                route: "passthrough",
+                route: name.to_string(),
                 subject: None,
                 fingerprint: None,
             }),
@@ -71,7 +71,7 @@ impl OutboundStage {
                         set: vec![(AUTHORIZATION, value)],
                         remove: vec![HeaderName::from_static("proxy-authorization")],
                     },
-                    route: "exchange",
+                    route: name.to_string(),
                     subject: verified.subject.clone(),
                     fingerprint: Some(verified.fingerprint.clone()),
                 })

@@ -295,3 +295,46 @@ async fn actbridge_down_fails_closed() {
     assert_eq!(resp.status(), 500);
     assert_eq!(world.app.count(), 0);
 }
+
+#[tokio::test]
+async fn the_act_chain_reaches_the_app_as_compact_json_newest_first() {
+    let world = World::start().await;
+    let mut c = claims(&world);
+    c["act"] = json!({
+        "sub": "sa-ops", "client_id": "spiffe://demo.example.com/agent/reviewer-ops",
+        "act": {"sub": "sa-general", "client_id": "spiffe://demo.example.com/agent/reviewer-general"}
+    });
+    let resp = world
+        .inbound("/data")
+        .header("authorization", bearer(&world.sts.sign(c)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let seen = world.app.seen();
+    let actors: serde_json::Value =
+        serde_json::from_str(seen[0].header("x-actbridge-actors").unwrap()).unwrap();
+    assert_eq!(
+        actors,
+        json!([
+            {"sub": "sa-ops", "client_id": "spiffe://demo.example.com/agent/reviewer-ops"},
+            {"sub": "sa-general", "client_id": "spiffe://demo.example.com/agent/reviewer-general"}
+        ])
+    );
+}
+
+#[tokio::test]
+async fn an_act_chain_deeper_than_ten_is_refused() {
+    let world = World::start().await;
+    let mut act = json!({"client_id": "spiffe://demo.example.com/agent/a-last"});
+    for i in 0..10 {
+        act = json!({"client_id": format!("spiffe://demo.example.com/agent/a{i}"), "act": act});
+    }
+    let mut c = claims(&world);
+    c["act"] = act;
+    let body = refused(&world, Some(&bearer(&world.sts.sign(c))), 401).await;
+    assert_eq!(
+        body["error_description"],
+        "the token's delegation chain is too deep"
+    );
+}

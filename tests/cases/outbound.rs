@@ -43,6 +43,15 @@ async fn the_destination_receives_a_delegated_token_for_itself_never_the_origina
     assert_eq!(aud, vec![DOCUMENT_SERVICE.to_string()]);
     assert!(c["exp"].as_u64().unwrap() <= original["exp"].as_u64().unwrap());
     assert_eq!(c["scope"], "documents.read");
+    let log = world.actbridge.log();
+    assert!(log.contains("allowed"), "the decision is logged: {log}");
+    for secret in [
+        token.as_str(),
+        delegated,
+        crate::support::world::AGENT_SECRET,
+    ] {
+        assert!(!log.contains(secret), "a token or secret reached the log");
+    }
 }
 
 #[tokio::test]
