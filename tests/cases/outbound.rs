@@ -10,11 +10,8 @@ async fn the_destination_receives_a_delegated_token_for_itself_never_the_origina
     let world = World::start().await;
     let token = world.sts.alice().await;
     let resp = world
-        .outbound("document-service", "/documents/DOC-001")
-        .header("authorization", format!("Bearer {token}"))
-        .send()
-        .await
-        .unwrap();
+        .agent_call("document-service", "/documents/DOC-001", &token)
+        .await;
     assert_eq!(resp.status(), 200, "{}", world.actbridge.log());
     let seen = world.docs.seen();
     assert_eq!(seen.len(), 1);
@@ -60,11 +57,8 @@ async fn a_cached_exchange_is_not_repeated() {
     let token = world.sts.alice().await;
     for _ in 0..3 {
         let resp = world
-            .outbound("document-service", "/documents")
-            .header("authorization", format!("Bearer {token}"))
-            .send()
-            .await
-            .unwrap();
+            .agent_call("document-service", "/documents", &token)
+            .await;
         assert_eq!(resp.status(), 200);
     }
     assert_eq!(world.docs.count(), 3);
@@ -84,11 +78,8 @@ async fn two_hundred_concurrent_identical_cold_requests_cause_one_exchange() {
     for _ in 0..200 {
         let (w, t) = (world.clone(), token.clone());
         tasks.push(tokio::spawn(async move {
-            w.outbound("document-service", "/documents")
-                .header("authorization", format!("Bearer {t}"))
-                .send()
+            w.agent_call("document-service", "/documents", &t)
                 .await
-                .unwrap()
                 .status()
                 .as_u16()
         }));
@@ -106,11 +97,8 @@ async fn token_service_down_is_503_with_retry_after_and_the_destination_is_not_r
     let token = world.sts.alice().await;
     world.sts.service.set_unavailable(true);
     let resp = world
-        .outbound("document-service", "/documents")
-        .header("authorization", format!("Bearer {token}"))
-        .send()
-        .await
-        .unwrap();
+        .agent_call("document-service", "/documents", &token)
+        .await;
     assert_eq!(resp.status(), 503);
     assert_eq!(resp.headers()["retry-after"], "7");
     assert_eq!(world.docs.count(), 0);
@@ -127,11 +115,8 @@ async fn token_service_unreachable_is_503() {
     let world = World::start_with(sts, &config).await;
     let token = world.sts.alice().await;
     let resp = world
-        .outbound("document-service", "/documents")
-        .header("authorization", format!("Bearer {token}"))
-        .send()
-        .await
-        .unwrap();
+        .agent_call("document-service", "/documents", &token)
+        .await;
     assert_eq!(resp.status(), 503);
     assert_eq!(world.docs.count(), 0);
 }
@@ -146,11 +131,8 @@ async fn an_exchange_the_token_service_refuses_is_403() {
     let world = World::start_with(sts, &config).await;
     let token = world.sts.alice().await;
     let resp = world
-        .outbound("document-service", "/documents")
-        .header("authorization", format!("Bearer {token}"))
-        .send()
-        .await
-        .unwrap();
+        .agent_call("document-service", "/documents", &token)
+        .await;
     assert_eq!(resp.status(), 403);
     let body: serde_json::Value = resp.json().await.unwrap();
     assert_eq!(body["error"], "access_denied");
@@ -162,12 +144,7 @@ async fn unmatched_and_denied_hosts_are_refused_and_missing_tokens_are_401() {
     let world = World::start().await;
     let token = world.sts.alice().await;
     for host in ["unknown.example.com", "blocked.example.com"] {
-        let resp = world
-            .outbound(host, "/")
-            .header("authorization", format!("Bearer {token}"))
-            .send()
-            .await
-            .unwrap();
+        let resp = world.agent_call(host, "/", &token).await;
         assert_eq!(resp.status(), 403, "{host}");
     }
     let resp = world
@@ -187,11 +164,8 @@ async fn unmatched_and_denied_hosts_are_refused_and_missing_tokens_are_401() {
         )
         .await;
     let resp = world
-        .outbound("document-service", "/documents")
-        .header("authorization", format!("Bearer {other}"))
-        .send()
-        .await
-        .unwrap();
+        .agent_call("document-service", "/documents", &other)
+        .await;
     assert_eq!(resp.status(), 401);
     assert_eq!(world.docs.count(), 0);
     assert_eq!(world.sts.service.stats().token_exchange, 0);
@@ -204,12 +178,7 @@ async fn passthrough_removes_the_users_token() {
     // The passthrough route matches 127.0.0.1:*; the egress cluster forwards it to the
     // document-service echo's port.
     let host = format!("127.0.0.1:{}", world.docs.port);
-    let resp = world
-        .outbound(&host, "/public")
-        .header("authorization", format!("Bearer {token}"))
-        .send()
-        .await
-        .unwrap();
+    let resp = world.agent_call(&host, "/public", &token).await;
     assert_eq!(resp.status(), 200, "{}", world.envoy.log());
     let seen = world.docs.seen();
     assert_eq!(seen.len(), 1);

@@ -174,6 +174,17 @@ impl World {
     }
 }
 
+impl World {
+    /// The agent calls `host` with `token` as its bearer credential.
+    pub async fn agent_call(&self, host: &str, path: &str, token: &str) -> reqwest::Response {
+        self.outbound(host, path)
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+    }
+}
+
 /// Decodes a JWT's payload without verifying it (for assertions on what a peer received).
 pub fn claims_of(token: &str) -> serde_json::Value {
     use base64::Engine;
