@@ -5,11 +5,12 @@
 
 mod error;
 mod raw;
+mod types;
 mod validate;
 
 pub use error::ConfigError;
 pub use raw::RawConfig;
-pub use validate::{
+pub use types::{
     ACCESS_TOKEN_TYPE, ClientAuthConfig, ClientConfig, Config, ExchangeTarget, IdentityHeaders,
     InboundConfig, IssuerConfig, JwksSource, ListenAddr, OutboundConfig, PathMatch, RouteAction,
     RouteConfig, Secret, SigningKey,

@@ -1,0 +1,256 @@
+//! The validated configuration types: what the rest of actbridge reads.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use jsonwebtoken::Algorithm;
+use url::Url;
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where the ext_proc server listens.
+    pub ext_proc_listen: ListenAddr,
+    /// Where the admin listener listens, if enabled.
+    pub admin_listen: Option<SocketAddr>,
+    /// Trusted issuers.
+    pub issuers: Vec<IssuerConfig>,
+    /// Largest bearer token accepted, in bytes.
+    pub max_token_bytes: usize,
+    /// Capacity of the verified-token cache (0 = off).
+    pub verified_cache_entries: u64,
+    /// Longest `act` chain accepted.
+    pub max_actor_chain: usize,
+    /// Inbound settings.
+    pub inbound: InboundConfig,
+    /// Outbound settings; `None` refuses every outbound request.
+    pub outbound: Option<OutboundConfig>,
+}
+
+/// A listening address for the ext_proc server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ListenAddr {
+    /// TCP.
+    Tcp(SocketAddr),
+    /// A Unix domain socket path (Envoy `pipe`).
+    Unix(PathBuf),
+}
+
+impl fmt::Display for ListenAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ListenAddr::Tcp(a) => write!(f, "tcp://{a}"),
+            ListenAddr::Unix(p) => write!(f, "unix://{}", p.display()),
+        }
+    }
+}
+
+/// One trusted issuer.
+#[derive(Debug, Clone)]
+pub struct IssuerConfig {
+    /// Exact `iss`.
+    pub issuer: String,
+    /// Where the keys come from.
+    pub jwks: JwksSource,
+    /// Accepted inbound audiences.
+    pub audiences: Vec<String>,
+    /// Accepted algorithms.
+    pub algorithms: Vec<Algorithm>,
+    /// Clock skew tolerated.
+    pub leeway: Duration,
+    /// Background refresh period.
+    pub jwks_refresh_interval: Duration,
+    /// Minimum time between re-fetches caused by an unknown `kid`.
+    pub jwks_min_refetch_interval: Duration,
+    /// Timeout of one JWKS/discovery request.
+    pub jwks_timeout: Duration,
+}
+
+/// Where an issuer's JWKS is found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JwksSource {
+    /// A JWKS URL.
+    Uri(Url),
+    /// An OIDC discovery document URL whose `jwks_uri` is followed.
+    Discovery(Url),
+}
+
+/// Inbound settings.
+#[derive(Debug, Clone)]
+pub struct InboundConfig {
+    /// Header names for the verified identity.
+    pub identity_headers: IdentityHeaders,
+    /// Paths that need no token.
+    pub bypass_paths: Vec<PathMatch>,
+}
+
+/// Header names carrying the verified identity to the app (lower case).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdentityHeaders {
+    /// `sub`.
+    pub subject: http::HeaderName,
+    /// `preferred_username`.
+    pub username: http::HeaderName,
+    /// The `act` chain as JSON.
+    pub actors: http::HeaderName,
+}
+
+/// A bypass path matcher.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PathMatch {
+    /// Path equals.
+    Exact(String),
+    /// Path starts with.
+    Prefix(String),
+}
+
+impl PathMatch {
+    /// Whether `path` (query string already removed) matches.
+    pub fn matches(&self, path: &str) -> bool {
+        match self {
+            PathMatch::Exact(p) => path == p,
+            PathMatch::Prefix(p) => path.starts_with(p.as_str()),
+        }
+    }
+}
+
+/// Outbound settings.
+#[derive(Debug, Clone)]
+pub struct OutboundConfig {
+    /// Token endpoint.
+    pub token_endpoint: Url,
+    /// actbridge's own client.
+    pub client: ClientConfig,
+    /// Whether to send an actor token.
+    pub send_actor_token: bool,
+    /// Audiences the subject token must carry.
+    pub subject_audiences: Vec<String>,
+    /// Timeout of one token-service request.
+    pub token_timeout: Duration,
+    /// `Retry-After` on 503.
+    pub retry_after: Duration,
+    /// Exchanged-token cache capacity.
+    pub cache_max_entries: u64,
+    /// Exchanged-token cache skew before `exp`.
+    pub cache_expiry_skew: Duration,
+    /// Action for hosts no route matches (never `Exchange`).
+    pub default_action: RouteAction,
+    /// Routes in order.
+    pub routes: Vec<RouteConfig>,
+}
+
+/// actbridge's OAuth client.
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    /// Client id.
+    pub client_id: String,
+    /// Authentication method and material.
+    pub auth: ClientAuthConfig,
+}
+
+/// Client authentication at the token endpoint.
+#[derive(Debug, Clone)]
+pub enum ClientAuthConfig {
+    /// RFC 6749 §2.3.1, credentials in the form body.
+    SecretPost(Secret),
+    /// RFC 6749 §2.3.1, HTTP Basic.
+    SecretBasic(Secret),
+    /// RFC 7523 client assertion signed with a private key.
+    PrivateKeyJwt {
+        /// The parsed private key.
+        key: SigningKey,
+        /// Signing algorithm.
+        algorithm: Algorithm,
+        /// `kid` header, if any.
+        key_id: Option<String>,
+        /// Assertion `aud`.
+        audience: String,
+    },
+}
+
+/// A secret string; `Debug` prints `[redacted]`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret.
+    pub fn new(s: impl Into<String>) -> Self {
+        Secret(s.into())
+    }
+    /// The secret itself. Never log it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+/// A private signing key; `Debug` prints `[redacted]`.
+#[derive(Clone)]
+pub struct SigningKey(pub std::sync::Arc<jsonwebtoken::EncodingKey>);
+
+impl fmt::Debug for SigningKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+/// Parses a PEM private key for `algorithm`.
+pub(crate) fn signing_key_from_pem(
+    pem: &[u8],
+    algorithm: Algorithm,
+) -> Result<jsonwebtoken::EncodingKey, String> {
+    use jsonwebtoken::{AlgorithmFamily, EncodingKey};
+    let key = match algorithm.family() {
+        AlgorithmFamily::Rsa => EncodingKey::from_rsa_pem(pem),
+        AlgorithmFamily::Ec => EncodingKey::from_ec_pem(pem),
+        AlgorithmFamily::Ed => EncodingKey::from_ed_pem(pem),
+        AlgorithmFamily::Hmac => return Err("HMAC keys are not accepted".into()),
+    };
+    key.map_err(|e| format!("not a PEM private key for {algorithm:?}: {e}"))
+}
+
+/// One outbound route.
+#[derive(Debug, Clone)]
+pub struct RouteConfig {
+    /// Name for logs.
+    pub name: String,
+    /// Host glob.
+    pub host: glob::Pattern,
+    /// What to do.
+    pub action: RouteAction,
+}
+
+/// What an outbound route does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RouteAction {
+    /// Replace `authorization` with an exchanged token.
+    Exchange(ExchangeTarget),
+    /// Let the request through; remove `authorization` unless `forward_authorization`.
+    Passthrough {
+        /// Keep the agent's `authorization` header.
+        forward_authorization: bool,
+    },
+    /// Refuse.
+    Deny,
+}
+
+/// What an exchange asks for.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ExchangeTarget {
+    /// `audience`.
+    pub audience: String,
+    /// `scope` values.
+    pub scopes: Vec<String>,
+    /// `requested_token_type`.
+    pub requested_token_type: String,
+}
+
+/// RFC 8693 access-token type URN.
+pub const ACCESS_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";
