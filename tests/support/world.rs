@@ -24,9 +24,13 @@ pub struct Sts {
 
 impl Sts {
     pub async fn start() -> Sts {
-        let realm =
-            Realm::from_yaml_file(&Path::new(env!("CARGO_MANIFEST_DIR")).join("demo/realm.yaml"))
-                .unwrap();
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("demo/realm.yaml");
+        Self::start_with_realm(&std::fs::read_to_string(path).unwrap()).await
+    }
+
+    /// The token service with a realm file given as text.
+    pub async fn start_with_realm(realm_yaml: &str) -> Sts {
+        let realm = Realm::from_yaml_str(realm_yaml).unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
         let service = TokenService::new(realm, &url, None).unwrap();

@@ -1,0 +1,71 @@
+//! actbridge authenticates to the token service with `private_key_jwt` (RFC 7523).
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+
+use crate::support::world::{AGENT, AGENT_SECRET, Sts, World, claims_of, sidecar_config};
+
+fn pem(label: &str, der: &[u8]) -> String {
+    let b64 = STANDARD.encode(der);
+    let lines: Vec<&str> = b64
+        .as_bytes()
+        .chunks(64)
+        .map(|c| std::str::from_utf8(c).unwrap())
+        .collect();
+    format!(
+        "-----BEGIN {label}-----\n{}\n-----END {label}-----\n",
+        lines.join("\n")
+    )
+}
+
+#[tokio::test]
+async fn private_key_jwt_client_authentication_works_end_to_end() {
+    use aws_lc_rs::encoding::{AsDer, PublicKeyX509Der};
+    use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
+    let rng = aws_lc_rs::rand::SystemRandom::new();
+    let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap();
+    let kp = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref()).unwrap();
+    let spki: PublicKeyX509Der<'_> = kp.public_key().as_der().unwrap();
+    let public_pem = pem("PUBLIC KEY", spki.as_ref());
+    let dir = tempfile::tempdir().unwrap();
+    let key_file = dir.path().join("client.pem");
+    std::fs::write(&key_file, pem("PRIVATE KEY", pkcs8.as_ref())).unwrap();
+
+    // The demo realm, with summarizer-tech registered by public key instead of a secret.
+    let realm =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/demo/realm.yaml")).unwrap();
+    let indented: String = public_pem.lines().map(|l| format!("      {l}\n")).collect();
+    let realm = realm.replacen(
+        &format!("    secret: {AGENT_SECRET}\n"),
+        &format!("    public_key_pem: |\n{indented}"),
+        1,
+    );
+    let sts = Sts::start_with_realm(&realm).await;
+    let config = sidecar_config(&sts).replace(
+        &format!("      method: client_secret_basic\n      secret: {AGENT_SECRET}\n"),
+        &format!(
+            "      method: private_key_jwt\n      algorithm: ES256\n      private_key_file: {}\n",
+            key_file.display()
+        ),
+    );
+    assert!(config.contains("private_key_jwt"));
+    let world = World::start_with(sts, &config).await;
+    // A user token for the agent, issued directly (the agent's client has no secret now).
+    let token = world.sts.sign(serde_json::json!({
+        "iss": world.sts.service.issuer(), "sub": "835414c6-012e-4647-8369-a9f46e3b9cad",
+        "preferred_username": "alice", "aud": AGENT, "azp": AGENT, "typ": "Bearer",
+        "scope": "openid documents.read", "iat": actbridge::clock::now_secs(),
+        "exp": actbridge::clock::now_secs() + 300,
+    }));
+    let resp = world
+        .agent_call("document-service", "/documents", &token)
+        .await;
+    assert_eq!(resp.status(), 200, "{}", world.actbridge.log());
+    let seen = world.docs.seen();
+    let delegated = seen[0]
+        .header("authorization")
+        .unwrap()
+        .strip_prefix("Bearer ")
+        .unwrap();
+    assert_eq!(claims_of(delegated)["act"]["client_id"], AGENT);
+}
