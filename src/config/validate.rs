@@ -81,6 +81,11 @@ pub(super) fn validate(raw: RawConfig, env: &dyn Env) -> Result<Config, ConfigEr
             ih.actors.as_deref(),
             "x-actbridge-actors",
         )?,
+        grant: header_name(
+            "inbound.identity_headers.grant",
+            ih.grant.as_deref(),
+            "x-actbridge-grant",
+        )?,
     };
     let bypass_paths = raw
         .inbound
@@ -94,6 +99,13 @@ pub(super) fn validate(raw: RawConfig, env: &dyn Env) -> Result<Config, ConfigEr
         .as_ref()
         .map(|o| validate_outbound(o, env))
         .transpose()?;
+    let delegation = raw.inbound.delegation.unwrap_or(false);
+    if delegation && outbound.is_none() {
+        return Err(ConfigError::invalid(
+            "inbound.delegation",
+            "needs the `outbound` section (its token_endpoint and client perform the exchange)",
+        ));
+    }
     Ok(Config {
         ext_proc_listen,
         admin_listen,
@@ -104,8 +116,14 @@ pub(super) fn validate(raw: RawConfig, env: &dyn Env) -> Result<Config, ConfigEr
         inbound: InboundConfig {
             identity_headers,
             bypass_paths,
+            delegation,
         },
         outbound,
+        policy: raw
+            .policy
+            .as_ref()
+            .map(super::policy::validate_policy)
+            .transpose()?,
     })
 }
 
@@ -461,8 +479,10 @@ fn validate_route(key: &str, r: &RawRoute) -> Result<RouteConfig, ConfigError> {
             format_args!("`{}` is not a valid glob ({e})", r.host),
         )
     })?;
-    let exchange_only =
-        r.audience.is_some() || !r.scopes.is_empty() || r.requested_token_type.is_some();
+    let exchange_only = r.audience.is_some()
+        || !r.scopes.is_empty()
+        || r.requested_token_type.is_some()
+        || r.allow_direct_use.is_some();
     let action = match r.action.as_str() {
         "exchange" => {
             let audience = r
@@ -489,19 +509,22 @@ fn validate_route(key: &str, r: &RawRoute) -> Result<RouteConfig, ConfigError> {
                     ));
                 }
             }
-            RouteAction::Exchange(ExchangeTarget {
-                audience,
-                scopes: r.scopes.clone(),
-                requested_token_type: r
-                    .requested_token_type
-                    .clone()
-                    .unwrap_or_else(|| ACCESS_TOKEN_TYPE.to_string()),
-            })
+            RouteAction::Exchange {
+                target: ExchangeTarget {
+                    audience,
+                    scopes: r.scopes.clone(),
+                    requested_token_type: r
+                        .requested_token_type
+                        .clone()
+                        .unwrap_or_else(|| ACCESS_TOKEN_TYPE.to_string()),
+                },
+                allow_direct_use: r.allow_direct_use.unwrap_or(false),
+            }
         }
         "passthrough" | "deny" if exchange_only => {
             return Err(ConfigError::invalid(
                 key,
-                "`audience`, `scopes` and `requested_token_type` only apply to action `exchange`",
+                "`audience`, `scopes`, `requested_token_type` and `allow_direct_use` only apply to action `exchange`",
             ));
         }
         "passthrough" => RouteAction::Passthrough {

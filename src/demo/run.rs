@@ -15,6 +15,7 @@ use super::services::{self, LastAgentSaw, LastReceived};
 use super::sidecar::{ExtProcEndpoint, SidecarPorts, render};
 use crate::clock::now_secs;
 use crate::config::{Config, ProcessEnv};
+use crate::policy::PolicyEngine;
 use crate::sts::{Realm, TokenService};
 
 const AGENT: &str = "spiffe://demo.example.com/agent/summarizer-tech";
@@ -97,11 +98,19 @@ async fn script(opts: &DemoOptions, stop: CancellationToken) -> DemoResult<()> {
     let ExtProcEndpoint::Tcp(ext_proc_port) = ports.ext_proc else {
         unreachable!("TCP chosen above")
     };
-    let cfg = Config::from_yaml(&sidecar_config(&sts, ext_proc_port), &ProcessEnv)
+    let policies = opts.root.join("policies");
+    let cfg = Config::from_yaml(&sidecar_config(&sts, ext_proc_port, &policies), &ProcessEnv)
         .map_err(|e| e.to_string())?;
+    let policy = cfg
+        .policy
+        .as_ref()
+        .map(PolicyEngine::load)
+        .transpose()
+        .map_err(|e| e.to_string())?
+        .map(Arc::new);
     let serve_stop = stop.clone();
     tokio::spawn(async move {
-        if let Err(e) = crate::serve::run(cfg, serve_stop).await {
+        if let Err(e) = crate::serve::run(cfg, policy, serve_stop).await {
             eprintln!("actbridge stopped: {e}");
         }
     });
@@ -152,7 +161,7 @@ async fn walk(
     received: &LastReceived,
 ) -> DemoResult<()> {
     // alice logs in through the agent's client: her token's audience is the agent.
-    let token = login(http, sts).await?;
+    let token = login(http, sts, "alice").await?;
     let c = claims(&token)?;
     println!("1. alice logs in (password grant via summarizer-tech's client)");
     println!(
@@ -171,15 +180,20 @@ async fn walk(
         .map_err(|e| e.to_string())?;
     let status = resp.status();
     let body = resp.text().await.unwrap_or_default();
-    println!("2. alice -> Envoy inbound -> actbridge verifies -> agent: HTTP {status}");
-    if let Some(s) = saw.lock().ok().and_then(|s| s.clone()) {
-        for (k, v) in &s.identity {
-            println!("   agent saw {k}: {v}");
-        }
-        println!(
-            "   agent holds alice's token to act for her: {}",
-            if s.had_token { "yes" } else { "no" }
-        );
+    println!(
+        "2. alice -> Envoy inbound -> actbridge verifies, asks the policy, delegates -> agent: HTTP {status}"
+    );
+    let held = saw.lock().ok().and_then(|s| s.clone()).unwrap_or_default();
+    for (k, v) in &held.identity {
+        println!("   agent saw {k}: {v}");
+    }
+    let held_claims = held.token.as_deref().map(claims).transpose()?;
+    match &held_claims {
+        Some(h) => println!(
+            "   agent holds a token delegated to it: sub={} aud={} act={}",
+            h["sub"], h["aud"], h["act"]
+        ),
+        None => println!("   agent holds no token"),
     }
     println!();
     println!("3. agent -> Envoy outbound -> actbridge exchanges (RFC 8693) -> document-service");
@@ -200,7 +214,10 @@ async fn walk(
     );
     println!("     sub = {}  (alice, preserved)", d["sub"]);
     println!("     preferred_username = {}", d["preferred_username"]);
-    println!("     act = {}  (the agent acting for her)", d["act"]);
+    println!(
+        "     act = {}  (the agent acting for her, named once)",
+        d["act"]
+    );
     println!("     aud = {}  (this service only)", d["aud"]);
     println!("     scope = {}", d["scope"]);
     println!(
@@ -222,12 +239,30 @@ async fn walk(
     if !status.is_success()
         || delegated == token
         || d["act"]["client_id"] != AGENT
+        || d["act"].get("act").is_some()
         || d["aud"] != DOCUMENT_SERVICE
+        || held_claims.is_none_or(|h| h["act"]["client_id"] != AGENT)
     {
         return Err("the delegated request did not go as expected".into());
     }
 
-    println!("\n4. refused cases");
+    println!("\n4. refused delegations (the policy's reason is the answer)");
+    let carol = login(http, sts, "carol").await?;
+    report(
+        "carol -> summarizer-tech (hr ∩ finance,engineering = ∅)",
+        http.get(&url).bearer_auth(&carol),
+        403,
+    )
+    .await?;
+    let hr_doc = format!("http://127.0.0.1:{}/summarize/DOC-004", ports.inbound);
+    report(
+        "alice's agent asks for DOC-004 (hr)",
+        http.get(&hr_doc).bearer_auth(&token),
+        403,
+    )
+    .await?;
+
+    println!("\n5. refused tokens and destinations");
     let expired = sts.sign_claims(&json!({
         "iss": sts.issuer(), "sub": c["sub"], "preferred_username": "alice", "aud": AGENT,
         "iat": now_secs() - 900, "exp": now_secs() - 600,
@@ -264,20 +299,21 @@ async fn report(what: &str, req: reqwest::RequestBuilder, want: u16) -> DemoResu
     let resp = req.send().await.map_err(|e| e.to_string())?;
     let status = resp.status().as_u16();
     let body = resp.text().await.unwrap_or_default();
-    println!("   {what:32} -> HTTP {status} {}", body.trim());
+    println!("   {what:55} -> HTTP {status} {}", body.trim());
     if status != want {
         return Err(format!("{what}: expected HTTP {want}, got {status}"));
     }
     Ok(())
 }
 
-async fn login(http: &reqwest::Client, sts: &TokenService) -> DemoResult<String> {
+async fn login(http: &reqwest::Client, sts: &TokenService, user: &str) -> DemoResult<String> {
+    let password = format!("{user}123");
     let resp = http
         .post(sts.token_endpoint())
         .form(&[
             ("grant_type", "password"),
-            ("username", "alice"),
-            ("password", "alice123"),
+            ("username", user),
+            ("password", &password),
             ("client_id", AGENT),
             ("client_secret", "summarizer-tech-demo-secret"),
             ("scope", "openid documents.read"),
@@ -317,7 +353,7 @@ fn tempfile_dir() -> DemoResult<PathBuf> {
 }
 
 /// summarizer-tech's sidecar config for the demo.
-fn sidecar_config(sts: &TokenService, ext_proc_port: u16) -> String {
+fn sidecar_config(sts: &TokenService, ext_proc_port: u16, policies: &std::path::Path) -> String {
     format!(
         r#"
 listen:
@@ -325,6 +361,10 @@ listen:
 issuers:
   - issuer: {issuer}
     audiences: ["{AGENT}"]
+inbound:
+  delegation: true
+policy:
+  dir: "{policies}"
 outbound:
   token_endpoint: {token}
   client:
@@ -339,5 +379,6 @@ outbound:
 "#,
         issuer = sts.issuer(),
         token = sts.token_endpoint(),
+        policies = policies.display(),
     )
 }

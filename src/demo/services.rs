@@ -27,8 +27,8 @@ pub type LastReceived = Arc<Mutex<Option<Received>>>;
 pub struct AgentSaw {
     /// Header name → value, for `x-actbridge-*` headers.
     pub identity: Vec<(String, String)>,
-    /// Whether the agent received a bearer token.
-    pub had_token: bool,
+    /// The bearer token the agent received (the demo prints its claims, never the token).
+    pub token: Option<String>,
 }
 
 /// Shared record of the agent app's last request.
@@ -124,7 +124,10 @@ async fn summarize(
     if let Ok(mut l) = s.saw.lock() {
         *l = Some(AgentSaw {
             identity,
-            had_token: token.is_some(),
+            token: token
+                .as_deref()
+                .and_then(|t| t.strip_prefix("Bearer "))
+                .map(str::to_owned),
         });
     }
     let mut req = s

@@ -46,7 +46,6 @@ impl<K> moka::Expiry<K, Arc<IssuedToken>> for CacheFor {
 /// Exchanges agents' tokens for destination tokens.
 pub struct Exchanger {
     client: TokenClient,
-    send_actor_token: bool,
     skew: Duration,
     cache: moka::future::Cache<[u8; 32], Arc<IssuedToken>>,
     actor: moka::future::Cache<(), Arc<IssuedToken>>,
@@ -61,7 +60,6 @@ impl Exchanger {
                 cfg.client.clone(),
                 cfg.token_timeout,
             ),
-            send_actor_token: cfg.send_actor_token,
             skew: cfg.cache_expiry_skew,
             cache: moka::future::Cache::builder()
                 .max_capacity(cfg.cache_max_entries)
@@ -75,18 +73,23 @@ impl Exchanger {
     }
 
     /// A token for `target` on behalf of the holder of `subject_token` (which expires at
-    /// `subject_expires_at`). Served from the cache when possible; concurrent identical
-    /// requests wait for one exchange.
+    /// `subject_expires_at`). With `name_actor`, actbridge's own client-credentials token
+    /// is sent as `actor_token`, so the issued token names this agent as the newest actor.
+    /// Served from the cache when possible; concurrent identical requests wait for one
+    /// exchange.
     pub async fn exchange(
         &self,
         subject_token: &str,
         subject_expires_at: u64,
         target: &ExchangeTarget,
+        name_actor: bool,
     ) -> Result<Arc<IssuedToken>, ExchangeError> {
-        let key = self.cache_key(subject_token, target);
+        let key = self.cache_key(subject_token, target, name_actor);
         self.cache
             .try_get_with(key, async {
-                let resp = self.exchange_uncached(subject_token, target).await?;
+                let resp = self
+                    .exchange_uncached(subject_token, target, name_actor)
+                    .await?;
                 Ok(Arc::new(self.issued(resp, Some(subject_expires_at))))
             })
             .await
@@ -97,6 +100,7 @@ impl Exchanger {
         &self,
         subject_token: &str,
         target: &ExchangeTarget,
+        name_actor: bool,
     ) -> Result<TokenResponse, ExchangeError> {
         let mut form: Vec<(&'static str, String)> = vec![
             ("grant_type", TOKEN_EXCHANGE_GRANT.into()),
@@ -108,7 +112,7 @@ impl Exchanger {
         if !target.scopes.is_empty() {
             form.push(("scope", target.scopes.join(" ")));
         }
-        if self.send_actor_token {
+        if name_actor {
             let actor = self.actor_token().await?;
             form.push(("actor_token", actor.access_token.clone()));
             form.push(("actor_token_type", ACCESS_TOKEN_TYPE.into()));
@@ -162,14 +166,19 @@ impl Exchanger {
     }
 
     /// SHA-256 over everything that changes the issued token; the raw token is never a key.
-    fn cache_key(&self, subject_token: &str, target: &ExchangeTarget) -> [u8; 32] {
+    fn cache_key(
+        &self,
+        subject_token: &str,
+        target: &ExchangeTarget,
+        name_actor: bool,
+    ) -> [u8; 32] {
         let mut h = Sha256::new();
         for part in [
             subject_token,
             &target.audience,
             &target.scopes.join(" "),
             &target.requested_token_type,
-            if self.send_actor_token {
+            if name_actor {
                 self.client.client_id()
             } else {
                 ""

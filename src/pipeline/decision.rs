@@ -1,5 +1,7 @@
 //! What the core answers: continue (with header mutations) or deny (with a status).
 
+use std::borrow::Cow;
+
 use http::{HeaderName, HeaderValue};
 
 /// The answer for one request.
@@ -30,8 +32,9 @@ pub struct Denial {
     pub reason: &'static str,
     /// OAuth-style error code for the JSON body (`invalid_token`, `access_denied`, …).
     pub error: &'static str,
-    /// Short description for the caller: no secrets, no internals.
-    pub description: &'static str,
+    /// Short description for the caller: no secrets, no internals (a policy's `reason`
+    /// is the only text not written here).
+    pub description: Cow<'static, str>,
     /// `Retry-After` seconds (503).
     pub retry_after: Option<u64>,
     /// `WWW-Authenticate` value (401).

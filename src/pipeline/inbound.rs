@@ -1,30 +1,48 @@
-//! Inbound: verify the caller's token and hand the app the verified identity in headers
-//! whose client-sent copies are removed first.
+//! Inbound: verify the caller's token, judge it, optionally delegate it to this agent,
+//! and hand the app the verified identity in headers whose client-sent copies are
+//! removed first.
+
+use std::sync::Arc;
 
 use http::HeaderValue;
+use http::header::AUTHORIZATION;
 
+use super::agent::OwnAgent;
 use super::bearer::bearer_token;
+use super::judge::{Target, chain_of, judge};
 use super::{Allowed, Mutations, Refusal, RequestFacts};
 use crate::config::{InboundConfig, PathMatch};
 use crate::jwt::{AudienceProfile, VerifiedToken, Verifier};
+use crate::policy::PolicyEngine;
 
 pub(super) struct InboundStage {
     cfg: InboundConfig,
+    /// Set when `delegation` is on (validation guarantees the outbound client exists).
+    delegate_to: Option<Arc<OwnAgent>>,
 }
 
 impl InboundStage {
-    pub fn new(cfg: &InboundConfig) -> Self {
-        InboundStage { cfg: cfg.clone() }
+    pub fn new(cfg: &InboundConfig, agent: Option<Arc<OwnAgent>>) -> Self {
+        InboundStage {
+            cfg: cfg.clone(),
+            delegate_to: agent.filter(|_| cfg.delegation),
+        }
     }
 
     pub async fn decide(
         &self,
         verifier: &Verifier,
+        policy: Option<&PolicyEngine>,
         req: &RequestFacts,
     ) -> Result<Allowed, Refusal> {
         let h = &self.cfg.identity_headers;
         // Client copies of the identity headers never reach the app, bypassed or not.
-        let remove = vec![h.subject.clone(), h.username.clone(), h.actors.clone()];
+        let remove = vec![
+            h.subject.clone(),
+            h.username.clone(),
+            h.actors.clone(),
+            h.grant.clone(),
+        ];
         let path = req.path_only();
         if self
             .cfg
@@ -40,16 +58,53 @@ impl InboundStage {
                 route: "bypass".into(),
                 subject: None,
                 fingerprint: None,
+                grant: None,
             });
         }
         let token = bearer_token(req)?;
         let verified = verifier.verify(token, AudienceProfile::Inbound).await?;
-        let set = self.identity(&verified)?;
+        let adds_agent = self
+            .delegate_to
+            .as_ref()
+            .is_some_and(|a| a.adds_itself(&verified, true));
+        let grant = match policy {
+            Some(engine) => {
+                let target = Target {
+                    route: "inbound",
+                    backend: "app",
+                };
+                let chain = match &self.delegate_to {
+                    Some(agent) => agent.next_chain(&verified, adds_agent),
+                    None => chain_of(&verified),
+                };
+                Some(judge(engine, req, &target, &verified, chain)?)
+            }
+            None => None,
+        };
+        let mut set = self.identity(&verified)?;
+        if let Some(grant) = &grant {
+            set.push((h.grant.clone(), header_value(&grant.join(","), "grant")?));
+        }
+        if let Some(agent) = &self.delegate_to {
+            let issued = agent
+                .exchanger
+                .exchange(
+                    token,
+                    verified.expires_at,
+                    &agent.delegation_target,
+                    adds_agent,
+                )
+                .await?;
+            let value = HeaderValue::try_from(format!("Bearer {}", issued.access_token))
+                .map_err(|_| Refusal::UnforwardableToken)?;
+            set.push((AUTHORIZATION, value));
+        }
         Ok(Allowed {
             mutations: Mutations { set, remove },
             route: "inbound".into(),
             subject: verified.subject.clone(),
             fingerprint: Some(verified.fingerprint.clone()),
+            grant,
         })
     }
 

@@ -1,24 +1,32 @@
 //! Outbound: match the destination to a route, then exchange the agent's token for one
 //! meant for that destination, pass the request through, or refuse it.
+//!
+//! On an `exchange` route the token must be a delegation (carry `act`) unless the route
+//! allows direct use; the policy judges the chain the destination will receive, and only
+//! then is the token service called.
 
 use http::{HeaderName, HeaderValue, header::AUTHORIZATION};
 
+use std::sync::Arc;
+
+use super::agent::OwnAgent;
 use super::bearer::bearer_token;
+use super::judge::{Target, judge};
 use super::{Allowed, Mutations, Refusal, RequestFacts};
-use crate::config::{OutboundConfig, RouteAction, RouteConfig};
-use crate::exchange::Exchanger;
+use crate::config::{ExchangeTarget, OutboundConfig, RouteAction, RouteConfig};
 use crate::jwt::{AudienceProfile, Verifier};
+use crate::policy::PolicyEngine;
 
 pub(super) struct OutboundStage {
     cfg: OutboundConfig,
-    exchanger: Exchanger,
+    agent: Arc<OwnAgent>,
 }
 
 impl OutboundStage {
-    pub fn new(cfg: &OutboundConfig) -> Self {
+    pub fn new(cfg: &OutboundConfig, agent: Arc<OwnAgent>) -> Self {
         OutboundStage {
             cfg: cfg.clone(),
-            exchanger: Exchanger::new(cfg),
+            agent,
         }
     }
 
@@ -34,6 +42,7 @@ impl OutboundStage {
     pub async fn decide(
         &self,
         verifier: &Verifier,
+        policy: Option<&PolicyEngine>,
         req: &RequestFacts,
     ) -> Result<Allowed, Refusal> {
         let (name, action) = match self.route(&req.authority) {
@@ -56,26 +65,60 @@ impl OutboundStage {
                 route: name.to_string(),
                 subject: None,
                 fingerprint: None,
+                grant: None,
             }),
-            RouteAction::Exchange(target) => {
-                let token = bearer_token(req)?;
-                let verified = verifier.verify(token, AudienceProfile::Outbound).await?;
-                let issued = self
-                    .exchanger
-                    .exchange(token, verified.expires_at, target)
-                    .await?;
-                let value = HeaderValue::try_from(format!("Bearer {}", issued.access_token))
-                    .map_err(|_| Refusal::UnforwardableToken)?;
-                Ok(Allowed {
-                    mutations: Mutations {
-                        set: vec![(AUTHORIZATION, value)],
-                        remove: vec![HeaderName::from_static("proxy-authorization")],
-                    },
-                    route: name.to_string(),
-                    subject: verified.subject.clone(),
-                    fingerprint: Some(verified.fingerprint.clone()),
-                })
+            RouteAction::Exchange {
+                target,
+                allow_direct_use,
+            } => {
+                self.exchange(verifier, policy, req, name, target, *allow_direct_use)
+                    .await
             }
         }
+    }
+
+    async fn exchange(
+        &self,
+        verifier: &Verifier,
+        policy: Option<&PolicyEngine>,
+        req: &RequestFacts,
+        route: &str,
+        target: &ExchangeTarget,
+        allow_direct_use: bool,
+    ) -> Result<Allowed, Refusal> {
+        let token = bearer_token(req)?;
+        let verified = verifier.verify(token, AudienceProfile::Outbound).await?;
+        if verified.actors.is_empty() && !allow_direct_use {
+            return Err(Refusal::DelegationRequired(route.to_string()));
+        }
+        let adds_itself = self.agent.adds_itself(&verified, false);
+        let grant = match policy {
+            Some(engine) => {
+                let target = Target {
+                    route,
+                    backend: "token_exchange",
+                };
+                let chain = self.agent.next_chain(&verified, adds_itself);
+                Some(judge(engine, req, &target, &verified, chain)?)
+            }
+            None => None,
+        };
+        let issued = self
+            .agent
+            .exchanger
+            .exchange(token, verified.expires_at, target, adds_itself)
+            .await?;
+        let value = HeaderValue::try_from(format!("Bearer {}", issued.access_token))
+            .map_err(|_| Refusal::UnforwardableToken)?;
+        Ok(Allowed {
+            mutations: Mutations {
+                set: vec![(AUTHORIZATION, value)],
+                remove: vec![HeaderName::from_static("proxy-authorization")],
+            },
+            route: route.to_string(),
+            subject: verified.subject.clone(),
+            fingerprint: Some(verified.fingerprint.clone()),
+            grant,
+        })
     }
 }

@@ -1,8 +1,11 @@
 //! Every reason a request is refused, and the one place each becomes a status.
 
+use std::borrow::Cow;
+
 use super::{Denial, RequestError};
 use crate::exchange::ExchangeError;
 use crate::jwt::VerifyError;
+use crate::policy::{PolicyError, ResourceError};
 
 /// Why the core refused a request.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -34,6 +37,25 @@ pub enum Refusal {
     /// The token service issued a token that cannot be put into a header.
     #[error("issued token is not a valid header value")]
     UnforwardableToken,
+    /// The path cannot be described to the policy unambiguously.
+    #[error("path refused: {0}")]
+    Resource(#[from] ResourceError),
+    /// An outbound request with a token that is not a delegation (no `act`) on a route
+    /// that does not allow direct use.
+    #[error("route `{0}` requires a delegated token (with `act`)")]
+    DelegationRequired(String),
+    /// The policy refused, with its reason.
+    #[error("policy refused: {0}")]
+    PolicyDenied(String),
+    /// The policy allowed, but the grant (user ∩ every agent) is empty.
+    #[error("the permission intersection is empty")]
+    GrantEmpty,
+    /// The policy asked for a human approval, which this build cannot obtain.
+    #[error("the policy requires an approval and approvals are not available")]
+    ApprovalUnavailable,
+    /// The policy failed (evaluation error, time limit, malformed answer).
+    #[error("{0}")]
+    Policy(#[from] PolicyError),
 }
 
 const REALM: &str = "actbridge";
@@ -50,7 +72,7 @@ impl Refusal {
                 status: 400,
                 reason: "request_malformed",
                 error: "invalid_request",
-                description: "the request is malformed",
+                description: "the request is malformed".into(),
                 retry_after: None,
                 www_authenticate: None,
             },
@@ -58,7 +80,7 @@ impl Refusal {
                 status: 401,
                 reason: "token_missing",
                 error: "invalid_token",
-                description: "a bearer token is required",
+                description: "a bearer token is required".into(),
                 retry_after: None,
                 // RFC 6750 §3.1: no error code when the request carried no credentials.
                 www_authenticate: Some(format!("Bearer realm=\"{REALM}\"")),
@@ -71,7 +93,7 @@ impl Refusal {
                 status: 503,
                 reason: "jwks_unavailable",
                 error: "temporarily_unavailable",
-                description: "token verification is temporarily unavailable",
+                description: "token verification is temporarily unavailable".into(),
                 retry_after,
                 www_authenticate: None,
             },
@@ -88,7 +110,7 @@ impl Refusal {
                 status: 503,
                 reason: "sts_unavailable",
                 error: "temporarily_unavailable",
-                description: "the token service is unavailable",
+                description: "the token service is unavailable".into(),
                 retry_after,
                 www_authenticate: None,
             },
@@ -100,7 +122,7 @@ impl Refusal {
                 status: 502,
                 reason: "sts_invalid_response",
                 error: "server_error",
-                description: "the token service answered unexpectedly",
+                description: "the token service answered unexpectedly".into(),
                 retry_after: None,
                 www_authenticate: None,
             },
@@ -111,10 +133,35 @@ impl Refusal {
                 status: 502,
                 reason: "issued_token_unforwardable",
                 error: "server_error",
-                description: "the token service answered unexpectedly",
+                description: "the token service answered unexpectedly".into(),
                 retry_after: None,
                 www_authenticate: None,
             },
+            Refusal::Resource(_) => Denial {
+                status: 400,
+                reason: "path_ambiguous",
+                error: "invalid_request",
+                description: "the request path is ambiguous".into(),
+                retry_after: None,
+                www_authenticate: None,
+            },
+            Refusal::DelegationRequired(_) => forbidden(
+                "delegation_required",
+                "this destination requires a token delegated to an agent",
+            ),
+            Refusal::PolicyDenied(reason) => Denial {
+                description: Cow::Owned(reason.clone()),
+                ..forbidden("policy_denied", "")
+            },
+            Refusal::GrantEmpty => forbidden(
+                "grant_empty",
+                "the user and the agents acting for them share no permission",
+            ),
+            Refusal::ApprovalUnavailable => forbidden(
+                "approval_unavailable",
+                "this request needs an approval that cannot be obtained",
+            ),
+            Refusal::Policy(_) => forbidden("policy_error", "the request could not be authorized"),
         }
     }
 }
@@ -124,7 +171,7 @@ fn unauthorized(reason: &'static str, description: &'static str) -> Denial {
         status: 401,
         reason,
         error: "invalid_token",
-        description,
+        description: description.into(),
         retry_after: None,
         www_authenticate: Some(format!(
             "Bearer realm=\"{REALM}\", error=\"invalid_token\", error_description=\"{description}\""
@@ -137,7 +184,7 @@ fn forbidden(reason: &'static str, description: &'static str) -> Denial {
         status: 403,
         reason,
         error: "access_denied",
-        description,
+        description: description.into(),
         retry_after: None,
         www_authenticate: None,
     }
@@ -148,7 +195,7 @@ fn server_error(reason: &'static str, description: &'static str) -> Denial {
         status: 500,
         reason,
         error: "server_error",
-        description,
+        description: description.into(),
         retry_after: None,
         www_authenticate: None,
     }

@@ -50,10 +50,14 @@ async fn private_key_jwt_client_authentication_works_end_to_end() {
     );
     assert!(config.contains("private_key_jwt"));
     let world = World::start_with(sts, &config).await;
-    // A user token for the agent, issued directly (the agent's client has no secret now).
+    // alice's token as reviewer-general delegated it on to this agent, issued directly
+    // (the agent's client has no secret now). The sidecar authenticates twice with its
+    // key: for its actor token and for the exchange.
+    let reviewer = crate::support::world::agent_id("reviewer-general");
     let token = world.sts.sign(serde_json::json!({
         "iss": world.sts.service.issuer(), "sub": "835414c6-012e-4647-8369-a9f46e3b9cad",
-        "preferred_username": "alice", "aud": AGENT, "azp": AGENT, "typ": "Bearer",
+        "preferred_username": "alice", "aud": AGENT, "azp": reviewer, "typ": "Bearer",
+        "act": {"sub": "service-account-reviewer-general", "client_id": reviewer},
         "scope": "openid documents.read", "iat": actbridge::clock::now_secs(),
         "exp": actbridge::clock::now_secs() + 300,
     }));
@@ -67,5 +71,13 @@ async fn private_key_jwt_client_authentication_works_end_to_end() {
         .unwrap()
         .strip_prefix("Bearer ")
         .unwrap();
-    assert_eq!(claims_of(delegated)["act"]["client_id"], AGENT);
+    let act = &claims_of(delegated)["act"];
+    assert_eq!(act["client_id"], AGENT);
+    assert_eq!(act["act"]["client_id"], reviewer);
+    let stats = world.sts.service.stats();
+    assert_eq!(
+        (stats.client_credentials, stats.token_exchange),
+        (1, 1),
+        "{stats:?}"
+    );
 }

@@ -16,6 +16,16 @@ pub const AGENT: &str = "spiffe://demo.example.com/agent/summarizer-tech";
 pub const AGENT_SECRET: &str = "summarizer-tech-demo-secret";
 pub const DOCUMENT_SERVICE: &str = "spiffe://demo.example.com/service/document-service";
 
+/// The SPIFFE ID (= OAuth client id) of the demo agent `name`.
+pub fn agent_id(name: &str) -> String {
+    format!("spiffe://demo.example.com/agent/{name}")
+}
+
+/// The repository's policy directory (the demo world's policy).
+pub fn policies_dir() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("policies")
+}
+
 /// The embedded token service on a free port.
 pub struct Sts {
     pub service: Arc<TokenService>,
@@ -63,9 +73,90 @@ impl Sts {
         body["access_token"].as_str().unwrap().to_string()
     }
 
-    /// alice's token for summarizer-tech.
+    /// alice's own token for summarizer-tech (not a delegation: no `act`).
     pub async fn alice(&self) -> String {
         self.login("alice", "alice123", AGENT, AGENT_SECRET).await
+    }
+
+    /// alice's token delegated to summarizer-tech: `aud` = it, `act` = [it].
+    pub async fn alice_delegated(&self) -> String {
+        self.delegated("alice", "summarizer-tech", AGENT).await
+    }
+
+    /// `user`'s token delegated to the demo agent `agent` (its short name), for
+    /// `audience`: the user logs in through the agent's client, and the agent exchanges
+    /// that token with its own client-credentials token as `actor_token`.
+    pub async fn delegated(&self, user: &str, agent: &str, audience: &str) -> String {
+        let id = agent_id(agent);
+        let secret = format!("{agent}-demo-secret");
+        let own = self.login(user, &format!("{user}123"), &id, &secret).await;
+        self.exchange_as(agent, &own, audience, true)
+            .await
+            .unwrap_or_else(|(status, body)| panic!("exchange failed: {status} {body}"))
+    }
+
+    /// The demo agent `agent` exchanges `subject` for `audience` (with its actor token
+    /// when `with_actor`). Err = the token service's status and error body.
+    pub async fn exchange_as(
+        &self,
+        agent: &str,
+        subject: &str,
+        audience: &str,
+        with_actor: bool,
+    ) -> Result<String, (u16, serde_json::Value)> {
+        let id = agent_id(agent);
+        let secret = format!("{agent}-demo-secret");
+        let http = reqwest::Client::new();
+        // client_secret_post: a SPIFFE ID holds a `:`, which HTTP Basic would need
+        // form-encoded first (RFC 6749 §2.3.1).
+        let mut form = vec![
+            ("client_id", id.clone()),
+            ("client_secret", secret.clone()),
+            (
+                "grant_type",
+                "urn:ietf:params:oauth:grant-type:token-exchange".to_string(),
+            ),
+            ("subject_token", subject.to_string()),
+            (
+                "subject_token_type",
+                "urn:ietf:params:oauth:token-type:access_token".to_string(),
+            ),
+            ("audience", audience.to_string()),
+        ];
+        if with_actor {
+            let resp = http
+                .post(self.service.token_endpoint())
+                .form(&[
+                    ("grant_type", "client_credentials"),
+                    ("client_id", &id),
+                    ("client_secret", &secret),
+                ])
+                .send()
+                .await
+                .unwrap();
+            let body: serde_json::Value = resp.json().await.unwrap();
+            let actor = body["access_token"]
+                .as_str()
+                .expect("actor token")
+                .to_string();
+            form.push(("actor_token", actor));
+            form.push((
+                "actor_token_type",
+                "urn:ietf:params:oauth:token-type:access_token".to_string(),
+            ));
+        }
+        let resp = http
+            .post(self.service.token_endpoint())
+            .form(&form)
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        let body: serde_json::Value = resp.json().await.unwrap();
+        match body["access_token"].as_str() {
+            Some(t) if status == 200 => Ok(t.to_string()),
+            _ => Err((status, body)),
+        }
     }
 
     /// Signs arbitrary claims with the service key.

@@ -8,7 +8,9 @@
 //! 3. with an `actor_token`: its type is access token, it verifies, it was issued to the
 //!    requesting client, its subject is not the subject's, and the resulting `act` chain is at
 //!    most [`MAX_ACT_DEPTH`] deep. Without one, a subject token that already carries `act`
-//!    is refused (the chain must not be dropped or misattributed).
+//!    is refused (the chain must not be dropped or misattributed) unless the requesting
+//!    client is its newest actor: the agent that already acts goes on acting, and the
+//!    chain is kept as it is.
 //! 4. `requested_token_type` absent or access token.
 //! 5. each `audience` is a client of the realm; the client is confidential and is the
 //!    subject token's holder (`azp`) or within its `aud`.
@@ -200,10 +202,13 @@ fn actor(
     let prior = subject.get("act");
     let prior_depth = token_act_depth(subject);
     let Some(actor_token) = form.get("actor_token") else {
-        return if prior_depth > 0 {
-            Err(Refusal::DelegatedWithoutActor)
-        } else {
-            Ok(None)
+        let newest = prior
+            .and_then(|a| a.get("client_id"))
+            .and_then(Value::as_str);
+        return match (prior, newest) {
+            (None, _) => Ok(None),
+            (Some(chain), Some(id)) if id == client.client_id => Ok(Some(chain.clone())),
+            (Some(_), _) => Err(Refusal::DelegatedWithoutActor),
         };
     };
     if form.get("actor_token_type") != Some(ACCESS_TOKEN_TYPE) {

@@ -1,0 +1,64 @@
+//! This sidecar's own agent: whether an exchange names it as the newest actor, and the
+//! chain the next hop will therefore see (which is the chain the policy judges).
+
+use std::sync::Arc;
+
+use super::judge::chain_of;
+use crate::config::{ACCESS_TOKEN_TYPE, ExchangeTarget, OutboundConfig};
+use crate::exchange::Exchanger;
+use crate::jwt::{Actor, VerifiedToken};
+use crate::policy::ActorInput;
+
+/// The agent this sidecar serves (its OAuth client) and its exchanger, shared by the
+/// inbound delegation and the outbound exchange.
+pub(super) struct OwnAgent {
+    client_id: String,
+    send_actor_token: bool,
+    pub exchanger: Arc<Exchanger>,
+    /// What an inbound delegation asks for: a token for this agent itself.
+    pub delegation_target: ExchangeTarget,
+}
+
+impl OwnAgent {
+    pub fn new(cfg: &OutboundConfig) -> Self {
+        OwnAgent {
+            client_id: cfg.client.client_id.clone(),
+            send_actor_token: cfg.send_actor_token,
+            exchanger: Arc::new(Exchanger::new(cfg)),
+            delegation_target: ExchangeTarget {
+                audience: cfg.client.client_id.clone(),
+                scopes: Vec::new(),
+                requested_token_type: ACCESS_TOKEN_TYPE.to_string(),
+            },
+        }
+    }
+
+    /// Whether exchanging `t` adds this agent as the newest actor: actor tokens are sent
+    /// and the newest actor is not already this agent (a chain never names the same agent
+    /// twice in a row). For a token without `act`, `when_direct` decides: an inbound
+    /// delegation names the agent, an outbound direct use does not (the destination then
+    /// sees the user alone).
+    pub fn adds_itself(&self, t: &VerifiedToken, when_direct: bool) -> bool {
+        self.send_actor_token
+            && match t.actors.first() {
+                None => when_direct,
+                Some(newest) => newest.client_id.as_deref() != Some(self.client_id.as_str()),
+            }
+    }
+
+    /// The chain the next hop will see, newest first: this agent (when added) before the
+    /// verified chain.
+    pub fn next_chain(&self, t: &VerifiedToken, adds_itself: bool) -> Vec<ActorInput> {
+        let mut chain = chain_of(t);
+        if adds_itself {
+            chain.insert(
+                0,
+                ActorInput::from(&Actor {
+                    sub: None,
+                    client_id: Some(self.client_id.clone()),
+                }),
+            );
+        }
+        chain
+    }
+}

@@ -1,0 +1,36 @@
+//! The policy engine: Rego (regorus, in process) over the files of `policies/`, judging
+//! an input document built from verified data and the route, answering
+//! `{allow, reason, grant, approval_required}`.
+//!
+//! Knows nothing of Envoy or of HTTP: a [`PolicyInput`] in, a [`PolicyDecision`] or a
+//! [`PolicyError`] out. An error is always a refusal (the caller maps it).
+
+mod bundle;
+mod decision;
+mod engine;
+mod error;
+mod input;
+mod testing;
+
+pub use decision::PolicyDecision;
+pub use engine::PolicyEngine;
+pub use error::PolicyError;
+pub use input::{ActorInput, PolicyInput, ResourceError, UserInput, action_of, resource_of};
+pub use testing::{TestOutcome, TestReport, run_tests};
+
+/// Evaluates `input` (a JSON document) against the policy in `dir` once, without the
+/// cache: the `policy eval` command.
+pub fn eval_once(
+    dir: &std::path::Path,
+    entrypoint: &str,
+    input: serde_json::Value,
+) -> Result<PolicyDecision, PolicyError> {
+    let bundle = bundle::Bundle::read(dir)?;
+    let compiled = bundle.compile(entrypoint)?;
+    let value: regorus::Value =
+        serde_json::from_value(input).map_err(|e| PolicyError::Eval(format!("input: {e}")))?;
+    engine::evaluate_value(&compiled, value)
+}
+
+#[cfg(test)]
+mod tests;

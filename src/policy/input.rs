@@ -1,0 +1,139 @@
+//! The input document the policy judges: built only from verified token data and the
+//! route, never from request headers or bodies (docs/policy.md documents every field).
+
+use serde::Serialize;
+
+use crate::jwt::{Actor, VerifiedToken};
+
+/// One request, as the policy sees it. Serialized as the Rego `input`.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct PolicyInput {
+    /// `inbound` or `outbound`.
+    pub direction: &'static str,
+    /// The route's name (`inbound` for inbound requests).
+    pub route: String,
+    /// The destination `:authority`, lower case.
+    pub destination: String,
+    /// The HTTP method.
+    pub method: String,
+    /// The path without its query string.
+    pub path: String,
+    /// What the method does: `read` (GET, HEAD, OPTIONS), `delete` (DELETE) or `write`.
+    pub action: &'static str,
+    /// The path's segments, percent-decoded (`/documents/DOC-001` → `["documents","DOC-001"]`).
+    pub resource: Vec<String>,
+    /// Who serves the request: `app` (inbound) or the route's credential backend
+    /// (`token_exchange`).
+    pub backend: &'static str,
+    /// The user (the token's subject).
+    pub user: UserInput,
+    /// The delegation chain from the verified `act` claim, newest actor first.
+    pub actors: Vec<ActorInput>,
+    /// The token's scopes.
+    pub scopes: Vec<String>,
+}
+
+/// `input.user`.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct UserInput {
+    /// `sub`.
+    pub sub: Option<String>,
+    /// `preferred_username`.
+    pub username: Option<String>,
+    /// `groups`, leading `/` stripped.
+    pub groups: Vec<String>,
+}
+
+/// One entry of `input.actors`.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct ActorInput {
+    /// The actor's `client_id` (for an agent, its SPIFFE ID): the key of its agent record.
+    pub client_id: Option<String>,
+    /// The actor's `sub`.
+    pub sub: Option<String>,
+    /// The trust domain, when `client_id` is a valid SPIFFE ID.
+    pub trust_domain: Option<String>,
+    /// The SPIFFE ID's path, when `client_id` is a valid SPIFFE ID.
+    pub spiffe_path: Option<String>,
+}
+
+impl From<&Actor> for ActorInput {
+    fn from(a: &Actor) -> Self {
+        let spiffe = a
+            .client_id
+            .as_deref()
+            .and_then(|id| spiffe::SpiffeId::new(id).ok());
+        ActorInput {
+            client_id: a.client_id.clone(),
+            sub: a.sub.clone(),
+            trust_domain: spiffe.as_ref().map(|s| s.trust_domain_name().to_string()),
+            spiffe_path: spiffe.as_ref().map(|s| s.path().to_string()),
+        }
+    }
+}
+
+impl UserInput {
+    /// The user of a verified token.
+    pub fn of(t: &VerifiedToken) -> Self {
+        UserInput {
+            sub: t.subject.clone(),
+            username: t.username.clone(),
+            groups: t.groups.clone(),
+        }
+    }
+}
+
+/// The `action` of an HTTP method.
+pub fn action_of(method: &str) -> &'static str {
+    match method {
+        "GET" | "HEAD" | "OPTIONS" => "read",
+        "DELETE" => "delete",
+        _ => "write",
+    }
+}
+
+/// Why a path cannot be described to the policy.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ResourceError {
+    /// A segment does not percent-decode to UTF-8.
+    #[error("a path segment is not valid percent-encoded UTF-8")]
+    Undecodable,
+    /// A `.` or `..` segment (after decoding), or a decoded `/`: the path is ambiguous.
+    #[error("the path has a dot segment or an encoded slash")]
+    Ambiguous,
+}
+
+/// The decoded segments of `path` (no query). Empty segments (`//`, trailing `/`) are
+/// dropped; dot segments and encoded slashes are refused rather than interpreted, so the
+/// policy and the upstream can never disagree on which resource is meant.
+pub fn resource_of(path: &str) -> Result<Vec<String>, ResourceError> {
+    let mut out = Vec::new();
+    for raw in path.split('/').filter(|s| !s.is_empty()) {
+        let seg = percent_decode(raw).ok_or(ResourceError::Undecodable)?;
+        if seg == "." || seg == ".." || seg.contains('/') || seg.contains('\\') {
+            return Err(ResourceError::Ambiguous);
+        }
+        out.push(seg);
+    }
+    Ok(out)
+}
+
+/// Percent-decodes one segment. Written by hand: `url` offers no strict decoder that
+/// rejects a malformed `%` escape (it passes such bytes through), and this one must.
+fn percent_decode(s: &str) -> Option<String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = bytes.get(i + 1..i + 3)?;
+            let v = u8::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok()?;
+            out.push(v);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
