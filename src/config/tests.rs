@@ -162,3 +162,56 @@ fn listen_addresses_must_be_tcp_or_absolute_unix_paths() {
         Some("listen.ext_proc")
     );
 }
+
+#[test]
+fn the_policy_section_has_safe_defaults_and_named_errors() {
+    let c = Config::from_yaml(&format!("{MINIMAL}policy: {{dir: policies}}\n"), &env()).unwrap();
+    let p = c.policy.unwrap();
+    assert_eq!(p.entrypoint, "data.actbridge.decision");
+    assert_eq!(p.reload_interval, Some(Duration::from_secs(2)));
+    assert_eq!(p.decision_cache_entries, 10_000);
+    assert_eq!(p.eval_timeout, Duration::from_millis(100));
+    let off = Config::from_yaml(
+        &format!("{MINIMAL}policy: {{dir: p, reload_interval: 0s}}\n"),
+        &env(),
+    )
+    .unwrap();
+    assert_eq!(off.policy.unwrap().reload_interval, None);
+    for (yaml, key) in [
+        (
+            "policy: {dir: p, entrypoint: 'actbridge.decision'}",
+            "policy.entrypoint",
+        ),
+        (
+            "policy: {dir: p, entrypoint: 'data.a..b'}",
+            "policy.entrypoint",
+        ),
+        ("policy: {dir: p, eval_timeout: 0s}", "policy.eval_timeout"),
+        ("policy: {dir: ''}", "policy.dir"),
+        ("policy: {dir: p, colour: red}", "policy.colour"),
+        ("inbound: {delegation: true}", "inbound.delegation"),
+    ] {
+        let e = err(&format!("{MINIMAL}{yaml}\n"));
+        assert_eq!(e.key(), Some(key), "{yaml}: {e}");
+    }
+}
+
+#[test]
+fn allow_direct_use_belongs_to_exchange_routes_and_defaults_off() {
+    let c = Config::from_yaml(
+        &outbound("  routes:\n    - {host: 'a*', action: exchange, audience: a}\n"),
+        &env(),
+    )
+    .unwrap();
+    assert!(matches!(
+        c.outbound.unwrap().routes[0].action,
+        RouteAction::Exchange {
+            allow_direct_use: false,
+            ..
+        }
+    ));
+    let e = err(&outbound(
+        "  routes:\n    - {host: 'a*', action: passthrough, allow_direct_use: true}\n",
+    ));
+    assert_eq!(e.key(), Some("outbound.routes[0]"));
+}

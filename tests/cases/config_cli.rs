@@ -75,3 +75,79 @@ fn invalid_configs_are_refused_naming_the_key() {
         );
     }
 }
+
+fn run(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_actbridge"))
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn a_policy_that_does_not_compile_refuses_to_start_naming_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("decision.rego"),
+        "package actbridge\nimport rego.v1\n\ndecision := {\n",
+    )
+    .unwrap();
+    let cfg = dir.path().join("c.yaml");
+    std::fs::write(
+        &cfg,
+        "listen: {ext_proc: 'tcp://127.0.0.1:9001'}\nissuers: [{issuer: 'http://127.0.0.1:1/r', audiences: [a]}]\npolicy: {dir: .}\n",
+    )
+    .unwrap();
+    let cfg = cfg.to_str().unwrap();
+    for args in [["check-config", cfg], ["serve", "--config"]] {
+        let mut all: Vec<&str> = args.to_vec();
+        if args[0] == "serve" {
+            all.push(cfg);
+        }
+        let (code, _, err) = run(&all);
+        assert_eq!(code, 78, "{all:?}: {err}");
+        assert!(err.contains("decision.rego:"), "file and line named: {err}");
+    }
+}
+
+#[test]
+fn policy_test_and_policy_eval_work_on_the_shipped_policy() {
+    let policies = concat!(env!("CARGO_MANIFEST_DIR"), "/policies");
+    let (code, out, err) = run(&["policy", "test", policies]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains(" passed, 0 failed"), "{out}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("input.json");
+    std::fs::write(
+        &input,
+        serde_json::json!({
+            "direction": "outbound", "route": "document-service", "method": "GET",
+            "action": "read", "path": "/documents/DOC-005",
+            "resource": ["documents", "DOC-005"],
+            "user": {"sub": "u", "username": "alice", "groups": ["engineering", "finance"]},
+            "actors": [{"client_id": "spiffe://demo.example.com/agent/reviewer-ops"}],
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let (code, out, err) = run(&[
+        "policy",
+        "eval",
+        "--dir",
+        policies,
+        "--input",
+        input.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let decision: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(decision["allow"], false);
+    assert_eq!(
+        decision["reason"],
+        "DOC-005 needs every one of its departments in the grant"
+    );
+}

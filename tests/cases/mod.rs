@@ -4,3 +4,4 @@ mod envoy_config;
 mod extproc_transport;
 mod inbound;
 mod outbound;
+mod policy;
