@@ -11,6 +11,7 @@ mod inbound;
 mod judge;
 mod outbound;
 mod refusal;
+mod replay;
 mod request;
 
 pub use decision::{Decision, Denial, Mutations};
@@ -39,15 +40,16 @@ impl Pipeline {
             .outbound
             .as_ref()
             .map(|o| Arc::new(agent::OwnAgent::new(o)));
+        let replay = Arc::new(replay::ReplayGuard::new(cfg.replay_cache_entries));
         Pipeline {
             verifier: Arc::new(Verifier::new(cfg)),
             policy,
-            inbound: inbound::InboundStage::new(&cfg.inbound, agent.clone()),
+            inbound: inbound::InboundStage::new(&cfg.inbound, agent.clone(), replay.clone()),
             outbound: cfg
                 .outbound
                 .as_ref()
                 .zip(agent)
-                .map(|(o, a)| outbound::OutboundStage::new(o, a)),
+                .map(|(o, a)| outbound::OutboundStage::new(o, a, replay)),
         }
     }
 

@@ -111,6 +111,12 @@ pub struct RawTokens {
     /// Longest `act` chain accepted in a token. Default `10`.
     #[serde(default)]
     pub max_actor_chain: Option<usize>,
+    /// How many single-use tokens (`inbound.single_use_paths`, routes with `single_use`)
+    /// are remembered by `(iss, jti)` until `exp` + 5 min. When full of live entries, new
+    /// single-use tokens are refused (503) rather than an old one forgotten. Default
+    /// `100000`.
+    #[serde(default)]
+    pub replay_cache_entries: Option<usize>,
 }
 
 /// `inbound`: requests entering the pod.
@@ -133,6 +139,11 @@ pub struct RawInbound {
     /// the caller's `authorization` reaches the app unchanged.
     #[serde(default)]
     pub delegation: Option<bool>,
+    /// Paths that accept only single-use tokens (e.g. a tool's endpoint): the token must
+    /// carry a `jti`, and a second presentation of it is refused (401 `token_replayed`).
+    /// Entries as in `bypass_paths`.
+    #[serde(default)]
+    pub single_use_paths: Vec<RawPathMatch>,
 }
 
 /// `inbound.identity_headers`.
@@ -287,6 +298,10 @@ pub struct RawRoute {
     /// request is refused (403 `delegation_required`).
     #[serde(default)]
     pub allow_direct_use: Option<bool>,
+    /// `exchange`: the agent's token is single-use on this route: it must carry a `jti`
+    /// and a second presentation is refused (401 `token_replayed`). Default `false`.
+    #[serde(default)]
+    pub single_use: Option<bool>,
 }
 
 impl RawConfig {

@@ -23,6 +23,8 @@ pub struct Config {
     pub verified_cache_entries: u64,
     /// Longest `act` chain accepted.
     pub max_actor_chain: usize,
+    /// Capacity of the single-use token memory.
+    pub replay_cache_entries: usize,
     /// Inbound settings.
     pub inbound: InboundConfig,
     /// Outbound settings; `None` refuses every outbound request.
@@ -88,6 +90,8 @@ pub struct InboundConfig {
     pub bypass_paths: Vec<PathMatch>,
     /// Exchange the caller's token for one delegated to this agent.
     pub delegation: bool,
+    /// Paths that accept only single-use tokens.
+    pub single_use_paths: Vec<PathMatch>,
 }
 
 /// Header names carrying the verified identity to the app (lower case).
@@ -242,6 +246,8 @@ pub enum RouteAction {
         target: ExchangeTarget,
         /// Accept a token without `act` (the user's own token).
         allow_direct_use: bool,
+        /// The agent's token may be presented once.
+        single_use: bool,
     },
     /// Let the request through; remove `authorization` unless `forward_authorization`.
     Passthrough {

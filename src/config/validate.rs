@@ -94,6 +94,20 @@ pub(super) fn validate(raw: RawConfig, env: &dyn Env) -> Result<Config, ConfigEr
         .enumerate()
         .map(|(i, p)| path_match(&format!("inbound.bypass_paths[{i}]"), p))
         .collect::<Result<Vec<_>, _>>()?;
+    let single_use_paths = raw
+        .inbound
+        .single_use_paths
+        .iter()
+        .enumerate()
+        .map(|(i, p)| path_match(&format!("inbound.single_use_paths[{i}]"), p))
+        .collect::<Result<Vec<_>, _>>()?;
+    let replay_cache_entries = raw.tokens.replay_cache_entries.unwrap_or(100_000);
+    if replay_cache_entries == 0 {
+        return Err(ConfigError::invalid(
+            "tokens.replay_cache_entries",
+            "must be at least 1",
+        ));
+    }
     let outbound = raw
         .outbound
         .as_ref()
@@ -113,10 +127,12 @@ pub(super) fn validate(raw: RawConfig, env: &dyn Env) -> Result<Config, ConfigEr
         max_token_bytes,
         verified_cache_entries: raw.tokens.verified_cache_entries.unwrap_or(10_000),
         max_actor_chain,
+        replay_cache_entries,
         inbound: InboundConfig {
             identity_headers,
             bypass_paths,
             delegation,
+            single_use_paths,
         },
         outbound,
         policy: raw
@@ -482,7 +498,8 @@ fn validate_route(key: &str, r: &RawRoute) -> Result<RouteConfig, ConfigError> {
     let exchange_only = r.audience.is_some()
         || !r.scopes.is_empty()
         || r.requested_token_type.is_some()
-        || r.allow_direct_use.is_some();
+        || r.allow_direct_use.is_some()
+        || r.single_use.is_some();
     let action = match r.action.as_str() {
         "exchange" => {
             let audience = r
@@ -519,12 +536,13 @@ fn validate_route(key: &str, r: &RawRoute) -> Result<RouteConfig, ConfigError> {
                         .unwrap_or_else(|| ACCESS_TOKEN_TYPE.to_string()),
                 },
                 allow_direct_use: r.allow_direct_use.unwrap_or(false),
+                single_use: r.single_use.unwrap_or(false),
             }
         }
         "passthrough" | "deny" if exchange_only => {
             return Err(ConfigError::invalid(
                 key,
-                "`audience`, `scopes`, `requested_token_type` and `allow_direct_use` only apply to action `exchange`",
+                "`audience`, `scopes`, `requested_token_type`, `allow_direct_use` and `single_use` only apply to action `exchange`",
             ));
         }
         "passthrough" => RouteAction::Passthrough {

@@ -10,6 +10,7 @@ use http::header::AUTHORIZATION;
 use super::agent::OwnAgent;
 use super::bearer::bearer_token;
 use super::judge::{Target, chain_of, judge};
+use super::replay::ReplayGuard;
 use super::{Allowed, Mutations, Refusal, RequestFacts};
 use crate::config::{InboundConfig, PathMatch};
 use crate::jwt::{AudienceProfile, VerifiedToken, Verifier};
@@ -19,13 +20,19 @@ pub(super) struct InboundStage {
     cfg: InboundConfig,
     /// Set when `delegation` is on (validation guarantees the outbound client exists).
     delegate_to: Option<Arc<OwnAgent>>,
+    replay: Arc<ReplayGuard>,
 }
 
 impl InboundStage {
-    pub fn new(cfg: &InboundConfig, agent: Option<Arc<OwnAgent>>) -> Self {
+    pub fn new(
+        cfg: &InboundConfig,
+        agent: Option<Arc<OwnAgent>>,
+        replay: Arc<ReplayGuard>,
+    ) -> Self {
         InboundStage {
             cfg: cfg.clone(),
             delegate_to: agent.filter(|_| cfg.delegation),
+            replay,
         }
     }
 
@@ -63,6 +70,9 @@ impl InboundStage {
         }
         let token = bearer_token(req)?;
         let verified = verifier.verify(token, AudienceProfile::Inbound).await?;
+        if self.cfg.single_use_paths.iter().any(|p| p.matches(path)) {
+            self.replay.first_use(&verified)?;
+        }
         let adds_agent = self
             .delegate_to
             .as_ref()

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use super::agent::OwnAgent;
 use super::bearer::bearer_token;
 use super::judge::{Target, judge};
+use super::replay::ReplayGuard;
 use super::{Allowed, Mutations, Refusal, RequestFacts};
 use crate::config::{ExchangeTarget, OutboundConfig, RouteAction, RouteConfig};
 use crate::jwt::{AudienceProfile, Verifier};
@@ -20,13 +21,15 @@ use crate::policy::PolicyEngine;
 pub(super) struct OutboundStage {
     cfg: OutboundConfig,
     agent: Arc<OwnAgent>,
+    replay: Arc<ReplayGuard>,
 }
 
 impl OutboundStage {
-    pub fn new(cfg: &OutboundConfig, agent: Arc<OwnAgent>) -> Self {
+    pub fn new(cfg: &OutboundConfig, agent: Arc<OwnAgent>, replay: Arc<ReplayGuard>) -> Self {
         OutboundStage {
             cfg: cfg.clone(),
             agent,
+            replay,
         }
     }
 
@@ -70,8 +73,13 @@ impl OutboundStage {
             RouteAction::Exchange {
                 target,
                 allow_direct_use,
+                single_use,
             } => {
-                self.exchange(verifier, policy, req, name, target, *allow_direct_use)
+                let rules = RouteRules {
+                    allow_direct_use: *allow_direct_use,
+                    single_use: *single_use,
+                };
+                self.exchange(verifier, policy, req, name, target, rules)
                     .await
             }
         }
@@ -84,11 +92,14 @@ impl OutboundStage {
         req: &RequestFacts,
         route: &str,
         target: &ExchangeTarget,
-        allow_direct_use: bool,
+        rules: RouteRules,
     ) -> Result<Allowed, Refusal> {
         let token = bearer_token(req)?;
         let verified = verifier.verify(token, AudienceProfile::Outbound).await?;
-        if verified.actors.is_empty() && !allow_direct_use {
+        if rules.single_use {
+            self.replay.first_use(&verified)?;
+        }
+        if verified.actors.is_empty() && !rules.allow_direct_use {
             return Err(Refusal::DelegationRequired(route.to_string()));
         }
         let adds_itself = self.agent.adds_itself(&verified, false);
@@ -121,4 +132,11 @@ impl OutboundStage {
             grant,
         })
     }
+}
+
+/// An exchange route's rules about the token it accepts.
+#[derive(Clone, Copy)]
+struct RouteRules {
+    allow_direct_use: bool,
+    single_use: bool,
 }

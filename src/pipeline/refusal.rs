@@ -53,6 +53,15 @@ pub enum Refusal {
     /// The policy asked for a human approval, which this build cannot obtain.
     #[error("the policy requires an approval and approvals are not available")]
     ApprovalUnavailable,
+    /// A single-use token was presented again.
+    #[error("token replayed")]
+    Replayed,
+    /// A single-use token has no `jti` to remember it by.
+    #[error("single-use token without jti")]
+    TokenIdMissing,
+    /// The replay memory is full of live entries (fail closed).
+    #[error("replay memory full")]
+    ReplayMemoryFull,
     /// The policy failed (evaluation error, time limit, malformed answer).
     #[error("{0}")]
     Policy(#[from] PolicyError),
@@ -162,6 +171,18 @@ impl Refusal {
                 "this request needs an approval that cannot be obtained",
             ),
             Refusal::Policy(_) => forbidden("policy_error", "the request could not be authorized"),
+            Refusal::Replayed => unauthorized("token_replayed", "token replayed"),
+            Refusal::TokenIdMissing => {
+                unauthorized("token_id_missing", "a single-use token must carry a jti")
+            }
+            Refusal::ReplayMemoryFull => Denial {
+                status: 503,
+                reason: "replay_memory_full",
+                error: "temporarily_unavailable",
+                description: "single-use tokens cannot be accepted right now".into(),
+                retry_after,
+                www_authenticate: None,
+            },
         }
     }
 }

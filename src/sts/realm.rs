@@ -123,6 +123,13 @@ struct RawClient {
     /// Scopes this client may hold; also its default scopes when none are requested.
     #[serde(default)]
     scopes: Vec<String>,
+    /// Makes this client a tool that accepts only single-action capability tokens: an
+    /// exchange whose audience is this client must name it alone and request exactly one
+    /// scope (the action), and the token lives this long (humantime, at most the realm's
+    /// `access_token_lifespan`) with its own `jti`. Like Keycloak's per-client "Access
+    /// Token Lifespan".
+    #[serde(default, with = "humantime_serde")]
+    capability_token_lifespan: Option<Duration>,
 }
 
 /// A parsed and validated realm file. Build with [`Realm::from_yaml_file`] or
@@ -169,6 +176,8 @@ pub(crate) struct Client {
     pub(crate) audiences: Vec<String>,
     pub(crate) exchange_audiences: Vec<String>,
     pub(crate) scopes: Vec<String>,
+    /// Set for a tool client: tokens for it are single-action and live this long.
+    pub(crate) capability_token_lifespan: Option<Duration>,
 }
 
 impl Client {

@@ -114,6 +114,10 @@ pub(crate) enum Refusal {
     /// StandardTokenExchangeProvider.checkRequestedAudiences: 400 invalid_request.
     #[error("requested audience not available")]
     AudienceNotAvailable(String),
+    /// A capability token (audience = a tool client) must name that one audience and
+    /// exactly one scope: 400 invalid_request.
+    #[error("capability token request not for one audience and one scope")]
+    CapabilityShape,
     /// Signing failed (should not happen with a validated key): 500 server_error.
     #[error("signing failed")]
     Internal,
@@ -199,6 +203,11 @@ impl Refusal {
                 "invalid_request",
                 "The subject_token carries an act claim, so it can only be exchanged with an actor_token"
                     .into(),
+            ),
+            Refusal::CapabilityShape => (
+                S::BAD_REQUEST,
+                "invalid_request",
+                "A capability token is issued for exactly one audience and one scope".into(),
             ),
             Refusal::RequestedTokenTypeUnsupported => {
                 (S::BAD_REQUEST, "invalid_request", "requested_token_type unsupported".into())

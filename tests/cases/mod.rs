@@ -1,3 +1,4 @@
+mod capability;
 mod client_auth;
 mod config_cli;
 mod envoy_config;

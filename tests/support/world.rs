@@ -95,6 +95,44 @@ impl Sts {
             .unwrap_or_else(|(status, body)| panic!("exchange failed: {status} {body}"))
     }
 
+    /// The demo agent `agent` exchanges `subject` (which names it already) for `audience`
+    /// and exactly `scope`, e.g. a single-action capability token.
+    pub async fn exchange_scoped(
+        &self,
+        agent: &str,
+        subject: &str,
+        audience: &str,
+        scope: &str,
+    ) -> String {
+        let id = agent_id(agent);
+        let secret = format!("{agent}-demo-secret");
+        let resp = reqwest::Client::new()
+            .post(self.service.token_endpoint())
+            .form(&[
+                ("client_id", id.as_str()),
+                ("client_secret", secret.as_str()),
+                (
+                    "grant_type",
+                    "urn:ietf:params:oauth:grant-type:token-exchange",
+                ),
+                ("subject_token", subject),
+                (
+                    "subject_token_type",
+                    "urn:ietf:params:oauth:token-type:access_token",
+                ),
+                ("audience", audience),
+                ("scope", scope),
+            ])
+            .send()
+            .await
+            .unwrap();
+        let body: serde_json::Value = resp.json().await.unwrap();
+        body["access_token"]
+            .as_str()
+            .unwrap_or_else(|| panic!("exchange failed: {body}"))
+            .to_string()
+    }
+
     /// The demo agent `agent` exchanges `subject` for `audience` (with its actor token
     /// when `with_actor`). Err = the token service's status and error body.
     pub async fn exchange_as(

@@ -18,6 +18,9 @@
 //!    client.
 //! 7. each `audience` is one the client may request (`exchange_audiences`).
 //!
+//! 8. a tool audience (a client with `capability_token_lifespan`) gets a single-action
+//!    capability token: that one audience, exactly one scope, its own short life.
+//!
 //! The new token keeps the subject's `sub`, `preferred_username`, `email`, `name`, `groups`;
 //! gets `aud` = the requested audiences (the client's `audiences` when none), `azp` = the
 //! client, a new `jti`, `exp` never beyond the subject token's, and `act` = `{sub, client_id,
@@ -89,9 +92,11 @@ pub(super) fn grant(
     } else {
         requested
     };
+    let lifespan =
+        capability_lifespan(svc, &audiences, &scope)?.unwrap_or(svc.realm().access_token_lifespan);
     let iat = now();
     let subject_exp = subject.get("exp").and_then(Value::as_u64).unwrap_or(iat);
-    let exp = (iat + svc.realm().access_token_lifespan.as_secs()).min(subject_exp);
+    let exp = (iat + lifespan.as_secs()).min(subject_exp);
     let envelope = Envelope {
         issuer: &issuer,
         azp: &client.client_id,
@@ -120,6 +125,24 @@ pub(super) fn grant(
     let mut response = TokenResponse::new(token, iat, exp, &scope);
     response.issued_token_type = Some(ACCESS_TOKEN_TYPE);
     Ok(response)
+}
+
+/// A tool audience (`capability_token_lifespan` set) gets a single-action token: it must
+/// be the only audience and exactly one scope must be granted. Returns its lifespan.
+fn capability_lifespan(
+    svc: &TokenService,
+    audiences: &[String],
+    scope: &[String],
+) -> Result<Option<std::time::Duration>, Refusal> {
+    let tool = audiences
+        .iter()
+        .filter_map(|a| svc.realm().client(a))
+        .find_map(|c| c.capability_token_lifespan);
+    match tool {
+        None => Ok(None),
+        Some(_) if audiences.len() != 1 || scope.len() != 1 => Err(Refusal::CapabilityShape),
+        Some(life) => Ok(Some(life.min(svc.realm().access_token_lifespan))),
+    }
 }
 
 /// Step 5a: every `audience` names a client of the realm (deduplicated, order kept).

@@ -224,6 +224,7 @@ fn client(i: usize, c: RawClient, known: &HashSet<String>) -> Result<Client, Sts
         audiences: c.audiences,
         exchange_audiences: c.exchange_audiences,
         scopes: c.scopes,
+        capability_token_lifespan: c.capability_token_lifespan,
     })
 }
 

@@ -1,0 +1,111 @@
+//! Single-use tokens: a `jti` presented once is refused for as long as the token could
+//! still be accepted.
+//!
+//! Written by hand rather than on moka: a cache may evict an entry under pressure, and an
+//! evicted `jti` could be replayed. This memory never forgets a live entry; when it is full
+//! of live entries it refuses new single-use tokens (fail closed) instead.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use sha2::{Digest, Sha256};
+
+use super::Refusal;
+use crate::clock::now_secs;
+use crate::jwt::VerifiedToken;
+
+/// Entries are kept this long past `exp`: the largest leeway an issuer may configure, so a
+/// token still accepted within its leeway is still remembered.
+const KEEP_PAST_EXP_SECS: u64 = 300;
+
+/// The remembered `(iss, jti)` pairs with the time each may be forgotten.
+pub(super) struct ReplayGuard {
+    seen: Mutex<HashMap<[u8; 32], u64>>,
+    capacity: usize,
+}
+
+impl ReplayGuard {
+    pub fn new(capacity: usize) -> Self {
+        ReplayGuard {
+            seen: Mutex::new(HashMap::new()),
+            capacity,
+        }
+    }
+
+    /// Records the token's first use; a second presentation is refused.
+    pub fn first_use(&self, t: &VerifiedToken) -> Result<(), Refusal> {
+        let jti = t.token_id.as_deref().ok_or(Refusal::TokenIdMissing)?;
+        let mut h = Sha256::new();
+        h.update((t.issuer.len() as u64).to_be_bytes());
+        h.update(t.issuer.as_bytes());
+        h.update(jti.as_bytes());
+        let key: [u8; 32] = h.finalize().into();
+        let now = now_secs();
+        let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(&until) = seen.get(&key)
+            && until > now
+        {
+            return Err(Refusal::Replayed);
+        }
+        if seen.len() >= self.capacity {
+            seen.retain(|_, until| *until > now);
+            if seen.len() >= self.capacity {
+                return Err(Refusal::ReplayMemoryFull);
+            }
+        }
+        seen.insert(key, t.expires_at + KEEP_PAST_EXP_SECS);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn token(jti: Option<&str>, exp: u64) -> VerifiedToken {
+        VerifiedToken {
+            issuer: "iss".into(),
+            subject: None,
+            username: None,
+            audiences: Vec::new(),
+            authorized_party: None,
+            scopes: Vec::new(),
+            groups: Vec::new(),
+            expires_at: exp,
+            issued_at: None,
+            token_id: jti.map(str::to_owned),
+            actors: Vec::new(),
+            fingerprint: String::new(),
+        }
+    }
+
+    #[test]
+    fn a_second_presentation_is_a_replay() {
+        let g = ReplayGuard::new(10);
+        let t = token(Some("a"), now_secs() + 30);
+        assert_eq!(g.first_use(&t), Ok(()));
+        assert_eq!(g.first_use(&t), Err(Refusal::Replayed));
+        assert_eq!(g.first_use(&token(Some("b"), now_secs() + 30)), Ok(()));
+        assert_eq!(
+            g.first_use(&token(None, now_secs() + 30)),
+            Err(Refusal::TokenIdMissing)
+        );
+    }
+
+    #[test]
+    fn a_full_memory_refuses_new_tokens_until_entries_expire() {
+        let g = ReplayGuard::new(2);
+        let now = now_secs();
+        g.first_use(&token(Some("a"), now + 30)).unwrap();
+        g.first_use(&token(Some("b"), now + 30)).unwrap();
+        assert_eq!(
+            g.first_use(&token(Some("c"), now + 30)),
+            Err(Refusal::ReplayMemoryFull)
+        );
+        // Entries long past expiry are forgotten to make room.
+        let g = ReplayGuard::new(1);
+        g.first_use(&token(Some("old"), now - KEEP_PAST_EXP_SECS - 10))
+            .unwrap();
+        assert_eq!(g.first_use(&token(Some("new"), now + 30)), Ok(()));
+    }
+}
