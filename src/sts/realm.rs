@@ -130,6 +130,11 @@ struct RawClient {
     /// Token Lifespan".
     #[serde(default, with = "humantime_serde")]
     capability_token_lifespan: Option<Duration>,
+    /// Client ids that may act for the users who log in through this client: their
+    /// tokens carry `may_act` (RFC 8693 §4.4) listing them, and an exchange of such a
+    /// token with an `actor_token` of any other client is refused.
+    #[serde(default)]
+    may_act: Vec<String>,
 }
 
 /// A parsed and validated realm file. Build with [`Realm::from_yaml_file`] or
@@ -178,6 +183,8 @@ pub(crate) struct Client {
     pub(crate) scopes: Vec<String>,
     /// Set for a tool client: tokens for it are single-action and live this long.
     pub(crate) capability_token_lifespan: Option<Duration>,
+    /// Actors written into `may_act` of user tokens issued to this client.
+    pub(crate) may_act: Vec<String>,
 }
 
 impl Client {

@@ -114,6 +114,10 @@ pub(crate) enum Refusal {
     /// StandardTokenExchangeProvider.checkRequestedAudiences: 400 invalid_request.
     #[error("requested audience not available")]
     AudienceNotAvailable(String),
+    /// The subject token's `may_act` (RFC 8693 §4.4) does not name the actor: 403
+    /// access_denied.
+    #[error("actor not permitted by may_act")]
+    ActorNotPermitted,
     /// A capability token (audience = a tool client) must name that one audience and
     /// exactly one scope: 400 invalid_request.
     #[error("capability token request not for one audience and one scope")]
@@ -203,6 +207,11 @@ impl Refusal {
                 "invalid_request",
                 "The subject_token carries an act claim, so it can only be exchanged with an actor_token"
                     .into(),
+            ),
+            Refusal::ActorNotPermitted => (
+                S::FORBIDDEN,
+                "access_denied",
+                "The actor is not permitted by the subject token's may_act claim".into(),
             ),
             Refusal::CapabilityShape => (
                 S::BAD_REQUEST,

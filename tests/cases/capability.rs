@@ -120,3 +120,43 @@ async fn a_token_without_jti_cannot_be_single_use() {
     assert_eq!(resp.status(), 401);
     assert_eq!(world.app.count(), 0);
 }
+
+#[tokio::test]
+async fn may_act_in_the_subject_token_names_who_may_act_for_the_user() {
+    // summarizer-tech's user tokens also name reviewer-ops in `aud`, but their `may_act`
+    // names only summarizer-tech.
+    let realm =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/demo/realm.yaml")).unwrap();
+    let tech = crate::support::world::AGENT;
+    let ops = crate::support::world::agent_id("reviewer-ops");
+    let realm = realm.replacen(
+        &format!("    audiences: [{tech}]\n"),
+        &format!("    audiences: [{tech}, {ops}]\n    may_act: [{tech}]\n"),
+        1,
+    );
+    assert!(realm.contains("may_act"));
+    let sts = Sts::start_with_realm(&realm).await;
+    let own = sts
+        .login(
+            "alice",
+            "alice123",
+            tech,
+            crate::support::world::AGENT_SECRET,
+        )
+        .await;
+    assert_eq!(
+        claims_of(&own)["may_act"],
+        serde_json::json!([{ "client_id": tech }])
+    );
+    let (status, body) = sts
+        .exchange_as("reviewer-ops", &own, &ops, true)
+        .await
+        .expect_err("reviewer-ops is not in may_act");
+    assert_eq!(status, 403);
+    assert_eq!(body["error"], "access_denied");
+    let delegated = sts
+        .exchange_as("summarizer-tech", &own, tech, true)
+        .await
+        .expect("summarizer-tech is in may_act");
+    assert_eq!(claims_of(&delegated)["act"]["client_id"], tech);
+}

@@ -46,6 +46,15 @@ pub(super) fn grant(
     };
     let mut claims = envelope.claims(&user.id.to_string());
     add_user_profile(&mut claims, user);
+    if !client.may_act.is_empty() {
+        // RFC 8693 §4.4: who may act for this subject; several actors as an array.
+        let actors: Vec<serde_json::Value> = client
+            .may_act
+            .iter()
+            .map(|id| serde_json::json!({ "client_id": id }))
+            .collect();
+        claims.insert("may_act".into(), serde_json::Value::Array(actors));
+    }
     let token = sign(svc, claims)?;
     tracing::info!(client_id = %client.client_id, user = %user.username, "password grant issued");
     Ok(TokenResponse::new(token, iat, exp, &scope))

@@ -7,7 +7,8 @@
 //! 2. the subject token verifies (signature, issuer, expiry).
 //! 3. with an `actor_token`: its type is access token, it verifies, it was issued to the
 //!    requesting client, its subject is not the subject's, and the resulting `act` chain is at
-//!    most [`MAX_ACT_DEPTH`] deep. Without one, a subject token that already carries `act`
+//!    most [`MAX_ACT_DEPTH`] deep; when the subject token has `may_act` (RFC 8693 §4.4), it
+//!    must name the actor. Without one, a subject token that already carries `act`
 //!    is refused (the chain must not be dropped or misattributed) unless the requesting
 //!    client is its newest actor: the agent that already acts goes on acting, and the
 //!    chain is kept as it is.
@@ -251,6 +252,12 @@ fn actor(
     if actor_sub == subject_sub {
         return Err(Refusal::ActorIsSubject);
     }
+    if let Some(may_act) = subject.get("may_act")
+        && !may_act_permits(may_act, &client.client_id, actor_sub)
+    {
+        tracing::info!(client_id = %client.client_id, "token exchange refused: actor not in may_act");
+        return Err(Refusal::ActorNotPermitted);
+    }
     let depth = prior_depth + 1;
     if depth > MAX_ACT_DEPTH {
         tracing::info!(client_id = %client.client_id, depth, "token exchange refused: delegation chain too deep");
@@ -261,6 +268,25 @@ fn actor(
         act["act"] = prior.clone();
     }
     Ok(Some(act))
+}
+
+/// RFC 8693 §4.4: `may_act` names who may act for the subject, as an object (or, as this
+/// service writes several, an array of objects). An entry permits the actor when every
+/// member it has (`client_id`, `sub`) matches; anything malformed permits no one.
+fn may_act_permits(may_act: &Value, client_id: &str, actor_sub: &str) -> bool {
+    let entry_permits = |e: &Value| {
+        let Some(obj) = e.as_object() else {
+            return false;
+        };
+        let matches = |key: &str, want: &str| obj.get(key).is_none_or(|v| v.as_str() == Some(want));
+        (obj.contains_key("client_id") || obj.contains_key("sub"))
+            && matches("client_id", client_id)
+            && matches("sub", actor_sub)
+    };
+    match may_act {
+        Value::Array(entries) => entries.iter().any(entry_permits),
+        one => entry_permits(one),
+    }
 }
 
 /// Step 6: requested scopes must be in the subject token and allowed to the client; when

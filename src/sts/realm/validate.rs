@@ -225,6 +225,7 @@ fn client(i: usize, c: RawClient, known: &HashSet<String>) -> Result<Client, Sts
         exchange_audiences: c.exchange_audiences,
         scopes: c.scopes,
         capability_token_lifespan: c.capability_token_lifespan,
+        may_act: c.may_act,
     })
 }
 
