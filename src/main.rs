@@ -186,10 +186,7 @@ fn main() -> ExitCode {
 /// The validated config and, when it has a `policy` section, the compiled policy.
 fn load_config_and_policy(path: &Path) -> Result<(Config, Option<Arc<PolicyEngine>>), String> {
     let cfg = Config::load(path, &ProcessEnv).map_err(|e| e.to_string())?;
-    let policy = match &cfg.policy {
-        Some(p) => Some(Arc::new(PolicyEngine::load(p).map_err(|e| e.to_string())?)),
-        None => None,
-    };
+    let policy = PolicyEngine::load_configured(cfg.policy.as_ref()).map_err(|e| e.to_string())?;
     Ok((cfg, policy))
 }
 

@@ -87,20 +87,8 @@ pub(super) fn validate(raw: RawConfig, env: &dyn Env) -> Result<Config, ConfigEr
             "x-actbridge-grant",
         )?,
     };
-    let bypass_paths = raw
-        .inbound
-        .bypass_paths
-        .iter()
-        .enumerate()
-        .map(|(i, p)| path_match(&format!("inbound.bypass_paths[{i}]"), p))
-        .collect::<Result<Vec<_>, _>>()?;
-    let single_use_paths = raw
-        .inbound
-        .single_use_paths
-        .iter()
-        .enumerate()
-        .map(|(i, p)| path_match(&format!("inbound.single_use_paths[{i}]"), p))
-        .collect::<Result<Vec<_>, _>>()?;
+    let bypass_paths = path_matches("inbound.bypass_paths", &raw.inbound.bypass_paths)?;
+    let single_use_paths = path_matches("inbound.single_use_paths", &raw.inbound.single_use_paths)?;
     let replay_cache_entries = raw.tokens.replay_cache_entries.unwrap_or(100_000);
     if replay_cache_entries == 0 {
         return Err(ConfigError::invalid(
@@ -290,6 +278,14 @@ fn header_name(key: &str, v: Option<&str>, default: &str) -> Result<http::Header
     }
     http::HeaderName::from_bytes(name.to_ascii_lowercase().as_bytes())
         .map_err(|_| ConfigError::invalid(key, format_args!("`{name}` is not a valid header name")))
+}
+
+/// A list of path matchers; an error names the entry (`key[i]`).
+fn path_matches(key: &str, list: &[RawPathMatch]) -> Result<Vec<PathMatch>, ConfigError> {
+    list.iter()
+        .enumerate()
+        .map(|(i, p)| path_match(&format!("{key}[{i}]"), p))
+        .collect()
 }
 
 fn path_match(key: &str, p: &RawPathMatch) -> Result<PathMatch, ConfigError> {

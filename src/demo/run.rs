@@ -101,13 +101,7 @@ async fn script(opts: &DemoOptions, stop: CancellationToken) -> DemoResult<()> {
     let policies = opts.root.join("policies");
     let cfg = Config::from_yaml(&sidecar_config(&sts, ext_proc_port, &policies), &ProcessEnv)
         .map_err(|e| e.to_string())?;
-    let policy = cfg
-        .policy
-        .as_ref()
-        .map(PolicyEngine::load)
-        .transpose()
-        .map_err(|e| e.to_string())?
-        .map(Arc::new);
+    let policy = PolicyEngine::load_configured(cfg.policy.as_ref()).map_err(|e| e.to_string())?;
     let serve_stop = stop.clone();
     tokio::spawn(async move {
         if let Err(e) = crate::serve::run(cfg, policy, serve_stop).await {

@@ -61,6 +61,13 @@ impl PolicyEngine {
         })
     }
 
+    /// The engine for a config's optional `policy` section (`None` when there is none).
+    pub fn load_configured(
+        cfg: Option<&PolicyConfig>,
+    ) -> Result<Option<Arc<PolicyEngine>>, PolicyError> {
+        cfg.map(|c| PolicyEngine::load(c).map(Arc::new)).transpose()
+    }
+
     /// The version in use (hex of the content hash).
     pub fn version(&self) -> String {
         self.current.load().version.clone()

@@ -35,17 +35,13 @@ pub fn run_tests(dir: &Path) -> Result<TestReport, PolicyError> {
     let bundle = Bundle::read(dir)?;
     let mut engine = bundle.engine(true)?;
     let mut report = TestReport::default();
-    let tests: Vec<(Option<String>, String)> = bundle
+    // A module without `package` did not compile above, so every test module has one.
+    let tests: Vec<(String, String)> = bundle
         .test_modules()
-        .flat_map(|(_, text)| {
-            let package = package_of(text);
-            test_rules(text)
-                .into_iter()
-                .map(move |rule| (package.clone(), rule))
-        })
+        .filter_map(|(_, text)| Some((package_of(text)?, test_rules(text))))
+        .flat_map(|(package, rules)| rules.into_iter().map(move |r| (package.clone(), r)))
         .collect();
     for (package, rule) in tests {
-        let Some(package) = package else { continue };
         let name = format!("data.{package}.{rule}");
         let failure = match engine.eval_rule(name.clone()) {
             Ok(regorus::Value::Bool(true)) => None,

@@ -1,25 +1,12 @@
 //! Single-use capability tokens: the embedded token service issues a token for one
 //! action, and the tool's sidecar refuses its second presentation.
 
-use crate::support::world::{Sts, World, claims_of};
+use crate::support::world::{Sts, World, claims_of, sidecar_head};
 
 const TOOL: &str = "spiffe://demo.example.com/tool/document-reader";
 
 fn tool_config(sts: &Sts) -> String {
-    format!(
-        r#"
-listen:
-  ext_proc: tcp://127.0.0.1:{{EXT_PROC}}
-  admin: 127.0.0.1:{{ADMIN}}
-issuers:
-  - issuer: {issuer}
-    audiences: ["{TOOL}"]
-inbound:
-  single_use_paths:
-    - prefix: /tools/
-"#,
-        issuer = sts.service.issuer(),
-    )
+    sidecar_head(sts, TOOL) + "inbound:\n  single_use_paths:\n    - prefix: /tools/\n"
 }
 
 #[tokio::test]

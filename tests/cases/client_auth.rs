@@ -66,11 +66,7 @@ async fn private_key_jwt_client_authentication_works_end_to_end() {
         .await;
     assert_eq!(resp.status(), 200, "{}", world.actbridge.log());
     let seen = world.docs.seen();
-    let delegated = seen[0]
-        .header("authorization")
-        .unwrap()
-        .strip_prefix("Bearer ")
-        .unwrap();
+    let delegated = seen[0].bearer();
     let act = &claims_of(delegated)["act"];
     assert_eq!(act["client_id"], AGENT);
     assert_eq!(act["act"]["client_id"], reviewer);

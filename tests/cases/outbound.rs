@@ -87,12 +87,7 @@ async fn a_cached_exchange_is_not_repeated_and_the_actor_token_is_shared() {
         1,
         "the actor token is cached across subjects: {after:?}"
     );
-    let delegated = world.docs.seen()[0]
-        .header("authorization")
-        .unwrap()
-        .strip_prefix("Bearer ")
-        .unwrap()
-        .to_string();
+    let delegated = world.docs.seen()[0].bearer().to_string();
     let act = &claims_of(&delegated)["act"];
     assert_eq!(act["client_id"], AGENT, "this agent is the newest actor");
     assert_eq!(
@@ -276,11 +271,7 @@ async fn a_route_that_allows_direct_use_exchanges_the_users_token_without_an_act
         .await;
     assert_eq!(resp.status(), 200, "{}", world.actbridge.log());
     let seen = world.docs.seen();
-    let delegated = seen[0]
-        .header("authorization")
-        .unwrap()
-        .strip_prefix("Bearer ")
-        .unwrap();
+    let delegated = seen[0].bearer();
     let c = claims_of(delegated);
     assert_eq!(c["preferred_username"], "alice");
     assert!(c.get("act").is_none(), "direct use names no actor: {c}");

@@ -8,25 +8,16 @@ use serde_json::{Value, json};
 
 use crate::support::world::{
     AGENT, DOCUMENT_SERVICE, Sts, World, agent_id, claims_of, policies_dir, sidecar_config,
+    sidecar_head,
 };
 
 /// The document service's sidecar: inbound only, judged by `policy_dir`.
 fn document_service_config(sts: &Sts, policy_dir: &Path, extra_policy: &str) -> String {
-    format!(
-        r#"
-listen:
-  ext_proc: tcp://127.0.0.1:{{EXT_PROC}}
-  admin: 127.0.0.1:{{ADMIN}}
-issuers:
-  - issuer: {issuer}
-    audiences: ["{DOCUMENT_SERVICE}"]
-policy:
-  dir: "{dir}"
-{extra_policy}
-"#,
-        issuer = sts.service.issuer(),
-        dir = policy_dir.display(),
-    )
+    sidecar_head(sts, DOCUMENT_SERVICE)
+        + &format!(
+            "policy:\n  dir: \"{dir}\"\n{extra_policy}\n",
+            dir = policy_dir.display()
+        )
 }
 
 /// summarizer-tech's sidecar with the demo policy (and inbound delegation).
@@ -400,12 +391,7 @@ async fn the_agent_sidecar_delegates_on_the_way_in_and_refuses_at_its_door() {
     let (status, body) = get(&world, "/summaries", &own).await;
     assert_eq!(status, 200, "{body} {}", world.actbridge.log());
     let seen = world.app.seen();
-    let held = seen[0]
-        .header("authorization")
-        .unwrap()
-        .strip_prefix("Bearer ")
-        .unwrap()
-        .to_string();
+    let held = seen[0].bearer().to_string();
     assert_ne!(
         held, own,
         "the app gets the delegated token, not alice's own"

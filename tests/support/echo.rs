@@ -30,6 +30,13 @@ impl Seen {
     pub fn header(&self, name: &str) -> Option<&str> {
         self.header_all(name).first().copied()
     }
+
+    /// The token of the `authorization: Bearer …` header; panics if there is none.
+    pub fn bearer(&self) -> &str {
+        self.header("authorization")
+            .and_then(|a| a.strip_prefix("Bearer "))
+            .expect("a bearer authorization header")
+    }
 }
 
 /// A running echo upstream.

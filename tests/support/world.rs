@@ -104,33 +104,9 @@ impl Sts {
         audience: &str,
         scope: &str,
     ) -> String {
-        let id = agent_id(agent);
-        let secret = format!("{agent}-demo-secret");
-        let resp = reqwest::Client::new()
-            .post(self.service.token_endpoint())
-            .form(&[
-                ("client_id", id.as_str()),
-                ("client_secret", secret.as_str()),
-                (
-                    "grant_type",
-                    "urn:ietf:params:oauth:grant-type:token-exchange",
-                ),
-                ("subject_token", subject),
-                (
-                    "subject_token_type",
-                    "urn:ietf:params:oauth:token-type:access_token",
-                ),
-                ("audience", audience),
-                ("scope", scope),
-            ])
-            .send()
+        self.exchange(agent, subject, audience, Some(scope), false)
             .await
-            .unwrap();
-        let body: serde_json::Value = resp.json().await.unwrap();
-        body["access_token"]
-            .as_str()
-            .unwrap_or_else(|| panic!("exchange failed: {body}"))
-            .to_string()
+            .unwrap_or_else(|(status, body)| panic!("exchange failed: {status} {body}"))
     }
 
     /// The demo agent `agent` exchanges `subject` for `audience` (with its actor token
@@ -140,6 +116,19 @@ impl Sts {
         agent: &str,
         subject: &str,
         audience: &str,
+        with_actor: bool,
+    ) -> Result<String, (u16, serde_json::Value)> {
+        self.exchange(agent, subject, audience, None, with_actor)
+            .await
+    }
+
+    /// One token exchange by the demo agent `agent`, with `scope` when given.
+    async fn exchange(
+        &self,
+        agent: &str,
+        subject: &str,
+        audience: &str,
+        scope: Option<&str>,
         with_actor: bool,
     ) -> Result<String, (u16, serde_json::Value)> {
         let id = agent_id(agent);
@@ -161,6 +150,9 @@ impl Sts {
             ),
             ("audience", audience.to_string()),
         ];
+        if let Some(scope) = scope {
+            form.push(("scope", scope.to_string()));
+        }
         if with_actor {
             let resp = http
                 .post(self.service.token_endpoint())
@@ -209,8 +201,9 @@ impl Drop for Sts {
     }
 }
 
-/// summarizer-tech's sidecar config; `{ISSUER}` and `{TOKEN_ENDPOINT}` filled from `sts`.
-pub fn sidecar_config(sts: &Sts) -> String {
+/// The start of every test sidecar's config: the listeners (ports filled in by
+/// [`Actbridge::start`]) and `sts` as the one issuer, accepting `audience` inbound.
+pub fn sidecar_head(sts: &Sts, audience: &str) -> String {
     format!(
         r#"
 listen:
@@ -218,8 +211,17 @@ listen:
   admin: 127.0.0.1:{{ADMIN}}
 issuers:
   - issuer: {issuer}
-    audiences: ["{AGENT}"]
-    jwks_min_refetch_interval: 1s
+    audiences: ["{audience}"]
+"#,
+        issuer = sts.service.issuer(),
+    )
+}
+
+/// summarizer-tech's sidecar config, with `sts` as issuer and token service.
+pub fn sidecar_config(sts: &Sts) -> String {
+    sidecar_head(sts, AGENT)
+        + &format!(
+            r#"    jwks_min_refetch_interval: 1s
 inbound:
   bypass_paths:
     - exact: /healthz
@@ -244,9 +246,8 @@ outbound:
     - host: "127.0.0.1:*"
       action: passthrough
 "#,
-        issuer = sts.service.issuer(),
-        token = sts.service.token_endpoint(),
-    )
+            token = sts.service.token_endpoint(),
+        )
 }
 
 /// Everything running.
