@@ -6,7 +6,7 @@ mod client_credentials;
 mod password;
 mod token_exchange;
 
-use super::claims::{TokenResponse, scope_list};
+use super::claims::{Envelope, TokenResponse, now, scope_list};
 use super::client_auth;
 use super::form::Form;
 use super::realm::Client;
@@ -70,6 +70,33 @@ fn requested_scopes(client: &Client, form: &Form) -> Result<Vec<String>, Refusal
         return Err(Refusal::InvalidScopes(scope.to_string()));
     }
     Ok(requested)
+}
+
+/// A token issued straight to `client` (`password`, `client_credentials`): `aud` = the
+/// client's `audiences`, the realm's lifespan, `sub` = `subject`; `profile` adds the
+/// subject's own claims.
+fn issue_to_client(
+    svc: &TokenService,
+    client: &Client,
+    scope: &[String],
+    subject: &str,
+    profile: impl FnOnce(&mut serde_json::Map<String, serde_json::Value>),
+) -> Result<TokenResponse, Refusal> {
+    let iat = now();
+    let exp = iat + svc.realm().access_token_lifespan.as_secs();
+    let issuer = svc.issuer();
+    let envelope = Envelope {
+        issuer: &issuer,
+        azp: &client.client_id,
+        audiences: &client.audiences,
+        iat,
+        exp,
+        scope,
+    };
+    let mut claims = envelope.claims(subject);
+    profile(&mut claims);
+    let token = sign(svc, claims)?;
+    Ok(TokenResponse::new(token, iat, exp, scope))
 }
 
 /// Signs claims with the service key; a failure is an internal error.

@@ -1,7 +1,7 @@
 //! The `client_credentials` grant (RFC 6749 §4.4; Keycloak service accounts).
 
-use super::{requested_scopes, sign};
-use crate::sts::claims::{Envelope, TokenResponse, add_service_account_profile, now};
+use super::{issue_to_client, requested_scopes};
+use crate::sts::claims::{TokenResponse, add_service_account_profile};
 use crate::sts::form::Form;
 use crate::sts::realm::Client;
 use crate::sts::refusal::Refusal;
@@ -21,20 +21,9 @@ pub(super) fn grant(
         return Err(Refusal::ServiceAccountDisabled);
     };
     let scope = requested_scopes(client, form)?;
-    let iat = now();
-    let exp = iat + svc.realm().access_token_lifespan.as_secs();
-    let issuer = svc.issuer();
-    let envelope = Envelope {
-        issuer: &issuer,
-        azp: &client.client_id,
-        audiences: &client.audiences,
-        iat,
-        exp,
-        scope: &scope,
-    };
-    let mut claims = envelope.claims(&sub.to_string());
-    add_service_account_profile(&mut claims, client);
-    let token = sign(svc, claims)?;
+    let response = issue_to_client(svc, client, &scope, &sub.to_string(), |claims| {
+        add_service_account_profile(claims, client);
+    })?;
     tracing::info!(client_id = %client.client_id, "client_credentials grant issued");
-    Ok(TokenResponse::new(token, iat, exp, &scope))
+    Ok(response)
 }

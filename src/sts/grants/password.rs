@@ -1,7 +1,7 @@
 //! The `password` grant (RFC 6749 §4.3; Keycloak "direct access grants").
 
-use super::{requested_scopes, sign};
-use crate::sts::claims::{Envelope, TokenResponse, add_user_profile, now};
+use super::{issue_to_client, requested_scopes};
+use crate::sts::claims::{TokenResponse, add_user_profile};
 use crate::sts::client_auth::secrets_equal;
 use crate::sts::form::Form;
 use crate::sts::realm::Client;
@@ -33,29 +33,18 @@ pub(super) fn grant(
         }
     };
 
-    let iat = now();
-    let exp = iat + svc.realm().access_token_lifespan.as_secs();
-    let issuer = svc.issuer();
-    let envelope = Envelope {
-        issuer: &issuer,
-        azp: &client.client_id,
-        audiences: &client.audiences,
-        iat,
-        exp,
-        scope: &scope,
-    };
-    let mut claims = envelope.claims(&user.id.to_string());
-    add_user_profile(&mut claims, user);
-    if !client.may_act.is_empty() {
-        // RFC 8693 §4.4: who may act for this subject; several actors as an array.
-        let actors: Vec<serde_json::Value> = client
-            .may_act
-            .iter()
-            .map(|id| serde_json::json!({ "client_id": id }))
-            .collect();
-        claims.insert("may_act".into(), serde_json::Value::Array(actors));
-    }
-    let token = sign(svc, claims)?;
+    let response = issue_to_client(svc, client, &scope, &user.id.to_string(), |claims| {
+        add_user_profile(claims, user);
+        if !client.may_act.is_empty() {
+            // RFC 8693 §4.4: who may act for this subject; several actors as an array.
+            let actors: Vec<serde_json::Value> = client
+                .may_act
+                .iter()
+                .map(|id| serde_json::json!({ "client_id": id }))
+                .collect();
+            claims.insert("may_act".into(), serde_json::Value::Array(actors));
+        }
+    })?;
     tracing::info!(client_id = %client.client_id, user = %user.username, "password grant issued");
-    Ok(TokenResponse::new(token, iat, exp, &scope))
+    Ok(response)
 }
