@@ -6,6 +6,7 @@
 
 mod agent;
 mod bearer;
+mod custody;
 mod decision;
 mod inbound;
 mod judge;
@@ -40,16 +41,22 @@ impl Pipeline {
             .outbound
             .as_ref()
             .map(|o| Arc::new(agent::OwnAgent::new(o)));
-        let replay = Arc::new(replay::ReplayGuard::new(cfg.replay_cache_entries));
+        let shared = Shared {
+            replay: Arc::new(replay::ReplayGuard::new(cfg.replay_cache_entries)),
+            custody: cfg
+                .inbound
+                .custody_entries
+                .map(|n| Arc::new(custody::Custody::new(n))),
+        };
         Pipeline {
             verifier: Arc::new(Verifier::new(cfg)),
             policy,
-            inbound: inbound::InboundStage::new(&cfg.inbound, agent.clone(), replay.clone()),
+            inbound: inbound::InboundStage::new(&cfg.inbound, agent.clone(), shared.clone()),
             outbound: cfg
                 .outbound
                 .as_ref()
                 .zip(agent)
-                .map(|(o, a)| outbound::OutboundStage::new(o, a, replay)),
+                .map(|(o, a)| outbound::OutboundStage::new(o, a, shared)),
         }
     }
 
@@ -107,6 +114,14 @@ impl Pipeline {
         );
         denial
     }
+}
+
+/// State both directions use: single-use token memory and token custody (inbound hands
+/// out placeholders, outbound resolves them).
+#[derive(Clone)]
+pub(crate) struct Shared {
+    replay: Arc<replay::ReplayGuard>,
+    custody: Option<Arc<custody::Custody>>,
 }
 
 /// What a stage returns when it lets a request through.

@@ -144,6 +144,18 @@ pub struct RawInbound {
     /// Entries as in `bypass_paths`.
     #[serde(default)]
     pub single_use_paths: Vec<RawPathMatch>,
+    /// Token custody: the app never receives the user's token (nor the delegated one).
+    /// It gets an opaque random placeholder, bound to that token for the token's life,
+    /// and presents it on its outbound requests; actbridge resolves it on this sidecar's
+    /// `exchange` routes only. A placeholder presented inbound, forwarded by a
+    /// passthrough route, unknown, or past the token's `exp` is refused (401). Needs
+    /// `outbound`. Default `false`.
+    #[serde(default)]
+    pub token_custody: Option<bool>,
+    /// How many tokens custody holds (each until its `exp`). When full, the least used are
+    /// evicted and their placeholders refused. Default `100000`.
+    #[serde(default)]
+    pub custody_entries: Option<u64>,
 }
 
 /// `inbound.identity_headers`.

@@ -190,6 +190,8 @@ fn the_policy_section_has_safe_defaults_and_named_errors() {
         ("policy: {dir: ''}", "policy.dir"),
         ("policy: {dir: p, colour: red}", "policy.colour"),
         ("inbound: {delegation: true}", "inbound.delegation"),
+        ("inbound: {token_custody: true}", "inbound.token_custody"),
+        ("inbound: {custody_entries: 5}", "inbound.custody_entries"),
     ] {
         let e = err(&format!("{MINIMAL}{yaml}\n"));
         assert_eq!(e.key(), Some(key), "{yaml}: {e}");

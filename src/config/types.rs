@@ -92,6 +92,8 @@ pub struct InboundConfig {
     pub delegation: bool,
     /// Paths that accept only single-use tokens.
     pub single_use_paths: Vec<PathMatch>,
+    /// Capacity of token custody; `None` = custody off.
+    pub custody_entries: Option<u64>,
 }
 
 /// Header names carrying the verified identity to the app (lower case).

@@ -108,6 +108,28 @@ pub(super) fn validate(raw: RawConfig, env: &dyn Env) -> Result<Config, ConfigEr
             "needs the `outbound` section (its token_endpoint and client perform the exchange)",
         ));
     }
+    let custody_entries = match (raw.inbound.token_custody, raw.inbound.custody_entries) {
+        (Some(true), _) if outbound.is_none() => {
+            return Err(ConfigError::invalid(
+                "inbound.token_custody",
+                "needs the `outbound` section (placeholders are resolved on its exchange routes)",
+            ));
+        }
+        (Some(true), Some(0)) => {
+            return Err(ConfigError::invalid(
+                "inbound.custody_entries",
+                "must be at least 1",
+            ));
+        }
+        (Some(true), n) => Some(n.unwrap_or(100_000)),
+        (_, Some(_)) => {
+            return Err(ConfigError::invalid(
+                "inbound.custody_entries",
+                "only with `token_custody: true`",
+            ));
+        }
+        _ => None,
+    };
     Ok(Config {
         ext_proc_listen,
         admin_listen,
@@ -121,6 +143,7 @@ pub(super) fn validate(raw: RawConfig, env: &dyn Env) -> Result<Config, ConfigEr
             bypass_paths,
             delegation,
             single_use_paths,
+            custody_entries,
         },
         outbound,
         policy: raw

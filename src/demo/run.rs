@@ -181,14 +181,13 @@ async fn walk(
     for (k, v) in &held.identity {
         println!("   agent saw {k}: {v}");
     }
-    let held_claims = held.token.as_deref().map(claims).transpose()?;
-    match &held_claims {
-        Some(h) => println!(
-            "   agent holds a token delegated to it: sub={} aud={} act={}",
-            h["sub"], h["aud"], h["act"]
-        ),
-        None => println!("   agent holds no token"),
-    }
+    // Token custody: the agent holds a placeholder, not a token.
+    let placeholder = held.token.clone().unwrap_or_default();
+    println!(
+        "   agent holds an opaque placeholder, not a token: {}… ({} chars; actbridge keeps the delegated token)",
+        placeholder.chars().take(18).collect::<String>(),
+        placeholder.len()
+    );
     println!();
     println!("3. agent -> Envoy outbound -> actbridge exchanges (RFC 8693) -> document-service");
     let got = received
@@ -235,7 +234,8 @@ async fn walk(
         || d["act"]["client_id"] != AGENT
         || d["act"].get("act").is_some()
         || d["aud"] != DOCUMENT_SERVICE
-        || held_claims.is_none_or(|h| h["act"]["client_id"] != AGENT)
+        || !placeholder.starts_with("actbridge~")
+        || placeholder.contains('.')
     {
         return Err("the delegated request did not go as expected".into());
     }
@@ -285,7 +285,9 @@ async fn walk(
         403,
     )
     .await?;
-    println!("\nDone: the user's token never left the pod; every refusal failed closed.");
+    println!(
+        "\nDone: the user's token never left actbridge (the agent held only a placeholder); every refusal failed closed."
+    );
     Ok(())
 }
 
@@ -357,6 +359,7 @@ issuers:
     audiences: ["{AGENT}"]
 inbound:
   delegation: true
+  token_custody: true
 policy:
   dir: "{policies}"
 outbound:

@@ -1,6 +1,14 @@
 //! The bearer token of a request (RFC 6750 §2.1).
 
+use http::HeaderValue;
+
 use super::{Refusal, RequestFacts};
+
+/// An `authorization` value carrying `token`; a token that is not a valid header value
+/// (it came from the token service) is refused rather than forwarded.
+pub(super) fn bearer_value(token: &str) -> Result<HeaderValue, Refusal> {
+    HeaderValue::try_from(format!("Bearer {token}")).map_err(|_| Refusal::UnforwardableToken)
+}
 
 /// The one `Bearer` credential of the `authorization` header. Several `authorization`
 /// headers, another scheme, non-UTF-8 bytes or characters outside RFC 6750's `b64token`

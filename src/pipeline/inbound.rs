@@ -8,10 +8,10 @@ use http::HeaderValue;
 use http::header::AUTHORIZATION;
 
 use super::agent::OwnAgent;
-use super::bearer::bearer_token;
+use super::bearer::{bearer_token, bearer_value};
+use super::custody::Custody;
 use super::judge::{Target, chain_of, judge};
-use super::replay::ReplayGuard;
-use super::{Allowed, Mutations, Refusal, RequestFacts};
+use super::{Allowed, Mutations, Refusal, RequestFacts, Shared};
 use crate::config::{InboundConfig, PathMatch};
 use crate::jwt::{AudienceProfile, VerifiedToken, Verifier};
 use crate::policy::PolicyEngine;
@@ -20,19 +20,15 @@ pub(super) struct InboundStage {
     cfg: InboundConfig,
     /// Set when `delegation` is on (validation guarantees the outbound client exists).
     delegate_to: Option<Arc<OwnAgent>>,
-    replay: Arc<ReplayGuard>,
+    shared: Shared,
 }
 
 impl InboundStage {
-    pub fn new(
-        cfg: &InboundConfig,
-        agent: Option<Arc<OwnAgent>>,
-        replay: Arc<ReplayGuard>,
-    ) -> Self {
+    pub fn new(cfg: &InboundConfig, agent: Option<Arc<OwnAgent>>, shared: Shared) -> Self {
         InboundStage {
             cfg: cfg.clone(),
             delegate_to: agent.filter(|_| cfg.delegation),
-            replay,
+            shared,
         }
     }
 
@@ -69,9 +65,12 @@ impl InboundStage {
             });
         }
         let token = bearer_token(req)?;
+        if self.shared.custody.is_some() && Custody::is_placeholder(token) {
+            return Err(Refusal::PlaceholderMisused);
+        }
         let verified = verifier.verify(token, AudienceProfile::Inbound).await?;
         if self.cfg.single_use_paths.iter().any(|p| p.matches(path)) {
-            self.replay.first_use(&verified)?;
+            self.shared.replay.first_use(&verified)?;
         }
         let adds_agent = self
             .delegate_to
@@ -95,6 +94,10 @@ impl InboundStage {
         if let Some(grant) = &grant {
             set.push((h.grant.clone(), header_value(&grant.join(","), "grant")?));
         }
+        // The token the app will hold, when it is not the caller's: the delegated one,
+        // and under custody a placeholder for it.
+        let mut app_token: Option<String> = None;
+        let mut app_token_exp = verified.expires_at;
         if let Some(agent) = &self.delegate_to {
             let issued = agent
                 .exchanger
@@ -105,9 +108,15 @@ impl InboundStage {
                     adds_agent,
                 )
                 .await?;
-            let value = HeaderValue::try_from(format!("Bearer {}", issued.access_token))
-                .map_err(|_| Refusal::UnforwardableToken)?;
-            set.push((AUTHORIZATION, value));
+            app_token = Some(issued.access_token.clone());
+            app_token_exp = issued.expires_at;
+        }
+        if let Some(custody) = &self.shared.custody {
+            let held = app_token.as_deref().unwrap_or(token);
+            app_token = Some(custody.placeholder_for(held, app_token_exp));
+        }
+        if let Some(t) = &app_token {
+            set.push((AUTHORIZATION, bearer_value(t)?));
         }
         Ok(Allowed {
             mutations: Mutations { set, remove },

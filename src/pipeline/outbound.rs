@@ -5,15 +5,15 @@
 //! allows direct use; the policy judges the chain the destination will receive, and only
 //! then is the token service called.
 
-use http::{HeaderName, HeaderValue, header::AUTHORIZATION};
+use http::{HeaderName, header::AUTHORIZATION};
 
 use std::sync::Arc;
 
 use super::agent::OwnAgent;
-use super::bearer::bearer_token;
+use super::bearer::{bearer_token, bearer_value};
+use super::custody::Custody;
 use super::judge::{Target, judge};
-use super::replay::ReplayGuard;
-use super::{Allowed, Mutations, Refusal, RequestFacts};
+use super::{Allowed, Mutations, Refusal, RequestFacts, Shared};
 use crate::config::{ExchangeTarget, OutboundConfig, RouteAction, RouteConfig};
 use crate::jwt::{AudienceProfile, Verifier};
 use crate::policy::PolicyEngine;
@@ -21,15 +21,15 @@ use crate::policy::PolicyEngine;
 pub(super) struct OutboundStage {
     cfg: OutboundConfig,
     agent: Arc<OwnAgent>,
-    replay: Arc<ReplayGuard>,
+    shared: Shared,
 }
 
 impl OutboundStage {
-    pub fn new(cfg: &OutboundConfig, agent: Arc<OwnAgent>, replay: Arc<ReplayGuard>) -> Self {
+    pub fn new(cfg: &OutboundConfig, agent: Arc<OwnAgent>, shared: Shared) -> Self {
         OutboundStage {
             cfg: cfg.clone(),
             agent,
-            replay,
+            shared,
         }
     }
 
@@ -56,20 +56,30 @@ impl OutboundStage {
             RouteAction::Deny => Err(Refusal::RouteDenied(name.to_string())),
             RouteAction::Passthrough {
                 forward_authorization,
-            } => Ok(Allowed {
-                mutations: Mutations {
-                    set: Vec::new(),
-                    remove: if *forward_authorization {
-                        Vec::new()
-                    } else {
-                        vec![AUTHORIZATION]
+            } => {
+                if *forward_authorization && self.shared.custody.is_some() {
+                    // A placeholder must not leave the pod, even though it is useless
+                    // outside it: it is refused, so the agent's bug is seen. Every
+                    // `authorization` value is checked, well-formed or not.
+                    if req.header_values("authorization").any(Custody::appears_in) {
+                        return Err(Refusal::PlaceholderMisused);
+                    }
+                }
+                Ok(Allowed {
+                    mutations: Mutations {
+                        set: Vec::new(),
+                        remove: if *forward_authorization {
+                            Vec::new()
+                        } else {
+                            vec![AUTHORIZATION]
+                        },
                     },
-                },
-                route: name.to_string(),
-                subject: None,
-                fingerprint: None,
-                grant: None,
-            }),
+                    route: name.to_string(),
+                    subject: None,
+                    fingerprint: None,
+                    grant: None,
+                })
+            }
             RouteAction::Exchange {
                 target,
                 allow_direct_use,
@@ -94,10 +104,17 @@ impl OutboundStage {
         target: &ExchangeTarget,
         rules: RouteRules,
     ) -> Result<Allowed, Refusal> {
-        let token = bearer_token(req)?;
+        let presented = bearer_token(req)?;
+        let resolved = match &self.shared.custody {
+            Some(custody) if Custody::is_placeholder(presented) => {
+                Some(custody.resolve(presented)?)
+            }
+            _ => None,
+        };
+        let token = resolved.as_deref().unwrap_or(presented);
         let verified = verifier.verify(token, AudienceProfile::Outbound).await?;
         if rules.single_use {
-            self.replay.first_use(&verified)?;
+            self.shared.replay.first_use(&verified)?;
         }
         if verified.actors.is_empty() && !rules.allow_direct_use {
             return Err(Refusal::DelegationRequired(route.to_string()));
@@ -119,11 +136,9 @@ impl OutboundStage {
             .exchanger
             .exchange(token, verified.expires_at, target, adds_itself)
             .await?;
-        let value = HeaderValue::try_from(format!("Bearer {}", issued.access_token))
-            .map_err(|_| Refusal::UnforwardableToken)?;
         Ok(Allowed {
             mutations: Mutations {
-                set: vec![(AUTHORIZATION, value)],
+                set: vec![(AUTHORIZATION, bearer_value(&issued.access_token)?)],
                 remove: vec![HeaderName::from_static("proxy-authorization")],
             },
             route: route.to_string(),

@@ -62,6 +62,13 @@ pub enum Refusal {
     /// The replay memory is full of live entries (fail closed).
     #[error("replay memory full")]
     ReplayMemoryFull,
+    /// A custody placeholder that is unknown here or past its token's `exp`.
+    #[error("placeholder unknown or expired")]
+    PlaceholderUnknown,
+    /// A custody placeholder presented where it cannot be resolved (inbound, or on a route
+    /// that would forward it).
+    #[error("placeholder presented where it cannot be used")]
+    PlaceholderMisused,
     /// The policy failed (evaluation error, time limit, malformed answer).
     #[error("{0}")]
     Policy(#[from] PolicyError),
@@ -172,6 +179,12 @@ impl Refusal {
             ),
             Refusal::Policy(_) => forbidden("policy_error", "the request could not be authorized"),
             Refusal::Replayed => unauthorized("token_replayed", "token replayed"),
+            Refusal::PlaceholderUnknown => {
+                unauthorized("placeholder_unknown", "the token is unknown or has expired")
+            }
+            Refusal::PlaceholderMisused => {
+                unauthorized("placeholder_misused", "this token cannot be used here")
+            }
             Refusal::TokenIdMissing => {
                 unauthorized("token_id_missing", "a single-use token must carry a jti")
             }

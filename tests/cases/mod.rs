@@ -1,6 +1,7 @@
 mod capability;
 mod client_auth;
 mod config_cli;
+mod custody;
 mod envoy_config;
 mod extproc_transport;
 mod inbound;

@@ -1,0 +1,142 @@
+//! Token custody: the app behind the inbound listener holds an opaque, random placeholder
+//! instead of the user's token; the real token never leaves actbridge, and the agent's
+//! outbound requests present the placeholder, which is resolved back here.
+//!
+//! A placeholder is bound to one token for that token's life. It resolves only on this
+//! sidecar's outbound exchange routes; presented inbound, forwarded by a passthrough route,
+//! unknown here or past the token's `exp`, it is refused.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use sha2::{Digest, Sha256};
+
+use super::Refusal;
+use crate::clock::now_secs;
+
+/// Every placeholder starts with this, so it can be told from a JWT at a glance (a JWT
+/// never contains `~`; the rest is base64url of 32 random bytes).
+const PREFIX: &str = "actbridge~";
+
+/// A real token in custody and the placeholder that stands for it.
+struct Held {
+    token: String,
+    placeholder: String,
+    expires_at: u64,
+}
+
+/// Entries expire with the token they hold.
+struct UntilExp;
+
+impl<K> moka::Expiry<K, Arc<Held>> for UntilExp {
+    fn expire_after_create(&self, _: &K, v: &Arc<Held>, _: Instant) -> Option<Duration> {
+        Some(Duration::from_secs(v.expires_at.saturating_sub(now_secs())))
+    }
+}
+
+/// The placeholders handed out and the tokens they stand for. Keys are SHA-256 digests;
+/// neither map is keyed by a raw token or placeholder.
+pub(super) struct Custody {
+    by_placeholder: moka::sync::Cache<[u8; 32], Arc<Held>>,
+    /// The same entries by token, so a repeated token gets the same placeholder.
+    by_token: moka::sync::Cache<[u8; 32], Arc<Held>>,
+}
+
+fn digest(s: &str) -> [u8; 32] {
+    Sha256::digest(s.as_bytes()).into()
+}
+
+impl Custody {
+    /// A custody holding at most `capacity` tokens. When full, the least useful entries
+    /// are evicted: their placeholders stop resolving (refused, never let through).
+    pub fn new(capacity: u64) -> Self {
+        Custody {
+            by_placeholder: moka::sync::Cache::builder()
+                .max_capacity(capacity)
+                .expire_after(UntilExp)
+                .build(),
+            by_token: moka::sync::Cache::builder()
+                .max_capacity(capacity)
+                .expire_after(UntilExp)
+                .build(),
+        }
+    }
+
+    /// Whether `presented` is a placeholder (of this or any other actbridge).
+    pub fn is_placeholder(presented: &str) -> bool {
+        presented.starts_with(PREFIX)
+    }
+
+    /// Whether a raw header value carries a placeholder anywhere.
+    pub fn appears_in(value: &[u8]) -> bool {
+        value.windows(PREFIX.len()).any(|w| w == PREFIX.as_bytes())
+    }
+
+    /// The placeholder for `token`, which expires at `expires_at`.
+    pub fn placeholder_for(&self, token: &str, expires_at: u64) -> String {
+        let token_key = digest(token);
+        // Reused only while it still resolves (the other map may have evicted it).
+        if let Some(held) = self.by_token.get(&token_key)
+            && self.by_placeholder.contains_key(&digest(&held.placeholder))
+        {
+            return held.placeholder.clone();
+        }
+        let held = Arc::new(Held {
+            token: token.to_string(),
+            placeholder: format!(
+                "{PREFIX}{}",
+                URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>())
+            ),
+            expires_at,
+        });
+        self.by_placeholder
+            .insert(digest(&held.placeholder), held.clone());
+        self.by_token.insert(token_key, held.clone());
+        held.placeholder.clone()
+    }
+
+    /// The real token behind a placeholder; unknown or expired → refused.
+    pub fn resolve(&self, placeholder: &str) -> Result<String, Refusal> {
+        match self.by_placeholder.get(&digest(placeholder)) {
+            Some(held) if held.expires_at > now_secs() => Ok(held.token.clone()),
+            _ => Err(Refusal::PlaceholderUnknown),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_placeholder_resolves_to_its_token_until_exp_and_is_reused() {
+        let c = Custody::new(100);
+        let exp = now_secs() + 60;
+        let p = c.placeholder_for("real.jwt.token", exp);
+        assert!(Custody::is_placeholder(&p));
+        assert!(!p.contains("real"));
+        assert!(p.len() > PREFIX.len() + 40, "32 random bytes");
+        assert_eq!(c.resolve(&p).unwrap(), "real.jwt.token");
+        assert_eq!(c.placeholder_for("real.jwt.token", exp), p, "reused");
+        let other = c.placeholder_for("another.jwt.token", exp);
+        assert_ne!(other, p);
+        assert_eq!(c.resolve(&other).unwrap(), "another.jwt.token");
+    }
+
+    #[test]
+    fn unknown_and_expired_placeholders_are_refused() {
+        let c = Custody::new(100);
+        assert_eq!(
+            c.resolve("actbridge~not-one-of-ours"),
+            Err(Refusal::PlaceholderUnknown)
+        );
+        let expired = c.placeholder_for("old.jwt.token", now_secs() - 1);
+        assert_eq!(c.resolve(&expired), Err(Refusal::PlaceholderUnknown));
+        assert!(!Custody::is_placeholder("eyJhbGciOi.x.y"));
+        assert!(Custody::appears_in(b"Bearer actbridge~abc"));
+        assert!(Custody::appears_in(b"Basic x, Bearer actbridge~abc"));
+        assert!(!Custody::appears_in(b"Bearer eyJ.x.y"));
+    }
+}

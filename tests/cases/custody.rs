@@ -1,0 +1,147 @@
+//! Token custody through the real Envoy: the app holds an opaque placeholder, never a
+//! token; the placeholder works only on this sidecar's exchange routes and only while the
+//! token it stands for lives.
+
+use serde_json::{Value, json};
+
+use crate::support::world::{AGENT, Sts, World, claims_of, sidecar_config};
+
+/// summarizer-tech's sidecar with inbound delegation and token custody, and a
+/// passthrough route that forwards `authorization` (to `forward.example`).
+fn custody_config(sts: &Sts, delegation: bool) -> String {
+    sidecar_config(sts)
+        .replace(
+            "inbound:\n",
+            &format!("inbound:\n  delegation: {delegation}\n  token_custody: true\n"),
+        )
+        .replace(
+            "    - host: \"127.0.0.1:*\"\n",
+            "    - host: \"forward.example*\"\n      action: passthrough\n      forward_authorization: true\n    - host: \"127.0.0.1:*\"\n",
+        )
+}
+
+async fn error_of(resp: reqwest::Response) -> (u16, Value) {
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn the_app_holds_a_placeholder_that_works_only_outbound_through_its_sidecar() {
+    let sts = Sts::start().await;
+    let config = custody_config(&sts, true);
+    assert!(config.contains("token_custody: true") && config.contains("forward.example"));
+    let world = World::start_with(sts, &config).await;
+    let own = world.sts.alice().await;
+
+    let resp = world
+        .inbound("/summaries")
+        .bearer_auth(&own)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200, "{}", world.actbridge.log());
+    let held = world.app.seen()[0].bearer().to_string();
+    assert!(held.starts_with("actbridge~"), "{held}");
+    assert_eq!(held.split('.').count(), 1, "not a JWT");
+    assert!(!held.contains(&own));
+    // The same caller token gets the same placeholder.
+    world
+        .inbound("/summaries")
+        .bearer_auth(&own)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(world.app.seen()[1].bearer(), held);
+
+    // Outbound, the placeholder is resolved, judged and exchanged.
+    let resp = world
+        .agent_call("document-service", "/documents/DOC-001", &held)
+        .await;
+    assert_eq!(resp.status(), 200, "{}", world.actbridge.log());
+    let delegated = world.docs.seen()[0].bearer().to_string();
+    let c = claims_of(&delegated);
+    assert_eq!(c["preferred_username"], "alice");
+    assert_eq!(c["act"]["client_id"], AGENT);
+    assert!(
+        world.docs.seen()[0]
+            .headers
+            .iter()
+            .all(|(_, v)| !v.contains(&held))
+    );
+
+    let exchanges = world.sts.service.stats().token_exchange;
+    // Presented inbound, it is refused.
+    let (status, body) = error_of(
+        world
+            .inbound("/summaries")
+            .bearer_auth(&held)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 401);
+    assert_eq!(body["error_description"], "this token cannot be used here");
+    // On a route that would forward it, it is refused and never leaves the pod.
+    let (status, _) = error_of(world.agent_call("forward.example", "/", &held).await).await;
+    assert_eq!(status, 401);
+    // A placeholder this sidecar never handed out is unknown.
+    let forged = format!("actbridge~{}", "A".repeat(43));
+    let (status, body) = error_of(
+        world
+            .agent_call("document-service", "/documents/DOC-001", &forged)
+            .await,
+    )
+    .await;
+    assert_eq!(status, 401);
+    assert_eq!(
+        body["error_description"],
+        "the token is unknown or has expired"
+    );
+    assert_eq!(world.sts.service.stats().token_exchange, exchanges);
+    assert_eq!(world.docs.count(), 1);
+    assert_eq!(world.app.count(), 2);
+}
+
+#[tokio::test]
+async fn a_placeholder_dies_with_its_token() {
+    let sts = Sts::start().await;
+    let config = custody_config(&sts, false);
+    let world = World::start_with(sts, &config).await;
+    // A token already delegated to this agent that lives three seconds.
+    let now = actbridge::clock::now_secs();
+    let token = world.sts.sign(json!({
+        "iss": world.sts.service.issuer(), "sub": "835414c6-012e-4647-8369-a9f46e3b9cad",
+        "preferred_username": "alice", "aud": AGENT, "azp": AGENT,
+        "scope": "openid documents.read", "act": {"client_id": AGENT, "sub": "sa"},
+        "iat": now, "exp": now + 3,
+    }));
+    let resp = world
+        .inbound("/summaries")
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200, "{}", world.actbridge.log());
+    let held = world.app.seen()[0].bearer().to_string();
+    assert!(held.starts_with("actbridge~"));
+    let resp = world
+        .agent_call("document-service", "/documents", &held)
+        .await;
+    assert_eq!(resp.status(), 200, "{}", world.actbridge.log());
+
+    tokio::time::sleep(std::time::Duration::from_secs(4)).await;
+    // The token itself is still inside the verifier's 30 s leeway; its placeholder is not.
+    let (status, body) = error_of(
+        world
+            .agent_call("document-service", "/documents", &held)
+            .await,
+    )
+    .await;
+    assert_eq!(status, 401);
+    assert_eq!(
+        body["error_description"],
+        "the token is unknown or has expired"
+    );
+    assert_eq!(world.docs.count(), 1);
+}
