@@ -20,6 +20,21 @@ fn custody_config(sts: &Sts, delegation: bool) -> String {
         )
 }
 
+/// An outbound call with `placeholder` is refused as unknown or expired.
+async fn assert_placeholder_unknown(world: &World, placeholder: &str) {
+    let (status, body) = error_of(
+        world
+            .agent_call("document-service", "/documents", placeholder)
+            .await,
+    )
+    .await;
+    assert_eq!(status, 401);
+    assert_eq!(
+        body["error_description"],
+        "the token is unknown or has expired"
+    );
+}
+
 async fn error_of(resp: reqwest::Response) -> (u16, Value) {
     let status = resp.status().as_u16();
     (status, resp.json().await.unwrap_or(Value::Null))
@@ -87,17 +102,7 @@ async fn the_app_holds_a_placeholder_that_works_only_outbound_through_its_sideca
     assert_eq!(status, 401);
     // A placeholder this sidecar never handed out is unknown.
     let forged = format!("actbridge~{}", "A".repeat(43));
-    let (status, body) = error_of(
-        world
-            .agent_call("document-service", "/documents/DOC-001", &forged)
-            .await,
-    )
-    .await;
-    assert_eq!(status, 401);
-    assert_eq!(
-        body["error_description"],
-        "the token is unknown or has expired"
-    );
+    assert_placeholder_unknown(&world, &forged).await;
     assert_eq!(world.sts.service.stats().token_exchange, exchanges);
     assert_eq!(world.docs.count(), 1);
     assert_eq!(world.app.count(), 2);
@@ -132,16 +137,6 @@ async fn a_placeholder_dies_with_its_token() {
 
     tokio::time::sleep(std::time::Duration::from_secs(4)).await;
     // The token itself is still inside the verifier's 30 s leeway; its placeholder is not.
-    let (status, body) = error_of(
-        world
-            .agent_call("document-service", "/documents", &held)
-            .await,
-    )
-    .await;
-    assert_eq!(status, 401);
-    assert_eq!(
-        body["error_description"],
-        "the token is unknown or has expired"
-    );
+    assert_placeholder_unknown(&world, &held).await;
     assert_eq!(world.docs.count(), 1);
 }
