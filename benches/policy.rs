@@ -1,17 +1,20 @@
 //! Policy evaluation on the hot path, with the shipped demo-world policy:
 //! a cached decision (the steady state) and an uncached one (a new input every time).
+//! `decide` is async (a remote OPA needs it); for the in-process engine its future is
+//! ready at once and `block_on` adds only a poll.
 //!
 //! `make bench-policy` (or `cargo bench --bench policy`).
 
 use std::time::Duration;
 
-use actbridge::config::PolicyConfig;
+use actbridge::config::{PolicyConfig, PolicySource};
 use actbridge::policy::{ActorInput, PolicyEngine, PolicyInput, UserInput};
 use criterion::{Criterion, criterion_group, criterion_main};
+use futures::executor::block_on;
 
 fn config(cache_entries: u64) -> PolicyConfig {
     PolicyConfig {
-        dir: concat!(env!("CARGO_MANIFEST_DIR"), "/policies").into(),
+        source: PolicySource::Directory(concat!(env!("CARGO_MANIFEST_DIR"), "/policies").into()),
         entrypoint: "data.actbridge.decision".into(),
         reload_interval: None,
         decision_cache_entries: cache_entries,
@@ -49,9 +52,9 @@ fn input(n: u64) -> PolicyInput {
 fn bench(c: &mut Criterion) {
     let cached = PolicyEngine::load(&config(10_000)).expect("policy loads");
     let warm = input(0);
-    assert!(cached.decide(&warm).unwrap().allow);
+    assert!(block_on(cached.decide(&warm)).unwrap().allow);
     c.bench_function("policy decision, cached", |b| {
-        b.iter(|| cached.decide(std::hint::black_box(&warm)).unwrap())
+        b.iter(|| block_on(cached.decide(std::hint::black_box(&warm))).unwrap())
     });
 
     let uncached = PolicyEngine::load(&config(0)).expect("policy loads");
@@ -59,7 +62,7 @@ fn bench(c: &mut Criterion) {
     c.bench_function("policy decision, uncached (demo world)", |b| {
         b.iter(|| {
             n += 1;
-            uncached.decide(std::hint::black_box(&input(n))).unwrap()
+            block_on(uncached.decide(std::hint::black_box(&input(n)))).unwrap()
         })
     });
 }

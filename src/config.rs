@@ -10,7 +10,7 @@ mod types;
 mod validate;
 
 pub use error::ConfigError;
-pub use policy::PolicyConfig;
+pub use policy::{PolicyConfig, PolicySource};
 pub use raw::RawConfig;
 pub use types::{
     ACCESS_TOKEN_TYPE, ClientAuthConfig, ClientConfig, Config, ExchangeTarget, IdentityHeaders,
@@ -52,9 +52,10 @@ impl Config {
         // A relative policy directory is read from the config file's directory, so the
         // same file works whatever the working directory.
         if let (Some(policy), Some(base)) = (cfg.policy.as_mut(), path.parent())
-            && policy.dir.is_relative()
+            && let PolicySource::Directory(dir) = &mut policy.source
+            && dir.is_relative()
         {
-            policy.dir = base.join(&policy.dir);
+            *dir = base.join(&*dir);
         }
         Ok(cfg)
     }

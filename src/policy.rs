@@ -1,15 +1,18 @@
-//! The policy engine: Rego (regorus, in process) over the files of `policies/`, judging
-//! an input document built from verified data and the route, answering
-//! `{allow, reason, grant, approval_required}`.
+//! The policy engine: Rego (regorus, in process) over the files of `policies/`, or a
+//! remote OPA, judging an input document built from verified data and the route, and
+//! answering `{allow, reason, grant, approval_required}`.
 //!
-//! Knows nothing of Envoy or of HTTP: a [`PolicyInput`] in, a [`PolicyDecision`] or a
-//! [`PolicyError`] out. An error is always a refusal (the caller maps it).
+//! Knows nothing of Envoy, and of a request only its [`PolicyInput`]: that in, a
+//! [`PolicyDecision`] or a [`PolicyError`] out. An error is always a refusal (the caller
+//! maps it).
 
 mod bundle;
 mod decision;
 mod engine;
 mod error;
 mod input;
+mod local;
+mod opa;
 mod testing;
 
 pub use decision::PolicyDecision;
@@ -29,7 +32,7 @@ pub fn eval_once(
     let compiled = bundle.compile(entrypoint)?;
     let value: regorus::Value =
         serde_json::from_value(input).map_err(|e| PolicyError::Eval(format!("input: {e}")))?;
-    engine::evaluate_value(&compiled, value)
+    local::evaluate_value(&compiled, value)
 }
 
 #[cfg(test)]

@@ -16,8 +16,14 @@ use super::ConfigError;
 pub struct RawPolicy {
     /// Directory of the policy: every `*.rego` file under it (recursively) is a module,
     /// every `*.json`, `*.yaml` and `*.yml` file is data merged into `data`. A relative
-    /// path is taken from the config file's directory. Required.
-    pub dir: String,
+    /// path is taken from the config file's directory. Exactly one of `dir` and `opa_url`.
+    #[serde(default)]
+    pub dir: Option<String>,
+    /// A remote OPA server's base URL (`http://127.0.0.1:8181`) to ask instead of the
+    /// in-process engine: `POST {opa_url}/v1/data/{entrypoint as a path}`. Unreachable, a
+    /// timeout (`eval_timeout`) or 502/503/504 refuse with 503; any other failure with 403.
+    #[serde(default)]
+    pub opa_url: Option<String>,
     /// The rule evaluated for each request; it must produce
     /// `{allow, reason, grant, approval_required}`. Default `data.actbridge.decision`.
     #[serde(default)]
@@ -34,17 +40,26 @@ pub struct RawPolicy {
     /// How long a remembered decision is kept. Default `60s`.
     #[serde(default, with = "humantime_serde")]
     pub decision_cache_ttl: Option<Duration>,
-    /// Longest one evaluation may run; past it the request is refused (a policy error).
-    /// Default `100ms`.
+    /// Longest one evaluation may run (for `opa_url`, one OPA request); past it the request
+    /// is refused. Default `100ms`.
     #[serde(default, with = "humantime_serde")]
     pub eval_timeout: Option<Duration>,
+}
+
+/// Where the policy is evaluated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PolicySource {
+    /// In process, over this directory.
+    Directory(PathBuf),
+    /// A remote OPA at this base URL.
+    Opa(url::Url),
 }
 
 /// The validated `policy` section.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PolicyConfig {
-    /// Policy directory.
-    pub dir: PathBuf,
+    /// Where the policy is evaluated.
+    pub source: PolicySource,
     /// Rule evaluated per request (`data.<package>.<rule>`).
     pub entrypoint: String,
     /// Reload check period; `None` = no reloading.
@@ -58,9 +73,19 @@ pub struct PolicyConfig {
 }
 
 pub(super) fn validate_policy(p: &RawPolicy) -> Result<PolicyConfig, ConfigError> {
-    if p.dir.is_empty() {
-        return Err(ConfigError::invalid("policy.dir", "must not be empty"));
-    }
+    let source = match (&p.dir, &p.opa_url) {
+        (Some(dir), None) if dir.is_empty() => {
+            return Err(ConfigError::invalid("policy.dir", "must not be empty"));
+        }
+        (Some(dir), None) => PolicySource::Directory(PathBuf::from(dir)),
+        (None, Some(url)) => PolicySource::Opa(super::validate::http_url("policy.opa_url", url)?),
+        _ => {
+            return Err(ConfigError::invalid(
+                "policy",
+                "exactly one of `dir` and `opa_url` is required",
+            ));
+        }
+    };
     let entrypoint = p
         .entrypoint
         .clone()
@@ -93,7 +118,7 @@ pub(super) fn validate_policy(p: &RawPolicy) -> Result<PolicyConfig, ConfigError
         ));
     }
     Ok(PolicyConfig {
-        dir: PathBuf::from(&p.dir),
+        source,
         entrypoint,
         reload_interval: Some(p.reload_interval.unwrap_or(Duration::from_secs(2)))
             .filter(|d| !d.is_zero()),

@@ -177,6 +177,15 @@ fn the_policy_section_has_safe_defaults_and_named_errors() {
     )
     .unwrap();
     assert_eq!(off.policy.unwrap().reload_interval, None);
+    let opa = Config::from_yaml(
+        &format!("{MINIMAL}policy: {{opa_url: 'http://127.0.0.1:8181'}}\n"),
+        &env(),
+    )
+    .unwrap();
+    assert!(matches!(
+        opa.policy.unwrap().source,
+        PolicySource::Opa(u) if u.as_str() == "http://127.0.0.1:8181/"
+    ));
     for (yaml, key) in [
         (
             "policy: {dir: p, entrypoint: 'actbridge.decision'}",
@@ -188,6 +197,12 @@ fn the_policy_section_has_safe_defaults_and_named_errors() {
         ),
         ("policy: {dir: p, eval_timeout: 0s}", "policy.eval_timeout"),
         ("policy: {dir: ''}", "policy.dir"),
+        (
+            "policy: {dir: p, opa_url: 'http://127.0.0.1:8181'}",
+            "policy",
+        ),
+        ("policy: {entrypoint: data.a.b}", "policy"),
+        ("policy: {opa_url: 'ftp://opa'}", "policy.opa_url"),
         ("policy: {dir: p, colour: red}", "policy.colour"),
         ("inbound: {delegation: true}", "inbound.delegation"),
         ("inbound: {token_custody: true}", "inbound.token_custody"),

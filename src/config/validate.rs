@@ -276,7 +276,7 @@ pub(crate) fn asymmetric_algorithm(key: &str, name: &str) -> Result<Algorithm, C
     Ok(alg)
 }
 
-fn http_url(key: &str, s: &str) -> Result<Url, ConfigError> {
+pub(super) fn http_url(key: &str, s: &str) -> Result<Url, ConfigError> {
     let url = Url::parse(s)
         .map_err(|e| ConfigError::invalid(key, format_args!("`{s}` is not a URL ({e})")))?;
     if !matches!(url.scheme(), "http" | "https") {

@@ -86,7 +86,7 @@ impl InboundStage {
                     Some(agent) => agent.next_chain(&verified, adds_agent),
                     None => chain_of(&verified),
                 };
-                Some(judge(engine, req, &target, &verified, chain)?)
+                Some(judge(engine, req, &target, &verified, chain).await?)
             }
             None => None,
         };

@@ -15,7 +15,7 @@ pub(super) struct Target<'a> {
 
 /// Judges the request. `actors` is the chain the destination will see, newest first.
 /// Returns the grant: never empty, and only when the policy allowed.
-pub(super) fn judge(
+pub(super) async fn judge(
     engine: &PolicyEngine,
     req: &RequestFacts,
     target: &Target<'_>,
@@ -36,7 +36,7 @@ pub(super) fn judge(
         actors,
         scopes: token.scopes.clone(),
     };
-    let decision = engine.decide(&input).map_err(|e| {
+    let decision = engine.decide(&input).await.map_err(|e| {
         tracing::error!(error = %e, route = target.route, "policy failed; refusing");
         Refusal::Policy(e)
     })?;

@@ -127,7 +127,7 @@ impl OutboundStage {
                     backend: "token_exchange",
                 };
                 let chain = self.agent.next_chain(&verified, adds_itself);
-                Some(judge(engine, req, &target, &verified, chain)?)
+                Some(judge(engine, req, &target, &verified, chain).await?)
             }
             None => None,
         };

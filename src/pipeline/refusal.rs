@@ -177,6 +177,14 @@ impl Refusal {
                 "approval_unavailable",
                 "this request needs an approval that cannot be obtained",
             ),
+            Refusal::Policy(PolicyError::Unavailable(_)) => Denial {
+                status: 503,
+                reason: "policy_unavailable",
+                error: "temporarily_unavailable",
+                description: "authorization is temporarily unavailable".into(),
+                retry_after,
+                www_authenticate: None,
+            },
             Refusal::Policy(_) => forbidden("policy_error", "the request could not be authorized"),
             Refusal::Replayed => unauthorized("token_replayed", "token replayed"),
             Refusal::PlaceholderUnknown => {

@@ -1,57 +1,43 @@
-//! The running policy: the compiled version in use (swapped atomically on reload), the
-//! decision cache, and evaluation with a time limit.
+//! The running policy — in process (a compiled directory, reloaded atomically) or a
+//! remote OPA — and the decision cache in front of either.
 
-use std::num::NonZeroU32;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
-use arc_swap::ArcSwap;
 use tokio_util::sync::CancellationToken;
 
-use super::bundle::Bundle;
+use super::local::LocalPolicy;
+use super::opa::OpaClient;
 use super::{PolicyDecision, PolicyError, PolicyInput};
-use crate::config::PolicyConfig;
+use crate::config::{PolicyConfig, PolicySource};
 
-/// One loaded policy version.
-struct Loaded {
-    /// Content version (hex), for logs.
-    version: String,
-    /// Load generation: part of every decision-cache key, so a reload never serves an
-    /// answer of the previous version.
-    generation: u64,
-    compiled: regorus::CompiledPolicy,
+/// Where decisions come from.
+enum Backend {
+    Local(LocalPolicy),
+    Remote(OpaClient),
 }
 
 /// The policy engine shared by every request.
 pub struct PolicyEngine {
     cfg: PolicyConfig,
-    current: ArcSwap<Loaded>,
-    generations: AtomicU64,
+    backend: Backend,
     cache: Option<moka::sync::Cache<(u64, String), Arc<PolicyDecision>>>,
 }
 
 impl PolicyEngine {
-    /// Loads and compiles the policy directory; an error names the file (and line).
+    /// Loads and compiles the policy directory (an error names the file and line), or
+    /// prepares the client of the remote OPA (no call is made until a request needs it).
     pub fn load(cfg: &PolicyConfig) -> Result<PolicyEngine, PolicyError> {
-        // regorus reads the evaluation time limit from this process-wide setting for
-        // every evaluation of a compiled policy.
-        regorus::utils::limits::set_fallback_execution_timer_config(Some(
-            regorus::utils::limits::ExecutionTimerConfig {
-                limit: cfg.eval_timeout,
-                check_interval: NonZeroU32::new(64).unwrap_or(NonZeroU32::MIN),
-            },
-        ));
-        let bundle = Bundle::read(&cfg.dir)?;
-        let compiled = bundle.compile(&cfg.entrypoint)?;
-        tracing::info!(dir = %cfg.dir.display(), version = %bundle.version, "policy loaded");
+        let backend = match &cfg.source {
+            PolicySource::Directory(dir) => {
+                Backend::Local(LocalPolicy::load(dir, &cfg.entrypoint, cfg.eval_timeout)?)
+            }
+            PolicySource::Opa(base) => {
+                Backend::Remote(OpaClient::new(base, &cfg.entrypoint, cfg.eval_timeout)?)
+            }
+        };
         Ok(PolicyEngine {
             cfg: cfg.clone(),
-            current: ArcSwap::from_pointee(Loaded {
-                version: bundle.version,
-                generation: 0,
-                compiled,
-            }),
-            generations: AtomicU64::new(0),
+            backend,
             cache: (cfg.decision_cache_entries > 0).then(|| {
                 moka::sync::Cache::builder()
                     .max_capacity(cfg.decision_cache_entries)
@@ -68,50 +54,68 @@ impl PolicyEngine {
         cfg.map(|c| PolicyEngine::load(c).map(Arc::new)).transpose()
     }
 
-    /// The version in use (hex of the content hash).
+    /// The version in use: the content hash of the directory, or `opa`.
     pub fn version(&self) -> String {
-        self.current.load().version.clone()
+        match &self.backend {
+            Backend::Local(local) => local.version(),
+            Backend::Remote(_) => "opa".into(),
+        }
     }
 
-    /// Judges one request. Errors (evaluation failure, time limit, malformed answer) are
-    /// returned, never turned into an allow; only well-formed answers are cached.
-    pub fn decide(&self, input: &PolicyInput) -> Result<Arc<PolicyDecision>, PolicyError> {
-        let loaded = self.current.load();
+    /// Judges one request. Errors (evaluation failure, time limit, malformed answer, OPA
+    /// unavailable) are returned, never turned into an allow; only well-formed answers are
+    /// cached.
+    pub async fn decide(&self, input: &PolicyInput) -> Result<Arc<PolicyDecision>, PolicyError> {
         let json = serde_json::to_string(input)
             .map_err(|e| PolicyError::Eval(format!("input not serializable: {e}")))?;
-        let Some(cache) = &self.cache else {
-            return evaluate(&loaded.compiled, &json).map(Arc::new);
-        };
-        let key = (loaded.generation, json);
-        if let Some(hit) = cache.get(&key) {
-            return Ok(hit);
+        match &self.backend {
+            Backend::Local(local) => {
+                let loaded = local.snapshot();
+                let key = (loaded.generation, json);
+                if let Some(hit) = self.lookup(&key) {
+                    return Ok(hit);
+                }
+                let decision = loaded.evaluate(&key.1)?;
+                Ok(self.remember(key, decision))
+            }
+            // A remote policy has no version here: its answers live for the cache's TTL.
+            Backend::Remote(opa) => {
+                let key = (0, json);
+                if let Some(hit) = self.lookup(&key) {
+                    return Ok(hit);
+                }
+                let decision = opa.decide(&key.1).await?;
+                Ok(self.remember(key, decision))
+            }
         }
-        let decision = Arc::new(evaluate(&loaded.compiled, &key.1)?);
-        cache.insert(key, decision.clone());
-        Ok(decision)
+    }
+
+    fn lookup(&self, key: &(u64, String)) -> Option<Arc<PolicyDecision>> {
+        self.cache.as_ref()?.get(key)
+    }
+
+    fn remember(&self, key: (u64, String), decision: PolicyDecision) -> Arc<PolicyDecision> {
+        let decision = Arc::new(decision);
+        if let Some(cache) = &self.cache {
+            cache.insert(key, decision.clone());
+        }
+        decision
     }
 
     /// Re-reads the directory and swaps in the new version if it compiles. Returns the new
-    /// version, `Ok(None)` when nothing changed; on error the running version is kept.
+    /// version, `Ok(None)` when nothing changed (always, for a remote OPA); on error the
+    /// running version is kept.
     pub fn reload(&self) -> Result<Option<String>, PolicyError> {
-        let bundle = Bundle::read(&self.cfg.dir)?;
-        if bundle.version == self.current.load().version {
-            return Ok(None);
+        match &self.backend {
+            Backend::Local(local) => local.reload(),
+            Backend::Remote(_) => Ok(None),
         }
-        let compiled = bundle.compile(&self.cfg.entrypoint)?;
-        let generation = self.generations.fetch_add(1, Ordering::Relaxed) + 1;
-        self.current.store(Arc::new(Loaded {
-            version: bundle.version.clone(),
-            generation,
-            compiled,
-        }));
-        Ok(Some(bundle.version))
     }
 
     /// Checks the directory every `reload_interval` until `shutdown`; a broken version is
-    /// reported once per change and the running one kept.
+    /// reported once per change and the running one kept. Returns at once for a remote OPA.
     pub async fn run_reload(self: Arc<Self>, shutdown: CancellationToken) {
-        let Some(period) = self.cfg.reload_interval else {
+        let (Backend::Local(_), Some(period)) = (&self.backend, self.cfg.reload_interval) else {
             return;
         };
         let mut last_error: Option<PolicyError> = None;
@@ -141,29 +145,4 @@ impl PolicyEngine {
             }
         }
     }
-}
-
-/// Evaluates the compiled entrypoint for an input given as JSON.
-fn evaluate(
-    compiled: &regorus::CompiledPolicy,
-    input_json: &str,
-) -> Result<PolicyDecision, PolicyError> {
-    let input: regorus::Value =
-        serde_json::from_str(input_json).map_err(|e| PolicyError::Eval(format!("input: {e}")))?;
-    evaluate_value(compiled, input)
-}
-
-/// Evaluates the compiled entrypoint and parses the decision.
-pub(super) fn evaluate_value(
-    compiled: &regorus::CompiledPolicy,
-    input: regorus::Value,
-) -> Result<PolicyDecision, PolicyError> {
-    let out = compiled
-        .eval_with_input(input)
-        .map_err(|e| PolicyError::Eval(e.to_string()))?;
-    if out == regorus::Value::Undefined {
-        return Err(PolicyError::Malformed("the entrypoint is undefined".into()));
-    }
-    let json = serde_json::to_value(&out).map_err(|e| PolicyError::Malformed(e.to_string()))?;
-    PolicyDecision::from_value(json)
 }

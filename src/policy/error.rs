@@ -29,6 +29,9 @@ pub enum PolicyError {
     /// Evaluation failed (runtime error, time limit, conflicting rule values, …).
     #[error("policy evaluation failed: {0}")]
     Eval(String),
+    /// The remote OPA could not be asked (unreachable, timeout, 502/503/504).
+    #[error("policy unavailable: {0}")]
+    Unavailable(String),
     /// The entrypoint's value is not a well-formed decision.
     #[error("policy answered a malformed decision: {0}")]
     Malformed(String),

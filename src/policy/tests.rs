@@ -7,7 +7,7 @@ use crate::config::PolicyConfig;
 
 fn cfg(dir: &std::path::Path) -> PolicyConfig {
     PolicyConfig {
-        dir: dir.to_path_buf(),
+        source: crate::config::PolicySource::Directory(dir.to_path_buf()),
         entrypoint: "data.actbridge.decision".into(),
         reload_interval: None,
         decision_cache_entries: 100,
@@ -149,19 +149,19 @@ fn an_empty_directory_a_missing_entrypoint_and_bad_data_refuse_to_load() {
     assert!(matches!(err, PolicyError::Data { .. }), "{err}");
 }
 
-#[test]
-fn decisions_are_cached_per_version_and_a_reload_is_seen_at_once() {
+#[tokio::test]
+async fn decisions_are_cached_per_version_and_a_reload_is_seen_at_once() {
     let dir = tempfile::tempdir().unwrap();
     write(dir.path(), "p.rego", GROUPS_POLICY);
     let engine = PolicyEngine::load(&cfg(dir.path())).unwrap();
-    let first = engine.decide(&input(&["eng"])).unwrap();
+    let first = engine.decide(&input(&["eng"])).await.unwrap();
     assert!(first.allow);
-    let again = engine.decide(&input(&["eng"])).unwrap();
+    let again = engine.decide(&input(&["eng"])).await.unwrap();
     assert!(
         std::sync::Arc::ptr_eq(&first, &again),
         "served from the cache"
     );
-    assert!(!engine.decide(&input(&[])).unwrap().allow);
+    assert!(!engine.decide(&input(&[])).await.unwrap().allow);
 
     assert_eq!(engine.reload().unwrap(), None, "nothing changed");
     write(
@@ -172,7 +172,7 @@ fn decisions_are_cached_per_version_and_a_reload_is_seen_at_once() {
     let v = engine.reload().unwrap();
     assert!(v.is_some());
     assert!(
-        !engine.decide(&input(&["eng"])).unwrap().allow,
+        !engine.decide(&input(&["eng"])).await.unwrap().allow,
         "the cached allow of the old version is not served"
     );
 
@@ -185,8 +185,8 @@ fn decisions_are_cached_per_version_and_a_reload_is_seen_at_once() {
     assert_eq!(engine.version(), v.unwrap(), "the running version is kept");
 }
 
-#[test]
-fn an_evaluation_over_the_time_limit_is_an_error() {
+#[tokio::test]
+async fn an_evaluation_over_the_time_limit_is_an_error() {
     let dir = tempfile::tempdir().unwrap();
     write(
         dir.path(),
@@ -201,7 +201,7 @@ decision := {"allow": n > 0, "reason": "slow", "grant": ["a"]}
     c.eval_timeout = Duration::from_millis(20);
     let engine = PolicyEngine::load(&c).unwrap();
     let started = std::time::Instant::now();
-    let out = engine.decide(&input(&["eng"]));
+    let out = engine.decide(&input(&["eng"])).await;
     let err = out.err().unwrap().to_string();
     assert!(err.contains("limit") || err.contains("time"), "{err}");
     assert!(started.elapsed() < Duration::from_secs(5));

@@ -461,3 +461,67 @@ async fn the_agent_sidecar_delegates_on_the_way_in_and_refuses_at_its_door() {
     );
     assert_eq!(world.docs.count(), 1);
 }
+
+#[tokio::test]
+async fn a_remote_opa_decides_the_same_and_its_outage_refuses_with_503() {
+    let opa = crate::support::opa::Opa::start(&policies_dir()).await;
+    let sts = Sts::start().await;
+    let config = sidecar_head(&sts, DOCUMENT_SERVICE)
+        + &format!("policy:\n  opa_url: {}\n  eval_timeout: 1s\n", opa.url);
+    let world = World::start_with(sts, &config).await;
+    let alice = world
+        .sts
+        .delegated("alice", "summarizer-tech", DOCUMENT_SERVICE)
+        .await;
+    let (status, body) = get(&world, "/documents/DOC-005", &alice).await;
+    assert_eq!(status, 200, "{body} {}", world.actbridge.log());
+    assert_eq!(
+        world.app.seen()[0].header_all("x-actbridge-grant"),
+        vec!["engineering,finance"]
+    );
+    let bob = world
+        .sts
+        .delegated("bob", "summarizer-tech", DOCUMENT_SERVICE)
+        .await;
+    let (status, body) = get(&world, "/documents/DOC-005", &bob).await;
+    assert_eq!(status, 403);
+    assert_eq!(
+        body["error_description"],
+        "DOC-005 needs every one of its departments in the grant"
+    );
+    assert_eq!(opa.calls(), 2);
+    // A repeated decision is served from the cache.
+    assert_eq!(get(&world, "/documents/DOC-005", &alice).await.0, 200);
+    assert_eq!(opa.calls(), 2);
+
+    // OPA down: 503, nothing reaches the app.
+    opa.force_status(503);
+    let (status, body) = get(&world, "/documents/DOC-001", &alice).await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["error"], "temporarily_unavailable");
+    // OPA failing to evaluate (500 internal_error): a policy error.
+    opa.force_status(500);
+    let (status, body) = get(&world, "/documents/DOC-002", &alice).await;
+    assert_eq!(status, 403);
+    assert_eq!(
+        body["error_description"],
+        "the request could not be authorized"
+    );
+    assert_eq!(world.app.count(), 2);
+}
+
+#[tokio::test]
+async fn an_unreachable_opa_refuses_with_503() {
+    let sts = Sts::start().await;
+    let closed = crate::support::net::free_port();
+    let config = sidecar_head(&sts, DOCUMENT_SERVICE)
+        + &format!("policy:\n  opa_url: http://127.0.0.1:{closed}\n");
+    let world = World::start_with(sts, &config).await;
+    let alice = world
+        .sts
+        .delegated("alice", "summarizer-tech", DOCUMENT_SERVICE)
+        .await;
+    let (status, _) = get(&world, "/documents/DOC-001", &alice).await;
+    assert_eq!(status, 503);
+    assert_eq!(world.app.count(), 0);
+}

@@ -7,4 +7,5 @@ pub mod actbridge;
 pub mod echo;
 pub mod envoy;
 pub mod net;
+pub mod opa;
 pub mod world;
