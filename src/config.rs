@@ -3,19 +3,21 @@
 //!
 //! Secrets never appear in the config's `Debug` output.
 
+mod credentials;
 mod error;
 mod policy;
 mod raw;
 mod types;
 mod validate;
 
+pub use credentials::{AwsStsConfig, BackendConfig, CredentialConfig, PrefixMapping};
 pub use error::ConfigError;
 pub use policy::{PolicyConfig, PolicySource};
 pub use raw::RawConfig;
 pub use types::{
-    ACCESS_TOKEN_TYPE, ClientAuthConfig, ClientConfig, Config, ExchangeTarget, IdentityHeaders,
+    ACCESS_TOKEN_TYPE, ClientAuthConfig, ClientConfig, Config, CredentialMode, ExchangeTarget, IdentityHeaders,
     InboundConfig, IssuerConfig, JwksSource, ListenAddr, OutboundConfig, PathMatch, RouteAction,
-    RouteConfig, Secret, SigningKey,
+    RouteConfig, Secret, SigningKey, TokenRules,
 };
 
 /// Reads process environment variables. Tests inject a map instead of touching the

@@ -2,7 +2,7 @@
 //!
 //! # Layout
 //!
-//! Dependency direction: `main → extproc → pipeline → {jwt, exchange}`;
+//! Dependency direction: `main → extproc → pipeline → {jwt, exchange, policy, credentials}`;
 //! `telemetry` is used by all and uses none of them. Nothing below `pipeline`
 //! knows Envoy.
 //!
@@ -15,6 +15,10 @@
 //!   the nested `act` chain, a cache of verified tokens.
 //! - [`exchange`]: the RFC 8693 client (Keycloak dialect), client authentication,
 //!   the actor token and the exchanged-token cache with single-flight.
+//! - [`policy`]: Rego decisions (regorus in process, or a remote OPA) over the verified
+//!   chain and the route.
+//! - [`credentials`]: credential backends (AWS STS session credentials, …) for
+//!   destinations that do not accept actbridge's JWTs: one seam, one module per backend.
 //! - [`sts`]: the embedded token service (Keycloak-dialect paths) used by the demo,
 //!   the tests and one-machine runs.
 //! - [`serve`]: running the sidecar — listeners, background tasks, shutdown and drain.
@@ -28,6 +32,7 @@
 pub mod admin;
 pub mod clock;
 pub mod config;
+pub mod credentials;
 pub mod demo;
 pub mod exchange;
 pub mod extproc;

@@ -6,6 +6,7 @@
 
 mod agent;
 mod bearer;
+mod credential;
 mod custody;
 mod decision;
 mod inbound;
@@ -14,14 +15,16 @@ mod outbound;
 mod refusal;
 mod replay;
 mod request;
+mod vend;
 
-pub use decision::{Decision, Denial, Mutations};
+pub use decision::{Decision, Denial, Mutations, Reply};
 pub use refusal::Refusal;
 pub use request::{Direction, RequestError, RequestFacts};
 
 use std::sync::Arc;
 
 use crate::config::Config;
+use crate::credentials::Credentials;
 use crate::jwt::Verifier;
 use crate::policy::PolicyEngine;
 
@@ -34,9 +37,14 @@ pub struct Pipeline {
 }
 
 impl Pipeline {
-    /// Builds the pipeline from a validated config and the loaded policy (no I/O).
-    /// `policy` must be `Some` when the config has a `policy` section.
-    pub fn new(cfg: &Config, policy: Option<Arc<PolicyEngine>>) -> Pipeline {
+    /// Builds the pipeline from a validated config, the loaded policy and the credential
+    /// backends (no I/O). `policy` must be `Some` when the config has a `policy` section,
+    /// and `credentials` must hold every backend the config names.
+    pub fn new(
+        cfg: &Config,
+        policy: Option<Arc<PolicyEngine>>,
+        credentials: Arc<Credentials>,
+    ) -> Pipeline {
         let agent = cfg
             .outbound
             .as_ref()
@@ -56,7 +64,7 @@ impl Pipeline {
                 .outbound
                 .as_ref()
                 .zip(agent)
-                .map(|(o, a)| outbound::OutboundStage::new(o, a, shared)),
+                .map(|(o, a)| outbound::OutboundStage::new(o, a, shared, credentials)),
         }
     }
 
@@ -65,7 +73,7 @@ impl Pipeline {
         &self.verifier
     }
 
-    /// Decides one request, and logs the decision once.
+    /// Decides one request on its headers, and logs the decision once.
     pub async fn decide(&self, req: &RequestFacts) -> Decision {
         let outcome = match req.direction {
             Direction::Inbound => {
@@ -82,8 +90,31 @@ impl Pipeline {
                 None => Err(Refusal::OutboundDisabled),
             },
         };
+        self.conclude(req, outcome)
+    }
+
+    /// Decides a request that [`Decision::ReadBody`] asked the body of. `body` is the
+    /// whole body, or `None` when it exceeded the limit.
+    pub async fn decide_body(&self, req: &RequestFacts, body: Option<&[u8]>) -> Decision {
+        let outcome = match (&self.outbound, req.direction) {
+            (Some(stage), Direction::Outbound) => {
+                stage
+                    .decide_body(&self.verifier, self.policy.as_deref(), req, body)
+                    .await
+            }
+            _ => Err(Refusal::BodyUnexpected),
+        };
+        self.conclude(req, outcome)
+    }
+
+    fn conclude(&self, req: &RequestFacts, outcome: Result<Allowed, Refusal>) -> Decision {
         match outcome {
             Ok(allowed) => {
+                let step = match &allowed.then {
+                    Then::Forward(_) => "allowed",
+                    Then::ReadBody(_) => "reading body",
+                    Then::Respond(_) => "answered",
+                };
                 tracing::debug!(
                     direction = req.direction.as_str(),
                     authority = %req.authority,
@@ -92,9 +123,16 @@ impl Pipeline {
                     subject = allowed.subject.as_deref().unwrap_or("-"),
                     token = allowed.fingerprint.as_deref().unwrap_or("-"),
                     grant = allowed.grant.as_ref().map_or_else(|| "-".to_string(), |g| g.join(",")),
-                    "allowed"
+                    "{step}"
                 );
-                Decision::Continue(allowed.mutations)
+                match allowed.then {
+                    Then::Forward(m) => Decision::Continue(m),
+                    Then::ReadBody(mutations) => Decision::ReadBody {
+                        max_bytes: vend::MAX_BODY_BYTES,
+                        mutations,
+                    },
+                    Then::Respond(reply) => Decision::Respond(reply),
+                }
             }
             Err(refusal) => Decision::Deny(self.refuse(req, &refusal)),
         }
@@ -126,11 +164,22 @@ pub(crate) struct Shared {
 
 /// What a stage returns when it lets a request through.
 pub(crate) struct Allowed {
-    mutations: Mutations,
+    /// What happens next.
+    then: Then,
     /// The route (or `inbound` / `bypass`) that let the request through, for the log.
     route: String,
     subject: Option<String>,
     fingerprint: Option<String>,
     /// The policy's grant, when a policy judged the request.
     grant: Option<Vec<String>>,
+}
+
+/// What happens to a request a stage let through.
+pub(crate) enum Then {
+    /// Forwarded with these mutations.
+    Forward(Mutations),
+    /// Decided on its body, these mutations applying meanwhile.
+    ReadBody(Mutations),
+    /// Answered here.
+    Respond(Reply),
 }

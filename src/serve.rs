@@ -10,6 +10,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::{Config, ListenAddr};
+use crate::credentials::Credentials;
 use crate::extproc::ExtProcService;
 use crate::pipeline::Pipeline;
 use crate::policy::PolicyEngine;
@@ -41,7 +42,8 @@ pub async fn run(
     policy: Option<Arc<PolicyEngine>>,
     shutdown: CancellationToken,
 ) -> Result<(), ServeError> {
-    let pipeline = Arc::new(Pipeline::new(&cfg, policy.clone()));
+    let credentials = Arc::new(Credentials::load(&cfg.credentials).await);
+    let pipeline = Arc::new(Pipeline::new(&cfg, policy.clone(), credentials));
     let tracker = TaskTracker::new();
     if let Some(engine) = policy {
         tracker.spawn(engine.run_reload(shutdown.clone()));

@@ -172,3 +172,55 @@ test_documents_are_read_only if {
 	not d.allow
 	d.reason == "documents can only be read"
 }
+
+# Objects through the aws_sts backend: the same all-of rule, and the exclusions the
+# session policy turns into explicit denies.
+object_request(user, chain, action, key) := object.union(request(user, chain, "/"), {
+	"direction": "outbound",
+	"route": "documents-s3",
+	"backend": "aws_sts",
+	"action": action,
+	"resource": split(key, "/"),
+})
+
+decide_object(user, chain, action, key) := d if {
+	d := actbridge.decision with input as object_request(user, chain, action, key)
+}
+
+test_an_object_is_read_under_the_all_of_rule if {
+	decide_object("alice", ["summarizer-tech"], "read", "engineering/budget.md").allow
+	d := decide_object("alice", ["reviewer-ops"], "read", "engineering/budget.md")
+	not d.allow
+	d.reason == "DOC-005 needs every one of its departments in the grant"
+	decide_object("alice", ["reviewer-ops"], "read", "engineering/roadmap.md").allow
+}
+
+test_objects_that_are_not_documents_are_left_to_the_prefixes if {
+	decide_object("david", ["reviewer-ops"], "read", "engineering/notes/new.md").allow
+	decide_object("david", ["reviewer-ops"], "list", "engineering").allow
+}
+
+test_exclude_lists_the_documents_the_grant_cannot_read if {
+	decide_object("alice", ["reviewer-ops"], "read", "engineering/roadmap.md").exclude == [
+		"admin/compliance-audit.md",
+		"admin/policies.md",
+		"engineering/budget.md",
+		"finance/q4-report.md",
+		"hr/guidelines.md",
+	]
+	decide_object("alice", ["summarizer-tech"], "read", "finance/q4-report.md").exclude == [
+		"admin/compliance-audit.md",
+		"admin/policies.md",
+		"hr/guidelines.md",
+	]
+}
+
+test_exclude_is_empty_for_other_backends if {
+	decide("alice", ["reviewer-ops"], "/summaries").exclude == []
+}
+
+test_an_empty_object_grant_is_refused_before_any_backend if {
+	d := decide_object("carol", ["summarizer-tech"], "read", "hr/guidelines.md")
+	not d.allow
+	d.reason == "the user and the agents acting for them share no permission"
+}

@@ -48,6 +48,10 @@ pub struct RawConfig {
     /// The Rego policy (see [`super::policy::RawPolicy`]).
     #[serde(default)]
     pub policy: Option<super::policy::RawPolicy>,
+    /// Credential backends for destinations that do not accept actbridge's JWTs (see
+    /// [`super::credentials::RawCredential`]). Routes use them by name.
+    #[serde(default)]
+    pub credentials: Vec<super::credentials::RawCredential>,
 }
 
 /// `listen`: listening addresses.
@@ -288,7 +292,9 @@ pub struct RawRoute {
     /// Glob on the destination `:authority` (`*` and `?`; a port is part of the
     /// authority, so `api.example.com*` also matches `api.example.com:8443`).
     pub host: String,
-    /// `exchange`, `passthrough` or `deny`.
+    /// `exchange` (token exchange), `credential` (a backend's credential replaces the
+    /// token), `vend` (answer `POST /credentials` with a credential), `passthrough` or
+    /// `deny`.
     pub action: String,
     /// `exchange`: the audience requested (required).
     #[serde(default)]
@@ -305,15 +311,28 @@ pub struct RawRoute {
     /// `false`: the header is removed, so the user's token never leaves the pod.
     #[serde(default)]
     pub forward_authorization: Option<bool>,
-    /// `exchange`: accept a token without `act` — the user's own token, not a delegation
-    /// to an agent — and exchange it without naming an actor. Default `false`: such a
-    /// request is refused (403 `delegation_required`).
+    /// `exchange`, `credential`, `vend`: accept a token without `act` — the user's own
+    /// token, not a delegation to an agent. Default `false`: such a request is refused
+    /// (403 `delegation_required`).
     #[serde(default)]
     pub allow_direct_use: Option<bool>,
-    /// `exchange`: the agent's token is single-use on this route: it must carry a `jti`
-    /// and a second presentation is refused (401 `token_replayed`). Default `false`.
+    /// `exchange`, `credential`, `vend`: the agent's token is single-use on this route: it
+    /// must carry a `jti` and a second presentation is refused (401 `token_replayed`).
+    /// Default `false`.
     #[serde(default)]
     pub single_use: Option<bool>,
+    /// `credential`: the `credentials[].name` whose credential replaces the agent's token
+    /// (required).
+    #[serde(default)]
+    pub credential: Option<String>,
+    /// `credential`: how the credential is applied: `sign` (AWS SigV4 over the request;
+    /// the only mode of `aws_sts`). Required.
+    #[serde(default)]
+    pub mode: Option<String>,
+    /// `vend`: which credential each `target_service` of a `POST /credentials` body gets,
+    /// e.g. `{s3: documents-s3}` (required, non-empty).
+    #[serde(default)]
+    pub services: Option<std::collections::BTreeMap<String, String>>,
 }
 
 impl RawConfig {

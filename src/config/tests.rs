@@ -120,7 +120,7 @@ fn outbound_routes_are_validated_and_default_to_deny() {
     let e = err(&outbound(
         "  routes:\n    - {host: 'a', action: passthrough, audience: x}\n",
     ));
-    assert_eq!(e.key(), Some("outbound.routes[0]"));
+    assert_eq!(e.key(), Some("outbound.routes[0].audience"));
     let e = err(&outbound("  routes:\n    - {host: 'a', action: allow}\n"));
     assert_eq!(e.key(), Some("outbound.routes[0].action"));
     let e = err(&outbound("  default_action: exchange\n"));
@@ -223,12 +223,15 @@ fn allow_direct_use_belongs_to_exchange_routes_and_defaults_off() {
     assert!(matches!(
         c.outbound.unwrap().routes[0].action,
         RouteAction::Exchange {
-            allow_direct_use: false,
+            rules: TokenRules {
+                allow_direct_use: false,
+                ..
+            },
             ..
         }
     ));
     let e = err(&outbound(
         "  routes:\n    - {host: 'a*', action: passthrough, allow_direct_use: true}\n",
     ));
-    assert_eq!(e.key(), Some("outbound.routes[0]"));
+    assert_eq!(e.key(), Some("outbound.routes[0].allow_direct_use"));
 }

@@ -31,6 +31,8 @@ pub struct Config {
     pub outbound: Option<OutboundConfig>,
     /// The Rego policy; `None` = no policy decisions.
     pub policy: Option<super::PolicyConfig>,
+    /// Credential backends, by name.
+    pub credentials: Vec<super::CredentialConfig>,
 }
 
 /// A listening address for the ext_proc server.
@@ -246,10 +248,24 @@ pub enum RouteAction {
     Exchange {
         /// What the exchange asks for.
         target: ExchangeTarget,
-        /// Accept a token without `act` (the user's own token).
-        allow_direct_use: bool,
-        /// The agent's token may be presented once.
-        single_use: bool,
+        /// Which tokens the route accepts.
+        rules: TokenRules,
+    },
+    /// Replace the agent's token with a credential from a backend (`credentials[]`).
+    Credential {
+        /// The `credentials[].name` used.
+        credential: String,
+        /// How the credential is applied to the request.
+        mode: CredentialMode,
+        /// Which tokens the route accepts.
+        rules: TokenRules,
+    },
+    /// Answer `POST /credentials` with a vended credential; nothing is forwarded.
+    Vend {
+        /// `target_service` value → `credentials[].name`.
+        services: std::collections::BTreeMap<String, String>,
+        /// Which tokens the route accepts.
+        rules: TokenRules,
     },
     /// Let the request through; remove `authorization` unless `forward_authorization`.
     Passthrough {
@@ -258,6 +274,22 @@ pub enum RouteAction {
     },
     /// Refuse.
     Deny,
+}
+
+/// Which agent tokens a route accepts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TokenRules {
+    /// Accept a token without `act` (the user's own token).
+    pub allow_direct_use: bool,
+    /// The agent's token may be presented once.
+    pub single_use: bool,
+}
+
+/// How a credential route applies the backend's credential.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CredentialMode {
+    /// Sign the request (AWS SigV4) with the session credentials.
+    Sign,
 }
 
 /// What an exchange asks for.

@@ -12,10 +12,11 @@ use super::raw::{
     RawClient, RawClientAuth, RawConfig, RawIssuer, RawOutbound, RawPathMatch, RawRoute,
 };
 use super::types::{
-    ACCESS_TOKEN_TYPE, ClientAuthConfig, ClientConfig, Config, ExchangeTarget, IdentityHeaders,
-    InboundConfig, IssuerConfig, JwksSource, ListenAddr, OutboundConfig, PathMatch, RouteAction,
-    RouteConfig, Secret, SigningKey, signing_key_from_pem,
+    ACCESS_TOKEN_TYPE, ClientAuthConfig, ClientConfig, Config, CredentialMode, ExchangeTarget,
+    IdentityHeaders, InboundConfig, IssuerConfig, JwksSource, ListenAddr, OutboundConfig, PathMatch,
+    RouteAction, RouteConfig, Secret, SigningKey, TokenRules, signing_key_from_pem,
 };
+use super::credentials::CredentialConfig;
 use super::{ConfigError, Env};
 
 const DEFAULT_ALGORITHMS: [Algorithm; 4] = [
@@ -96,11 +97,25 @@ pub(super) fn validate(raw: RawConfig, env: &dyn Env) -> Result<Config, ConfigEr
             "must be at least 1",
         ));
     }
+    let credentials = super::credentials::validate_credentials(&raw.credentials)?;
     let outbound = raw
         .outbound
         .as_ref()
-        .map(|o| validate_outbound(o, env))
+        .map(|o| validate_outbound(o, env, &credentials))
         .transpose()?;
+    if raw.policy.is_none()
+        && let Some(i) = outbound.iter().flat_map(|o| &o.routes).position(|r| {
+            matches!(
+                r.action,
+                RouteAction::Credential { .. } | RouteAction::Vend { .. }
+            )
+        })
+    {
+        return Err(ConfigError::invalid(
+            format!("outbound.routes[{i}].action"),
+            "`credential` and `vend` need the `policy` section: its grant scopes the credential",
+        ));
+    }
     let delegation = raw.inbound.delegation.unwrap_or(false);
     if delegation && outbound.is_none() {
         return Err(ConfigError::invalid(
@@ -151,6 +166,7 @@ pub(super) fn validate(raw: RawConfig, env: &dyn Env) -> Result<Config, ConfigEr
             .as_ref()
             .map(super::policy::validate_policy)
             .transpose()?,
+        credentials,
     })
 }
 
@@ -323,7 +339,11 @@ fn path_match(key: &str, p: &RawPathMatch) -> Result<PathMatch, ConfigError> {
     }
 }
 
-fn validate_outbound(o: &RawOutbound, env: &dyn Env) -> Result<OutboundConfig, ConfigError> {
+fn validate_outbound(
+    o: &RawOutbound,
+    env: &dyn Env,
+    credentials: &[CredentialConfig],
+) -> Result<OutboundConfig, ConfigError> {
     let token_endpoint = http_url("outbound.token_endpoint", &o.token_endpoint)?;
     let client = validate_client(&o.client, &token_endpoint, env)?;
     let subject_audiences = o
@@ -352,7 +372,7 @@ fn validate_outbound(o: &RawOutbound, env: &dyn Env) -> Result<OutboundConfig, C
         .routes
         .iter()
         .enumerate()
-        .map(|(i, r)| validate_route(&format!("outbound.routes[{i}]"), r))
+        .map(|(i, r)| validate_route(&format!("outbound.routes[{i}]"), r, credentials))
         .collect::<Result<Vec<_>, _>>()?;
     let token_timeout = o.token_timeout.unwrap_or(Duration::from_secs(2));
     if token_timeout.is_zero() {
@@ -506,7 +526,11 @@ fn client_auth(
     }
 }
 
-fn validate_route(key: &str, r: &RawRoute) -> Result<RouteConfig, ConfigError> {
+fn validate_route(
+    key: &str,
+    r: &RawRoute,
+    credentials: &[CredentialConfig],
+) -> Result<RouteConfig, ConfigError> {
     let host_lower = r.host.to_ascii_lowercase();
     let host = glob::Pattern::new(&host_lower).map_err(|e| {
         ConfigError::invalid(
@@ -514,11 +538,41 @@ fn validate_route(key: &str, r: &RawRoute) -> Result<RouteConfig, ConfigError> {
             format_args!("`{}` is not a valid glob ({e})", r.host),
         )
     })?;
-    let exchange_only = r.audience.is_some()
-        || !r.scopes.is_empty()
-        || r.requested_token_type.is_some()
-        || r.allow_direct_use.is_some()
-        || r.single_use.is_some();
+    // Every key that only some actions read, with the actions that read it: a key set on
+    // another action is an error, not silently ignored.
+    let scoped: [(&str, bool, &[&str]); 9] = [
+        ("audience", r.audience.is_some(), &["exchange"]),
+        ("scopes", !r.scopes.is_empty(), &["exchange"]),
+        ("requested_token_type", r.requested_token_type.is_some(), &["exchange"]),
+        ("forward_authorization", r.forward_authorization.is_some(), &["passthrough"]),
+        ("allow_direct_use", r.allow_direct_use.is_some(), &["exchange", "credential", "vend"]),
+        ("single_use", r.single_use.is_some(), &["exchange", "credential", "vend"]),
+        ("credential", r.credential.is_some(), &["credential"]),
+        ("mode", r.mode.is_some(), &["credential"]),
+        ("services", r.services.is_some(), &["vend"]),
+    ];
+    for (name, set, actions) in scoped {
+        if set && !actions.contains(&r.action.as_str()) {
+            return Err(ConfigError::invalid(
+                format!("{key}.{name}"),
+                format_args!("only applies to action {}", actions.join(", ")),
+            ));
+        }
+    }
+    let rules = TokenRules {
+        allow_direct_use: r.allow_direct_use.unwrap_or(false),
+        single_use: r.single_use.unwrap_or(false),
+    };
+    let known = |k: &str, name: &str| -> Result<String, ConfigError> {
+        if credentials.iter().any(|c| c.name == name) {
+            Ok(name.to_string())
+        } else {
+            Err(ConfigError::invalid(
+                k,
+                format_args!("`{name}` is not a `credentials[].name`"),
+            ))
+        }
+    };
     let action = match r.action.as_str() {
         "exchange" => {
             let audience = r
@@ -531,12 +585,6 @@ fn validate_route(key: &str, r: &RawRoute) -> Result<RouteConfig, ConfigError> {
                         "required for action `exchange`",
                     )
                 })?;
-            if r.forward_authorization.is_some() {
-                return Err(ConfigError::invalid(
-                    format!("{key}.forward_authorization"),
-                    "only for action `passthrough`",
-                ));
-            }
             for (i, s) in r.scopes.iter().enumerate() {
                 if s.is_empty() || s.contains(char::is_whitespace) {
                     return Err(ConfigError::invalid(
@@ -554,15 +602,50 @@ fn validate_route(key: &str, r: &RawRoute) -> Result<RouteConfig, ConfigError> {
                         .clone()
                         .unwrap_or_else(|| ACCESS_TOKEN_TYPE.to_string()),
                 },
-                allow_direct_use: r.allow_direct_use.unwrap_or(false),
-                single_use: r.single_use.unwrap_or(false),
+                rules,
             }
         }
-        "passthrough" | "deny" if exchange_only => {
-            return Err(ConfigError::invalid(
-                key,
-                "`audience`, `scopes`, `requested_token_type`, `allow_direct_use` and `single_use` only apply to action `exchange`",
-            ));
+        "credential" => {
+            let name = r.credential.as_deref().ok_or_else(|| {
+                ConfigError::invalid(
+                    format!("{key}.credential"),
+                    "required for action `credential`",
+                )
+            })?;
+            let credential = known(&format!("{key}.credential"), name)?;
+            let mode = match r.mode.as_deref() {
+                Some("sign") => CredentialMode::Sign,
+                Some(other) => {
+                    return Err(ConfigError::invalid(
+                        format!("{key}.mode"),
+                        format_args!("`{other}`: expected `sign`"),
+                    ));
+                }
+                None => {
+                    return Err(ConfigError::invalid(
+                        format!("{key}.mode"),
+                        "required for action `credential`",
+                    ));
+                }
+            };
+            RouteAction::Credential {
+                credential,
+                mode,
+                rules,
+            }
+        }
+        "vend" => {
+            let services = r.services.clone().unwrap_or_default();
+            if services.is_empty() {
+                return Err(ConfigError::invalid(
+                    format!("{key}.services"),
+                    "required for action `vend`: at least one `target_service: credential`",
+                ));
+            }
+            for (service, name) in &services {
+                known(&format!("{key}.services.{service}"), name)?;
+            }
+            RouteAction::Vend { services, rules }
         }
         "passthrough" => RouteAction::Passthrough {
             forward_authorization: r.forward_authorization.unwrap_or(false),
@@ -571,7 +654,9 @@ fn validate_route(key: &str, r: &RawRoute) -> Result<RouteConfig, ConfigError> {
         other => {
             return Err(ConfigError::invalid(
                 format!("{key}.action"),
-                format_args!("`{other}`: expected exchange, passthrough or deny"),
+                format_args!(
+                    "`{other}`: expected exchange, credential, vend, passthrough or deny"
+                ),
             ));
         }
     };

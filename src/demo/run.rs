@@ -85,6 +85,8 @@ async fn script(opts: &DemoOptions, stop: CancellationToken) -> DemoResult<()> {
         ext_proc: ExtProcEndpoint::Tcp(free_port()?),
         app: agent_port,
         document_service: docs_port,
+        // No S3 in this walk-through: the cluster points at a port nothing listens on.
+        aws_s3: free_port()?,
     };
     let saw = LastAgentSaw::default();
     tokio::spawn(services::agent(

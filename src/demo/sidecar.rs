@@ -1,6 +1,7 @@
 //! Renders the shipped `envoy/sidecar.yaml` for a one-machine run: listeners on
-//! loopback at the given ports, and the `actbridge`, `app` and `document_service`
-//! clusters pointed at local addresses. Used by the demo and the integration tests, so
+//! loopback at the given ports, and the `actbridge`, `app`, `document_service` and
+//! `aws_s3` clusters pointed at local addresses (`aws_s3` in plain HTTP, for an S3
+//! emulator). Used by the demo and the integration tests, so
 //! both exercise the file users copy.
 
 use std::path::PathBuf;
@@ -31,6 +32,8 @@ pub struct SidecarPorts {
     pub app: u16,
     /// The document service (the `document_service` cluster).
     pub document_service: u16,
+    /// The S3 endpoint (the `aws_s3` cluster), plain HTTP.
+    pub aws_s3: u16,
 }
 
 /// Why the template could not be rendered.
@@ -59,8 +62,18 @@ pub fn render(template: &str, ports: &SidecarPorts) -> Result<String, RenderErro
         .ok_or_else(|| RenderError("no clusters".into()))?;
     for c in clusters {
         let name = c["name"].as_str().unwrap_or_default().to_string();
-        if !matches!(name.as_str(), "actbridge" | "app" | "document_service") {
+        if !matches!(
+            name.as_str(),
+            "actbridge" | "app" | "document_service" | "aws_s3"
+        ) {
             continue;
+        }
+        if name == "aws_s3" {
+            // A local emulator speaks plain HTTP.
+            if let Some(m) = c.as_mapping_mut() {
+                m.remove("transport_socket");
+                m.remove("typed_extension_protocol_options");
+            }
         }
         let addr = c
             .get_mut("load_assignment")
@@ -84,6 +97,7 @@ pub fn render(template: &str, ports: &SidecarPorts) -> Result<String, RenderErro
             },
             "app" => set_socket(addr, ports.app),
             "document_service" => set_socket(addr, ports.document_service),
+            "aws_s3" => set_socket(addr, ports.aws_s3),
             _ => {}
         }
     }

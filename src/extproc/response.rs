@@ -8,8 +8,13 @@ use envoy_types::pb::envoy::service::ext_proc::v3::{
 };
 use envoy_types::pb::envoy::r#type::v3::HttpStatus;
 
+use envoy_types::pb::envoy::extensions::filters::http::ext_proc::v3::ProcessingMode;
+use envoy_types::pb::envoy::extensions::filters::http::ext_proc::v3::processing_mode::{
+    BodySendMode, HeaderSendMode,
+};
+
 use super::headers;
-use crate::pipeline::{Decision, Denial};
+use crate::pipeline::{Decision, Denial, Reply};
 
 /// Which phase a CONTINUE answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,7 +55,8 @@ pub(super) fn continue_phase(phase: Phase) -> ProcessingResponse {
     }
 }
 
-/// The answer to the request-headers phase.
+/// The answer to the request-headers phase (or, after [`Decision::ReadBody`], to the
+/// request-body phase, which is always answered directly).
 pub(super) fn decision(d: &Decision) -> ProcessingResponse {
     match d {
         Decision::Continue(m) => ProcessingResponse {
@@ -59,7 +65,46 @@ pub(super) fn decision(d: &Decision) -> ProcessingResponse {
             })),
             ..Default::default()
         },
+        Decision::ReadBody { mutations, .. } => ProcessingResponse {
+            response: Some(Response::RequestHeaders(HeadersResponse {
+                response: common(headers::mutation(mutations)),
+            })),
+            // The whole processing mode is replaced: the same as the shipped filter's,
+            // with the request body BUFFERED (the filter needs `allow_mode_override`).
+            mode_override: Some(ProcessingMode {
+                request_header_mode: HeaderSendMode::Send as i32,
+                response_header_mode: HeaderSendMode::Skip as i32,
+                request_body_mode: BodySendMode::Buffered as i32,
+                response_body_mode: BodySendMode::None as i32,
+                request_trailer_mode: HeaderSendMode::Skip as i32,
+                response_trailer_mode: HeaderSendMode::Skip as i32,
+            }),
+            ..Default::default()
+        },
+        Decision::Respond(reply) => reply_immediately(reply),
         Decision::Deny(denial) => immediate(denial),
+    }
+}
+
+/// A direct successful answer: JSON, never cached.
+fn reply_immediately(r: &Reply) -> ProcessingResponse {
+    ProcessingResponse {
+        response: Some(Response::ImmediateResponse(ImmediateResponse {
+            status: Some(HttpStatus {
+                code: i32::from(r.status),
+            }),
+            headers: Some(HeaderMutation {
+                set_headers: vec![
+                    headers::set_option("content-type", b"application/json"),
+                    headers::set_option("cache-control", b"no-store"),
+                ],
+                remove_headers: Vec::new(),
+            }),
+            body: r.body.clone(),
+            grpc_status: None,
+            details: "actbridge_answered".into(),
+        })),
+        ..Default::default()
     }
 }
 

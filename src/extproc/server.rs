@@ -66,7 +66,15 @@ impl ExternalProcessor for ExtProcService {
                 };
                 let out = match state.on_message(msg) {
                     Step::Reply(r) => Ok(*r),
-                    Step::Decide(facts) => Ok(response::decision(&pipeline.decide(&facts).await)),
+                    Step::Decide(facts) => {
+                        let decision = pipeline.decide(&facts).await;
+                        let out = response::decision(&decision);
+                        state.decided(facts, &decision);
+                        Ok(out)
+                    }
+                    Step::DecideBody(facts, body) => Ok(response::decision(
+                        &pipeline.decide_body(&facts, body.as_deref()).await,
+                    )),
                     Step::Fail(status) => {
                         tracing::warn!(%status, "ext_proc protocol error; failing the request closed");
                         let _ = tx.send(Err(status)).await;

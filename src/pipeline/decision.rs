@@ -9,8 +9,39 @@ use http::{HeaderName, HeaderValue};
 pub enum Decision {
     /// Let the request through after applying the mutations.
     Continue(Mutations),
+    /// The request is decided on its body: deliver the body (at most `max_bytes`) to
+    /// [`Pipeline::decide_body`](super::Pipeline::decide_body). The mutations apply
+    /// meanwhile (they remove the caller's credential), so a proxy that forwarded the
+    /// request anyway would forward nothing usable.
+    ReadBody {
+        /// Largest body accepted; a larger one is refused (413).
+        max_bytes: usize,
+        /// Applied to the request while the body is read.
+        mutations: Mutations,
+    },
+    /// Answer the client directly with this (successful) reply; nothing is forwarded.
+    Respond(Reply),
     /// Answer the client directly; the request goes no further.
     Deny(Denial),
+}
+
+/// A direct answer: a JSON body, sent with `cache-control: no-store`. It may hold a
+/// credential: `Debug` prints its size only.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Reply {
+    /// HTTP status.
+    pub status: u16,
+    /// The JSON body.
+    pub body: Vec<u8>,
+}
+
+impl std::fmt::Debug for Reply {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reply")
+            .field("status", &self.status)
+            .field("body_bytes", &self.body.len())
+            .finish()
+    }
 }
 
 /// Header changes. Removals are applied before sets. Names and values are `http` types,

@@ -11,7 +11,7 @@ use super::agent::OwnAgent;
 use super::bearer::{bearer_token, bearer_value};
 use super::custody::Custody;
 use super::judge::{Target, chain_of, judge};
-use super::{Allowed, Mutations, Refusal, RequestFacts, Shared};
+use super::{Allowed, Mutations, Refusal, RequestFacts, Shared, Then};
 use crate::config::{InboundConfig, PathMatch};
 use crate::jwt::{AudienceProfile, VerifiedToken, Verifier};
 use crate::policy::PolicyEngine;
@@ -54,10 +54,10 @@ impl InboundStage {
             .any(|p: &PathMatch| p.matches(path))
         {
             return Ok(Allowed {
-                mutations: Mutations {
+                then: Then::Forward(Mutations {
                     set: Vec::new(),
                     remove,
-                },
+                }),
                 route: "bypass".into(),
                 subject: None,
                 fingerprint: None,
@@ -81,12 +81,13 @@ impl InboundStage {
                 let target = Target {
                     route: "inbound",
                     backend: "app",
+                    touches: None,
                 };
                 let chain = match &self.delegate_to {
                     Some(agent) => agent.next_chain(&verified, adds_agent),
                     None => chain_of(&verified),
                 };
-                Some(judge(engine, req, &target, &verified, chain).await?)
+                Some(judge(engine, req, &target, &verified, chain).await?.grant)
             }
             None => None,
         };
@@ -119,7 +120,7 @@ impl InboundStage {
             set.push((AUTHORIZATION, bearer_value(t)?));
         }
         Ok(Allowed {
-            mutations: Mutations { set, remove },
+            then: Then::Forward(Mutations { set, remove }),
             route: "inbound".into(),
             subject: verified.subject.clone(),
             fingerprint: Some(verified.fingerprint.clone()),

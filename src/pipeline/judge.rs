@@ -9,28 +9,43 @@ use crate::policy::{ActorInput, PolicyEngine, PolicyInput, UserInput, action_of,
 pub(super) struct Target<'a> {
     /// Route name (`inbound` for inbound).
     pub route: &'a str,
-    /// Who serves it: `app` or the credential backend.
+    /// Who serves it: `app`, `token_exchange` or the credential backend's kind.
     pub backend: &'static str,
+    /// What the request touches (`action`, `resource`) when a credential backend read it
+    /// from the request; otherwise both come from the method and the path.
+    pub touches: Option<(&'static str, &'a [String])>,
+}
+
+/// What the policy granted.
+pub(super) struct Granted {
+    /// The grant: never empty.
+    pub grant: Vec<String>,
+    /// Resources inside the grant the request must still not reach.
+    pub exclude: Vec<String>,
 }
 
 /// Judges the request. `actors` is the chain the destination will see, newest first.
-/// Returns the grant: never empty, and only when the policy allowed.
+/// Returns the grant (never empty) only when the policy allowed.
 pub(super) async fn judge(
     engine: &PolicyEngine,
     req: &RequestFacts,
     target: &Target<'_>,
     token: &VerifiedToken,
     actors: Vec<ActorInput>,
-) -> Result<Vec<String>, Refusal> {
+) -> Result<Granted, Refusal> {
     let path = req.path_only();
+    let (action, resource) = match target.touches {
+        Some((action, resource)) => (action, resource.to_vec()),
+        None => (action_of(&req.method), resource_of(path)?),
+    };
     let input = PolicyInput {
         direction: req.direction.as_str(),
         route: target.route.to_string(),
         destination: req.authority.clone(),
         method: req.method.clone(),
         path: path.to_string(),
-        action: action_of(&req.method),
-        resource: resource_of(path)?,
+        action,
+        resource,
         backend: target.backend,
         user: UserInput::of(token),
         actors,
@@ -49,7 +64,10 @@ pub(super) async fn judge(
     if decision.grant.is_empty() {
         return Err(Refusal::GrantEmpty);
     }
-    Ok(decision.grant.clone())
+    Ok(Granted {
+        grant: decision.grant.clone(),
+        exclude: decision.exclude.clone(),
+    })
 }
 
 /// The verified `act` chain as policy input, newest actor first.

@@ -1,35 +1,52 @@
 //! Outbound: match the destination to a route, then exchange the agent's token for one
-//! meant for that destination, pass the request through, or refuse it.
+//! meant for that destination, replace it with a backend's credential, answer a vending
+//! request, pass the request through, or refuse it.
 //!
-//! On an `exchange` route the token must be a delegation (carry `act`) unless the route
-//! allows direct use; the policy judges the chain the destination will receive, and only
-//! then is the token service called.
+//! On `exchange`, `credential` and `vend` routes the token must be a delegation (carry
+//! `act`) unless the route allows direct use; the policy judges the chain the
+//! destination will receive, and only then is the token service or the backend called.
+
+use std::borrow::Cow;
+use std::sync::Arc;
 
 use http::{HeaderName, header::AUTHORIZATION};
-
-use std::sync::Arc;
 
 use super::agent::OwnAgent;
 use super::bearer::{bearer_token, bearer_value};
 use super::custody::Custody;
 use super::judge::{Target, judge};
-use super::{Allowed, Mutations, Refusal, RequestFacts, Shared};
-use crate::config::{ExchangeTarget, OutboundConfig, RouteAction, RouteConfig};
-use crate::jwt::{AudienceProfile, Verifier};
+use super::{Allowed, Mutations, Refusal, RequestFacts, Shared, Then, credential, vend};
+use crate::config::{ExchangeTarget, OutboundConfig, RouteAction, RouteConfig, TokenRules};
+use crate::credentials::Credentials;
+use crate::jwt::{AudienceProfile, VerifiedToken, Verifier};
 use crate::policy::PolicyEngine;
 
 pub(super) struct OutboundStage {
     cfg: OutboundConfig,
-    agent: Arc<OwnAgent>,
+    pub(super) agent: Arc<OwnAgent>,
     shared: Shared,
+    pub(super) credentials: Arc<Credentials>,
+}
+
+/// The agent's token, accepted for a route: the token itself (a custody placeholder
+/// resolved) and its verified claims.
+pub(super) struct Accepted<'r> {
+    pub token: Cow<'r, str>,
+    pub verified: Arc<VerifiedToken>,
 }
 
 impl OutboundStage {
-    pub fn new(cfg: &OutboundConfig, agent: Arc<OwnAgent>, shared: Shared) -> Self {
+    pub fn new(
+        cfg: &OutboundConfig,
+        agent: Arc<OwnAgent>,
+        shared: Shared,
+        credentials: Arc<Credentials>,
+    ) -> Self {
         OutboundStage {
             cfg: cfg.clone(),
             agent,
             shared,
+            credentials,
         }
     }
 
@@ -37,9 +54,17 @@ impl OutboundStage {
         self.cfg.retry_after.as_secs().max(1)
     }
 
-    /// The first route whose host glob matches the authority.
-    fn route(&self, authority: &str) -> Option<&RouteConfig> {
-        self.cfg.routes.iter().find(|r| r.host.matches(authority))
+    /// The route for `authority`: the first whose host glob matches, else the default.
+    fn route(&self, authority: &str) -> (&str, &RouteAction) {
+        match self
+            .cfg
+            .routes
+            .iter()
+            .find(|r: &&RouteConfig| r.host.matches(authority))
+        {
+            Some(r) => (r.name.as_str(), &r.action),
+            None => ("default", &self.cfg.default_action),
+        }
     }
 
     pub async fn decide(
@@ -48,51 +73,98 @@ impl OutboundStage {
         policy: Option<&PolicyEngine>,
         req: &RequestFacts,
     ) -> Result<Allowed, Refusal> {
-        let (name, action) = match self.route(&req.authority) {
-            Some(r) => (r.name.as_str(), &r.action),
-            None => ("default", &self.cfg.default_action),
-        };
+        let (name, action) = self.route(&req.authority);
         match action {
             RouteAction::Deny => Err(Refusal::RouteDenied(name.to_string())),
             RouteAction::Passthrough {
                 forward_authorization,
-            } => {
-                if *forward_authorization && self.shared.custody.is_some() {
-                    // A placeholder must not leave the pod, even though it is useless
-                    // outside it: it is refused, so the agent's bug is seen. Every
-                    // `authorization` value is checked, well-formed or not.
-                    if req.header_values("authorization").any(Custody::appears_in) {
-                        return Err(Refusal::PlaceholderMisused);
-                    }
-                }
-                Ok(Allowed {
-                    mutations: Mutations {
-                        set: Vec::new(),
-                        remove: if *forward_authorization {
-                            Vec::new()
-                        } else {
-                            vec![AUTHORIZATION]
-                        },
-                    },
-                    route: name.to_string(),
-                    subject: None,
-                    fingerprint: None,
-                    grant: None,
-                })
-            }
-            RouteAction::Exchange {
-                target,
-                allow_direct_use,
-                single_use,
-            } => {
-                let rules = RouteRules {
-                    allow_direct_use: *allow_direct_use,
-                    single_use: *single_use,
-                };
-                self.exchange(verifier, policy, req, name, target, rules)
+            } => self.passthrough(req, name, *forward_authorization),
+            RouteAction::Exchange { target, rules } => {
+                self.exchange(verifier, policy, req, name, target, *rules)
                     .await
             }
+            RouteAction::Credential {
+                credential, rules, ..
+            } => {
+                let accepted = self.accept(verifier, req, name, *rules).await?;
+                credential::sign(self, policy, req, name, credential, accepted).await
+            }
+            RouteAction::Vend { .. } => vend::on_headers(req, name),
         }
+    }
+
+    /// The body phase: only a `vend` route asks for a body.
+    pub async fn decide_body(
+        &self,
+        verifier: &Verifier,
+        policy: Option<&PolicyEngine>,
+        req: &RequestFacts,
+        body: Option<&[u8]>,
+    ) -> Result<Allowed, Refusal> {
+        let (name, action) = self.route(&req.authority);
+        let RouteAction::Vend { services, rules } = action else {
+            return Err(Refusal::BodyUnexpected);
+        };
+        let ask = vend::parse_body(body)?;
+        let accepted = self.accept(verifier, req, name, *rules).await?;
+        vend::answer(self, policy, req, name, services, &ask, accepted).await
+    }
+
+    fn passthrough(
+        &self,
+        req: &RequestFacts,
+        name: &str,
+        forward_authorization: bool,
+    ) -> Result<Allowed, Refusal> {
+        if forward_authorization && self.shared.custody.is_some() {
+            // A placeholder must not leave the pod, even though it is useless outside
+            // it: it is refused, so the agent's bug is seen. Every `authorization` value
+            // is checked, well-formed or not.
+            if req.header_values("authorization").any(Custody::appears_in) {
+                return Err(Refusal::PlaceholderMisused);
+            }
+        }
+        Ok(Allowed {
+            then: Then::Forward(Mutations {
+                set: Vec::new(),
+                remove: if forward_authorization {
+                    Vec::new()
+                } else {
+                    vec![AUTHORIZATION]
+                },
+            }),
+            route: name.to_string(),
+            subject: None,
+            fingerprint: None,
+            grant: None,
+        })
+    }
+
+    /// Verifies the agent's token against the route's rules: a custody placeholder is
+    /// resolved, a single-use token remembered, a token without `act` refused unless
+    /// the route allows direct use.
+    pub(super) async fn accept<'r>(
+        &self,
+        verifier: &Verifier,
+        req: &'r RequestFacts,
+        route: &str,
+        rules: TokenRules,
+    ) -> Result<Accepted<'r>, Refusal> {
+        let presented = bearer_token(req)?;
+        let token = match &self.shared.custody {
+            Some(custody) if Custody::is_placeholder(presented) => {
+                Cow::Owned(custody.resolve(presented)?)
+            }
+            _ => Cow::Borrowed(presented),
+        };
+        let verified = verifier.verify(&token, AudienceProfile::Outbound).await?;
+        if rules.single_use {
+            self.shared.replay.first_use(&verified)?;
+        }
+        if verified.actors.is_empty() && !rules.allow_direct_use {
+            return Err(Refusal::DelegationRequired(route.to_string()));
+        }
+        Ok(Accepted { token, verified })
     }
 
     async fn exchange(
@@ -102,56 +174,36 @@ impl OutboundStage {
         req: &RequestFacts,
         route: &str,
         target: &ExchangeTarget,
-        rules: RouteRules,
+        rules: TokenRules,
     ) -> Result<Allowed, Refusal> {
-        let presented = bearer_token(req)?;
-        let resolved = match &self.shared.custody {
-            Some(custody) if Custody::is_placeholder(presented) => {
-                Some(custody.resolve(presented)?)
-            }
-            _ => None,
-        };
-        let token = resolved.as_deref().unwrap_or(presented);
-        let verified = verifier.verify(token, AudienceProfile::Outbound).await?;
-        if rules.single_use {
-            self.shared.replay.first_use(&verified)?;
-        }
-        if verified.actors.is_empty() && !rules.allow_direct_use {
-            return Err(Refusal::DelegationRequired(route.to_string()));
-        }
+        let Accepted { token, verified } = self.accept(verifier, req, route, rules).await?;
         let adds_itself = self.agent.adds_itself(&verified, false);
         let grant = match policy {
             Some(engine) => {
                 let target = Target {
                     route,
                     backend: "token_exchange",
+                    touches: None,
                 };
                 let chain = self.agent.next_chain(&verified, adds_itself);
-                Some(judge(engine, req, &target, &verified, chain).await?)
+                Some(judge(engine, req, &target, &verified, chain).await?.grant)
             }
             None => None,
         };
         let issued = self
             .agent
             .exchanger
-            .exchange(token, verified.expires_at, target, adds_itself)
+            .exchange(&token, verified.expires_at, target, adds_itself)
             .await?;
         Ok(Allowed {
-            mutations: Mutations {
+            then: Then::Forward(Mutations {
                 set: vec![(AUTHORIZATION, bearer_value(&issued.access_token)?)],
                 remove: vec![HeaderName::from_static("proxy-authorization")],
-            },
+            }),
             route: route.to_string(),
             subject: verified.subject.clone(),
             fingerprint: Some(verified.fingerprint.clone()),
             grant,
         })
     }
-}
-
-/// An exchange route's rules about the token it accepts.
-#[derive(Clone, Copy)]
-struct RouteRules {
-    allow_direct_use: bool,
-    single_use: bool,
 }

@@ -3,6 +3,7 @@
 use std::borrow::Cow;
 
 use super::{Denial, RequestError};
+use crate::credentials::CredentialError;
 use crate::exchange::ExchangeError;
 use crate::jwt::VerifyError;
 use crate::policy::{PolicyError, ResourceError};
@@ -72,6 +73,31 @@ pub enum Refusal {
     /// The policy failed (evaluation error, time limit, malformed answer).
     #[error("{0}")]
     Policy(#[from] PolicyError),
+    /// A credential route has no policy to scope its credential (a wiring error: config
+    /// validation requires one).
+    #[error("credential route without a policy")]
+    PolicyMissing,
+    /// A route names a credential backend that was not built (a wiring error).
+    #[error("credential `{0}` is not loaded")]
+    CredentialMissing(String),
+    /// A credential backend refused or failed.
+    #[error("{0}")]
+    Credential(#[from] CredentialError),
+    /// A vending route was asked for another path.
+    #[error("not the vending path")]
+    VendNotFound,
+    /// A vending route was asked with another method than POST.
+    #[error("vending needs POST")]
+    VendMethod,
+    /// A vending request's body is missing or not the expected JSON.
+    #[error("vending request refused: {0}")]
+    VendBody(&'static str),
+    /// A body over the limit.
+    #[error("body too large")]
+    BodyTooLarge,
+    /// A body arrived for a request no route reads the body of (a wiring error).
+    #[error("body phase for a request decided on its headers")]
+    BodyUnexpected,
 }
 
 const REALM: &str = "actbridge";
@@ -196,6 +222,35 @@ impl Refusal {
             Refusal::TokenIdMissing => {
                 unauthorized("token_id_missing", "a single-use token must carry a jti")
             }
+            Refusal::PolicyMissing | Refusal::CredentialMissing(_) | Refusal::BodyUnexpected => {
+                server_error("sidecar_misconfigured", "the sidecar is misconfigured")
+            }
+            Refusal::Credential(e) => credential_denial(e, retry_after),
+            Refusal::VendNotFound => Denial {
+                status: 404,
+                reason: "not_found",
+                error: "invalid_request",
+                description: "the credentials endpoint is POST /credentials".into(),
+                retry_after: None,
+                www_authenticate: None,
+            },
+            Refusal::VendMethod => Denial {
+                status: 405,
+                reason: "method_not_allowed",
+                error: "invalid_request",
+                description: "the credentials endpoint is POST /credentials".into(),
+                retry_after: None,
+                www_authenticate: None,
+            },
+            Refusal::VendBody(what) => bad_request("vend_body_invalid", what),
+            Refusal::BodyTooLarge => Denial {
+                status: 413,
+                reason: "body_too_large",
+                error: "invalid_request",
+                description: "the request body is too large".into(),
+                retry_after: None,
+                www_authenticate: None,
+            },
             Refusal::ReplayMemoryFull => Denial {
                 status: 503,
                 reason: "replay_memory_full",
@@ -205,6 +260,72 @@ impl Refusal {
                 www_authenticate: None,
             },
         }
+    }
+}
+
+/// What the caller is told when a credential backend refused or failed: the kind of
+/// failure, never the backend's own message or a secret.
+fn credential_denial(e: &CredentialError, retry_after: Option<u64>) -> Denial {
+    match e {
+        CredentialError::Unsupported(_) => forbidden(
+            "credential_scope",
+            "this request cannot be made with a scoped credential",
+        ),
+        CredentialError::OutsideGrant(_) => forbidden(
+            "outside_grant",
+            "the request is outside the permission intersection",
+        ),
+        CredentialError::NothingGranted => forbidden(
+            "grant_unmapped",
+            "the grant gives no access to this destination",
+        ),
+        CredentialError::UnsafeGrantEntry(_) => forbidden(
+            "grant_unusable",
+            "the grant cannot be turned into a credential",
+        ),
+        CredentialError::PolicyTooLarge(_) => forbidden(
+            "session_policy_too_large",
+            "the grant is too large for a scoped credential",
+        ),
+        CredentialError::Unavailable(_) => Denial {
+            status: 503,
+            reason: "credential_unavailable",
+            error: "temporarily_unavailable",
+            description: "the credential service is unavailable".into(),
+            retry_after,
+            www_authenticate: None,
+        },
+        CredentialError::Refused { .. } => Denial {
+            status: 502,
+            reason: "credential_refused",
+            error: "server_error",
+            description: "the credential service refused the request".into(),
+            retry_after: None,
+            www_authenticate: None,
+        },
+        CredentialError::InvalidResponse(_) => Denial {
+            status: 502,
+            reason: "credential_invalid_response",
+            error: "server_error",
+            description: "the credential service answered unexpectedly".into(),
+            retry_after: None,
+            www_authenticate: None,
+        },
+        CredentialError::BadVendRequest(what) => Denial {
+            description: Cow::Owned(what.clone()),
+            ..bad_request("vend_body_invalid", "")
+        },
+    }
+}
+
+fn bad_request(reason: &'static str, description: &'static str) -> Denial {
+    Denial {
+        status: 400,
+        reason,
+        error: "invalid_request",
+        description: description.into(),
+        retry_after: None,
+        www_authenticate: None,
     }
 }
 

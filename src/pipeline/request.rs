@@ -53,6 +53,8 @@ pub struct RequestFacts {
     pub method: String,
     /// `:path` including the query string.
     pub path: String,
+    /// The headers end the request (no body follows).
+    pub end_of_stream: bool,
     /// Regular headers (lower-case names, raw values); pseudo-headers excluded.
     headers: Vec<(String, Vec<u8>)>,
 }
@@ -108,6 +110,7 @@ impl RequestFacts {
                 .to_ascii_lowercase(),
             method: method.ok_or(RequestError::MissingPseudoHeader(":method"))?,
             path: path.ok_or(RequestError::MissingPseudoHeader(":path"))?,
+            end_of_stream: false,
             headers: regular,
         })
     }
@@ -118,6 +121,11 @@ impl RequestFacts {
             .iter()
             .filter(move |(k, _)| k == name)
             .map(|(_, v)| v.as_slice())
+    }
+
+    /// The names of the regular headers (lower case; repeated names repeat).
+    pub fn header_names(&self) -> impl Iterator<Item = &str> {
+        self.headers.iter().map(|(k, _)| k.as_str())
     }
 
     /// The path without its query string.

@@ -22,12 +22,17 @@ pub struct PolicyDecision {
     /// Whether a person must approve the request first.
     #[serde(default)]
     pub approval_required: bool,
+    /// Resources inside the grant this request must still not reach (for `aws_sts`: object
+    /// keys a session policy denies explicitly, such as a document whose departments are
+    /// not all granted). Optional; default none.
+    #[serde(default)]
+    pub exclude: Vec<String>,
 }
 
 impl PolicyDecision {
     /// Parses and checks the entrypoint's value: an object with a boolean `allow`, a
     /// non-empty printable `reason`, a list of non-empty strings `grant` (sorted and
-    /// deduplicated here) and a boolean `approval_required`.
+    /// deduplicated here), a boolean `approval_required` and an optional list `exclude`.
     pub(super) fn from_value(v: serde_json::Value) -> Result<PolicyDecision, PolicyError> {
         if v.is_null() {
             return Err(PolicyError::Malformed("the entrypoint is undefined".into()));
@@ -50,8 +55,18 @@ impl PolicyDecision {
                 "`grant` entries must be non-empty, without commas or control characters".into(),
             ));
         }
+        if d.exclude
+            .iter()
+            .any(|x| x.is_empty() || x.chars().any(char::is_control))
+        {
+            return Err(PolicyError::Malformed(
+                "`exclude` entries must be non-empty, without control characters".into(),
+            ));
+        }
         d.grant.sort();
         d.grant.dedup();
+        d.exclude.sort();
+        d.exclude.dedup();
         Ok(d)
     }
 }

@@ -40,6 +40,8 @@ pub struct EnvoyPorts {
     pub ext_proc: ExtProcAddr,
     pub app_port: u16,
     pub document_service_port: u16,
+    /// The S3 endpoint behind the `aws_s3` cluster (default: a port nothing listens on).
+    pub aws_s3_port: Option<u16>,
 }
 
 /// A running Envoy; killed on drop.
@@ -71,6 +73,7 @@ impl Envoy {
                 },
                 app: ports.app_port,
                 document_service: ports.document_service_port,
+                aws_s3: ports.aws_s3_port.unwrap_or_else(free_port),
             },
         )
         .unwrap();

@@ -277,6 +277,7 @@ impl World {
             ext_proc: ExtProcAddr::Tcp(actbridge.ext_proc_port),
             app_port: app.port,
             document_service_port: docs.port,
+            aws_s3_port: None,
         })
         .await;
         World {

@@ -1,0 +1,309 @@
+//! The `credentials` section: named credential backends that outbound routes use for
+//! destinations that do not accept actbridge's JWTs, as written ([`RawCredential`]) and
+//! validated ([`CredentialConfig`]).
+//!
+//! ```text
+//! credentials:
+//!   - name: documents-s3
+//!     aws_sts:
+//!       role_arn: arn:aws:iam::123456789012:role/actbridge-documents
+//!       region: us-east-1
+//!       bucket: zt-demo-documents
+//! ```
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::Deserialize;
+use url::Url;
+
+use super::ConfigError;
+
+/// `credentials[]`: one named backend. Exactly one backend key is set.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCredential {
+    /// The name routes refer to (`credential: NAME`, `services: {s3: NAME}`).
+    pub name: String,
+    /// AWS: session credentials from STS `AssumeRole`, scoped by an inline session policy
+    /// built from the grant.
+    #[serde(default)]
+    pub aws_sts: Option<RawAwsSts>,
+}
+
+/// `credentials[].aws_sts`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAwsSts {
+    /// The role assumed for every session (required), e.g.
+    /// `arn:aws:iam::123456789012:role/actbridge-documents`. Its trust policy must let
+    /// actbridge's base identity call `sts:AssumeRole`, `sts:TagSession` and
+    /// `sts:SetSourceIdentity`; its permissions bound every session.
+    pub role_arn: String,
+    /// The AWS region (required): STS is called there and S3 requests are signed for it.
+    pub region: String,
+    /// STS endpoint URL. Default: the SDK's regional endpoint for `region`.
+    #[serde(default)]
+    pub sts_endpoint: Option<String>,
+    /// Session life (`DurationSeconds`), 15m to 12h (and at most the role's maximum
+    /// session duration). Default `15m`.
+    #[serde(default, with = "humantime_serde")]
+    pub duration: Option<Duration>,
+    /// Timeout of one STS call, retries included. Keep it below Envoy's ext_proc
+    /// `message_timeout`. Default `2s`.
+    #[serde(default, with = "humantime_serde")]
+    pub timeout: Option<Duration>,
+    /// The S3 bucket the sessions are for (required). Requests for another bucket are
+    /// refused.
+    pub bucket: String,
+    /// The key prefix one grant entry maps to; `{grant}` stands for the entry. Default
+    /// `{grant}/` (the department is the first path segment). Ignored for entries listed
+    /// in `prefixes`.
+    #[serde(default)]
+    pub prefix_template: Option<String>,
+    /// Explicit key prefixes per grant entry (`{finance: [finance/, reports/finance/]}`).
+    /// When set, only the entries listed here map to anything.
+    #[serde(default)]
+    pub prefixes: Option<BTreeMap<String, Vec<String>>>,
+    /// Key prefixes every session may read, whatever its grant (documents of no
+    /// department, e.g. `[public/]`). Default none.
+    #[serde(default)]
+    pub public_prefixes: Vec<String>,
+    /// Send session tags (`actbridge-user`, `actbridge-agent-1`…, newest agent first) and
+    /// `SourceIdentity` = the user. Needs `sts:TagSession` and `sts:SetSourceIdentity` in
+    /// the role's trust policy. Default `true`.
+    #[serde(default)]
+    pub session_tags: Option<bool>,
+    /// How many sessions are cached, keyed by (user, agent chain, grant). Each is kept
+    /// until 80 % of its life. Default `10000`.
+    #[serde(default)]
+    pub cache_entries: Option<u64>,
+}
+
+/// A validated credential backend.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CredentialConfig {
+    /// Its name.
+    pub name: String,
+    /// The backend and its settings.
+    pub backend: BackendConfig,
+}
+
+/// Which backend, with its settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BackendConfig {
+    /// AWS STS session credentials.
+    AwsSts(AwsStsConfig),
+}
+
+impl BackendConfig {
+    /// The backend's name as the policy sees it (`input.backend`).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            BackendConfig::AwsSts(_) => "aws_sts",
+        }
+    }
+}
+
+/// The validated `aws_sts` settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AwsStsConfig {
+    /// Role assumed.
+    pub role_arn: String,
+    /// Region.
+    pub region: String,
+    /// STS endpoint override.
+    pub sts_endpoint: Option<Url>,
+    /// Session life.
+    pub duration: Duration,
+    /// Timeout of one STS call.
+    pub timeout: Duration,
+    /// Bucket.
+    pub bucket: String,
+    /// How a grant entry becomes key prefixes.
+    pub prefixes: PrefixMapping,
+    /// Prefixes every session may read.
+    pub public_prefixes: Vec<String>,
+    /// Send session tags and `SourceIdentity`.
+    pub session_tags: bool,
+    /// Session cache capacity.
+    pub cache_entries: u64,
+}
+
+/// How grant entries map to S3 key prefixes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PrefixMapping {
+    /// `{grant}` in the template is replaced by the entry.
+    Template(String),
+    /// Listed entries only.
+    Explicit(BTreeMap<String, Vec<String>>),
+}
+
+const MIN_SESSION: Duration = Duration::from_secs(900);
+const MAX_SESSION: Duration = Duration::from_secs(12 * 3600);
+
+pub(super) fn validate_credentials(
+    raw: &[RawCredential],
+) -> Result<Vec<CredentialConfig>, ConfigError> {
+    let mut out: Vec<CredentialConfig> = Vec::with_capacity(raw.len());
+    for (i, c) in raw.iter().enumerate() {
+        let key = format!("credentials[{i}]");
+        if c.name.is_empty() || out.iter().any(|x| x.name == c.name) {
+            return Err(ConfigError::invalid(
+                format!("{key}.name"),
+                "must be non-empty and unique",
+            ));
+        }
+        let backend = match &c.aws_sts {
+            Some(a) => BackendConfig::AwsSts(validate_aws_sts(&format!("{key}.aws_sts"), a)?),
+            None => {
+                return Err(ConfigError::invalid(
+                    key,
+                    "exactly one backend is required: `aws_sts`",
+                ));
+            }
+        };
+        out.push(CredentialConfig {
+            name: c.name.clone(),
+            backend,
+        });
+    }
+    Ok(out)
+}
+
+fn validate_aws_sts(key: &str, a: &RawAwsSts) -> Result<AwsStsConfig, ConfigError> {
+    if !is_role_arn(&a.role_arn) {
+        return Err(ConfigError::invalid(
+            format!("{key}.role_arn"),
+            format_args!(
+                "`{}` is not an IAM role ARN (arn:aws:iam::123456789012:role/NAME)",
+                a.role_arn
+            ),
+        ));
+    }
+    let region_ok = !a.region.is_empty()
+        && a.region
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    if !region_ok {
+        return Err(ConfigError::invalid(
+            format!("{key}.region"),
+            "must be an AWS region name such as `us-east-1`",
+        ));
+    }
+    let duration = a.duration.unwrap_or(MIN_SESSION);
+    if !(MIN_SESSION..=MAX_SESSION).contains(&duration) || duration.subsec_nanos() != 0 {
+        return Err(ConfigError::invalid(
+            format!("{key}.duration"),
+            "must be whole seconds between 15m and 12h (STS limits)",
+        ));
+    }
+    let timeout = a.timeout.unwrap_or(Duration::from_secs(2));
+    if timeout.is_zero() {
+        return Err(ConfigError::invalid(
+            format!("{key}.timeout"),
+            "must be greater than zero",
+        ));
+    }
+    if !is_bucket_name(&a.bucket) {
+        return Err(ConfigError::invalid(
+            format!("{key}.bucket"),
+            format_args!("`{}` is not an S3 bucket name", a.bucket),
+        ));
+    }
+    let prefixes = match (&a.prefix_template, &a.prefixes) {
+        (Some(_), Some(_)) => {
+            return Err(ConfigError::invalid(
+                key,
+                "set at most one of `prefix_template` and `prefixes`",
+            ));
+        }
+        (_, Some(map)) => {
+            for (entry, list) in map {
+                for (i, p) in list.iter().enumerate() {
+                    check_prefix(&format!("{key}.prefixes.{entry}[{i}]"), p)?;
+                }
+            }
+            PrefixMapping::Explicit(map.clone())
+        }
+        (template, None) => {
+            let t = template.clone().unwrap_or_else(|| "{grant}/".into());
+            if t.matches("{grant}").count() != 1 {
+                return Err(ConfigError::invalid(
+                    format!("{key}.prefix_template"),
+                    "must contain `{grant}` exactly once",
+                ));
+            }
+            check_prefix(
+                &format!("{key}.prefix_template"),
+                &t.replace("{grant}", "x"),
+            )?;
+            PrefixMapping::Template(t)
+        }
+    };
+    for (i, p) in a.public_prefixes.iter().enumerate() {
+        check_prefix(&format!("{key}.public_prefixes[{i}]"), p)?;
+    }
+    let cache_entries = a.cache_entries.unwrap_or(10_000);
+    if cache_entries == 0 {
+        return Err(ConfigError::invalid(
+            format!("{key}.cache_entries"),
+            "must be at least 1",
+        ));
+    }
+    Ok(AwsStsConfig {
+        role_arn: a.role_arn.clone(),
+        region: a.region.clone(),
+        sts_endpoint: a
+            .sts_endpoint
+            .as_deref()
+            .map(|u| super::validate::http_url(&format!("{key}.sts_endpoint"), u))
+            .transpose()?,
+        duration,
+        timeout,
+        bucket: a.bucket.clone(),
+        prefixes,
+        public_prefixes: a.public_prefixes.clone(),
+        session_tags: a.session_tags.unwrap_or(true),
+        cache_entries,
+    })
+}
+
+/// A key prefix is non-empty, ends with `/`, and holds no wildcard, `..` segment or
+/// leading `/`: in a session policy `*` and `?` would widen it.
+fn check_prefix(key: &str, p: &str) -> Result<(), ConfigError> {
+    let ok = !p.is_empty()
+        && p.ends_with('/')
+        && !p.starts_with('/')
+        && !p.contains(['*', '?', '$'])
+        && !p.chars().any(char::is_control)
+        && p.split('/').all(|s| s != ".." && s != ".");
+    if ok {
+        Ok(())
+    } else {
+        Err(ConfigError::invalid(
+            key,
+            "a key prefix must end with `/`, not start with `/`, and hold no `*`, `?`, `$`, `.` or `..` segment",
+        ))
+    }
+}
+
+fn is_role_arn(s: &str) -> bool {
+    let parts: Vec<&str> = s.splitn(6, ':').collect();
+    matches!(parts.as_slice(), ["arn", partition, "iam", "", account, resource]
+        if partition.starts_with("aws")
+            && account.len() == 12
+            && account.chars().all(|c| c.is_ascii_digit())
+            && resource.strip_prefix("role/").is_some_and(|n| !n.is_empty()))
+}
+
+/// S3's bucket naming rules (3–63 characters, lower case, digits, `.` and `-`, starting
+/// and ending with a letter or digit).
+fn is_bucket_name(s: &str) -> bool {
+    (3..=63).contains(&s.len())
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' || c == '-')
+        && s.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && s.ends_with(|c: char| c.is_ascii_alphanumeric())
+        && !s.contains("..")
+}

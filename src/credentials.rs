@@ -1,0 +1,152 @@
+//! Credential backends: for destinations that do not accept actbridge's JWTs, a
+//! short-lived credential scoped to the grant (the user's permissions ∩ every agent's)
+//! replaces the agent's token.
+//!
+//! One seam, a closed enum with one match per operation: a backend reads the request
+//! ([`Backend::scope`], so the policy judges what it touches), then either applies its
+//! credential to the request ([`Backend::sign`]) or hands it out ([`Backend::vend`]).
+//! Every backend refuses a request outside the grant before it calls anything. The
+//! pipeline never sees a backend's secrets except inside the header values or vended
+//! body it forwards.
+
+mod aws_sts;
+mod error;
+
+pub use error::CredentialError;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+
+use http::{HeaderName, HeaderValue};
+
+use crate::config::{BackendConfig, CredentialConfig};
+
+/// The outbound request as a backend sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct HttpRequest<'a> {
+    /// `:method`.
+    pub method: &'a str,
+    /// `:authority` (lower case).
+    pub authority: &'a str,
+    /// `:path`, query string included, as the agent sent it.
+    pub path: &'a str,
+    /// Names of the request's headers (lower case).
+    pub header_names: &'a [&'a str],
+}
+
+/// What a request touches, as the policy is told (`input.action`, `input.resource`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Scope {
+    /// `read` or `list`.
+    pub action: &'static str,
+    /// The resource's path segments (for S3: the object key or list prefix).
+    pub resource: Vec<String>,
+    /// The backend's own name for the resource (S3: the key or list prefix).
+    object: String,
+}
+
+/// Who a credential is for.
+#[derive(Debug, Clone, Copy)]
+pub struct Grantee<'a> {
+    /// The user (`preferred_username`, else `sub`).
+    pub user: &'a str,
+    /// The delegation chain the destination sees: client ids, newest first.
+    pub chain: &'a [String],
+    /// The policy's grant (non-empty, sorted).
+    pub grant: &'a [String],
+    /// Resources inside the grant that this request must not reach (policy `exclude`).
+    pub exclude: &'a [String],
+}
+
+/// Header changes a backend asks for on the outbound request.
+#[derive(Debug, Default)]
+pub struct HeaderChanges {
+    /// Set (replacing).
+    pub set: Vec<(HeaderName, HeaderValue)>,
+    /// Removed.
+    pub remove: Vec<HeaderName>,
+}
+
+/// A vended credential: the JSON object returned to the caller. Never logged.
+pub struct Vended(pub serde_json::Value);
+
+impl fmt::Debug for Vended {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Vended([redacted])")
+    }
+}
+
+/// One configured backend.
+pub enum Backend {
+    /// AWS STS session credentials with an inline session policy.
+    AwsSts(aws_sts::AwsSts),
+}
+
+impl Backend {
+    /// The backend's kind as the policy sees it (`input.backend`).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Backend::AwsSts(_) => "aws_sts",
+        }
+    }
+
+    /// What `req` touches; refuses requests the backend cannot scope.
+    pub fn scope(&self, req: &HttpRequest<'_>) -> Result<Scope, CredentialError> {
+        match self {
+            Backend::AwsSts(b) => b.scope(req),
+        }
+    }
+
+    /// What a vending request for `action` touches.
+    pub fn vend_scope(&self, action: &str) -> Result<Scope, CredentialError> {
+        match self {
+            Backend::AwsSts(b) => b.vend_scope(action),
+        }
+    }
+
+    /// The header changes that make `req` carry `who`'s credential.
+    pub async fn sign(
+        &self,
+        who: &Grantee<'_>,
+        req: &HttpRequest<'_>,
+        scope: &Scope,
+    ) -> Result<HeaderChanges, CredentialError> {
+        match self {
+            Backend::AwsSts(b) => b.sign(who, req, scope).await,
+        }
+    }
+
+    /// A credential for `who`, handed to the caller.
+    pub async fn vend(&self, who: &Grantee<'_>) -> Result<Vended, CredentialError> {
+        match self {
+            Backend::AwsSts(b) => b.vend(who).await,
+        }
+    }
+}
+
+/// The configured backends, by name.
+#[derive(Default)]
+pub struct Credentials {
+    backends: HashMap<String, Arc<Backend>>,
+}
+
+impl Credentials {
+    /// Builds every backend of `configs`. No network I/O: base credentials are resolved
+    /// at the first call.
+    pub async fn load(configs: &[CredentialConfig]) -> Credentials {
+        let mut backends = HashMap::with_capacity(configs.len());
+        for c in configs {
+            let backend = match &c.backend {
+                BackendConfig::AwsSts(a) => Backend::AwsSts(aws_sts::AwsSts::new(a).await),
+            };
+            backends.insert(c.name.clone(), Arc::new(backend));
+        }
+        Credentials { backends }
+    }
+
+    /// The backend named `name` (config validation guarantees routes name known ones).
+    pub fn get(&self, name: &str) -> Option<&Arc<Backend>> {
+        self.backends.get(name)
+    }
+}

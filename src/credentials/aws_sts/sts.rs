@@ -1,0 +1,133 @@
+//! `AssumeRole` through the official SDK: base credentials from the standard AWS chain
+//! (environment, shared profile, web-identity token file — so a SPIFFE JWT-SVID written
+//! to `AWS_WEB_IDENTITY_TOKEN_FILE` can be the web identity — container and instance
+//! metadata), one bounded operation timeout, SDK errors sorted into unavailable (503)
+//! and refused (502).
+
+use std::time::{Duration, SystemTime};
+
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_config::{BehaviorVersion, Region};
+use aws_sdk_sts::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_sts::types::Tag;
+
+use super::CredentialError;
+use crate::config::AwsStsConfig;
+
+/// What one `AssumeRole` asks for.
+pub(super) struct AssumeRole<'a> {
+    pub session_name: &'a str,
+    pub policy: &'a str,
+    /// `SourceIdentity` and session tags, when the config sends them.
+    pub identity: Option<(String, Vec<(String, String)>)>,
+}
+
+/// Session credentials as STS issued them.
+pub(super) struct Issued {
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    pub session_token: String,
+    pub expiration: SystemTime,
+}
+
+/// The STS client.
+pub(super) struct StsClient {
+    client: aws_sdk_sts::Client,
+    role_arn: String,
+    duration: Duration,
+}
+
+impl StsClient {
+    pub async fn new(cfg: &AwsStsConfig) -> StsClient {
+        let mut loader = aws_config::defaults(BehaviorVersion::latest())
+            .region(Region::new(cfg.region.clone()))
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .operation_timeout(cfg.timeout)
+                    .connect_timeout(cfg.timeout.min(Duration::from_secs(1)))
+                    .build(),
+            )
+            // One retry for a transient failure, within the operation timeout.
+            .retry_config(RetryConfig::standard().with_max_attempts(2));
+        if let Some(url) = &cfg.sts_endpoint {
+            loader = loader.endpoint_url(url.as_str().trim_end_matches('/'));
+        }
+        let sdk = loader.load().await;
+        StsClient {
+            client: aws_sdk_sts::Client::new(&sdk),
+            role_arn: cfg.role_arn.clone(),
+            duration: cfg.duration,
+        }
+    }
+
+    pub async fn assume_role(&self, req: AssumeRole<'_>) -> Result<Issued, CredentialError> {
+        let mut call = self
+            .client
+            .assume_role()
+            .role_arn(&self.role_arn)
+            .role_session_name(req.session_name)
+            .policy(req.policy)
+            .duration_seconds(i32::try_from(self.duration.as_secs()).unwrap_or(i32::MAX));
+        if let Some((source_identity, tags)) = req.identity {
+            call = call.source_identity(source_identity);
+            for (key, value) in tags {
+                let tag = Tag::builder()
+                    .key(key)
+                    .value(value)
+                    .build()
+                    .map_err(|e| CredentialError::InvalidResponse(format!("session tag: {e}")))?;
+                call = call.tags(tag);
+            }
+        }
+        let out = call.send().await.map_err(classify)?;
+        let c = out.credentials().ok_or_else(|| {
+            CredentialError::InvalidResponse("AssumeRole answered without credentials".into())
+        })?;
+        let expiration = SystemTime::try_from(*c.expiration())
+            .map_err(|_| CredentialError::InvalidResponse("expiration out of range".into()))?;
+        Ok(Issued {
+            access_key_id: c.access_key_id().to_string(),
+            secret_access_key: c.secret_access_key().to_string(),
+            session_token: c.session_token().to_string(),
+            expiration,
+        })
+    }
+}
+
+/// Unreachable, timed out or without base credentials → unavailable; STS's own refusal →
+/// refused, by its error code (the message may echo request details: logged, never
+/// sent to the caller).
+fn classify<E: ProvideErrorMetadata + std::error::Error + 'static, R: std::fmt::Debug>(
+    e: SdkError<E, R>,
+) -> CredentialError {
+    match &e {
+        SdkError::ServiceError(s) => {
+            let code = s.err().code().unwrap_or("Unknown").to_string();
+            tracing::warn!(code, message = s.err().message().unwrap_or(""), "STS refused AssumeRole");
+            if code == "PackedPolicyTooLarge" {
+                CredentialError::PolicyTooLarge("STS: PackedPolicyTooLarge".into())
+            } else {
+                CredentialError::Refused { code }
+            }
+        }
+        SdkError::TimeoutError(_) => CredentialError::Unavailable("STS timed out".into()),
+        SdkError::DispatchFailure(_) => {
+            CredentialError::Unavailable(format!("STS unreachable: {}", error_chain(&e)))
+        }
+        SdkError::ResponseError(_) => {
+            CredentialError::InvalidResponse("STS answer could not be parsed".into())
+        }
+        _ => CredentialError::Unavailable(format!("STS call failed: {}", error_chain(&e))),
+    }
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut parts = vec![e.to_string()];
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        parts.push(c.to_string());
+        cur = c.source();
+    }
+    parts.join(": ").chars().take(300).collect()
+}

@@ -1,0 +1,92 @@
+//! `vend` routes: `POST /credentials` with `{"target_service": "s3", "action": "read"}`
+//! is answered by actbridge itself (an immediate response through Envoy) with a
+//! credential scoped to the grant, for clients that must hold one (SDKs, tools). Nothing
+//! is forwarded. The body is read only for this route (ext_proc `mode_override`), and
+//! the caller's credential is stripped while it is read.
+
+use std::collections::BTreeMap;
+
+use http::header::{AUTHORIZATION, PROXY_AUTHORIZATION};
+use serde::Deserialize;
+
+use super::credential::{backend, judge_for};
+use super::outbound::{Accepted, OutboundStage};
+use super::{Allowed, Mutations, Refusal, Reply, RequestFacts, Then};
+use crate::policy::PolicyEngine;
+
+/// The only path a vending route answers.
+pub(super) const PATH: &str = "/credentials";
+/// Largest vending request body.
+pub(crate) const MAX_BODY_BYTES: usize = 4096;
+
+/// A vending request.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct VendRequest {
+    /// Which service the credential is for (a key of the route's `services`).
+    target_service: String,
+    /// What the caller will do with it (`read`).
+    action: String,
+}
+
+/// The headers phase: the right path and method, and a body to come.
+pub(super) fn on_headers(req: &RequestFacts, route: &str) -> Result<Allowed, Refusal> {
+    if req.path_only() != PATH {
+        return Err(Refusal::VendNotFound);
+    }
+    if req.method != "POST" {
+        return Err(Refusal::VendMethod);
+    }
+    if req.end_of_stream {
+        return Err(Refusal::VendBody("a JSON body is required"));
+    }
+    Ok(Allowed {
+        then: Then::ReadBody(Mutations {
+            set: Vec::new(),
+            remove: vec![AUTHORIZATION, PROXY_AUTHORIZATION],
+        }),
+        route: route.to_string(),
+        subject: None,
+        fingerprint: None,
+        grant: None,
+    })
+}
+
+/// Parses the body (`None`: it was over [`MAX_BODY_BYTES`]).
+pub(super) fn parse_body(body: Option<&[u8]>) -> Result<VendRequest, Refusal> {
+    let body = body.ok_or(Refusal::BodyTooLarge)?;
+    serde_json::from_slice(body).map_err(|_| {
+        Refusal::VendBody(
+            "the body must be {\"target_service\": \"…\", \"action\": \"…\"} and nothing else",
+        )
+    })
+}
+
+/// Judges the request and answers with the credential.
+pub(super) async fn answer(
+    stage: &OutboundStage,
+    policy: Option<&PolicyEngine>,
+    req: &RequestFacts,
+    route: &str,
+    services: &BTreeMap<String, String>,
+    ask: &VendRequest,
+    accepted: Accepted<'_>,
+) -> Result<Allowed, Refusal> {
+    let name = services
+        .get(&ask.target_service)
+        .ok_or(Refusal::VendBody("unknown target_service"))?;
+    let backend = backend(stage, name)?;
+    let scope = backend.vend_scope(&ask.action)?;
+    let judged = judge_for(stage, policy, req, route, backend, &scope, &accepted.verified).await?;
+    let vended = backend.vend(&judged.grantee()).await?;
+    Ok(Allowed {
+        then: Then::Respond(Reply {
+            status: 200,
+            body: vended.0.to_string().into_bytes(),
+        }),
+        route: route.to_string(),
+        subject: accepted.verified.subject.clone(),
+        fingerprint: Some(accepted.verified.fingerprint.clone()),
+        grant: Some(judged.granted.grant),
+    })
+}
