@@ -15,9 +15,9 @@ pub use error::ConfigError;
 pub use policy::{PolicyConfig, PolicySource};
 pub use raw::RawConfig;
 pub use types::{
-    ACCESS_TOKEN_TYPE, ClientAuthConfig, ClientConfig, Config, CredentialMode, ExchangeTarget, IdentityHeaders,
-    InboundConfig, IssuerConfig, JwksSource, ListenAddr, OutboundConfig, PathMatch, RouteAction,
-    RouteConfig, Secret, SigningKey, TokenRules,
+    ACCESS_TOKEN_TYPE, ClientAuthConfig, ClientConfig, Config, CredentialMode, ExchangeTarget,
+    IdentityHeaders, InboundConfig, IssuerConfig, JwksSource, ListenAddr, OutboundConfig,
+    PathMatch, RouteAction, RouteConfig, Secret, SigningKey, TokenRules,
 };
 
 /// Reads process environment variables. Tests inject a map instead of touching the

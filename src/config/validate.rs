@@ -8,15 +8,15 @@ use std::time::Duration;
 use jsonwebtoken::Algorithm;
 use url::Url;
 
+use super::credentials::CredentialConfig;
 use super::raw::{
     RawClient, RawClientAuth, RawConfig, RawIssuer, RawOutbound, RawPathMatch, RawRoute,
 };
 use super::types::{
     ACCESS_TOKEN_TYPE, ClientAuthConfig, ClientConfig, Config, CredentialMode, ExchangeTarget,
-    IdentityHeaders, InboundConfig, IssuerConfig, JwksSource, ListenAddr, OutboundConfig, PathMatch,
-    RouteAction, RouteConfig, Secret, SigningKey, TokenRules, signing_key_from_pem,
+    IdentityHeaders, InboundConfig, IssuerConfig, JwksSource, ListenAddr, OutboundConfig,
+    PathMatch, RouteAction, RouteConfig, Secret, SigningKey, TokenRules, signing_key_from_pem,
 };
-use super::credentials::CredentialConfig;
 use super::{ConfigError, Env};
 
 const DEFAULT_ALGORITHMS: [Algorithm; 4] = [
@@ -543,10 +543,26 @@ fn validate_route(
     let scoped: [(&str, bool, &[&str]); 9] = [
         ("audience", r.audience.is_some(), &["exchange"]),
         ("scopes", !r.scopes.is_empty(), &["exchange"]),
-        ("requested_token_type", r.requested_token_type.is_some(), &["exchange"]),
-        ("forward_authorization", r.forward_authorization.is_some(), &["passthrough"]),
-        ("allow_direct_use", r.allow_direct_use.is_some(), &["exchange", "credential", "vend"]),
-        ("single_use", r.single_use.is_some(), &["exchange", "credential", "vend"]),
+        (
+            "requested_token_type",
+            r.requested_token_type.is_some(),
+            &["exchange"],
+        ),
+        (
+            "forward_authorization",
+            r.forward_authorization.is_some(),
+            &["passthrough"],
+        ),
+        (
+            "allow_direct_use",
+            r.allow_direct_use.is_some(),
+            &["exchange", "credential", "vend"],
+        ),
+        (
+            "single_use",
+            r.single_use.is_some(),
+            &["exchange", "credential", "vend"],
+        ),
         ("credential", r.credential.is_some(), &["credential"]),
         ("mode", r.mode.is_some(), &["credential"]),
         ("services", r.services.is_some(), &["vend"]),
@@ -654,9 +670,7 @@ fn validate_route(
         other => {
             return Err(ConfigError::invalid(
                 format!("{key}.action"),
-                format_args!(
-                    "`{other}`: expected exchange, credential, vend, passthrough or deny"
-                ),
+                format_args!("`{other}`: expected exchange, credential, vend, passthrough or deny"),
             ));
         }
     };

@@ -98,8 +98,11 @@ impl AwsSts {
         scope: &Scope,
     ) -> Result<HeaderChanges, CredentialError> {
         // The request must lie inside the grant before STS is asked for anything.
-        let prefixes = session_policy::prefixes(who.grant, &self.cfg.prefixes, &self.cfg.public_prefixes)?;
-        let inside = prefixes.iter().any(|p| scope.object.starts_with(p.as_str()));
+        let prefixes =
+            session_policy::prefixes(who.grant, &self.cfg.prefixes, &self.cfg.public_prefixes)?;
+        let inside = prefixes
+            .iter()
+            .any(|p| scope.object.starts_with(p.as_str()));
         if !inside {
             return Err(CredentialError::OutsideGrant(format!(
                 "`{}` is under no granted prefix",
@@ -134,7 +137,8 @@ impl AwsSts {
     }
 
     pub(super) async fn vend(&self, who: &Grantee<'_>) -> Result<Vended, CredentialError> {
-        let prefixes = session_policy::prefixes(who.grant, &self.cfg.prefixes, &self.cfg.public_prefixes)?;
+        let prefixes =
+            session_policy::prefixes(who.grant, &self.cfg.prefixes, &self.cfg.public_prefixes)?;
         let s = self.session(who, prefixes).await?;
         let expiration = DateTime::from(s.expiration)
             .fmt(DateTimeFormat::DateTime)

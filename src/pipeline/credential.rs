@@ -47,7 +47,16 @@ pub(super) async fn sign(
         header_names: &names,
     };
     let scope = backend.scope(&http)?;
-    let judged = judge_for(stage, policy, req, route, backend, &scope, &accepted.verified).await?;
+    let judged = judge_for(
+        stage,
+        policy,
+        req,
+        route,
+        backend,
+        &scope,
+        &accepted.verified,
+    )
+    .await?;
     let changes = backend.sign(&judged.grantee(), &http, &scope).await?;
     Ok(Allowed {
         then: Then::Forward(Mutations {

@@ -77,7 +77,16 @@ pub(super) async fn answer(
         .ok_or(Refusal::VendBody("unknown target_service"))?;
     let backend = backend(stage, name)?;
     let scope = backend.vend_scope(&ask.action)?;
-    let judged = judge_for(stage, policy, req, route, backend, &scope, &accepted.verified).await?;
+    let judged = judge_for(
+        stage,
+        policy,
+        req,
+        route,
+        backend,
+        &scope,
+        &accepted.verified,
+    )
+    .await?;
     let vended = backend.vend(&judged.grantee()).await?;
     Ok(Allowed {
         then: Then::Respond(Reply {

@@ -1,3 +1,4 @@
+mod aws;
 mod capability;
 mod client_auth;
 mod config_cli;

@@ -40,6 +40,15 @@ impl Actbridge {
         let child = Command::new(env!("CARGO_BIN_EXE_actbridge"))
             .args(["serve", "--config", path.to_str().unwrap()])
             .env("ACTBRIDGE_LOG", "actbridge=debug,info")
+            // The base AWS credential of every test sidecar: MiniStack's root. Nothing of
+            // the developer's own AWS set-up may leak in.
+            .env("AWS_ACCESS_KEY_ID", "test")
+            .env("AWS_SECRET_ACCESS_KEY", "test")
+            .env_remove("AWS_SESSION_TOKEN")
+            .env_remove("AWS_PROFILE")
+            .env("AWS_CONFIG_FILE", "/nonexistent")
+            .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()

@@ -270,6 +270,12 @@ impl World {
 
     /// The world with a custom actbridge config.
     pub async fn start_with(sts: Sts, config: &str) -> World {
+        Self::start_full(sts, config, None).await
+    }
+
+    /// The world with a custom actbridge config and Envoy's `aws_s3` cluster pointed at
+    /// `aws_s3_port` (an S3 emulator or an echo).
+    pub async fn start_full(sts: Sts, config: &str, aws_s3_port: Option<u16>) -> World {
         let app = Echo::start().await;
         let docs = Echo::start().await;
         let actbridge = Actbridge::start(config).await;
@@ -277,7 +283,7 @@ impl World {
             ext_proc: ExtProcAddr::Tcp(actbridge.ext_proc_port),
             app_port: app.port,
             document_service_port: docs.port,
-            aws_s3_port: None,
+            aws_s3_port,
         })
         .await;
         World {

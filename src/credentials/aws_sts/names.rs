@@ -89,7 +89,11 @@ mod tests {
         let chain = ["spiffe://x/agent/ü*".to_string()];
         let n = session_name(&"é smith/\u{7}".repeat(20), &chain);
         assert!(n.len() <= 64, "{n}");
-        assert!(n.chars().all(|c| c.is_ascii_alphanumeric() || "_+=,.@-".contains(c)), "{n}");
+        assert!(
+            n.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "_+=,.@-".contains(c)),
+            "{n}"
+        );
         assert_eq!(source_identity("x"), "x-");
         assert_eq!(source_identity("bob@example.com"), "bob@example.com");
     }

@@ -89,8 +89,7 @@ pub(super) fn parse(req: &HttpRequest<'_>, bucket: &str) -> Result<S3Read, Crede
 /// object reads: they only change response headers).
 fn only(params: &[(String, String)], allowed: &[&str]) -> Result<(), CredentialError> {
     let object_read = allowed == OBJECT_PARAMS;
-    let accepted =
-        |k: &str| allowed.contains(&k) || (object_read && k.starts_with("response-"));
+    let accepted = |k: &str| allowed.contains(&k) || (object_read && k.starts_with("response-"));
     match params.iter().find(|(k, _)| !accepted(k)) {
         Some((k, _)) => Err(unsupported(format!("query parameter `{k}`"))),
         None => Ok(()),
@@ -113,7 +112,12 @@ fn decode(raw: &str) -> Result<String, CredentialError> {
 /// layers may not, and a prefix check must mean the same thing to everyone.
 fn check_segments(key: &str) -> Result<(), CredentialError> {
     let body = key.strip_suffix('/').unwrap_or(key);
-    if key.starts_with('/') || (!body.is_empty() && body.split('/').any(|s| s.is_empty() || s == "." || s == "..")) {
+    if key.starts_with('/')
+        || (!body.is_empty()
+            && body
+                .split('/')
+                .any(|s| s.is_empty() || s == "." || s == ".."))
+    {
         return Err(unsupported("a key with empty, `.` or `..` segments".into()));
     }
     Ok(())
@@ -142,10 +146,28 @@ mod tests {
     #[test]
     fn path_style_and_virtual_hosted_objects() {
         let want = Ok(S3Read::Object("finance/q4 report.md".into()));
-        assert_eq!(read("GET", "s3.us-east-1.amazonaws.com", "/docs/finance/q4%20report.md"), want);
-        assert_eq!(read("HEAD", "docs.s3.us-east-1.amazonaws.com:443", "/finance/q4%20report.md"), want);
         assert_eq!(
-            read("GET", "s3.amazonaws.com", "/docs/a.md?versionId=3&response-content-type=text%2Fplain"),
+            read(
+                "GET",
+                "s3.us-east-1.amazonaws.com",
+                "/docs/finance/q4%20report.md"
+            ),
+            want
+        );
+        assert_eq!(
+            read(
+                "HEAD",
+                "docs.s3.us-east-1.amazonaws.com:443",
+                "/finance/q4%20report.md"
+            ),
+            want
+        );
+        assert_eq!(
+            read(
+                "GET",
+                "s3.amazonaws.com",
+                "/docs/a.md?versionId=3&response-content-type=text%2Fplain"
+            ),
             Ok(S3Read::Object("a.md".into()))
         );
     }
@@ -153,10 +175,17 @@ mod tests {
     #[test]
     fn lists_with_their_prefix() {
         assert_eq!(
-            read("GET", "s3.amazonaws.com", "/docs?list-type=2&prefix=engineering%2F"),
+            read(
+                "GET",
+                "s3.amazonaws.com",
+                "/docs?list-type=2&prefix=engineering%2F"
+            ),
             Ok(S3Read::List("engineering/".into()))
         );
-        assert_eq!(read("GET", "docs.s3.amazonaws.com", "/?list-type=2"), Ok(S3Read::List(String::new())));
+        assert_eq!(
+            read("GET", "docs.s3.amazonaws.com", "/?list-type=2"),
+            Ok(S3Read::List(String::new()))
+        );
     }
 
     #[test]
@@ -168,7 +197,11 @@ mod tests {
             ("GET", "docsx.s3.amazonaws.com", "/finance/x"),
             ("GET", "s3.amazonaws.com", "/docs/finance/x?acl"),
             ("GET", "s3.amazonaws.com", "/docs?policy"),
-            ("GET", "s3.amazonaws.com", "/docs/finance/x?X-Amz-Signature=abc"),
+            (
+                "GET",
+                "s3.amazonaws.com",
+                "/docs/finance/x?X-Amz-Signature=abc",
+            ),
             ("GET", "s3.amazonaws.com", "/docs/finance/../hr/x"),
             ("GET", "s3.amazonaws.com", "/docs/finance/%2E%2E/hr/x"),
             ("GET", "s3.amazonaws.com", "/docs/finance//x"),
@@ -177,7 +210,10 @@ mod tests {
             ("HEAD", "s3.amazonaws.com", "/docs"),
         ] {
             assert!(
-                matches!(read(method, authority, path), Err(CredentialError::Unsupported(_))),
+                matches!(
+                    read(method, authority, path),
+                    Err(CredentialError::Unsupported(_))
+                ),
                 "{method} {authority}{path} was accepted"
             );
         }

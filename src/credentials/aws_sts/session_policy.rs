@@ -46,7 +46,9 @@ pub(super) fn prefixes(
     let mut out = Vec::new();
     for entry in grant {
         if !is_safe_name(entry) {
-            return Err(CredentialError::UnsafeGrantEntry(entry.chars().take(64).collect()));
+            return Err(CredentialError::UnsafeGrantEntry(
+                entry.chars().take(64).collect(),
+            ));
         }
         match mapping {
             PrefixMapping::Template(t) => out.push(t.replace("{grant}", entry)),
@@ -92,14 +94,19 @@ pub(super) fn build(
             resource: vec![format!("arn:aws:s3:::{bucket}")],
             condition: Some(BTreeMap::from([(
                 "StringLike",
-                BTreeMap::from([("s3:prefix", list_prefixes.iter().map(String::as_str).collect())]),
+                BTreeMap::from([(
+                    "s3:prefix",
+                    list_prefixes.iter().map(String::as_str).collect(),
+                )]),
             )])),
         },
     ];
     let mut withheld: Vec<String> = Vec::new();
     for key in exclude {
         if !is_plain_key(key) {
-            return Err(CredentialError::UnsafeGrantEntry(key.chars().take(64).collect()));
+            return Err(CredentialError::UnsafeGrantEntry(
+                key.chars().take(64).collect(),
+            ));
         }
         if prefixes.iter().any(|p| key.starts_with(p.as_str())) {
             withheld.push(object(key));
@@ -182,8 +189,12 @@ mod tests {
     #[test]
     fn excluded_keys_under_a_granted_prefix_are_denied() {
         let p = prefixes(&["engineering".to_string()], &template(), &[]).unwrap();
-        let exclude = ["engineering/budget.md".to_string(), "admin/policies.md".to_string()];
-        let v: serde_json::Value = serde_json::from_str(&build("docs", &p, &exclude).unwrap()).unwrap();
+        let exclude = [
+            "engineering/budget.md".to_string(),
+            "admin/policies.md".to_string(),
+        ];
+        let v: serde_json::Value =
+            serde_json::from_str(&build("docs", &p, &exclude).unwrap()).unwrap();
         assert_eq!(
             v["Statement"][2],
             serde_json::json!({"Sid": "WithheldObjects", "Effect": "Deny", "Action": "s3:GetObject",
@@ -195,11 +206,19 @@ mod tests {
     fn unsafe_grant_entries_never_reach_a_policy() {
         for bad in ["*", "fin*", "a?", "..", "a/b", "", "a\u{0}", "fin ance"] {
             assert!(
-                matches!(prefixes(&[bad.to_string()], &template(), &[]), Err(CredentialError::UnsafeGrantEntry(_))),
+                matches!(
+                    prefixes(&[bad.to_string()], &template(), &[]),
+                    Err(CredentialError::UnsafeGrantEntry(_))
+                ),
                 "{bad:?} accepted"
             );
         }
-        let p = prefixes(&["finance".to_string()], &template(), &["public/".to_string()]).unwrap();
+        let p = prefixes(
+            &["finance".to_string()],
+            &template(),
+            &["public/".to_string()],
+        )
+        .unwrap();
         assert!(build("docs", &p, &["finance/*".to_string()]).is_err());
     }
 

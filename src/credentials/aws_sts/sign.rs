@@ -75,7 +75,15 @@ mod tests {
     fn signs_for_s3_with_the_session_token() {
         let creds = Credentials::new("ASIAEXAMPLE", "secret", Some("token".into()), None, "test");
         let at = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_764_000_000);
-        let headers = s3_headers(&creds, "us-east-1", "GET", "s3.us-east-1.amazonaws.com", "/docs/finance/a%20b.md", at).unwrap();
+        let headers = s3_headers(
+            &creds,
+            "us-east-1",
+            "GET",
+            "s3.us-east-1.amazonaws.com",
+            "/docs/finance/a%20b.md",
+            at,
+        )
+        .unwrap();
         let get = |n: &str| {
             headers
                 .iter()
@@ -84,12 +92,30 @@ mod tests {
                 .unwrap_or_else(|| panic!("{n} missing"))
         };
         let auth = get("authorization");
-        assert!(auth.starts_with("AWS4-HMAC-SHA256 Credential=ASIAEXAMPLE/20251124/us-east-1/s3/aws4_request"), "{auth}");
-        assert!(auth.contains("SignedHeaders=host;x-amz-content-sha256;x-amz-date;x-amz-security-token"), "{auth}");
+        assert!(
+            auth.starts_with(
+                "AWS4-HMAC-SHA256 Credential=ASIAEXAMPLE/20251124/us-east-1/s3/aws4_request"
+            ),
+            "{auth}"
+        );
+        assert!(
+            auth.contains(
+                "SignedHeaders=host;x-amz-content-sha256;x-amz-date;x-amz-security-token"
+            ),
+            "{auth}"
+        );
         assert_eq!(get("x-amz-security-token"), "token");
         assert_eq!(get("x-amz-content-sha256"), "UNSIGNED-PAYLOAD");
         assert_eq!(get("x-amz-date"), "20251124T160000Z");
-        let again = s3_headers(&creds, "us-east-1", "GET", "s3.us-east-1.amazonaws.com", "/docs/finance/a%20b.md", at).unwrap();
+        let again = s3_headers(
+            &creds,
+            "us-east-1",
+            "GET",
+            "s3.us-east-1.amazonaws.com",
+            "/docs/finance/a%20b.md",
+            at,
+        )
+        .unwrap();
         assert_eq!(headers, again);
     }
 }

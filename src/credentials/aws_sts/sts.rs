@@ -72,11 +72,10 @@ impl StsClient {
         if let Some((source_identity, tags)) = req.identity {
             call = call.source_identity(source_identity);
             for (key, value) in tags {
-                let tag = Tag::builder()
-                    .key(key)
-                    .value(value)
-                    .build()
-                    .map_err(|e| CredentialError::InvalidResponse(format!("session tag: {e}")))?;
+                let tag =
+                    Tag::builder().key(key).value(value).build().map_err(|e| {
+                        CredentialError::InvalidResponse(format!("session tag: {e}"))
+                    })?;
                 call = call.tags(tag);
             }
         }
@@ -104,7 +103,11 @@ fn classify<E: ProvideErrorMetadata + std::error::Error + 'static, R: std::fmt::
     match &e {
         SdkError::ServiceError(s) => {
             let code = s.err().code().unwrap_or("Unknown").to_string();
-            tracing::warn!(code, message = s.err().message().unwrap_or(""), "STS refused AssumeRole");
+            tracing::warn!(
+                code,
+                message = s.err().message().unwrap_or(""),
+                "STS refused AssumeRole"
+            );
             if code == "PackedPolicyTooLarge" {
                 CredentialError::PolicyTooLarge("STS: PackedPolicyTooLarge".into())
             } else {
