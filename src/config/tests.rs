@@ -3,6 +3,8 @@ use std::time::Duration;
 
 use super::*;
 
+mod credentials;
+
 const MINIMAL: &str = r#"
 listen: {ext_proc: "tcp://127.0.0.1:9001"}
 issuers:

@@ -156,16 +156,17 @@ impl AwsSts {
     }
 
     /// The session for `who`, from the cache or from STS (concurrent identical requests
-    /// share one call).
+    /// share one call). The session policy is built only on a miss: it is a function of
+    /// the key's prefixes and exclusions.
     async fn session(
         &self,
         who: &Grantee<'_>,
         prefixes: Vec<String>,
     ) -> Result<Arc<Session>, CredentialError> {
-        let policy = session_policy::build(&self.cfg.bucket, &prefixes, who.exclude)?;
-        let key = cache_key(who, &policy);
+        let key = cache_key(who, &prefixes);
         self.sessions
             .try_get_with(key, async {
+                let policy = session_policy::build(&self.cfg.bucket, &prefixes, who.exclude)?;
                 let session_name = names::session_name(who.user, who.chain);
                 let issued = self
                     .sts
@@ -210,16 +211,19 @@ impl AwsSts {
     }
 }
 
-/// SHA-256 over everything that shapes a session: the user, the chain and the policy
-/// (which is a function of the grant and the exclusions).
-fn cache_key(who: &Grantee<'_>, policy: &str) -> [u8; 32] {
+/// SHA-256 over everything that shapes a session: the user, the chain, the prefixes and
+/// the exclusions (the session policy is a function of the last two), each part
+/// length-prefixed so no two lists hash alike.
+fn cache_key(who: &Grantee<'_>, prefixes: &[String]) -> [u8; 32] {
     let mut h = Sha256::new();
-    for part in std::iter::once(who.user)
-        .chain(who.chain.iter().map(String::as_str))
-        .chain(["\u{0}", policy])
-    {
-        h.update((part.len() as u64).to_be_bytes());
-        h.update(part.as_bytes());
-    }
+    let mut part = |tag: u8, s: &str| {
+        h.update([tag]);
+        h.update((s.len() as u64).to_be_bytes());
+        h.update(s.as_bytes());
+    };
+    part(0, who.user);
+    who.chain.iter().for_each(|a| part(1, a));
+    prefixes.iter().for_each(|p| part(2, p));
+    who.exclude.iter().for_each(|x| part(3, x));
     h.finalize().into()
 }

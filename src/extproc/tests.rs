@@ -192,3 +192,95 @@ fn a_continue_carries_removals_and_sets() {
         b"Bearer new"
     );
 }
+
+fn body_message(bytes: &[u8], end_of_stream: bool) -> ProcessingRequest {
+    ProcessingRequest {
+        request: Some(Request::RequestBody(HttpBody {
+            body: bytes.to_vec(),
+            end_of_stream,
+            ..Default::default()
+        })),
+        ..Default::default()
+    }
+}
+
+fn read_body(max_bytes: usize) -> Decision {
+    Decision::ReadBody {
+        max_bytes,
+        mutations: Mutations {
+            set: Vec::new(),
+            remove: vec![http::header::AUTHORIZATION],
+        },
+    }
+}
+
+#[test]
+fn a_read_body_decision_asks_for_the_buffered_body_and_strips_the_credential() {
+    let r = response::decision(&read_body(16));
+    let mode = r.mode_override.expect("mode_override");
+    assert_eq!(mode.request_body_mode, 2, "BUFFERED");
+    assert_eq!(
+        mode.response_header_mode, 2,
+        "SKIP: the rest of the mode is kept"
+    );
+    let Some(Response::RequestHeaders(h)) = r.response else {
+        panic!()
+    };
+    let hm = h.response.unwrap().header_mutation.unwrap();
+    assert_eq!(hm.remove_headers, vec!["authorization".to_string()]);
+}
+
+#[test]
+fn the_body_is_decided_once_whole_and_within_the_limit() {
+    let mut s = StreamState::new(Some("outbound".into()));
+    let Step::Decide(facts) = s.on_message(get(true)) else {
+        panic!()
+    };
+    s.decided(facts, &read_body(8));
+    let Step::DecideBody(facts, Some(body)) = s.on_message(body_message(b"{\"a\":1}", true)) else {
+        panic!("expected a body decision")
+    };
+    assert_eq!(body, b"{\"a\":1}");
+    assert_eq!(facts.authority, "docs:8080");
+    // Later phases continue; a second body is not decided again.
+    assert!(matches!(
+        s.on_message(body_message(b"x", true)),
+        Step::Reply(_)
+    ));
+
+    let mut s = StreamState::new(Some("outbound".into()));
+    let Step::Decide(facts) = s.on_message(get(true)) else {
+        panic!()
+    };
+    s.decided(facts, &read_body(8));
+    assert!(
+        matches!(
+            s.on_message(body_message(b"123456789", true)),
+            Step::DecideBody(_, None)
+        ),
+        "over the limit: decided as too large"
+    );
+
+    let mut s = StreamState::new(Some("outbound".into()));
+    let Step::Decide(facts) = s.on_message(get(true)) else {
+        panic!()
+    };
+    s.decided(facts, &read_body(8));
+    assert!(
+        matches!(s.on_message(body_message(b"{", false)), Step::Fail(_)),
+        "a partial body is not what was asked for"
+    );
+}
+
+#[test]
+fn headers_without_a_body_say_so() {
+    let mut msg = get(true);
+    if let Some(Request::RequestHeaders(h)) = &mut msg.request {
+        h.end_of_stream = true;
+    }
+    let mut s = StreamState::new(Some("outbound".into()));
+    let Step::Decide(facts) = s.on_message(msg) else {
+        panic!()
+    };
+    assert!(facts.end_of_stream);
+}
