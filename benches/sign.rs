@@ -3,8 +3,8 @@
 //! once its session exists. The session comes once from a local stand-in for STS (an
 //! AssumeRole answer in STS's XML), started here.
 //!
-//! `make bench-sign` (it sets the base AWS credential the SDK's chain reads; the stand-in
-//! ignores it).
+//! `make bench-sign` (or `cargo bench --bench sign`). The base AWS credential the SDK's
+//! chain reads is set to a dummy here; the stand-in ignores it.
 
 use std::time::Duration;
 
@@ -30,10 +30,15 @@ const ASSUME_ROLE_RESPONSE: &str = r#"<AssumeRoleResponse xmlns="https://sts.ama
 </AssumeRoleResponse>"#;
 
 fn bench(c: &mut Criterion) {
-    assert!(
-        std::env::var_os("AWS_ACCESS_KEY_ID").is_some(),
-        "run with `make bench-sign` (it sets AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY)"
-    );
+    // SAFETY: no other thread exists yet (criterion calls this from `main` before any
+    // runtime starts), so nothing reads the environment concurrently. A developer's own
+    // AWS credentials are replaced, so they never reach the stand-in.
+    unsafe {
+        std::env::set_var("AWS_ACCESS_KEY_ID", "bench");
+        std::env::set_var("AWS_SECRET_ACCESS_KEY", "bench");
+        std::env::remove_var("AWS_SESSION_TOKEN");
+        std::env::set_var("AWS_EC2_METADATA_DISABLED", "true");
+    }
     let rt = tokio::runtime::Runtime::new().unwrap();
     let sts = rt.block_on(async {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
