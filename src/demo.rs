@@ -3,6 +3,7 @@
 //! the real Envoy; alice's request walks alice → summarizer-tech → document service, and
 //! what each hop saw is printed, followed by refused cases.
 
+pub mod ministack;
 mod run;
 mod services;
 pub mod sidecar;

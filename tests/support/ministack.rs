@@ -1,83 +1,21 @@
-//! MiniStack (PyPI `ministack`), the AWS emulator that enforces STS session policies, with
-//! `AUTH=true`, seeded with the demo world's role and bucket; and [`StsRecorder`], a
-//! recording proxy in front of its STS.
-//!
-//! MiniStack under `AUTH=true` verifies the SigV4 signature of IAM-user and STS-session keys
-//! (against the `Host` it receives), never that of the root keys (`test`, or any 12-digit key).
+//! MiniStack for the tests: the library's launcher and seeding
+//! (`actbridge::demo::ministack`, also used by `actbridge demo`) on a free port, with
+//! panicking helpers; and [`StsRecorder`], a recording proxy in front of its STS.
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
 
-use aws_sigv4::http_request::{
-    PayloadChecksumKind, PercentEncodingMode, SignableBody, SignableRequest, SigningSettings,
-    UriPathNormalizationMode, sign,
-};
-use aws_sigv4::sign::v4;
+use actbridge::demo::ministack as lib;
 use axum::body::Body;
 use http::{Request, Response};
 
-use super::net::{free_port, wait_http_ok};
+pub use actbridge::demo::ministack::{
+    AwsCreds, BUCKET, DOCUMENTS, REGION, ROLE_ARN, document_body, xml_text,
+};
 
-/// The demo bucket.
-pub const BUCKET: &str = "zt-demo-documents";
-/// The role actbridge assumes for the document service.
-pub const ROLE_ARN: &str = "arn:aws:iam::000000000000:role/actbridge-documents";
-/// The only region the tests use.
-pub const REGION: &str = "us-east-1";
-/// The demo documents (DEMO.md, "Documents"): id, key, first line.
-pub const DOCUMENTS: [(&str, &str, &str); 7] = [
-    (
-        "DOC-001",
-        "engineering/roadmap.md",
-        "# Engineering Roadmap 2026",
-    ),
-    ("DOC-002", "finance/q4-report.md", "# Q4 Financial Report"),
-    ("DOC-003", "admin/policies.md", "# Administrative Policies"),
-    ("DOC-004", "hr/guidelines.md", "# HR Guidelines"),
-    (
-        "DOC-005",
-        "engineering/budget.md",
-        "# Budget Projections 2026",
-    ),
-    (
-        "DOC-006",
-        "admin/compliance-audit.md",
-        "# Compliance Audit Report",
-    ),
-    (
-        "DOC-007",
-        "public/all-hands.md",
-        "# All-Hands Meeting Summary",
-    ),
-];
-
-/// The body of a demo document as seeded.
-pub fn document_body(id: &str, first_line: &str) -> String {
-    format!("{first_line}\n\nDemo document {id}.\n")
-}
-
-/// AWS credentials; `session_token` for STS session credentials.
-#[derive(Clone, Debug)]
-pub struct AwsCreds {
-    pub access_key_id: String,
-    pub secret_access_key: String,
-    pub session_token: Option<String>,
-}
-
-impl AwsCreds {
-    /// MiniStack's root credentials (`test`/`test`, account 000000000000).
-    pub fn root() -> AwsCreds {
-        AwsCreds {
-            access_key_id: "test".into(),
-            secret_access_key: "test".into(),
-            session_token: None,
-        }
-    }
-}
+use super::net::free_port;
 
 /// The MiniStack launcher: `$ACTBRIDGE_MINISTACK`, else the one `make ministack` installs.
 pub fn ministack_binary() -> PathBuf {
@@ -98,225 +36,52 @@ fn client() -> reqwest::Client {
     reqwest::Client::builder().no_proxy().build().unwrap()
 }
 
-/// `request` signed with SigV4 for `service` (S3 gets `x-amz-content-sha256` and its
-/// single-encoded, unnormalised path); a session token travels as `x-amz-security-token`.
-fn signed(creds: &AwsCreds, service: &str, mut request: Request<Vec<u8>>) -> reqwest::Request {
-    let identity = aws_credential_types::Credentials::new(
-        &creds.access_key_id,
-        &creds.secret_access_key,
-        creds.session_token.clone(),
-        None,
-        "actbridge-tests",
-    )
-    .into();
-    let mut settings = SigningSettings::default();
-    if service == "s3" {
-        settings.payload_checksum_kind = PayloadChecksumKind::XAmzSha256;
-        settings.percent_encoding_mode = PercentEncodingMode::Single;
-        settings.uri_path_normalization_mode = UriPathNormalizationMode::Disabled;
-    }
-    let params = v4::SigningParams::builder()
-        .identity(&identity)
-        .region(REGION)
-        .name(service)
-        .time(SystemTime::now())
-        .settings(settings)
-        .build()
-        .unwrap()
-        .into();
-    let headers: Vec<(&str, &str)> = request
-        .headers()
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.to_str().unwrap()))
-        .collect();
-    let signable = SignableRequest::new(
-        request.method().as_str(),
-        request.uri().to_string(),
-        headers.into_iter(),
-        SignableBody::Bytes(request.body()),
-    )
-    .unwrap();
-    let (instructions, _) = sign(signable, &params).unwrap().into_parts();
-    instructions.apply_to_request_http1x(&mut request);
-    reqwest::Request::try_from(request).unwrap()
-}
-
-/// Sends `request` and returns (status, body text).
-async fn send(request: reqwest::Request) -> (u16, String) {
-    let resp = client()
-        .execute(request)
-        .await
-        .expect("request to MiniStack");
-    (resp.status().as_u16(), resp.text().await.unwrap())
-}
-
-/// A signed Query-API POST (`application/x-www-form-urlencoded`) of `params` to `endpoint`
-/// for `service` (`sts`, `iam`). Returns (status, body text).
+/// A signed Query-API POST; panics when it cannot be sent.
 pub async fn query_api(
     endpoint: &str,
     service: &str,
     creds: &AwsCreds,
     params: &[(&str, &str)],
 ) -> (u16, String) {
-    let body = url::form_urlencoded::Serializer::new(String::new())
-        .extend_pairs(params)
-        .finish();
-    let request = Request::post(format!("{endpoint}/"))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(body.into_bytes())
-        .unwrap();
-    send(signed(creds, service, request)).await
+    lib::query_api(endpoint, service, creds, params).await.unwrap()
 }
 
-/// The text of the first `<tag>…</tag>` in `xml`.
-pub fn xml_text<'a>(xml: &'a str, tag: &str) -> Option<&'a str> {
-    let start = xml.find(&format!("<{tag}>"))? + tag.len() + 2;
-    let end = start + xml[start..].find(&format!("</{tag}>"))?;
-    Some(&xml[start..end])
-}
-
-/// A running MiniStack (`AUTH=true`, only IAM, STS and S3, nothing persisted); killed on drop.
+/// A running, seeded MiniStack on a free port; killed on drop.
 pub struct MiniStack {
     pub port: u16,
-    child: Child,
-    dir: tempfile::TempDir,
+    inner: lib::MiniStack,
 }
 
 impl MiniStack {
-    /// Starts MiniStack (AUTH=true) on a free loopback port and seeds it:
-    /// - role [`ROLE_ARN`], trusting account 000000000000 (`sts:AssumeRole`, `sts:TagSession`,
-    ///   `sts:SetSourceIdentity`), with an inline policy allowing `s3:GetObject` on
-    ///   `arn:aws:s3:::zt-demo-documents/*` and `s3:ListBucket` on the bucket;
-    /// - bucket [`BUCKET`] holding the seven [`DOCUMENTS`] (body: [`document_body`]).
+    /// Starts and seeds MiniStack (see [`lib::MiniStack::start`]).
     pub async fn start() -> MiniStack {
-        let dir = tempfile::tempdir().unwrap();
-        let port = free_port();
-        let log = std::fs::File::create(dir.path().join("ministack.log")).unwrap();
-        let child = Command::new(ministack_binary())
-            .env("AUTH", "true")
-            .env("BIND_HOST", "127.0.0.1")
-            .env("GATEWAY_PORT", port.to_string())
-            .env("SERVICES", "iam,sts,s3")
-            // The root credentials are read from these; a developer's own must not leak in.
-            .env("AWS_ACCESS_KEY_ID", "test")
-            .env("AWS_SECRET_ACCESS_KEY", "test")
-            .env_remove("AWS_SESSION_TOKEN")
-            .env_remove("MINISTACK_ACCOUNT_ID")
-            .env_remove("MINISTACK_HOST")
-            .env("MINISTACK_REGION", REGION)
-            // Nothing persisted, nothing outside the tempdir (the pid file goes to TMPDIR).
-            .env("PERSIST_STATE", "0")
-            .env("S3_PERSIST", "0")
-            .env_remove("LOCALSTACK_PERSISTENCE")
-            .env("STATE_DIR", dir.path().join("state"))
-            .env("S3_DATA_DIR", dir.path().join("s3"))
-            .env("TMPDIR", dir.path())
-            // No Docker, no SFTP listener, no IoT mTLS listener on the fixed port 8883.
-            .env(
-                "DOCKER_HOST",
-                format!("unix://{}/no-docker.sock", dir.path().display()),
-            )
-            .env("SFTP_ENABLED", "0")
-            .env("IOT_MTLS_ENABLED", "0")
-            .env("LOG_LEVEL", "WARNING")
-            .env("PYTHONDONTWRITEBYTECODE", "1")
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("start ministack");
-        let ms = MiniStack { port, child, dir };
-        let ready = format!("{}/_ministack/ready", ms.endpoint());
-        assert!(
-            wait_http_ok(&ready, Duration::from_secs(30)).await,
-            "MiniStack did not become ready:\n{}",
-            ms.log()
-        );
-        ms.seed().await;
-        ms
-    }
-
-    async fn seed(&self) {
-        let root = AwsCreds::root();
-        let role_name = ROLE_ARN.rsplit('/').next().unwrap();
-        let trust = serde_json::json!({
-            "Version": "2012-10-17",
-            "Statement": [{
-                "Effect": "Allow",
-                "Principal": {"AWS": "arn:aws:iam::000000000000:root"},
-                "Action": ["sts:AssumeRole", "sts:TagSession", "sts:SetSourceIdentity"],
-            }],
-        })
-        .to_string();
-        let policy = serde_json::json!({
-            "Version": "2012-10-17",
-            "Statement": [
-                {"Effect": "Allow", "Action": "s3:GetObject", "Resource": format!("arn:aws:s3:::{BUCKET}/*")},
-                {"Effect": "Allow", "Action": "s3:ListBucket", "Resource": format!("arn:aws:s3:::{BUCKET}")},
-            ],
-        })
-        .to_string();
-        for params in [
-            vec![
-                ("Action", "CreateRole"),
-                ("RoleName", role_name),
-                ("AssumeRolePolicyDocument", &trust),
-            ],
-            vec![
-                ("Action", "PutRolePolicy"),
-                ("RoleName", role_name),
-                ("PolicyName", "documents-read"),
-                ("PolicyDocument", &policy),
-            ],
-        ] {
-            let params = [params, vec![("Version", "2010-05-08")]].concat();
-            let (status, body) = query_api(&self.endpoint(), "iam", &root, &params).await;
-            assert_eq!(status, 200, "IAM {params:?}: {body}");
+        let inner = lib::MiniStack::start(&ministack_binary(), free_port())
+            .await
+            .unwrap_or_else(|e| panic!("MiniStack: {e}"));
+        MiniStack {
+            port: inner.port,
+            inner,
         }
-        self.put(&root, &format!("/{BUCKET}"), Vec::new()).await;
-        for (id, key, first_line) in DOCUMENTS {
-            let body = document_body(id, first_line).into_bytes();
-            self.put(&root, &format!("/{BUCKET}/{key}"), body).await;
-        }
-    }
-
-    async fn put(&self, creds: &AwsCreds, path: &str, body: Vec<u8>) {
-        let request = Request::put(format!("{}{path}", self.endpoint()))
-            .body(body)
-            .unwrap();
-        let (status, text) = send(signed(creds, "s3", request)).await;
-        assert_eq!(status, 200, "S3 PUT {path}: {text}");
     }
 
     /// `http://127.0.0.1:PORT`, the endpoint of every service (IAM, STS, S3).
     pub fn endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        self.inner.endpoint()
     }
 
     /// MiniStack's log so far.
     pub fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("ministack.log")).unwrap_or_default()
+        self.inner.log()
     }
 
-    /// GET an object, path-style (`http://127.0.0.1:PORT/BUCKET/KEY`), SigV4-signed with
-    /// `creds`. Returns (status, body text).
+    /// GET an object, path-style, signed with `creds`: (status, body text).
     pub async fn get_object(&self, creds: &AwsCreds, key: &str) -> (u16, String) {
-        let request = Request::get(format!("{}/{BUCKET}/{key}", self.endpoint()))
-            .body(Vec::new())
-            .unwrap();
-        send(signed(creds, "s3", request)).await
+        self.inner.get_object(creds, key).await.unwrap()
     }
 
-    /// ListObjectsV2 of [`BUCKET`] with `prefix`, path-style, signed. Returns (status, body).
+    /// ListObjectsV2 of [`BUCKET`] with `prefix`, signed: (status, body text).
     pub async fn list_objects(&self, creds: &AwsCreds, prefix: &str) -> (u16, String) {
-        let query = url::form_urlencoded::Serializer::new(String::new())
-            .append_pair("list-type", "2")
-            .append_pair("prefix", prefix)
-            .finish();
-        let request = Request::get(format!("{}/{BUCKET}?{query}", self.endpoint()))
-            .body(Vec::new())
-            .unwrap();
-        send(signed(creds, "s3", request)).await
+        self.inner.list_objects(creds, prefix).await.unwrap()
     }
 
     /// AssumeRole of [`ROLE_ARN`] directly at MiniStack, signed with the root credentials,
@@ -342,13 +107,6 @@ impl MiniStack {
             secret_access_key: field("SecretAccessKey"),
             session_token: Some(field("SessionToken")),
         }
-    }
-}
-
-impl Drop for MiniStack {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
