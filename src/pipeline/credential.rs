@@ -19,6 +19,17 @@ pub(super) struct Judged {
 }
 
 impl Judged {
+    /// The decision to log and carry out: `then`, for this route and token.
+    pub fn allowed(self, then: Then, route: &str, verified: &VerifiedToken) -> Allowed {
+        Allowed {
+            then,
+            route: route.to_string(),
+            subject: verified.subject.clone(),
+            fingerprint: Some(verified.fingerprint.clone()),
+            grant: Some(self.granted.grant),
+        }
+    }
+
     pub fn grantee(&self) -> Grantee<'_> {
         Grantee {
             user: &self.user,
@@ -58,16 +69,11 @@ pub(super) async fn sign(
     )
     .await?;
     let changes = backend.sign(&judged.grantee(), &http, &scope).await?;
-    Ok(Allowed {
-        then: Then::Forward(Mutations {
-            set: changes.set,
-            remove: changes.remove,
-        }),
-        route: route.to_string(),
-        subject: accepted.verified.subject.clone(),
-        fingerprint: Some(accepted.verified.fingerprint.clone()),
-        grant: Some(judged.granted.grant),
-    })
+    let then = Then::Forward(Mutations {
+        set: changes.set,
+        remove: changes.remove,
+    });
+    Ok(judged.allowed(then, route, &accepted.verified))
 }
 
 /// The backend named `name` (config validation guarantees it exists).

@@ -88,14 +88,9 @@ pub(super) async fn answer(
     )
     .await?;
     let vended = backend.vend(&judged.grantee()).await?;
-    Ok(Allowed {
-        then: Then::Respond(Reply {
-            status: 200,
-            body: vended.0.to_string().into_bytes(),
-        }),
-        route: route.to_string(),
-        subject: accepted.verified.subject.clone(),
-        fingerprint: Some(accepted.verified.fingerprint.clone()),
-        grant: Some(judged.granted.grant),
-    })
+    let then = Then::Respond(Reply {
+        status: 200,
+        body: vended.0.to_string().into_bytes(),
+    });
+    Ok(judged.allowed(then, route, &accepted.verified))
 }

@@ -98,22 +98,38 @@ impl AwsWorld {
         (r.status().as_u16(), r.text().await.unwrap())
     }
 
-    /// The agent asks its sidecar for credentials.
-    async fn vend(&self, token: Option<&str>, body: &str) -> reqwest::Response {
+    /// The agent sends `method path` to `host` through its Envoy, with `token` and `body`.
+    async fn send(
+        &self,
+        method: &str,
+        host: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&str>,
+    ) -> reqwest::Response {
         let mut req = self
             .world
             .http
-            .post(format!(
-                "http://127.0.0.1:{}/credentials",
-                self.world.envoy.outbound_port
-            ))
-            .header("host", VEND_HOST)
-            .header("content-type", "application/json")
-            .body(body.to_string());
+            .request(
+                method.parse().unwrap(),
+                format!("http://127.0.0.1:{}{path}", self.world.envoy.outbound_port),
+            )
+            .header("host", host);
         if let Some(t) = token {
             req = req.bearer_auth(t);
         }
+        if let Some(b) = body {
+            req = req
+                .header("content-type", "application/json")
+                .body(b.to_string());
+        }
         req.send().await.unwrap()
+    }
+
+    /// The agent asks its sidecar for credentials.
+    async fn vend(&self, token: Option<&str>, body: &str) -> reqwest::Response {
+        self.send("POST", VEND_HOST, "/credentials", token, Some(body))
+            .await
     }
 
     /// How many requests Envoy sent to the S3 cluster.
@@ -369,44 +385,16 @@ async fn the_vending_endpoint_refuses_with_a_credential_gateways_statuses() {
     let r = w.vend(Some(&carol), READ).await;
     assert_eq!(r.status(), 403);
     let r = w
-        .world
-        .http
-        .get(format!(
-            "http://127.0.0.1:{}/credentials",
-            w.world.envoy.outbound_port
-        ))
-        .header("host", VEND_HOST)
-        .bearer_auth(&alice)
-        .send()
-        .await
-        .unwrap();
+        .send("GET", VEND_HOST, "/credentials", Some(&alice), None)
+        .await;
     assert_eq!(r.status(), 405);
     let r = w
-        .world
-        .http
-        .post(format!(
-            "http://127.0.0.1:{}/other",
-            w.world.envoy.outbound_port
-        ))
-        .header("host", VEND_HOST)
-        .bearer_auth(&alice)
-        .body(READ)
-        .send()
-        .await
-        .unwrap();
+        .send("POST", VEND_HOST, "/other", Some(&alice), Some(READ))
+        .await;
     assert_eq!(r.status(), 404);
     let r = w
-        .world
-        .http
-        .post(format!(
-            "http://127.0.0.1:{}/credentials",
-            w.world.envoy.outbound_port
-        ))
-        .header("host", VEND_HOST)
-        .bearer_auth(&alice)
-        .send()
-        .await
-        .unwrap();
+        .send("POST", VEND_HOST, "/credentials", Some(&alice), None)
+        .await;
     assert_eq!(r.status(), 400, "no body");
     assert_eq!(w.recorder.calls().len(), 0, "no STS call for any of them");
     assert_eq!(w.s3_requests().await, 0);
@@ -488,18 +476,7 @@ async fn the_signed_request_carries_only_the_sessions_credential() {
         ),
         ("GET", "/other-bucket/finance/q4-report.md".to_string()),
     ] {
-        let r = w
-            .world
-            .http
-            .request(
-                method.parse().unwrap(),
-                format!("http://127.0.0.1:{}{path}", w.world.envoy.outbound_port),
-            )
-            .header("host", S3_HOST)
-            .bearer_auth(&alice)
-            .send()
-            .await
-            .unwrap();
+        let r = w.send(method, S3_HOST, &path, Some(&alice), None).await;
         assert_eq!(r.status(), 403, "{method} {path}");
     }
     assert_eq!(w.recorder.calls().len(), calls);
