@@ -86,14 +86,14 @@ fn bench(c: &mut Criterion) {
     };
     // The first request fetches the session; every later one is served from the cache.
     let scope = backend.scope(&req).unwrap();
-    rt.block_on(backend.sign(&who, &req, &scope))
+    rt.block_on(backend.apply(&who, &req, &scope))
         .expect("session from the stand-in STS");
     c.bench_function(
         "aws_sts: read, check and sign an S3 request (cached session)",
         |b| {
             b.iter(|| {
                 let scope = backend.scope(std::hint::black_box(&req)).unwrap();
-                block_on(backend.sign(&who, &req, &scope)).unwrap()
+                block_on(backend.apply(&who, &req, &scope)).unwrap()
             })
         },
     );

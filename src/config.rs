@@ -5,13 +5,17 @@
 
 mod credentials;
 mod error;
+mod github_app;
 mod policy;
 mod raw;
 mod types;
 mod validate;
 
-pub use credentials::{AwsStsConfig, BackendConfig, CredentialConfig, PrefixMapping};
+pub use credentials::{
+    AwsStsConfig, BackendConfig, CredentialConfig, GithubAppConfig, PrefixMapping,
+};
 pub use error::ConfigError;
+pub(crate) use github_app::is_repo_name;
 pub use policy::{PolicyConfig, PolicySource};
 pub use raw::RawConfig;
 pub use types::{

@@ -4,13 +4,14 @@
 //!
 //! One seam, a closed enum with one match per operation: a backend reads the request
 //! ([`Backend::scope`], so the policy judges what it touches), then either applies its
-//! credential to the request ([`Backend::sign`]) or hands it out ([`Backend::vend`]).
+//! credential to the request ([`Backend::apply`]) or hands it out ([`Backend::vend`]).
 //! Every backend refuses a request outside the grant before it calls anything. The
 //! pipeline never sees a backend's secrets except inside the header values or vended
 //! body it forwards.
 
 mod aws_sts;
 mod error;
+mod github_app;
 
 pub use error::CredentialError;
 
@@ -38,11 +39,13 @@ pub struct HttpRequest<'a> {
 /// What a request touches, as the policy is told (`input.action`, `input.resource`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Scope {
-    /// `read` or `list`.
+    /// `read`, `list`, `write` or `delete`.
     pub action: &'static str,
-    /// The resource's path segments (for S3: the object key or list prefix).
+    /// The resource's path segments (S3: the object key or list prefix; GitHub: the
+    /// repository and the rest of the path).
     pub resource: Vec<String>,
-    /// The backend's own name for the resource (S3: the key or list prefix).
+    /// The backend's own name for the resource (S3: the key or list prefix; GitHub: the
+    /// repository).
     object: String,
 }
 
@@ -81,6 +84,8 @@ impl fmt::Debug for Vended {
 pub enum Backend {
     /// AWS STS session credentials with an inline session policy.
     AwsSts(aws_sts::AwsSts),
+    /// GitHub App installation tokens for the grant's repositories.
+    GithubApp(github_app::GithubApp),
 }
 
 impl Backend {
@@ -88,6 +93,7 @@ impl Backend {
     pub fn kind(&self) -> &'static str {
         match self {
             Backend::AwsSts(_) => "aws_sts",
+            Backend::GithubApp(_) => "github_app",
         }
     }
 
@@ -95,6 +101,7 @@ impl Backend {
     pub fn scope(&self, req: &HttpRequest<'_>) -> Result<Scope, CredentialError> {
         match self {
             Backend::AwsSts(b) => b.scope(req),
+            Backend::GithubApp(b) => b.scope(req),
         }
     }
 
@@ -102,11 +109,13 @@ impl Backend {
     pub fn vend_scope(&self, action: &str) -> Result<Scope, CredentialError> {
         match self {
             Backend::AwsSts(b) => b.vend_scope(action),
+            Backend::GithubApp(b) => b.vend_scope(action),
         }
     }
 
-    /// The header changes that make `req` carry `who`'s credential.
-    pub async fn sign(
+    /// The header changes that make `req` carry `who`'s credential (AWS: a SigV4
+    /// signature; GitHub: a bearer installation token).
+    pub async fn apply(
         &self,
         who: &Grantee<'_>,
         req: &HttpRequest<'_>,
@@ -114,6 +123,7 @@ impl Backend {
     ) -> Result<HeaderChanges, CredentialError> {
         match self {
             Backend::AwsSts(b) => b.sign(who, req, scope).await,
+            Backend::GithubApp(b) => b.inject(who, scope).await,
         }
     }
 
@@ -121,6 +131,7 @@ impl Backend {
     pub async fn vend(&self, who: &Grantee<'_>) -> Result<Vended, CredentialError> {
         match self {
             Backend::AwsSts(b) => b.vend(who).await,
+            Backend::GithubApp(b) => b.vend(who).await,
         }
     }
 }
@@ -139,6 +150,7 @@ impl Credentials {
         for c in configs {
             let backend = match &c.backend {
                 BackendConfig::AwsSts(a) => Backend::AwsSts(aws_sts::AwsSts::new(a).await),
+                BackendConfig::GithubApp(g) => Backend::GithubApp(github_app::GithubApp::new(g)),
             };
             backends.insert(c.name.clone(), Arc::new(backend));
         }

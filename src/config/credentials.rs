@@ -29,6 +29,42 @@ pub struct RawCredential {
     /// built from the grant.
     #[serde(default)]
     pub aws_sts: Option<RawAwsSts>,
+    /// GitHub: installation tokens of a GitHub App, restricted to the repositories the
+    /// grant maps to.
+    #[serde(default)]
+    pub github_app: Option<RawGithubApp>,
+}
+
+/// `credentials[].github_app`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawGithubApp {
+    /// The App's id (the `iss` of the App JWT). Required.
+    pub app_id: u64,
+    /// PEM file of the App's private key (RSA), which signs the App JWT. Required.
+    pub private_key_file: String,
+    /// The installation whose tokens are requested. Required.
+    pub installation_id: u64,
+    /// The GitHub API base URL. Default `https://api.github.com`.
+    #[serde(default)]
+    pub api_url: Option<String>,
+    /// The account (organisation or user) owning the repositories. Required: requests
+    /// for another owner's repositories are refused.
+    pub owner: String,
+    /// The repositories each grant entry maps to (names within `owner`), e.g.
+    /// `{finance: [finance-reports]}`. Required; unlisted entries map to nothing.
+    pub repositories: BTreeMap<String, Vec<String>>,
+    /// The permissions every token asks for, e.g. `{contents: read}`. Default
+    /// `{contents: read, metadata: read}`.
+    #[serde(default)]
+    pub permissions: Option<BTreeMap<String, String>>,
+    /// Timeout of one token request. Default `2s`.
+    #[serde(default, with = "humantime_serde")]
+    pub timeout: Option<Duration>,
+    /// How many tokens are cached, keyed by (repositories, permissions); each until 5
+    /// minutes before its `expires_at`. Default `1000`.
+    #[serde(default)]
+    pub cache_entries: Option<u64>,
 }
 
 /// `credentials[].aws_sts`.
@@ -81,7 +117,7 @@ pub struct RawAwsSts {
 }
 
 /// A validated credential backend.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct CredentialConfig {
     /// Its name.
     pub name: String,
@@ -90,19 +126,35 @@ pub struct CredentialConfig {
 }
 
 /// Which backend, with its settings.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub enum BackendConfig {
     /// AWS STS session credentials.
     AwsSts(AwsStsConfig),
+    /// GitHub App installation tokens.
+    GithubApp(GithubAppConfig),
 }
 
-impl BackendConfig {
-    /// The backend's name as the policy sees it (`input.backend`).
-    pub fn kind(&self) -> &'static str {
-        match self {
-            BackendConfig::AwsSts(_) => "aws_sts",
-        }
-    }
+/// The validated `github_app` settings.
+#[derive(Debug, Clone)]
+pub struct GithubAppConfig {
+    /// App id.
+    pub app_id: u64,
+    /// The App's private key.
+    pub private_key: super::SigningKey,
+    /// Installation id.
+    pub installation_id: u64,
+    /// API base URL (no trailing `/`).
+    pub api_url: Url,
+    /// Repository owner.
+    pub owner: String,
+    /// Grant entry → repository names.
+    pub repositories: BTreeMap<String, Vec<String>>,
+    /// Permissions requested.
+    pub permissions: BTreeMap<String, String>,
+    /// Timeout of one token request.
+    pub timeout: Duration,
+    /// Token cache capacity.
+    pub cache_entries: u64,
 }
 
 /// The validated `aws_sts` settings.
@@ -154,12 +206,18 @@ pub(super) fn validate_credentials(
                 "must be non-empty and unique",
             ));
         }
-        let backend = match &c.aws_sts {
-            Some(a) => BackendConfig::AwsSts(validate_aws_sts(&format!("{key}.aws_sts"), a)?),
-            None => {
+        let backend = match (&c.aws_sts, &c.github_app) {
+            (Some(a), None) => {
+                BackendConfig::AwsSts(validate_aws_sts(&format!("{key}.aws_sts"), a)?)
+            }
+            (None, Some(g)) => BackendConfig::GithubApp(super::github_app::validate(
+                &format!("{key}.github_app"),
+                g,
+            )?),
+            _ => {
                 return Err(ConfigError::invalid(
                     key,
-                    "exactly one backend is required: `aws_sts`",
+                    "exactly one backend is required: `aws_sts` or `github_app`",
                 ));
             }
         };

@@ -290,6 +290,8 @@ pub struct TokenRules {
 pub enum CredentialMode {
     /// Sign the request (AWS SigV4) with the session credentials.
     Sign,
+    /// Put the backend's token in `authorization` (a GitHub installation token).
+    Inject,
 }
 
 /// What an exchange asks for.

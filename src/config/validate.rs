@@ -8,7 +8,7 @@ use std::time::Duration;
 use jsonwebtoken::Algorithm;
 use url::Url;
 
-use super::credentials::CredentialConfig;
+use super::credentials::{BackendConfig, CredentialConfig};
 use super::raw::{
     RawClient, RawClientAuth, RawConfig, RawIssuer, RawOutbound, RawPathMatch, RawRoute,
 };
@@ -631,10 +631,11 @@ fn validate_route(
             let credential = known(&format!("{key}.credential"), name)?;
             let mode = match r.mode.as_deref() {
                 Some("sign") => CredentialMode::Sign,
+                Some("inject") => CredentialMode::Inject,
                 Some(other) => {
                     return Err(ConfigError::invalid(
                         format!("{key}.mode"),
-                        format_args!("`{other}`: expected `sign`"),
+                        format_args!("`{other}`: expected `sign` or `inject`"),
                     ));
                 }
                 None => {
@@ -644,6 +645,18 @@ fn validate_route(
                     ));
                 }
             };
+            let backend = credentials.iter().find(|c| c.name == credential);
+            let fits = matches!(
+                (mode, backend.map(|c| &c.backend)),
+                (CredentialMode::Sign, Some(BackendConfig::AwsSts(_)))
+                    | (CredentialMode::Inject, Some(BackendConfig::GithubApp(_)))
+            );
+            if !fits {
+                return Err(ConfigError::invalid(
+                    format!("{key}.mode"),
+                    "`aws_sts` credentials are applied with `mode: sign`, `github_app` ones with `mode: inject`",
+                ));
+            }
             RouteAction::Credential {
                 credential,
                 mode,

@@ -96,6 +96,8 @@ async fn script(opts: &DemoOptions, stop: CancellationToken) -> DemoResult<()> {
             Some(m) => m.port,
             None => free_port()?,
         },
+        // No GitHub in this walk-through: a port nothing listens on.
+        github_api: free_port()?,
     };
     let saw = LastAgentSaw::default();
     tokio::spawn(services::agent(

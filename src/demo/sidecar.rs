@@ -1,7 +1,7 @@
 //! Renders the shipped `envoy/sidecar.yaml` for a one-machine run: listeners on
-//! loopback at the given ports, and the `actbridge`, `app`, `document_service` and
-//! `aws_s3` clusters pointed at local addresses (`aws_s3` in plain HTTP, for an S3
-//! emulator). Used by the demo and the integration tests, so
+//! loopback at the given ports, and the `actbridge`, `app`, `document_service`,
+//! `aws_s3` and `github_api` clusters pointed at local addresses (the last two in plain
+//! HTTP, for local stand-ins). Used by the demo and the integration tests, so
 //! both exercise the file users copy.
 
 use std::path::PathBuf;
@@ -34,6 +34,8 @@ pub struct SidecarPorts {
     pub document_service: u16,
     /// The S3 endpoint (the `aws_s3` cluster), plain HTTP.
     pub aws_s3: u16,
+    /// The GitHub API (the `github_api` cluster), plain HTTP.
+    pub github_api: u16,
 }
 
 /// Why the template could not be rendered.
@@ -64,11 +66,11 @@ pub fn render(template: &str, ports: &SidecarPorts) -> Result<String, RenderErro
         let name = c["name"].as_str().unwrap_or_default().to_string();
         if !matches!(
             name.as_str(),
-            "actbridge" | "app" | "document_service" | "aws_s3"
+            "actbridge" | "app" | "document_service" | "aws_s3" | "github_api"
         ) {
             continue;
         }
-        if name == "aws_s3" {
+        if matches!(name.as_str(), "aws_s3" | "github_api") {
             // A local emulator speaks plain HTTP.
             if let Some(m) = c.as_mapping_mut() {
                 m.remove("transport_socket");
@@ -98,6 +100,7 @@ pub fn render(template: &str, ports: &SidecarPorts) -> Result<String, RenderErro
             "app" => set_socket(addr, ports.app),
             "document_service" => set_socket(addr, ports.document_service),
             "aws_s3" => set_socket(addr, ports.aws_s3),
+            "github_api" => set_socket(addr, ports.github_api),
             _ => {}
         }
     }

@@ -68,7 +68,7 @@ pub(super) async fn sign(
         &accepted.verified,
     )
     .await?;
-    let changes = backend.sign(&judged.grantee(), &http, &scope).await?;
+    let changes = backend.apply(&judged.grantee(), &http, &scope).await?;
     let then = Then::Forward(Mutations {
         set: changes.set,
         remove: changes.remove,

@@ -21,6 +21,7 @@ async fn ext_proc_over_a_unix_socket_decides_like_tcp() {
         app_port: app.port,
         document_service_port: app.port,
         aws_s3_port: None,
+        github_api_port: None,
     })
     .await;
     let http = reqwest::Client::new();

@@ -42,6 +42,8 @@ pub struct EnvoyPorts {
     pub document_service_port: u16,
     /// The S3 endpoint behind the `aws_s3` cluster (default: a port nothing listens on).
     pub aws_s3_port: Option<u16>,
+    /// The GitHub API behind the `github_api` cluster (default: nothing listening).
+    pub github_api_port: Option<u16>,
 }
 
 /// A running Envoy; killed on drop.
@@ -74,6 +76,7 @@ impl Envoy {
                 app: ports.app_port,
                 document_service: ports.document_service_port,
                 aws_s3: ports.aws_s3_port.unwrap_or_else(free_port),
+                github_api: ports.github_api_port.unwrap_or_else(free_port),
             },
         )
         .unwrap();

@@ -6,6 +6,7 @@
 pub mod actbridge;
 pub mod echo;
 pub mod envoy;
+pub mod github;
 pub mod ministack;
 pub mod net;
 pub mod opa;

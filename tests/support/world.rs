@@ -276,6 +276,16 @@ impl World {
     /// The world with a custom actbridge config and Envoy's `aws_s3` cluster pointed at
     /// `aws_s3_port` (an S3 emulator or an echo).
     pub async fn start_full(sts: Sts, config: &str, aws_s3_port: Option<u16>) -> World {
+        Self::start_with_peers(sts, config, aws_s3_port, None).await
+    }
+
+    /// As [`World::start_full`], with the `github_api` cluster pointed at `github_api_port`.
+    pub async fn start_with_peers(
+        sts: Sts,
+        config: &str,
+        aws_s3_port: Option<u16>,
+        github_api_port: Option<u16>,
+    ) -> World {
         let app = Echo::start().await;
         let docs = Echo::start().await;
         let actbridge = Actbridge::start(config).await;
@@ -284,6 +294,7 @@ impl World {
             app_port: app.port,
             document_service_port: docs.port,
             aws_s3_port,
+            github_api_port,
         })
         .await;
         World {

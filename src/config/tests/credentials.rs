@@ -23,7 +23,9 @@ const SIGN: &str = "    - {host: 's3.*', action: credential, credential: docs, m
 #[test]
 fn an_aws_credential_gets_safe_defaults() {
     let c = Config::from_yaml(&with_s3(&s3(""), SIGN), &env()).unwrap();
-    let BackendConfig::AwsSts(a) = &c.credentials[0].backend;
+    let BackendConfig::AwsSts(a) = &c.credentials[0].backend else {
+        panic!("aws_sts expected")
+    };
     assert_eq!(a.duration, std::time::Duration::from_secs(900));
     assert_eq!(a.timeout, std::time::Duration::from_secs(2));
     assert_eq!(a.prefixes, PrefixMapping::Template("{grant}/".into()));
@@ -136,4 +138,93 @@ fn credential_routes_need_a_policy() {
     let e = err(&yaml);
     assert_eq!(e.key(), Some("outbound.routes[0].action"), "{e}");
     assert!(e.to_string().contains("policy"), "{e}");
+}
+
+fn github_key_file() -> tempfile::NamedTempFile {
+    use aws_lc_rs::encoding::AsDer;
+    use base64::Engine;
+    let pair = aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).unwrap();
+    let der = AsDer::<aws_lc_rs::encoding::Pkcs8V1Der<'_>>::as_der(&pair).unwrap();
+    let pem = format!(
+        "-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n",
+        base64::engine::general_purpose::STANDARD.encode(der.as_ref())
+    );
+    let f = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(f.path(), pem).unwrap();
+    f
+}
+
+/// A `github_app` credential named `gh`, with `field: value` replacing (or adding) one
+/// field of a valid entry.
+fn github(key: &std::path::Path, field: &str, value: &str) -> String {
+    let mut fields = vec![
+        ("app_id", "1".to_string()),
+        ("installation_id", "2".to_string()),
+        ("private_key_file", format!("'{}'", key.display())),
+        ("owner", "demo-org".to_string()),
+        ("repositories", "{finance: [finance-reports]}".to_string()),
+    ];
+    match fields.iter_mut().find(|(k, _)| *k == field) {
+        Some(f) => f.1 = value.to_string(),
+        None if !field.is_empty() => fields.push((field, value.to_string())),
+        None => {}
+    }
+    let body: Vec<String> = fields.iter().map(|(k, v)| format!("{k}: {v}")).collect();
+    format!("  - name: gh\n    github_app: {{{}}}\n", body.join(", "))
+}
+
+const INJECT: &str =
+    "    - {host: 'api.github.com', action: credential, credential: gh, mode: inject}\n";
+
+#[test]
+fn a_github_app_credential_gets_safe_defaults_and_names_bad_keys() {
+    let key = github_key_file();
+    let c = Config::from_yaml(&with_s3(&github(key.path(), "", ""), INJECT), &env()).unwrap();
+    let BackendConfig::GithubApp(g) = &c.credentials[0].backend else {
+        panic!("github_app expected")
+    };
+    assert_eq!(g.api_url.as_str(), "https://api.github.com/");
+    assert_eq!(
+        g.permissions.get("contents").map(String::as_str),
+        Some("read")
+    );
+    assert_eq!(g.timeout, std::time::Duration::from_secs(2));
+    for (field, value, k) in [
+        ("owner", "'a/b'", "credentials[0].github_app.owner"),
+        (
+            "repositories",
+            "{hr: ['../x']}",
+            "credentials[0].github_app.repositories.hr[0]",
+        ),
+        (
+            "permissions",
+            "{contents: admin}",
+            "credentials[0].github_app.permissions.contents",
+        ),
+        (
+            "api_url",
+            "'file:///x'",
+            "credentials[0].github_app.api_url",
+        ),
+        ("app_id", "0", "credentials[0].github_app.app_id"),
+        (
+            "private_key_file",
+            "/nonexistent.pem",
+            "credentials[0].github_app.private_key_file",
+        ),
+    ] {
+        let e = err(&with_s3(&github(key.path(), field, value), INJECT));
+        assert_eq!(e.key(), Some(k), "{field}: {e}");
+    }
+}
+
+#[test]
+fn a_credential_is_applied_in_its_backends_mode() {
+    let key = github_key_file();
+    let sign_github = INJECT.replace("inject", "sign");
+    let e = err(&with_s3(&github(key.path(), "", ""), &sign_github));
+    assert_eq!(e.key(), Some("outbound.routes[0].mode"), "{e}");
+    let inject_s3 = SIGN.replace("sign", "inject");
+    let e = err(&with_s3(&s3(""), &inject_s3));
+    assert_eq!(e.key(), Some("outbound.routes[0].mode"), "{e}");
 }

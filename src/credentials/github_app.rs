@@ -1,0 +1,183 @@
+//! `github_app`: GitHub App installation tokens restricted to the repositories the grant
+//! maps to.
+//!
+//! actbridge holds the App's private key. For a request to
+//! `/repos/{owner}/{repo}/…` it checks that the repository is one the grant maps to
+//! (before any token request), then injects `Authorization: Bearer <installation token>`
+//! where the token was requested for exactly the grant's repositories and the configured
+//! permissions. GitHub enforces both on every call made with it. Tokens are cached per
+//! (repositories, permissions) until 5 minutes before their `expires_at`.
+
+mod app_jwt;
+mod token_client;
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use http::HeaderValue;
+use http::header::{AUTHORIZATION, PROXY_AUTHORIZATION};
+
+use super::{CredentialError, Grantee, HeaderChanges, HttpRequest, Scope, Vended};
+use crate::config::GithubAppConfig;
+use crate::config::is_repo_name;
+
+/// A token is dropped from the cache this long before GitHub's `expires_at`.
+const EXPIRY_MARGIN: Duration = Duration::from_secs(300);
+
+struct CacheFor;
+
+impl<K> moka::Expiry<K, Arc<token_client::InstallationToken>> for CacheFor {
+    fn expire_after_create(
+        &self,
+        _: &K,
+        v: &Arc<token_client::InstallationToken>,
+        _: Instant,
+    ) -> Option<Duration> {
+        Some(v.lifetime().saturating_sub(EXPIRY_MARGIN))
+    }
+}
+
+/// The `github_app` backend.
+pub struct GithubApp {
+    cfg: GithubAppConfig,
+    client: token_client::TokenClient,
+    tokens: moka::future::Cache<Vec<String>, Arc<token_client::InstallationToken>>,
+}
+
+impl GithubApp {
+    pub(super) fn new(cfg: &GithubAppConfig) -> GithubApp {
+        GithubApp {
+            cfg: cfg.clone(),
+            client: token_client::TokenClient::new(cfg),
+            tokens: moka::future::Cache::builder()
+                .max_capacity(cfg.cache_entries)
+                .expire_after(CacheFor)
+                .build(),
+        }
+    }
+
+    /// `/repos/{owner}/{repo}/…` of the configured owner: the resource is the
+    /// repository and the rest of the path. Any other API path cannot be scoped to
+    /// repositories and is refused.
+    pub(super) fn scope(&self, req: &HttpRequest<'_>) -> Result<Scope, CredentialError> {
+        let path = req.path.split(['?', '#']).next().unwrap_or("");
+        let mut segments = path.trim_start_matches('/').split('/');
+        let (Some("repos"), Some(owner), Some(repo)) =
+            (segments.next(), segments.next(), segments.next())
+        else {
+            return Err(CredentialError::Unsupported(
+                "only /repos/{owner}/{repo}/… can be scoped to repositories".into(),
+            ));
+        };
+        if !owner.eq_ignore_ascii_case(&self.cfg.owner) {
+            return Err(CredentialError::Unsupported("another owner".into()));
+        }
+        if !is_repo_name(repo) {
+            return Err(CredentialError::Unsupported(
+                "a malformed repository name".into(),
+            ));
+        }
+        let rest: Vec<&str> = segments.collect();
+        if rest
+            .iter()
+            .any(|s| matches!(*s, "." | "..") || s.contains('%'))
+        {
+            return Err(CredentialError::Unsupported(
+                "dot or encoded segments in a repository path".into(),
+            ));
+        }
+        let action = match req.method {
+            "GET" | "HEAD" => "read",
+            "DELETE" => "delete",
+            _ => "write",
+        };
+        Ok(Scope {
+            action,
+            resource: std::iter::once(repo.to_string())
+                .chain(rest.iter().filter(|s| !s.is_empty()).map(|s| s.to_string()))
+                .collect(),
+            object: repo.to_ascii_lowercase(),
+        })
+    }
+
+    pub(super) fn vend_scope(&self, action: &str) -> Result<Scope, CredentialError> {
+        if action != "read" {
+            return Err(CredentialError::BadVendRequest(
+                "`action` must be `read` for GitHub".into(),
+            ));
+        }
+        Ok(Scope {
+            action: "read",
+            resource: Vec::new(),
+            object: String::new(),
+        })
+    }
+
+    pub(super) async fn inject(
+        &self,
+        who: &Grantee<'_>,
+        scope: &Scope,
+    ) -> Result<HeaderChanges, CredentialError> {
+        let repositories = self.repositories(who.grant)?;
+        if !repositories.contains(&scope.object) {
+            return Err(CredentialError::OutsideGrant(format!(
+                "repository `{}` is not one the grant maps to",
+                scope.object
+            )));
+        }
+        let token = self.token(repositories).await?;
+        let value = HeaderValue::from_str(&format!("Bearer {}", token.token))
+            .map_err(|_| CredentialError::InvalidResponse("token is not a header value".into()))?;
+        Ok(HeaderChanges {
+            set: vec![(AUTHORIZATION, value)],
+            remove: vec![PROXY_AUTHORIZATION],
+        })
+    }
+
+    pub(super) async fn vend(&self, who: &Grantee<'_>) -> Result<Vended, CredentialError> {
+        let token = self.token(self.repositories(who.grant)?).await?;
+        Ok(Vended(serde_json::json!({
+            "token": token.token,
+            "expires_at": token.expires_at,
+            "owner": self.cfg.owner,
+            "repositories": token.repositories,
+            "permissions": token.permissions,
+        })))
+    }
+
+    /// The repositories `grant` maps to (lower case, sorted); none is a refusal.
+    fn repositories(&self, grant: &[String]) -> Result<Vec<String>, CredentialError> {
+        let repos: BTreeSet<String> = grant
+            .iter()
+            .filter_map(|g| self.cfg.repositories.get(g))
+            .flatten()
+            .map(|r| r.to_ascii_lowercase())
+            .collect();
+        if repos.is_empty() {
+            return Err(CredentialError::NothingGranted);
+        }
+        Ok(repos.into_iter().collect())
+    }
+
+    /// An installation token for exactly `repositories`, cached; concurrent misses
+    /// share one request.
+    async fn token(
+        &self,
+        repositories: Vec<String>,
+    ) -> Result<Arc<token_client::InstallationToken>, CredentialError> {
+        self.tokens
+            .try_get_with(repositories.clone(), async {
+                let t = self.client.installation_token(&repositories).await?;
+                tracing::info!(
+                    installation = self.cfg.installation_id,
+                    repositories = repositories.join(","),
+                    expires_at = t.expires_at,
+                    "GitHub installation token issued"
+                );
+                Ok(Arc::new(t))
+            })
+            .await
+            .map_err(|e: Arc<CredentialError>| (*e).clone())
+    }
+}

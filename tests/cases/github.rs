@@ -1,0 +1,213 @@
+//! The `github_app` credential backend through the real Envoy, against the GitHub API
+//! stand-in: installation tokens restricted to the grant's repositories, injected into
+//! the agent's plain requests; refusals before any token request; fail closed.
+
+use crate::support::github::{APP_ID, GithubApi, INSTALLATION_ID, OWNER, REPOSITORIES};
+use crate::support::world::{Sts, World, agent_id, policies_dir, sidecar_head};
+
+const HOST: &str = "api.github.com";
+
+fn github_sidecar_config(sts: &Sts, agent: &str, github: &GithubApi) -> String {
+    let id = agent_id(agent);
+    let repositories: String = REPOSITORIES
+        .iter()
+        .map(|(dept, repo)| format!("        {dept}: [{repo}]\n"))
+        .collect();
+    sidecar_head(sts, &id)
+        + &format!(
+            r#"outbound:
+  token_endpoint: {token}
+  client:
+    client_id: "{id}"
+    auth: {{method: client_secret_post, secret: {agent}-demo-secret}}
+  routes:
+    - name: github
+      host: "{HOST}"
+      action: credential
+      credential: github
+      mode: inject
+    - name: credentials
+      host: "credentials.actbridge.local"
+      action: vend
+      services: {{github: github}}
+credentials:
+  - name: github
+    github_app:
+      app_id: {APP_ID}
+      installation_id: {INSTALLATION_ID}
+      private_key_file: {key}
+      api_url: {api}
+      owner: {OWNER}
+      permissions: {{contents: read}}
+      repositories:
+{repositories}policy:
+  dir: {policies}
+"#,
+            token = sts.service.token_endpoint(),
+            key = github.key_file.display(),
+            api = github.url(),
+            policies = policies_dir().display(),
+        )
+}
+
+struct GithubWorld {
+    github: GithubApi,
+    world: World,
+}
+
+impl GithubWorld {
+    async fn start(agent: &str) -> GithubWorld {
+        let github = GithubApi::start().await;
+        let sts = Sts::start().await;
+        let config = github_sidecar_config(&sts, agent, &github);
+        let world = World::start_with_peers(sts, &config, None, Some(github.port)).await;
+        GithubWorld { github, world }
+    }
+
+    async fn read(&self, token: &str, repo: &str) -> (u16, String) {
+        let path = format!("/repos/{OWNER}/{repo}/contents/README.md");
+        let r = self.world.agent_call(HOST, &path, token).await;
+        (r.status().as_u16(), r.text().await.unwrap())
+    }
+}
+
+/// alice via summarizer-tech reads the engineering and finance repositories with one
+/// installation token restricted to exactly those two, and is refused the hr one by
+/// actbridge before any token request; the token itself, misused on the hr repository,
+/// is refused by GitHub too.
+#[tokio::test]
+async fn installation_tokens_cover_exactly_the_grants_repositories() {
+    let w = GithubWorld::start("summarizer-tech").await;
+    let alice = w
+        .world
+        .sts
+        .delegated("alice", "summarizer-tech", &agent_id("summarizer-tech"))
+        .await;
+    for repo in ["engineering-docs", "finance-reports"] {
+        let (status, body) = w.read(&alice, repo).await;
+        assert_eq!(status, 200, "{repo}: {body}");
+        assert!(body.contains("\"encoding\":\"base64\""), "{body}");
+    }
+    let requests = w.github.token_requests();
+    assert_eq!(
+        requests.len(),
+        1,
+        "one cached token served both: {requests:?}"
+    );
+    assert_eq!(
+        requests[0],
+        serde_json::json!({
+            "repositories": ["engineering-docs", "finance-reports"],
+            "permissions": {"contents": "read"},
+        })
+    );
+    for auth in w.github.content_authorizations() {
+        assert!(auth.starts_with("Bearer ghs_"), "{auth}");
+        assert!(!auth.contains(&alice));
+    }
+    let (status, body) = w.read(&alice, "hr-handbook").await;
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&body).unwrap()["error_description"],
+        "the request is outside the permission intersection"
+    );
+    assert_eq!(w.github.token_requests().len(), 1);
+    // The token, misused directly on the hr repository: GitHub does not show it.
+    let minted = w.github.minted_tokens();
+    let r = reqwest::Client::new()
+        .get(format!(
+            "{}/repos/{OWNER}/hr-handbook/contents/README.md",
+            w.github.url()
+        ))
+        .bearer_auth(&minted[0])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    // Other API paths cannot be scoped to repositories: refused.
+    let r = w.world.agent_call(HOST, "/user/repos", &alice).await;
+    assert_eq!(r.status(), 403);
+    let r = w
+        .world
+        .agent_call(
+            HOST,
+            "/repos/someone-else/engineering-docs/contents/README.md",
+            &alice,
+        )
+        .await;
+    assert_eq!(r.status(), 403);
+    assert_eq!(w.github.token_requests().len(), 1);
+}
+
+/// An empty grant never reaches GitHub; GitHub refusing is 502 without its message;
+/// GitHub down is 503.
+#[tokio::test]
+async fn github_failures_and_empty_grants_fail_closed() {
+    let w = GithubWorld::start("summarizer-tech").await;
+    let carol = w
+        .world
+        .sts
+        .delegated("carol", "summarizer-tech", &agent_id("summarizer-tech"))
+        .await;
+    let (status, _) = w.read(&carol, "hr-handbook").await;
+    assert_eq!(status, 403);
+    assert!(w.github.token_requests().is_empty());
+
+    let bob = w
+        .world
+        .sts
+        .delegated("bob", "summarizer-tech", &agent_id("summarizer-tech"))
+        .await;
+    w.github.force_status(Some(422));
+    let (status, body) = w.read(&bob, "finance-reports").await;
+    assert_eq!(status, 502, "{body}");
+    assert!(!body.contains("Forced by the test"), "{body}");
+    w.github.force_status(None);
+    w.github.stop();
+    let (status, body) = w.read(&bob, "finance-reports").await;
+    assert_eq!(status, 503, "{body}");
+    assert!(
+        w.github.content_authorizations().is_empty(),
+        "nothing reached the API"
+    );
+}
+
+/// The same token can be vended: restricted to the grant's repositories.
+#[tokio::test]
+async fn a_vended_github_token_is_restricted_to_the_grant() {
+    let w = GithubWorld::start("reviewer-ops").await;
+    let david = w
+        .world
+        .sts
+        .delegated("david", "reviewer-ops", &agent_id("reviewer-ops"))
+        .await;
+    let r = w
+        .world
+        .http
+        .post(format!(
+            "http://127.0.0.1:{}/credentials",
+            w.world.envoy.outbound_port
+        ))
+        .header("host", "credentials.actbridge.local")
+        .bearer_auth(&david)
+        .body(r#"{"target_service":"github","action":"read"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let v: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(v["repositories"], serde_json::json!(["engineering-docs"]));
+    assert_eq!(v["owner"], OWNER);
+    let token = v["token"].as_str().unwrap();
+    let get = |repo: &str| {
+        reqwest::Client::new()
+            .get(format!(
+                "{}/repos/{OWNER}/{repo}/contents/README.md",
+                w.github.url()
+            ))
+            .bearer_auth(token)
+            .send()
+    };
+    assert_eq!(get("engineering-docs").await.unwrap().status(), 200);
+    assert_eq!(get("finance-reports").await.unwrap().status(), 404);
+}
