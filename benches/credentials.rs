@@ -72,7 +72,9 @@ fn aws(rt: &tokio::runtime::Runtime) -> Arc<Backend> {
 }
 
 /// An installation token for exactly the repositories asked.
-async fn github_token(axum::Json(body): axum::Json<serde_json::Value>) -> impl axum::response::IntoResponse {
+async fn github_token(
+    axum::Json(body): axum::Json<serde_json::Value>,
+) -> impl axum::response::IntoResponse {
     let repos: Vec<serde_json::Value> = body["repositories"]
         .as_array()
         .into_iter()
@@ -140,7 +142,10 @@ fn bench(c: &mut Criterion) {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let chain = ["spiffe://demo.example.com/agent/summarizer-tech".to_string()];
     let grant = ["engineering".to_string(), "finance".to_string()];
-    let exclude = ["admin/policies.md".to_string(), "hr/guidelines.md".to_string()];
+    let exclude = [
+        "admin/policies.md".to_string(),
+        "hr/guidelines.md".to_string(),
+    ];
     let names = ["accept", "user-agent", "authorization"];
 
     let s3 = aws(&rt);
@@ -157,22 +162,29 @@ fn bench(c: &mut Criterion) {
         header_names: &names,
     };
     let scope = s3.scope(&req).unwrap();
-    rt.block_on(s3.apply(&who, &req, &scope)).expect("session from the stand-in STS");
-    c.bench_function("aws_sts: read, check and sign an S3 request (cached session)", |b| {
-        b.iter(|| {
-            let scope = s3.scope(std::hint::black_box(&req)).unwrap();
-            block_on(s3.apply(&who, &req, &scope)).unwrap()
-        })
-    });
+    rt.block_on(s3.apply(&who, &req, &scope))
+        .expect("session from the stand-in STS");
+    c.bench_function(
+        "aws_sts: read, check and sign an S3 request (cached session)",
+        |b| {
+            b.iter(|| {
+                let scope = s3.scope(std::hint::black_box(&req)).unwrap();
+                block_on(s3.apply(&who, &req, &scope)).unwrap()
+            })
+        },
+    );
     let mut n = 0u64;
-    c.bench_function("aws_sts: mint a session (AssumeRole to a local stand-in) and sign", |b| {
-        b.iter(|| {
-            n += 1;
-            let user = format!("user-{n}");
-            let who = Grantee { user: &user, ..who };
-            rt.block_on(s3.apply(&who, &req, &scope)).unwrap()
-        })
-    });
+    c.bench_function(
+        "aws_sts: mint a session (AssumeRole to a local stand-in) and sign",
+        |b| {
+            b.iter(|| {
+                n += 1;
+                let user = format!("user-{n}");
+                let who = Grantee { user: &user, ..who };
+                rt.block_on(s3.apply(&who, &req, &scope)).unwrap()
+            })
+        },
+    );
 
     let gh = github(&rt, 100_000);
     let dept = ["d1".to_string()];
@@ -189,7 +201,8 @@ fn bench(c: &mut Criterion) {
         header_names: &names,
     };
     let scope = gh.scope(&req).unwrap();
-    rt.block_on(gh.apply(&who, &req, &scope)).expect("token from the stand-in GitHub");
+    rt.block_on(gh.apply(&who, &req, &scope))
+        .expect("token from the stand-in GitHub");
     c.bench_function("github_app: read, check and inject a token (cached)", |b| {
         b.iter(|| {
             let scope = gh.scope(std::hint::black_box(&req)).unwrap();
@@ -197,17 +210,23 @@ fn bench(c: &mut Criterion) {
         })
     });
     let mut i = 1usize;
-    c.bench_function("github_app: mint a token (App JWT + request to a local stand-in)", |b| {
-        b.iter(|| {
-            i = (i + 1) % 100_000;
-            let grant = [format!("d{i}")];
-            let path = format!("/repos/demo-org/repo-{i}/contents/README.md");
-            let req = HttpRequest { path: &path, ..req };
-            let who = Grantee { grant: &grant, ..who };
-            let scope = gh.scope(&req).unwrap();
-            rt.block_on(gh.apply(&who, &req, &scope)).unwrap()
-        })
-    });
+    c.bench_function(
+        "github_app: mint a token (App JWT + request to a local stand-in)",
+        |b| {
+            b.iter(|| {
+                i = (i + 1) % 100_000;
+                let grant = [format!("d{i}")];
+                let path = format!("/repos/demo-org/repo-{i}/contents/README.md");
+                let req = HttpRequest { path: &path, ..req };
+                let who = Grantee {
+                    grant: &grant,
+                    ..who
+                };
+                let scope = gh.scope(&req).unwrap();
+                rt.block_on(gh.apply(&who, &req, &scope)).unwrap()
+            })
+        },
+    );
 }
 
 criterion_group! {

@@ -8,11 +8,12 @@ mod error;
 mod github_app;
 mod policy;
 mod raw;
+mod ssh_cert;
 mod types;
 mod validate;
 
 pub use credentials::{
-    AwsStsConfig, BackendConfig, CredentialConfig, GithubAppConfig, PrefixMapping,
+    AwsStsConfig, BackendConfig, CredentialConfig, GithubAppConfig, PrefixMapping, SshCertConfig,
 };
 pub use error::ConfigError;
 pub(crate) use github_app::is_repo_name;

@@ -12,6 +12,7 @@
 mod aws_sts;
 mod error;
 mod github_app;
+mod ssh_cert;
 
 pub use error::CredentialError;
 
@@ -71,6 +72,33 @@ pub struct HeaderChanges {
     pub remove: Vec<HeaderName>,
 }
 
+/// What a vending request asks for (the body of `POST /credentials`, past its
+/// `target_service`).
+#[derive(Debug, Clone, Copy)]
+pub struct VendAsk<'a> {
+    /// What the caller will do: `read` (S3, GitHub) or `login` (SSH).
+    pub action: &'a str,
+    /// The caller's public key (SSH only).
+    pub public_key: Option<&'a str>,
+}
+
+/// `<user>-via-<agent>` (the newest agent's last path segment, e.g. `summarizer-tech`),
+/// or `<user>-direct` for the user's own token: how a credential names whom it is for.
+pub(crate) fn user_via_agent(user: &str, chain: &[String]) -> String {
+    match chain.first() {
+        Some(agent) => {
+            let short = agent
+                .trim_end_matches('/')
+                .rsplit('/')
+                .next()
+                .filter(|s| !s.is_empty())
+                .unwrap_or(agent);
+            format!("{user}-via-{short}")
+        }
+        None => format!("{user}-direct"),
+    }
+}
+
 /// A vended credential: the JSON object returned to the caller. Never logged.
 pub struct Vended(pub serde_json::Value);
 
@@ -86,6 +114,8 @@ pub enum Backend {
     AwsSts(aws_sts::AwsSts),
     /// GitHub App installation tokens for the grant's repositories.
     GithubApp(github_app::GithubApp),
+    /// SSH user certificates with the grant's principals (vending only).
+    SshCert(ssh_cert::SshCert),
 }
 
 impl Backend {
@@ -94,6 +124,7 @@ impl Backend {
         match self {
             Backend::AwsSts(_) => "aws_sts",
             Backend::GithubApp(_) => "github_app",
+            Backend::SshCert(_) => "ssh_cert",
         }
     }
 
@@ -102,14 +133,21 @@ impl Backend {
         match self {
             Backend::AwsSts(b) => b.scope(req),
             Backend::GithubApp(b) => b.scope(req),
+            Backend::SshCert(_) => Err(not_applied()),
         }
     }
 
-    /// What a vending request for `action` touches.
-    pub fn vend_scope(&self, action: &str) -> Result<Scope, CredentialError> {
+    /// What a vending request touches; refuses what the backend does not vend.
+    pub fn vend_scope(&self, ask: &VendAsk<'_>) -> Result<Scope, CredentialError> {
+        if ask.public_key.is_some() && !matches!(self, Backend::SshCert(_)) {
+            return Err(CredentialError::BadVendRequest(
+                "`public_key` is only for SSH".into(),
+            ));
+        }
         match self {
-            Backend::AwsSts(b) => b.vend_scope(action),
-            Backend::GithubApp(b) => b.vend_scope(action),
+            Backend::AwsSts(b) => b.vend_scope(ask.action),
+            Backend::GithubApp(b) => b.vend_scope(ask.action),
+            Backend::SshCert(b) => b.vend_scope(ask),
         }
     }
 
@@ -124,16 +162,28 @@ impl Backend {
         match self {
             Backend::AwsSts(b) => b.sign(who, req, scope).await,
             Backend::GithubApp(b) => b.inject(who, scope).await,
+            Backend::SshCert(_) => Err(not_applied()),
         }
     }
 
     /// A credential for `who`, handed to the caller.
-    pub async fn vend(&self, who: &Grantee<'_>) -> Result<Vended, CredentialError> {
+    pub async fn vend(
+        &self,
+        who: &Grantee<'_>,
+        ask: &VendAsk<'_>,
+    ) -> Result<Vended, CredentialError> {
         match self {
             Backend::AwsSts(b) => b.vend(who).await,
             Backend::GithubApp(b) => b.vend(who).await,
+            Backend::SshCert(b) => b.vend(who, ask).await,
         }
     }
+}
+
+/// A backend that only vends was asked to equip a request (config validation prevents
+/// such a route).
+fn not_applied() -> CredentialError {
+    CredentialError::Unsupported("this credential is only vended".into())
 }
 
 /// The configured backends, by name.
@@ -151,6 +201,7 @@ impl Credentials {
             let backend = match &c.backend {
                 BackendConfig::AwsSts(a) => Backend::AwsSts(aws_sts::AwsSts::new(a).await),
                 BackendConfig::GithubApp(g) => Backend::GithubApp(github_app::GithubApp::new(g)),
+                BackendConfig::SshCert(c) => Backend::SshCert(ssh_cert::SshCert::new(c)),
             };
             backends.insert(c.name.clone(), Arc::new(backend));
         }

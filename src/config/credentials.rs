@@ -33,6 +33,34 @@ pub struct RawCredential {
     /// grant maps to.
     #[serde(default)]
     pub github_app: Option<RawGithubApp>,
+    /// SSH: user certificates signed by a CA key actbridge holds, for the public key the
+    /// agent sends, with principals derived from the grant.
+    #[serde(default)]
+    pub ssh_cert: Option<RawSshCert>,
+}
+
+/// `credentials[].ssh_cert`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSshCert {
+    /// The SSH user CA's private key, OpenSSH format, unencrypted, Ed25519. Required.
+    /// Servers trust its public half (`TrustedUserCAKeys`).
+    pub ca_key_file: String,
+    /// The principals each grant entry maps to, e.g. `{finance: [finance]}`. Required;
+    /// unlisted entries map to nothing.
+    pub principals: BTreeMap<String, Vec<String>>,
+    /// How long a certificate is valid. Default `5m`; at most `24h`.
+    #[serde(default, with = "humantime_serde")]
+    pub validity: Option<Duration>,
+    /// Certificate extensions. Default `[permit-pty]`: no agent, port or X11 forwarding
+    /// unless listed (`permit-agent-forwarding`, `permit-port-forwarding`,
+    /// `permit-X11-forwarding`, `permit-user-rc`).
+    #[serde(default)]
+    pub extensions: Option<Vec<String>>,
+    /// How many certificates are cached, keyed by (public key, user, chain, principals);
+    /// each for 80 % of its validity. Default `10000`.
+    #[serde(default)]
+    pub cache_entries: Option<u64>,
 }
 
 /// `credentials[].github_app`.
@@ -132,6 +160,23 @@ pub enum BackendConfig {
     AwsSts(AwsStsConfig),
     /// GitHub App installation tokens.
     GithubApp(GithubAppConfig),
+    /// SSH user certificates (boxed: the CA key is large).
+    SshCert(Box<SshCertConfig>),
+}
+
+/// The validated `ssh_cert` settings.
+#[derive(Debug, Clone)]
+pub struct SshCertConfig {
+    /// The CA key (its `Debug` is redacted by ssh-key).
+    pub ca_key: ssh_key::PrivateKey,
+    /// Grant entry → principals.
+    pub principals: BTreeMap<String, Vec<String>>,
+    /// Certificate validity.
+    pub validity: Duration,
+    /// Extensions granted.
+    pub extensions: Vec<String>,
+    /// Certificate cache capacity.
+    pub cache_entries: u64,
 }
 
 /// The validated `github_app` settings.
@@ -206,18 +251,22 @@ pub(super) fn validate_credentials(
                 "must be non-empty and unique",
             ));
         }
-        let backend = match (&c.aws_sts, &c.github_app) {
-            (Some(a), None) => {
+        let backend = match (&c.aws_sts, &c.github_app, &c.ssh_cert) {
+            (Some(a), None, None) => {
                 BackendConfig::AwsSts(validate_aws_sts(&format!("{key}.aws_sts"), a)?)
             }
-            (None, Some(g)) => BackendConfig::GithubApp(super::github_app::validate(
+            (None, Some(g), None) => BackendConfig::GithubApp(super::github_app::validate(
                 &format!("{key}.github_app"),
                 g,
             )?),
+            (None, None, Some(s)) => BackendConfig::SshCert(Box::new(super::ssh_cert::validate(
+                &format!("{key}.ssh_cert"),
+                s,
+            )?)),
             _ => {
                 return Err(ConfigError::invalid(
                     key,
-                    "exactly one backend is required: `aws_sts` or `github_app`",
+                    "exactly one backend is required: `aws_sts`, `github_app` or `ssh_cert`",
                 ));
             }
         };

@@ -654,7 +654,7 @@ fn validate_route(
             if !fits {
                 return Err(ConfigError::invalid(
                     format!("{key}.mode"),
-                    "`aws_sts` credentials are applied with `mode: sign`, `github_app` ones with `mode: inject`",
+                    "`aws_sts` credentials are applied with `mode: sign`, `github_app` ones with `mode: inject`; `ssh_cert` ones are only vended",
                 ));
             }
             RouteAction::Credential {

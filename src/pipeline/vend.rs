@@ -1,4 +1,5 @@
 //! `vend` routes: `POST /credentials` with `{"target_service": "s3", "action": "read"}`
+//! (SSH adds `"public_key"`)
 //! is answered by actbridge itself (an immediate response through Envoy) with a
 //! credential scoped to the grant, for clients that must hold one (SDKs, tools). Nothing
 //! is forwarded. The body is read only for this route (ext_proc `mode_override`), and
@@ -12,6 +13,7 @@ use serde::Deserialize;
 use super::credential::{backend, judge_for};
 use super::outbound::{Accepted, OutboundStage};
 use super::{Allowed, Mutations, Refusal, Reply, RequestFacts, Then};
+use crate::credentials::VendAsk;
 use crate::policy::PolicyEngine;
 
 /// The only path a vending route answers.
@@ -25,8 +27,11 @@ pub(crate) const MAX_BODY_BYTES: usize = 4096;
 pub(super) struct VendRequest {
     /// Which service the credential is for (a key of the route's `services`).
     target_service: String,
-    /// What the caller will do with it (`read`).
+    /// What the caller will do with it (`read`; `login` for SSH).
     action: String,
+    /// The caller's public key, OpenSSH format (SSH only).
+    #[serde(default)]
+    public_key: Option<String>,
 }
 
 /// The headers phase: the right path and method, and a body to come.
@@ -57,7 +62,7 @@ pub(super) fn parse_body(body: Option<&[u8]>) -> Result<VendRequest, Refusal> {
     let body = body.ok_or(Refusal::BodyTooLarge)?;
     serde_json::from_slice(body).map_err(|_| {
         Refusal::VendBody(
-            "the body must be {\"target_service\": \"…\", \"action\": \"…\"} and nothing else",
+            "the body must be {\"target_service\": \"…\", \"action\": \"…\"} (and for SSH \"public_key\"), nothing else",
         )
     })
 }
@@ -76,7 +81,11 @@ pub(super) async fn answer(
         .get(&ask.target_service)
         .ok_or(Refusal::VendBody("unknown target_service"))?;
     let backend = backend(stage, name)?;
-    let scope = backend.vend_scope(&ask.action)?;
+    let vend_ask = VendAsk {
+        action: &ask.action,
+        public_key: ask.public_key.as_deref(),
+    };
+    let scope = backend.vend_scope(&vend_ask)?;
     let judged = judge_for(
         stage,
         policy,
@@ -87,7 +96,7 @@ pub(super) async fn answer(
         &accepted.verified,
     )
     .await?;
-    let vended = backend.vend(&judged.grantee()).await?;
+    let vended = backend.vend(&judged.grantee(), &vend_ask).await?;
     let then = Then::Respond(Reply {
         status: 200,
         body: vended.0.to_string().into_bytes(),

@@ -11,3 +11,4 @@ mod inbound;
 mod ministack;
 mod outbound;
 mod policy;
+mod ssh;

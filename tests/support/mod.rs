@@ -10,4 +10,5 @@ pub mod github;
 pub mod ministack;
 pub mod net;
 pub mod opa;
+pub mod sshd;
 pub mod world;

@@ -228,3 +228,53 @@ fn a_credential_is_applied_in_its_backends_mode() {
     let e = err(&with_s3(&s3(""), &inject_s3));
     assert_eq!(e.key(), Some("outbound.routes[0].mode"), "{e}");
 }
+
+#[test]
+fn an_ssh_cert_credential_is_vend_only_and_names_bad_keys() {
+    let ca =
+        ssh_key::PrivateKey::random(&mut ssh_key::rand_core::OsRng, ssh_key::Algorithm::Ed25519)
+            .unwrap();
+    let f = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(
+        f.path(),
+        ca.to_openssh(ssh_key::LineEnding::LF).unwrap().as_bytes(),
+    )
+    .unwrap();
+    let entry = |extra: &str| {
+        format!(
+            "  - name: ssh\n    ssh_cert: {{ca_key_file: '{}', principals: {{finance: [finance]}}{extra}}}\n",
+            f.path().display()
+        )
+    };
+    let vend = "    - {host: 'c', action: vend, services: {ssh: ssh}}\n";
+    let c = Config::from_yaml(&with_s3(&entry(""), vend), &env()).unwrap();
+    let BackendConfig::SshCert(s) = &c.credentials[0].backend else {
+        panic!("ssh_cert expected")
+    };
+    assert_eq!(s.validity, std::time::Duration::from_secs(300));
+    assert_eq!(s.extensions, ["permit-pty"]);
+    for (extra, key) in [
+        (", validity: 2d", "credentials[0].ssh_cert.validity"),
+        (
+            ", extensions: [permit-everything]",
+            "credentials[0].ssh_cert.extensions[0]",
+        ),
+        (
+            ", principals: {hr: ['a b']}",
+            "credentials[0].ssh_cert.principals.hr[0]",
+        ),
+    ] {
+        let yaml = with_s3(&entry(extra), vend);
+        let yaml = if extra.contains("principals") {
+            yaml.replace(", principals: {finance: [finance]}", "")
+        } else {
+            yaml
+        };
+        assert_eq!(err(&yaml).key(), Some(key), "{extra}");
+    }
+    let sign = "    - {host: 's', action: credential, credential: ssh, mode: sign}\n";
+    assert_eq!(
+        err(&with_s3(&entry(""), sign)).key(),
+        Some("outbound.routes[0].mode")
+    );
+}

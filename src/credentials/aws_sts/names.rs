@@ -11,11 +11,7 @@ const MAX_TAG_VALUE: usize = 256;
 /// `<user>-via-<agent>` (the newest agent's last path segment, e.g. `summarizer-tech`),
 /// or `<user>-direct` for the user's own token.
 pub(super) fn session_name(user: &str, chain: &[String]) -> String {
-    let raw = match chain.first() {
-        Some(agent) => format!("{user}-via-{}", short_agent(agent)),
-        None => format!("{user}-direct"),
-    };
-    name(&raw)
+    name(&crate::credentials::user_via_agent(user, chain))
 }
 
 /// The user, as `SourceIdentity`.
@@ -30,15 +26,6 @@ pub(super) fn tags(user: &str, chain: &[String]) -> Vec<(String, String)> {
         tags.push((format!("actbridge-agent-{}", i + 1), tag_value(agent)));
     }
     tags
-}
-
-/// A SPIFFE ID's (or URL's) last path segment; the whole id otherwise.
-fn short_agent(id: &str) -> &str {
-    id.trim_end_matches('/')
-        .rsplit('/')
-        .next()
-        .filter(|s| !s.is_empty())
-        .unwrap_or(id)
 }
 
 fn name(raw: &str) -> String {

@@ -1,0 +1,174 @@
+//! The `ssh_cert` credential backend through the real Envoy and a real sshd: the agent
+//! sends its public key to `POST /credentials` and receives a short-lived user
+//! certificate whose principals are the grant's.
+
+use std::path::Path;
+use std::process::Command;
+
+use crate::support::sshd::{Sshd, keygen};
+use crate::support::world::{Sts, World, agent_id, policies_dir, sidecar_head};
+
+fn ssh_sidecar_config(sts: &Sts, sshd: &Sshd) -> String {
+    let id = agent_id("summarizer-tech");
+    sidecar_head(sts, &id)
+        + &format!(
+            r#"outbound:
+  token_endpoint: {token}
+  client:
+    client_id: "{id}"
+    auth: {{method: client_secret_post, secret: summarizer-tech-demo-secret}}
+  routes:
+    - name: credentials
+      host: "credentials.actbridge.local"
+      action: vend
+      services: {{ssh: ssh, ssh-short: ssh-short}}
+credentials:
+  - name: ssh
+    ssh_cert:
+      ca_key_file: {ca}
+      principals: {{engineering: [engineering], finance: [finance], admin: [admin], hr: [hr]}}
+  - name: ssh-short
+    ssh_cert:
+      ca_key_file: {ca}
+      principals: {{engineering: [engineering], finance: [finance], admin: [admin], hr: [hr]}}
+      validity: 2s
+policy:
+  dir: {policies}
+"#,
+            token = sts.service.token_endpoint(),
+            ca = sshd.ca_key_file.display(),
+            policies = policies_dir().display(),
+        )
+}
+
+async fn vend(world: &World, token: &str, body: serde_json::Value) -> reqwest::Response {
+    world
+        .http
+        .post(format!(
+            "http://127.0.0.1:{}/credentials",
+            world.envoy.outbound_port
+        ))
+        .header("host", "credentials.actbridge.local")
+        .bearer_auth(token)
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+}
+
+/// Vends a certificate for the key at `key` through `service`, writes it next to the key
+/// (`KEY-cert.pub`), and returns the answer.
+async fn certify(world: &World, token: &str, service: &str, key: &Path) -> serde_json::Value {
+    let public = std::fs::read_to_string(key.with_extension("pub")).unwrap();
+    let r = vend(
+        world,
+        token,
+        serde_json::json!({"target_service": service, "action": "login", "public_key": public}),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    let v: serde_json::Value = r.json().await.unwrap();
+    std::fs::write(cert_path(key), v["certificate"].as_str().unwrap()).unwrap();
+    v
+}
+
+fn cert_path(key: &Path) -> std::path::PathBuf {
+    key.with_file_name(format!(
+        "{}-cert.pub",
+        key.file_name().unwrap().to_string_lossy()
+    ))
+}
+
+/// alice via summarizer-tech gets a certificate for engineering and finance: it logs in
+/// where the account accepts `finance`, is refused where it accepts only `hr`, and
+/// carries no forwarding extension. carol via summarizer-tech gets nothing.
+#[tokio::test]
+async fn an_ssh_certificate_carries_the_grants_principals_and_sshd_enforces_them() {
+    let sshd = Sshd::start().await;
+    let sts = Sts::start().await;
+    let config = ssh_sidecar_config(&sts, &sshd);
+    let world = World::start_with(sts, &config).await;
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("agent");
+    keygen(&key);
+    let alice = world
+        .sts
+        .delegated("alice", "summarizer-tech", &agent_id("summarizer-tech"))
+        .await;
+    let v = certify(&world, &alice, "ssh", &key).await;
+    assert_eq!(
+        v["principals"],
+        serde_json::json!(["engineering", "finance"])
+    );
+    assert_eq!(v["key_id"], "alice-via-summarizer-tech");
+
+    sshd.set_principals(&["finance"]);
+    let (ok, stderr) = sshd.login(&key, &cert_path(&key));
+    assert!(ok, "login refused: {stderr}\n{}", sshd.log());
+    sshd.set_principals(&["hr"]);
+    let (ok, _) = sshd.login(&key, &cert_path(&key));
+    assert!(!ok, "a certificate without the hr principal logged in");
+
+    let listing = Command::new("ssh-keygen")
+        .arg("-L")
+        .arg("-f")
+        .arg(cert_path(&key))
+        .output()
+        .unwrap();
+    let listing = String::from_utf8_lossy(&listing.stdout);
+    assert!(listing.contains("permit-pty"), "{listing}");
+    for forwarding in [
+        "permit-port-forwarding",
+        "permit-agent-forwarding",
+        "permit-X11-forwarding",
+    ] {
+        assert!(!listing.contains(forwarding), "{listing}");
+    }
+
+    let carol = world
+        .sts
+        .delegated("carol", "summarizer-tech", &agent_id("summarizer-tech"))
+        .await;
+    let public = std::fs::read_to_string(key.with_extension("pub")).unwrap();
+    let r = vend(
+        &world,
+        &carol,
+        serde_json::json!({"target_service": "ssh", "action": "login", "public_key": public}),
+    )
+    .await;
+    assert_eq!(r.status(), 403);
+    for body in [
+        serde_json::json!({"target_service": "ssh", "action": "login"}),
+        serde_json::json!({"target_service": "ssh", "action": "login", "public_key": "ssh-ed25519 AAAA"}),
+        serde_json::json!({"target_service": "ssh", "action": "read", "public_key": public}),
+    ] {
+        assert_eq!(
+            vend(&world, &alice, body.clone()).await.status(),
+            400,
+            "{body}"
+        );
+    }
+}
+
+/// A certificate past its validity is refused by sshd.
+#[tokio::test]
+async fn an_expired_ssh_certificate_is_refused() {
+    let sshd = Sshd::start().await;
+    let sts = Sts::start().await;
+    let config = ssh_sidecar_config(&sts, &sshd);
+    let world = World::start_with(sts, &config).await;
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("agent");
+    keygen(&key);
+    let bob = world
+        .sts
+        .delegated("bob", "summarizer-tech", &agent_id("summarizer-tech"))
+        .await;
+    certify(&world, &bob, "ssh-short", &key).await;
+    sshd.set_principals(&["finance"]);
+    let (ok, stderr) = sshd.login(&key, &cert_path(&key));
+    assert!(ok, "fresh certificate refused: {stderr}\n{}", sshd.log());
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    let (ok, _) = sshd.login(&key, &cert_path(&key));
+    assert!(!ok, "an expired certificate logged in");
+}
