@@ -13,8 +13,9 @@ use std::time::Duration;
 
 use actbridge::config::{
     AwsStsConfig, BackendConfig, CredentialConfig, GithubAppConfig, PrefixMapping, SigningKey,
+    SshCertConfig,
 };
-use actbridge::credentials::{Backend, Credentials, Grantee, HttpRequest};
+use actbridge::credentials::{Backend, Credentials, Grantee, HttpRequest, VendAsk};
 use criterion::{Criterion, criterion_group, criterion_main};
 use futures::executor::block_on;
 
@@ -129,6 +130,26 @@ fn github(rt: &tokio::runtime::Runtime, departments: usize) -> Arc<Backend> {
         .clone()
 }
 
+fn ssh(rt: &tokio::runtime::Runtime) -> Arc<Backend> {
+    let ca =
+        ssh_key::PrivateKey::random(&mut ssh_key::rand_core::OsRng, ssh_key::Algorithm::Ed25519)
+            .unwrap();
+    let config = CredentialConfig {
+        name: "ssh".into(),
+        backend: BackendConfig::SshCert(Box::new(SshCertConfig {
+            ca_key: ca,
+            principals: BTreeMap::from([("finance".into(), vec!["finance".into()])]),
+            validity: Duration::from_secs(300),
+            extensions: vec!["permit-pty".into()],
+            cache_entries: 1_000_000,
+        })),
+    };
+    rt.block_on(Credentials::load(&[config]))
+        .get("ssh")
+        .unwrap()
+        .clone()
+}
+
 fn bench(c: &mut Criterion) {
     // SAFETY: no other thread exists yet (criterion calls this from `main` before any
     // runtime starts), so nothing reads the environment concurrently. A developer's own
@@ -227,6 +248,47 @@ fn bench(c: &mut Criterion) {
             })
         },
     );
+
+    let cert = ssh(&rt);
+    let finance = ["finance".to_string()];
+    let agent_key = |_| {
+        ssh_key::PrivateKey::random(&mut ssh_key::rand_core::OsRng, ssh_key::Algorithm::Ed25519)
+            .unwrap()
+            .public_key()
+            .to_openssh()
+            .unwrap()
+    };
+    let public = agent_key(0u32);
+    let who = Grantee {
+        user: "alice",
+        chain: &chain,
+        grant: &finance,
+        exclude: &[],
+    };
+    let ask = VendAsk {
+        action: "login",
+        public_key: Some(&public),
+    };
+    rt.block_on(cert.vend(&who, &ask)).expect("certificate");
+    c.bench_function("ssh_cert: vend a certificate (cached)", |b| {
+        b.iter(|| block_on(cert.vend(&who, std::hint::black_box(&ask))).unwrap())
+    });
+    let keys: Vec<String> = (1..=2000u32).map(agent_key).collect();
+    let mut k = 0usize;
+    let mut round = 0usize;
+    c.bench_function("ssh_cert: mint a certificate (Ed25519 signature)", |b| {
+        b.iter(|| {
+            k = (k + 1) % keys.len();
+            round += 1;
+            let user = format!("user-{round}");
+            let who = Grantee { user: &user, ..who };
+            let ask = VendAsk {
+                action: "login",
+                public_key: Some(&keys[k]),
+            };
+            block_on(cert.vend(&who, &ask)).unwrap()
+        })
+    });
 }
 
 criterion_group! {
