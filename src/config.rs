@@ -7,13 +7,15 @@ mod credentials;
 mod error;
 mod github_app;
 mod policy;
+mod postgres;
 mod raw;
 mod ssh_cert;
 mod types;
 mod validate;
 
 pub use credentials::{
-    AwsStsConfig, BackendConfig, CredentialConfig, GithubAppConfig, PrefixMapping, SshCertConfig,
+    AwsStsConfig, BackendConfig, CredentialConfig, GithubAppConfig, PostgresConfig, PrefixMapping,
+    SshCertConfig,
 };
 pub use error::ConfigError;
 pub(crate) use github_app::is_repo_name;

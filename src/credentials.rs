@@ -12,6 +12,7 @@
 mod aws_sts;
 mod error;
 mod github_app;
+mod postgres;
 mod ssh_cert;
 
 pub use error::CredentialError;
@@ -116,6 +117,8 @@ pub enum Backend {
     GithubApp(github_app::GithubApp),
     /// SSH user certificates with the grant's principals (vending only).
     SshCert(ssh_cert::SshCert),
+    /// Dynamic PostgreSQL roles (vending only).
+    Postgres(postgres::Postgres),
 }
 
 impl Backend {
@@ -125,6 +128,7 @@ impl Backend {
             Backend::AwsSts(_) => "aws_sts",
             Backend::GithubApp(_) => "github_app",
             Backend::SshCert(_) => "ssh_cert",
+            Backend::Postgres(_) => "postgres",
         }
     }
 
@@ -133,7 +137,7 @@ impl Backend {
         match self {
             Backend::AwsSts(b) => b.scope(req),
             Backend::GithubApp(b) => b.scope(req),
-            Backend::SshCert(_) => Err(not_applied()),
+            Backend::SshCert(_) | Backend::Postgres(_) => Err(not_applied()),
         }
     }
 
@@ -148,6 +152,7 @@ impl Backend {
             Backend::AwsSts(b) => b.vend_scope(ask.action),
             Backend::GithubApp(b) => b.vend_scope(ask.action),
             Backend::SshCert(b) => b.vend_scope(ask),
+            Backend::Postgres(b) => b.vend_scope(ask.action),
         }
     }
 
@@ -162,7 +167,7 @@ impl Backend {
         match self {
             Backend::AwsSts(b) => b.sign(who, req, scope).await,
             Backend::GithubApp(b) => b.inject(who, scope).await,
-            Backend::SshCert(_) => Err(not_applied()),
+            Backend::SshCert(_) | Backend::Postgres(_) => Err(not_applied()),
         }
     }
 
@@ -176,6 +181,15 @@ impl Backend {
             Backend::AwsSts(b) => b.vend(who).await,
             Backend::GithubApp(b) => b.vend(who).await,
             Backend::SshCert(b) => b.vend(who, ask).await,
+            Backend::Postgres(b) => b.vend(who).await,
+        }
+    }
+
+    /// The backend's background work until `shutdown` (the PostgreSQL reaper); returns
+    /// at once for backends that have none.
+    pub async fn run_maintenance(&self, shutdown: tokio_util::sync::CancellationToken) {
+        if let Backend::Postgres(b) = self {
+            b.run_reaper(shutdown).await;
         }
     }
 }
@@ -202,10 +216,16 @@ impl Credentials {
                 BackendConfig::AwsSts(a) => Backend::AwsSts(aws_sts::AwsSts::new(a).await),
                 BackendConfig::GithubApp(g) => Backend::GithubApp(github_app::GithubApp::new(g)),
                 BackendConfig::SshCert(c) => Backend::SshCert(ssh_cert::SshCert::new(c)),
+                BackendConfig::Postgres(c) => Backend::Postgres(postgres::Postgres::new(c)),
             };
             backends.insert(c.name.clone(), Arc::new(backend));
         }
         Credentials { backends }
+    }
+
+    /// Every backend, for its background work.
+    pub fn all(&self) -> impl Iterator<Item = &Arc<Backend>> {
+        self.backends.values()
     }
 
     /// The backend named `name` (config validation guarantees routes name known ones).

@@ -1,6 +1,6 @@
 //! Running the sidecar: the ext_proc server (TCP or Unix socket), the admin listener,
-//! the JWKS refresh and policy reload tasks, all stopped by one shutdown token and drained with a
-//! deadline.
+//! the JWKS refresh, policy reload and credential maintenance (the PostgreSQL reaper)
+//! tasks, all stopped by one shutdown token and drained with a deadline.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -43,8 +43,12 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> Result<(), ServeError> {
     let credentials = Arc::new(Credentials::load(&cfg.credentials).await);
-    let pipeline = Arc::new(Pipeline::new(&cfg, policy.clone(), credentials));
+    let pipeline = Arc::new(Pipeline::new(&cfg, policy.clone(), credentials.clone()));
     let tracker = TaskTracker::new();
+    for backend in credentials.all() {
+        let (backend, sd) = (backend.clone(), shutdown.clone());
+        tracker.spawn(async move { backend.run_maintenance(sd).await });
+    }
     if let Some(engine) = policy {
         tracker.spawn(engine.run_reload(shutdown.clone()));
     }

@@ -37,6 +37,54 @@ pub struct RawCredential {
     /// agent sends, with principals derived from the grant.
     #[serde(default)]
     pub ssh_cert: Option<RawSshCert>,
+    /// PostgreSQL: a dynamic login role per (user, agent chain, grant), member of the
+    /// roles the grant maps to, expiring on its own.
+    #[serde(default)]
+    pub postgres: Option<RawPostgres>,
+}
+
+/// `credentials[].postgres`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPostgres {
+    /// The server's host, as vended to agents and used by actbridge. Required.
+    pub host: String,
+    /// Its port. Default `5432`.
+    #[serde(default)]
+    pub port: Option<u16>,
+    /// The database vended (and connected to). Required.
+    pub database: String,
+    /// The administrative role actbridge creates and drops roles with (needs
+    /// `CREATEROLE` and membership with ADMIN OPTION in the mapped roles). Required.
+    pub admin_user: String,
+    /// A file holding the administrative role's password. Exactly one of this and
+    /// `admin_password_env`.
+    #[serde(default)]
+    pub admin_password_file: Option<String>,
+    /// An environment variable holding that password.
+    #[serde(default)]
+    pub admin_password_env: Option<String>,
+    /// The existing roles each grant entry maps to; a dynamic role is made a member
+    /// (`IN ROLE`) of them, so it gets exactly their privileges (e.g. `finance:
+    /// [finance_reader]`, a role with SELECT on the finance views). Required.
+    pub roles: BTreeMap<String, Vec<String>>,
+    /// How long a dynamic role may log in (`VALID UNTIL`). Default `15m`.
+    #[serde(default, with = "humantime_serde")]
+    pub ttl: Option<Duration>,
+    /// `CONNECTION LIMIT` of a dynamic role. Default `2`.
+    #[serde(default)]
+    pub connection_limit: Option<u32>,
+    /// Name prefix of the dynamic roles; the reaper drops expired roles with it.
+    /// Default `actbridge_`.
+    #[serde(default)]
+    pub role_prefix: Option<String>,
+    /// How often expired roles are revoked, their sessions terminated and dropped (also
+    /// at start, so roles left by a previous run go too). Default `60s`.
+    #[serde(default, with = "humantime_serde")]
+    pub reaper_interval: Option<Duration>,
+    /// Timeout of connecting and of one statement. Default `5s`.
+    #[serde(default, with = "humantime_serde")]
+    pub timeout: Option<Duration>,
 }
 
 /// `credentials[].ssh_cert`.
@@ -162,6 +210,35 @@ pub enum BackendConfig {
     GithubApp(GithubAppConfig),
     /// SSH user certificates (boxed: the CA key is large).
     SshCert(Box<SshCertConfig>),
+    /// Dynamic PostgreSQL roles.
+    Postgres(PostgresConfig),
+}
+
+/// The validated `postgres` settings.
+#[derive(Debug, Clone)]
+pub struct PostgresConfig {
+    /// Server host.
+    pub host: String,
+    /// Server port.
+    pub port: u16,
+    /// Database.
+    pub database: String,
+    /// Administrative role.
+    pub admin_user: String,
+    /// Its password.
+    pub admin_password: super::Secret,
+    /// Grant entry → roles.
+    pub roles: BTreeMap<String, Vec<String>>,
+    /// Role life.
+    pub ttl: Duration,
+    /// Connection limit per role.
+    pub connection_limit: u32,
+    /// Role name prefix.
+    pub role_prefix: String,
+    /// Reaper period.
+    pub reaper_interval: Duration,
+    /// Connect and statement timeout.
+    pub timeout: Duration,
 }
 
 /// The validated `ssh_cert` settings.
@@ -241,6 +318,7 @@ const MAX_SESSION: Duration = Duration::from_secs(12 * 3600);
 
 pub(super) fn validate_credentials(
     raw: &[RawCredential],
+    env: &dyn super::Env,
 ) -> Result<Vec<CredentialConfig>, ConfigError> {
     let mut out: Vec<CredentialConfig> = Vec::with_capacity(raw.len());
     for (i, c) in raw.iter().enumerate() {
@@ -251,23 +329,35 @@ pub(super) fn validate_credentials(
                 "must be non-empty and unique",
             ));
         }
-        let backend = match (&c.aws_sts, &c.github_app, &c.ssh_cert) {
-            (Some(a), None, None) => {
-                BackendConfig::AwsSts(validate_aws_sts(&format!("{key}.aws_sts"), a)?)
+        let set = [
+            c.aws_sts.is_some(),
+            c.github_app.is_some(),
+            c.ssh_cert.is_some(),
+            c.postgres.is_some(),
+        ];
+        let backend = match (&c.aws_sts, &c.github_app, &c.ssh_cert, &c.postgres) {
+            _ if set.iter().filter(|b| **b).count() != 1 => {
+                return Err(ConfigError::invalid(
+                    key,
+                    "exactly one backend is required: `aws_sts`, `github_app`, `ssh_cert` or `postgres`",
+                ));
             }
-            (None, Some(g), None) => BackendConfig::GithubApp(super::github_app::validate(
+            (Some(a), ..) => BackendConfig::AwsSts(validate_aws_sts(&format!("{key}.aws_sts"), a)?),
+            (_, Some(g), ..) => BackendConfig::GithubApp(super::github_app::validate(
                 &format!("{key}.github_app"),
                 g,
             )?),
-            (None, None, Some(s)) => BackendConfig::SshCert(Box::new(super::ssh_cert::validate(
+            (_, _, Some(s), _) => BackendConfig::SshCert(Box::new(super::ssh_cert::validate(
                 &format!("{key}.ssh_cert"),
                 s,
             )?)),
-            _ => {
-                return Err(ConfigError::invalid(
-                    key,
-                    "exactly one backend is required: `aws_sts`, `github_app` or `ssh_cert`",
-                ));
+            (_, _, _, Some(p)) => BackendConfig::Postgres(super::postgres::validate(
+                &format!("{key}.postgres"),
+                p,
+                env,
+            )?),
+            (None, None, None, None) => {
+                return Err(ConfigError::invalid(key, "no backend is set"));
             }
         };
         out.push(CredentialConfig {

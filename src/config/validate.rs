@@ -97,7 +97,7 @@ pub(super) fn validate(raw: RawConfig, env: &dyn Env) -> Result<Config, ConfigEr
             "must be at least 1",
         ));
     }
-    let credentials = super::credentials::validate_credentials(&raw.credentials)?;
+    let credentials = super::credentials::validate_credentials(&raw.credentials, env)?;
     let outbound = raw
         .outbound
         .as_ref()
@@ -449,26 +449,13 @@ fn client_auth(
                 "private_key_jwt keys are set, but the method uses a secret",
             ));
         }
-        let s = if let Some(s) = &a.secret {
-            s.clone()
-        } else if let Some(f) = &a.secret_file {
-            std::fs::read_to_string(f)
-                .map_err(|e| {
-                    ConfigError::invalid(
-                        format!("{KEY}.secret_file"),
-                        format_args!("cannot read `{f}`: {e}"),
-                    )
-                })?
-                .trim_end_matches(['\n', '\r'])
-                .to_string()
-        } else {
-            let var = a.secret_env.as_deref().unwrap_or_default();
-            env.get(var).ok_or_else(|| {
-                ConfigError::invalid(
-                    format!("{KEY}.secret_env"),
-                    format_args!("environment variable `{var}` is not set"),
-                )
-            })?
+        let s = match &a.secret {
+            Some(s) => s.clone(),
+            None => external_secret(
+                (&format!("{KEY}.secret_file"), a.secret_file.as_deref()),
+                (&format!("{KEY}.secret_env"), a.secret_env.as_deref()),
+                env,
+            )?,
         };
         if s.is_empty() {
             return Err(ConfigError::invalid(KEY, "the client secret is empty"));
@@ -654,7 +641,7 @@ fn validate_route(
             if !fits {
                 return Err(ConfigError::invalid(
                     format!("{key}.mode"),
-                    "`aws_sts` credentials are applied with `mode: sign`, `github_app` ones with `mode: inject`; `ssh_cert` ones are only vended",
+                    "`aws_sts` credentials are applied with `mode: sign`, `github_app` ones with `mode: inject`; `ssh_cert` and `postgres` ones are only vended",
                 ));
             }
             RouteAction::Credential {
@@ -691,5 +678,27 @@ fn validate_route(
         name: r.name.clone().unwrap_or_else(|| r.host.clone()),
         host,
         action,
+    })
+}
+
+/// A secret read from a file (trailing newline dropped) when `file` is set, else from
+/// the environment variable `var`; each pair is (its config key, its value).
+pub(super) fn external_secret(
+    (file_key, file): (&str, Option<&str>),
+    (var_key, var): (&str, Option<&str>),
+    env: &dyn Env,
+) -> Result<String, ConfigError> {
+    if let Some(f) = file {
+        return Ok(std::fs::read_to_string(f)
+            .map_err(|e| ConfigError::invalid(file_key, format_args!("cannot read `{f}`: {e}")))?
+            .trim_end_matches(['\n', '\r'])
+            .to_string());
+    }
+    let var = var.unwrap_or_default();
+    env.get(var).ok_or_else(|| {
+        ConfigError::invalid(
+            var_key,
+            format_args!("environment variable `{var}` is not set"),
+        )
     })
 }

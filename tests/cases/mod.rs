@@ -11,4 +11,5 @@ mod inbound;
 mod ministack;
 mod outbound;
 mod policy;
+mod postgres;
 mod ssh;

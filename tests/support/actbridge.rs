@@ -5,6 +5,10 @@ use std::time::Duration;
 
 use super::net::{free_port, wait_http_ok};
 
+/// The administrative password of the test PostgreSQL, passed to every actbridge as
+/// `PGADMIN_PASSWORD` (configs name it with `admin_password_env`).
+pub const PGADMIN_PASSWORD: &str = super::postgres::ADMIN_PASSWORD;
+
 /// A running actbridge; killed on drop.
 pub struct Actbridge {
     child: Child,
@@ -49,6 +53,7 @@ impl Actbridge {
             .env("AWS_CONFIG_FILE", "/nonexistent")
             .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
             .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env("PGADMIN_PASSWORD", PGADMIN_PASSWORD)
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()

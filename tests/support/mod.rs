@@ -10,5 +10,6 @@ pub mod github;
 pub mod ministack;
 pub mod net;
 pub mod opa;
+pub mod postgres;
 pub mod sshd;
 pub mod world;

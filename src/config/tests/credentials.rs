@@ -278,3 +278,50 @@ fn an_ssh_cert_credential_is_vend_only_and_names_bad_keys() {
         Some("outbound.routes[0].mode")
     );
 }
+
+#[test]
+fn a_postgres_credential_reads_its_password_from_the_environment_and_names_bad_keys() {
+    let entry = |extra: &str| {
+        format!(
+            "  - name: db\n    postgres: {{host: 127.0.0.1, database: docs, admin_user: admin, admin_password_env: CLIENT_SECRET, roles: {{finance: [finance_reader]}}{extra}}}\n"
+        )
+    };
+    let vend = "    - {host: 'c', action: vend, services: {postgres: db}}\n";
+    let c = Config::from_yaml(&with_s3(&entry(""), vend), &env()).unwrap();
+    let BackendConfig::Postgres(p) = &c.credentials[0].backend else {
+        panic!("postgres expected")
+    };
+    assert_eq!(p.admin_password.expose(), "s3cret");
+    assert_eq!((p.port, p.connection_limit), (5432, 2));
+    assert_eq!(p.role_prefix, "actbridge_");
+    assert_eq!(p.ttl, std::time::Duration::from_secs(900));
+    for (extra, key) in [
+        (
+            ", roles: {hr: ['a;b']}",
+            "credentials[0].postgres.roles.hr[0]",
+        ),
+        (
+            ", role_prefix: 'x y'",
+            "credentials[0].postgres.role_prefix",
+        ),
+        (", ttl: 0s", "credentials[0].postgres.ttl"),
+        (
+            ", connection_limit: 0",
+            "credentials[0].postgres.connection_limit",
+        ),
+        (", admin_password_file: /x", "credentials[0].postgres"),
+    ] {
+        let yaml = with_s3(&entry(extra), vend);
+        let yaml = if extra.contains("roles") {
+            yaml.replacen(", roles: {finance: [finance_reader]}", "", 1)
+        } else {
+            yaml
+        };
+        assert_eq!(err(&yaml).key(), Some(key), "{extra}");
+    }
+    let missing = with_s3(&entry("").replace("CLIENT_SECRET", "NOT_SET"), vend);
+    assert_eq!(
+        err(&missing).key(),
+        Some("credentials[0].postgres.admin_password_env")
+    );
+}

@@ -1,0 +1,80 @@
+//! The statements, composed with PostgreSQL's own quoting rules
+//! (`postgres_protocol::escape`): DDL takes no bind parameters, so every identifier is
+//! quoted as an identifier and every value as a literal — never pasted.
+
+use std::time::{Duration, SystemTime};
+
+use postgres_protocol::escape::{escape_identifier, escape_literal};
+
+use super::CredentialError;
+
+/// A role to create.
+pub(super) struct NewRole<'a> {
+    pub name: &'a str,
+    /// Sent only as its SCRAM-SHA-256 verifier: the server (and its logs) never see it.
+    pub password: &'a str,
+    /// Unix seconds.
+    pub valid_until: u64,
+    pub connection_limit: u32,
+    pub member_of: &'a [String],
+    pub comment: &'a str,
+}
+
+/// `CREATE ROLE … ; COMMENT ON ROLE …`, in one transaction.
+pub(super) fn create_role(r: &NewRole<'_>) -> Result<String, CredentialError> {
+    let name = escape_identifier(r.name);
+    let verifier = postgres_protocol::password::scram_sha_256(r.password.as_bytes());
+    let member_of: Vec<String> = r.member_of.iter().map(|m| escape_identifier(m)).collect();
+    Ok(format!(
+        "BEGIN;\n\
+         CREATE ROLE {name} WITH LOGIN INHERIT NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION \
+         CONNECTION LIMIT {limit} PASSWORD {password} VALID UNTIL {until} IN ROLE {member_of};\n\
+         COMMENT ON ROLE {name} IS {comment};\n\
+         COMMIT;",
+        limit = r.connection_limit,
+        password = escape_literal(&verifier),
+        until = escape_literal(&rfc3339(r.valid_until)?),
+        member_of = member_of.join(", "),
+        comment = escape_literal(r.comment),
+    ))
+}
+
+/// Unix seconds as RFC 3339 UTC (`2026-11-25T10:15:00Z`).
+pub(super) fn rfc3339(secs: u64) -> Result<String, CredentialError> {
+    aws_sdk_sts::primitives::DateTime::from(SystemTime::UNIX_EPOCH + Duration::from_secs(secs))
+        .fmt(aws_sdk_sts::primitives::DateTimeFormat::DateTime)
+        .map_err(|e| CredentialError::InvalidResponse(format!("time: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_values_are_quoted_not_pasted() {
+        let sql = create_role(&NewRole {
+            name: "actbridge_x",
+            password: "p'w",
+            valid_until: 1_764_000_000,
+            connection_limit: 2,
+            member_of: &["finance_reader".into(), "weird\"role".into()],
+            comment: "for o'brien",
+        })
+        .unwrap();
+        assert!(
+            sql.contains("CREATE ROLE \"actbridge_x\" WITH LOGIN"),
+            "{sql}"
+        );
+        assert!(
+            sql.contains("IN ROLE \"finance_reader\", \"weird\"\"role\""),
+            "{sql}"
+        );
+        assert!(sql.contains("VALID UNTIL '2025-11-24T16:00:00Z'"), "{sql}");
+        assert!(sql.contains("PASSWORD 'SCRAM-SHA-256$4096:"), "{sql}");
+        assert!(
+            !sql.contains("p'w") && !sql.contains("p''w"),
+            "the password itself is never sent"
+        );
+        assert!(sql.contains("IS 'for o''brien'"), "{sql}");
+    }
+}
