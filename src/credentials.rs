@@ -100,6 +100,21 @@ pub(crate) fn user_via_agent(user: &str, chain: &[String]) -> String {
     }
 }
 
+/// What `grant` maps to through a backend's configured `map` (grant entry → names):
+/// sorted, deduplicated, and never empty (a grant that maps to nothing is refused
+/// before the backend is called).
+pub(crate) fn mapped(
+    grant: &[String],
+    map: &std::collections::BTreeMap<String, Vec<String>>,
+) -> Result<Vec<String>, CredentialError> {
+    let names: std::collections::BTreeSet<&String> =
+        grant.iter().filter_map(|g| map.get(g)).flatten().collect();
+    if names.is_empty() {
+        return Err(CredentialError::NothingGranted);
+    }
+    Ok(names.into_iter().cloned().collect())
+}
+
 /// A vended credential: the JSON object returned to the caller. Never logged.
 pub struct Vended(pub serde_json::Value);
 

@@ -11,7 +11,6 @@
 mod app_jwt;
 mod token_client;
 
-use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -148,16 +147,14 @@ impl GithubApp {
 
     /// The repositories `grant` maps to (lower case, sorted); none is a refusal.
     fn repositories(&self, grant: &[String]) -> Result<Vec<String>, CredentialError> {
-        let repos: BTreeSet<String> = grant
+        // GitHub repository names are case-insensitive: compared lower case.
+        let mut repos: Vec<String> = super::mapped(grant, &self.cfg.repositories)?
             .iter()
-            .filter_map(|g| self.cfg.repositories.get(g))
-            .flatten()
             .map(|r| r.to_ascii_lowercase())
             .collect();
-        if repos.is_empty() {
-            return Err(CredentialError::NothingGranted);
-        }
-        Ok(repos.into_iter().collect())
+        repos.sort();
+        repos.dedup();
+        Ok(repos)
     }
 
     /// An installation token for exactly `repositories`, cached; concurrent misses

@@ -11,7 +11,6 @@
 mod reaper;
 mod sql;
 
-use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -74,18 +73,7 @@ impl Postgres {
     }
 
     pub(super) async fn vend(&self, who: &Grantee<'_>) -> Result<Vended, CredentialError> {
-        let roles: Vec<String> = who
-            .grant
-            .iter()
-            .filter_map(|g| self.cfg.roles.get(g))
-            .flatten()
-            .cloned()
-            .collect::<BTreeSet<_>>()
-            .into_iter()
-            .collect();
-        if roles.is_empty() {
-            return Err(CredentialError::NothingGranted);
-        }
+        let roles = super::mapped(who.grant, &self.cfg.roles)?;
         let key = (who.user.to_string(), who.chain.to_vec(), roles.clone());
         let minted = self
             .minted

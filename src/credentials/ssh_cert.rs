@@ -7,7 +7,6 @@
 //! unless configured. Servers that trust the CA (`TrustedUserCAKeys`) and list allowed
 //! principals per account (`AuthorizedPrincipalsFile`) enforce the intersection.
 
-use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -82,18 +81,7 @@ impl SshCert {
         ask: &VendAsk<'_>,
     ) -> Result<Vended, CredentialError> {
         let key = parse_public_key(ask.public_key)?;
-        let principals: Vec<String> = who
-            .grant
-            .iter()
-            .filter_map(|g| self.cfg.principals.get(g))
-            .flatten()
-            .cloned()
-            .collect::<BTreeSet<_>>()
-            .into_iter()
-            .collect();
-        if principals.is_empty() {
-            return Err(CredentialError::NothingGranted);
-        }
+        let principals = super::mapped(who.grant, &self.cfg.principals)?;
         let cache_key = (
             key.fingerprint(HashAlg::Sha256).to_string(),
             who.user.to_string(),

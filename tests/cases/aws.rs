@@ -6,24 +6,15 @@ use crate::support::echo::Echo;
 use crate::support::ministack::{
     AwsCreds, BUCKET, DOCUMENTS, MiniStack, REGION, ROLE_ARN, StsRecorder,
 };
-use crate::support::world::{Sts, World, agent_id, policies_dir, sidecar_head};
+use crate::support::world::{Sts, VEND_HOST, World, agent_id, credential_sidecar_config};
 
 const S3_HOST: &str = "s3.us-east-1.amazonaws.com";
-const VEND_HOST: &str = "credentials.actbridge.local";
 
 /// The sidecar of the demo agent `agent`: its outbound S3 requests are signed with
 /// `documents-s3` sessions from STS at `sts_endpoint`, and `POST /credentials` vends them.
 fn aws_sidecar_config(sts: &Sts, agent: &str, sts_endpoint: &str) -> String {
-    let id = agent_id(agent);
-    sidecar_head(sts, &id)
-        + &format!(
-            r#"outbound:
-  token_endpoint: {token}
-  client:
-    client_id: "{id}"
-    auth: {{method: client_secret_post, secret: {agent}-demo-secret}}
-  routes:
-    - name: documents-s3
+    let routes = format!(
+        r#"    - name: documents-s3
       host: "{S3_HOST}"
       action: credential
       credential: documents-s3
@@ -37,20 +28,19 @@ fn aws_sidecar_config(sts: &Sts, agent: &str, sts_endpoint: &str) -> String {
       host: "{VEND_HOST}"
       action: vend
       services: {{s3: documents-s3}}
-credentials:
-  - name: documents-s3
+"#
+    );
+    let credentials = format!(
+        r#"  - name: documents-s3
     aws_sts:
       role_arn: {ROLE_ARN}
       region: {REGION}
       sts_endpoint: {sts_endpoint}
       bucket: {BUCKET}
       public_prefixes: [public/]
-policy:
-  dir: {policies}
-"#,
-            token = sts.service.token_endpoint(),
-            policies = policies_dir().display(),
-        )
+"#
+    );
+    credential_sidecar_config(sts, agent, &routes, &credentials)
 }
 
 /// MiniStack, a recorder in front of its STS, and the sidecar of `agent` whose Envoy
@@ -128,8 +118,7 @@ impl AwsWorld {
 
     /// The agent asks its sidecar for credentials.
     async fn vend(&self, token: Option<&str>, body: &str) -> reqwest::Response {
-        self.send("POST", VEND_HOST, "/credentials", token, Some(body))
-            .await
+        self.world.vend(token, body).await
     }
 
     /// How many requests Envoy sent to the S3 cluster.

@@ -3,35 +3,29 @@
 //! the agent's plain requests; refusals before any token request; fail closed.
 
 use crate::support::github::{APP_ID, GithubApi, INSTALLATION_ID, OWNER, REPOSITORIES};
-use crate::support::world::{Sts, World, agent_id, policies_dir, sidecar_head};
+use crate::support::world::{Sts, VEND_HOST, World, agent_id, credential_sidecar_config};
 
 const HOST: &str = "api.github.com";
 
 fn github_sidecar_config(sts: &Sts, agent: &str, github: &GithubApi) -> String {
-    let id = agent_id(agent);
     let repositories: String = REPOSITORIES
         .iter()
         .map(|(dept, repo)| format!("        {dept}: [{repo}]\n"))
         .collect();
-    sidecar_head(sts, &id)
-        + &format!(
-            r#"outbound:
-  token_endpoint: {token}
-  client:
-    client_id: "{id}"
-    auth: {{method: client_secret_post, secret: {agent}-demo-secret}}
-  routes:
-    - name: github
+    let routes = format!(
+        r#"    - name: github
       host: "{HOST}"
       action: credential
       credential: github
       mode: inject
     - name: credentials
-      host: "credentials.actbridge.local"
+      host: "{VEND_HOST}"
       action: vend
       services: {{github: github}}
-credentials:
-  - name: github
+"#
+    );
+    let credentials = format!(
+        r#"  - name: github
     github_app:
       app_id: {APP_ID}
       installation_id: {INSTALLATION_ID}
@@ -40,14 +34,11 @@ credentials:
       owner: {OWNER}
       permissions: {{contents: read}}
       repositories:
-{repositories}policy:
-  dir: {policies}
-"#,
-            token = sts.service.token_endpoint(),
-            key = github.key_file.display(),
-            api = github.url(),
-            policies = policies_dir().display(),
-        )
+{repositories}"#,
+        key = github.key_file.display(),
+        api = github.url(),
+    );
+    credential_sidecar_config(sts, agent, &routes, &credentials)
 }
 
 struct GithubWorld {
@@ -183,17 +174,11 @@ async fn a_vended_github_token_is_restricted_to_the_grant() {
         .await;
     let r = w
         .world
-        .http
-        .post(format!(
-            "http://127.0.0.1:{}/credentials",
-            w.world.envoy.outbound_port
-        ))
-        .header("host", "credentials.actbridge.local")
-        .bearer_auth(&david)
-        .body(r#"{"target_service":"github","action":"read"}"#)
-        .send()
-        .await
-        .unwrap();
+        .vend(
+            Some(&david),
+            r#"{"target_service":"github","action":"read"}"#,
+        )
+        .await;
     assert_eq!(r.status(), 200);
     let v: serde_json::Value = r.json().await.unwrap();
     assert_eq!(v["repositories"], serde_json::json!(["engineering-docs"]));

@@ -6,56 +6,38 @@ use std::time::{Duration, Instant};
 
 use crate::support::actbridge::Actbridge;
 use crate::support::postgres::{ADMIN_USER, Postgres};
-use crate::support::world::{Sts, World, agent_id, policies_dir, sidecar_head};
+use crate::support::world::{Sts, VEND_HOST, World, agent_id, credential_sidecar_config};
 
 const PREFIX: &str = "actbridge_";
 
 fn pg_sidecar_config(sts: &Sts, port: u16, ttl: &str, reaper: &str) -> String {
-    let id = agent_id("summarizer-tech");
-    sidecar_head(sts, &id)
-        + &format!(
-            r#"outbound:
-  token_endpoint: {token}
-  client:
-    client_id: "{id}"
-    auth: {{method: client_secret_post, secret: summarizer-tech-demo-secret}}
-  routes:
-    - name: credentials
-      host: "credentials.actbridge.local"
-      action: vend
-      services: {{postgres: documents-db}}
-credentials:
-  - name: documents-db
+    let routes = format!(
+        "    - {{name: credentials, host: \"{VEND_HOST}\", action: vend, services: {{postgres: documents-db}}}}\n"
+    );
+    // `PGADMIN_PASSWORD` is set by the harness for every actbridge it starts.
+    let credentials = format!(
+        r#"  - name: documents-db
     postgres:
       host: 127.0.0.1
       port: {port}
       database: postgres
       admin_user: {ADMIN_USER}
-      admin_password_env: PGADMIN_PASSWORD   # set by the harness for every actbridge
+      admin_password_env: PGADMIN_PASSWORD
       roles: {{engineering: [engineering_reader], finance: [finance_reader], admin: [admin_reader], hr: [hr_reader]}}
       ttl: {ttl}
       reaper_interval: {reaper}
-policy:
-  dir: {policies}
-"#,
-            token = sts.service.token_endpoint(),
-            policies = policies_dir().display(),
-        )
+"#
+    );
+    credential_sidecar_config(sts, "summarizer-tech", &routes, &credentials)
 }
 
 async fn vend(world: &World, token: &str) -> reqwest::Response {
     world
-        .http
-        .post(format!(
-            "http://127.0.0.1:{}/credentials",
-            world.envoy.outbound_port
-        ))
-        .header("host", "credentials.actbridge.local")
-        .bearer_auth(token)
-        .body(r#"{"target_service":"postgres","action":"connect"}"#)
-        .send()
+        .vend(
+            Some(token),
+            r#"{"target_service":"postgres","action":"connect"}"#,
+        )
         .await
-        .unwrap()
 }
 
 async fn wait_for(what: &str, mut done: impl AsyncFnMut() -> bool) {

@@ -6,54 +6,23 @@ use std::path::Path;
 use std::process::Command;
 
 use crate::support::sshd::{Sshd, keygen};
-use crate::support::world::{Sts, World, agent_id, policies_dir, sidecar_head};
+use crate::support::world::{Sts, VEND_HOST, World, agent_id, credential_sidecar_config};
 
 fn ssh_sidecar_config(sts: &Sts, sshd: &Sshd) -> String {
-    let id = agent_id("summarizer-tech");
-    sidecar_head(sts, &id)
-        + &format!(
-            r#"outbound:
-  token_endpoint: {token}
-  client:
-    client_id: "{id}"
-    auth: {{method: client_secret_post, secret: summarizer-tech-demo-secret}}
-  routes:
-    - name: credentials
-      host: "credentials.actbridge.local"
-      action: vend
-      services: {{ssh: ssh, ssh-short: ssh-short}}
-credentials:
-  - name: ssh
-    ssh_cert:
-      ca_key_file: {ca}
-      principals: {{engineering: [engineering], finance: [finance], admin: [admin], hr: [hr]}}
-  - name: ssh-short
-    ssh_cert:
-      ca_key_file: {ca}
-      principals: {{engineering: [engineering], finance: [finance], admin: [admin], hr: [hr]}}
-      validity: 2s
-policy:
-  dir: {policies}
-"#,
-            token = sts.service.token_endpoint(),
-            ca = sshd.ca_key_file.display(),
-            policies = policies_dir().display(),
-        )
+    let routes = format!(
+        "    - {{name: credentials, host: \"{VEND_HOST}\", action: vend, services: {{ssh: ssh, ssh-short: ssh-short}}}}\n"
+    );
+    let principals = "{engineering: [engineering], finance: [finance], admin: [admin], hr: [hr]}";
+    let ca = sshd.ca_key_file.display();
+    let credentials = format!(
+        "  - {{name: ssh, ssh_cert: {{ca_key_file: {ca}, principals: {principals}}}}}\n\
+         \x20 - {{name: ssh-short, ssh_cert: {{ca_key_file: {ca}, principals: {principals}, validity: 2s}}}}\n"
+    );
+    credential_sidecar_config(sts, "summarizer-tech", &routes, &credentials)
 }
 
 async fn vend(world: &World, token: &str, body: serde_json::Value) -> reqwest::Response {
-    world
-        .http
-        .post(format!(
-            "http://127.0.0.1:{}/credentials",
-            world.envoy.outbound_port
-        ))
-        .header("host", "credentials.actbridge.local")
-        .bearer_auth(token)
-        .json(&body)
-        .send()
-        .await
-        .unwrap()
+    world.vend(Some(token), &body.to_string()).await
 }
 
 /// Vends a certificate for the key at `key` through `service`, writes it next to the key

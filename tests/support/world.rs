@@ -217,6 +217,36 @@ issuers:
     )
 }
 
+/// The host of the vending routes in the credential tests.
+pub const VEND_HOST: &str = "credentials.actbridge.local";
+
+/// The sidecar of the demo agent `agent` with credential backends: `routes` and
+/// `credentials` are YAML list items (indented for `outbound.routes` and `credentials`),
+/// and the demo world's policy judges every request.
+pub fn credential_sidecar_config(
+    sts: &Sts,
+    agent: &str,
+    routes: &str,
+    credentials: &str,
+) -> String {
+    let id = agent_id(agent);
+    sidecar_head(sts, &id)
+        + &format!(
+            r#"outbound:
+  token_endpoint: {token}
+  client:
+    client_id: "{id}"
+    auth: {{method: client_secret_post, secret: {agent}-demo-secret}}
+  routes:
+{routes}credentials:
+{credentials}policy:
+  dir: {policies}
+"#,
+            token = sts.service.token_endpoint(),
+            policies = policies_dir().display(),
+        )
+}
+
 /// summarizer-tech's sidecar config, with `sts` as issuer and token service.
 pub fn sidecar_config(sts: &Sts) -> String {
     sidecar_head(sts, AGENT)
@@ -327,6 +357,23 @@ impl World {
 }
 
 impl World {
+    /// The agent asks its sidecar for a credential: `POST /credentials` with `body`.
+    pub async fn vend(&self, token: Option<&str>, body: &str) -> reqwest::Response {
+        let mut req = self
+            .http
+            .post(format!(
+                "http://127.0.0.1:{}/credentials",
+                self.envoy.outbound_port
+            ))
+            .header("host", VEND_HOST)
+            .header("content-type", "application/json")
+            .body(body.to_string());
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        req.send().await.unwrap()
+    }
+
     /// The agent calls `host` with `token` as its bearer credential.
     pub async fn agent_call(&self, host: &str, path: &str, token: &str) -> reqwest::Response {
         self.outbound(host, path)
