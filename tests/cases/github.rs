@@ -69,11 +69,7 @@ impl GithubWorld {
 #[tokio::test]
 async fn installation_tokens_cover_exactly_the_grants_repositories() {
     let w = GithubWorld::start("summarizer-tech").await;
-    let alice = w
-        .world
-        .sts
-        .delegated("alice", "summarizer-tech", &agent_id("summarizer-tech"))
-        .await;
+    let alice = w.world.token_for("alice").await;
     for repo in ["engineering-docs", "finance-reports"] {
         let (status, body) = w.read(&alice, repo).await;
         assert_eq!(status, 200, "{repo}: {body}");
@@ -135,20 +131,12 @@ async fn installation_tokens_cover_exactly_the_grants_repositories() {
 #[tokio::test]
 async fn github_failures_and_empty_grants_fail_closed() {
     let w = GithubWorld::start("summarizer-tech").await;
-    let carol = w
-        .world
-        .sts
-        .delegated("carol", "summarizer-tech", &agent_id("summarizer-tech"))
-        .await;
+    let carol = w.world.token_for("carol").await;
     let (status, _) = w.read(&carol, "hr-handbook").await;
     assert_eq!(status, 403);
     assert!(w.github.token_requests().is_empty());
 
-    let bob = w
-        .world
-        .sts
-        .delegated("bob", "summarizer-tech", &agent_id("summarizer-tech"))
-        .await;
+    let bob = w.world.token_for("bob").await;
     w.github.force_status(Some(422));
     let (status, body) = w.read(&bob, "finance-reports").await;
     assert_eq!(status, 502, "{body}");

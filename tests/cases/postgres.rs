@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use crate::support::actbridge::Actbridge;
 use crate::support::postgres::{ADMIN_USER, Postgres};
-use crate::support::world::{Sts, VEND_HOST, World, agent_id, credential_sidecar_config};
+use crate::support::world::{Sts, VEND_HOST, World, credential_sidecar_config};
 
 const PREFIX: &str = "actbridge_";
 
@@ -57,10 +57,7 @@ async fn a_dynamic_role_reads_the_grants_views_then_expires_and_is_reaped() {
     let sts = Sts::start().await;
     let config = pg_sidecar_config(&sts, pg.port, "3s", "1s");
     let world = World::start_with(sts, &config).await;
-    let alice = world
-        .sts
-        .delegated("alice", "summarizer-tech", &agent_id("summarizer-tech"))
-        .await;
+    let alice = world.token_for("alice").await;
     let r = vend(&world, &alice).await;
     assert_eq!(r.status(), 200);
     let v: serde_json::Value = r.json().await.unwrap();
@@ -96,10 +93,7 @@ async fn a_dynamic_role_reads_the_grants_views_then_expires_and_is_reaped() {
     }
     drop(db);
 
-    let carol = world
-        .sts
-        .delegated("carol", "summarizer-tech", &agent_id("summarizer-tech"))
-        .await;
+    let carol = world.token_for("carol").await;
     assert_eq!(vend(&world, &carol).await.status(), 403);
     assert_eq!(
         pg.roles(PREFIX).await,
@@ -123,10 +117,7 @@ async fn the_reaper_drops_roles_left_by_an_earlier_run() {
     // The first run never reaps in time (1h), and its roles expire after 1s.
     let config = pg_sidecar_config(&sts, pg.port, "1s", "1h");
     let mut world = World::start_with(sts, &config).await;
-    let bob = world
-        .sts
-        .delegated("bob", "summarizer-tech", &agent_id("summarizer-tech"))
-        .await;
+    let bob = world.token_for("bob").await;
     assert_eq!(vend(&world, &bob).await.status(), 200);
     assert_eq!(pg.roles(PREFIX).await.len(), 1);
     // A role of someone else's with the prefix, expired, but without actbridge's comment.
@@ -148,10 +139,7 @@ async fn postgres_down_or_refusing_fails_closed() {
     let sts = Sts::start().await;
     let config = pg_sidecar_config(&sts, crate::support::net::free_port(), "1m", "1h");
     let world = World::start_with(sts, &config).await;
-    let alice = world
-        .sts
-        .delegated("alice", "summarizer-tech", &agent_id("summarizer-tech"))
-        .await;
+    let alice = world.token_for("alice").await;
     let r = vend(&world, &alice).await;
     assert_eq!(r.status(), 503);
     assert!(r.headers().contains_key("retry-after"));
@@ -161,10 +149,7 @@ async fn postgres_down_or_refusing_fails_closed() {
     let config = pg_sidecar_config(&sts, pg.port, "1m", "1h")
         .replace("finance: [finance_reader]", "finance: [no_such_role]");
     let world = World::start_with(sts, &config).await;
-    let alice = world
-        .sts
-        .delegated("alice", "summarizer-tech", &agent_id("summarizer-tech"))
-        .await;
+    let alice = world.token_for("alice").await;
     let r = vend(&world, &alice).await;
     assert_eq!(r.status(), 502);
     let body = r.text().await.unwrap();

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::Command;
 
 use crate::support::sshd::{Sshd, keygen};
-use crate::support::world::{Sts, VEND_HOST, World, agent_id, credential_sidecar_config};
+use crate::support::world::{Sts, VEND_HOST, World, credential_sidecar_config};
 
 fn ssh_sidecar_config(sts: &Sts, sshd: &Sshd) -> String {
     let routes = format!(
@@ -48,11 +48,9 @@ fn cert_path(key: &Path) -> std::path::PathBuf {
     ))
 }
 
-/// alice via summarizer-tech gets a certificate for engineering and finance: it logs in
-/// where the account accepts `finance`, is refused where it accepts only `hr`, and
-/// carries no forwarding extension. carol via summarizer-tech gets nothing.
-#[tokio::test]
-async fn an_ssh_certificate_carries_the_grants_principals_and_sshd_enforces_them() {
+/// A real sshd, summarizer-tech's sidecar vending its certificates, and an agent key
+/// pair (in the returned directory).
+async fn ssh_world() -> (Sshd, World, tempfile::TempDir, std::path::PathBuf) {
     let sshd = Sshd::start().await;
     let sts = Sts::start().await;
     let config = ssh_sidecar_config(&sts, &sshd);
@@ -60,10 +58,16 @@ async fn an_ssh_certificate_carries_the_grants_principals_and_sshd_enforces_them
     let dir = tempfile::tempdir().unwrap();
     let key = dir.path().join("agent");
     keygen(&key);
-    let alice = world
-        .sts
-        .delegated("alice", "summarizer-tech", &agent_id("summarizer-tech"))
-        .await;
+    (sshd, world, dir, key)
+}
+
+/// alice via summarizer-tech gets a certificate for engineering and finance: it logs in
+/// where the account accepts `finance`, is refused where it accepts only `hr`, and
+/// carries no forwarding extension. carol via summarizer-tech gets nothing.
+#[tokio::test]
+async fn an_ssh_certificate_carries_the_grants_principals_and_sshd_enforces_them() {
+    let (sshd, world, _dir, key) = ssh_world().await;
+    let alice = world.token_for("alice").await;
     let v = certify(&world, &alice, "ssh", &key).await;
     assert_eq!(
         v["principals"],
@@ -94,10 +98,7 @@ async fn an_ssh_certificate_carries_the_grants_principals_and_sshd_enforces_them
         assert!(!listing.contains(forwarding), "{listing}");
     }
 
-    let carol = world
-        .sts
-        .delegated("carol", "summarizer-tech", &agent_id("summarizer-tech"))
-        .await;
+    let carol = world.token_for("carol").await;
     let public = std::fs::read_to_string(key.with_extension("pub")).unwrap();
     let r = vend(
         &world,
@@ -122,17 +123,8 @@ async fn an_ssh_certificate_carries_the_grants_principals_and_sshd_enforces_them
 /// A certificate past its validity is refused by sshd.
 #[tokio::test]
 async fn an_expired_ssh_certificate_is_refused() {
-    let sshd = Sshd::start().await;
-    let sts = Sts::start().await;
-    let config = ssh_sidecar_config(&sts, &sshd);
-    let world = World::start_with(sts, &config).await;
-    let dir = tempfile::tempdir().unwrap();
-    let key = dir.path().join("agent");
-    keygen(&key);
-    let bob = world
-        .sts
-        .delegated("bob", "summarizer-tech", &agent_id("summarizer-tech"))
-        .await;
+    let (sshd, world, _dir, key) = ssh_world().await;
+    let bob = world.token_for("bob").await;
     certify(&world, &bob, "ssh-short", &key).await;
     sshd.set_principals(&["finance"]);
     let (ok, stderr) = sshd.login(&key, &cert_path(&key));

@@ -357,6 +357,13 @@ impl World {
 }
 
 impl World {
+    /// `user`'s token delegated to summarizer-tech (this world's default agent).
+    pub async fn token_for(&self, user: &str) -> String {
+        self.sts
+            .delegated(user, "summarizer-tech", &agent_id("summarizer-tech"))
+            .await
+    }
+
     /// The agent asks its sidecar for a credential: `POST /credentials` with `body`.
     pub async fn vend(&self, token: Option<&str>, body: &str) -> reqwest::Response {
         let mut req = self
