@@ -183,14 +183,14 @@ fn bench(c: &mut Criterion) {
         header_names: &names,
     };
     let scope = s3.scope(&req).unwrap();
-    rt.block_on(s3.apply(&who, &req, &scope))
+    rt.block_on(s3.apply(&who, &req, &scope, None))
         .expect("session from the stand-in STS");
     c.bench_function(
         "aws_sts: read, check and sign an S3 request (cached session)",
         |b| {
             b.iter(|| {
                 let scope = s3.scope(std::hint::black_box(&req)).unwrap();
-                block_on(s3.apply(&who, &req, &scope)).unwrap()
+                block_on(s3.apply(&who, &req, &scope, None)).unwrap()
             })
         },
     );
@@ -202,7 +202,7 @@ fn bench(c: &mut Criterion) {
                 n += 1;
                 let user = format!("user-{n}");
                 let who = Grantee { user: &user, ..who };
-                rt.block_on(s3.apply(&who, &req, &scope)).unwrap()
+                rt.block_on(s3.apply(&who, &req, &scope, None)).unwrap()
             })
         },
     );
@@ -222,12 +222,12 @@ fn bench(c: &mut Criterion) {
         header_names: &names,
     };
     let scope = gh.scope(&req).unwrap();
-    rt.block_on(gh.apply(&who, &req, &scope))
+    rt.block_on(gh.apply(&who, &req, &scope, None))
         .expect("token from the stand-in GitHub");
     c.bench_function("github_app: read, check and inject a token (cached)", |b| {
         b.iter(|| {
             let scope = gh.scope(std::hint::black_box(&req)).unwrap();
-            block_on(gh.apply(&who, &req, &scope)).unwrap()
+            block_on(gh.apply(&who, &req, &scope, None)).unwrap()
         })
     });
     let mut i = 1usize;
@@ -244,7 +244,7 @@ fn bench(c: &mut Criterion) {
                     ..who
                 };
                 let scope = gh.scope(&req).unwrap();
-                rt.block_on(gh.apply(&who, &req, &scope)).unwrap()
+                rt.block_on(gh.apply(&who, &req, &scope, None)).unwrap()
             })
         },
     );

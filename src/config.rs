@@ -5,6 +5,7 @@
 
 mod credentials;
 mod error;
+mod filter;
 mod github_app;
 mod policy;
 mod postgres;
@@ -14,8 +15,8 @@ mod types;
 mod validate;
 
 pub use credentials::{
-    AwsStsConfig, BackendConfig, CredentialConfig, GithubAppConfig, PostgresConfig, PrefixMapping,
-    SshCertConfig,
+    AwsStsConfig, BackendConfig, CredentialConfig, FilterConfig, FilterRule, GithubAppConfig,
+    PostgresConfig, PrefixMapping, SshCertConfig, ValueAt,
 };
 pub use error::ConfigError;
 pub(crate) use github_app::is_repo_name;

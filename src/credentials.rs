@@ -11,6 +11,7 @@
 
 mod aws_sts;
 mod error;
+mod filter;
 mod github_app;
 mod postgres;
 mod ssh_cert;
@@ -134,6 +135,8 @@ pub enum Backend {
     SshCert(ssh_cert::SshCert),
     /// Dynamic PostgreSQL roles (vending only).
     Postgres(postgres::Postgres),
+    /// A filtering proxy injecting a service token into allowed requests.
+    Filter(filter::Filter),
 }
 
 impl Backend {
@@ -144,6 +147,7 @@ impl Backend {
             Backend::GithubApp(_) => "github_app",
             Backend::SshCert(_) => "ssh_cert",
             Backend::Postgres(_) => "postgres",
+            Backend::Filter(_) => "filter",
         }
     }
 
@@ -152,7 +156,16 @@ impl Backend {
         match self {
             Backend::AwsSts(b) => b.scope(req),
             Backend::GithubApp(b) => b.scope(req),
+            Backend::Filter(b) => b.scope(req),
             Backend::SshCert(_) | Backend::Postgres(_) => Err(not_applied()),
+        }
+    }
+
+    /// When equipping `req` needs its body: the largest body accepted.
+    pub fn body_limit(&self, req: &HttpRequest<'_>) -> Option<usize> {
+        match self {
+            Backend::Filter(b) => b.body_limit(req),
+            _ => None,
         }
     }
 
@@ -168,20 +181,27 @@ impl Backend {
             Backend::GithubApp(b) => b.vend_scope(ask.action),
             Backend::SshCert(b) => b.vend_scope(ask),
             Backend::Postgres(b) => b.vend_scope(ask.action),
+            Backend::Filter(_) => Err(CredentialError::BadVendRequest(
+                "this service's token is never handed out".into(),
+            )),
         }
     }
 
     /// The header changes that make `req` carry `who`'s credential (AWS: a SigV4
-    /// signature; GitHub: a bearer installation token).
+    /// signature; GitHub: a bearer installation token; filter: the service token, if a
+    /// rule allows the request). `body` is the request body when
+    /// [`Backend::body_limit`] asked for it.
     pub async fn apply(
         &self,
         who: &Grantee<'_>,
         req: &HttpRequest<'_>,
         scope: &Scope,
+        body: Option<&[u8]>,
     ) -> Result<HeaderChanges, CredentialError> {
         match self {
             Backend::AwsSts(b) => b.sign(who, req, scope).await,
             Backend::GithubApp(b) => b.inject(who, scope).await,
+            Backend::Filter(b) => b.apply(who, req, scope, body),
             Backend::SshCert(_) | Backend::Postgres(_) => Err(not_applied()),
         }
     }
@@ -197,6 +217,7 @@ impl Backend {
             Backend::GithubApp(b) => b.vend(who).await,
             Backend::SshCert(b) => b.vend(who, ask).await,
             Backend::Postgres(b) => b.vend(who).await,
+            Backend::Filter(_) => Err(not_applied()),
         }
     }
 
@@ -232,6 +253,7 @@ impl Credentials {
                 BackendConfig::GithubApp(g) => Backend::GithubApp(github_app::GithubApp::new(g)),
                 BackendConfig::SshCert(c) => Backend::SshCert(ssh_cert::SshCert::new(c)),
                 BackendConfig::Postgres(c) => Backend::Postgres(postgres::Postgres::new(c)),
+                BackendConfig::Filter(c) => Backend::Filter(filter::Filter::new(c)),
             };
             backends.insert(c.name.clone(), Arc::new(backend));
         }

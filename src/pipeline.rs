@@ -112,7 +112,7 @@ impl Pipeline {
             Ok(allowed) => {
                 let step = match &allowed.then {
                     Then::Forward(_) => "allowed",
-                    Then::ReadBody(_) => "reading body",
+                    Then::ReadBody { .. } => "reading body",
                     Then::Respond(_) => "answered",
                 };
                 tracing::debug!(
@@ -127,8 +127,11 @@ impl Pipeline {
                 );
                 match allowed.then {
                     Then::Forward(m) => Decision::Continue(m),
-                    Then::ReadBody(mutations) => Decision::ReadBody {
-                        max_bytes: vend::MAX_BODY_BYTES,
+                    Then::ReadBody {
+                        mutations,
+                        max_bytes,
+                    } => Decision::ReadBody {
+                        max_bytes,
                         mutations,
                     },
                     Then::Respond(reply) => Decision::Respond(reply),
@@ -178,8 +181,13 @@ pub(crate) struct Allowed {
 pub(crate) enum Then {
     /// Forwarded with these mutations.
     Forward(Mutations),
-    /// Decided on its body, these mutations applying meanwhile.
-    ReadBody(Mutations),
+    /// Decided on its body (at most `max_bytes`), these mutations applying meanwhile.
+    ReadBody {
+        /// Applied while the body is read.
+        mutations: Mutations,
+        /// Largest body accepted.
+        max_bytes: usize,
+    },
     /// Answered here.
     Respond(Reply),
 }

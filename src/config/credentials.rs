@@ -41,6 +41,49 @@ pub struct RawCredential {
     /// roles the grant maps to, expiring on its own.
     #[serde(default)]
     pub postgres: Option<RawPostgres>,
+    /// An API with no scoped credentials (a chat API, say): actbridge injects the one
+    /// service token it holds and lets through only requests that a rule allows for the
+    /// grant.
+    #[serde(default)]
+    pub filter: Option<RawFilter>,
+}
+
+/// `credentials[].filter`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawFilter {
+    /// A file holding the service token. Exactly one of this and `token_env`.
+    #[serde(default)]
+    pub token_file: Option<String>,
+    /// An environment variable holding the service token.
+    #[serde(default)]
+    pub token_env: Option<String>,
+    /// The rules; a request no rule allows is refused (403, naming the rule or its
+    /// absence). Required, non-empty.
+    pub rules: Vec<RawFilterRule>,
+    /// Largest request body read (JSON). Default `65536`.
+    #[serde(default)]
+    pub max_body_bytes: Option<usize>,
+}
+
+/// `credentials[].filter.rules[]`: one allowed request shape.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawFilterRule {
+    /// The HTTP method, e.g. `POST`. Required.
+    pub method: String,
+    /// The exact path (query string excluded), e.g. `/api/chat.postMessage`. Required.
+    pub path: String,
+    /// The top-level JSON body field whose value must be allowed (e.g. `channel`).
+    /// Exactly one of this and `query`.
+    #[serde(default)]
+    pub body_field: Option<String>,
+    /// The query parameter whose value must be allowed. Exactly one of this and
+    /// `body_field`.
+    #[serde(default)]
+    pub query: Option<String>,
+    /// The values each grant entry allows, e.g. `{finance: [finance-general]}`. Required.
+    pub allow: BTreeMap<String, Vec<String>>,
 }
 
 /// `credentials[].postgres`.
@@ -212,6 +255,41 @@ pub enum BackendConfig {
     SshCert(Box<SshCertConfig>),
     /// Dynamic PostgreSQL roles.
     Postgres(PostgresConfig),
+    /// A filtering proxy with a service token.
+    Filter(FilterConfig),
+}
+
+/// The validated `filter` settings.
+#[derive(Debug, Clone)]
+pub struct FilterConfig {
+    /// The service token injected.
+    pub token: super::Secret,
+    /// The rules.
+    pub rules: Vec<FilterRule>,
+    /// Largest body read.
+    pub max_body_bytes: usize,
+}
+
+/// One filter rule.
+#[derive(Debug, Clone)]
+pub struct FilterRule {
+    /// Method.
+    pub method: String,
+    /// Exact path.
+    pub path: String,
+    /// Where the checked value is.
+    pub value_at: ValueAt,
+    /// Grant entry → allowed values.
+    pub allow: BTreeMap<String, Vec<String>>,
+}
+
+/// Where a filter rule finds the value it checks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ValueAt {
+    /// A top-level JSON body field.
+    BodyField(String),
+    /// A query parameter.
+    Query(String),
 }
 
 /// The validated `postgres` settings.
@@ -334,12 +412,13 @@ pub(super) fn validate_credentials(
             c.github_app.is_some(),
             c.ssh_cert.is_some(),
             c.postgres.is_some(),
+            c.filter.is_some(),
         ];
         let backend = match (&c.aws_sts, &c.github_app, &c.ssh_cert, &c.postgres) {
             _ if set.iter().filter(|b| **b).count() != 1 => {
                 return Err(ConfigError::invalid(
                     key,
-                    "exactly one backend is required: `aws_sts`, `github_app`, `ssh_cert` or `postgres`",
+                    "exactly one backend is required: `aws_sts`, `github_app`, `ssh_cert`, `postgres` or `filter`",
                 ));
             }
             (Some(a), ..) => BackendConfig::AwsSts(validate_aws_sts(&format!("{key}.aws_sts"), a)?),
@@ -356,9 +435,14 @@ pub(super) fn validate_credentials(
                 p,
                 env,
             )?),
-            (None, None, None, None) => {
-                return Err(ConfigError::invalid(key, "no backend is set"));
-            }
+            (None, None, None, None) => match &c.filter {
+                Some(f) => BackendConfig::Filter(super::filter::validate(
+                    &format!("{key}.filter"),
+                    f,
+                    env,
+                )?),
+                None => return Err(ConfigError::invalid(key, "no backend is set")),
+            },
         };
         out.push(CredentialConfig {
             name: c.name.clone(),

@@ -292,6 +292,9 @@ pub enum CredentialMode {
     Sign,
     /// Put the backend's token in `authorization` (a GitHub installation token).
     Inject,
+    /// Let through only what the backend's rules allow for the grant, with its service
+    /// token.
+    Filter,
 }
 
 /// What an exchange asks for.

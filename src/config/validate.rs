@@ -619,10 +619,11 @@ fn validate_route(
             let mode = match r.mode.as_deref() {
                 Some("sign") => CredentialMode::Sign,
                 Some("inject") => CredentialMode::Inject,
+                Some("filter") => CredentialMode::Filter,
                 Some(other) => {
                     return Err(ConfigError::invalid(
                         format!("{key}.mode"),
-                        format_args!("`{other}`: expected `sign` or `inject`"),
+                        format_args!("`{other}`: expected `sign`, `inject` or `filter`"),
                     ));
                 }
                 None => {
@@ -637,11 +638,12 @@ fn validate_route(
                 (mode, backend.map(|c| &c.backend)),
                 (CredentialMode::Sign, Some(BackendConfig::AwsSts(_)))
                     | (CredentialMode::Inject, Some(BackendConfig::GithubApp(_)))
+                    | (CredentialMode::Filter, Some(BackendConfig::Filter(_)))
             );
             if !fits {
                 return Err(ConfigError::invalid(
                     format!("{key}.mode"),
-                    "`aws_sts` credentials are applied with `mode: sign`, `github_app` ones with `mode: inject`; `ssh_cert` and `postgres` ones are only vended",
+                    "`aws_sts` credentials are applied with `mode: sign`, `github_app` ones with `mode: inject`, `filter` ones with `mode: filter`; `ssh_cert` and `postgres` ones are only vended",
                 ));
             }
             RouteAction::Credential {

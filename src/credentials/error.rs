@@ -37,6 +37,10 @@ pub enum CredentialError {
     /// The backend's answer could not be used.
     #[error("credential backend answered unexpectedly: {0}")]
     InvalidResponse(String),
+    /// A filtering backend's rules do not allow the request; the message names the rule
+    /// (or its absence) and is shown to the caller (no secret is in it).
+    #[error("refused by the filter: {0}")]
+    RuleRefused(String),
     /// A vending request asked for something this backend does not vend.
     #[error("cannot vend: {0}")]
     BadVendRequest(String),

@@ -55,8 +55,7 @@ pub(super) fn continue_phase(phase: Phase) -> ProcessingResponse {
     }
 }
 
-/// The answer to the request-headers phase (or, after [`Decision::ReadBody`], to the
-/// request-body phase, which is always answered directly).
+/// The answer to the request-headers phase.
 pub(super) fn decision(d: &Decision) -> ProcessingResponse {
     match d {
         Decision::Continue(m) => ProcessingResponse {
@@ -83,6 +82,26 @@ pub(super) fn decision(d: &Decision) -> ProcessingResponse {
         },
         Decision::Respond(reply) => reply_immediately(reply),
         Decision::Deny(denial) => immediate(denial),
+    }
+}
+
+/// The answer to the request-body phase of a request decided on its body: CONTINUE
+/// (with the header mutations, which Envoy still applies: the headers were held) or a
+/// direct answer.
+pub(super) fn body_decision(d: &Decision) -> ProcessingResponse {
+    match d {
+        Decision::Continue(m) => ProcessingResponse {
+            response: Some(Response::RequestBody(BodyResponse {
+                response: common(headers::mutation(m)),
+            })),
+            ..Default::default()
+        },
+        Decision::Respond(reply) => reply_immediately(reply),
+        Decision::Deny(denial) => immediate(denial),
+        // A body cannot ask for the body again: fail closed.
+        Decision::ReadBody { .. } => {
+            immediate(&crate::pipeline::Refusal::BodyUnexpected.denial(None))
+        }
     }
 }
 

@@ -72,7 +72,7 @@ impl ExternalProcessor for ExtProcService {
                         state.decided(facts, &decision);
                         Ok(out)
                     }
-                    Step::DecideBody(facts, body) => Ok(response::decision(
+                    Step::DecideBody(facts, body) => Ok(response::body_decision(
                         &pipeline.decide_body(&facts, body.as_deref()).await,
                     )),
                     Step::Fail(status) => {

@@ -31,7 +31,7 @@ pub(super) enum Step {
     /// [`response::decision`].
     Decide(Box<RequestFacts>),
     /// Ask the pipeline about this request and its body (`None`: over the limit), then
-    /// send [`response::decision`].
+    /// send [`response::body_decision`].
     DecideBody(Box<RequestFacts>, Option<Vec<u8>>),
     /// End the stream with this gRPC error (Envoy then fails the request closed).
     Fail(tonic::Status),

@@ -3,10 +3,13 @@
 //! that for the chain the destination serves, and only then is the backend called.
 
 use super::judge::{Granted, Target, judge};
+use http::header::{AUTHORIZATION, PROXY_AUTHORIZATION};
+
 use super::outbound::{Accepted, OutboundStage};
 use super::{Allowed, Mutations, Refusal, RequestFacts, Then};
+use crate::config::TokenRules;
 use crate::credentials::{Backend, Grantee, HttpRequest, Scope};
-use crate::jwt::VerifiedToken;
+use crate::jwt::{VerifiedToken, Verifier};
 use crate::policy::PolicyEngine;
 
 /// A request judged for a credential backend.
@@ -40,23 +43,55 @@ impl Judged {
     }
 }
 
-/// Signs (or otherwise equips) the request with `credential`'s credential.
-pub(super) async fn sign(
+/// The headers phase of a `credential` route: when the backend needs the body for this
+/// request, ask for it (the agent's credential stripped meanwhile) and decide on it in
+/// [`equip`]; otherwise verify and equip now.
+pub(super) async fn on_headers(
+    stage: &OutboundStage,
+    verifier: &Verifier,
+    policy: Option<&PolicyEngine>,
+    req: &RequestFacts,
+    route: &str,
+    (credential, rules): (&str, TokenRules),
+) -> Result<Allowed, Refusal> {
+    let backend = backend(stage, credential)?;
+    let names: Vec<&str> = req.header_names().collect();
+    let http = http_request(req, &names);
+    if let Some(max_bytes) = backend.body_limit(&http).filter(|_| !req.end_of_stream) {
+        // A request no rule covers is refused without reading its body.
+        backend.scope(&http)?;
+        return Ok(Allowed {
+            then: Then::ReadBody {
+                mutations: Mutations {
+                    set: Vec::new(),
+                    remove: vec![AUTHORIZATION, PROXY_AUTHORIZATION],
+                },
+                max_bytes,
+            },
+            route: route.to_string(),
+            subject: None,
+            fingerprint: None,
+            grant: None,
+        });
+    }
+    let accepted = stage.accept(verifier, req, route, rules).await?;
+    equip(stage, policy, req, route, backend, accepted, None).await
+}
+
+/// Equips the request with the backend's credential: what it touches is read, the
+/// policy judges it, and the backend applies its credential (`body`: the request body,
+/// when the backend asked for it).
+pub(super) async fn equip(
     stage: &OutboundStage,
     policy: Option<&PolicyEngine>,
     req: &RequestFacts,
     route: &str,
-    credential: &str,
+    backend: &Backend,
     accepted: Accepted<'_>,
+    body: Option<&[u8]>,
 ) -> Result<Allowed, Refusal> {
-    let backend = backend(stage, credential)?;
     let names: Vec<&str> = req.header_names().collect();
-    let http = HttpRequest {
-        method: &req.method,
-        authority: &req.authority,
-        path: &req.path,
-        header_names: &names,
-    };
+    let http = http_request(req, &names);
     let scope = backend.scope(&http)?;
     let judged = judge_for(
         stage,
@@ -68,12 +103,23 @@ pub(super) async fn sign(
         &accepted.verified,
     )
     .await?;
-    let changes = backend.apply(&judged.grantee(), &http, &scope).await?;
+    let changes = backend
+        .apply(&judged.grantee(), &http, &scope, body)
+        .await?;
     let then = Then::Forward(Mutations {
         set: changes.set,
         remove: changes.remove,
     });
     Ok(judged.allowed(then, route, &accepted.verified))
+}
+
+fn http_request<'a>(req: &'a RequestFacts, names: &'a [&'a str]) -> HttpRequest<'a> {
+    HttpRequest {
+        method: &req.method,
+        authority: &req.authority,
+        path: &req.path,
+        header_names: names,
+    }
 }
 
 /// The backend named `name` (config validation guarantees it exists).

@@ -86,14 +86,15 @@ impl OutboundStage {
             RouteAction::Credential {
                 credential, rules, ..
             } => {
-                let accepted = self.accept(verifier, req, name, *rules).await?;
-                credential::sign(self, policy, req, name, credential, accepted).await
+                credential::on_headers(self, verifier, policy, req, name, (credential, *rules))
+                    .await
             }
             RouteAction::Vend { .. } => vend::on_headers(req, name),
         }
     }
 
-    /// The body phase: only a `vend` route asks for a body.
+    /// The body phase: a `vend` route, or a `credential` route whose backend asked for
+    /// the body. `body` is `None` when it was over the limit.
     pub async fn decide_body(
         &self,
         verifier: &Verifier,
@@ -102,12 +103,22 @@ impl OutboundStage {
         body: Option<&[u8]>,
     ) -> Result<Allowed, Refusal> {
         let (name, action) = self.route(&req.authority);
-        let RouteAction::Vend { services, rules } = action else {
-            return Err(Refusal::BodyUnexpected);
-        };
-        let ask = vend::parse_body(body)?;
-        let accepted = self.accept(verifier, req, name, *rules).await?;
-        vend::answer(self, policy, req, name, services, &ask, accepted).await
+        match action {
+            RouteAction::Vend { services, rules } => {
+                let ask = vend::parse_body(body)?;
+                let accepted = self.accept(verifier, req, name, *rules).await?;
+                vend::answer(self, policy, req, name, services, &ask, accepted).await
+            }
+            RouteAction::Credential {
+                credential, rules, ..
+            } => {
+                let body = body.ok_or(Refusal::BodyTooLarge)?;
+                let backend = credential::backend(self, credential)?;
+                let accepted = self.accept(verifier, req, name, *rules).await?;
+                credential::equip(self, policy, req, name, backend, accepted, Some(body)).await
+            }
+            _ => Err(Refusal::BodyUnexpected),
+        }
     }
 
     fn passthrough(

@@ -311,6 +311,10 @@ fn credential_denial(e: &CredentialError, retry_after: Option<u64>) -> Denial {
             retry_after: None,
             www_authenticate: None,
         },
+        CredentialError::RuleRefused(rule) => Denial {
+            description: Cow::Owned(rule.clone()),
+            ..forbidden("filter_refused", "")
+        },
         CredentialError::BadVendRequest(what) => Denial {
             description: Cow::Owned(what.clone()),
             ..bad_request("vend_body_invalid", "")

@@ -19,7 +19,7 @@ use crate::policy::PolicyEngine;
 /// The only path a vending route answers.
 pub(super) const PATH: &str = "/credentials";
 /// Largest vending request body.
-pub(crate) const MAX_BODY_BYTES: usize = 4096;
+const MAX_BODY_BYTES: usize = 4096;
 
 /// A vending request.
 #[derive(Debug, Deserialize)]
@@ -46,10 +46,13 @@ pub(super) fn on_headers(req: &RequestFacts, route: &str) -> Result<Allowed, Ref
         return Err(Refusal::VendBody("a JSON body is required"));
     }
     Ok(Allowed {
-        then: Then::ReadBody(Mutations {
-            set: Vec::new(),
-            remove: vec![AUTHORIZATION, PROXY_AUTHORIZATION],
-        }),
+        then: Then::ReadBody {
+            mutations: Mutations {
+                set: Vec::new(),
+                remove: vec![AUTHORIZATION, PROXY_AUTHORIZATION],
+            },
+            max_bytes: MAX_BODY_BYTES,
+        },
         route: route.to_string(),
         subject: None,
         fingerprint: None,

@@ -6,6 +6,7 @@ mod custody;
 mod demo;
 mod envoy_config;
 mod extproc_transport;
+mod filter;
 mod github;
 mod inbound;
 mod ministack;

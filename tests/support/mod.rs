@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod actbridge;
+pub mod chat;
 pub mod echo;
 pub mod envoy;
 pub mod github;
