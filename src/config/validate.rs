@@ -661,7 +661,17 @@ fn validate_route(
                 ));
             }
             for (service, name) in &services {
-                known(&format!("{key}.services.{service}"), name)?;
+                let k = format!("{key}.services.{service}");
+                known(&k, name)?;
+                let filter = credentials
+                    .iter()
+                    .any(|c| &c.name == name && matches!(c.backend, BackendConfig::Filter(_)));
+                if filter {
+                    return Err(ConfigError::invalid(
+                        k,
+                        "a `filter` credential's service token is never vended",
+                    ));
+                }
             }
             RouteAction::Vend { services, rules }
         }

@@ -325,3 +325,57 @@ fn a_postgres_credential_reads_its_password_from_the_environment_and_names_bad_k
         Some("credentials[0].postgres.admin_password_env")
     );
 }
+
+#[test]
+fn a_filter_credential_needs_rules_and_names_bad_keys() {
+    let entry = |rules: &str| {
+        format!("  - name: chat\n    filter: {{token_env: CLIENT_SECRET, rules: [{rules}]}}\n")
+    };
+    let good = "{method: POST, path: /api/chat.postMessage, body_field: channel, allow: {finance: [finance-general]}}";
+    let route = "    - {host: 'chat*', action: credential, credential: chat, mode: filter}\n";
+    let c = Config::from_yaml(&with_s3(&entry(good), route), &env()).unwrap();
+    let BackendConfig::Filter(f) = &c.credentials[0].backend else {
+        panic!("filter expected")
+    };
+    assert_eq!(f.rules[0].value_at, ValueAt::BodyField("channel".into()));
+    assert_eq!(f.max_body_bytes, 65536);
+    for (rule, key) in [
+        (
+            good.replace("POST", "post"),
+            "credentials[0].filter.rules[0].method",
+        ),
+        (
+            good.replace("/api/chat.postMessage", "api?x"),
+            "credentials[0].filter.rules[0].path",
+        ),
+        (
+            good.replace("body_field: channel", "body_field: channel, query: c"),
+            "credentials[0].filter.rules[0]",
+        ),
+        (
+            good.replace("{finance: [finance-general]}", "{}"),
+            "credentials[0].filter.rules[0].allow",
+        ),
+    ] {
+        assert_eq!(
+            err(&with_s3(&entry(&rule), route)).key(),
+            Some(key),
+            "{rule}"
+        );
+    }
+    assert_eq!(
+        err(&with_s3(&entry(""), route)).key(),
+        Some("credentials[0].filter.rules")
+    );
+    let vend = "    - {host: 'c', action: vend, services: {chat: chat}}\n";
+    // A filter's token is never vended, and never applied in another mode.
+    assert_eq!(
+        err(&with_s3(&entry(good), vend)).key(),
+        Some("outbound.routes[0].services.chat")
+    );
+    let sign = route.replace("filter}", "sign}");
+    assert_eq!(
+        err(&with_s3(&entry(good), &sign)).key(),
+        Some("outbound.routes[0].mode")
+    );
+}
