@@ -4,6 +4,10 @@
 //! exists — and a mint (a cache miss: one STS `AssumeRole` or one GitHub token request
 //! over loopback, App JWT signing included).
 //!
+//! PostgreSQL's cases run against a real PostgreSQL 15 started here with the tests'
+//! harness (`tests/support/postgres.rs`); they are skipped, with a message, where it is
+//! not installed.
+//!
 //! `make bench-credentials` (or `cargo bench --bench credentials`). The base AWS
 //! credential the SDK's chain reads is set to a dummy here; the stand-ins ignore it.
 
@@ -12,8 +16,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actbridge::config::{
-    AwsStsConfig, BackendConfig, CredentialConfig, GithubAppConfig, PrefixMapping, SigningKey,
-    SshCertConfig,
+    AwsStsConfig, BackendConfig, CredentialConfig, GithubAppConfig, PostgresConfig, PrefixMapping,
+    Secret, SigningKey, SshCertConfig,
 };
 use actbridge::credentials::{Backend, Credentials, Grantee, HttpRequest, VendAsk};
 use criterion::{Criterion, criterion_group, criterion_main};
@@ -146,6 +150,38 @@ fn ssh(rt: &tokio::runtime::Runtime) -> Arc<Backend> {
     };
     rt.block_on(Credentials::load(&[config]))
         .get("ssh")
+        .unwrap()
+        .clone()
+}
+
+/// The tests' PostgreSQL harness, shared rather than copied.
+#[path = "../tests/support"]
+#[allow(dead_code)]
+mod support {
+    pub mod net;
+    pub mod postgres;
+}
+
+fn postgres(rt: &tokio::runtime::Runtime, port: u16) -> Arc<Backend> {
+    use support::postgres::{ADMIN_PASSWORD, ADMIN_USER};
+    let config = CredentialConfig {
+        name: "db".into(),
+        backend: BackendConfig::Postgres(PostgresConfig {
+            host: "127.0.0.1".into(),
+            port,
+            database: "postgres".into(),
+            admin_user: ADMIN_USER.into(),
+            admin_password: Secret::new(ADMIN_PASSWORD),
+            roles: BTreeMap::from([("finance".into(), vec!["finance_reader".into()])]),
+            ttl: Duration::from_secs(900),
+            connection_limit: 2,
+            role_prefix: "actbridge_".into(),
+            reaper_interval: Duration::from_secs(3600),
+            timeout: Duration::from_secs(5),
+        }),
+    };
+    rt.block_on(Credentials::load(&[config]))
+        .get("db")
         .unwrap()
         .clone()
 }
@@ -289,6 +325,40 @@ fn bench(c: &mut Criterion) {
             block_on(cert.vend(&who, &ask)).unwrap()
         })
     });
+
+    if !std::path::Path::new("/usr/lib/postgresql/15/bin/initdb").exists() {
+        eprintln!("postgres cases skipped: PostgreSQL 15 is not installed");
+        return;
+    }
+    let server = rt.block_on(support::postgres::Postgres::start());
+    let db = postgres(&rt, server.port);
+    let ask = VendAsk {
+        action: "connect",
+        public_key: None,
+    };
+    let who = Grantee {
+        user: "alice",
+        chain: &chain,
+        grant: &finance,
+        exclude: &[],
+    };
+    rt.block_on(db.vend(&who, &ask))
+        .expect("a role from PostgreSQL");
+    c.bench_function("postgres: vend a role (cached)", |b| {
+        b.iter(|| block_on(db.vend(&who, std::hint::black_box(&ask))).unwrap())
+    });
+    let mut n = 0u64;
+    c.bench_function(
+        "postgres: mint a role (connect + CREATE ROLE over loopback)",
+        |b| {
+            b.iter(|| {
+                n += 1;
+                let user = format!("user-{n}");
+                let who = Grantee { user: &user, ..who };
+                rt.block_on(db.vend(&who, &ask)).unwrap()
+            })
+        },
+    );
 }
 
 criterion_group! {
