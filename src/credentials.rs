@@ -101,6 +101,16 @@ pub(crate) fn user_via_agent(user: &str, chain: &[String]) -> String {
     }
 }
 
+/// The action a method performs, as the policy is told (`read`, `delete`, `write`; the
+/// same reading as the policy input's for other routes).
+pub(crate) fn action_of(method: &str) -> &'static str {
+    match method {
+        "GET" | "HEAD" | "OPTIONS" => "read",
+        "DELETE" => "delete",
+        _ => "write",
+    }
+}
+
 /// What `grant` maps to through a backend's configured `map` (grant entry → names):
 /// sorted, deduplicated, and never empty (a grant that maps to nothing is refused
 /// before the backend is called).

@@ -41,11 +41,7 @@ impl Filter {
                 printable(path)
             )));
         };
-        let action = match req.method {
-            "GET" | "HEAD" => "read",
-            "DELETE" => "delete",
-            _ => "write",
-        };
+        let action = super::action_of(req.method);
         let path = req.path.split(['?', '#']).next().unwrap_or("");
         Ok(Scope {
             action,

@@ -86,11 +86,7 @@ impl GithubApp {
                 "dot or encoded segments in a repository path".into(),
             ));
         }
-        let action = match req.method {
-            "GET" | "HEAD" => "read",
-            "DELETE" => "delete",
-            _ => "write",
-        };
+        let action = super::action_of(req.method);
         Ok(Scope {
             action,
             resource: std::iter::once(repo.to_string())
