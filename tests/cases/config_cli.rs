@@ -33,6 +33,32 @@ fn the_shipped_demo_config_is_valid() {
     );
 }
 
+/// The image's default config, laid out as in the image (`/etc/actbridge/` with
+/// `policies/` beside it), is valid; only the client-secret mount is a temporary file.
+#[test]
+fn the_images_default_config_is_valid() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let etc = tempfile::tempdir().unwrap();
+    let secret = etc.path().join("client-secret");
+    std::fs::write(&secret, "x\n").unwrap();
+    std::os::unix::fs::symlink(root.join("policies"), etc.path().join("policies")).unwrap();
+    let text = std::fs::read_to_string(root.join("deploy/actbridge.yaml")).unwrap();
+    let mount = "/run/secrets/actbridge/client-secret";
+    assert!(text.contains(mount));
+    let config = etc.path().join("actbridge.yaml");
+    std::fs::write(&config, text.replace(mount, secret.to_str().unwrap())).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_actbridge"))
+        .arg("check-config")
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 #[test]
 fn invalid_configs_are_refused_naming_the_key() {
     let base = "listen: {ext_proc: 'tcp://127.0.0.1:9001'}\nissuers: [{issuer: 'http://127.0.0.1:1/realms/demo', audiences: [a]}]\n";
