@@ -1,0 +1,369 @@
+//! Validation of the `outbound` section: the token service, actbridge's own client and
+//! its authentication, and the route table (each route's action and the keys it reads).
+
+use std::time::Duration;
+
+use url::Url;
+
+use super::credentials::{BackendConfig, CredentialConfig};
+use super::raw::{RawClient, RawClientAuth, RawOutbound, RawRoute};
+use super::types::{
+    ACCESS_TOKEN_TYPE, ClientAuthConfig, ClientConfig, CredentialMode, ExchangeTarget,
+    OutboundConfig, RouteAction, RouteConfig, Secret, SigningKey, TokenRules, signing_key_from_pem,
+};
+use super::validate::{asymmetric_algorithm, external_secret, http_url};
+use super::{ConfigError, Env};
+
+pub(super) fn validate_outbound(
+    o: &RawOutbound,
+    env: &dyn Env,
+    credentials: &[CredentialConfig],
+) -> Result<OutboundConfig, ConfigError> {
+    let token_endpoint = http_url("outbound.token_endpoint", &o.token_endpoint)?;
+    let client = validate_client(&o.client, &token_endpoint, env)?;
+    let subject_audiences = o
+        .subject_audiences
+        .clone()
+        .unwrap_or_else(|| vec![client.client_id.clone()]);
+    if subject_audiences.is_empty() {
+        return Err(ConfigError::invalid(
+            "outbound.subject_audiences",
+            "must not be empty",
+        ));
+    }
+    let default_action = match o.default_action.as_deref() {
+        None | Some("deny") => RouteAction::Deny,
+        Some("passthrough") => RouteAction::Passthrough {
+            forward_authorization: false,
+        },
+        Some(other) => {
+            return Err(ConfigError::invalid(
+                "outbound.default_action",
+                format_args!("`{other}`: expected `deny` or `passthrough`"),
+            ));
+        }
+    };
+    let routes = o
+        .routes
+        .iter()
+        .enumerate()
+        .map(|(i, r)| validate_route(&format!("outbound.routes[{i}]"), r, credentials))
+        .collect::<Result<Vec<_>, _>>()?;
+    let token_timeout = o.token_timeout.unwrap_or(Duration::from_secs(2));
+    if token_timeout.is_zero() {
+        return Err(ConfigError::invalid(
+            "outbound.token_timeout",
+            "must be greater than zero",
+        ));
+    }
+    let max_entries = o.cache.max_entries.unwrap_or(10_000);
+    if max_entries == 0 {
+        return Err(ConfigError::invalid(
+            "outbound.cache.max_entries",
+            "must be at least 1",
+        ));
+    }
+    Ok(OutboundConfig {
+        token_endpoint,
+        client,
+        send_actor_token: o.send_actor_token.unwrap_or(true),
+        subject_audiences,
+        token_timeout,
+        retry_after: o.retry_after.unwrap_or(Duration::from_secs(5)),
+        cache_max_entries: max_entries,
+        cache_expiry_skew: o.cache.expiry_skew.unwrap_or(Duration::from_secs(30)),
+        default_action,
+        routes,
+    })
+}
+
+fn validate_client(
+    c: &RawClient,
+    token_endpoint: &Url,
+    env: &dyn Env,
+) -> Result<ClientConfig, ConfigError> {
+    if c.client_id.is_empty() {
+        return Err(ConfigError::invalid(
+            "outbound.client.client_id",
+            "must not be empty",
+        ));
+    }
+    let auth = client_auth(&c.auth, token_endpoint, env)?;
+    Ok(ClientConfig {
+        client_id: c.client_id.clone(),
+        auth,
+    })
+}
+
+fn client_auth(
+    a: &RawClientAuth,
+    token_endpoint: &Url,
+    env: &dyn Env,
+) -> Result<ClientAuthConfig, ConfigError> {
+    const KEY: &str = "outbound.client.auth";
+    let secret_fields = [
+        a.secret.is_some(),
+        a.secret_file.is_some(),
+        a.secret_env.is_some(),
+    ];
+    let secret_count = secret_fields.iter().filter(|b| **b).count();
+    let key_fields = a.private_key_file.is_some()
+        || a.algorithm.is_some()
+        || a.key_id.is_some()
+        || a.assertion_audience.is_some();
+    let secret = || -> Result<Secret, ConfigError> {
+        if secret_count != 1 {
+            return Err(ConfigError::invalid(
+                KEY,
+                "set exactly one of `secret`, `secret_file`, `secret_env`",
+            ));
+        }
+        if key_fields {
+            return Err(ConfigError::invalid(
+                KEY,
+                "private_key_jwt keys are set, but the method uses a secret",
+            ));
+        }
+        let s = match &a.secret {
+            Some(s) => s.clone(),
+            None => external_secret(
+                (&format!("{KEY}.secret_file"), a.secret_file.as_deref()),
+                (&format!("{KEY}.secret_env"), a.secret_env.as_deref()),
+                env,
+            )?,
+        };
+        if s.is_empty() {
+            return Err(ConfigError::invalid(KEY, "the client secret is empty"));
+        }
+        Ok(Secret::new(s))
+    };
+    match a.method.as_str() {
+        "client_secret_post" => Ok(ClientAuthConfig::SecretPost(secret()?)),
+        "client_secret_basic" => Ok(ClientAuthConfig::SecretBasic(secret()?)),
+        "private_key_jwt" => {
+            if secret_count != 0 {
+                return Err(ConfigError::invalid(
+                    KEY,
+                    "private_key_jwt takes `private_key_file`, not a secret",
+                ));
+            }
+            let file = a.private_key_file.as_deref().ok_or_else(|| {
+                ConfigError::invalid(
+                    format!("{KEY}.private_key_file"),
+                    "required for private_key_jwt",
+                )
+            })?;
+            let pem = std::fs::read_to_string(file).map_err(|e| {
+                ConfigError::invalid(
+                    format!("{KEY}.private_key_file"),
+                    format_args!("cannot read `{file}`: {e}"),
+                )
+            })?;
+            let algorithm = asymmetric_algorithm(
+                &format!("{KEY}.algorithm"),
+                a.algorithm.as_deref().unwrap_or("RS256"),
+            )?;
+            let key = signing_key_from_pem(pem.as_bytes(), algorithm).map_err(|e| {
+                ConfigError::invalid(
+                    format!("{KEY}.private_key_file"),
+                    format_args!("`{file}`: {e}"),
+                )
+            })?;
+            Ok(ClientAuthConfig::PrivateKeyJwt {
+                key: SigningKey(std::sync::Arc::new(key)),
+                algorithm,
+                key_id: a.key_id.clone(),
+                audience: a
+                    .assertion_audience
+                    .clone()
+                    .unwrap_or_else(|| token_endpoint.to_string()),
+            })
+        }
+        other => Err(ConfigError::invalid(
+            format!("{KEY}.method"),
+            format_args!(
+                "`{other}`: expected client_secret_post, client_secret_basic or private_key_jwt"
+            ),
+        )),
+    }
+}
+
+fn validate_route(
+    key: &str,
+    r: &RawRoute,
+    credentials: &[CredentialConfig],
+) -> Result<RouteConfig, ConfigError> {
+    let host_lower = r.host.to_ascii_lowercase();
+    let host = glob::Pattern::new(&host_lower).map_err(|e| {
+        ConfigError::invalid(
+            format!("{key}.host"),
+            format_args!("`{}` is not a valid glob ({e})", r.host),
+        )
+    })?;
+    // Every key that only some actions read, with the actions that read it: a key set on
+    // another action is an error, not silently ignored.
+    let scoped: [(&str, bool, &[&str]); 9] = [
+        ("audience", r.audience.is_some(), &["exchange"]),
+        ("scopes", !r.scopes.is_empty(), &["exchange"]),
+        (
+            "requested_token_type",
+            r.requested_token_type.is_some(),
+            &["exchange"],
+        ),
+        (
+            "forward_authorization",
+            r.forward_authorization.is_some(),
+            &["passthrough"],
+        ),
+        (
+            "allow_direct_use",
+            r.allow_direct_use.is_some(),
+            &["exchange", "credential", "vend"],
+        ),
+        (
+            "single_use",
+            r.single_use.is_some(),
+            &["exchange", "credential", "vend"],
+        ),
+        ("credential", r.credential.is_some(), &["credential"]),
+        ("mode", r.mode.is_some(), &["credential"]),
+        ("services", r.services.is_some(), &["vend"]),
+    ];
+    for (name, set, actions) in scoped {
+        if set && !actions.contains(&r.action.as_str()) {
+            return Err(ConfigError::invalid(
+                format!("{key}.{name}"),
+                format_args!("only applies to action {}", actions.join(", ")),
+            ));
+        }
+    }
+    let rules = TokenRules {
+        allow_direct_use: r.allow_direct_use.unwrap_or(false),
+        single_use: r.single_use.unwrap_or(false),
+    };
+    let known = |k: &str, name: &str| -> Result<String, ConfigError> {
+        if credentials.iter().any(|c| c.name == name) {
+            Ok(name.to_string())
+        } else {
+            Err(ConfigError::invalid(
+                k,
+                format_args!("`{name}` is not a `credentials[].name`"),
+            ))
+        }
+    };
+    let action = match r.action.as_str() {
+        "exchange" => {
+            let audience = r
+                .audience
+                .clone()
+                .filter(|a| !a.is_empty())
+                .ok_or_else(|| {
+                    ConfigError::invalid(
+                        format!("{key}.audience"),
+                        "required for action `exchange`",
+                    )
+                })?;
+            for (i, s) in r.scopes.iter().enumerate() {
+                if s.is_empty() || s.contains(char::is_whitespace) {
+                    return Err(ConfigError::invalid(
+                        format!("{key}.scopes[{i}]"),
+                        "a scope is one non-empty word",
+                    ));
+                }
+            }
+            RouteAction::Exchange {
+                target: ExchangeTarget {
+                    audience,
+                    scopes: r.scopes.clone(),
+                    requested_token_type: r
+                        .requested_token_type
+                        .clone()
+                        .unwrap_or_else(|| ACCESS_TOKEN_TYPE.to_string()),
+                },
+                rules,
+            }
+        }
+        "credential" => {
+            let name = r.credential.as_deref().ok_or_else(|| {
+                ConfigError::invalid(
+                    format!("{key}.credential"),
+                    "required for action `credential`",
+                )
+            })?;
+            let credential = known(&format!("{key}.credential"), name)?;
+            let mode = match r.mode.as_deref() {
+                Some("sign") => CredentialMode::Sign,
+                Some("inject") => CredentialMode::Inject,
+                Some("filter") => CredentialMode::Filter,
+                Some(other) => {
+                    return Err(ConfigError::invalid(
+                        format!("{key}.mode"),
+                        format_args!("`{other}`: expected `sign`, `inject` or `filter`"),
+                    ));
+                }
+                None => {
+                    return Err(ConfigError::invalid(
+                        format!("{key}.mode"),
+                        "required for action `credential`",
+                    ));
+                }
+            };
+            let backend = credentials.iter().find(|c| c.name == credential);
+            let fits = matches!(
+                (mode, backend.map(|c| &c.backend)),
+                (CredentialMode::Sign, Some(BackendConfig::AwsSts(_)))
+                    | (CredentialMode::Inject, Some(BackendConfig::GithubApp(_)))
+                    | (CredentialMode::Filter, Some(BackendConfig::Filter(_)))
+            );
+            if !fits {
+                return Err(ConfigError::invalid(
+                    format!("{key}.mode"),
+                    "`aws_sts` credentials are applied with `mode: sign`, `github_app` ones with `mode: inject`, `filter` ones with `mode: filter`; `ssh_cert` and `postgres` ones are only vended",
+                ));
+            }
+            RouteAction::Credential {
+                credential,
+                mode,
+                rules,
+            }
+        }
+        "vend" => {
+            let services = r.services.clone().unwrap_or_default();
+            if services.is_empty() {
+                return Err(ConfigError::invalid(
+                    format!("{key}.services"),
+                    "required for action `vend`: at least one `target_service: credential`",
+                ));
+            }
+            for (service, name) in &services {
+                let k = format!("{key}.services.{service}");
+                known(&k, name)?;
+                let filter = credentials
+                    .iter()
+                    .any(|c| &c.name == name && matches!(c.backend, BackendConfig::Filter(_)));
+                if filter {
+                    return Err(ConfigError::invalid(
+                        k,
+                        "a `filter` credential's service token is never vended",
+                    ));
+                }
+            }
+            RouteAction::Vend { services, rules }
+        }
+        "passthrough" => RouteAction::Passthrough {
+            forward_authorization: r.forward_authorization.unwrap_or(false),
+        },
+        "deny" => RouteAction::Deny,
+        other => {
+            return Err(ConfigError::invalid(
+                format!("{key}.action"),
+                format_args!("`{other}`: expected exchange, credential, vend, passthrough or deny"),
+            ));
+        }
+    };
+    Ok(RouteConfig {
+        name: r.name.clone().unwrap_or_else(|| r.host.clone()),
+        host,
+        action,
+    })
+}
