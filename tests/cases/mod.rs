@@ -1,5 +1,6 @@
 mod aws;
 mod capability;
+mod capture;
 mod client_auth;
 mod config_cli;
 mod custody;

@@ -48,7 +48,12 @@ pub struct Echo {
 
 impl Echo {
     pub async fn start() -> Echo {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        Self::start_at("127.0.0.1:0").await
+    }
+
+    /// The upstream listening on `addr` (port 0 = a free one).
+    pub async fn start_at(addr: &str) -> Echo {
+        let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let seen = Arc::new(Mutex::new(Vec::new()));
         let stop = CancellationToken::new();

@@ -10,6 +10,7 @@ pub mod envoy;
 pub mod github;
 pub mod ministack;
 pub mod net;
+pub mod netns;
 pub mod opa;
 pub mod postgres;
 pub mod sshd;

@@ -40,9 +40,15 @@ impl Sts {
 
     /// The token service with a realm file given as text.
     pub async fn start_with_realm(realm_yaml: &str) -> Sts {
+        Self::start_at(realm_yaml, "127.0.0.1:0").await
+    }
+
+    /// The token service with a realm file given as text, listening on `addr` (port 0 =
+    /// a free one); its issuer names that address.
+    pub async fn start_at(realm_yaml: &str, addr: &str) -> Sts {
         let realm = Realm::from_yaml_str(realm_yaml).unwrap();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
+        let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
         let service = TokenService::new(realm, &url, None).unwrap();
         let stop = CancellationToken::new();
         tokio::spawn(service.clone().serve(listener, stop.clone()));
