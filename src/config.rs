@@ -3,6 +3,7 @@
 //!
 //! Secrets never appear in the config's `Debug` output.
 
+mod audit;
 mod credentials;
 mod error;
 mod filter;
@@ -15,6 +16,7 @@ mod ssh_cert;
 mod types;
 mod validate;
 
+pub use audit::{AuditConfig, CheckpointConfig, QueueFullPolicy};
 pub use credentials::{
     AwsStsConfig, BackendConfig, CredentialConfig, FilterConfig, FilterRule, GithubAppConfig,
     PostgresConfig, PrefixMapping, SshCertConfig, ValueAt,
@@ -67,6 +69,11 @@ impl Config {
             && dir.is_relative()
         {
             *dir = base.join(&*dir);
+        }
+        if let (Some(audit), Some(base)) = (cfg.audit.as_mut(), path.parent())
+            && audit.path.is_relative()
+        {
+            audit.path = base.join(&audit.path);
         }
         Ok(cfg)
     }

@@ -24,12 +24,15 @@
 //! - [`serve`]: running the sidecar — listeners, background tasks, shutdown and drain.
 //! - [`demo`]: `actbridge demo`, the end-to-end walk-through on one machine.
 //! - [`admin`]: the admin HTTP listener (`/healthz`, `/readyz`).
+//! - [`audit`]: the tamper-evident audit log (hash chain, signed checkpoints, rotation,
+//!   `actbridge audit verify`).
 //! - [`telemetry`]: logging set-up.
 //! - [`http_client`], [`clock`]: the shared outgoing HTTP client and wall clock.
 #![forbid(unsafe_code)]
 #![deny(rust_2018_idioms)]
 
 pub mod admin;
+pub mod audit;
 pub mod clock;
 pub mod config;
 pub mod credentials;

@@ -84,6 +84,28 @@ enum Command {
         #[command(subcommand)]
         command: PolicyCommand,
     },
+    /// Work with the audit log.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Check the hash chain (and, with --public-key, every checkpoint's signature) of
+    /// the files given, in chain order: rotated files first (`audit.log.*`, which sort
+    /// in order), the active file last. Exit 0 = intact, 1 = the first record changed,
+    /// removed, inserted or reordered is reported, 2 = the files cannot be read.
+    Verify {
+        /// The audit files, oldest first.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// The checkpoint signing key's public half (PEM, SubjectPublicKeyInfo:
+        /// `openssl pkey -in key.pem -pubout`).
+        #[arg(long)]
+        public_key: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -129,6 +151,7 @@ fn main() -> ExitCode {
             }
         },
         Command::Policy { command } => policy_command(command),
+        Command::Audit { command } => audit_command(command),
         Command::Sts {
             realm,
             listen,
@@ -309,4 +332,51 @@ async fn wait_for_signal() {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}
     }
+}
+
+fn audit_command(command: AuditCommand) -> ExitCode {
+    use ed25519_dalek::pkcs8::DecodePublicKey;
+    let AuditCommand::Verify { files, public_key } = command;
+    let key = match public_key.as_deref().map(std::fs::read_to_string).transpose() {
+        Ok(pem) => match pem.map(|p| ed25519_dalek::VerifyingKey::from_public_key_pem(&p)) {
+            Some(Ok(k)) => Some(k),
+            Some(Err(_)) => {
+                eprintln!("actbridge audit verify: --public-key is not a PEM Ed25519 public key");
+                return ExitCode::from(2);
+            }
+            None => None,
+        },
+        Err(e) => {
+            eprintln!("actbridge audit verify: cannot read --public-key: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let report = match actbridge::audit::verify::verify(&files, key.as_ref()) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("actbridge audit verify: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Some(problem) = &report.problem {
+        println!("TAMPERED: {problem}");
+        println!("(records before it verified: {})", report.records);
+        return ExitCode::from(1);
+    }
+    let range = match (report.first_seq, report.last_seq) {
+        (Some(a), Some(b)) => format!(" (sequence {a} to {b})"),
+        _ => String::new(),
+    };
+    println!("ok: {} records{range} in {} file(s)", report.records, files.len());
+    match key {
+        Some(_) => println!(
+            "checkpoints: {} signed and verified; {} records after the last one are covered by the chain only",
+            report.checkpoints_verified, report.unsigned_tail
+        ),
+        None => println!(
+            "checkpoints: {} present, signatures NOT checked (give --public-key)",
+            report.checkpoints
+        ),
+    }
+    ExitCode::SUCCESS
 }

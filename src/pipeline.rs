@@ -15,6 +15,7 @@ mod outbound;
 mod refusal;
 mod replay;
 mod request;
+mod trail;
 mod vend;
 
 pub use decision::{Decision, Denial, Mutations, Reply};
@@ -22,7 +23,10 @@ pub use refusal::Refusal;
 pub use request::{Direction, RequestError, RequestFacts};
 
 use std::sync::Arc;
+use std::time::SystemTime;
 
+use crate::audit::{AuditLog, DecisionRecord};
+use trail::Trail;
 use crate::config::Config;
 use crate::credentials::Credentials;
 use crate::jwt::Verifier;
@@ -34,6 +38,7 @@ pub struct Pipeline {
     policy: Option<Arc<PolicyEngine>>,
     inbound: inbound::InboundStage,
     outbound: Option<outbound::OutboundStage>,
+    audit: Option<Arc<AuditLog>>,
 }
 
 impl Pipeline {
@@ -65,7 +70,14 @@ impl Pipeline {
                 .as_ref()
                 .zip(agent)
                 .map(|(o, a)| outbound::OutboundStage::new(o, a, shared, credentials)),
+            audit: None,
         }
+    }
+
+    /// Audits every decision into `log`.
+    pub fn with_audit(mut self, log: Arc<AuditLog>) -> Pipeline {
+        self.audit = Some(log);
+        self
     }
 
     /// The token verifier (its JWKS stores need a refresh task; readiness reads it).
@@ -73,44 +85,54 @@ impl Pipeline {
         &self.verifier
     }
 
-    /// Decides one request on its headers, and logs the decision once.
+    /// Decides one request on its headers, and logs (and audits) the decision once.
     pub async fn decide(&self, req: &RequestFacts) -> Decision {
+        let mut trail = Trail::default();
         let outcome = match req.direction {
             Direction::Inbound => {
                 self.inbound
-                    .decide(&self.verifier, self.policy.as_deref(), req)
+                    .decide(&self.verifier, self.policy.as_deref(), req, &mut trail)
                     .await
             }
             Direction::Outbound => match &self.outbound {
                 Some(stage) => {
                     stage
-                        .decide(&self.verifier, self.policy.as_deref(), req)
+                        .decide(&self.verifier, self.policy.as_deref(), req, &mut trail)
                         .await
                 }
                 None => Err(Refusal::OutboundDisabled),
             },
         };
-        self.conclude(req, outcome)
+        self.conclude(req, trail, outcome)
     }
 
     /// Decides a request that [`Decision::ReadBody`] asked the body of. `body` is the
     /// whole body, or `None` when it exceeded the limit.
     pub async fn decide_body(&self, req: &RequestFacts, body: Option<&[u8]>) -> Decision {
+        let mut trail = Trail::default();
         let outcome = match (&self.outbound, req.direction) {
             (Some(stage), Direction::Outbound) => {
                 stage
-                    .decide_body(&self.verifier, self.policy.as_deref(), req, body)
+                    .decide_body(
+                        &self.verifier,
+                        self.policy.as_deref(),
+                        req,
+                        body,
+                        &mut trail,
+                    )
                     .await
             }
             _ => Err(Refusal::BodyUnexpected),
         };
-        self.conclude(req, outcome)
+        self.conclude(req, trail, outcome)
     }
 
-    fn conclude(&self, req: &RequestFacts, outcome: Result<Allowed, Refusal>) -> Decision {
-        match outcome {
-            Ok(allowed) => {
-                let step = match &allowed.then {
+    /// Turns the outcome into the decision, logs it, and audits it. A decision the
+    /// audit log cannot take is refused (`audit.on_queue_full: refuse`).
+    fn conclude(&self, req: &RequestFacts, trail: Trail, outcome: Result<Then, Refusal>) -> Decision {
+        let decision = match outcome {
+            Ok(then) => {
+                let step = match &then {
                     Then::Forward(_) => "allowed",
                     Then::ReadBody { .. } => "reading body",
                     Then::Respond(_) => "answered",
@@ -119,13 +141,13 @@ impl Pipeline {
                     direction = req.direction.as_str(),
                     authority = %req.authority,
                     path = %req.path,
-                    route = %allowed.route,
-                    subject = allowed.subject.as_deref().unwrap_or("-"),
-                    token = allowed.fingerprint.as_deref().unwrap_or("-"),
-                    grant = allowed.grant.as_ref().map_or_else(|| "-".to_string(), |g| g.join(",")),
+                    route = trail.route.as_deref().unwrap_or("-"),
+                    subject = trail.subject.as_deref().unwrap_or("-"),
+                    token = trail.fingerprint.as_deref().unwrap_or("-"),
+                    grant = trail.grant.as_ref().map_or_else(|| "-".to_string(), |g| g.join(",")),
                     "{step}"
                 );
-                match allowed.then {
+                match then {
                     Then::Forward(m) => Decision::Continue(m),
                     Then::ReadBody {
                         mutations,
@@ -137,7 +159,47 @@ impl Pipeline {
                     Then::Respond(reply) => Decision::Respond(reply),
                 }
             }
-            Err(refusal) => Decision::Deny(self.refuse(req, &refusal)),
+            Err(refusal) => {
+                let denial = self.refuse(req, &refusal);
+                return self.audit(req, trail, Decision::Deny(denial), Some(refusal.to_string()));
+            }
+        };
+        self.audit(req, trail, decision, None)
+    }
+
+    /// Audits a final decision (a body still to be read is not one).
+    fn audit(
+        &self,
+        req: &RequestFacts,
+        trail: Trail,
+        decision: Decision,
+        detail: Option<String>,
+    ) -> Decision {
+        let Some(log) = &self.audit else {
+            return decision;
+        };
+        let (verdict, denial) = match &decision {
+            Decision::ReadBody { .. } => return decision,
+            Decision::Continue(_) => ("allow", None),
+            Decision::Respond(_) => ("answer", None),
+            Decision::Deny(d) => ("deny", Some(d)),
+        };
+        let record = trail.into_record(DecisionRecord {
+            request_id: req.header("x-request-id").map(str::to_string),
+            trace_id: req.trace_id(),
+            direction: req.direction.as_str().to_string(),
+            method: req.method.clone(),
+            authority: req.authority.clone(),
+            path: req.path_only().to_string(),
+            decision: verdict.to_string(),
+            status: denial.map(|d| d.status),
+            reason: denial.map(|d| d.reason.to_string()),
+            detail,
+            ..DecisionRecord::default()
+        });
+        match log.submit(record, SystemTime::now()) {
+            Ok(()) => decision,
+            Err(e) => Decision::Deny(self.refuse(req, &Refusal::AuditUnavailable(e))),
         }
     }
 
@@ -163,18 +225,6 @@ impl Pipeline {
 pub(crate) struct Shared {
     replay: Arc<replay::ReplayGuard>,
     custody: Option<Arc<custody::Custody>>,
-}
-
-/// What a stage returns when it lets a request through.
-pub(crate) struct Allowed {
-    /// What happens next.
-    then: Then,
-    /// The route (or `inbound` / `bypass`) that let the request through, for the log.
-    route: String,
-    subject: Option<String>,
-    fingerprint: Option<String>,
-    /// The policy's grant, when a policy judged the request.
-    grant: Option<Vec<String>>,
 }
 
 /// What happens to a request a stage let through.

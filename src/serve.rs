@@ -1,6 +1,7 @@
 //! Running the sidecar: the ext_proc server (TCP or Unix socket), the admin listener,
 //! the JWKS refresh, policy reload and credential maintenance (the PostgreSQL reaper)
-//! tasks, all stopped by one shutdown token and drained with a deadline.
+//! tasks, all stopped by one shutdown token and drained with a deadline; then the audit
+//! writer, which writes what is queued and fsyncs before the process exits.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,6 +10,7 @@ use tokio_stream::wrappers::{TcpListenerStream, UnixListenerStream};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::audit::AuditLog;
 use crate::config::{Config, ListenAddr};
 use crate::credentials::Credentials;
 use crate::extproc::ExtProcService;
@@ -32,6 +34,9 @@ pub enum ServeError {
     /// The gRPC server failed.
     #[error("ext_proc server failed: {0}")]
     Grpc(#[from] tonic::transport::Error),
+    /// The audit log could not be opened.
+    #[error(transparent)]
+    Audit(#[from] crate::audit::AuditError),
 }
 
 /// Runs until `shutdown` is cancelled, then drains (bounded by [`DRAIN_DEADLINE`]).
@@ -42,8 +47,19 @@ pub async fn run(
     policy: Option<Arc<PolicyEngine>>,
     shutdown: CancellationToken,
 ) -> Result<(), ServeError> {
+    // The audit log opens first: a sidecar that cannot audit does not start.
+    let audit = cfg
+        .audit
+        .as_ref()
+        .map(AuditLog::open)
+        .transpose()?
+        .map(Arc::new);
     let credentials = Arc::new(Credentials::load(&cfg.credentials).await);
-    let pipeline = Arc::new(Pipeline::new(&cfg, policy.clone(), credentials.clone()));
+    let mut pipeline = Pipeline::new(&cfg, policy.clone(), credentials.clone());
+    if let Some(log) = &audit {
+        pipeline = pipeline.with_audit(log.clone());
+    }
+    let pipeline = Arc::new(pipeline);
     let tracker = TaskTracker::new();
     for backend in credentials.all() {
         let (backend, sd) = (backend.clone(), shutdown.clone());
@@ -120,6 +136,10 @@ pub async fn run(
         .is_err()
     {
         tracing::warn!("drain deadline passed; exiting with tasks still running");
+    }
+    // Every decision made is on the queue now: write it, sign, fsync.
+    if let Some(log) = audit {
+        log.shutdown().await;
     }
     result.map_err(ServeError::from)
 }

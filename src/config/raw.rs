@@ -52,6 +52,9 @@ pub struct RawConfig {
     /// [`super::credentials::RawCredential`]). Routes use them by name.
     #[serde(default)]
     pub credentials: Vec<super::credentials::RawCredential>,
+    /// The tamper-evident audit log (see [`super::audit::RawAudit`]).
+    #[serde(default)]
+    pub audit: Option<super::audit::RawAudit>,
 }
 
 /// `listen`: listening addresses.

@@ -33,6 +33,8 @@ pub struct Config {
     pub policy: Option<super::PolicyConfig>,
     /// Credential backends, by name.
     pub credentials: Vec<super::CredentialConfig>,
+    /// The audit log; `None` = decisions are logged but not audited.
+    pub audit: Option<super::AuditConfig>,
 }
 
 /// A listening address for the ext_proc server.

@@ -165,6 +165,11 @@ pub(super) fn validate(raw: RawConfig, env: &dyn Env) -> Result<Config, ConfigEr
             .map(super::policy::validate_policy)
             .transpose()?,
         credentials,
+        audit: raw
+            .audit
+            .as_ref()
+            .map(super::audit::validate_audit)
+            .transpose()?,
     })
 }
 

@@ -6,7 +6,9 @@ use super::judge::{Granted, Target, judge};
 use http::header::{AUTHORIZATION, PROXY_AUTHORIZATION};
 
 use super::outbound::{Accepted, OutboundStage};
-use super::{Allowed, Mutations, Refusal, RequestFacts, Then};
+use super::trail::Trail;
+use super::{Mutations, Refusal, RequestFacts, Then};
+use crate::audit::CredentialFact;
 use crate::config::TokenRules;
 use crate::credentials::{Backend, Grantee, HttpRequest, Scope};
 use crate::jwt::{VerifiedToken, Verifier};
@@ -22,15 +24,19 @@ pub(super) struct Judged {
 }
 
 impl Judged {
-    /// The decision to log and carry out: `then`, for this route and token.
-    pub fn allowed(self, then: Then, route: &str, verified: &VerifiedToken) -> Allowed {
-        Allowed {
-            then,
-            route: route.to_string(),
-            subject: verified.subject.clone(),
-            fingerprint: Some(verified.fingerprint.clone()),
-            grant: Some(self.granted.grant),
-        }
+    /// Notes the judged chain and the grant in the trail.
+    pub fn record(&self, trail: &mut Trail) {
+        trail.actors.clone_from(&self.chain);
+        trail.grant = Some(self.granted.grant.clone());
+    }
+
+    /// Notes the credential `backend` (configured as `name`) made for this grantee.
+    pub fn record_credential(&self, trail: &mut Trail, name: &str, backend: &Backend) {
+        trail.credential = Some(CredentialFact {
+            name: name.to_string(),
+            backend: backend.kind().to_string(),
+            session: crate::credentials::user_via_agent(&self.user, &self.chain),
+        });
     }
 
     pub fn grantee(&self) -> Grantee<'_> {
@@ -53,29 +59,39 @@ pub(super) async fn on_headers(
     req: &RequestFacts,
     route: &str,
     (credential, rules): (&str, TokenRules),
-) -> Result<Allowed, Refusal> {
+    trail: &mut Trail,
+) -> Result<Then, Refusal> {
     let backend = backend(stage, credential)?;
     let names: Vec<&str> = req.header_names().collect();
     let http = http_request(req, &names);
     if let Some(max_bytes) = backend.body_limit(&http).filter(|_| !req.end_of_stream) {
         // A request no rule covers is refused without reading its body.
         backend.scope(&http)?;
-        return Ok(Allowed {
-            then: Then::ReadBody {
-                mutations: Mutations {
-                    set: Vec::new(),
-                    remove: vec![AUTHORIZATION, PROXY_AUTHORIZATION],
-                },
-                max_bytes,
+        return Ok(Then::ReadBody {
+            mutations: Mutations {
+                set: Vec::new(),
+                remove: vec![AUTHORIZATION, PROXY_AUTHORIZATION],
             },
-            route: route.to_string(),
-            subject: None,
-            fingerprint: None,
-            grant: None,
+            max_bytes,
         });
     }
-    let accepted = stage.accept(verifier, req, route, rules).await?;
-    equip(stage, policy, req, route, backend, accepted, None).await
+    let accepted = stage.accept(verifier, req, route, rules, trail).await?;
+    let equipping = Equipping {
+        name: credential,
+        backend,
+        accepted,
+        body: None,
+    };
+    equip(stage, policy, req, route, equipping, trail).await
+}
+
+/// What [`equip`] works with: the backend (configured as `name`), the accepted token
+/// and, when the backend asked for it, the request body.
+pub(super) struct Equipping<'a, 'r> {
+    pub name: &'a str,
+    pub backend: &'a Backend,
+    pub accepted: Accepted<'r>,
+    pub body: Option<&'a [u8]>,
 }
 
 /// Equips the request with the backend's credential: what it touches is read, the
@@ -86,10 +102,15 @@ pub(super) async fn equip(
     policy: Option<&PolicyEngine>,
     req: &RequestFacts,
     route: &str,
-    backend: &Backend,
-    accepted: Accepted<'_>,
-    body: Option<&[u8]>,
-) -> Result<Allowed, Refusal> {
+    equipping: Equipping<'_, '_>,
+    trail: &mut Trail,
+) -> Result<Then, Refusal> {
+    let Equipping {
+        name,
+        backend,
+        accepted,
+        body,
+    } = equipping;
     let names: Vec<&str> = req.header_names().collect();
     let http = http_request(req, &names);
     let scope = backend.scope(&http)?;
@@ -103,14 +124,15 @@ pub(super) async fn equip(
         &accepted.verified,
     )
     .await?;
+    judged.record(trail);
     let changes = backend
         .apply(&judged.grantee(), &http, &scope, body)
         .await?;
-    let then = Then::Forward(Mutations {
+    judged.record_credential(trail, name, backend);
+    Ok(Then::Forward(Mutations {
         set: changes.set,
         remove: changes.remove,
-    });
-    Ok(judged.allowed(then, route, &accepted.verified))
+    }))
 }
 
 fn http_request<'a>(req: &'a RequestFacts, names: &'a [&'a str]) -> HttpRequest<'a> {

@@ -11,7 +11,9 @@ use super::agent::OwnAgent;
 use super::bearer::{bearer_token, bearer_value};
 use super::custody::Custody;
 use super::judge::{Target, chain_of, judge};
-use super::{Allowed, Mutations, Refusal, RequestFacts, Shared, Then};
+use super::trail::Trail;
+use super::{Mutations, Refusal, RequestFacts, Shared, Then};
+use crate::audit::ExchangeFact;
 use crate::config::{InboundConfig, PathMatch};
 use crate::jwt::{AudienceProfile, VerifiedToken, Verifier};
 use crate::policy::PolicyEngine;
@@ -37,7 +39,8 @@ impl InboundStage {
         verifier: &Verifier,
         policy: Option<&PolicyEngine>,
         req: &RequestFacts,
-    ) -> Result<Allowed, Refusal> {
+        trail: &mut Trail,
+    ) -> Result<Then, Refusal> {
         let h = &self.cfg.identity_headers;
         // Client copies of the identity headers never reach the app, bypassed or not.
         let remove = vec![
@@ -53,22 +56,19 @@ impl InboundStage {
             .iter()
             .any(|p: &PathMatch| p.matches(path))
         {
-            return Ok(Allowed {
-                then: Then::Forward(Mutations {
-                    set: Vec::new(),
-                    remove,
-                }),
-                route: "bypass".into(),
-                subject: None,
-                fingerprint: None,
-                grant: None,
-            });
+            trail.route("bypass");
+            return Ok(Then::Forward(Mutations {
+                set: Vec::new(),
+                remove,
+            }));
         }
+        trail.route("inbound");
         let token = bearer_token(req)?;
         if self.shared.custody.is_some() && Custody::is_placeholder(token) {
             return Err(Refusal::PlaceholderMisused);
         }
         let verified = verifier.verify(token, AudienceProfile::Inbound).await?;
+        trail.verified(&verified);
         if self.cfg.single_use_paths.iter().any(|p| p.matches(path)) {
             self.shared.replay.first_use(&verified)?;
         }
@@ -87,10 +87,12 @@ impl InboundStage {
                     Some(agent) => agent.next_chain(&verified, adds_agent),
                     None => chain_of(&verified),
                 };
+                trail.judged_chain(&chain);
                 Some(judge(engine, req, &target, &verified, chain).await?.grant)
             }
             None => None,
         };
+        trail.grant.clone_from(&grant);
         let mut set = self.identity(&verified)?;
         if let Some(grant) = &grant {
             set.push((h.grant.clone(), header_value(&grant.join(","), "grant")?));
@@ -111,6 +113,10 @@ impl InboundStage {
                 .await?;
             app_token = Some(issued.access_token.clone());
             app_token_exp = issued.expires_at;
+            trail.exchange = Some(ExchangeFact {
+                audience: agent.delegation_target.audience.clone(),
+                expires_at: issued.expires_at,
+            });
         }
         if let Some(custody) = &self.shared.custody {
             let held = app_token.as_deref().unwrap_or(token);
@@ -119,13 +125,7 @@ impl InboundStage {
         if let Some(t) = &app_token {
             set.push((AUTHORIZATION, bearer_value(t)?));
         }
-        Ok(Allowed {
-            then: Then::Forward(Mutations { set, remove }),
-            route: "inbound".into(),
-            subject: verified.subject.clone(),
-            fingerprint: Some(verified.fingerprint.clone()),
-            grant,
-        })
+        Ok(Then::Forward(Mutations { set, remove }))
     }
 
     fn identity(&self, t: &VerifiedToken) -> Result<Vec<(http::HeaderName, HeaderValue)>, Refusal> {

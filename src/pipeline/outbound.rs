@@ -15,7 +15,9 @@ use super::agent::OwnAgent;
 use super::bearer::{bearer_token, bearer_value};
 use super::custody::Custody;
 use super::judge::{Target, judge};
-use super::{Allowed, Mutations, Refusal, RequestFacts, Shared, Then, credential, vend};
+use super::trail::Trail;
+use super::{Mutations, Refusal, RequestFacts, Shared, Then, credential, vend};
+use crate::audit::ExchangeFact;
 use crate::config::{ExchangeTarget, OutboundConfig, RouteAction, RouteConfig, TokenRules};
 use crate::credentials::Credentials;
 use crate::jwt::{AudienceProfile, VerifiedToken, Verifier};
@@ -72,24 +74,26 @@ impl OutboundStage {
         verifier: &Verifier,
         policy: Option<&PolicyEngine>,
         req: &RequestFacts,
-    ) -> Result<Allowed, Refusal> {
+        trail: &mut Trail,
+    ) -> Result<Then, Refusal> {
         let (name, action) = self.route(&req.authority);
+        trail.route(name);
         match action {
             RouteAction::Deny => Err(Refusal::RouteDenied(name.to_string())),
             RouteAction::Passthrough {
                 forward_authorization,
-            } => self.passthrough(req, name, *forward_authorization),
+            } => self.passthrough(req, *forward_authorization),
             RouteAction::Exchange { target, rules } => {
-                self.exchange(verifier, policy, req, name, target, *rules)
+                self.exchange(verifier, policy, req, (name, target, *rules), trail)
                     .await
             }
             RouteAction::Credential {
                 credential, rules, ..
             } => {
-                credential::on_headers(self, verifier, policy, req, name, (credential, *rules))
+                credential::on_headers(self, verifier, policy, req, name, (credential, *rules), trail)
                     .await
             }
-            RouteAction::Vend { .. } => vend::on_headers(req, name),
+            RouteAction::Vend { .. } => vend::on_headers(req),
         }
     }
 
@@ -101,32 +105,35 @@ impl OutboundStage {
         policy: Option<&PolicyEngine>,
         req: &RequestFacts,
         body: Option<&[u8]>,
-    ) -> Result<Allowed, Refusal> {
+        trail: &mut Trail,
+    ) -> Result<Then, Refusal> {
         let (name, action) = self.route(&req.authority);
+        trail.route(name);
         match action {
             RouteAction::Vend { services, rules } => {
                 let ask = vend::parse_body(body)?;
-                let accepted = self.accept(verifier, req, name, *rules).await?;
-                vend::answer(self, policy, req, name, services, &ask, accepted).await
+                let accepted = self.accept(verifier, req, name, *rules, trail).await?;
+                vend::answer(self, policy, req, (name, services), &ask, accepted, trail).await
             }
             RouteAction::Credential {
                 credential, rules, ..
             } => {
                 let body = body.ok_or(Refusal::BodyTooLarge)?;
                 let backend = credential::backend(self, credential)?;
-                let accepted = self.accept(verifier, req, name, *rules).await?;
-                credential::equip(self, policy, req, name, backend, accepted, Some(body)).await
+                let accepted = self.accept(verifier, req, name, *rules, trail).await?;
+                let equipping = credential::Equipping {
+                    name: credential,
+                    backend,
+                    accepted,
+                    body: Some(body),
+                };
+                credential::equip(self, policy, req, name, equipping, trail).await
             }
             _ => Err(Refusal::BodyUnexpected),
         }
     }
 
-    fn passthrough(
-        &self,
-        req: &RequestFacts,
-        name: &str,
-        forward_authorization: bool,
-    ) -> Result<Allowed, Refusal> {
+    fn passthrough(&self, req: &RequestFacts, forward_authorization: bool) -> Result<Then, Refusal> {
         if forward_authorization && self.shared.custody.is_some() {
             // A placeholder must not leave the pod, even though it is useless outside
             // it: it is refused, so the agent's bug is seen. Every `authorization` value
@@ -135,20 +142,14 @@ impl OutboundStage {
                 return Err(Refusal::PlaceholderMisused);
             }
         }
-        Ok(Allowed {
-            then: Then::Forward(Mutations {
-                set: Vec::new(),
-                remove: if forward_authorization {
-                    Vec::new()
-                } else {
-                    vec![AUTHORIZATION]
-                },
-            }),
-            route: name.to_string(),
-            subject: None,
-            fingerprint: None,
-            grant: None,
-        })
+        Ok(Then::Forward(Mutations {
+            set: Vec::new(),
+            remove: if forward_authorization {
+                Vec::new()
+            } else {
+                vec![AUTHORIZATION]
+            },
+        }))
     }
 
     /// Verifies the agent's token against the route's rules: a custody placeholder is
@@ -160,6 +161,7 @@ impl OutboundStage {
         req: &'r RequestFacts,
         route: &str,
         rules: TokenRules,
+        trail: &mut Trail,
     ) -> Result<Accepted<'r>, Refusal> {
         let presented = bearer_token(req)?;
         let token = match &self.shared.custody {
@@ -169,6 +171,7 @@ impl OutboundStage {
             _ => Cow::Borrowed(presented),
         };
         let verified = verifier.verify(&token, AudienceProfile::Outbound).await?;
+        trail.verified(&verified);
         if rules.single_use {
             self.shared.replay.first_use(&verified)?;
         }
@@ -183,11 +186,10 @@ impl OutboundStage {
         verifier: &Verifier,
         policy: Option<&PolicyEngine>,
         req: &RequestFacts,
-        route: &str,
-        target: &ExchangeTarget,
-        rules: TokenRules,
-    ) -> Result<Allowed, Refusal> {
-        let Accepted { token, verified } = self.accept(verifier, req, route, rules).await?;
+        (route, target, rules): (&str, &ExchangeTarget, TokenRules),
+        trail: &mut Trail,
+    ) -> Result<Then, Refusal> {
+        let Accepted { token, verified } = self.accept(verifier, req, route, rules, trail).await?;
         let adds_itself = self.agent.adds_itself(&verified, false);
         let grant = match policy {
             Some(engine) => {
@@ -197,24 +199,24 @@ impl OutboundStage {
                     touches: None,
                 };
                 let chain = self.agent.next_chain(&verified, adds_itself);
+                trail.judged_chain(&chain);
                 Some(judge(engine, req, &target, &verified, chain).await?.grant)
             }
             None => None,
         };
+        trail.grant = grant;
         let issued = self
             .agent
             .exchanger
             .exchange(&token, verified.expires_at, target, adds_itself)
             .await?;
-        Ok(Allowed {
-            then: Then::Forward(Mutations {
-                set: vec![(AUTHORIZATION, bearer_value(&issued.access_token)?)],
-                remove: vec![HeaderName::from_static("proxy-authorization")],
-            }),
-            route: route.to_string(),
-            subject: verified.subject.clone(),
-            fingerprint: Some(verified.fingerprint.clone()),
-            grant,
-        })
+        trail.exchange = Some(ExchangeFact {
+            audience: target.audience.clone(),
+            expires_at: issued.expires_at,
+        });
+        Ok(Then::Forward(Mutations {
+            set: vec![(AUTHORIZATION, bearer_value(&issued.access_token)?)],
+            remove: vec![HeaderName::from_static("proxy-authorization")],
+        }))
     }
 }

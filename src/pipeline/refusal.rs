@@ -63,6 +63,9 @@ pub enum Refusal {
     /// The replay memory is full of live entries (fail closed).
     #[error("replay memory full")]
     ReplayMemoryFull,
+    /// The audit log cannot take the decision's record (`on_queue_full: refuse`).
+    #[error("{0}")]
+    AuditUnavailable(#[from] crate::audit::AuditRefused),
     /// A custody placeholder that is unknown here or past its token's `exp`.
     #[error("placeholder unknown or expired")]
     PlaceholderUnknown,
@@ -256,6 +259,14 @@ impl Refusal {
                 reason: "replay_memory_full",
                 error: "temporarily_unavailable",
                 description: "single-use tokens cannot be accepted right now".into(),
+                retry_after,
+                www_authenticate: None,
+            },
+            Refusal::AuditUnavailable(_) => Denial {
+                status: 503,
+                reason: "audit_unavailable",
+                error: "temporarily_unavailable",
+                description: "the request cannot be audited right now".into(),
                 retry_after,
                 www_authenticate: None,
             },

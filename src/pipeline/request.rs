@@ -128,6 +128,33 @@ impl RequestFacts {
         self.headers.iter().map(|(k, _)| k.as_str())
     }
 
+    /// The single value of header `name` as text; `None` when absent, repeated or not
+    /// UTF-8.
+    pub fn header<'a>(&'a self, name: &'a str) -> Option<&'a str> {
+        let mut values = self.header_values(name);
+        let first = values.next()?;
+        if values.next().is_some() {
+            return None;
+        }
+        std::str::from_utf8(first).ok()
+    }
+
+    /// The trace id of a well-formed W3C `traceparent` (`00-<32 hex>-<16 hex>-<2 hex>`),
+    /// lower case; an all-zero id is invalid.
+    pub fn trace_id(&self) -> Option<String> {
+        let tp = self.header("traceparent")?;
+        let parts: Vec<&str> = tp.split('-').collect();
+        let hex = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_hexdigit());
+        let ok = parts.len() >= 4
+            && hex(parts[0], 2)
+            && parts[0] != "ff"
+            && hex(parts[1], 32)
+            && hex(parts[2], 16)
+            && hex(parts[3], 2)
+            && parts[1].bytes().any(|b| b != b'0');
+        ok.then(|| parts[1].to_ascii_lowercase())
+    }
+
     /// The path without its query string.
     pub fn path_only(&self) -> &str {
         self.path.split(['?', '#']).next().unwrap_or("")

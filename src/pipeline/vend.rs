@@ -12,7 +12,8 @@ use serde::Deserialize;
 
 use super::credential::{backend, judge_for};
 use super::outbound::{Accepted, OutboundStage};
-use super::{Allowed, Mutations, Refusal, Reply, RequestFacts, Then};
+use super::trail::Trail;
+use super::{Mutations, Refusal, Reply, RequestFacts, Then};
 use crate::credentials::VendAsk;
 use crate::policy::PolicyEngine;
 
@@ -35,7 +36,7 @@ pub(super) struct VendRequest {
 }
 
 /// The headers phase: the right path and method, and a body to come.
-pub(super) fn on_headers(req: &RequestFacts, route: &str) -> Result<Allowed, Refusal> {
+pub(super) fn on_headers(req: &RequestFacts) -> Result<Then, Refusal> {
     if req.path_only() != PATH {
         return Err(Refusal::VendNotFound);
     }
@@ -45,18 +46,12 @@ pub(super) fn on_headers(req: &RequestFacts, route: &str) -> Result<Allowed, Ref
     if req.end_of_stream {
         return Err(Refusal::VendBody("a JSON body is required"));
     }
-    Ok(Allowed {
-        then: Then::ReadBody {
-            mutations: Mutations {
-                set: Vec::new(),
-                remove: vec![AUTHORIZATION, PROXY_AUTHORIZATION],
-            },
-            max_bytes: MAX_BODY_BYTES,
+    Ok(Then::ReadBody {
+        mutations: Mutations {
+            set: Vec::new(),
+            remove: vec![AUTHORIZATION, PROXY_AUTHORIZATION],
         },
-        route: route.to_string(),
-        subject: None,
-        fingerprint: None,
-        grant: None,
+        max_bytes: MAX_BODY_BYTES,
     })
 }
 
@@ -75,11 +70,11 @@ pub(super) async fn answer(
     stage: &OutboundStage,
     policy: Option<&PolicyEngine>,
     req: &RequestFacts,
-    route: &str,
-    services: &BTreeMap<String, String>,
+    (route, services): (&str, &BTreeMap<String, String>),
     ask: &VendRequest,
     accepted: Accepted<'_>,
-) -> Result<Allowed, Refusal> {
+    trail: &mut Trail,
+) -> Result<Then, Refusal> {
     let name = services
         .get(&ask.target_service)
         .ok_or(Refusal::VendBody("unknown target_service"))?;
@@ -99,10 +94,11 @@ pub(super) async fn answer(
         &accepted.verified,
     )
     .await?;
+    judged.record(trail);
     let vended = backend.vend(&judged.grantee(), &vend_ask).await?;
-    let then = Then::Respond(Reply {
+    judged.record_credential(trail, name, backend);
+    Ok(Then::Respond(Reply {
         status: 200,
         body: vended.0.to_string().into_bytes(),
-    });
-    Ok(judged.allowed(then, route, &accepted.verified))
+    }))
 }

@@ -1,0 +1,64 @@
+//! What the core learns about a request while deciding it — the route, the verified
+//! user and chain, the grant, the exchange or credential made — for the decision's log
+//! line and its audit record. Filled as the stages go, so a refusal is recorded with
+//! everything known up to it.
+
+use crate::audit::{CredentialFact, DecisionRecord, ExchangeFact};
+use crate::jwt::VerifiedToken;
+use crate::policy::ActorInput;
+
+/// The facts of one decision so far.
+#[derive(Debug, Default)]
+pub(crate) struct Trail {
+    pub route: Option<String>,
+    pub user: Option<String>,
+    pub subject: Option<String>,
+    /// The chain the decision is about, newest first (client id, else `sub`).
+    pub actors: Vec<String>,
+    pub grant: Option<Vec<String>>,
+    pub fingerprint: Option<String>,
+    pub exchange: Option<ExchangeFact>,
+    pub credential: Option<CredentialFact>,
+}
+
+impl Trail {
+    /// The route (or `inbound` / `bypass`) deciding the request.
+    pub fn route(&mut self, name: &str) {
+        self.route = Some(name.to_string());
+    }
+
+    /// The presented token verified: who it is for and the chain it carries.
+    pub fn verified(&mut self, t: &VerifiedToken) {
+        self.user = t.username.clone();
+        self.subject = t.subject.clone();
+        self.fingerprint = Some(t.fingerprint.clone());
+        self.actors = t
+            .actors
+            .iter()
+            .map(|a| a.client_id.clone().or_else(|| a.sub.clone()).unwrap_or_default())
+            .collect();
+    }
+
+    /// The chain the policy judged (the one the next hop will see).
+    pub fn judged_chain(&mut self, chain: &[ActorInput]) {
+        self.actors = chain
+            .iter()
+            .map(|a| a.client_id.clone().or_else(|| a.sub.clone()).unwrap_or_default())
+            .collect();
+    }
+
+    /// The audit record's identity part; the caller adds the request and the outcome.
+    pub fn into_record(self, record: DecisionRecord) -> DecisionRecord {
+        DecisionRecord {
+            route: self.route,
+            user: self.user,
+            subject: self.subject,
+            actors: self.actors,
+            grant: self.grant,
+            token: self.fingerprint,
+            exchange: self.exchange,
+            credential: self.credential,
+            ..record
+        }
+    }
+}
