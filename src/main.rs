@@ -84,7 +84,7 @@ enum Command {
         #[command(subcommand)]
         command: PolicyCommand,
     },
-    /// Work with the audit log.
+    /// Work with the audit log (docs/audit.md).
     Audit {
         #[command(subcommand)]
         command: AuditCommand,
@@ -337,7 +337,11 @@ async fn wait_for_signal() {
 fn audit_command(command: AuditCommand) -> ExitCode {
     use ed25519_dalek::pkcs8::DecodePublicKey;
     let AuditCommand::Verify { files, public_key } = command;
-    let key = match public_key.as_deref().map(std::fs::read_to_string).transpose() {
+    let key = match public_key
+        .as_deref()
+        .map(std::fs::read_to_string)
+        .transpose()
+    {
         Ok(pem) => match pem.map(|p| ed25519_dalek::VerifyingKey::from_public_key_pem(&p)) {
             Some(Ok(k)) => Some(k),
             Some(Err(_)) => {
@@ -367,7 +371,11 @@ fn audit_command(command: AuditCommand) -> ExitCode {
         (Some(a), Some(b)) => format!(" (sequence {a} to {b})"),
         _ => String::new(),
     };
-    println!("ok: {} records{range} in {} file(s)", report.records, files.len());
+    println!(
+        "ok: {} records{range} in {} file(s)",
+        report.records,
+        files.len()
+    );
     match key {
         Some(_) => println!(
             "checkpoints: {} signed and verified; {} records after the last one are covered by the chain only",

@@ -26,11 +26,11 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use crate::audit::{AuditLog, DecisionRecord};
-use trail::Trail;
 use crate::config::Config;
 use crate::credentials::Credentials;
 use crate::jwt::Verifier;
 use crate::policy::PolicyEngine;
+use trail::Trail;
 
 /// The decision core, shared by every ext_proc stream.
 pub struct Pipeline {
@@ -129,7 +129,12 @@ impl Pipeline {
 
     /// Turns the outcome into the decision, logs it, and audits it. A decision the
     /// audit log cannot take is refused (`audit.on_queue_full: refuse`).
-    fn conclude(&self, req: &RequestFacts, trail: Trail, outcome: Result<Then, Refusal>) -> Decision {
+    fn conclude(
+        &self,
+        req: &RequestFacts,
+        trail: Trail,
+        outcome: Result<Then, Refusal>,
+    ) -> Decision {
         let decision = match outcome {
             Ok(then) => {
                 let step = match &then {
@@ -161,7 +166,12 @@ impl Pipeline {
             }
             Err(refusal) => {
                 let denial = self.refuse(req, &refusal);
-                return self.audit(req, trail, Decision::Deny(denial), Some(refusal.to_string()));
+                return self.audit(
+                    req,
+                    trail,
+                    Decision::Deny(denial),
+                    Some(refusal.to_string()),
+                );
             }
         };
         self.audit(req, trail, decision, None)

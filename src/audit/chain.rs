@@ -38,8 +38,7 @@ pub fn claimed_hash(line: &str) -> Option<&str> {
     let start = body.len().checked_sub(64)?;
     let hash = body.get(start..)?;
     let before = body.get(..start)?;
-    (before.ends_with(HASH_MEMBER) && hash.bytes().all(|b| b.is_ascii_hexdigit()))
-        .then_some(hash)
+    (before.ends_with(HASH_MEMBER) && hash.bytes().all(|b| b.is_ascii_hexdigit())).then_some(hash)
 }
 
 /// Whether `line`'s content hashes to the hash it claims.

@@ -6,7 +6,7 @@
 //!  "direction":"outbound","route":"document-service","method":"GET",
 //!  "authority":"document-service:8080","path":"/documents/DOC-001",
 //!  "user":"alice","subject":"7f3e…","actors":["spiffe://demo.example.com/agent/summarizer-tech"],
-//!  "grant":["engineering","finance"],"decision":"allow","token":"Yt3k…",
+//!  "grant":["engineering","finance"],"decision":"allow","token":"3f9a0c1d5e7b2a64",
 //!  "exchange":{"audience":"spiffe://demo.example.com/service/document-service","expires_at":1796209039},
 //!  "prev":"9f2c…","hash":"41d0…"}
 //! ```
@@ -60,7 +60,8 @@ pub struct DecisionRecord {
     /// The operator's detail of a refusal (the policy's reason, the failing check).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
-    /// Fingerprint of the presented token (SHA-256, base64url), never the token.
+    /// Fingerprint of the presented token (hex of the first 8 bytes of its SHA-256, as in
+    /// the log lines), never the token.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token: Option<String>,
     /// The token exchange made for the request.

@@ -73,7 +73,10 @@ async fn the_chain_continues_across_restarts_and_verifies() {
     write(&cfg, &["carol"]).await;
     let all = lines(&cfg.path);
     let kinds: Vec<&str> = all.iter().map(|v| v["kind"].as_str().unwrap()).collect();
-    assert_eq!(kinds, ["start", "decision", "decision", "start", "decision"]);
+    assert_eq!(
+        kinds,
+        ["start", "decision", "decision", "start", "decision"]
+    );
     let seqs: Vec<u64> = all.iter().map(|v| v["seq"].as_u64().unwrap()).collect();
     assert_eq!(seqs, [1, 2, 3, 4, 5]);
     assert_eq!(all[0]["prev"], chain::GENESIS);
@@ -97,7 +100,7 @@ async fn rotation_keeps_one_chain_across_files() {
     assert!(all.len() >= 3, "rotated into several files: {all:?}");
     for f in &all[..all.len() - 1] {
         let len = std::fs::metadata(f).unwrap().len();
-        assert!(len >= 4096 && len < 4096 + 1024, "{f:?}: {len} bytes");
+        assert!((4096..4096 + 1024).contains(&len), "{f:?}: {len} bytes");
     }
     let report = verify(&all, None).unwrap();
     assert_eq!(report.problem, None);
@@ -107,7 +110,10 @@ async fn rotation_keeps_one_chain_across_files() {
     // Leaving out a file in the middle is a removal.
     let gap: Vec<PathBuf> = vec![all[0].clone(), all[2].clone()];
     let problem = verify(&gap, None).unwrap().problem.unwrap();
-    assert!(matches!(problem.kind, ProblemKind::Removed { .. }), "{problem}");
+    assert!(
+        matches!(problem.kind, ProblemKind::Removed { .. }),
+        "{problem}"
+    );
     // After a restart the chain continues from the rotated file's end.
     write(&cfg, &["late"]).await;
     assert_eq!(verify(&files(&cfg), None).unwrap().problem, None);
@@ -159,7 +165,14 @@ async fn checkpoints_are_signed_and_a_consistent_rewrite_is_caught_by_them() {
     // start counts toward the first checkpoint; a last one is signed at shutdown.
     assert_eq!(
         kinds,
-        ["start", "decision", "checkpoint", "decision", "decision", "checkpoint"]
+        [
+            "start",
+            "decision",
+            "checkpoint",
+            "decision",
+            "decision",
+            "checkpoint"
+        ]
     );
     let public = key().verifying_key();
     let report = verify(&files(&cfg), Some(&public)).unwrap();
@@ -198,7 +211,10 @@ async fn checkpoints_are_signed_and_a_consistent_rewrite_is_caught_by_them() {
     }
     std::fs::write(&cfg.path, out).unwrap();
     assert_eq!(verify(&files(&cfg), None).unwrap().problem, None);
-    let problem = verify(&files(&cfg), Some(&public)).unwrap().problem.unwrap();
+    let problem = verify(&files(&cfg), Some(&public))
+        .unwrap()
+        .problem
+        .unwrap();
     assert_eq!(problem.kind, ProblemKind::BadSignature { seq: 6 });
 }
 

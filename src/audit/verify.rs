@@ -94,16 +94,25 @@ impl fmt::Display for Problem {
         let at = format!("{}:{}", self.file.display(), self.line);
         match &self.kind {
             ProblemKind::Changed { seq: Some(s) } => {
-                write!(f, "{at}: record {s} was changed (its content does not match its hash)")
+                write!(
+                    f,
+                    "{at}: record {s} was changed (its content does not match its hash)"
+                )
             }
             ProblemKind::Changed { seq: None } => {
-                write!(f, "{at}: a record was changed (it is not a sealed audit record)")
+                write!(
+                    f,
+                    "{at}: a record was changed (it is not a sealed audit record)"
+                )
             }
             ProblemKind::Removed { from, to } if from == to => {
                 write!(f, "{at}: record {from} was removed before this line")
             }
             ProblemKind::Removed { from, to } => {
-                write!(f, "{at}: records {from} to {to} were removed before this line")
+                write!(
+                    f,
+                    "{at}: records {from} to {to} were removed before this line"
+                )
             }
             ProblemKind::Reordered { found, expected } => write!(
                 f,

@@ -19,8 +19,8 @@ use std::time::{Instant, SystemTime};
 
 use serde::Serialize;
 
-use super::checkpoint::{self, Checkpoint};
 use super::chain::{GENESIS, claimed_hash, seal};
+use super::checkpoint::{self, Checkpoint};
 use super::record::DecisionRecord;
 use super::{AuditError, Counters};
 use crate::config::AuditConfig;

@@ -169,7 +169,10 @@ pub(super) fn validate_audit(a: &RawAudit) -> Result<AuditConfig, ConfigError> {
 fn validate_checkpoint(c: &RawCheckpoint) -> Result<CheckpointConfig, ConfigError> {
     const KEY: &str = "audit.checkpoint.signing_key_file";
     let pem = std::fs::read_to_string(&c.signing_key_file).map_err(|e| {
-        ConfigError::invalid(KEY, format_args!("cannot read `{}`: {e}", c.signing_key_file))
+        ConfigError::invalid(
+            KEY,
+            format_args!("cannot read `{}`: {e}", c.signing_key_file),
+        )
     })?;
     let key = ed25519_dalek::SigningKey::from_pkcs8_pem(&pem).map_err(|_| {
         ConfigError::invalid(

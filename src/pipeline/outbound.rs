@@ -90,8 +90,16 @@ impl OutboundStage {
             RouteAction::Credential {
                 credential, rules, ..
             } => {
-                credential::on_headers(self, verifier, policy, req, name, (credential, *rules), trail)
-                    .await
+                credential::on_headers(
+                    self,
+                    verifier,
+                    policy,
+                    req,
+                    name,
+                    (credential, *rules),
+                    trail,
+                )
+                .await
             }
             RouteAction::Vend { .. } => vend::on_headers(req),
         }
@@ -133,7 +141,11 @@ impl OutboundStage {
         }
     }
 
-    fn passthrough(&self, req: &RequestFacts, forward_authorization: bool) -> Result<Then, Refusal> {
+    fn passthrough(
+        &self,
+        req: &RequestFacts,
+        forward_authorization: bool,
+    ) -> Result<Then, Refusal> {
         if forward_authorization && self.shared.custody.is_some() {
             // A placeholder must not leave the pod, even though it is useless outside
             // it: it is refused, so the agent's bug is seen. Every `authorization` value

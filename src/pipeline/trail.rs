@@ -35,7 +35,12 @@ impl Trail {
         self.actors = t
             .actors
             .iter()
-            .map(|a| a.client_id.clone().or_else(|| a.sub.clone()).unwrap_or_default())
+            .map(|a| {
+                a.client_id
+                    .clone()
+                    .or_else(|| a.sub.clone())
+                    .unwrap_or_default()
+            })
             .collect();
     }
 
@@ -43,7 +48,12 @@ impl Trail {
     pub fn judged_chain(&mut self, chain: &[ActorInput]) {
         self.actors = chain
             .iter()
-            .map(|a| a.client_id.clone().or_else(|| a.sub.clone()).unwrap_or_default())
+            .map(|a| {
+                a.client_id
+                    .clone()
+                    .or_else(|| a.sub.clone())
+                    .unwrap_or_default()
+            })
             .collect();
     }
 

@@ -1,3 +1,4 @@
+mod audit;
 mod aws;
 mod capability;
 mod capture;

@@ -71,6 +71,25 @@ impl Actbridge {
         std::fs::read_to_string(self.dir.path().join("actbridge.log")).unwrap_or_default()
     }
 
+    /// Stops the process as an orchestrator would (SIGTERM) and waits for it to exit;
+    /// returns whether it exited successfully.
+    pub fn terminate(&mut self) -> bool {
+        use nix::sys::signal::{Signal, kill};
+        use nix::unistd::Pid;
+        let _ = kill(Pid::from_raw(self.child.id() as i32), Signal::SIGTERM);
+        self.child.wait().is_ok_and(|s| s.success())
+    }
+
+    /// Waits for the process to exit by itself.
+    pub fn wait(&mut self) -> std::process::ExitStatus {
+        self.child.wait().expect("wait for actbridge")
+    }
+
+    /// The directory of its config and log (for files a test wants next to them).
+    pub fn dir(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+
     /// Stops the process now.
     pub fn kill(&mut self) {
         let _ = self.child.kill();
