@@ -161,6 +161,18 @@ impl Backend {
         }
     }
 
+    /// The backend's credential cache (a miss is one mint from its upstream); `None` for
+    /// `filter`, which mints nothing.
+    pub fn cache_stats(&self) -> Option<&Arc<crate::telemetry::metrics::CacheStats>> {
+        match self {
+            Backend::AwsSts(b) => Some(b.cache_stats()),
+            Backend::GithubApp(b) => Some(b.cache_stats()),
+            Backend::SshCert(b) => Some(b.cache_stats()),
+            Backend::Postgres(b) => Some(b.cache_stats()),
+            Backend::Filter(_) => None,
+        }
+    }
+
     /// What `req` touches; refuses requests the backend cannot scope.
     pub fn scope(&self, req: &HttpRequest<'_>) -> Result<Scope, CredentialError> {
         match self {
@@ -273,6 +285,11 @@ impl Credentials {
     /// Every backend, for its background work.
     pub fn all(&self) -> impl Iterator<Item = &Arc<Backend>> {
         self.backends.values()
+    }
+
+    /// Every backend with its configured name.
+    pub fn named(&self) -> impl Iterator<Item = (&str, &Arc<Backend>)> {
+        self.backends.iter().map(|(k, v)| (k.as_str(), v))
     }
 
     /// The backend named `name` (config validation guarantees routes name known ones).

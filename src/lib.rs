@@ -29,6 +29,9 @@
 //! - [`telemetry`]: logging set-up.
 //! - [`http_client`], [`clock`]: the shared outgoing HTTP client and wall clock.
 #![forbid(unsafe_code)]
+// The decision core nests its stages' futures deeply (each stage is timed); the
+// ext_proc stream task that awaits them needs more than the default layout depth.
+#![recursion_limit = "256"]
 #![deny(rust_2018_idioms)]
 
 pub mod admin;

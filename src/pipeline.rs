@@ -23,13 +23,14 @@ pub use refusal::Refusal;
 pub use request::{Direction, RequestError, RequestFacts};
 
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Instant, SystemTime};
 
 use crate::audit::{AuditLog, DecisionRecord};
 use crate::config::Config;
 use crate::credentials::Credentials;
 use crate::jwt::Verifier;
 use crate::policy::PolicyEngine;
+use crate::telemetry::metrics::Metrics;
 use trail::Trail;
 
 /// The decision core, shared by every ext_proc stream.
@@ -39,6 +40,7 @@ pub struct Pipeline {
     inbound: inbound::InboundStage,
     outbound: Option<outbound::OutboundStage>,
     audit: Option<Arc<AuditLog>>,
+    metrics: Arc<Metrics>,
 }
 
 impl Pipeline {
@@ -61,8 +63,34 @@ impl Pipeline {
                 .custody_entries
                 .map(|n| Arc::new(custody::Custody::new(n))),
         };
+        let verifier = Arc::new(Verifier::new(cfg));
+        let metrics = Arc::new(Metrics::new());
+        metrics.register_cache(
+            "verified_tokens",
+            "jwt_verification",
+            verifier.cache_stats().clone(),
+        );
+        if let Some(engine) = &policy {
+            metrics.register_cache("policy_decisions", "policy", engine.cache_stats().clone());
+        }
+        if let Some(a) = &agent {
+            metrics.register_cache(
+                "exchanged_tokens",
+                "token_service",
+                a.exchanger.cache_stats().clone(),
+            );
+        }
+        for (name, backend) in credentials.named() {
+            if let Some(stats) = backend.cache_stats() {
+                metrics.register_cache(
+                    &format!("credential:{name}"),
+                    backend.kind(),
+                    stats.clone(),
+                );
+            }
+        }
         Pipeline {
-            verifier: Arc::new(Verifier::new(cfg)),
+            verifier,
             policy,
             inbound: inbound::InboundStage::new(&cfg.inbound, agent.clone(), shared.clone()),
             outbound: cfg
@@ -71,7 +99,13 @@ impl Pipeline {
                 .zip(agent)
                 .map(|(o, a)| outbound::OutboundStage::new(o, a, shared, credentials)),
             audit: None,
+            metrics,
         }
+    }
+
+    /// The metrics every decision updates (served at the admin listener's `/metrics`).
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
     }
 
     /// Audits every decision into `log`.
@@ -87,6 +121,7 @@ impl Pipeline {
 
     /// Decides one request on its headers, and logs (and audits) the decision once.
     pub async fn decide(&self, req: &RequestFacts) -> Decision {
+        let started = Instant::now();
         let mut trail = Trail::default();
         let outcome = match req.direction {
             Direction::Inbound => {
@@ -103,12 +138,13 @@ impl Pipeline {
                 None => Err(Refusal::OutboundDisabled),
             },
         };
-        self.conclude(req, trail, outcome)
+        self.conclude(req, trail, outcome, started)
     }
 
     /// Decides a request that [`Decision::ReadBody`] asked the body of. `body` is the
     /// whole body, or `None` when it exceeded the limit.
     pub async fn decide_body(&self, req: &RequestFacts, body: Option<&[u8]>) -> Decision {
+        let started = Instant::now();
         let mut trail = Trail::default();
         let outcome = match (&self.outbound, req.direction) {
             (Some(stage), Direction::Outbound) => {
@@ -124,16 +160,17 @@ impl Pipeline {
             }
             _ => Err(Refusal::BodyUnexpected),
         };
-        self.conclude(req, trail, outcome)
+        self.conclude(req, trail, outcome, started)
     }
 
-    /// Turns the outcome into the decision, logs it, and audits it. A decision the
-    /// audit log cannot take is refused (`audit.on_queue_full: refuse`).
+    /// Turns the outcome into the decision, logs it, counts it and audits it. A decision
+    /// the audit log cannot take is refused (`audit.on_queue_full: refuse`).
     fn conclude(
         &self,
         req: &RequestFacts,
         trail: Trail,
         outcome: Result<Then, Refusal>,
+        started: Instant,
     ) -> Decision {
         let decision = match outcome {
             Ok(then) => {
@@ -166,22 +203,42 @@ impl Pipeline {
             }
             Err(refusal) => {
                 let denial = self.refuse(req, &refusal);
-                return self.audit(
-                    req,
-                    trail,
-                    Decision::Deny(denial),
-                    Some(refusal.to_string()),
-                );
+                let detail = Some(refusal.to_string());
+                let decision = self.audit(req, &trail, Decision::Deny(denial), detail);
+                self.count(req, &trail, &decision, started);
+                return decision;
             }
         };
-        self.audit(req, trail, decision, None)
+        let decision = self.audit(req, &trail, decision, None);
+        self.count(req, &trail, &decision, started);
+        decision
+    }
+
+    /// Counts a final decision and its stages' times.
+    fn count(&self, req: &RequestFacts, trail: &Trail, decision: &Decision, started: Instant) {
+        let direction = req.direction.as_str();
+        for (stage, took) in &trail.timings {
+            self.metrics.stage(direction, Some(*stage), *took);
+        }
+        let verdict = match decision {
+            Decision::ReadBody { .. } => return,
+            Decision::Continue(_) => "allow",
+            Decision::Respond(_) => "answer",
+            Decision::Deny(d) => {
+                self.metrics.refusal(direction, d.reason);
+                "deny"
+            }
+        };
+        self.metrics
+            .decision(direction, trail.route.as_deref().unwrap_or("-"), verdict);
+        self.metrics.stage(direction, None, started.elapsed());
     }
 
     /// Audits a final decision (a body still to be read is not one).
     fn audit(
         &self,
         req: &RequestFacts,
-        trail: Trail,
+        trail: &Trail,
         decision: Decision,
         detail: Option<String>,
     ) -> Decision {
@@ -194,7 +251,7 @@ impl Pipeline {
             Decision::Respond(_) => ("answer", None),
             Decision::Deny(d) => ("deny", Some(d)),
         };
-        let record = trail.into_record(DecisionRecord {
+        let record = trail.record(DecisionRecord {
             request_id: req.header("x-request-id").map(str::to_string),
             trace_id: req.trace_id(),
             direction: req.direction.as_str().to_string(),

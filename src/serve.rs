@@ -60,6 +60,13 @@ pub async fn run(
         pipeline = pipeline.with_audit(log.clone());
     }
     let pipeline = Arc::new(pipeline);
+    if let Some(log) = &audit {
+        let log = log.clone();
+        pipeline.metrics().register_audit(Box::new(move || {
+            let s = log.stats();
+            (s.queue_depth, s.written, s.dropped)
+        }));
+    }
     let tracker = TaskTracker::new();
     for backend in credentials.all() {
         let (backend, sd) = (backend.clone(), shutdown.clone());
@@ -79,10 +86,13 @@ pub async fn run(
                 source: e,
             })?;
         tracing::info!(%addr, "admin listener ready");
-        let verifier = pipeline.verifier().clone();
+        let state = crate::admin::AdminState {
+            verifier: pipeline.verifier().clone(),
+            metrics: pipeline.metrics().clone(),
+        };
         let sd = shutdown.clone();
         tracker.spawn(async move {
-            if let Err(e) = crate::admin::serve(listener, verifier, sd).await {
+            if let Err(e) = crate::admin::serve(listener, state, sd).await {
                 tracing::error!(error = %e, "admin listener failed");
             }
         });

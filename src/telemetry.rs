@@ -1,6 +1,8 @@
 //! Logging set-up. Tokens and secrets are never logged: decisions carry a fingerprint
 //! (the first 8 bytes of the token's SHA-256, hex) instead.
 
+pub mod metrics;
+
 use tracing_subscriber::EnvFilter;
 
 /// Log output format.

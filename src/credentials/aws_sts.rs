@@ -48,6 +48,8 @@ pub struct AwsSts {
     cfg: AwsStsConfig,
     sts: sts::StsClient,
     sessions: moka::future::Cache<[u8; 32], Arc<Session>>,
+    /// Hits and misses of `sessions`; a miss is one mint.
+    stats: Arc<crate::telemetry::metrics::CacheStats>,
 }
 
 impl AwsSts {
@@ -55,6 +57,7 @@ impl AwsSts {
         AwsSts {
             cfg: cfg.clone(),
             sts: sts::StsClient::new(cfg).await,
+            stats: crate::telemetry::metrics::CacheStats::shared(),
             sessions: moka::future::Cache::builder()
                 .max_capacity(cfg.cache_entries)
                 .expire_after(CacheFor)
@@ -136,6 +139,10 @@ impl AwsSts {
         Ok(HeaderChanges { set, remove })
     }
 
+    pub(super) fn cache_stats(&self) -> &Arc<crate::telemetry::metrics::CacheStats> {
+        &self.stats
+    }
+
     pub(super) async fn vend(&self, who: &Grantee<'_>) -> Result<Vended, CredentialError> {
         let prefixes =
             session_policy::prefixes(who.grant, &self.cfg.prefixes, &self.cfg.public_prefixes)?;
@@ -164,8 +171,8 @@ impl AwsSts {
         prefixes: Vec<String>,
     ) -> Result<Arc<Session>, CredentialError> {
         let key = cache_key(who, &prefixes);
-        self.sessions
-            .try_get_with(key, async {
+        self.stats
+            .get_or_mint(&self.sessions, key, async {
                 let policy = session_policy::build(&self.cfg.bucket, &prefixes, who.exclude)?;
                 let session_name = names::session_name(who.user, who.chain);
                 let issued = self

@@ -42,6 +42,8 @@ pub struct GithubApp {
     cfg: GithubAppConfig,
     client: token_client::TokenClient,
     tokens: moka::future::Cache<Vec<String>, Arc<token_client::InstallationToken>>,
+    /// Hits and misses of `tokens`; a miss is one mint.
+    stats: Arc<crate::telemetry::metrics::CacheStats>,
 }
 
 impl GithubApp {
@@ -49,6 +51,7 @@ impl GithubApp {
         GithubApp {
             cfg: cfg.clone(),
             client: token_client::TokenClient::new(cfg),
+            stats: crate::telemetry::metrics::CacheStats::shared(),
             tokens: moka::future::Cache::builder()
                 .max_capacity(cfg.cache_entries)
                 .expire_after(CacheFor)
@@ -130,6 +133,10 @@ impl GithubApp {
         })
     }
 
+    pub(super) fn cache_stats(&self) -> &Arc<crate::telemetry::metrics::CacheStats> {
+        &self.stats
+    }
+
     pub(super) async fn vend(&self, who: &Grantee<'_>) -> Result<Vended, CredentialError> {
         let token = self.token(self.repositories(who.grant)?).await?;
         Ok(Vended(serde_json::json!({
@@ -159,8 +166,8 @@ impl GithubApp {
         &self,
         repositories: Vec<String>,
     ) -> Result<Arc<token_client::InstallationToken>, CredentialError> {
-        self.tokens
-            .try_get_with(repositories.clone(), async {
+        self.stats
+            .get_or_mint(&self.tokens, repositories.clone(), async {
                 let t = self.client.installation_token(&repositories).await?;
                 tracing::info!(
                     installation = self.cfg.installation_id,

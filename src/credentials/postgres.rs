@@ -45,12 +45,15 @@ type RoleKey = (String, Vec<String>, Vec<String>);
 pub struct Postgres {
     cfg: PostgresConfig,
     minted: moka::future::Cache<RoleKey, Arc<Minted>>,
+    /// Hits and misses of `minted`; a miss is one mint.
+    stats: Arc<crate::telemetry::metrics::CacheStats>,
 }
 
 impl Postgres {
     pub(super) fn new(cfg: &PostgresConfig) -> Postgres {
         Postgres {
             cfg: cfg.clone(),
+            stats: crate::telemetry::metrics::CacheStats::shared(),
             minted: moka::future::Cache::builder()
                 .max_capacity(10_000)
                 .expire_after(CacheFor)
@@ -72,12 +75,16 @@ impl Postgres {
         })
     }
 
+    pub(super) fn cache_stats(&self) -> &Arc<crate::telemetry::metrics::CacheStats> {
+        &self.stats
+    }
+
     pub(super) async fn vend(&self, who: &Grantee<'_>) -> Result<Vended, CredentialError> {
         let roles = super::mapped(who.grant, &self.cfg.roles)?;
         let key = (who.user.to_string(), who.chain.to_vec(), roles.clone());
         let minted = self
-            .minted
-            .try_get_with(key, self.mint(who, roles))
+            .stats
+            .get_or_mint(&self.minted, key, self.mint(who, roles))
             .await
             .map_err(|e: Arc<CredentialError>| (*e).clone())?;
         Ok(Vended(serde_json::json!({

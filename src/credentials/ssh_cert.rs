@@ -46,12 +46,15 @@ type CertKey = (String, String, Vec<String>, Vec<String>);
 pub struct SshCert {
     cfg: SshCertConfig,
     issued: moka::future::Cache<CertKey, Arc<Issued>>,
+    /// Hits and misses of `issued`; a miss is one mint.
+    stats: Arc<crate::telemetry::metrics::CacheStats>,
 }
 
 impl SshCert {
     pub(super) fn new(cfg: &SshCertConfig) -> SshCert {
         SshCert {
             cfg: cfg.clone(),
+            stats: crate::telemetry::metrics::CacheStats::shared(),
             issued: moka::future::Cache::builder()
                 .max_capacity(cfg.cache_entries)
                 .expire_after(CacheFor)
@@ -75,6 +78,10 @@ impl SshCert {
         })
     }
 
+    pub(super) fn cache_stats(&self) -> &Arc<crate::telemetry::metrics::CacheStats> {
+        &self.stats
+    }
+
     pub(super) async fn vend(
         &self,
         who: &Grantee<'_>,
@@ -89,8 +96,10 @@ impl SshCert {
             principals.clone(),
         );
         let issued = self
-            .issued
-            .try_get_with(cache_key, async { self.sign(who, &key, principals) })
+            .stats
+            .get_or_mint(&self.issued, cache_key, async {
+                self.sign(who, &key, principals)
+            })
             .await
             .map_err(|e: Arc<CredentialError>| (*e).clone())?;
         Ok(Vended(serde_json::json!({

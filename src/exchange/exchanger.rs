@@ -48,6 +48,8 @@ pub struct Exchanger {
     client: TokenClient,
     skew: Duration,
     cache: moka::future::Cache<[u8; 32], Arc<IssuedToken>>,
+    /// Hits and misses of `cache`; a miss is one call to the token service.
+    stats: Arc<crate::telemetry::metrics::CacheStats>,
     actor: moka::future::Cache<(), Arc<IssuedToken>>,
 }
 
@@ -65,11 +67,17 @@ impl Exchanger {
                 .max_capacity(cfg.cache_max_entries)
                 .expire_after(CacheFor)
                 .build(),
+            stats: crate::telemetry::metrics::CacheStats::shared(),
             actor: moka::future::Cache::builder()
                 .max_capacity(1)
                 .expire_after(CacheFor)
                 .build(),
         }
+    }
+
+    /// Hits and misses of the exchanged-token cache; a miss is one token-service call.
+    pub fn cache_stats(&self) -> &Arc<crate::telemetry::metrics::CacheStats> {
+        &self.stats
     }
 
     /// A token for `target` on behalf of the holder of `subject_token` (which expires at
@@ -85,8 +93,8 @@ impl Exchanger {
         name_actor: bool,
     ) -> Result<Arc<IssuedToken>, ExchangeError> {
         let key = self.cache_key(subject_token, target, name_actor);
-        self.cache
-            .try_get_with(key, async {
+        self.stats
+            .get_or_mint(&self.cache, key, async {
                 let resp = self
                     .exchange_uncached(subject_token, target, name_actor)
                     .await?;

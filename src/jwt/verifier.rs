@@ -16,6 +16,7 @@ use super::jwks::JwksStore;
 use super::{VerifiedToken, VerifyError, segments};
 use crate::clock::now_secs;
 use crate::config::{Config, IssuerConfig};
+use crate::telemetry::metrics::CacheStats;
 
 /// Which audience list a token is checked against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -39,6 +40,8 @@ struct IssuerEntry {
 pub struct Verifier {
     issuers: HashMap<String, IssuerEntry>,
     cache: Option<moka::sync::Cache<[u8; 32], Arc<Cached>>>,
+    /// Hits and misses of `cache` (a miss is a full verification; an error a refusal).
+    cache_stats: Arc<CacheStats>,
     max_bytes: usize,
     max_chain: usize,
 }
@@ -88,9 +91,15 @@ impl Verifier {
         Verifier {
             issuers,
             cache,
+            cache_stats: CacheStats::shared(),
             max_bytes: cfg.max_token_bytes,
             max_chain: cfg.max_actor_chain,
         }
+    }
+
+    /// Hits and misses of the verified-token cache (errors = refused tokens).
+    pub fn cache_stats(&self) -> &Arc<CacheStats> {
+        &self.cache_stats
     }
 
     /// The per-issuer key stores (for the background refresh tasks and readiness).
@@ -116,12 +125,17 @@ impl Verifier {
         }
         let digest = cache_key(token, profile);
         if let Some(hit) = self.cache.as_ref().and_then(|c| c.get(&digest)) {
+            self.cache_stats.hit();
             if now_secs() > hit.valid_until {
                 return Err(VerifyError::Expired);
             }
             return Ok(hit.token.clone());
         }
-        let (token, leeway) = self.verify_uncached(token, profile, &digest).await?;
+        self.cache_stats.miss();
+        let (token, leeway) = self
+            .verify_uncached(token, profile, &digest)
+            .await
+            .inspect_err(|_| self.cache_stats.error())?;
         if let Some(cache) = &self.cache {
             let valid_until = token.expires_at.saturating_add(leeway);
             cache.insert(

@@ -13,6 +13,7 @@ use crate::config::TokenRules;
 use crate::credentials::{Backend, Grantee, HttpRequest, Scope};
 use crate::jwt::{VerifiedToken, Verifier};
 use crate::policy::PolicyEngine;
+use crate::telemetry::metrics::Stage;
 
 /// A request judged for a credential backend.
 pub(super) struct Judged {
@@ -114,7 +115,7 @@ pub(super) async fn equip(
     let names: Vec<&str> = req.header_names().collect();
     let http = http_request(req, &names);
     let scope = backend.scope(&http)?;
-    let judged = judge_for(
+    let judging = judge_for(
         stage,
         policy,
         req,
@@ -122,11 +123,15 @@ pub(super) async fn equip(
         backend,
         &scope,
         &accepted.verified,
-    )
-    .await?;
+    );
+    let judged = trail.timed(Stage::Policy, judging).await?;
     judged.record(trail);
-    let changes = backend
-        .apply(&judged.grantee(), &http, &scope, body)
+    let grantee = judged.grantee();
+    let changes = trail
+        .timed(
+            Stage::Credential,
+            backend.apply(&grantee, &http, &scope, body),
+        )
         .await?;
     judged.record_credential(trail, name, backend);
     Ok(Then::Forward(Mutations {

@@ -17,6 +17,7 @@ use crate::audit::ExchangeFact;
 use crate::config::{InboundConfig, PathMatch};
 use crate::jwt::{AudienceProfile, VerifiedToken, Verifier};
 use crate::policy::PolicyEngine;
+use crate::telemetry::metrics::Stage;
 
 pub(super) struct InboundStage {
     cfg: InboundConfig,
@@ -67,7 +68,12 @@ impl InboundStage {
         if self.shared.custody.is_some() && Custody::is_placeholder(token) {
             return Err(Refusal::PlaceholderMisused);
         }
-        let verified = verifier.verify(token, AudienceProfile::Inbound).await?;
+        let verified = trail
+            .timed(
+                Stage::Verify,
+                verifier.verify(token, AudienceProfile::Inbound),
+            )
+            .await?;
         trail.verified(&verified);
         if self.cfg.single_use_paths.iter().any(|p| p.matches(path)) {
             self.shared.replay.first_use(&verified)?;
@@ -88,7 +94,10 @@ impl InboundStage {
                     None => chain_of(&verified),
                 };
                 trail.judged_chain(&chain);
-                Some(judge(engine, req, &target, &verified, chain).await?.grant)
+                let granted = trail
+                    .timed(Stage::Policy, judge(engine, req, &target, &verified, chain))
+                    .await?;
+                Some(granted.grant)
             }
             None => None,
         };
@@ -102,15 +111,13 @@ impl InboundStage {
         let mut app_token: Option<String> = None;
         let mut app_token_exp = verified.expires_at;
         if let Some(agent) = &self.delegate_to {
-            let issued = agent
-                .exchanger
-                .exchange(
-                    token,
-                    verified.expires_at,
-                    &agent.delegation_target,
-                    adds_agent,
-                )
-                .await?;
+            let exchange = agent.exchanger.exchange(
+                token,
+                verified.expires_at,
+                &agent.delegation_target,
+                adds_agent,
+            );
+            let issued = trail.timed(Stage::Exchange, exchange).await?;
             app_token = Some(issued.access_token.clone());
             app_token_exp = issued.expires_at;
             trail.exchange = Some(ExchangeFact {

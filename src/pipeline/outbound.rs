@@ -22,6 +22,7 @@ use crate::config::{ExchangeTarget, OutboundConfig, RouteAction, RouteConfig, To
 use crate::credentials::Credentials;
 use crate::jwt::{AudienceProfile, VerifiedToken, Verifier};
 use crate::policy::PolicyEngine;
+use crate::telemetry::metrics::Stage;
 
 pub(super) struct OutboundStage {
     cfg: OutboundConfig,
@@ -182,7 +183,12 @@ impl OutboundStage {
             }
             _ => Cow::Borrowed(presented),
         };
-        let verified = verifier.verify(&token, AudienceProfile::Outbound).await?;
+        let verified = trail
+            .timed(
+                Stage::Verify,
+                verifier.verify(&token, AudienceProfile::Outbound),
+            )
+            .await?;
         trail.verified(&verified);
         if rules.single_use {
             self.shared.replay.first_use(&verified)?;
@@ -212,16 +218,19 @@ impl OutboundStage {
                 };
                 let chain = self.agent.next_chain(&verified, adds_itself);
                 trail.judged_chain(&chain);
-                Some(judge(engine, req, &target, &verified, chain).await?.grant)
+                let granted = trail
+                    .timed(Stage::Policy, judge(engine, req, &target, &verified, chain))
+                    .await?;
+                Some(granted.grant)
             }
             None => None,
         };
         trail.grant = grant;
-        let issued = self
-            .agent
-            .exchanger
-            .exchange(&token, verified.expires_at, target, adds_itself)
-            .await?;
+        let exchange =
+            self.agent
+                .exchanger
+                .exchange(&token, verified.expires_at, target, adds_itself);
+        let issued = trail.timed(Stage::Exchange, exchange).await?;
         trail.exchange = Some(ExchangeFact {
             audience: target.audience.clone(),
             expires_at: issued.expires_at,

@@ -3,9 +3,13 @@
 //! line and its audit record. Filled as the stages go, so a refusal is recorded with
 //! everything known up to it.
 
+use std::future::Future;
+use std::time::{Duration, Instant};
+
 use crate::audit::{CredentialFact, DecisionRecord, ExchangeFact};
 use crate::jwt::VerifiedToken;
 use crate::policy::ActorInput;
+use crate::telemetry::metrics::Stage;
 
 /// The facts of one decision so far.
 #[derive(Debug, Default)]
@@ -19,6 +23,8 @@ pub(crate) struct Trail {
     pub fingerprint: Option<String>,
     pub exchange: Option<ExchangeFact>,
     pub credential: Option<CredentialFact>,
+    /// How long each stage took.
+    pub timings: Vec<(Stage, Duration)>,
 }
 
 impl Trail {
@@ -57,17 +63,25 @@ impl Trail {
             .collect();
     }
 
+    /// Runs `work` as `stage`, timing it.
+    pub async fn timed<T>(&mut self, stage: Stage, work: impl Future<Output = T>) -> T {
+        let started = Instant::now();
+        let out = work.await;
+        self.timings.push((stage, started.elapsed()));
+        out
+    }
+
     /// The audit record's identity part; the caller adds the request and the outcome.
-    pub fn into_record(self, record: DecisionRecord) -> DecisionRecord {
+    pub fn record(&self, record: DecisionRecord) -> DecisionRecord {
         DecisionRecord {
-            route: self.route,
-            user: self.user,
-            subject: self.subject,
-            actors: self.actors,
-            grant: self.grant,
-            token: self.fingerprint,
-            exchange: self.exchange,
-            credential: self.credential,
+            route: self.route.clone(),
+            user: self.user.clone(),
+            subject: self.subject.clone(),
+            actors: self.actors.clone(),
+            grant: self.grant.clone(),
+            token: self.fingerprint.clone(),
+            exchange: self.exchange.clone(),
+            credential: self.credential.clone(),
             ..record
         }
     }

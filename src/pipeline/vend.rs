@@ -16,6 +16,7 @@ use super::trail::Trail;
 use super::{Mutations, Refusal, Reply, RequestFacts, Then};
 use crate::credentials::VendAsk;
 use crate::policy::PolicyEngine;
+use crate::telemetry::metrics::Stage;
 
 /// The only path a vending route answers.
 pub(super) const PATH: &str = "/credentials";
@@ -84,7 +85,7 @@ pub(super) async fn answer(
         public_key: ask.public_key.as_deref(),
     };
     let scope = backend.vend_scope(&vend_ask)?;
-    let judged = judge_for(
+    let judging = judge_for(
         stage,
         policy,
         req,
@@ -92,10 +93,13 @@ pub(super) async fn answer(
         backend,
         &scope,
         &accepted.verified,
-    )
-    .await?;
+    );
+    let judged = trail.timed(Stage::Policy, judging).await?;
     judged.record(trail);
-    let vended = backend.vend(&judged.grantee(), &vend_ask).await?;
+    let grantee = judged.grantee();
+    let vended = trail
+        .timed(Stage::Credential, backend.vend(&grantee, &vend_ask))
+        .await?;
     judged.record_credential(trail, name, backend);
     Ok(Then::Respond(Reply {
         status: 200,

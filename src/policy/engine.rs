@@ -9,6 +9,7 @@ use super::local::LocalPolicy;
 use super::opa::OpaClient;
 use super::{PolicyDecision, PolicyError, PolicyInput};
 use crate::config::{PolicyConfig, PolicySource};
+use crate::telemetry::metrics::CacheStats;
 
 /// Where decisions come from.
 enum Backend {
@@ -21,6 +22,7 @@ pub struct PolicyEngine {
     cfg: PolicyConfig,
     backend: Backend,
     cache: Option<moka::sync::Cache<(u64, String), Arc<PolicyDecision>>>,
+    stats: Arc<CacheStats>,
 }
 
 impl PolicyEngine {
@@ -44,6 +46,7 @@ impl PolicyEngine {
                     .time_to_live(cfg.decision_cache_ttl)
                     .build()
             }),
+            stats: CacheStats::shared(),
         })
     }
 
@@ -75,7 +78,9 @@ impl PolicyEngine {
                 if let Some(hit) = self.lookup(&key) {
                     return Ok(hit);
                 }
-                let decision = loaded.evaluate(&key.1)?;
+                let decision = loaded
+                    .evaluate(&key.1)
+                    .inspect_err(|_| self.stats.error())?;
                 Ok(self.remember(key, decision))
             }
             // A remote policy has no version here: its answers live for the cache's TTL.
@@ -84,14 +89,28 @@ impl PolicyEngine {
                 if let Some(hit) = self.lookup(&key) {
                     return Ok(hit);
                 }
-                let decision = opa.decide(&key.1).await?;
+                let decision = opa
+                    .decide(&key.1)
+                    .await
+                    .inspect_err(|_| self.stats.error())?;
                 Ok(self.remember(key, decision))
             }
         }
     }
 
     fn lookup(&self, key: &(u64, String)) -> Option<Arc<PolicyDecision>> {
-        self.cache.as_ref()?.get(key)
+        let hit = self.cache.as_ref().and_then(|c| c.get(key));
+        match &hit {
+            Some(_) => self.stats.hit(),
+            None => self.stats.miss(),
+        }
+        hit
+    }
+
+    /// Hits and misses of the decision cache; a miss is one evaluation (for a remote OPA,
+    /// one call; errors are failed evaluations).
+    pub fn cache_stats(&self) -> &Arc<CacheStats> {
+        &self.stats
     }
 
     fn remember(&self, key: (u64, String), decision: PolicyDecision) -> Arc<PolicyDecision> {

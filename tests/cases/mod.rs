@@ -11,6 +11,7 @@ mod extproc_transport;
 mod filter;
 mod github;
 mod inbound;
+mod metrics;
 mod ministack;
 mod outbound;
 mod policy;

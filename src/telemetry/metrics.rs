@@ -1,0 +1,348 @@
+//! Prometheus metrics, served on the admin listener at `/metrics` (OpenMetrics text,
+//! which Prometheus scrapes natively). Names follow Prometheus conventions
+//! (`actbridge_…_total`, `_seconds`); labels are bounded (directions, route names from
+//! the config, reason codes, stage and cache names) — never a user, a token or a path.
+//!
+//! The request path updates counters and histograms directly (atomics, no locks on the
+//! hot path once a label set exists). Caches and upstream calls keep their own
+//! [`CacheStats`] (the module owning the cache increments it), read at scrape time, so
+//! the token verifier, the exchanger, the policy engine and the credential backends do
+//! not depend on this registry.
+
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+/// Hits, misses (each miss is one call to the upstream behind the cache) and failed
+/// calls of one cache.
+#[derive(Debug, Default)]
+pub struct CacheStats {
+    hits: AtomicU64,
+    misses: AtomicU64,
+    errors: AtomicU64,
+}
+
+impl CacheStats {
+    /// A new, shared set of counters.
+    pub fn shared() -> Arc<CacheStats> {
+        Arc::new(CacheStats::default())
+    }
+
+    /// Served from the cache.
+    pub fn hit(&self) {
+        self.hits.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Not in the cache: the upstream is called.
+    pub fn miss(&self) {
+        self.misses.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The upstream call made for a miss failed.
+    pub fn error(&self) {
+        self.errors.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// `key` from `cache`, or minted by `mint` when absent — counted as a miss, and its
+    /// failure as an error; concurrent callers for one key share one mint (moka's
+    /// single-flight) and count as hits.
+    pub async fn get_or_mint<K, V, E, F>(
+        &self,
+        cache: &moka::future::Cache<K, V>,
+        key: K,
+        mint: F,
+    ) -> Result<V, Arc<E>>
+    where
+        K: std::hash::Hash + Eq + Send + Sync + 'static,
+        V: Clone + Send + Sync + 'static,
+        E: Send + Sync + 'static,
+        F: std::future::Future<Output = Result<V, E>>,
+    {
+        let minted = std::sync::atomic::AtomicBool::new(false);
+        let got = cache
+            .try_get_with(key, async {
+                minted.store(true, Ordering::Relaxed);
+                self.miss();
+                mint.await.inspect_err(|_| self.error())
+            })
+            .await;
+        if !minted.load(Ordering::Relaxed) {
+            self.hit();
+        }
+        got
+    }
+
+    /// (hits, misses, errors).
+    pub fn snapshot(&self) -> (u64, u64, u64) {
+        (
+            self.hits.load(Ordering::Relaxed),
+            self.misses.load(Ordering::Relaxed),
+            self.errors.load(Ordering::Relaxed),
+        )
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    direction: &'static str,
+    route: String,
+    decision: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RefusalLabels {
+    direction: &'static str,
+    reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StageLabels {
+    direction: &'static str,
+    stage: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CacheLabels {
+    cache: String,
+    result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct UpstreamLabels {
+    upstream: String,
+    outcome: &'static str,
+}
+
+/// What the audit log reports at scrape time: (queue depth, written, dropped).
+pub type AuditProbe = Box<dyn Fn() -> (usize, u64, u64) + Send + Sync>;
+
+/// Everything read at scrape time.
+#[derive(Default)]
+struct Probes {
+    caches: Vec<(String, String, Arc<CacheStats>)>,
+    audit: Option<AuditProbe>,
+}
+
+impl fmt::Debug for Probes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Probes")
+            .field("caches", &self.caches.len())
+            .field("audit", &self.audit.is_some())
+            .finish()
+    }
+}
+
+#[derive(Debug, Default)]
+struct ProbeCollector(Mutex<Probes>);
+
+/// The stages a decision goes through, timed separately.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// Token verification.
+    Verify,
+    /// The policy decision.
+    Policy,
+    /// The RFC 8693 exchange (cache included).
+    Exchange,
+    /// A credential backend (cache included).
+    Credential,
+}
+
+impl Stage {
+    fn as_str(self) -> &'static str {
+        match self {
+            Stage::Verify => "verify",
+            Stage::Policy => "policy",
+            Stage::Exchange => "exchange",
+            Stage::Credential => "credential",
+        }
+    }
+}
+
+/// The registry and the request-path metrics.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    refusals: Family<RefusalLabels, Counter>,
+    stages: Family<StageLabels, Histogram>,
+    probes: Arc<ProbeCollector>,
+}
+
+/// Latency buckets: 50 µs to 5 s.
+fn latency_histogram() -> Histogram {
+    Histogram::new([
+        0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+        1.0, 2.5, 5.0,
+    ])
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// A registry with every actbridge metric.
+    pub fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("actbridge");
+        let requests = Family::<RequestLabels, Counter>::default();
+        registry.register(
+            "requests",
+            "Decisions by direction, route and decision (allow, answer, deny)",
+            requests.clone(),
+        );
+        let refusals = Family::<RefusalLabels, Counter>::default();
+        registry.register(
+            "refusals",
+            "Refusals by direction and reason code",
+            refusals.clone(),
+        );
+        let stages =
+            Family::<StageLabels, Histogram>::new_with_constructor(latency_histogram as fn() -> _);
+        registry.register(
+            "stage_duration_seconds",
+            "Time spent per stage of a decision (stage `decision` is the whole decision)",
+            stages.clone(),
+        );
+        let probes = Arc::new(ProbeCollector::default());
+        registry.register_collector(Box::new(probes.clone()));
+        Metrics {
+            registry,
+            requests,
+            refusals,
+            stages,
+            probes,
+        }
+    }
+
+    /// Counts one decision.
+    pub fn decision(&self, direction: &'static str, route: &str, decision: &'static str) {
+        self.requests
+            .get_or_create(&RequestLabels {
+                direction,
+                route: route.to_string(),
+                decision,
+            })
+            .inc();
+    }
+
+    /// Counts one refusal.
+    pub fn refusal(&self, direction: &'static str, reason: &'static str) {
+        self.refusals
+            .get_or_create(&RefusalLabels { direction, reason })
+            .inc();
+    }
+
+    /// Records how long `stage` took (`None` = the whole decision).
+    pub fn stage(&self, direction: &'static str, stage: Option<Stage>, took: Duration) {
+        self.stages
+            .get_or_create(&StageLabels {
+                direction,
+                stage: stage.map_or("decision", Stage::as_str),
+            })
+            .observe(took.as_secs_f64());
+    }
+
+    /// Reports `stats` as cache `cache` (hits and misses) and upstream `upstream` (calls
+    /// and errors) at every scrape.
+    pub fn register_cache(&self, cache: &str, upstream: &str, stats: Arc<CacheStats>) {
+        if let Ok(mut p) = self.probes.0.lock() {
+            p.caches
+                .push((cache.to_string(), upstream.to_string(), stats));
+        }
+    }
+
+    /// Reports the audit log's queue depth and record counts at every scrape.
+    pub fn register_audit(&self, probe: AuditProbe) {
+        if let Ok(mut p) = self.probes.0.lock() {
+            p.audit = Some(probe);
+        }
+    }
+
+    /// The OpenMetrics text of every metric.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
+            tracing::error!("metrics could not be encoded");
+        }
+        out
+    }
+}
+
+// Names here get the registry's `actbridge_` prefix, and counters their `_total`.
+impl Collector for ProbeCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), fmt::Error> {
+        let Ok(p) = self.0.lock() else {
+            return Ok(());
+        };
+        {
+            let mut e = encoder.encode_descriptor(
+                "cache_requests",
+                "Cache lookups by cache and result (hit, miss)",
+                None,
+                prometheus_client::metrics::MetricType::Counter,
+            )?;
+            for (cache, _, stats) in &p.caches {
+                let (hits, misses, _) = stats.snapshot();
+                for (result, n) in [("hit", hits), ("miss", misses)] {
+                    let labels = CacheLabels {
+                        cache: cache.clone(),
+                        result,
+                    };
+                    ConstCounter::new(n).encode(e.encode_family(&labels)?)?;
+                }
+            }
+        }
+        {
+            let mut e = encoder.encode_descriptor(
+                "upstream_calls",
+                "Calls to the token service and the credential backends, by outcome (ok, error)",
+                None,
+                prometheus_client::metrics::MetricType::Counter,
+            )?;
+            for (_, upstream, stats) in &p.caches {
+                let (_, misses, errors) = stats.snapshot();
+                for (outcome, n) in [("ok", misses.saturating_sub(errors)), ("error", errors)] {
+                    let labels = UpstreamLabels {
+                        upstream: upstream.clone(),
+                        outcome,
+                    };
+                    ConstCounter::new(n).encode(e.encode_family(&labels)?)?;
+                }
+            }
+        }
+        if let Some(audit) = &p.audit {
+            let (depth, written, dropped) = audit();
+            let g = ConstGauge::new(depth as i64);
+            g.encode(encoder.encode_descriptor(
+                "audit_queue_depth",
+                "Audit records waiting to be written",
+                None,
+                g.metric_type(),
+            )?)?;
+            for (name, help, n) in [
+                ("audit_records_written", "Audit records written", written),
+                (
+                    "audit_records_dropped",
+                    "Audit records dropped because the queue was full (on_queue_full: drop)",
+                    dropped,
+                ),
+            ] {
+                let c = ConstCounter::new(n);
+                c.encode(encoder.encode_descriptor(name, help, None, c.metric_type())?)?;
+            }
+        }
+        Ok(())
+    }
+}
