@@ -7,6 +7,7 @@ mod credentials;
 mod error;
 mod filter;
 mod github_app;
+mod outbound;
 mod policy;
 mod postgres;
 mod raw;
