@@ -9,6 +9,7 @@ mod extproc_transport;
 mod filter;
 mod github;
 mod inbound;
+mod inject_cli;
 mod ministack;
 mod outbound;
 mod policy;
