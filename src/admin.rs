@@ -1,6 +1,11 @@
 //! The admin HTTP listener: `/healthz` (the process is up), `/readyz` (every issuer's
 //! keys have loaded, so requests can be decided) and `/metrics` (Prometheus; see
-//! docs/observability.md). Keep it on loopback or the pod network only.
+//! docs/observability.md), open; and, with `admin_api` configured, the authenticated
+//! admin API ([`auth`]): `/revocations` ([`revocations`]). Keep the listener on loopback
+//! or the pod network only.
+
+mod auth;
+mod revocations;
 
 use std::sync::Arc;
 
@@ -10,16 +15,16 @@ use axum::http::StatusCode;
 use axum::routing::get;
 use tokio_util::sync::CancellationToken;
 
-use crate::jwt::Verifier;
-use crate::telemetry::metrics::Metrics;
+use crate::config::AdminApiConfig;
+use crate::pipeline::Pipeline;
 
 /// What the admin routes read.
 #[derive(Clone)]
 pub struct AdminState {
-    /// Readiness: every issuer's keys loaded.
-    pub verifier: Arc<Verifier>,
-    /// The metrics registry.
-    pub metrics: Arc<Metrics>,
+    /// The decision core: readiness, metrics, the deny list, the caches.
+    pub pipeline: Arc<Pipeline>,
+    /// Who may use the admin API; `None` = its routes answer 404.
+    pub api: Option<AdminApiConfig>,
 }
 
 /// The admin routes.
@@ -28,6 +33,12 @@ pub fn router(state: AdminState) -> Router {
         .route("/healthz", get(|| async { (StatusCode::OK, "ok\n") }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
+        .route(
+            "/revocations",
+            get(revocations::list)
+                .post(revocations::add)
+                .delete(revocations::remove),
+        )
         .with_state(state)
 }
 
@@ -37,12 +48,12 @@ async fn metrics(State(s): State<AdminState>) -> impl axum::response::IntoRespon
             axum::http::header::CONTENT_TYPE,
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
         )],
-        s.metrics.encode(),
+        s.pipeline.metrics().encode(),
     )
 }
 
 async fn readyz(State(s): State<AdminState>) -> (StatusCode, &'static str) {
-    if s.verifier.is_ready() {
+    if s.pipeline.verifier().is_ready() {
         (StatusCode::OK, "ready\n")
     } else {
         (

@@ -24,7 +24,7 @@ use std::thread::JoinHandle;
 use std::time::SystemTime;
 
 pub use checkpoint::key_id_of;
-pub use record::{CredentialFact, DecisionRecord, ExchangeFact};
+pub use record::{AdminRecord, CredentialFact, DecisionRecord, Event, ExchangeFact};
 
 use crate::config::{AuditConfig, QueueFullPolicy};
 use writer::{Msg, Writer};
@@ -119,9 +119,18 @@ impl AuditLog {
     /// the queue is full or the writer failed, and the policy is `refuse`. With `drop`
     /// the record is counted as dropped and `Ok` returned.
     pub fn submit(&self, record: DecisionRecord, time: SystemTime) -> Result<(), AuditRefused> {
+        self.submit_event(Event::Decision(Box::new(record)), time)
+    }
+
+    /// Queues an operator's action, under the same policy as decisions.
+    pub fn submit_admin(&self, record: AdminRecord) -> Result<(), AuditRefused> {
+        self.submit_event(Event::Admin(record), SystemTime::now())
+    }
+
+    fn submit_event(&self, event: Event, time: SystemTime) -> Result<(), AuditRefused> {
         let accepted = !self.counters.failed.load(Ordering::SeqCst) && {
             self.counters.queued.fetch_add(1, Ordering::SeqCst);
-            match self.tx.try_send(Msg::Record(Box::new(record), time)) {
+            match self.tx.try_send(Msg::Record(Box::new(event), time)) {
                 Ok(()) => true,
                 Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
                     self.counters.queued.fetch_sub(1, Ordering::SeqCst);

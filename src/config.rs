@@ -3,6 +3,7 @@
 //!
 //! Secrets never appear in the config's `Debug` output.
 
+mod admin;
 mod audit;
 mod credentials;
 mod error;
@@ -16,6 +17,7 @@ mod ssh_cert;
 mod types;
 mod validate;
 
+pub use admin::{AdminApiConfig, RevocationConfig};
 pub use audit::{AuditConfig, CheckpointConfig, QueueFullPolicy};
 pub use credentials::{
     AwsStsConfig, BackendConfig, CredentialConfig, FilterConfig, FilterRule, GithubAppConfig,
@@ -74,6 +76,11 @@ impl Config {
             && audit.path.is_relative()
         {
             audit.path = base.join(&audit.path);
+        }
+        if let (Some(r), Some(base)) = (cfg.revocation.as_mut(), path.parent())
+            && r.file.is_relative()
+        {
+            r.file = base.join(&r.file);
         }
         Ok(cfg)
     }

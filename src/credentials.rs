@@ -161,6 +161,18 @@ impl Backend {
         }
     }
 
+    /// Forgets every cached credential: the next request mints a new one. (A PostgreSQL
+    /// role already handed out stays valid until its `VALID UNTIL`; the reaper drops it.)
+    pub fn forget_cached(&self) {
+        match self {
+            Backend::AwsSts(b) => b.forget_cached(),
+            Backend::GithubApp(b) => b.forget_cached(),
+            Backend::SshCert(b) => b.forget_cached(),
+            Backend::Postgres(b) => b.forget_cached(),
+            Backend::Filter(_) => {}
+        }
+    }
+
     /// The backend's credential cache (a miss is one mint from its upstream); `None` for
     /// `filter`, which mints nothing.
     pub fn cache_stats(&self) -> Option<&Arc<crate::telemetry::metrics::CacheStats>> {

@@ -15,12 +15,14 @@ mod outbound;
 mod refusal;
 mod replay;
 mod request;
+mod revocation;
 mod trail;
 mod vend;
 
 pub use decision::{Decision, Denial, Mutations, Reply};
 pub use refusal::Refusal;
 pub use request::{Direction, RequestError, RequestFacts};
+pub use revocation::{DenyList, Revocation, RevocationError, RevocationKind, Revoked};
 
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
@@ -41,6 +43,7 @@ pub struct Pipeline {
     outbound: Option<outbound::OutboundStage>,
     audit: Option<Arc<AuditLog>>,
     metrics: Arc<Metrics>,
+    shared_revocations: Arc<DenyList>,
 }
 
 impl Pipeline {
@@ -51,6 +54,7 @@ impl Pipeline {
         cfg: &Config,
         policy: Option<Arc<PolicyEngine>>,
         credentials: Arc<Credentials>,
+        revocations: Arc<DenyList>,
     ) -> Pipeline {
         let agent = cfg
             .outbound
@@ -62,6 +66,7 @@ impl Pipeline {
                 .inbound
                 .custody_entries
                 .map(|n| Arc::new(custody::Custody::new(n))),
+            revocations: revocations.clone(),
         };
         let verifier = Arc::new(Verifier::new(cfg));
         let metrics = Arc::new(Metrics::new());
@@ -100,6 +105,30 @@ impl Pipeline {
                 .map(|(o, a)| outbound::OutboundStage::new(o, a, shared, credentials)),
             audit: None,
             metrics,
+            shared_revocations: revocations,
+        }
+    }
+
+    /// The audit log, when configured.
+    pub fn audit_log(&self) -> Option<&Arc<AuditLog>> {
+        self.audit.as_ref()
+    }
+
+    /// The deny list every request is checked against.
+    pub fn revocations(&self) -> &Arc<DenyList> {
+        &self.shared_revocations
+    }
+
+    /// Drops every cached verification, exchanged token and backend credential (after a
+    /// revocation: what was minted for a revoked party must not be served again, even
+    /// though the deny list is checked before any cache is used).
+    pub fn forget_cached(&self) {
+        self.verifier.forget_cached();
+        if let Some(stage) = &self.outbound {
+            stage.agent.exchanger.forget_cached();
+            for backend in stage.credentials.all() {
+                backend.forget_cached();
+            }
         }
     }
 
@@ -292,6 +321,7 @@ impl Pipeline {
 pub(crate) struct Shared {
     replay: Arc<replay::ReplayGuard>,
     custody: Option<Arc<custody::Custody>>,
+    revocations: Arc<DenyList>,
 }
 
 /// What happens to a request a stage let through.

@@ -14,7 +14,7 @@ use crate::audit::AuditLog;
 use crate::config::{Config, ListenAddr};
 use crate::credentials::Credentials;
 use crate::extproc::ExtProcService;
-use crate::pipeline::Pipeline;
+use crate::pipeline::{DenyList, Pipeline};
 use crate::policy::PolicyEngine;
 
 /// How long in-flight work may take to finish after shutdown is signalled.
@@ -37,6 +37,9 @@ pub enum ServeError {
     /// The audit log could not be opened.
     #[error(transparent)]
     Audit(#[from] crate::audit::AuditError),
+    /// The deny list's file could not be read.
+    #[error(transparent)]
+    Revocation(#[from] crate::pipeline::RevocationError),
 }
 
 /// Runs until `shutdown` is cancelled, then drains (bounded by [`DRAIN_DEADLINE`]).
@@ -55,7 +58,10 @@ pub async fn run(
         .transpose()?
         .map(Arc::new);
     let credentials = Arc::new(Credentials::load(&cfg.credentials).await);
-    let mut pipeline = Pipeline::new(&cfg, policy.clone(), credentials.clone());
+    let revocations = Arc::new(DenyList::load(
+        cfg.revocation.as_ref().map(|r| r.file.as_path()),
+    )?);
+    let mut pipeline = Pipeline::new(&cfg, policy.clone(), credentials.clone(), revocations);
     if let Some(log) = &audit {
         pipeline = pipeline.with_audit(log.clone());
     }
@@ -87,8 +93,8 @@ pub async fn run(
             })?;
         tracing::info!(%addr, "admin listener ready");
         let state = crate::admin::AdminState {
-            verifier: pipeline.verifier().clone(),
-            metrics: pipeline.metrics().clone(),
+            pipeline: pipeline.clone(),
+            api: cfg.admin_api.clone(),
         };
         let sd = shutdown.clone();
         tracker.spawn(async move {

@@ -92,3 +92,28 @@ pub struct CredentialFact {
     /// key id and the PostgreSQL role comment carry the same).
     pub session: String,
 }
+
+/// An operator's action through the admin API (a revocation, an approval), as audited.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct AdminRecord {
+    /// The admin (their token's `preferred_username`, else `sub`).
+    pub admin: String,
+    /// Their token's fingerprint.
+    pub token: String,
+    /// `revoke`, `unrevoke`, `approve`, `deny`.
+    pub action: String,
+    /// What it applies to (`agent spiffe://…`, an approval id).
+    pub target: String,
+    /// The reason given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// What the audit queue carries.
+#[derive(Debug, Clone)]
+pub enum Event {
+    /// A decision on a request.
+    Decision(Box<DecisionRecord>),
+    /// An operator's action.
+    Admin(AdminRecord),
+}

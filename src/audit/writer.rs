@@ -21,14 +21,14 @@ use serde::Serialize;
 
 use super::chain::{GENESIS, claimed_hash, seal};
 use super::checkpoint::{self, Checkpoint};
-use super::record::DecisionRecord;
+use super::record::Event;
 use super::{AuditError, Counters};
 use crate::config::AuditConfig;
 
 /// What the queue carries.
 pub(super) enum Msg {
-    /// A decision, with the time it was made.
-    Record(Box<DecisionRecord>, SystemTime),
+    /// A record, with the time of what it records.
+    Record(Box<Event>, SystemTime),
     /// Write what is queued before this, checkpoint, fsync and stop.
     Stop,
 }
@@ -142,9 +142,12 @@ impl Writer {
         loop {
             let wait = next_flush.saturating_duration_since(Instant::now());
             match rx.recv_timeout(wait) {
-                Ok(Msg::Record(record, time)) => {
+                Ok(Msg::Record(event, time)) => {
                     counters.queued.fetch_sub(1, Ordering::SeqCst);
-                    self.append("decision", &*record, time)?;
+                    match *event {
+                        Event::Decision(r) => self.append("decision", &*r, time)?,
+                        Event::Admin(r) => self.append("admin", &r, time)?,
+                    }
                     counters.written.fetch_add(1, Ordering::Relaxed);
                     let every = self.cfg.checkpoint.as_ref().map(|c| c.every_records);
                     if every.is_some_and(|n| self.since_checkpoint >= n) {

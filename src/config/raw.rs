@@ -55,6 +55,12 @@ pub struct RawConfig {
     /// The tamper-evident audit log (see [`super::audit::RawAudit`]).
     #[serde(default)]
     pub audit: Option<super::audit::RawAudit>,
+    /// The authenticated admin API (see [`super::admin::RawAdminApi`]).
+    #[serde(default)]
+    pub admin_api: Option<super::admin::RawAdminApi>,
+    /// Where the deny list is kept (see [`super::admin::RawRevocation`]).
+    #[serde(default)]
+    pub revocation: Option<super::admin::RawRevocation>,
 }
 
 /// `listen`: listening addresses.

@@ -35,6 +35,10 @@ pub struct Config {
     pub credentials: Vec<super::CredentialConfig>,
     /// The audit log; `None` = decisions are logged but not audited.
     pub audit: Option<super::AuditConfig>,
+    /// The authenticated admin API; `None` = its routes answer 404.
+    pub admin_api: Option<super::AdminApiConfig>,
+    /// The deny list's file; `None` = kept in memory only.
+    pub revocation: Option<super::RevocationConfig>,
 }
 
 /// A listening address for the ext_proc server.

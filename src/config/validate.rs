@@ -170,6 +170,16 @@ pub(super) fn validate(raw: RawConfig, env: &dyn Env) -> Result<Config, ConfigEr
             .as_ref()
             .map(super::audit::validate_audit)
             .transpose()?,
+        admin_api: raw
+            .admin_api
+            .as_ref()
+            .map(super::admin::validate_admin_api)
+            .transpose()?,
+        revocation: raw
+            .revocation
+            .as_ref()
+            .map(super::admin::validate_revocation)
+            .transpose()?,
     })
 }
 

@@ -139,6 +139,10 @@ impl AwsSts {
         Ok(HeaderChanges { set, remove })
     }
 
+    pub(super) fn forget_cached(&self) {
+        self.sessions.invalidate_all();
+    }
+
     pub(super) fn cache_stats(&self) -> &Arc<crate::telemetry::metrics::CacheStats> {
         &self.stats
     }

@@ -133,6 +133,10 @@ impl GithubApp {
         })
     }
 
+    pub(super) fn forget_cached(&self) {
+        self.tokens.invalidate_all();
+    }
+
     pub(super) fn cache_stats(&self) -> &Arc<crate::telemetry::metrics::CacheStats> {
         &self.stats
     }

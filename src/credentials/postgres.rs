@@ -75,6 +75,10 @@ impl Postgres {
         })
     }
 
+    pub(super) fn forget_cached(&self) {
+        self.minted.invalidate_all();
+    }
+
     pub(super) fn cache_stats(&self) -> &Arc<crate::telemetry::metrics::CacheStats> {
         &self.stats
     }

@@ -78,6 +78,10 @@ impl SshCert {
         })
     }
 
+    pub(super) fn forget_cached(&self) {
+        self.issued.invalidate_all();
+    }
+
     pub(super) fn cache_stats(&self) -> &Arc<crate::telemetry::metrics::CacheStats> {
         &self.stats
     }

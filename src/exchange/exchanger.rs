@@ -75,6 +75,12 @@ impl Exchanger {
         }
     }
 
+    /// Forgets every exchanged token (the actor token too).
+    pub fn forget_cached(&self) {
+        self.cache.invalidate_all();
+        self.actor.invalidate_all();
+    }
+
     /// Hits and misses of the exchanged-token cache; a miss is one token-service call.
     pub fn cache_stats(&self) -> &Arc<crate::telemetry::metrics::CacheStats> {
         &self.stats

@@ -34,6 +34,9 @@ pub struct VerifiedToken {
     pub scopes: Vec<String>,
     /// `groups`, with a leading `/` removed (Keycloak full group paths).
     pub groups: Vec<String>,
+    /// Roles: Keycloak's `realm_access.roles` and a top-level `roles` array (strings
+    /// only; anything else there is ignored, as roles only ever grant the admin API).
+    pub roles: Vec<String>,
     /// `exp`, seconds since the epoch.
     pub expires_at: u64,
     /// `iat`, if present.
@@ -90,6 +93,16 @@ impl VerifiedToken {
                 .ok_or(VerifyError::InvalidClaim("groups"))?,
             Some(_) => return Err(VerifyError::InvalidClaim("groups")),
         };
+        let roles = claims
+            .get("realm_access")
+            .and_then(|r| r.get("roles"))
+            .into_iter()
+            .chain(claims.get("roles"))
+            .filter_map(Value::as_array)
+            .flatten()
+            .filter_map(Value::as_str)
+            .map(str::to_owned)
+            .collect();
         Ok(VerifiedToken {
             issuer,
             subject: str_claim(claims, "sub")?,
@@ -98,6 +111,7 @@ impl VerifiedToken {
             authorized_party: str_claim(claims, "azp")?,
             scopes,
             groups,
+            roles,
             expires_at,
             issued_at: claims.get("iat").and_then(Value::as_u64),
             token_id: str_claim(claims, "jti")?,

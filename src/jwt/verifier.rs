@@ -25,6 +25,8 @@ pub enum AudienceProfile {
     Inbound,
     /// The agent's own token on an outbound request: `outbound.subject_audiences`.
     Outbound,
+    /// An operator's token on the admin API: `admin_api.audiences`.
+    Admin,
 }
 
 struct IssuerEntry {
@@ -34,6 +36,7 @@ struct IssuerEntry {
     /// validation to be of the key's family), per audience profile.
     inbound: HashMap<Algorithm, Validation>,
     outbound: HashMap<Algorithm, Validation>,
+    admin: HashMap<Algorithm, Validation>,
 }
 
 /// Verifies bearer tokens against the configured issuers.
@@ -66,6 +69,7 @@ impl Verifier {
     /// Builds the verifier (no network I/O; keys load through [`Verifier::jwks_stores`]).
     pub fn new(cfg: &Config) -> Verifier {
         let outbound_aud = cfg.outbound.as_ref().map(|o| o.subject_audiences.clone());
+        let admin_aud = cfg.admin_api.as_ref().map(|a| a.audiences.clone());
         let issuers = cfg
             .issuers
             .iter()
@@ -75,6 +79,10 @@ impl Verifier {
                     jwks: Arc::new(JwksStore::new(ic)),
                     inbound: validations(ic, &ic.audiences),
                     outbound: outbound_aud
+                        .as_deref()
+                        .map(|a| validations(ic, a))
+                        .unwrap_or_default(),
+                    admin: admin_aud
                         .as_deref()
                         .map(|a| validations(ic, a))
                         .unwrap_or_default(),
@@ -94,6 +102,13 @@ impl Verifier {
             cache_stats: CacheStats::shared(),
             max_bytes: cfg.max_token_bytes,
             max_chain: cfg.max_actor_chain,
+        }
+    }
+
+    /// Forgets every cached verification.
+    pub fn forget_cached(&self) {
+        if let Some(c) = &self.cache {
+            c.invalidate_all();
         }
     }
 
@@ -168,6 +183,7 @@ impl Verifier {
         let validation = match profile {
             AudienceProfile::Inbound => issuer.inbound.get(&alg),
             AudienceProfile::Outbound => issuer.outbound.get(&alg),
+            AudienceProfile::Admin => issuer.admin.get(&alg),
         }
         .ok_or(VerifyError::WrongAudience)?;
         let kid = peeked

@@ -33,6 +33,11 @@ impl OwnAgent {
         }
     }
 
+    /// The agent's client id (its SPIFFE ID).
+    pub fn client_id(&self) -> &str {
+        &self.client_id
+    }
+
     /// Whether exchanging `t` adds this agent as the newest actor: actor tokens are sent
     /// and the newest actor is not already this agent (a chain never names the same agent
     /// twice in a row). For a token without `act`, `when_direct` decides: an inbound

@@ -75,6 +75,8 @@ impl InboundStage {
             )
             .await?;
         trail.verified(&verified);
+        let own = self.delegate_to.as_ref().map(|a| a.client_id());
+        self.shared.revocations.check(&verified, own)?;
         if self.cfg.single_use_paths.iter().any(|p| p.matches(path)) {
             self.shared.replay.first_use(&verified)?;
         }

@@ -190,6 +190,9 @@ impl OutboundStage {
             )
             .await?;
         trail.verified(&verified);
+        self.shared
+            .revocations
+            .check(&verified, Some(self.agent.client_id()))?;
         if rules.single_use {
             self.shared.replay.first_use(&verified)?;
         }

@@ -63,6 +63,9 @@ pub enum Refusal {
     /// The replay memory is full of live entries (fail closed).
     #[error("replay memory full")]
     ReplayMemoryFull,
+    /// The deny list names the user, the token or an agent of the chain.
+    #[error("{0}")]
+    Revoked(#[from] super::Revoked),
     /// The audit log cannot take the decision's record (`on_queue_full: refuse`).
     #[error("{0}")]
     AuditUnavailable(#[from] crate::audit::AuditRefused),
@@ -262,6 +265,13 @@ impl Refusal {
                 retry_after,
                 www_authenticate: None,
             },
+            Refusal::Revoked(super::Revoked::Token(_)) => {
+                unauthorized("token_revoked", "the token has been revoked")
+            }
+            Refusal::Revoked(super::Revoked::Agent(_)) => forbidden(
+                "agent_revoked",
+                "an agent acting for the user has been revoked",
+            ),
             Refusal::AuditUnavailable(_) => Denial {
                 status: 503,
                 reason: "audit_unavailable",

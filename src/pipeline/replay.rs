@@ -71,6 +71,7 @@ mod tests {
             authorized_party: None,
             scopes: Vec::new(),
             groups: Vec::new(),
+            roles: Vec::new(),
             expires_at: exp,
             issued_at: None,
             token_id: jti.map(str::to_owned),

@@ -17,4 +17,5 @@ mod ministack;
 mod outbound;
 mod policy;
 mod postgres;
+mod revocation;
 mod ssh;

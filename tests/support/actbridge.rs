@@ -20,15 +20,27 @@ pub struct Actbridge {
 impl Actbridge {
     /// Starts actbridge with `config` (YAML) in which `{EXT_PROC}` and `{ADMIN}` are
     /// replaced by free ports, and waits until `/readyz` answers 200.
+    /// A port handed out by [`free_port`] can be taken by another test before actbridge
+    /// binds it; then actbridge is started again on new ports.
     pub async fn start(config: &str) -> Actbridge {
-        let a = Self::spawn(config);
-        let url = format!("http://127.0.0.1:{}/readyz", a.admin_port);
-        assert!(
-            wait_http_ok(&url, Duration::from_secs(20)).await,
-            "actbridge did not become ready:\n{}",
-            a.log()
-        );
-        a
+        for _ in 0..3 {
+            let mut a = Self::spawn(config);
+            let url = format!("http://127.0.0.1:{}/readyz", a.admin_port);
+            let deadline = std::time::Instant::now() + Duration::from_secs(20);
+            while std::time::Instant::now() < deadline {
+                if wait_http_ok(&url, Duration::from_millis(100)).await {
+                    return a;
+                }
+                if a.child.try_wait().ok().flatten().is_some() {
+                    break;
+                }
+            }
+            let log = a.log();
+            if !log.contains("Address already in use") {
+                panic!("actbridge did not become ready:\n{log}");
+            }
+        }
+        panic!("actbridge found no free ports in three tries");
     }
 
     /// Starts actbridge without waiting for readiness.

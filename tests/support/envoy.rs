@@ -56,7 +56,20 @@ pub struct Envoy {
 }
 
 impl Envoy {
+    /// Starts Envoy on free ports. A port handed out by [`free_port`] can be taken by
+    /// another test before Envoy binds it; then Envoy is started again on new ports.
     pub async fn start(ports: &EnvoyPorts) -> Envoy {
+        for _ in 0..3 {
+            match Self::try_start(ports).await {
+                Ok(envoy) => return envoy,
+                Err(log) if log.contains("Address already in use") => continue,
+                Err(log) => panic!("Envoy did not become ready:\n{log}"),
+            }
+        }
+        panic!("Envoy found no free ports in three tries");
+    }
+
+    async fn try_start(ports: &EnvoyPorts) -> Result<Envoy, String> {
         let dir = tempfile::tempdir().unwrap();
         let (admin_port, inbound_port, outbound_port) = (free_port(), free_port(), free_port());
         let text = std::fs::read_to_string(
@@ -98,7 +111,7 @@ impl Envoy {
             .stderr(log)
             .spawn()
             .expect("start envoy");
-        let envoy = Envoy {
+        let mut envoy = Envoy {
             child,
             admin_port,
             inbound_port,
@@ -106,12 +119,16 @@ impl Envoy {
             _dir: dir,
         };
         let ready = format!("http://127.0.0.1:{admin_port}/ready");
-        assert!(
-            wait_http_ok(&ready, Duration::from_secs(20)).await,
-            "Envoy did not become ready:\n{}",
-            envoy.log()
-        );
-        envoy
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while std::time::Instant::now() < deadline {
+            if wait_http_ok(&ready, Duration::from_millis(100)).await {
+                return Ok(envoy);
+            }
+            if envoy.child.try_wait().ok().flatten().is_some() {
+                break;
+            }
+        }
+        Err(envoy.log())
     }
 
     /// Envoy's log so far.

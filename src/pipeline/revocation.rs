@@ -1,0 +1,383 @@
+//! The deny list: users, agents, token ids and "everything issued before" a time,
+//! checked on every request right after the token is verified. Changed through the admin
+//! API; kept in a file (written atomically before the change takes effect) so a restart
+//! keeps it.
+//!
+//! ```text
+//! {"revocations":[
+//!   {"kind":"agent","value":"spiffe://demo.example.com/agent/summarizer-tech",
+//!    "reason":"compromised","by":"bob","at":1796208000}]}
+//! ```
+
+use std::collections::HashSet;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use arc_swap::ArcSwap;
+use serde::{Deserialize, Serialize};
+
+use crate::clock::now_secs;
+use crate::jwt::VerifiedToken;
+
+/// What a revocation names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RevocationKind {
+    /// A user: `preferred_username` or `sub`.
+    User,
+    /// An agent anywhere in the chain (or this sidecar's own): its client id (SPIFFE ID)
+    /// or `sub`.
+    Agent,
+    /// One token: its `jti`.
+    Token,
+    /// Every token issued before this time (Unix seconds, as a decimal string); tokens
+    /// without `iat` are refused too.
+    IssuedBefore,
+}
+
+/// One entry of the deny list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Revocation {
+    /// What is revoked.
+    pub kind: RevocationKind,
+    /// Whom or what.
+    pub value: String,
+    /// Why (free text, for the operator).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// The admin who revoked it (their token's `preferred_username`, else `sub`).
+    #[serde(default)]
+    pub by: String,
+    /// When (Unix seconds).
+    #[serde(default)]
+    pub at: u64,
+}
+
+/// Why a request is refused by the deny list.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Revoked {
+    /// The user, the token or its issue time is revoked.
+    #[error("the token is revoked ({0})")]
+    Token(&'static str),
+    /// An agent of the chain is revoked.
+    #[error("agent `{0}` is revoked")]
+    Agent(String),
+}
+
+/// Why the deny list could not be read or changed.
+#[derive(Debug, thiserror::Error)]
+pub enum RevocationError {
+    /// The file could not be read or written.
+    #[error("revocation file {path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The file is not a deny list.
+    #[error("revocation file {path}: not a deny list: {detail}")]
+    Format {
+        /// The file.
+        path: String,
+        /// What is wrong.
+        detail: String,
+    },
+    /// The entry itself is unusable.
+    #[error("{0}")]
+    Invalid(&'static str),
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileFormat {
+    revocations: Vec<Revocation>,
+}
+
+/// The entries, indexed for the per-request check.
+#[derive(Debug, Default)]
+struct Snapshot {
+    all: Vec<Revocation>,
+    users: HashSet<String>,
+    agents: HashSet<String>,
+    tokens: HashSet<String>,
+    issued_before: Option<u64>,
+}
+
+impl Snapshot {
+    fn of(all: Vec<Revocation>) -> Snapshot {
+        let mut s = Snapshot::default();
+        for r in &all {
+            match r.kind {
+                RevocationKind::User => {
+                    s.users.insert(r.value.clone());
+                }
+                RevocationKind::Agent => {
+                    s.agents.insert(r.value.clone());
+                }
+                RevocationKind::Token => {
+                    s.tokens.insert(r.value.clone());
+                }
+                RevocationKind::IssuedBefore => {
+                    let t = r.value.parse::<u64>().unwrap_or(u64::MAX);
+                    s.issued_before = Some(s.issued_before.map_or(t, |b| b.max(t)));
+                }
+            }
+        }
+        s.all = all;
+        s
+    }
+}
+
+/// The deny list shared by every request and the admin API.
+pub struct DenyList {
+    current: ArcSwap<Snapshot>,
+    file: Option<PathBuf>,
+    /// Serialises changes (each is written to the file before it takes effect).
+    writing: Mutex<()>,
+}
+
+impl DenyList {
+    /// The list kept in `file` (read now; missing = empty), or in memory only.
+    pub fn load(file: Option<&Path>) -> Result<DenyList, RevocationError> {
+        let entries = match file {
+            Some(path) => match std::fs::read_to_string(path) {
+                Ok(text) => {
+                    let parsed: FileFormat =
+                        serde_json::from_str(&text).map_err(|e| RevocationError::Format {
+                            path: path.display().to_string(),
+                            detail: e.to_string(),
+                        })?;
+                    for r in &parsed.revocations {
+                        validate(r).map_err(|e| RevocationError::Format {
+                            path: path.display().to_string(),
+                            detail: e.to_string(),
+                        })?;
+                    }
+                    parsed.revocations
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+                Err(e) => {
+                    return Err(RevocationError::Io {
+                        path: path.display().to_string(),
+                        source: e,
+                    });
+                }
+            },
+            None => Vec::new(),
+        };
+        Ok(DenyList {
+            current: ArcSwap::from_pointee(Snapshot::of(entries)),
+            file: file.map(Path::to_path_buf),
+            writing: Mutex::new(()),
+        })
+    }
+
+    /// Refuses `t` if its user, its `jti`, its issue time or an agent of its chain (or
+    /// `own_agent`, the agent this sidecar would add) is revoked.
+    pub fn check(&self, t: &VerifiedToken, own_agent: Option<&str>) -> Result<(), Revoked> {
+        let s = self.current.load();
+        if s.all.is_empty() {
+            return Ok(());
+        }
+        let named =
+            |v: &Option<String>, set: &HashSet<String>| v.as_ref().is_some_and(|x| set.contains(x));
+        if named(&t.username, &s.users) || named(&t.subject, &s.users) {
+            return Err(Revoked::Token("user"));
+        }
+        if named(&t.token_id, &s.tokens) {
+            return Err(Revoked::Token("token"));
+        }
+        if let Some(before) = s.issued_before
+            && t.issued_at.is_none_or(|iat| iat < before)
+        {
+            return Err(Revoked::Token("issued before the revocation time"));
+        }
+        for a in &t.actors {
+            for id in [&a.client_id, &a.sub].into_iter().flatten() {
+                if s.agents.contains(id) {
+                    return Err(Revoked::Agent(id.clone()));
+                }
+            }
+        }
+        if let Some(own) = own_agent.filter(|o| s.agents.contains(*o)) {
+            return Err(Revoked::Agent(own.to_string()));
+        }
+        Ok(())
+    }
+
+    /// Every entry.
+    pub fn list(&self) -> Vec<Revocation> {
+        self.current.load().all.clone()
+    }
+
+    /// Adds `r` (stamped with now); an entry with the same kind and value is replaced.
+    /// The file is written first: a change that cannot be kept is not made.
+    pub fn add(&self, mut r: Revocation) -> Result<(), RevocationError> {
+        validate(&r)?;
+        r.at = now_secs();
+        self.change(|all| {
+            all.retain(|e| !(e.kind == r.kind && e.value == r.value));
+            all.push(r);
+        })
+    }
+
+    /// Removes the entry of `kind` and `value`; false when there was none.
+    pub fn remove(&self, kind: RevocationKind, value: &str) -> Result<bool, RevocationError> {
+        let mut found = false;
+        self.change(|all| {
+            let before = all.len();
+            all.retain(|e| !(e.kind == kind && e.value == value));
+            found = all.len() != before;
+        })?;
+        Ok(found)
+    }
+
+    fn change(&self, edit: impl FnOnce(&mut Vec<Revocation>)) -> Result<(), RevocationError> {
+        let _guard = self.writing.lock().unwrap_or_else(|p| p.into_inner());
+        let mut all = self.current.load().all.clone();
+        edit(&mut all);
+        if let Some(path) = &self.file {
+            write_atomically(
+                path,
+                &FileFormat {
+                    revocations: all.clone(),
+                },
+            )
+            .map_err(|e| RevocationError::Io {
+                path: path.display().to_string(),
+                source: e,
+            })?;
+        }
+        self.current.store(Arc::new(Snapshot::of(all)));
+        Ok(())
+    }
+}
+
+impl Revocation {
+    /// Whether the entry can be kept: a printable value (a time for `issued_before`) and a
+    /// bounded reason.
+    pub fn validate(&self) -> Result<(), RevocationError> {
+        validate(self)
+    }
+}
+
+fn validate(r: &Revocation) -> Result<(), RevocationError> {
+    if r.value.is_empty() || r.value.len() > 1024 || r.value.chars().any(char::is_control) {
+        return Err(RevocationError::Invalid(
+            "value must be 1 to 1024 printable characters",
+        ));
+    }
+    if r.kind == RevocationKind::IssuedBefore && r.value.parse::<u64>().is_err() {
+        return Err(RevocationError::Invalid(
+            "issued_before takes a time in Unix seconds",
+        ));
+    }
+    if r.reason.as_ref().is_some_and(|x| x.len() > 1024) {
+        return Err(RevocationError::Invalid("reason is longer than 1024 bytes"));
+    }
+    Ok(())
+}
+
+/// Writes `list` to a temporary file next to `path`, fsyncs it and renames it over
+/// `path`, so a crash leaves the old list or the new one, never half of one.
+fn write_atomically(path: &Path, list: &FileFormat) -> std::io::Result<()> {
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+    serde_json::to_writer_pretty(&mut tmp, list).map_err(std::io::Error::other)?;
+    tmp.write_all(b"\n")?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    std::fs::File::open(dir)?.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::jwt::Actor;
+
+    fn token() -> VerifiedToken {
+        VerifiedToken {
+            issuer: "iss".into(),
+            subject: Some("sub-1".into()),
+            username: Some("alice".into()),
+            audiences: vec![],
+            authorized_party: None,
+            scopes: vec![],
+            groups: vec![],
+            roles: vec![],
+            expires_at: now_secs() + 300,
+            issued_at: Some(1000),
+            token_id: Some("jti-1".into()),
+            actors: vec![Actor {
+                sub: None,
+                client_id: Some("spiffe://d/agent/a".into()),
+            }],
+            fingerprint: "f".into(),
+        }
+    }
+
+    fn revoke(kind: RevocationKind, value: &str) -> Revocation {
+        Revocation {
+            kind,
+            value: value.into(),
+            reason: None,
+            by: "bob".into(),
+            at: 0,
+        }
+    }
+
+    #[test]
+    fn each_kind_refuses_what_it_names_and_nothing_else() {
+        let list = DenyList::load(None).unwrap();
+        let t = token();
+        assert_eq!(list.check(&t, Some("spiffe://d/agent/own")), Ok(()));
+        for (kind, value, own) in [
+            (RevocationKind::User, "alice", None),
+            (RevocationKind::User, "sub-1", None),
+            (RevocationKind::Token, "jti-1", None),
+            (RevocationKind::IssuedBefore, "1001", None),
+            (RevocationKind::Agent, "spiffe://d/agent/a", None),
+            (
+                RevocationKind::Agent,
+                "spiffe://d/agent/own",
+                Some("spiffe://d/agent/own"),
+            ),
+        ] {
+            list.add(revoke(kind, value)).unwrap();
+            assert!(list.check(&t, own).is_err(), "{kind:?} {value}");
+            assert!(list.remove(kind, value).unwrap());
+            assert_eq!(list.check(&t, own), Ok(()));
+        }
+        list.add(revoke(RevocationKind::IssuedBefore, "999"))
+            .unwrap();
+        assert_eq!(list.check(&t, None), Ok(()), "issued after the time");
+        assert!(matches!(
+            list.add(revoke(RevocationKind::IssuedBefore, "soon")),
+            Err(RevocationError::Invalid(_))
+        ));
+    }
+
+    #[test]
+    fn the_list_survives_a_restart_through_its_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("revocations.json");
+        let list = DenyList::load(Some(&path)).unwrap();
+        list.add(revoke(RevocationKind::Agent, "spiffe://d/agent/a"))
+            .unwrap();
+        let again = DenyList::load(Some(&path)).unwrap();
+        assert_eq!(again.list().len(), 1);
+        assert!(again.check(&token(), None).is_err());
+        std::fs::write(&path, "{\"revocations\": 3}").unwrap();
+        assert!(matches!(
+            DenyList::load(Some(&path)),
+            Err(RevocationError::Format { .. })
+        ));
+    }
+}
