@@ -1,10 +1,13 @@
 //! The admin HTTP listener: `/healthz` (the process is up), `/readyz` (every issuer's
 //! keys have loaded, so requests can be decided) and `/metrics` (Prometheus; see
 //! docs/observability.md), open; and, with `admin_api` configured, the authenticated
-//! admin API ([`auth`]): `/revocations` ([`revocations`]). Keep the listener on loopback
+//! admin API ([`auth`]): `/revocations` ([`revocations`]) and `/approvals`
+//! ([`approvals`]). Keep the listener on loopback
 //! or the pod network only.
 
+mod approvals;
 mod auth;
+pub mod client;
 mod revocations;
 
 use std::sync::Arc;
@@ -12,7 +15,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::get;
+use axum::routing::{get, post};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::AdminApiConfig;
@@ -33,6 +36,9 @@ pub fn router(state: AdminState) -> Router {
         .route("/healthz", get(|| async { (StatusCode::OK, "ok\n") }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
+        .route("/approvals", get(approvals::list))
+        .route("/approvals/{id}/approve", post(approvals::approve))
+        .route("/approvals/{id}/deny", post(approvals::deny))
         .route(
             "/revocations",
             get(revocations::list)

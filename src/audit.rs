@@ -24,7 +24,9 @@ use std::thread::JoinHandle;
 use std::time::SystemTime;
 
 pub use checkpoint::key_id_of;
-pub use record::{AdminRecord, CredentialFact, DecisionRecord, Event, ExchangeFact};
+pub use record::{
+    AdminRecord, ApprovalRecord, CredentialFact, DecisionRecord, Event, ExchangeFact,
+};
 
 use crate::config::{AuditConfig, QueueFullPolicy};
 use writer::{Msg, Writer};
@@ -125,6 +127,11 @@ impl AuditLog {
     /// Queues an operator's action, under the same policy as decisions.
     pub fn submit_admin(&self, record: AdminRecord) -> Result<(), AuditRefused> {
         self.submit_event(Event::Admin(record), SystemTime::now())
+    }
+
+    /// Queues a step of a human approval, under the same policy as decisions.
+    pub fn submit_approval(&self, record: ApprovalRecord) -> Result<(), AuditRefused> {
+        self.submit_event(Event::Approval(record), SystemTime::now())
     }
 
     fn submit_event(&self, event: Event, time: SystemTime) -> Result<(), AuditRefused> {

@@ -17,7 +17,7 @@ mod ssh_cert;
 mod types;
 mod validate;
 
-pub use admin::{AdminApiConfig, RevocationConfig};
+pub use admin::{AdminApiConfig, ApprovalsConfig, RevocationConfig};
 pub use audit::{AuditConfig, CheckpointConfig, QueueFullPolicy};
 pub use credentials::{
     AwsStsConfig, BackendConfig, CredentialConfig, FilterConfig, FilterRule, GithubAppConfig,

@@ -100,10 +100,42 @@ enum Command {
         #[command(subcommand)]
         command: PolicyCommand,
     },
+    /// List, approve or deny requests held for a human approval, through the admin API
+    /// (docs/admin-api.md).
+    Approvals {
+        /// The admin listener's base URL.
+        #[arg(
+            long,
+            env = "ACTBRIDGE_ADMIN_URL",
+            default_value = "http://127.0.0.1:9902"
+        )]
+        admin_url: String,
+        /// A file holding the admin's bearer token (or set ACTBRIDGE_ADMIN_TOKEN).
+        #[arg(long, env = "ACTBRIDGE_ADMIN_TOKEN_FILE")]
+        token_file: Option<PathBuf>,
+        #[command(subcommand)]
+        command: ApprovalsCommand,
+    },
     /// Work with the audit log (docs/audit.md).
     Audit {
         #[command(subcommand)]
         command: AuditCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ApprovalsCommand {
+    /// The requests waiting: who, which agents, what, why, until when.
+    List,
+    /// Let the held request `id` go on.
+    Approve {
+        /// The approval's id (from `list`).
+        id: String,
+    },
+    /// Refuse the held request `id` (403 approval_denied).
+    Deny {
+        /// The approval's id (from `list`).
+        id: String,
     },
 }
 
@@ -168,6 +200,11 @@ fn main() -> ExitCode {
         },
         Command::Policy { command } => policy_command(command),
         Command::Audit { command } => audit_command(command),
+        Command::Approvals {
+            admin_url,
+            token_file,
+            command,
+        } => approvals_command(&admin_url, token_file.as_deref(), command),
         Command::Inject { file, output } => inject_command(&file, output.as_deref()),
         Command::Sts {
             realm,
@@ -441,4 +478,46 @@ fn audit_command(command: AuditCommand) -> ExitCode {
         ),
     }
     ExitCode::SUCCESS
+}
+
+fn approvals_command(
+    admin_url: &str,
+    token_file: Option<&Path>,
+    command: ApprovalsCommand,
+) -> ExitCode {
+    let token = match token_file {
+        Some(f) => std::fs::read_to_string(f).map(|t| t.trim().to_string()),
+        None => std::env::var("ACTBRIDGE_ADMIN_TOKEN").map_err(std::io::Error::other),
+    };
+    let Ok(token) = token.map_err(|e| {
+        eprintln!(
+            "actbridge approvals: no admin token (--token-file or ACTBRIDGE_ADMIN_TOKEN): {e}"
+        )
+    }) else {
+        return ExitCode::from(2);
+    };
+    let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    else {
+        return ExitCode::FAILURE;
+    };
+    use actbridge::admin::client;
+    let result = rt.block_on(async {
+        match command {
+            ApprovalsCommand::List => client::list(admin_url, &token).await,
+            ApprovalsCommand::Approve { id } => client::decide(admin_url, &token, &id, true).await,
+            ApprovalsCommand::Deny { id } => client::decide(admin_url, &token, &id, false).await,
+        }
+    });
+    match result {
+        Ok(out) => {
+            print!("{out}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("actbridge approvals: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }

@@ -5,6 +5,7 @@
 //! status in exactly one place ([`Refusal::denial`]).
 
 mod agent;
+mod approval;
 mod bearer;
 mod credential;
 mod custody;
@@ -19,6 +20,7 @@ mod revocation;
 mod trail;
 mod vend;
 
+pub use approval::{ApprovalRefused, Approvals, DecideError, Hold, NoHold, PendingApproval};
 pub use decision::{Decision, Denial, Mutations, Reply};
 pub use refusal::Refusal;
 pub use request::{Direction, RequestError, RequestFacts};
@@ -44,6 +46,7 @@ pub struct Pipeline {
     audit: Option<Arc<AuditLog>>,
     metrics: Arc<Metrics>,
     shared_revocations: Arc<DenyList>,
+    approvals: Option<Arc<Approvals>>,
 }
 
 impl Pipeline {
@@ -106,7 +109,24 @@ impl Pipeline {
             audit: None,
             metrics,
             shared_revocations: revocations,
+            approvals: cfg
+                .approvals
+                .as_ref()
+                .map(|a| Arc::new(Approvals::new(a.timeout, a.max_pending))),
         }
+    }
+
+    fn judging<'a>(&'a self, hold: &'a dyn Hold) -> judge::Judging<'a> {
+        judge::Judging {
+            engine: self.policy.as_deref(),
+            approvals: self.approvals.as_deref(),
+            hold,
+        }
+    }
+
+    /// The pending human approvals, when configured.
+    pub fn approvals(&self) -> Option<&Arc<Approvals>> {
+        self.approvals.as_ref()
     }
 
     /// The audit log, when configured.
@@ -137,8 +157,11 @@ impl Pipeline {
         &self.metrics
     }
 
-    /// Audits every decision into `log`.
+    /// Audits every decision (and every approval step) into `log`.
     pub fn with_audit(mut self, log: Arc<AuditLog>) -> Pipeline {
+        if let Some(a) = &self.approvals {
+            a.audit_into(log.clone());
+        }
         self.audit = Some(log);
         self
     }
@@ -150,18 +173,24 @@ impl Pipeline {
 
     /// Decides one request on its headers, and logs (and audits) the decision once.
     pub async fn decide(&self, req: &RequestFacts) -> Decision {
+        self.decide_held(req, &NoHold).await
+    }
+
+    /// As [`Pipeline::decide`]; `hold` is told when the decision will wait for a person.
+    pub async fn decide_held(&self, req: &RequestFacts, hold: &dyn Hold) -> Decision {
         let started = Instant::now();
         let mut trail = Trail::default();
+        let judging = self.judging(hold);
         let outcome = match req.direction {
             Direction::Inbound => {
                 self.inbound
-                    .decide(&self.verifier, self.policy.as_deref(), req, &mut trail)
+                    .decide(&self.verifier, &judging, req, &mut trail)
                     .await
             }
             Direction::Outbound => match &self.outbound {
                 Some(stage) => {
                     stage
-                        .decide(&self.verifier, self.policy.as_deref(), req, &mut trail)
+                        .decide(&self.verifier, &judging, req, &mut trail)
                         .await
                 }
                 None => Err(Refusal::OutboundDisabled),
@@ -173,18 +202,24 @@ impl Pipeline {
     /// Decides a request that [`Decision::ReadBody`] asked the body of. `body` is the
     /// whole body, or `None` when it exceeded the limit.
     pub async fn decide_body(&self, req: &RequestFacts, body: Option<&[u8]>) -> Decision {
+        self.decide_body_held(req, body, &NoHold).await
+    }
+
+    /// As [`Pipeline::decide_body`]; `hold` is told when the decision will wait for a
+    /// person.
+    pub async fn decide_body_held(
+        &self,
+        req: &RequestFacts,
+        body: Option<&[u8]>,
+        hold: &dyn Hold,
+    ) -> Decision {
         let started = Instant::now();
         let mut trail = Trail::default();
+        let judging = self.judging(hold);
         let outcome = match (&self.outbound, req.direction) {
             (Some(stage), Direction::Outbound) => {
                 stage
-                    .decide_body(
-                        &self.verifier,
-                        self.policy.as_deref(),
-                        req,
-                        body,
-                        &mut trail,
-                    )
+                    .decide_body(&self.verifier, &judging, req, body, &mut trail)
                     .await
             }
             _ => Err(Refusal::BodyUnexpected),

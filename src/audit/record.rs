@@ -109,6 +109,32 @@ pub struct AdminRecord {
     pub reason: Option<String>,
 }
 
+/// A step of a human approval, as audited.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ApprovalRecord {
+    /// The approval's id.
+    pub id: String,
+    /// `asked`, `approved`, `denied`, `timed_out`.
+    pub step: String,
+    /// Who approved or denied it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by: Option<String>,
+    /// The user the request is for.
+    pub user: String,
+    /// The agents acting for them, newest first.
+    pub actors: Vec<String>,
+    /// The route.
+    pub route: String,
+    /// The method.
+    pub method: String,
+    /// The host.
+    pub authority: String,
+    /// The path, without its query string.
+    pub path: String,
+    /// The policy's reason for asking.
+    pub reason: String,
+}
+
 /// What the audit queue carries.
 #[derive(Debug, Clone)]
 pub enum Event {
@@ -116,4 +142,6 @@ pub enum Event {
     Decision(Box<DecisionRecord>),
     /// An operator's action.
     Admin(AdminRecord),
+    /// A step of a human approval.
+    Approval(ApprovalRecord),
 }

@@ -147,6 +147,7 @@ impl Writer {
                     match *event {
                         Event::Decision(r) => self.append("decision", &*r, time)?,
                         Event::Admin(r) => self.append("admin", &r, time)?,
+                        Event::Approval(r) => self.append("approval", &r, time)?,
                     }
                     counters.written.fetch_add(1, Ordering::Relaxed);
                     let every = self.cfg.checkpoint.as_ref().map(|c| c.every_records);

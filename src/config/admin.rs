@@ -10,6 +10,7 @@
 //! ```
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use serde::Deserialize;
 
@@ -38,6 +39,30 @@ pub struct RawRevocation {
     /// memory only and a restart forgets it. A relative path is taken from the config
     /// file's directory.
     pub file: String,
+}
+
+/// `approvals`: requests the policy answers with `approval_required: true` wait for a
+/// person (the admin API's `/approvals`, or `actbridge approvals`). Needs `admin_api`.
+/// Without this section such requests are refused (403 `approval_unavailable`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawApprovals {
+    /// How long a request waits before it is denied. Default `60s`; at most `590s` (the
+    /// shipped Envoy config lets a held request wait up to `max_message_timeout: 600s`).
+    #[serde(default, with = "humantime_serde")]
+    pub timeout: Option<Duration>,
+    /// Requests waiting at once, at most; more are refused with 503. Default `100`.
+    #[serde(default)]
+    pub max_pending: Option<usize>,
+}
+
+/// The validated `approvals` section.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApprovalsConfig {
+    /// Wait limit.
+    pub timeout: Duration,
+    /// Pending limit.
+    pub max_pending: usize,
 }
 
 /// The validated `admin_api` section.
@@ -81,5 +106,35 @@ pub(super) fn validate_revocation(r: &RawRevocation) -> Result<RevocationConfig,
     }
     Ok(RevocationConfig {
         file: PathBuf::from(&r.file),
+    })
+}
+
+pub(super) fn validate_approvals(
+    a: &RawApprovals,
+    admin_api: Option<&AdminApiConfig>,
+) -> Result<ApprovalsConfig, ConfigError> {
+    if admin_api.is_none() {
+        return Err(ConfigError::invalid(
+            "approvals",
+            "needs the `admin_api` section (approvals are given through it)",
+        ));
+    }
+    let timeout = a.timeout.unwrap_or(Duration::from_secs(60));
+    if timeout < Duration::from_secs(1) || timeout > Duration::from_secs(590) {
+        return Err(ConfigError::invalid(
+            "approvals.timeout",
+            "must be between 1s and 590s (Envoy's max_message_timeout in envoy/sidecar.yaml is 600s)",
+        ));
+    }
+    let max_pending = a.max_pending.unwrap_or(100);
+    if max_pending == 0 {
+        return Err(ConfigError::invalid(
+            "approvals.max_pending",
+            "must be at least 1",
+        ));
+    }
+    Ok(ApprovalsConfig {
+        timeout,
+        max_pending,
     })
 }

@@ -61,6 +61,9 @@ pub struct RawConfig {
     /// Where the deny list is kept (see [`super::admin::RawRevocation`]).
     #[serde(default)]
     pub revocation: Option<super::admin::RawRevocation>,
+    /// Human approvals (see [`super::admin::RawApprovals`]).
+    #[serde(default)]
+    pub approvals: Option<super::admin::RawApprovals>,
 }
 
 /// `listen`: listening addresses.

@@ -39,6 +39,8 @@ pub struct Config {
     pub admin_api: Option<super::AdminApiConfig>,
     /// The deny list's file; `None` = kept in memory only.
     pub revocation: Option<super::RevocationConfig>,
+    /// Human approvals; `None` = requests needing one are refused.
+    pub approvals: Option<super::ApprovalsConfig>,
 }
 
 /// A listening address for the ext_proc server.

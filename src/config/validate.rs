@@ -143,6 +143,11 @@ pub(super) fn validate(raw: RawConfig, env: &dyn Env) -> Result<Config, ConfigEr
         }
         _ => None,
     };
+    let admin_api = raw
+        .admin_api
+        .as_ref()
+        .map(super::admin::validate_admin_api)
+        .transpose()?;
     Ok(Config {
         ext_proc_listen,
         admin_listen,
@@ -170,10 +175,11 @@ pub(super) fn validate(raw: RawConfig, env: &dyn Env) -> Result<Config, ConfigEr
             .as_ref()
             .map(super::audit::validate_audit)
             .transpose()?,
-        admin_api: raw
-            .admin_api
+        admin_api: admin_api.clone(),
+        approvals: raw
+            .approvals
             .as_ref()
-            .map(super::admin::validate_admin_api)
+            .map(|a| super::admin::validate_approvals(a, admin_api.as_ref()))
             .transpose()?,
         revocation: raw
             .revocation

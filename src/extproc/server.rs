@@ -13,7 +13,7 @@ use tonic::{Request, Response, Status, Streaming};
 
 use super::response;
 use super::stream::{Step, StreamState};
-use crate::pipeline::Pipeline;
+use crate::pipeline::{Hold, Pipeline};
 
 /// The gRPC initial-metadata key each ext_proc filter instance sets in the Envoy
 /// config (`grpc_service.initial_metadata`) to say which direction it serves.
@@ -67,13 +67,15 @@ impl ExternalProcessor for ExtProcService {
                 let out = match state.on_message(msg) {
                     Step::Reply(r) => Ok(*r),
                     Step::Decide(facts) => {
-                        let decision = pipeline.decide(&facts).await;
+                        let decision = pipeline.decide_held(&facts, &ExtendTimeout(&tx)).await;
                         let out = response::decision(&decision);
                         state.decided(facts, &decision);
                         Ok(out)
                     }
                     Step::DecideBody(facts, body) => Ok(response::body_decision(
-                        &pipeline.decide_body(&facts, body.as_deref()).await,
+                        &pipeline
+                            .decide_body_held(&facts, body.as_deref(), &ExtendTimeout(&tx))
+                            .await,
                     )),
                     Step::Fail(status) => {
                         tracing::warn!(%status, "ext_proc protocol error; failing the request closed");
@@ -87,5 +89,25 @@ impl ExternalProcessor for ExtProcService {
             }
         });
         Ok(Response::new(ReceiverStream::new(rx)))
+    }
+}
+
+/// Holding a request (a human approval): Envoy is told to wait longer for this message
+/// (`override_message_timeout`, bounded by the filter's `max_message_timeout`) instead of
+/// failing the request at `message_timeout`.
+struct ExtendTimeout<'a>(&'a mpsc::Sender<Result<ProcessingResponse, Status>>);
+
+impl Hold for ExtendTimeout<'_> {
+    fn hold(&self, for_: std::time::Duration) {
+        let response = ProcessingResponse {
+            override_message_timeout: Some(envoy_types::pb::google::protobuf::Duration {
+                seconds: i64::try_from(for_.as_secs()).unwrap_or(i64::MAX),
+                nanos: for_.subsec_nanos() as i32,
+            }),
+            ..Default::default()
+        };
+        if self.0.try_send(Ok(response)).is_err() {
+            tracing::warn!("could not ask Envoy to wait; the request may time out there");
+        }
     }
 }

@@ -2,7 +2,7 @@
 //! to the grant. The backend reads what the request touches, the policy judges exactly
 //! that for the chain the destination serves, and only then is the backend called.
 
-use super::judge::{Granted, Target, judge};
+use super::judge::{Granted, Judging, Target, judge};
 use http::header::{AUTHORIZATION, PROXY_AUTHORIZATION};
 
 use super::outbound::{Accepted, OutboundStage};
@@ -12,7 +12,6 @@ use crate::audit::CredentialFact;
 use crate::config::TokenRules;
 use crate::credentials::{Backend, Grantee, HttpRequest, Scope};
 use crate::jwt::{VerifiedToken, Verifier};
-use crate::policy::PolicyEngine;
 use crate::telemetry::metrics::Stage;
 
 /// A request judged for a credential backend.
@@ -56,7 +55,7 @@ impl Judged {
 pub(super) async fn on_headers(
     stage: &OutboundStage,
     verifier: &Verifier,
-    policy: Option<&PolicyEngine>,
+    policy: &Judging<'_>,
     req: &RequestFacts,
     route: &str,
     (credential, rules): (&str, TokenRules),
@@ -100,7 +99,7 @@ pub(super) struct Equipping<'a, 'r> {
 /// when the backend asked for it).
 pub(super) async fn equip(
     stage: &OutboundStage,
-    policy: Option<&PolicyEngine>,
+    policy: &Judging<'_>,
     req: &RequestFacts,
     route: &str,
     equipping: Equipping<'_, '_>,
@@ -163,14 +162,14 @@ pub(super) fn backend<'s>(stage: &'s OutboundStage, name: &str) -> Result<&'s Ba
 /// the credential is scoped to.
 pub(super) async fn judge_for(
     stage: &OutboundStage,
-    policy: Option<&PolicyEngine>,
+    policy: &Judging<'_>,
     req: &RequestFacts,
     route: &str,
     backend: &Backend,
     scope: &Scope,
     verified: &VerifiedToken,
 ) -> Result<Judged, Refusal> {
-    let engine = policy.ok_or(Refusal::PolicyMissing)?;
+    let engine = policy.engine.ok_or(Refusal::PolicyMissing)?;
     let adds_itself = stage.agent.adds_itself(verified, false);
     let actors = stage.agent.next_chain(verified, adds_itself);
     let chain = actors
@@ -187,7 +186,7 @@ pub(super) async fn judge_for(
         backend: backend.kind(),
         touches: Some((scope.action, &scope.resource)),
     };
-    let granted = judge(engine, req, &target, verified, actors).await?;
+    let granted = judge(policy, engine, req, &target, verified, actors).await?;
     let user = verified
         .username
         .clone()

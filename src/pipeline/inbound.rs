@@ -10,13 +10,12 @@ use http::header::AUTHORIZATION;
 use super::agent::OwnAgent;
 use super::bearer::{bearer_token, bearer_value};
 use super::custody::Custody;
-use super::judge::{Target, chain_of, judge};
+use super::judge::{Judging, Target, chain_of, judge};
 use super::trail::Trail;
 use super::{Mutations, Refusal, RequestFacts, Shared, Then};
 use crate::audit::ExchangeFact;
 use crate::config::{InboundConfig, PathMatch};
 use crate::jwt::{AudienceProfile, VerifiedToken, Verifier};
-use crate::policy::PolicyEngine;
 use crate::telemetry::metrics::Stage;
 
 pub(super) struct InboundStage {
@@ -38,7 +37,7 @@ impl InboundStage {
     pub async fn decide(
         &self,
         verifier: &Verifier,
-        policy: Option<&PolicyEngine>,
+        policy: &Judging<'_>,
         req: &RequestFacts,
         trail: &mut Trail,
     ) -> Result<Then, Refusal> {
@@ -84,7 +83,7 @@ impl InboundStage {
             .delegate_to
             .as_ref()
             .is_some_and(|a| a.adds_itself(&verified, true));
-        let grant = match policy {
+        let grant = match policy.engine {
             Some(engine) => {
                 let target = Target {
                     route: "inbound",
@@ -97,7 +96,10 @@ impl InboundStage {
                 };
                 trail.judged_chain(&chain);
                 let granted = trail
-                    .timed(Stage::Policy, judge(engine, req, &target, &verified, chain))
+                    .timed(
+                        Stage::Policy,
+                        judge(policy, engine, req, &target, &verified, chain),
+                    )
                     .await?;
                 Some(granted.grant)
             }

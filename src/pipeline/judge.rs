@@ -1,6 +1,7 @@
 //! Asking the policy: the input document built from the verified token and the route
 //! (never from headers or bodies), and the answer turned into a grant or a refusal.
 
+use super::approval::{Approvals, Hold, PendingApproval};
 use super::{Refusal, RequestFacts};
 use crate::jwt::VerifiedToken;
 use crate::policy::{ActorInput, PolicyEngine, PolicyInput, UserInput, action_of, resource_of};
@@ -24,9 +25,19 @@ pub(super) struct Granted {
     pub exclude: Vec<String>,
 }
 
+/// What judging needs besides the request: the policy (when configured), the human
+/// approvals (when configured) and the protocol layer's hook for holding a request.
+pub(super) struct Judging<'a> {
+    pub engine: Option<&'a PolicyEngine>,
+    pub approvals: Option<&'a Approvals>,
+    pub hold: &'a dyn Hold,
+}
+
 /// Judges the request. `actors` is the chain the destination will see, newest first.
-/// Returns the grant (never empty) only when the policy allowed.
+/// Returns the grant (never empty) only when the policy allowed — and, when it asked
+/// for one, a person approved.
 pub(super) async fn judge(
+    judging: &Judging<'_>,
     engine: &PolicyEngine,
     req: &RequestFacts,
     target: &Target<'_>,
@@ -34,6 +45,15 @@ pub(super) async fn judge(
     actors: Vec<ActorInput>,
 ) -> Result<Granted, Refusal> {
     let path = req.path_only();
+    let chain: Vec<String> = actors
+        .iter()
+        .map(|a| {
+            a.client_id
+                .clone()
+                .or_else(|| a.sub.clone())
+                .unwrap_or_default()
+        })
+        .collect();
     let (action, resource) = match target.touches {
         Some((action, resource)) => (action, resource.to_vec()),
         None => (action_of(&req.method), resource_of(path)?),
@@ -58,11 +78,30 @@ pub(super) async fn judge(
     if !decision.allow {
         return Err(Refusal::PolicyDenied(decision.reason.clone()));
     }
-    if decision.approval_required {
-        return Err(Refusal::ApprovalUnavailable);
-    }
     if decision.grant.is_empty() {
         return Err(Refusal::GrantEmpty);
+    }
+    if decision.approval_required {
+        let approvals = judging.approvals.ok_or(Refusal::ApprovalUnavailable)?;
+        let asking = PendingApproval {
+            id: String::new(),
+            user: token
+                .username
+                .clone()
+                .or_else(|| token.subject.clone())
+                .unwrap_or_default(),
+            actors: chain,
+            direction: req.direction.as_str().to_string(),
+            route: target.route.to_string(),
+            method: req.method.clone(),
+            authority: req.authority.clone(),
+            path: path.to_string(),
+            reason: decision.reason.clone(),
+            asked_at: 0,
+            expires_at: 0,
+        };
+        let by = approvals.ask(asking, judging.hold).await?;
+        tracing::info!(approved_by = %by, route = target.route, "approved by a person");
     }
     Ok(Granted {
         grant: decision.grant.clone(),

@@ -14,14 +14,13 @@ use http::{HeaderName, header::AUTHORIZATION};
 use super::agent::OwnAgent;
 use super::bearer::{bearer_token, bearer_value};
 use super::custody::Custody;
-use super::judge::{Target, judge};
+use super::judge::{Judging, Target, judge};
 use super::trail::Trail;
 use super::{Mutations, Refusal, RequestFacts, Shared, Then, credential, vend};
 use crate::audit::ExchangeFact;
 use crate::config::{ExchangeTarget, OutboundConfig, RouteAction, RouteConfig, TokenRules};
 use crate::credentials::Credentials;
 use crate::jwt::{AudienceProfile, VerifiedToken, Verifier};
-use crate::policy::PolicyEngine;
 use crate::telemetry::metrics::Stage;
 
 pub(super) struct OutboundStage {
@@ -73,7 +72,7 @@ impl OutboundStage {
     pub async fn decide(
         &self,
         verifier: &Verifier,
-        policy: Option<&PolicyEngine>,
+        policy: &Judging<'_>,
         req: &RequestFacts,
         trail: &mut Trail,
     ) -> Result<Then, Refusal> {
@@ -111,7 +110,7 @@ impl OutboundStage {
     pub async fn decide_body(
         &self,
         verifier: &Verifier,
-        policy: Option<&PolicyEngine>,
+        policy: &Judging<'_>,
         req: &RequestFacts,
         body: Option<&[u8]>,
         trail: &mut Trail,
@@ -205,14 +204,14 @@ impl OutboundStage {
     async fn exchange(
         &self,
         verifier: &Verifier,
-        policy: Option<&PolicyEngine>,
+        policy: &Judging<'_>,
         req: &RequestFacts,
         (route, target, rules): (&str, &ExchangeTarget, TokenRules),
         trail: &mut Trail,
     ) -> Result<Then, Refusal> {
         let Accepted { token, verified } = self.accept(verifier, req, route, rules, trail).await?;
         let adds_itself = self.agent.adds_itself(&verified, false);
-        let grant = match policy {
+        let grant = match policy.engine {
             Some(engine) => {
                 let target = Target {
                     route,
@@ -222,7 +221,10 @@ impl OutboundStage {
                 let chain = self.agent.next_chain(&verified, adds_itself);
                 trail.judged_chain(&chain);
                 let granted = trail
-                    .timed(Stage::Policy, judge(engine, req, &target, &verified, chain))
+                    .timed(
+                        Stage::Policy,
+                        judge(policy, engine, req, &target, &verified, chain),
+                    )
                     .await?;
                 Some(granted.grant)
             }

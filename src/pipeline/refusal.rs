@@ -63,6 +63,10 @@ pub enum Refusal {
     /// The replay memory is full of live entries (fail closed).
     #[error("replay memory full")]
     ReplayMemoryFull,
+    /// The request waited for a person, who denied it, or nobody decided in time, or too
+    /// many requests were already waiting.
+    #[error("{0}")]
+    Approval(#[from] super::ApprovalRefused),
     /// The deny list names the user, the token or an agent of the chain.
     #[error("{0}")]
     Revoked(#[from] super::Revoked),
@@ -262,6 +266,28 @@ impl Refusal {
                 reason: "replay_memory_full",
                 error: "temporarily_unavailable",
                 description: "single-use tokens cannot be accepted right now".into(),
+                retry_after,
+                www_authenticate: None,
+            },
+            Refusal::Approval(super::ApprovalRefused::Denied { .. }) => {
+                forbidden("approval_denied", "the request was not approved")
+            }
+            Refusal::Approval(super::ApprovalRefused::TimedOut(_)) => {
+                forbidden("approval_timeout", "no approval arrived in time")
+            }
+            Refusal::Approval(super::ApprovalRefused::Full) => Denial {
+                status: 503,
+                reason: "approvals_full",
+                error: "temporarily_unavailable",
+                description: "too many requests are waiting for approval".into(),
+                retry_after,
+                www_authenticate: None,
+            },
+            Refusal::Approval(super::ApprovalRefused::Unaudited) => Denial {
+                status: 503,
+                reason: "audit_unavailable",
+                error: "temporarily_unavailable",
+                description: "the request cannot be audited right now".into(),
                 retry_after,
                 www_authenticate: None,
             },

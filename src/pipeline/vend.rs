@@ -11,11 +11,11 @@ use http::header::{AUTHORIZATION, PROXY_AUTHORIZATION};
 use serde::Deserialize;
 
 use super::credential::{backend, judge_for};
+use super::judge::Judging;
 use super::outbound::{Accepted, OutboundStage};
 use super::trail::Trail;
 use super::{Mutations, Refusal, Reply, RequestFacts, Then};
 use crate::credentials::VendAsk;
-use crate::policy::PolicyEngine;
 use crate::telemetry::metrics::Stage;
 
 /// The only path a vending route answers.
@@ -69,7 +69,7 @@ pub(super) fn parse_body(body: Option<&[u8]>) -> Result<VendRequest, Refusal> {
 /// Judges the request and answers with the credential.
 pub(super) async fn answer(
     stage: &OutboundStage,
-    policy: Option<&PolicyEngine>,
+    policy: &Judging<'_>,
     req: &RequestFacts,
     (route, services): (&str, &BTreeMap<String, String>),
     ask: &VendRequest,

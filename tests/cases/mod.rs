@@ -1,3 +1,4 @@
+mod approval;
 mod audit;
 mod aws;
 mod capability;

@@ -1,0 +1,102 @@
+//! The command-line client of the approvals API (`actbridge approvals …`): the same
+//! calls an operator would make with curl, with the answers printed for people.
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+/// Why a call to the admin API failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The admin listener could not be reached.
+    #[error("cannot reach the admin API at {url}: {source}")]
+    Unreachable {
+        /// The URL called.
+        url: String,
+        /// The cause.
+        source: reqwest::Error,
+    },
+    /// It answered with an error.
+    #[error("the admin API answered {status}: {body}")]
+    Refused {
+        /// The HTTP status.
+        status: u16,
+        /// Its error body.
+        body: String,
+    },
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .no_proxy()
+        .build()
+        .unwrap_or_default()
+}
+
+async fn call(req: reqwest::RequestBuilder, url: &str) -> Result<String, ClientError> {
+    let resp = req.send().await.map_err(|e| ClientError::Unreachable {
+        url: url.to_string(),
+        source: e,
+    })?;
+    let status = resp.status().as_u16();
+    let body = resp.text().await.unwrap_or_default();
+    if !(200..300).contains(&status) {
+        return Err(ClientError::Refused { status, body });
+    }
+    Ok(body)
+}
+
+/// The pending approvals, one block per request, oldest first.
+pub async fn list(base: &str, token: &str) -> Result<String, ClientError> {
+    let url = format!("{}/approvals", base.trim_end_matches('/'));
+    let body = call(client().get(&url).bearer_auth(token), &url).await?;
+    let v: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+    let items = v["approvals"].as_array().cloned().unwrap_or_default();
+    if items.is_empty() {
+        return Ok("no pending approvals\n".to_string());
+    }
+    let mut out = String::new();
+    for a in items {
+        let s = |k: &str| a[k].as_str().unwrap_or("-").to_string();
+        let actors: Vec<String> = a["actors"]
+            .as_array()
+            .map(|x| {
+                x.iter()
+                    .filter_map(|y| y.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default();
+        out.push_str(&format!(
+            "{id}\n  who:    {user} via {actors}\n  what:   {dir} {method} {authority}{path} (route {route})\n  why:    {reason}\n  waits until {expires} (Unix seconds)\n",
+            id = s("id"),
+            user = s("user"),
+            actors = if actors.is_empty() { "-".to_string() } else { actors.join(" <- ") },
+            dir = s("direction"),
+            method = s("method"),
+            authority = s("authority"),
+            path = s("path"),
+            route = s("route"),
+            reason = s("reason"),
+            expires = a["expires_at"].as_u64().unwrap_or(0),
+        ));
+    }
+    Ok(out)
+}
+
+/// Approves (`approve`) or denies the pending approval `id`.
+pub async fn decide(
+    base: &str,
+    token: &str,
+    id: &str,
+    approve: bool,
+) -> Result<String, ClientError> {
+    let verb = if approve { "approve" } else { "deny" };
+    let id_part = percent_encoding::utf8_percent_encode(id, percent_encoding::NON_ALPHANUMERIC);
+    let url = format!("{}/approvals/{id_part}/{verb}", base.trim_end_matches('/'));
+    call(client().post(&url).bearer_auth(token), &url).await?;
+    Ok(format!(
+        "{id}: {}\n",
+        if approve { "approved" } else { "denied" }
+    ))
+}

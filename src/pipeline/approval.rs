@@ -1,0 +1,305 @@
+//! Human approval: when the policy answers `approval_required`, the request is held — the
+//! ext_proc stream waits, Envoy told to wait longer ([`Hold`]) — while the admin API
+//! lists it and a person approves or denies it. A timeout denies. Pending approvals are
+//! bounded; every step (asked, approved, denied, timed out) is audited, the approver
+//! named.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde::Serialize;
+use tokio::sync::oneshot;
+
+use crate::audit::{ApprovalRecord, AuditLog};
+use crate::clock::now_secs;
+
+/// The protocol layer's side of a hold: told how long the decision may now take, so
+/// the proxy waits instead of timing the request out (Envoy: `override_message_timeout`).
+pub trait Hold: Send + Sync {
+    /// The decision may take up to `for_` from now.
+    fn hold(&self, for_: Duration);
+}
+
+/// No protocol to tell (tests, other callers).
+pub struct NoHold;
+
+impl Hold for NoHold {
+    fn hold(&self, _: Duration) {}
+}
+
+/// A request waiting for a person, as the admin API lists it.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct PendingApproval {
+    /// Its id (for `approve` / `deny`).
+    pub id: String,
+    /// Who: the user (`preferred_username`, else `sub`).
+    pub user: String,
+    /// Which agents act for them, newest first.
+    pub actors: Vec<String>,
+    /// What: direction, route, method, host and path (no query).
+    pub direction: String,
+    /// The route.
+    pub route: String,
+    /// The method.
+    pub method: String,
+    /// The host.
+    pub authority: String,
+    /// The path, without its query string.
+    pub path: String,
+    /// Why: the policy's reason.
+    pub reason: String,
+    /// Asked at (Unix seconds).
+    pub asked_at: u64,
+    /// Denied automatically at (Unix seconds).
+    pub expires_at: u64,
+}
+
+/// How a pending approval ended, when not approved.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ApprovalRefused {
+    /// A person denied it.
+    #[error("approval {id} denied by {by}")]
+    Denied {
+        /// The approval.
+        id: String,
+        /// Who denied it.
+        by: String,
+    },
+    /// Nobody decided in time.
+    #[error("approval {0} timed out")]
+    TimedOut(String),
+    /// Too many requests are already waiting.
+    #[error("too many pending approvals")]
+    Full,
+    /// The step could not be audited.
+    #[error("the approval could not be audited")]
+    Unaudited,
+}
+
+/// Why a decision on a pending approval was not taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum DecideError {
+    /// No such pending approval (decided, timed out, or never asked).
+    #[error("no such pending approval")]
+    NotFound,
+    /// The decision could not be audited, so it was not taken.
+    #[error("the decision could not be audited")]
+    Unaudited,
+}
+
+struct Waiting {
+    info: PendingApproval,
+    answer: oneshot::Sender<Result<String, String>>,
+}
+
+/// The pending approvals.
+pub struct Approvals {
+    pending: Mutex<HashMap<String, Waiting>>,
+    timeout: Duration,
+    max_pending: usize,
+    audit: Mutex<Option<Arc<AuditLog>>>,
+}
+
+/// Removes the pending entry when the waiting request goes away (the caller hung up).
+struct Forget<'a> {
+    approvals: &'a Approvals,
+    id: String,
+}
+
+impl Drop for Forget<'_> {
+    fn drop(&mut self) {
+        self.approvals.lock().remove(&self.id);
+    }
+}
+
+impl Approvals {
+    /// Approvals waiting at most `timeout`, at most `max_pending` at a time.
+    pub fn new(timeout: Duration, max_pending: usize) -> Approvals {
+        Approvals {
+            pending: Mutex::new(HashMap::new()),
+            timeout,
+            max_pending,
+            audit: Mutex::new(None),
+        }
+    }
+
+    /// Audits every step into `log`.
+    pub fn audit_into(&self, log: Arc<AuditLog>) {
+        *self.audit.lock().unwrap_or_else(|p| p.into_inner()) = Some(log);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Waiting>> {
+        self.pending.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// How long a request may wait.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// Holds the request described by `info` (its `id`, `asked_at` and `expires_at` are
+    /// filled here) until a person decides or the timeout passes. Ok = approved, by whom.
+    pub async fn ask(
+        &self,
+        mut info: PendingApproval,
+        hold: &dyn Hold,
+    ) -> Result<String, ApprovalRefused> {
+        let (tx, rx) = oneshot::channel();
+        info.id = uuid::Uuid::new_v4().to_string();
+        info.asked_at = now_secs();
+        info.expires_at = info.asked_at + self.timeout.as_secs();
+        {
+            let mut pending = self.lock();
+            if pending.len() >= self.max_pending {
+                return Err(ApprovalRefused::Full);
+            }
+            if !self.record(&info, "asked", None) {
+                return Err(ApprovalRefused::Unaudited);
+            }
+            pending.insert(
+                info.id.clone(),
+                Waiting {
+                    info: info.clone(),
+                    answer: tx,
+                },
+            );
+        }
+        let _forget = Forget {
+            approvals: self,
+            id: info.id.clone(),
+        };
+        tracing::info!(id = %info.id, user = %info.user, route = %info.route, "holding a request for approval");
+        // A margin past our own timeout, so that we, not the proxy, end the wait.
+        hold.hold(self.timeout + Duration::from_secs(2));
+        match tokio::time::timeout(self.timeout, rx).await {
+            Ok(Ok(Ok(by))) => Ok(by),
+            Ok(Ok(Err(by))) => Err(ApprovalRefused::Denied {
+                id: info.id.clone(),
+                by,
+            }),
+            Ok(Err(_)) | Err(_) => {
+                self.lock().remove(&info.id);
+                self.record(&info, "timed_out", None);
+                Err(ApprovalRefused::TimedOut(info.id.clone()))
+            }
+        }
+    }
+
+    /// Everything waiting, oldest first.
+    pub fn list(&self) -> Vec<PendingApproval> {
+        let mut all: Vec<PendingApproval> = self.lock().values().map(|w| w.info.clone()).collect();
+        all.sort_by(|a, b| a.asked_at.cmp(&b.asked_at).then(a.id.cmp(&b.id)));
+        all
+    }
+
+    /// `by` approves (`approve`) or denies the pending approval `id`. The step is audited
+    /// first; one that cannot be audited is not taken.
+    pub fn decide(&self, id: &str, approve: bool, by: &str) -> Result<(), DecideError> {
+        let mut pending = self.lock();
+        let waiting = pending.get(id).ok_or(DecideError::NotFound)?;
+        let step = if approve { "approved" } else { "denied" };
+        if !self.record(&waiting.info, step, Some(by)) {
+            return Err(DecideError::Unaudited);
+        }
+        let waiting = pending.remove(id).ok_or(DecideError::NotFound)?;
+        let answer = if approve {
+            Ok(by.to_string())
+        } else {
+            Err(by.to_string())
+        };
+        waiting
+            .answer
+            .send(answer)
+            .map_err(|_| DecideError::NotFound)
+    }
+
+    /// Audits one step; false when the audit log refused it.
+    fn record(&self, info: &PendingApproval, step: &str, by: Option<&str>) -> bool {
+        let log = self.audit.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let Some(log) = log else {
+            return true;
+        };
+        log.submit_approval(ApprovalRecord {
+            id: info.id.clone(),
+            step: step.to_string(),
+            by: by.map(str::to_string),
+            user: info.user.clone(),
+            actors: info.actors.clone(),
+            route: info.route.clone(),
+            method: info.method.clone(),
+            authority: info.authority.clone(),
+            path: info.path.clone(),
+            reason: info.reason.clone(),
+        })
+        .is_ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn info() -> PendingApproval {
+        PendingApproval {
+            id: String::new(),
+            user: "alice".into(),
+            actors: vec!["spiffe://d/agent/a".into()],
+            direction: "outbound".into(),
+            route: "r".into(),
+            method: "DELETE".into(),
+            authority: "h".into(),
+            path: "/x".into(),
+            reason: "deletes need a person".into(),
+            asked_at: 0,
+            expires_at: 0,
+        }
+    }
+
+    #[tokio::test]
+    async fn approve_deny_timeout_and_the_bound() {
+        let a = Arc::new(Approvals::new(Duration::from_millis(300), 1));
+        let waiter = {
+            let a = a.clone();
+            tokio::spawn(async move { a.ask(info(), &NoHold).await })
+        };
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let listed = a.list();
+        assert_eq!(listed.len(), 1);
+        assert_eq!(listed[0].user, "alice");
+        // The bound: a second request waits for nobody.
+        assert_eq!(a.ask(info(), &NoHold).await, Err(ApprovalRefused::Full));
+        a.decide(&listed[0].id, true, "bob").unwrap();
+        assert_eq!(waiter.await.unwrap(), Ok("bob".to_string()));
+        assert_eq!(
+            a.decide(&listed[0].id, true, "bob"),
+            Err(DecideError::NotFound)
+        );
+
+        let waiter = {
+            let a = a.clone();
+            tokio::spawn(async move { a.ask(info(), &NoHold).await })
+        };
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let id = a.list()[0].id.clone();
+        a.decide(&id, false, "bob").unwrap();
+        assert!(matches!(
+            waiter.await.unwrap(),
+            Err(ApprovalRefused::Denied { .. })
+        ));
+
+        let timed_out = a.ask(info(), &NoHold).await;
+        assert!(matches!(timed_out, Err(ApprovalRefused::TimedOut(_))));
+        assert!(
+            a.list().is_empty(),
+            "a timed-out approval is no longer pending"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_caller_that_hangs_up_leaves_nothing_pending() {
+        let a = Approvals::new(Duration::from_secs(30), 10);
+        let _ = tokio::time::timeout(Duration::from_millis(50), a.ask(info(), &NoHold)).await;
+        assert!(a.list().is_empty());
+    }
+}
