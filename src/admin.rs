@@ -28,6 +28,8 @@ pub struct AdminState {
     pub pipeline: Arc<Pipeline>,
     /// Who may use the admin API; `None` = its routes answer 404.
     pub api: Option<AdminApiConfig>,
+    /// The workload identity, when configured: not ready until an SVID is held.
+    pub identity: Option<Arc<crate::spiffe::WorkloadIdentity>>,
 }
 
 /// The admin routes.
@@ -59,6 +61,12 @@ async fn metrics(State(s): State<AdminState>) -> impl axum::response::IntoRespon
 }
 
 async fn readyz(State(s): State<AdminState>) -> (StatusCode, &'static str) {
+    if s.identity.as_ref().is_some_and(|id| !id.is_ready()) {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not ready: no valid X.509-SVID from the SPIFFE Workload API\n",
+        );
+    }
     if s.pipeline.verifier().is_ready() {
         (StatusCode::OK, "ready\n")
     } else {

@@ -13,6 +13,7 @@ mod outbound;
 mod policy;
 mod postgres;
 mod raw;
+mod spiffe;
 mod ssh_cert;
 mod types;
 mod validate;
@@ -27,6 +28,7 @@ pub use error::ConfigError;
 pub(crate) use github_app::is_repo_name;
 pub use policy::{PolicyConfig, PolicySource};
 pub use raw::RawConfig;
+pub use spiffe::{SPIFFE_ENDPOINT_SOCKET, SpiffeConfig};
 pub use types::{
     ACCESS_TOKEN_TYPE, ClientAuthConfig, ClientConfig, Config, CredentialMode, ExchangeTarget,
     IdentityHeaders, InboundConfig, IssuerConfig, JwksSource, ListenAddr, OutboundConfig,

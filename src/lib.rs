@@ -21,6 +21,8 @@
 //!   destinations that do not accept actbridge's JWTs: one seam, one module per backend.
 //! - [`sts`]: the embedded token service (Keycloak-dialect paths) used by the demo,
 //!   the tests and one-machine runs.
+//! - [`spiffe`]: the pod's workload identity (X.509-SVIDs from the SPIFFE Workload API)
+//!   and the SDS server that hands it to Envoy.
 //! - [`serve`]: running the sidecar — listeners, background tasks, shutdown and drain.
 //! - [`demo`]: `actbridge demo`, the end-to-end walk-through on one machine.
 //! - [`inject`]: `actbridge inject`, the sidecars added to Kubernetes workloads.
@@ -49,5 +51,6 @@ pub mod jwt;
 pub mod pipeline;
 pub mod policy;
 pub mod serve;
+pub mod spiffe;
 pub mod sts;
 pub mod telemetry;

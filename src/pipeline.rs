@@ -47,6 +47,7 @@ pub struct Pipeline {
     metrics: Arc<Metrics>,
     shared_revocations: Arc<DenyList>,
     approvals: Option<Arc<Approvals>>,
+    identity: Option<Arc<crate::spiffe::WorkloadIdentity>>,
 }
 
 impl Pipeline {
@@ -113,6 +114,7 @@ impl Pipeline {
                 .approvals
                 .as_ref()
                 .map(|a| Arc::new(Approvals::new(a.timeout, a.max_pending))),
+            identity: None,
         }
     }
 
@@ -157,6 +159,16 @@ impl Pipeline {
         &self.metrics
     }
 
+    /// Refuses outbound requests while `identity` holds no valid SVID: they would leave
+    /// without mTLS (Envoy could not build the upstream TLS context anyway).
+    pub fn with_identity(mut self, identity: Arc<crate::spiffe::WorkloadIdentity>) -> Pipeline {
+        let id = identity.clone();
+        self.metrics
+            .register_svid_expiry(Box::new(move || id.material().map(|m| m.expires_at)));
+        self.identity = Some(identity);
+        self
+    }
+
     /// Audits every decision (and every approval step) into `log`.
     pub fn with_audit(mut self, log: Arc<AuditLog>) -> Pipeline {
         if let Some(a) = &self.approvals {
@@ -188,6 +200,9 @@ impl Pipeline {
                     .await
             }
             Direction::Outbound => match &self.outbound {
+                _ if self.identity.as_ref().is_some_and(|id| !id.is_ready()) => {
+                    Err(Refusal::IdentityUnavailable)
+                }
                 Some(stage) => {
                     stage
                         .decide(&self.verifier, &judging, req, &mut trail)

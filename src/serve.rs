@@ -16,6 +16,7 @@ use crate::credentials::Credentials;
 use crate::extproc::ExtProcService;
 use crate::pipeline::{DenyList, Pipeline};
 use crate::policy::PolicyEngine;
+use crate::spiffe::WorkloadIdentity;
 
 /// How long in-flight work may take to finish after shutdown is signalled.
 pub const DRAIN_DEADLINE: Duration = Duration::from_secs(10);
@@ -57,6 +58,11 @@ pub async fn run(
         .map(AuditLog::open)
         .transpose()?
         .map(Arc::new);
+    let tracker = TaskTracker::new();
+    let identity = cfg.spiffe.as_ref().map(WorkloadIdentity::new);
+    if let Some(id) = &identity {
+        tracker.spawn(id.clone().run(shutdown.clone()));
+    }
     let credentials = Arc::new(Credentials::load(&cfg.credentials).await);
     let revocations = Arc::new(DenyList::load(
         cfg.revocation.as_ref().map(|r| r.file.as_path()),
@@ -64,6 +70,9 @@ pub async fn run(
     let mut pipeline = Pipeline::new(&cfg, policy.clone(), credentials.clone(), revocations);
     if let Some(log) = &audit {
         pipeline = pipeline.with_audit(log.clone());
+    }
+    if let Some(id) = &identity {
+        pipeline = pipeline.with_identity(id.clone());
     }
     let pipeline = Arc::new(pipeline);
     if let Some(log) = &audit {
@@ -73,7 +82,6 @@ pub async fn run(
             (s.queue_depth, s.written, s.dropped)
         }));
     }
-    let tracker = TaskTracker::new();
     for backend in credentials.all() {
         let (backend, sd) = (backend.clone(), shutdown.clone());
         tracker.spawn(async move { backend.run_maintenance(sd).await });
@@ -95,6 +103,7 @@ pub async fn run(
         let state = crate::admin::AdminState {
             pipeline: pipeline.clone(),
             api: cfg.admin_api.clone(),
+            identity: identity.clone(),
         };
         let sd = shutdown.clone();
         tracker.spawn(async move {
@@ -103,10 +112,14 @@ pub async fn run(
             }
         });
     }
+    let sds = identity
+        .as_ref()
+        .map(|id| crate::spiffe::sds::SdsService::new(id.clone()).into_server());
     let service = ExtProcService::new(pipeline).into_server();
     let router = tonic::transport::Server::builder()
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
-        .add_service(service);
+        .add_service(service)
+        .add_optional_service(sds);
     let stop = {
         let sd = shutdown.clone();
         async move { sd.cancelled().await }

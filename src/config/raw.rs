@@ -64,6 +64,10 @@ pub struct RawConfig {
     /// Human approvals (see [`super::admin::RawApprovals`]).
     #[serde(default)]
     pub approvals: Option<super::admin::RawApprovals>,
+    /// The workload identity from the SPIFFE Workload API (see
+    /// [`super::spiffe::RawSpiffe`]).
+    #[serde(default)]
+    pub spiffe: Option<super::spiffe::RawSpiffe>,
 }
 
 /// `listen`: listening addresses.

@@ -41,6 +41,8 @@ pub struct Config {
     pub revocation: Option<super::RevocationConfig>,
     /// Human approvals; `None` = requests needing one are refused.
     pub approvals: Option<super::ApprovalsConfig>,
+    /// The SPIFFE workload identity; `None` = no SVIDs, no SDS.
+    pub spiffe: Option<super::SpiffeConfig>,
 }
 
 /// A listening address for the ext_proc server.

@@ -175,6 +175,11 @@ pub(super) fn validate(raw: RawConfig, env: &dyn Env) -> Result<Config, ConfigEr
             .as_ref()
             .map(super::audit::validate_audit)
             .transpose()?,
+        spiffe: raw
+            .spiffe
+            .as_ref()
+            .map(|s| super::spiffe::validate_spiffe(s, env))
+            .transpose()?,
         admin_api: admin_api.clone(),
         approvals: raw
             .approvals

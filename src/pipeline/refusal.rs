@@ -67,6 +67,10 @@ pub enum Refusal {
     /// many requests were already waiting.
     #[error("{0}")]
     Approval(#[from] super::ApprovalRefused),
+    /// The workload identity holds no valid X.509-SVID (none yet, or expired while the
+    /// Workload API is away): an outbound request would leave without mTLS.
+    #[error("no valid X.509-SVID")]
+    IdentityUnavailable,
     /// The deny list names the user, the token or an agent of the chain.
     #[error("{0}")]
     Revoked(#[from] super::Revoked),
@@ -288,6 +292,14 @@ impl Refusal {
                 reason: "audit_unavailable",
                 error: "temporarily_unavailable",
                 description: "the request cannot be audited right now".into(),
+                retry_after,
+                www_authenticate: None,
+            },
+            Refusal::IdentityUnavailable => Denial {
+                status: 503,
+                reason: "svid_unavailable",
+                error: "temporarily_unavailable",
+                description: "the workload identity is not available yet".into(),
                 retry_after,
                 www_authenticate: None,
             },

@@ -125,11 +125,15 @@ struct UpstreamLabels {
 /// What the audit log reports at scrape time: (queue depth, written, dropped).
 pub type AuditProbe = Box<dyn Fn() -> (usize, u64, u64) + Send + Sync>;
 
+/// The current SVID's expiry (Unix seconds), if one is held.
+pub type SvidProbe = Box<dyn Fn() -> Option<i64> + Send + Sync>;
+
 /// Everything read at scrape time.
 #[derive(Default)]
 struct Probes {
     caches: Vec<(String, String, Arc<CacheStats>)>,
     audit: Option<AuditProbe>,
+    svid: Option<SvidProbe>,
 }
 
 impl fmt::Debug for Probes {
@@ -270,6 +274,13 @@ impl Metrics {
         }
     }
 
+    /// Reports the SVID's expiry time at every scrape.
+    pub fn register_svid_expiry(&self, probe: SvidProbe) {
+        if let Ok(mut p) = self.probes.0.lock() {
+            p.svid = Some(probe);
+        }
+    }
+
     /// The OpenMetrics text of every metric.
     pub fn encode(&self) -> String {
         let mut out = String::new();
@@ -321,6 +332,15 @@ impl Collector for ProbeCollector {
                     ConstCounter::new(n).encode(e.encode_family(&labels)?)?;
                 }
             }
+        }
+        if let Some(expiry) = p.svid.as_ref().and_then(|f| f()) {
+            let g = ConstGauge::new(expiry);
+            g.encode(encoder.encode_descriptor(
+                "svid_expiry_timestamp_seconds",
+                "When the current X.509-SVID expires (Unix seconds)",
+                None,
+                g.metric_type(),
+            )?)?;
         }
         if let Some(audit) = &p.audit {
             let (depth, written, dropped) = audit();

@@ -18,5 +18,7 @@ mod ministack;
 mod outbound;
 mod policy;
 mod postgres;
+mod proto_bootstrap;
 mod revocation;
+mod spiffe;
 mod ssh;

@@ -43,6 +43,18 @@ impl Actbridge {
         panic!("actbridge found no free ports in three tries");
     }
 
+    /// Starts actbridge and waits until it is up (`/healthz`), not until it is ready.
+    pub async fn start_unready(config: &str) -> Actbridge {
+        let a = Self::spawn(config);
+        let url = format!("http://127.0.0.1:{}/healthz", a.admin_port);
+        assert!(
+            wait_http_ok(&url, Duration::from_secs(20)).await,
+            "actbridge did not come up:\n{}",
+            a.log()
+        );
+        a
+    }
+
     /// Starts actbridge without waiting for readiness.
     pub fn spawn(config: &str) -> Actbridge {
         let dir = tempfile::tempdir().unwrap();

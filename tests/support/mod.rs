@@ -14,4 +14,5 @@ pub mod netns;
 pub mod opa;
 pub mod postgres;
 pub mod sshd;
+pub mod workload_api;
 pub mod world;

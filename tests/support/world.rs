@@ -322,9 +322,25 @@ impl World {
         aws_s3_port: Option<u16>,
         github_api_port: Option<u16>,
     ) -> World {
+        let actbridge = Actbridge::start(config).await;
+        Self::around(sts, actbridge, aws_s3_port, github_api_port).await
+    }
+
+    /// The world around an actbridge that is up but not ready (`/healthz` answers,
+    /// `/readyz` may not): for the tests of readiness.
+    pub async fn start_with_unready(sts: Sts, config: &str) -> World {
+        let actbridge = Actbridge::start_unready(config).await;
+        Self::around(sts, actbridge, None, None).await
+    }
+
+    async fn around(
+        sts: Sts,
+        actbridge: Actbridge,
+        aws_s3_port: Option<u16>,
+        github_api_port: Option<u16>,
+    ) -> World {
         let app = Echo::start().await;
         let docs = Echo::start().await;
-        let actbridge = Actbridge::start(config).await;
         let envoy = Envoy::start(&EnvoyPorts {
             ext_proc: ExtProcAddr::Tcp(actbridge.ext_proc_port),
             app_port: app.port,
