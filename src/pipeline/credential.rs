@@ -172,15 +172,7 @@ pub(super) async fn judge_for(
     let engine = policy.engine.ok_or(Refusal::PolicyMissing)?;
     let adds_itself = stage.agent.adds_itself(verified, false);
     let actors = stage.agent.next_chain(verified, adds_itself);
-    let chain = actors
-        .iter()
-        .map(|a| {
-            a.client_id
-                .clone()
-                .or_else(|| a.sub.clone())
-                .unwrap_or_default()
-        })
-        .collect();
+    let chain = actors.iter().map(crate::policy::ActorInput::id).collect();
     let target = Target {
         route,
         backend: backend.kind(),

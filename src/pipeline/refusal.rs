@@ -145,14 +145,11 @@ impl Refusal {
                 "authorization_malformed",
                 "the authorization header is malformed",
             ),
-            Refusal::Token(VerifyError::KeysUnavailable) => Denial {
-                status: 503,
-                reason: "jwks_unavailable",
-                error: "temporarily_unavailable",
-                description: "token verification is temporarily unavailable".into(),
+            Refusal::Token(VerifyError::KeysUnavailable) => unavailable(
+                "jwks_unavailable",
+                "token verification is temporarily unavailable",
                 retry_after,
-                www_authenticate: None,
-            },
+            ),
             Refusal::Token(e) => unauthorized(e.reason(), token_description(e)),
             Refusal::UnforwardableClaim(_) => unauthorized(
                 "claim_unforwardable",
@@ -162,14 +159,11 @@ impl Refusal {
                 forbidden("outbound_disabled", "outbound requests are not allowed")
             }
             Refusal::RouteDenied(_) => forbidden("route_denied", "this destination is not allowed"),
-            Refusal::Exchange(ExchangeError::Unavailable(_)) => Denial {
-                status: 503,
-                reason: "sts_unavailable",
-                error: "temporarily_unavailable",
-                description: "the token service is unavailable".into(),
+            Refusal::Exchange(ExchangeError::Unavailable(_)) => unavailable(
+                "sts_unavailable",
+                "the token service is unavailable",
                 retry_after,
-                www_authenticate: None,
-            },
+            ),
             Refusal::Exchange(ExchangeError::Refused { .. }) => forbidden(
                 "exchange_refused",
                 "the token service refused the delegation",
@@ -217,14 +211,11 @@ impl Refusal {
                 "approval_unavailable",
                 "this request needs an approval that cannot be obtained",
             ),
-            Refusal::Policy(PolicyError::Unavailable(_)) => Denial {
-                status: 503,
-                reason: "policy_unavailable",
-                error: "temporarily_unavailable",
-                description: "authorization is temporarily unavailable".into(),
+            Refusal::Policy(PolicyError::Unavailable(_)) => unavailable(
+                "policy_unavailable",
+                "authorization is temporarily unavailable",
                 retry_after,
-                www_authenticate: None,
-            },
+            ),
             Refusal::Policy(_) => forbidden("policy_error", "the request could not be authorized"),
             Refusal::Replayed => unauthorized("token_replayed", "token replayed"),
             Refusal::PlaceholderUnknown => {
@@ -265,44 +256,32 @@ impl Refusal {
                 retry_after: None,
                 www_authenticate: None,
             },
-            Refusal::ReplayMemoryFull => Denial {
-                status: 503,
-                reason: "replay_memory_full",
-                error: "temporarily_unavailable",
-                description: "single-use tokens cannot be accepted right now".into(),
+            Refusal::ReplayMemoryFull => unavailable(
+                "replay_memory_full",
+                "single-use tokens cannot be accepted right now",
                 retry_after,
-                www_authenticate: None,
-            },
+            ),
             Refusal::Approval(super::ApprovalRefused::Denied { .. }) => {
                 forbidden("approval_denied", "the request was not approved")
             }
             Refusal::Approval(super::ApprovalRefused::TimedOut(_)) => {
                 forbidden("approval_timeout", "no approval arrived in time")
             }
-            Refusal::Approval(super::ApprovalRefused::Full) => Denial {
-                status: 503,
-                reason: "approvals_full",
-                error: "temporarily_unavailable",
-                description: "too many requests are waiting for approval".into(),
+            Refusal::Approval(super::ApprovalRefused::Full) => unavailable(
+                "approvals_full",
+                "too many requests are waiting for approval",
                 retry_after,
-                www_authenticate: None,
-            },
-            Refusal::Approval(super::ApprovalRefused::Unaudited) => Denial {
-                status: 503,
-                reason: "audit_unavailable",
-                error: "temporarily_unavailable",
-                description: "the request cannot be audited right now".into(),
+            ),
+            Refusal::Approval(super::ApprovalRefused::Unaudited) => unavailable(
+                "audit_unavailable",
+                "the request cannot be audited right now",
                 retry_after,
-                www_authenticate: None,
-            },
-            Refusal::IdentityUnavailable => Denial {
-                status: 503,
-                reason: "svid_unavailable",
-                error: "temporarily_unavailable",
-                description: "the workload identity is not available yet".into(),
+            ),
+            Refusal::IdentityUnavailable => unavailable(
+                "svid_unavailable",
+                "the workload identity is not available yet",
                 retry_after,
-                www_authenticate: None,
-            },
+            ),
             Refusal::Revoked(super::Revoked::Token(_)) => {
                 unauthorized("token_revoked", "the token has been revoked")
             }
@@ -310,14 +289,11 @@ impl Refusal {
                 "agent_revoked",
                 "an agent acting for the user has been revoked",
             ),
-            Refusal::AuditUnavailable(_) => Denial {
-                status: 503,
-                reason: "audit_unavailable",
-                error: "temporarily_unavailable",
-                description: "the request cannot be audited right now".into(),
+            Refusal::AuditUnavailable(_) => unavailable(
+                "audit_unavailable",
+                "the request cannot be audited right now",
                 retry_after,
-                www_authenticate: None,
-            },
+            ),
         }
     }
 }
@@ -346,14 +322,11 @@ fn credential_denial(e: &CredentialError, retry_after: Option<u64>) -> Denial {
             "session_policy_too_large",
             "the grant is too large for a scoped credential",
         ),
-        CredentialError::Unavailable(_) => Denial {
-            status: 503,
-            reason: "credential_unavailable",
-            error: "temporarily_unavailable",
-            description: "the credential service is unavailable".into(),
+        CredentialError::Unavailable(_) => unavailable(
+            "credential_unavailable",
+            "the credential service is unavailable",
             retry_after,
-            www_authenticate: None,
-        },
+        ),
         CredentialError::Refused { .. } => Denial {
             status: 502,
             reason: "credential_refused",
@@ -412,6 +385,22 @@ fn forbidden(reason: &'static str, description: &'static str) -> Denial {
         error: "access_denied",
         description: description.into(),
         retry_after: None,
+        www_authenticate: None,
+    }
+}
+
+/// 503 with `Retry-After`: a dependency or a bound of the sidecar itself, not the caller.
+fn unavailable(
+    reason: &'static str,
+    description: &'static str,
+    retry_after: Option<u64>,
+) -> Denial {
+    Denial {
+        status: 503,
+        reason,
+        error: "temporarily_unavailable",
+        description: description.into(),
+        retry_after,
         www_authenticate: None,
     }
 }

@@ -57,6 +57,17 @@ pub struct ActorInput {
     pub spiffe_path: Option<String>,
 }
 
+impl ActorInput {
+    /// How logs, audit records and credentials name the actor: its `client_id`, else its
+    /// `sub`.
+    pub fn id(&self) -> String {
+        self.client_id
+            .clone()
+            .or_else(|| self.sub.clone())
+            .unwrap_or_default()
+    }
+}
+
 impl From<&Actor> for ActorInput {
     fn from(a: &Actor) -> Self {
         let spiffe = a
