@@ -13,6 +13,7 @@ mod policy;
 mod postgres;
 mod raw;
 mod ssh_cert;
+mod telemetry;
 mod types;
 mod validate;
 
@@ -25,6 +26,7 @@ pub use error::ConfigError;
 pub(crate) use github_app::is_repo_name;
 pub use policy::{PolicyConfig, PolicySource};
 pub use raw::RawConfig;
+pub use telemetry::{Root, Sampling, TelemetryConfig};
 pub use types::{
     ACCESS_TOKEN_TYPE, ClientAuthConfig, ClientConfig, Config, CredentialMode, ExchangeTarget,
     IdentityHeaders, InboundConfig, IssuerConfig, JwksSource, ListenAddr, OutboundConfig,

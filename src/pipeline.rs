@@ -15,6 +15,7 @@ mod outbound;
 mod refusal;
 mod replay;
 mod request;
+mod span;
 mod trail;
 mod vend;
 
@@ -24,6 +25,8 @@ pub use request::{Direction, RequestError, RequestFacts};
 
 use std::sync::Arc;
 use std::time::SystemTime;
+
+use tracing::{Instrument, Span};
 
 use crate::audit::{AuditLog, DecisionRecord};
 use crate::config::Config;
@@ -85,8 +88,16 @@ impl Pipeline {
         &self.verifier
     }
 
-    /// Decides one request on its headers, and logs (and audits) the decision once.
+    /// Decides one request on its headers, and logs (and audits) the decision once,
+    /// in the request's span.
     pub async fn decide(&self, req: &RequestFacts) -> Decision {
+        let span = span::request(req, "headers");
+        self.decide_headers(req, &span)
+            .instrument(span.clone())
+            .await
+    }
+
+    async fn decide_headers(&self, req: &RequestFacts, span: &Span) -> Decision {
         let mut trail = Trail::default();
         let outcome = match req.direction {
             Direction::Inbound => {
@@ -103,12 +114,24 @@ impl Pipeline {
                 None => Err(Refusal::OutboundDisabled),
             },
         };
-        self.conclude(req, trail, outcome)
+        self.traced_conclusion(span, req, trail, outcome)
     }
 
     /// Decides a request that [`Decision::ReadBody`] asked the body of. `body` is the
     /// whole body, or `None` when it exceeded the limit.
     pub async fn decide_body(&self, req: &RequestFacts, body: Option<&[u8]>) -> Decision {
+        let span = span::request(req, "body");
+        self.decide_on_body(req, body, &span)
+            .instrument(span.clone())
+            .await
+    }
+
+    async fn decide_on_body(
+        &self,
+        req: &RequestFacts,
+        body: Option<&[u8]>,
+        span: &Span,
+    ) -> Decision {
         let mut trail = Trail::default();
         let outcome = match (&self.outbound, req.direction) {
             (Some(stage), Direction::Outbound) => {
@@ -124,7 +147,22 @@ impl Pipeline {
             }
             _ => Err(Refusal::BodyUnexpected),
         };
-        self.conclude(req, trail, outcome)
+        self.traced_conclusion(span, req, trail, outcome)
+    }
+
+    /// [`Pipeline::conclude`], recording what was learned and decided in the request's
+    /// span.
+    fn traced_conclusion(
+        &self,
+        span: &Span,
+        req: &RequestFacts,
+        trail: Trail,
+        outcome: Result<Then, Refusal>,
+    ) -> Decision {
+        span::record_trail(span, &trail);
+        let decision = self.conclude(req, trail, outcome);
+        span::record_decision(span, &decision);
+        decision
     }
 
     /// Turns the outcome into the decision, logs it, and audits it. A decision the

@@ -55,6 +55,10 @@ pub struct RawConfig {
     /// The tamper-evident audit log (see [`super::audit::RawAudit`]).
     #[serde(default)]
     pub audit: Option<super::audit::RawAudit>,
+    /// Trace export (see [`super::telemetry::RawTelemetry`]); the `OTEL_*` variables
+    /// override it.
+    #[serde(default)]
+    pub telemetry: Option<super::telemetry::RawTelemetry>,
 }
 
 /// `listen`: listening addresses.

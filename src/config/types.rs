@@ -35,6 +35,8 @@ pub struct Config {
     pub credentials: Vec<super::CredentialConfig>,
     /// The audit log; `None` = decisions are logged but not audited.
     pub audit: Option<super::AuditConfig>,
+    /// Trace export (the `telemetry` section and `OTEL_*`).
+    pub telemetry: super::TelemetryConfig,
 }
 
 /// A listening address for the ext_proc server.

@@ -170,6 +170,7 @@ pub(super) fn validate(raw: RawConfig, env: &dyn Env) -> Result<Config, ConfigEr
             .as_ref()
             .map(super::audit::validate_audit)
             .transpose()?,
+        telemetry: super::telemetry::validate_telemetry(raw.telemetry.as_ref(), env)?,
     })
 }
 

@@ -6,6 +6,7 @@ use super::judge::{Granted, Target, judge};
 use http::header::{AUTHORIZATION, PROXY_AUTHORIZATION};
 
 use super::outbound::{Accepted, OutboundStage};
+use super::span;
 use super::trail::Trail;
 use super::{Mutations, Refusal, RequestFacts, Then};
 use crate::audit::CredentialFact;
@@ -125,9 +126,11 @@ pub(super) async fn equip(
     )
     .await?;
     judged.record(trail);
-    let changes = backend
-        .apply(&judged.grantee(), &http, &scope, body)
-        .await?;
+    let changes = span::stage(
+        span::credential(name, backend.kind(), "apply"),
+        backend.apply(&judged.grantee(), &http, &scope, body),
+    )
+    .await?;
     judged.record_credential(trail, name, backend);
     Ok(Then::Forward(Mutations {
         set: changes.set,

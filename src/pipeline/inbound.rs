@@ -11,6 +11,7 @@ use super::agent::OwnAgent;
 use super::bearer::{bearer_token, bearer_value};
 use super::custody::Custody;
 use super::judge::{Target, chain_of, judge};
+use super::span;
 use super::trail::Trail;
 use super::{Mutations, Refusal, RequestFacts, Shared, Then};
 use crate::audit::ExchangeFact;
@@ -67,7 +68,11 @@ impl InboundStage {
         if self.shared.custody.is_some() && Custody::is_placeholder(token) {
             return Err(Refusal::PlaceholderMisused);
         }
-        let verified = verifier.verify(token, AudienceProfile::Inbound).await?;
+        let verified = span::stage(
+            span::verify("inbound"),
+            verifier.verify(token, AudienceProfile::Inbound),
+        )
+        .await?;
         trail.verified(&verified);
         if self.cfg.single_use_paths.iter().any(|p| p.matches(path)) {
             self.shared.replay.first_use(&verified)?;
@@ -102,15 +107,16 @@ impl InboundStage {
         let mut app_token: Option<String> = None;
         let mut app_token_exp = verified.expires_at;
         if let Some(agent) = &self.delegate_to {
-            let issued = agent
-                .exchanger
-                .exchange(
+            let issued = span::stage(
+                span::exchange(&agent.delegation_target.audience),
+                agent.exchanger.exchange(
                     token,
                     verified.expires_at,
                     &agent.delegation_target,
                     adds_agent,
-                )
-                .await?;
+                ),
+            )
+            .await?;
             app_token = Some(issued.access_token.clone());
             app_token_exp = issued.expires_at;
             trail.exchange = Some(ExchangeFact {

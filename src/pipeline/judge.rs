@@ -1,7 +1,7 @@
 //! Asking the policy: the input document built from the verified token and the route
 //! (never from headers or bodies), and the answer turned into a grant or a refusal.
 
-use super::{Refusal, RequestFacts};
+use super::{Refusal, RequestFacts, span};
 use crate::jwt::VerifiedToken;
 use crate::policy::{ActorInput, PolicyEngine, PolicyInput, UserInput, action_of, resource_of};
 
@@ -51,13 +51,19 @@ pub(super) async fn judge(
         actors,
         scopes: token.scopes.clone(),
     };
-    let decision = engine.decide(&input).await.map_err(|e| {
-        tracing::error!(error = %e, route = target.route, "policy failed; refusing");
-        Refusal::Policy(e)
-    })?;
+    let stage = span::policy(target.route);
+    let decision = span::stage(stage.clone(), engine.decide(&input))
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, route = target.route, "policy failed; refusing");
+            Refusal::Policy(e)
+        })?;
+    stage.record("allow", decision.allow);
     if !decision.allow {
         return Err(Refusal::PolicyDenied(decision.reason.clone()));
     }
+    // A wait for a person's approval goes here, in its own stage span
+    // (`approval`, beside `policy`; see span.rs).
     if decision.approval_required {
         return Err(Refusal::ApprovalUnavailable);
     }

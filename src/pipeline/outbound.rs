@@ -15,6 +15,7 @@ use super::agent::OwnAgent;
 use super::bearer::{bearer_token, bearer_value};
 use super::custody::Custody;
 use super::judge::{Target, judge};
+use super::span;
 use super::trail::Trail;
 use super::{Mutations, Refusal, RequestFacts, Shared, Then, credential, vend};
 use crate::audit::ExchangeFact;
@@ -182,7 +183,11 @@ impl OutboundStage {
             }
             _ => Cow::Borrowed(presented),
         };
-        let verified = verifier.verify(&token, AudienceProfile::Outbound).await?;
+        let verified = span::stage(
+            span::verify("outbound"),
+            verifier.verify(&token, AudienceProfile::Outbound),
+        )
+        .await?;
         trail.verified(&verified);
         if rules.single_use {
             self.shared.replay.first_use(&verified)?;
@@ -217,11 +222,13 @@ impl OutboundStage {
             None => None,
         };
         trail.grant = grant;
-        let issued = self
-            .agent
-            .exchanger
-            .exchange(&token, verified.expires_at, target, adds_itself)
-            .await?;
+        let issued = span::stage(
+            span::exchange(&target.audience),
+            self.agent
+                .exchanger
+                .exchange(&token, verified.expires_at, target, adds_itself),
+        )
+        .await?;
         trail.exchange = Some(ExchangeFact {
             audience: target.audience.clone(),
             expires_at: issued.expires_at,

@@ -12,6 +12,7 @@ use serde::Deserialize;
 
 use super::credential::{backend, judge_for};
 use super::outbound::{Accepted, OutboundStage};
+use super::span;
 use super::trail::Trail;
 use super::{Mutations, Refusal, Reply, RequestFacts, Then};
 use crate::credentials::VendAsk;
@@ -95,7 +96,11 @@ pub(super) async fn answer(
     )
     .await?;
     judged.record(trail);
-    let vended = backend.vend(&judged.grantee(), &vend_ask).await?;
+    let vended = span::stage(
+        span::credential(name, backend.kind(), "vend"),
+        backend.vend(&judged.grantee(), &vend_ask),
+    )
+    .await?;
     judged.record_credential(trail, name, backend);
     Ok(Then::Respond(Reply {
         status: 200,
