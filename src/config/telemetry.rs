@@ -345,7 +345,12 @@ mod tests {
 
     #[test]
     fn errors_name_the_variable_or_the_key() {
-        let cases: [(Option<RawTelemetry>, &[(&str, &str)], &str); 10] = [
+        type Case = (
+            Option<RawTelemetry>,
+            &'static [(&'static str, &'static str)],
+            &'static str,
+        );
+        let cases: [Case; 10] = [
             (
                 Some(raw(Some("collector:4317"), None, None)),
                 &[],

@@ -16,3 +16,4 @@ mod outbound;
 mod policy;
 mod postgres;
 mod ssh;
+mod traces;

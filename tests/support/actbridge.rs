@@ -21,7 +21,12 @@ impl Actbridge {
     /// Starts actbridge with `config` (YAML) in which `{EXT_PROC}` and `{ADMIN}` are
     /// replaced by free ports, and waits until `/readyz` answers 200.
     pub async fn start(config: &str) -> Actbridge {
-        let a = Self::spawn(config);
+        Self::start_with_env(config, &[]).await
+    }
+
+    /// As [`Actbridge::start`], with extra environment variables (e.g. `OTEL_*`).
+    pub async fn start_with_env(config: &str, env: &[(&str, &str)]) -> Actbridge {
+        let a = Self::spawn_with_env(config, env);
         let url = format!("http://127.0.0.1:{}/readyz", a.admin_port);
         assert!(
             wait_http_ok(&url, Duration::from_secs(20)).await,
@@ -33,6 +38,11 @@ impl Actbridge {
 
     /// Starts actbridge without waiting for readiness.
     pub fn spawn(config: &str) -> Actbridge {
+        Self::spawn_with_env(config, &[])
+    }
+
+    /// As [`Actbridge::spawn`], with extra environment variables.
+    pub fn spawn_with_env(config: &str, env: &[(&str, &str)]) -> Actbridge {
         let dir = tempfile::tempdir().unwrap();
         let (ext_proc_port, admin_port) = (free_port(), free_port());
         let config = config
@@ -54,6 +64,7 @@ impl Actbridge {
             .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
             .env("AWS_EC2_METADATA_DISABLED", "true")
             .env("PGADMIN_PASSWORD", PGADMIN_PASSWORD)
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
