@@ -6,7 +6,7 @@
 //! - `traces`: the OTLP/gRPC exporter behind the `tracing` spans, when configured.
 
 pub mod propagation;
-mod traces;
+pub(crate) mod traces;
 
 pub use traces::{Traces, TracesError};
 

@@ -12,7 +12,7 @@ use std::time::Duration;
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_otlp::{WithExportConfig, WithTonicConfig};
 use opentelemetry_sdk::Resource;
-use opentelemetry_sdk::trace::{BatchSpanProcessor, Sampler, SdkTracerProvider};
+use opentelemetry_sdk::trace::{BatchSpanProcessor, Sampler, SdkTracer, SdkTracerProvider};
 use tracing::Subscriber;
 use tracing_subscriber::Layer;
 use tracing_subscriber::filter::filter_fn;
@@ -93,21 +93,32 @@ where
                 .build(),
         )
         .build();
-    let tracer = provider.tracer("actbridge");
-    let layer = tracing_opentelemetry::layer()
-        .with_tracer(tracer)
-        .with_location(false)
-        .with_threads(false)
-        .with_tracked_inactivity(false)
-        .with_filter(filter_fn(|meta| {
-            meta.is_span() && meta.target().starts_with("actbridge")
-        }));
+    let layer = layer(provider.tracer("actbridge"));
     Ok((
         Traces {
             provider: Some(provider),
         },
         Some(Box::new(layer)),
     ))
+}
+
+/// The `tracing` layer that turns actbridge's spans (and nothing else: no log events, no
+/// other crate's spans) into OpenTelemetry spans of `tracer`.
+pub(crate) fn layer<S>(tracer: SdkTracer) -> impl Layer<S> + Send + Sync
+where
+    S: Subscriber + for<'a> LookupSpan<'a> + Send + Sync,
+{
+    tracing_opentelemetry::layer()
+        .with_tracer(tracer)
+        .with_location(false)
+        .with_threads(false)
+        .with_tracked_inactivity(false)
+        // Outgoing calls read the span's context explicitly (`propagation::outgoing`):
+        // attaching it as the current OpenTelemetry context on every poll is not needed.
+        .with_context_activation(false)
+        .with_filter(filter_fn(|meta| {
+            meta.is_span() && meta.target().starts_with("actbridge")
+        }))
 }
 
 fn sampler(s: Sampling) -> Sampler {

@@ -55,7 +55,8 @@ fn exported(f: impl FnOnce()) -> Vec<SpanData> {
     let provider = SdkTracerProvider::builder()
         .with_simple_exporter(collect.clone())
         .build();
-    let layer = tracing_opentelemetry::layer().with_tracer(provider.tracer("test"));
+    // The layer `serve` installs.
+    let layer = crate::telemetry::traces::layer(provider.tracer("test"));
     let subscriber = tracing_subscriber::registry().with(layer);
     tracing::subscriber::with_default(subscriber, f);
     collect.0.lock().unwrap().clone()
