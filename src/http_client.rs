@@ -1,5 +1,6 @@
-//! The outgoing HTTP client shared by the JWKS fetcher and the token-exchange client:
-//! reqwest over rustls, bounded response bodies.
+//! The outgoing HTTP client shared by the JWKS fetcher, the token-exchange client, a
+//! remote OPA and the GitHub backend: reqwest over rustls, bounded response bodies, the
+//! trace context of the calling span.
 
 use std::time::Duration;
 
@@ -14,6 +15,16 @@ pub fn build(timeout: Duration) -> reqwest::Client {
         // Building only fails when the TLS backend cannot initialise, which is a broken
         // installation rather than a runtime condition.
         .expect("the rustls-based HTTP client must build")
+}
+
+/// Adds the current span's W3C trace context (`traceparent`, and `tracestate` when the
+/// caller sent one) to `req`, so the callee's spans join actbridge's trace. Adds nothing
+/// when spans are not exported.
+pub fn traced(mut req: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+    for (name, value) in crate::telemetry::propagation::outgoing() {
+        req = req.header(name, value);
+    }
+    req
 }
 
 /// Why a bounded read failed.

@@ -29,7 +29,8 @@
 //! - [`admin`]: the admin HTTP listener (`/healthz`, `/readyz`).
 //! - [`audit`]: the tamper-evident audit log (hash chain, signed checkpoints, rotation,
 //!   `actbridge audit verify`).
-//! - [`telemetry`]: logging set-up.
+//! - [`telemetry`]: logging set-up, the OTLP trace exporter and W3C trace context
+//!   propagation (docs/observability.md).
 //! - [`http_client`], [`clock`]: the shared outgoing HTTP client and wall clock.
 #![forbid(unsafe_code)]
 // The decision core nests its stages' futures deeply (each stage is timed); the

@@ -11,6 +11,9 @@ use actbridge::config::{Config, ProcessEnv};
 use actbridge::policy::PolicyEngine;
 use actbridge::telemetry::{self, LogFormat};
 
+/// Stack of each runtime worker thread.
+const RUNTIME_STACK_BYTES: usize = 8 << 20;
+
 /// Exit code for a configuration error (sysexits EX_CONFIG).
 const EX_CONFIG: u8 = 78;
 /// Exit code for input refused by `inject` (sysexits EX_DATAERR).
@@ -186,7 +189,10 @@ fn main() -> ExitCode {
     } else {
         "info"
     };
-    telemetry::init(cli.log_format, default_filter);
+    // `serve` sets up logging together with its trace exporter, once its config is read.
+    if !matches!(cli.command, Command::Serve { .. }) {
+        telemetry::init(cli.log_format, default_filter);
+    }
     match cli.command {
         Command::CheckConfig { config } => match load_config_and_policy(&config) {
             Ok(_) => {
@@ -257,21 +263,46 @@ fn main() -> ExitCode {
             };
             actbridge::demo::run(opts, shutdown).await
         }),
-        Command::Serve { config } => {
-            let (cfg, policy) = match load_config_and_policy(&config) {
-                Ok(c) => c,
-                Err(e) => {
-                    eprintln!("actbridge: refusing to start: {}: {e}", config.display());
-                    return ExitCode::from(EX_CONFIG);
-                }
-            };
-            run_async(|shutdown| async move {
-                actbridge::serve::run(cfg, policy, shutdown)
-                    .await
-                    .map_err(|e| e.to_string())
-            })
-        }
+        Command::Serve { config } => serve(cli.log_format, &config),
     }
+}
+
+/// `serve`: the config is read first (its `telemetry` section and `OTEL_*` shape the
+/// subscriber), then logging and the trace exporter are set up inside the runtime (the
+/// gRPC exporter lives on it), then the policy is loaded, and the sidecar runs until a
+/// signal. After the drain the exporter sends what it still holds.
+fn serve(log_format: LogFormat, path: &Path) -> ExitCode {
+    let refuse = |e: &dyn std::fmt::Display| {
+        eprintln!("actbridge: refusing to start: {}: {e}", path.display());
+        ExitCode::from(EX_CONFIG)
+    };
+    let cfg = match Config::load(path, &ProcessEnv) {
+        Ok(c) => c,
+        Err(e) => return refuse(&e),
+    };
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(code) => return code,
+    };
+    let traces = {
+        let _in_runtime = rt.enter();
+        telemetry::init_with_traces(log_format, "info", &cfg.telemetry)
+    };
+    let traces = match traces {
+        Ok(t) => t,
+        Err(e) => return refuse(&e),
+    };
+    let policy = match PolicyEngine::load_configured(cfg.policy.as_ref()) {
+        Ok(p) => p,
+        Err(e) => return refuse(&e),
+    };
+    run_on(rt, |shutdown| async move {
+        let result = actbridge::serve::run(cfg, policy, shutdown)
+            .await
+            .map_err(|e| e.to_string());
+        traces.shutdown().await;
+        result
+    })
 }
 
 /// The validated config and, when it has a `policy` section, the compiled policy.
@@ -388,13 +419,33 @@ where
     F: FnOnce(CancellationToken) -> Fut,
     Fut: std::future::Future<Output = Result<(), String>>,
 {
-    let rt = match tokio::runtime::Runtime::new() {
-        Ok(rt) => rt,
-        Err(e) => {
+    match runtime() {
+        Ok(rt) => run_on(rt, f),
+        Err(code) => code,
+    }
+}
+
+/// The multi-threaded runtime; on failure, the message is printed and the exit code
+/// returned.
+fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        // The credential backends' SDK futures (AWS) are large, and a decision nests
+        // its stages; unoptimised builds need more than tokio's 2 MiB per worker.
+        .thread_stack_size(RUNTIME_STACK_BYTES)
+        .build()
+        .map_err(|e| {
             eprintln!("actbridge: cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
+            ExitCode::FAILURE
+        })
+}
+
+/// Runs `f` on `rt` with a shutdown token cancelled by SIGINT or SIGTERM.
+fn run_on<F, Fut>(rt: tokio::runtime::Runtime, f: F) -> ExitCode
+where
+    F: FnOnce(CancellationToken) -> Fut,
+    Fut: std::future::Future<Output = Result<(), String>>,
+{
     rt.block_on(async {
         let shutdown = CancellationToken::new();
         let signals = shutdown.clone();

@@ -17,6 +17,7 @@ mod refusal;
 mod replay;
 mod request;
 mod revocation;
+mod span;
 mod trail;
 mod vend;
 
@@ -28,6 +29,8 @@ pub use revocation::{DenyList, Revocation, RevocationError, RevocationKind, Revo
 
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
+
+use tracing::{Instrument, Span};
 
 use crate::audit::{AuditLog, DecisionRecord};
 use crate::config::Config;
@@ -183,13 +186,21 @@ impl Pipeline {
         &self.verifier
     }
 
-    /// Decides one request on its headers, and logs (and audits) the decision once.
+    /// Decides one request on its headers, and logs (and audits) the decision once,
+    /// in the request's span.
     pub async fn decide(&self, req: &RequestFacts) -> Decision {
         self.decide_held(req, &NoHold).await
     }
 
     /// As [`Pipeline::decide`]; `hold` is told when the decision will wait for a person.
     pub async fn decide_held(&self, req: &RequestFacts, hold: &dyn Hold) -> Decision {
+        let span = span::request(req, "headers");
+        self.decide_headers(req, hold, &span)
+            .instrument(span.clone())
+            .await
+    }
+
+    async fn decide_headers(&self, req: &RequestFacts, hold: &dyn Hold, span: &Span) -> Decision {
         let started = Instant::now();
         let mut trail = Trail::default();
         let judging = self.judging(hold);
@@ -211,7 +222,7 @@ impl Pipeline {
                 None => Err(Refusal::OutboundDisabled),
             },
         };
-        self.conclude(req, trail, outcome, started)
+        self.traced_conclusion(span, req, trail, outcome, started)
     }
 
     /// Decides a request that [`Decision::ReadBody`] asked the body of. `body` is the
@@ -228,6 +239,19 @@ impl Pipeline {
         body: Option<&[u8]>,
         hold: &dyn Hold,
     ) -> Decision {
+        let span = span::request(req, "body");
+        self.decide_on_body(req, body, hold, &span)
+            .instrument(span.clone())
+            .await
+    }
+
+    async fn decide_on_body(
+        &self,
+        req: &RequestFacts,
+        body: Option<&[u8]>,
+        hold: &dyn Hold,
+        span: &Span,
+    ) -> Decision {
         let started = Instant::now();
         let mut trail = Trail::default();
         let judging = self.judging(hold);
@@ -239,7 +263,23 @@ impl Pipeline {
             }
             _ => Err(Refusal::BodyUnexpected),
         };
-        self.conclude(req, trail, outcome, started)
+        self.traced_conclusion(span, req, trail, outcome, started)
+    }
+
+    /// [`Pipeline::conclude`], recording what was learned and decided in the request's
+    /// span.
+    fn traced_conclusion(
+        &self,
+        span: &Span,
+        req: &RequestFacts,
+        trail: Trail,
+        outcome: Result<Then, Refusal>,
+        started: Instant,
+    ) -> Decision {
+        span::record_trail(span, &trail);
+        let decision = self.conclude(req, trail, outcome, started);
+        span::record_decision(span, &decision);
+        decision
     }
 
     /// Turns the outcome into the decision, logs it, counts it and audits it. A decision

@@ -68,6 +68,10 @@ pub struct RawConfig {
     /// [`super::spiffe::RawSpiffe`]).
     #[serde(default)]
     pub spiffe: Option<super::spiffe::RawSpiffe>,
+    /// Trace export (see [`super::telemetry::RawTelemetry`]); the `OTEL_*` variables
+    /// override it.
+    #[serde(default)]
+    pub telemetry: Option<super::telemetry::RawTelemetry>,
 }
 
 /// `listen`: listening addresses.

@@ -43,6 +43,8 @@ pub struct Config {
     pub approvals: Option<super::ApprovalsConfig>,
     /// The SPIFFE workload identity; `None` = no SVIDs, no SDS.
     pub spiffe: Option<super::SpiffeConfig>,
+    /// Trace export (the `telemetry` section and `OTEL_*`).
+    pub telemetry: super::TelemetryConfig,
 }
 
 /// A listening address for the ext_proc server.

@@ -191,6 +191,7 @@ pub(super) fn validate(raw: RawConfig, env: &dyn Env) -> Result<Config, ConfigEr
             .as_ref()
             .map(super::admin::validate_revocation)
             .transpose()?,
+        telemetry: super::telemetry::validate_telemetry(raw.telemetry.as_ref(), env)?,
     })
 }
 

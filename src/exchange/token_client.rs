@@ -3,6 +3,8 @@
 //! (§5.2, Keycloak's `{"error","error_description"}` shape).
 
 use serde::Deserialize;
+use tracing::field::Empty;
+use tracing::{Instrument, Span};
 
 use super::ExchangeError;
 use super::client_auth::authenticate;
@@ -50,15 +52,40 @@ impl TokenClient {
         &self.client.client_id
     }
 
-    /// Sends `form` (plus client authentication) and parses the answer.
+    /// Sends `form` (plus client authentication) and parses the answer, in a
+    /// `token_request` client span whose context the request carries (`traceparent`).
     pub async fn request(
+        &self,
+        form: Vec<(&'static str, String)>,
+    ) -> Result<TokenResponse, ExchangeError> {
+        let grant = form
+            .iter()
+            .find(|(k, _)| *k == "grant_type")
+            .map(|(_, v)| v);
+        let span = tracing::debug_span!(
+            "token_request",
+            otel.kind = "client",
+            grant_type = grant.map(String::as_str),
+            server.address = self.endpoint.host_str(),
+            http.response.status_code = Empty,
+            otel.status_code = Empty,
+        );
+        let result = self.send(form).instrument(span.clone()).await;
+        if result.is_err() {
+            span.record("otel.status_code", "error");
+        }
+        result
+    }
+
+    async fn send(
         &self,
         mut form: Vec<(&'static str, String)>,
     ) -> Result<TokenResponse, ExchangeError> {
-        let req = self
-            .http
-            .post(self.endpoint.clone())
-            .header("accept", "application/json");
+        let req = http_client::traced(
+            self.http
+                .post(self.endpoint.clone())
+                .header("accept", "application/json"),
+        );
         let req = authenticate(&self.client, &mut form, req)?;
         let resp = req
             .form(&form)
@@ -66,6 +93,7 @@ impl TokenClient {
             .await
             .map_err(|e| ExchangeError::Unavailable(describe_transport(&e)))?;
         let status = resp.status();
+        Span::current().record("http.response.status_code", status.as_u16());
         let body = http_client::read_limited(resp, MAX_RESPONSE_BYTES)
             .await
             .map_err(|e| ExchangeError::Unavailable(e.to_string()))?;

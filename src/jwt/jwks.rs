@@ -158,9 +158,7 @@ impl JwksStore {
             url: url.to_string(),
             reason,
         };
-        let resp = self
-            .http
-            .get(url)
+        let resp = http_client::traced(self.http.get(url))
             .send()
             .await
             .map_err(|e| fail(e.to_string()))?;

@@ -6,6 +6,7 @@ use super::judge::{Granted, Judging, Target, judge};
 use http::header::{AUTHORIZATION, PROXY_AUTHORIZATION};
 
 use super::outbound::{Accepted, OutboundStage};
+use super::span;
 use super::trail::Trail;
 use super::{Mutations, Refusal, RequestFacts, Then};
 use crate::audit::CredentialFact;
@@ -126,12 +127,11 @@ pub(super) async fn equip(
     let judged = trail.timed(Stage::Policy, judging).await?;
     judged.record(trail);
     let grantee = judged.grantee();
-    let changes = trail
-        .timed(
-            Stage::Credential,
-            backend.apply(&grantee, &http, &scope, body),
-        )
-        .await?;
+    let equipping = span::stage(
+        span::credential(name, backend.kind(), "apply"),
+        Box::pin(backend.apply(&grantee, &http, &scope, body)),
+    );
+    let changes = trail.timed(Stage::Credential, equipping).await?;
     judged.record_credential(trail, name, backend);
     Ok(Then::Forward(Mutations {
         set: changes.set,

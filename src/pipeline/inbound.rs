@@ -11,6 +11,7 @@ use super::agent::OwnAgent;
 use super::bearer::{bearer_token, bearer_value};
 use super::custody::Custody;
 use super::judge::{Judging, Target, chain_of, judge};
+use super::span;
 use super::trail::Trail;
 use super::{Mutations, Refusal, RequestFacts, Shared, Then};
 use crate::audit::ExchangeFact;
@@ -70,7 +71,10 @@ impl InboundStage {
         let verified = trail
             .timed(
                 Stage::Verify,
-                verifier.verify(token, AudienceProfile::Inbound),
+                span::stage(
+                    span::verify("inbound"),
+                    verifier.verify(token, AudienceProfile::Inbound),
+                ),
             )
             .await?;
         trail.verified(&verified);
@@ -115,11 +119,14 @@ impl InboundStage {
         let mut app_token: Option<String> = None;
         let mut app_token_exp = verified.expires_at;
         if let Some(agent) = &self.delegate_to {
-            let exchange = agent.exchanger.exchange(
-                token,
-                verified.expires_at,
-                &agent.delegation_target,
-                adds_agent,
+            let exchange = span::stage(
+                span::exchange(&agent.delegation_target.audience),
+                agent.exchanger.exchange(
+                    token,
+                    verified.expires_at,
+                    &agent.delegation_target,
+                    adds_agent,
+                ),
             );
             let issued = trail.timed(Stage::Exchange, exchange).await?;
             app_token = Some(issued.access_token.clone());

@@ -2,7 +2,7 @@
 //! (never from headers or bodies), and the answer turned into a grant or a refusal.
 
 use super::approval::{Approvals, Hold, PendingApproval};
-use super::{Refusal, RequestFacts};
+use super::{Refusal, RequestFacts, span};
 use crate::jwt::VerifiedToken;
 use crate::policy::{ActorInput, PolicyEngine, PolicyInput, UserInput, action_of, resource_of};
 
@@ -71,10 +71,14 @@ pub(super) async fn judge(
         actors,
         scopes: token.scopes.clone(),
     };
-    let decision = engine.decide(&input).await.map_err(|e| {
-        tracing::error!(error = %e, route = target.route, "policy failed; refusing");
-        Refusal::Policy(e)
-    })?;
+    let stage = span::policy(target.route);
+    let decision = span::stage(stage.clone(), engine.decide(&input))
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, route = target.route, "policy failed; refusing");
+            Refusal::Policy(e)
+        })?;
+    stage.record("allow", decision.allow);
     if !decision.allow {
         return Err(Refusal::PolicyDenied(decision.reason.clone()));
     }
@@ -100,7 +104,11 @@ pub(super) async fn judge(
             asked_at: 0,
             expires_at: 0,
         };
-        let by = approvals.ask(asking, judging.hold).await?;
+        let by = span::stage(
+            span::approval(target.route),
+            approvals.ask(asking, judging.hold),
+        )
+        .await?;
         tracing::info!(approved_by = %by, route = target.route, "approved by a person");
     }
     Ok(Granted {

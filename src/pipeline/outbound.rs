@@ -15,6 +15,7 @@ use super::agent::OwnAgent;
 use super::bearer::{bearer_token, bearer_value};
 use super::custody::Custody;
 use super::judge::{Judging, Target, judge};
+use super::span;
 use super::trail::Trail;
 use super::{Mutations, Refusal, RequestFacts, Shared, Then, credential, vend};
 use crate::audit::ExchangeFact;
@@ -185,7 +186,10 @@ impl OutboundStage {
         let verified = trail
             .timed(
                 Stage::Verify,
-                verifier.verify(&token, AudienceProfile::Outbound),
+                span::stage(
+                    span::verify("outbound"),
+                    verifier.verify(&token, AudienceProfile::Outbound),
+                ),
             )
             .await?;
         trail.verified(&verified);
@@ -231,10 +235,12 @@ impl OutboundStage {
             None => None,
         };
         trail.grant = grant;
-        let exchange =
+        let exchange = span::stage(
+            span::exchange(&target.audience),
             self.agent
                 .exchanger
-                .exchange(&token, verified.expires_at, target, adds_itself);
+                .exchange(&token, verified.expires_at, target, adds_itself),
+        );
         let issued = trail.timed(Stage::Exchange, exchange).await?;
         trail.exchange = Some(ExchangeFact {
             audience: target.audience.clone(),

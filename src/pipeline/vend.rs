@@ -13,6 +13,7 @@ use serde::Deserialize;
 use super::credential::{backend, judge_for};
 use super::judge::Judging;
 use super::outbound::{Accepted, OutboundStage};
+use super::span;
 use super::trail::Trail;
 use super::{Mutations, Refusal, Reply, RequestFacts, Then};
 use crate::credentials::VendAsk;
@@ -97,9 +98,11 @@ pub(super) async fn answer(
     let judged = trail.timed(Stage::Policy, judging).await?;
     judged.record(trail);
     let grantee = judged.grantee();
-    let vended = trail
-        .timed(Stage::Credential, backend.vend(&grantee, &vend_ask))
-        .await?;
+    let equipping = span::stage(
+        span::credential(name, backend.kind(), "vend"),
+        Box::pin(backend.vend(&grantee, &vend_ask)),
+    );
+    let vended = trail.timed(Stage::Credential, equipping).await?;
     judged.record_credential(trail, name, backend);
     Ok(Then::Respond(Reply {
         status: 200,

@@ -40,9 +40,7 @@ impl OpaClient {
     /// The rule's value for `input_json`, as a decision.
     pub async fn decide(&self, input_json: &str) -> Result<PolicyDecision, PolicyError> {
         let body = format!("{{\"input\":{input_json}}}");
-        let resp = self
-            .http
-            .post(self.url.clone())
+        let resp = crate::http_client::traced(self.http.post(self.url.clone()))
             .header(http::header::CONTENT_TYPE, "application/json")
             .body(body)
             .send()

@@ -296,7 +296,7 @@ async fn vended_credentials_read_only_the_granted_prefixes() {
     let w = AwsWorld::start("reviewer-ops").await;
     let token = w.token("alice").await;
     let r = w.vend(Some(&token), READ).await;
-    assert_eq!(r.status(), 200);
+    assert_eq!(r.status(), 200, "{}", w.world.actbridge.log());
     assert_eq!(r.headers()["cache-control"], "no-store");
     let v: serde_json::Value = r.json().await.unwrap();
     assert_eq!(v["session_name"], "alice-via-reviewer-ops");

@@ -5,9 +5,9 @@
 use crate::support::github::{APP_ID, GithubApi, INSTALLATION_ID, OWNER, REPOSITORIES};
 use crate::support::world::{Sts, VEND_HOST, World, agent_id, credential_sidecar_config};
 
-const HOST: &str = "api.github.com";
+pub(super) const HOST: &str = "api.github.com";
 
-fn github_sidecar_config(sts: &Sts, agent: &str, github: &GithubApi) -> String {
+pub(super) fn github_sidecar_config(sts: &Sts, agent: &str, github: &GithubApi) -> String {
     let repositories: String = REPOSITORIES
         .iter()
         .map(|(dept, repo)| format!("        {dept}: [{repo}]\n"))

@@ -22,3 +22,4 @@ mod proto_bootstrap;
 mod revocation;
 mod spiffe;
 mod ssh;
+mod traces;

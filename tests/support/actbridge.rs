@@ -23,8 +23,13 @@ impl Actbridge {
     /// A port handed out by [`free_port`] can be taken by another test before actbridge
     /// binds it; then actbridge is started again on new ports.
     pub async fn start(config: &str) -> Actbridge {
+        Self::start_with_env(config, &[]).await
+    }
+
+    /// As [`Actbridge::start`], with extra environment variables (e.g. `OTEL_*`).
+    pub async fn start_with_env(config: &str, env: &[(&str, &str)]) -> Actbridge {
         for _ in 0..3 {
-            let mut a = Self::spawn(config);
+            let mut a = Self::spawn_with_env(config, env);
             let url = format!("http://127.0.0.1:{}/readyz", a.admin_port);
             let deadline = std::time::Instant::now() + Duration::from_secs(20);
             while std::time::Instant::now() < deadline {
@@ -57,6 +62,11 @@ impl Actbridge {
 
     /// Starts actbridge without waiting for readiness.
     pub fn spawn(config: &str) -> Actbridge {
+        Self::spawn_with_env(config, &[])
+    }
+
+    /// As [`Actbridge::spawn`], with extra environment variables.
+    pub fn spawn_with_env(config: &str, env: &[(&str, &str)]) -> Actbridge {
         let dir = tempfile::tempdir().unwrap();
         let (ext_proc_port, admin_port) = (free_port(), free_port());
         let config = config
@@ -78,6 +88,7 @@ impl Actbridge {
             .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
             .env("AWS_EC2_METADATA_DISABLED", "true")
             .env("PGADMIN_PASSWORD", PGADMIN_PASSWORD)
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()

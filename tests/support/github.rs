@@ -41,6 +41,8 @@ struct Minted {
 struct Recorded {
     /// Bodies of the token requests that were authenticated.
     token_requests: Vec<Value>,
+    /// The `traceparent` of each of those (`None`: it had none).
+    token_request_traceparents: Vec<Option<String>>,
     /// `authorization` of every contents request.
     content_authorizations: Vec<String>,
 }
@@ -106,6 +108,16 @@ impl GithubApi {
     /// The bodies of the authenticated token requests so far.
     pub fn token_requests(&self) -> Vec<Value> {
         self.peer.recorded.lock().unwrap().token_requests.clone()
+    }
+
+    /// The `traceparent` of each authenticated token request so far.
+    pub fn token_request_traceparents(&self) -> Vec<Option<String>> {
+        self.peer
+            .recorded
+            .lock()
+            .unwrap()
+            .token_request_traceparents
+            .clone()
     }
 
     /// The `authorization` of every contents request so far.
@@ -189,11 +201,16 @@ async fn access_tokens(
     if id != INSTALLATION_ID {
         return error(StatusCode::NOT_FOUND, "Not Found");
     }
-    peer.recorded
-        .lock()
-        .unwrap()
-        .token_requests
-        .push(body.clone());
+    {
+        let mut recorded = peer.recorded.lock().unwrap();
+        recorded.token_requests.push(body.clone());
+        recorded.token_request_traceparents.push(
+            headers
+                .get("traceparent")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string),
+        );
+    }
     let installed: BTreeSet<&str> = REPOSITORIES.iter().map(|(_, r)| *r).collect();
     let asked: Vec<String> = body["repositories"]
         .as_array()

@@ -12,6 +12,7 @@ pub mod ministack;
 pub mod net;
 pub mod netns;
 pub mod opa;
+pub mod otlp;
 pub mod postgres;
 pub mod sshd;
 pub mod workload_api;

@@ -3,7 +3,7 @@
 //! binary) configured as summarizer-tech's sidecar, and the real Envoy in front.
 
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use actbridge::sts::{Realm, TokenService};
 use tokio_util::sync::CancellationToken;
@@ -29,6 +29,8 @@ pub fn policies_dir() -> std::path::PathBuf {
 /// The embedded token service on a free port.
 pub struct Sts {
     pub service: Arc<TokenService>,
+    /// The `traceparent` of every request it received (`None`: the request had none).
+    pub traceparents: Arc<Mutex<Vec<Option<String>>>>,
     stop: CancellationToken,
 }
 
@@ -51,8 +53,22 @@ impl Sts {
         let url = format!("http://{}", listener.local_addr().unwrap());
         let service = TokenService::new(realm, &url, None).unwrap();
         let stop = CancellationToken::new();
-        tokio::spawn(service.clone().serve(listener, stop.clone()));
-        Sts { service, stop }
+        let traceparents = Arc::new(Mutex::new(Vec::new()));
+        let app = service.router().layer(axum::middleware::from_fn_with_state(
+            traceparents.clone(),
+            record_traceparent,
+        ));
+        let s = stop.clone();
+        tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(s.cancelled_owned())
+                .await
+        });
+        Sts {
+            service,
+            traceparents,
+            stop,
+        }
     }
 
     /// Logs `user` in through `client_id` (password grant) and returns the access token.
@@ -201,6 +217,21 @@ impl Sts {
     }
 }
 
+/// Notes a request's `traceparent`, then serves it.
+async fn record_traceparent(
+    axum::extract::State(seen): axum::extract::State<Arc<Mutex<Vec<Option<String>>>>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let tp = req
+        .headers()
+        .get("traceparent")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    seen.lock().unwrap().push(tp);
+    next.run(req).await
+}
+
 impl Drop for Sts {
     fn drop(&mut self) {
         self.stop.cancel();
@@ -322,7 +353,18 @@ impl World {
         aws_s3_port: Option<u16>,
         github_api_port: Option<u16>,
     ) -> World {
-        let actbridge = Actbridge::start(config).await;
+        Self::start_with_env(sts, config, (aws_s3_port, github_api_port), &[]).await
+    }
+
+    /// As [`World::start_with_peers`] (the two peer ports), with extra environment
+    /// variables for actbridge (e.g. `OTEL_*`).
+    pub async fn start_with_env(
+        sts: Sts,
+        config: &str,
+        (aws_s3_port, github_api_port): (Option<u16>, Option<u16>),
+        env: &[(&str, &str)],
+    ) -> World {
+        let actbridge = Actbridge::start_with_env(config, env).await;
         Self::around(sts, actbridge, aws_s3_port, github_api_port).await
     }
 

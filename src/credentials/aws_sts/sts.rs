@@ -2,7 +2,7 @@
 //! (environment, shared profile, web-identity token file — so a SPIFFE JWT-SVID written
 //! to `AWS_WEB_IDENTITY_TOKEN_FILE` can be the web identity — container and instance
 //! metadata), one bounded operation timeout, SDK errors sorted into unavailable (503)
-//! and refused (502).
+//! and refused (502). The request carries the calling span's `traceparent`.
 
 use std::time::{Duration, SystemTime};
 
@@ -79,6 +79,13 @@ impl StsClient {
                 call = call.tags(tag);
             }
         }
+        // The trace context of the calling span (the `credential` stage), on every attempt.
+        let trace = crate::telemetry::propagation::outgoing();
+        let call = call.customize().mutate_request(move |req| {
+            for (name, value) in &trace {
+                let _ = req.headers_mut().try_insert(*name, value.clone());
+            }
+        });
         let out = call.send().await.map_err(classify)?;
         let c = out.credentials().ok_or_else(|| {
             CredentialError::InvalidResponse("AssumeRole answered without credentials".into())

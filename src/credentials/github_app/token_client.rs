@@ -101,9 +101,8 @@ impl TokenClient {
         repositories: &[String],
     ) -> Result<InstallationToken, CredentialError> {
         let jwt = super::app_jwt::sign(self.app_id, &self.key.0)?;
-        let resp = self
-            .http
-            .post(self.url.clone())
+        // The trace context of the calling span (the `credential` stage).
+        let resp = http_client::traced(self.http.post(self.url.clone()))
             .bearer_auth(jwt)
             .header("accept", "application/vnd.github+json")
             .header("x-github-api-version", "2022-11-28")

@@ -1,0 +1,169 @@
+//! An OTLP/gRPC trace receiver (the collector's `TraceService`, from
+//! `opentelemetry-proto`'s generated server) on a free loopback port: it keeps every span
+//! exported to it, flattened for assertions.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
+    TraceService, TraceServiceServer,
+};
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
+use opentelemetry_proto::tonic::common::v1::{AnyValue, any_value};
+use tokio_util::sync::CancellationToken;
+
+/// One received span.
+#[derive(Debug, Clone)]
+pub struct ReceivedSpan {
+    /// `service.name` of the resource that sent it.
+    pub service: String,
+    pub name: String,
+    /// Lower-case hex.
+    pub trace_id: String,
+    pub span_id: String,
+    /// Empty for a root span.
+    pub parent_span_id: String,
+    /// OTLP `SpanKind` (2 = server, 3 = client).
+    pub kind: i32,
+    /// Attribute values as text (numbers and booleans printed).
+    pub attributes: BTreeMap<String, String>,
+}
+
+impl ReceivedSpan {
+    /// The attribute `key` as text.
+    pub fn attr(&self, key: &str) -> Option<&str> {
+        self.attributes.get(key).map(String::as_str)
+    }
+}
+
+#[derive(Default)]
+struct Receiver {
+    spans: Mutex<Vec<ReceivedSpan>>,
+}
+
+#[tonic::async_trait]
+impl TraceService for Receiver {
+    async fn export(
+        &self,
+        request: tonic::Request<ExportTraceServiceRequest>,
+    ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
+        let mut out = Vec::new();
+        for rs in request.into_inner().resource_spans {
+            let service = rs
+                .resource
+                .iter()
+                .flat_map(|r| &r.attributes)
+                .find(|kv| kv.key == "service.name")
+                .and_then(|kv| kv.value.as_ref())
+                .map(text)
+                .unwrap_or_default();
+            for span in rs.scope_spans.into_iter().flat_map(|s| s.spans) {
+                out.push(ReceivedSpan {
+                    service: service.clone(),
+                    name: span.name,
+                    trace_id: hex::encode(&span.trace_id),
+                    span_id: hex::encode(&span.span_id),
+                    parent_span_id: hex::encode(&span.parent_span_id),
+                    kind: span.kind,
+                    attributes: span
+                        .attributes
+                        .iter()
+                        .map(|kv| {
+                            (
+                                kv.key.clone(),
+                                kv.value.as_ref().map(text).unwrap_or_default(),
+                            )
+                        })
+                        .collect(),
+                });
+            }
+        }
+        self.spans.lock().unwrap().extend(out);
+        Ok(tonic::Response::new(ExportTraceServiceResponse::default()))
+    }
+}
+
+fn text(v: &AnyValue) -> String {
+    match &v.value {
+        Some(any_value::Value::StringValue(s)) => s.clone(),
+        Some(any_value::Value::BoolValue(b)) => b.to_string(),
+        Some(any_value::Value::IntValue(i)) => i.to_string(),
+        Some(any_value::Value::DoubleValue(d)) => d.to_string(),
+        Some(other) => format!("{other:?}"),
+        None => String::new(),
+    }
+}
+
+/// The running receiver; stopped on drop.
+pub struct OtlpReceiver {
+    pub port: u16,
+    receiver: Arc<Receiver>,
+    stop: CancellationToken,
+}
+
+impl OtlpReceiver {
+    pub async fn start() -> OtlpReceiver {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let receiver = Arc::new(Receiver::default());
+        let stop = CancellationToken::new();
+        let service = TraceServiceServer::from_arc(receiver.clone());
+        let s = stop.clone();
+        tokio::spawn(async move {
+            tonic::transport::Server::builder()
+                .add_service(service)
+                .serve_with_incoming_shutdown(
+                    tokio_stream::wrappers::TcpListenerStream::new(listener),
+                    s.cancelled_owned(),
+                )
+                .await
+                .unwrap();
+        });
+        OtlpReceiver {
+            port,
+            receiver,
+            stop,
+        }
+    }
+
+    /// `http://127.0.0.1:PORT`, for `telemetry.otlp_endpoint` or `OTEL_*`.
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Every span received so far.
+    pub fn spans(&self) -> Vec<ReceivedSpan> {
+        self.receiver.spans.lock().unwrap().clone()
+    }
+
+    /// The spans of trace `trace_id` once `done` holds for them, or whatever arrived
+    /// when `timeout` passed.
+    pub async fn trace_when(
+        &self,
+        trace_id: &str,
+        timeout: Duration,
+        done: impl Fn(&[ReceivedSpan]) -> bool,
+    ) -> Vec<ReceivedSpan> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let spans: Vec<ReceivedSpan> = self
+                .spans()
+                .into_iter()
+                .filter(|s| s.trace_id == trace_id)
+                .collect();
+            if done(&spans) || Instant::now() >= deadline {
+                return spans;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+impl Drop for OtlpReceiver {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
