@@ -10,14 +10,18 @@ FROM rust:1.95-bookworm AS build
 WORKDIR /src
 # Dependencies first: this layer is reused while only actbridge's sources change.
 COPY Cargo.toml Cargo.lock ./
-RUN mkdir -p src benches \
+# Every [[bench]] and [[example]] of Cargo.toml needs a file for the manifest to load
+# (tests/cases/dockerfile.rs checks this list against Cargo.toml).
+RUN mkdir -p src benches bench/tools \
  && echo 'fn main() {}' > src/main.rs \
  && touch src/lib.rs \
- && for b in policy credentials; do echo 'fn main() {}' > "benches/$b.rs"; done \
+ && for b in policy credentials tracing verify; do echo 'fn main() {}' > "benches/$b.rs"; done \
+ && echo 'fn main() {}' > bench/tools/main.rs \
  && cargo build --release --locked --bin actbridge \
- && rm -rf src benches
+ && rm -rf src benches bench
 COPY src ./src
 COPY benches ./benches
+COPY bench/tools ./bench/tools
 RUN touch src/main.rs src/lib.rs \
  && cargo build --release --locked --bin actbridge \
  && strip target/release/actbridge

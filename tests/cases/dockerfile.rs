@@ -1,0 +1,46 @@
+//! The image's dependency layer builds against stub sources: every `[[bench]]` and
+//! `[[example]]` target of Cargo.toml must get a stub there, or `docker build` fails at
+//! the manifest (no Docker engine runs here to find out).
+
+use std::path::Path;
+
+#[test]
+fn the_dockerfile_stubs_every_bench_and_example_target() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let manifest = std::fs::read_to_string(root.join("Cargo.toml")).unwrap();
+    let dockerfile = std::fs::read_to_string(root.join("Dockerfile")).unwrap();
+    let stub_loop = dockerfile
+        .lines()
+        .find(|l| l.contains("for b in") && l.contains("benches/$b.rs"))
+        .expect("the bench stub loop");
+    let mut section = "";
+    let mut checked = 0;
+    for line in manifest.lines() {
+        if line.starts_with("[[") {
+            section = line.trim();
+        } else if let Some(name) = line
+            .strip_prefix("name = \"")
+            .and_then(|r| r.strip_suffix('"'))
+            && section == "[[bench]]"
+        {
+            assert!(
+                stub_loop
+                    .split_whitespace()
+                    .any(|w| w.trim_end_matches(';') == name),
+                "bench `{name}` has no stub in the Dockerfile: {stub_loop}"
+            );
+            checked += 1;
+        } else if let Some(path) = line
+            .strip_prefix("path = \"")
+            .and_then(|r| r.strip_suffix('"'))
+            && section == "[[example]]"
+        {
+            assert!(
+                dockerfile.contains(&format!("> {path}")),
+                "example `{path}` has no stub in the Dockerfile"
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked >= 4, "no targets found in Cargo.toml");
+}
