@@ -29,7 +29,7 @@ pub struct Args {
     /// Requests per second (open loop); without it, as fast as answered.
     #[arg(long)]
     rate: Option<f64>,
-    /// With `--rate`: stop after this many seconds (or when the tokens run out).
+    /// Stop after this many seconds (or when the tokens run out).
     #[arg(long)]
     duration: Option<f64>,
     /// Connections (at most this many requests in flight).
@@ -112,6 +112,7 @@ async fn drive(args: &Args, tokens: Arc<Vec<String>>) -> anyhow::Result<(Vec<Out
         None
     };
     let started = Instant::now();
+    let deadline = args.duration.map(|d| started + Duration::from_secs_f64(d));
     let mut workers = tokio::task::JoinSet::new();
     for _ in 0..args.concurrency {
         let (client, url, host, tokens, next, ticks) = (
@@ -132,6 +133,9 @@ async fn drive(args: &Args, tokens: Arc<Vec<String>>) -> anyhow::Result<(Vec<Out
                     },
                     None => Instant::now(),
                 };
+                if deadline.is_some_and(|d| released >= d) {
+                    break;
+                }
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 let Some(token) = tokens.get(i) else { break };
                 let mut req = client
