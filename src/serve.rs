@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio_stream::wrappers::{TcpListenerStream, UnixListenerStream};
+use tokio_stream::wrappers::UnixListenerStream;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -134,9 +134,11 @@ pub async fn run(
                         source: e,
                     })?;
             tracing::info!(listen = %cfg.ext_proc_listen, "ext_proc server ready");
-            router
-                .serve_with_incoming_shutdown(TcpListenerStream::new(listener), stop)
-                .await
+            // TCP_NODELAY on every accepted connection: a decision answered after an
+            // await (a token exchange) must not wait for Envoy's delayed ACK (Nagle).
+            let incoming =
+                tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+            router.serve_with_incoming_shutdown(incoming, stop).await
         }
         ListenAddr::Unix(path) => {
             // A socket file left by a previous run would make bind fail.
