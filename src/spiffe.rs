@@ -7,6 +7,7 @@
 //! outbound requests are refused again until a new one arrives.
 
 pub mod sds;
+pub mod verify;
 
 use std::sync::Arc;
 use std::time::Duration;

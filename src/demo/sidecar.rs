@@ -3,6 +3,11 @@
 //! `aws_s3` and `github_api` clusters pointed at local addresses (the last two in plain
 //! HTTP, for local stand-ins). Used by the demo and the integration tests, so
 //! both exercise the file users copy.
+//!
+//! [`Transport::Plain`] (what [`render`] does) also takes the SPIFFE mTLS out, for runs
+//! without a Workload API: the inbound listener keeps only its mTLS chain, as plain
+//! HTTP, and `document_service` speaks plain HTTP. [`Transport::Mtls`] keeps the
+//! shipped SDS-based mTLS as it is (inbound client certificates, the pinned peer ID).
 
 use std::path::PathBuf;
 
@@ -43,8 +48,26 @@ pub struct SidecarPorts {
 #[error("envoy/sidecar.yaml: {0}")]
 pub struct RenderError(String);
 
-/// Rewrites `template` (the text of `envoy/sidecar.yaml`) for `ports`.
+/// How the in-mesh hops (inbound listener, `document_service`) are rendered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    /// Plain HTTP: no SDS, no client certificates (runs without a Workload API).
+    Plain,
+    /// The shipped mTLS with the SVIDs actbridge serves over SDS.
+    Mtls,
+}
+
+/// Rewrites `template` (the text of `envoy/sidecar.yaml`) for `ports`, in plain HTTP.
 pub fn render(template: &str, ports: &SidecarPorts) -> Result<String, RenderError> {
+    render_with(template, ports, Transport::Plain)
+}
+
+/// Rewrites `template` for `ports`, with the in-mesh hops as `transport` says.
+pub fn render_with(
+    template: &str,
+    ports: &SidecarPorts,
+    transport: Transport,
+) -> Result<String, RenderError> {
     let mut doc: Value =
         serde_yaml_ng::from_str(template).map_err(|e| RenderError(e.to_string()))?;
     set_socket(&mut doc["admin"]["address"], ports.admin);
@@ -58,6 +81,9 @@ pub fn render(template: &str, ports: &SidecarPorts) -> Result<String, RenderErro
             other => return Err(RenderError(format!("unexpected listener {other:?}"))),
         };
         set_socket(&mut l["address"], port);
+        if transport == Transport::Plain && port == ports.inbound {
+            plain_inbound(l)?;
+        }
     }
     let clusters = doc["static_resources"]["clusters"]
         .as_sequence_mut()
@@ -69,6 +95,12 @@ pub fn render(template: &str, ports: &SidecarPorts) -> Result<String, RenderErro
             "actbridge" | "app" | "document_service" | "aws_s3" | "github_api"
         ) {
             continue;
+        }
+        if name == "document_service"
+            && transport == Transport::Plain
+            && let Some(m) = c.as_mapping_mut()
+        {
+            m.remove("transport_socket");
         }
         if matches!(name.as_str(), "aws_s3" | "github_api") {
             // A local emulator speaks plain HTTP.
@@ -105,6 +137,27 @@ pub fn render(template: &str, ports: &SidecarPorts) -> Result<String, RenderErro
         }
     }
     serde_yaml_ng::to_string(&doc).map_err(|e| RenderError(e.to_string()))
+}
+
+/// The inbound listener in plain HTTP: its mTLS chain alone, without TLS.
+fn plain_inbound(listener: &mut Value) -> Result<(), RenderError> {
+    let chains = listener["filter_chains"]
+        .as_sequence()
+        .ok_or_else(|| RenderError("inbound listener has no filter_chains".into()))?;
+    let mut chain = chains
+        .iter()
+        .find(|c| c["name"].as_str() == Some("inbound_mtls"))
+        .cloned()
+        .ok_or_else(|| RenderError("inbound listener has no inbound_mtls chain".into()))?;
+    if let Some(m) = chain.as_mapping_mut() {
+        m.remove("transport_socket");
+        m.remove("filter_chain_match");
+    }
+    if let Some(m) = listener.as_mapping_mut() {
+        m.remove("listener_filters");
+    }
+    listener["filter_chains"] = Value::Sequence(vec![chain]);
+    Ok(())
 }
 
 fn set_socket(addr: &mut Value, port: u16) {

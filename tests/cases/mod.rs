@@ -16,6 +16,7 @@ mod inbound;
 mod inject_cli;
 mod metrics;
 mod ministack;
+mod mtls;
 mod outbound;
 mod policy;
 mod postgres;

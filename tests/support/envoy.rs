@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use actbridge::demo::sidecar::{ExtProcEndpoint, SidecarPorts, render};
+use actbridge::demo::sidecar::{ExtProcEndpoint, SidecarPorts, Transport, render_with};
 
 use super::net::{free_port, wait_http_ok};
 
@@ -59,8 +59,14 @@ impl Envoy {
     /// Starts Envoy on free ports. A port handed out by [`free_port`] can be taken by
     /// another test before Envoy binds it; then Envoy is started again on new ports.
     pub async fn start(ports: &EnvoyPorts) -> Envoy {
+        Self::start_with(ports, Transport::Plain).await
+    }
+
+    /// As [`Envoy::start`], with the in-mesh hops rendered as `transport` says
+    /// (`Transport::Mtls`: the shipped SDS mTLS, so actbridge must serve an SVID).
+    pub async fn start_with(ports: &EnvoyPorts, transport: Transport) -> Envoy {
         for _ in 0..3 {
-            match Self::try_start(ports).await {
+            match Self::try_start(ports, transport).await {
                 Ok(envoy) => return envoy,
                 Err(log) if log.contains("Address already in use") => continue,
                 Err(log) => panic!("Envoy did not become ready:\n{log}"),
@@ -69,14 +75,14 @@ impl Envoy {
         panic!("Envoy found no free ports in three tries");
     }
 
-    async fn try_start(ports: &EnvoyPorts) -> Result<Envoy, String> {
+    async fn try_start(ports: &EnvoyPorts, transport: Transport) -> Result<Envoy, String> {
         let dir = tempfile::tempdir().unwrap();
         let (admin_port, inbound_port, outbound_port) = (free_port(), free_port(), free_port());
         let text = std::fs::read_to_string(
             Path::new(env!("CARGO_MANIFEST_DIR")).join("envoy/sidecar.yaml"),
         )
         .unwrap();
-        let rendered = render(
+        let rendered = render_with(
             &text,
             &SidecarPorts {
                 admin: admin_port,
@@ -91,6 +97,7 @@ impl Envoy {
                 aws_s3: ports.aws_s3_port.unwrap_or_else(free_port),
                 github_api: ports.github_api_port.unwrap_or_else(free_port),
             },
+            transport,
         )
         .unwrap();
         let cfg = dir.path().join("envoy.yaml");
