@@ -6,6 +6,7 @@
 //! refused; when the Workload API goes away the last SVID is used until it expires, then
 //! outbound requests are refused again until a new one arrives.
 
+pub mod jwt;
 pub mod sds;
 pub mod verify;
 

@@ -179,10 +179,34 @@ fn client_auth(
                     .unwrap_or_else(|| token_endpoint.to_string()),
             })
         }
+        "jwt_svid" => {
+            if secret_count != 0
+                || a.private_key_file.is_some()
+                || a.algorithm.is_some()
+                || a.key_id.is_some()
+            {
+                return Err(ConfigError::invalid(
+                    KEY,
+                    "jwt_svid takes no secret and no key: the Workload API provides the JWT-SVID",
+                ));
+            }
+            let endpoint = token_endpoint.as_str();
+            let issuer = endpoint
+                .strip_suffix("/protocol/openid-connect/token")
+                .unwrap_or(endpoint);
+            Ok(ClientAuthConfig::JwtSvid {
+                audience: a
+                    .assertion_audience
+                    .clone()
+                    .unwrap_or_else(|| issuer.to_string()),
+                // Filled in from the `spiffe` section (super::spiffe::bind_jwt_svid).
+                workload_api: String::new(),
+            })
+        }
         other => Err(ConfigError::invalid(
             format!("{KEY}.method"),
             format_args!(
-                "`{other}`: expected client_secret_post, client_secret_basic or private_key_jwt"
+                "`{other}`: expected client_secret_post, client_secret_basic, private_key_jwt or jwt_svid"
             ),
         )),
     }

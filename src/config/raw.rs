@@ -264,7 +264,9 @@ pub struct RawClient {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawClientAuth {
-    /// `client_secret_post`, `client_secret_basic` or `private_key_jwt` (RFC 7523).
+    /// `client_secret_post`, `client_secret_basic`, `private_key_jwt` (RFC 7523) or
+    /// `jwt_svid` (a SPIFFE JWT-SVID from the Workload API as the client assertion; needs
+    /// the `spiffe` section, and `client_id` = the pod's SPIFFE ID).
     pub method: String,
     /// The client secret, inline. Prefer `secret_file` or `secret_env`.
     #[serde(default)]
@@ -285,6 +287,9 @@ pub struct RawClientAuth {
     #[serde(default)]
     pub key_id: Option<String>,
     /// `private_key_jwt`: the assertion's `aud`. Default: the token endpoint URL.
+    /// `jwt_svid`: the JWT-SVID's `aud`. Default: the token service's issuer (the token
+    /// endpoint without Keycloak's `/protocol/openid-connect/token`), else the token
+    /// endpoint URL.
     #[serde(default)]
     pub assertion_audience: Option<String>,
 }

@@ -8,7 +8,7 @@
 
 use serde::Deserialize;
 
-use super::{ConfigError, Env};
+use super::{ClientAuthConfig, ConfigError, Env, OutboundConfig};
 
 /// The environment variable the SPIFFE specification names for the Workload API.
 pub const SPIFFE_ENDPOINT_SOCKET: &str = "SPIFFE_ENDPOINT_SOCKET";
@@ -87,4 +87,24 @@ pub(super) fn validate_spiffe(s: &RawSpiffe, env: &dyn Env) -> Result<SpiffeConf
         svid_secret,
         bundle_secret,
     })
+}
+
+/// Points `outbound.client.auth` `jwt_svid` at the `spiffe` section's Workload API; an
+/// error when that section is missing.
+pub(super) fn bind_jwt_svid(
+    outbound: &mut Option<OutboundConfig>,
+    spiffe: Option<&SpiffeConfig>,
+) -> Result<(), ConfigError> {
+    if let Some(ClientAuthConfig::JwtSvid { workload_api, .. }) =
+        outbound.as_mut().map(|o| &mut o.client.auth)
+    {
+        let s = spiffe.ok_or_else(|| {
+            ConfigError::invalid(
+                "outbound.client.auth.method",
+                "jwt_svid needs the `spiffe` section (where the Workload API is)",
+            )
+        })?;
+        *workload_api = s.endpoint.clone();
+    }
+    Ok(())
 }

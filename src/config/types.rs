@@ -194,6 +194,13 @@ pub enum ClientAuthConfig {
         /// Assertion `aud`.
         audience: String,
     },
+    /// RFC 7523 client assertion that is a SPIFFE JWT-SVID from the Workload API.
+    JwtSvid {
+        /// The JWT-SVID's `aud`: the token service's issuer.
+        audience: String,
+        /// The Workload API (the `spiffe` section's endpoint).
+        workload_api: String,
+    },
 }
 
 /// A secret string; `Debug` prints `[redacted]`.

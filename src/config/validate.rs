@@ -148,6 +148,13 @@ pub(super) fn validate(raw: RawConfig, env: &dyn Env) -> Result<Config, ConfigEr
         .as_ref()
         .map(super::admin::validate_admin_api)
         .transpose()?;
+    let spiffe = raw
+        .spiffe
+        .as_ref()
+        .map(|s| super::spiffe::validate_spiffe(s, env))
+        .transpose()?;
+    let mut outbound = outbound;
+    super::spiffe::bind_jwt_svid(&mut outbound, spiffe.as_ref())?;
     Ok(Config {
         ext_proc_listen,
         admin_listen,
@@ -175,11 +182,7 @@ pub(super) fn validate(raw: RawConfig, env: &dyn Env) -> Result<Config, ConfigEr
             .as_ref()
             .map(super::audit::validate_audit)
             .transpose()?,
-        spiffe: raw
-            .spiffe
-            .as_ref()
-            .map(|s| super::spiffe::validate_spiffe(s, env))
-            .transpose()?,
+        spiffe,
         admin_api: admin_api.clone(),
         approvals: raw
             .approvals

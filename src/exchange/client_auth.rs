@@ -1,5 +1,6 @@
 //! Client authentication at the token endpoint: RFC 6749 §2.3.1 (`client_secret_post`,
-//! `client_secret_basic`) and RFC 7523 §2.2 (`private_key_jwt`).
+//! `client_secret_basic`) and RFC 7523 §2.2 (`private_key_jwt`, and a SPIFFE JWT-SVID
+//! from the Workload API as the assertion: `jwt_svid`).
 
 use jsonwebtoken::{Header, encode};
 use serde::Serialize;
@@ -8,6 +9,7 @@ use url::form_urlencoded::byte_serialize;
 use super::ExchangeError;
 use crate::clock::now_secs;
 use crate::config::{ClientAuthConfig, ClientConfig};
+use crate::spiffe::jwt::JwtSvidFetcher;
 
 /// RFC 7523 client assertion type.
 const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
@@ -24,13 +26,29 @@ struct AssertionClaims<'a> {
     exp: u64,
 }
 
-/// Adds actbridge's client credentials to a token request.
-pub(super) fn authenticate(
+/// Adds actbridge's client credentials to a token request. `svids` fetches JWT-SVIDs
+/// (set when the method is `jwt_svid`).
+pub(super) async fn authenticate(
     client: &ClientConfig,
+    svids: Option<&JwtSvidFetcher>,
     form: &mut Vec<(&'static str, String)>,
     req: reqwest::RequestBuilder,
 ) -> Result<reqwest::RequestBuilder, ExchangeError> {
     match &client.auth {
+        ClientAuthConfig::JwtSvid { audience, .. } => {
+            let svids = svids.ok_or_else(|| {
+                ExchangeError::ClientAuth("no Workload API client for jwt_svid".into())
+            })?;
+            // The Workload API away is an outage like the token service's: retry later.
+            let svid = svids
+                .fetch(audience)
+                .await
+                .map_err(ExchangeError::Unavailable)?;
+            form.push(("client_id", client.client_id.clone()));
+            form.push(("client_assertion_type", JWT_BEARER.to_string()));
+            form.push(("client_assertion", svid));
+            Ok(req)
+        }
         ClientAuthConfig::SecretPost(secret) => {
             form.push(("client_id", client.client_id.clone()));
             form.push(("client_secret", secret.expose().to_string()));

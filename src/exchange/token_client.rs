@@ -8,8 +8,9 @@ use tracing::{Instrument, Span};
 
 use super::ExchangeError;
 use super::client_auth::authenticate;
-use crate::config::ClientConfig;
+use crate::config::{ClientAuthConfig, ClientConfig};
 use crate::http_client;
+use crate::spiffe::jwt::JwtSvidFetcher;
 
 /// Largest token response accepted.
 const MAX_RESPONSE_BYTES: usize = 64 * 1024;
@@ -37,14 +38,23 @@ pub(super) struct TokenClient {
     http: reqwest::Client,
     endpoint: url::Url,
     client: ClientConfig,
+    /// JWT-SVIDs for `jwt_svid` client authentication.
+    svids: Option<JwtSvidFetcher>,
 }
 
 impl TokenClient {
     pub fn new(endpoint: url::Url, client: ClientConfig, timeout: std::time::Duration) -> Self {
+        let svids = match &client.auth {
+            ClientAuthConfig::JwtSvid { workload_api, .. } => {
+                Some(JwtSvidFetcher::new(workload_api, timeout))
+            }
+            _ => None,
+        };
         TokenClient {
             http: http_client::build(timeout),
             endpoint,
             client,
+            svids,
         }
     }
 
@@ -86,7 +96,7 @@ impl TokenClient {
                 .post(self.endpoint.clone())
                 .header("accept", "application/json"),
         );
-        let req = authenticate(&self.client, &mut form, req)?;
+        let req = authenticate(&self.client, self.svids.as_ref(), &mut form, req).await?;
         let resp = req
             .form(&form)
             .send()

@@ -107,6 +107,14 @@ pub(crate) async fn authenticate<'s>(
     if form.get("client_id").is_some_and(|id| id != sub) {
         return Err(refuse("client_id parameter does not match sub claim"));
     }
+    // A client registered for SPIFFE JWT-SVIDs: `sub` is its SPIFFE ID, the key is the
+    // trust domain's (super::jwt_svid).
+    if let Some(client) = svc.realm().client(sub)
+        && matches!(client.credential, Credential::JwtSvid)
+    {
+        super::jwt_svid::verify(svc, &client.client_id, assertion, &header).await?;
+        return Ok(client);
+    }
     // Keycloak ignores assertions signed by a third party (iss ≠ sub); with no other
     // authenticator matching, the client stays unidentified.
     if unverified.get("iss").and_then(Value::as_str) != Some(sub) {
@@ -162,7 +170,10 @@ fn raw_alg(token: &str) -> Option<String> {
 
 /// `aud` must be the token endpoint or the issuer, and only one value (Keycloak's default
 /// refuses multiple audiences).
-fn check_audience(svc: &TokenService, claims: &Map<String, Value>) -> Result<(), Refusal> {
+pub(super) fn check_audience(
+    svc: &TokenService,
+    claims: &Map<String, Value>,
+) -> Result<(), Refusal> {
     let audiences: Vec<&str> = match claims.get("aud") {
         Some(Value::String(a)) => vec![a.as_str()],
         Some(Value::Array(all)) => all.iter().filter_map(Value::as_str).collect(),

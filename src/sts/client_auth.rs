@@ -1,6 +1,6 @@
 //! Client authentication at the token endpoint (RFC 6749 §2.3.1, RFC 7523 §2.2):
-//! `client_secret_post`, `client_secret_basic` and `private_key_jwt`; public clients name
-//! themselves with `client_id` alone.
+//! `client_secret_post`, `client_secret_basic`, `private_key_jwt` and SPIFFE JWT-SVIDs
+//! as client assertions; public clients name themselves with `client_id` alone.
 //!
 //! As in Keycloak, a client authenticates only with the method it is registered for (a
 //! secret client sending an assertion, or a key client sending a secret, is an unknown
@@ -49,7 +49,7 @@ pub(crate) async fn authenticate<'s>(
         .ok_or(Refusal::UnknownClient)?;
     match &client.credential {
         Credential::Public => Ok(client),
-        Credential::Key(_) => Err(Refusal::UnknownClient),
+        Credential::Key(_) | Credential::JwtSvid => Err(Refusal::UnknownClient),
         Credential::Secret(expected) => match secret {
             Some(given) if secrets_equal(&given, expected) => Ok(client),
             _ => Err(Refusal::BadClientSecret),

@@ -14,6 +14,8 @@
 //! - `grants`: the token-endpoint pipeline, one file per grant.
 //! - `client_auth`, `client_assertion`: client authentication (secret post/basic,
 //!   `private_key_jwt` with a single-use `jti` cache).
+//! - `jwt_svid`: SPIFFE JWT-SVIDs as client assertions, checked against the trust
+//!   domain's JWT bundle.
 //! - `form`: form body and Basic header decoding.
 //! - `claims`: claim building and the token response.
 //! - `verify`: verification of tokens this service issued.
@@ -35,6 +37,7 @@ mod error;
 mod form;
 mod grants;
 mod http;
+mod jwt_svid;
 mod keys;
 mod realm;
 mod refusal;

@@ -20,6 +20,12 @@
 //!     audiences: [spiffe://demo.example.com/agent/reviewer-ops]
 //!     exchange_audiences: [spiffe://demo.example.com/service/document-service]
 //!     scopes: [openid, profile, email, documents.read]
+//!   - client_id: spiffe://demo.example.com/agent/summarizer-tech
+//!     jwt_svid: true                  # authenticates with a JWT-SVID, no secret
+//!     …
+//! spiffe:                             # needed by `jwt_svid` clients
+//!   trust_domain: demo.example.com
+//!   jwt_bundle: /run/spire/bundle/jwt.jwks   # or an http(s) URL serving the JWKS
 //! ```
 
 use std::collections::HashMap;
@@ -30,6 +36,7 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 use super::error::StsError;
+use super::jwt_svid::JwtBundle;
 use super::keys::ClientKey;
 
 mod validate;
@@ -52,6 +59,21 @@ struct RawRealm {
     /// The OAuth clients (agents, services).
     #[serde(default)]
     clients: Vec<RawClient>,
+    /// The SPIFFE trust domain whose JWT-SVIDs authenticate `jwt_svid` clients.
+    #[serde(default)]
+    spiffe: Option<RawSpiffe>,
+}
+
+/// `spiffe`: where the trust domain's JWT-SVID signing keys come from.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSpiffe {
+    /// The trust domain, e.g. `demo.example.com`; `jwt_svid` clients' ids must be in it.
+    trust_domain: String,
+    /// The trust domain's JWT bundle as a JWKS: a file path (read at start and again
+    /// when a `kid` is unknown) or an http(s) URL (SPIRE's bundle endpoint or its OIDC
+    /// discovery provider's `/keys`).
+    jwt_bundle: String,
 }
 
 fn default_lifespan() -> Duration {
@@ -101,6 +123,11 @@ struct RawClient {
     /// EdDSA).
     #[serde(default)]
     public_key_pem: Option<String>,
+    /// Authenticates with a SPIFFE JWT-SVID as the client assertion (`client_id` = its
+    /// SPIFFE ID, in the realm's `spiffe.trust_domain`). Exclusive with `secret`,
+    /// `public_key_pem` and `public`.
+    #[serde(default)]
+    jwt_svid: bool,
     /// Enables the `client_credentials` grant (Keycloak "service accounts roles").
     #[serde(default)]
     service_account: bool,
@@ -146,6 +173,8 @@ pub struct Realm {
     pub(crate) users: HashMap<String, User>,
     /// Keyed by `client_id`.
     pub(crate) clients: HashMap<String, Client>,
+    /// The trust domain's JWT bundle, for `jwt_svid` clients.
+    pub(crate) jwt_bundle: Option<JwtBundle>,
 }
 
 /// A validated user.
@@ -167,6 +196,8 @@ pub(crate) enum Credential {
     Secret(String),
     /// A registered public key (`private_key_jwt`).
     Key(ClientKey),
+    /// A SPIFFE JWT-SVID of the realm's trust domain, `sub` = the client id.
+    JwtSvid,
 }
 
 /// A validated client.
@@ -218,6 +249,11 @@ impl Realm {
     /// The client with this `client_id`.
     pub(crate) fn client(&self, client_id: &str) -> Option<&Client> {
         self.clients.get(client_id)
+    }
+
+    /// The trust domain's JWT bundle, if the realm has a `spiffe` section.
+    pub(crate) fn jwt_bundle(&self) -> Option<&JwtBundle> {
+        self.jwt_bundle.as_ref()
     }
 }
 

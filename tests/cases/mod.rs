@@ -14,6 +14,7 @@ mod filter;
 mod github;
 mod inbound;
 mod inject_cli;
+mod jwt_svid;
 mod metrics;
 mod ministack;
 mod mtls;

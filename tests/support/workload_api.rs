@@ -1,6 +1,7 @@
 //! A SPIFFE Workload API server for the tests (SPIRE cannot run here): the official
 //! proto's `FetchX509SVID` over a Unix socket, with a test CA that issues short-lived
-//! X.509-SVIDs and rotates them; it can be stopped and started again on the same socket.
+//! X.509-SVIDs and rotates them, and `FetchJWTSVID` / `FetchJWTBundles` with a test JWT
+//! signing key (ES256); it can be stopped and started again on the same socket.
 //! Like SPIRE, it refuses a call without the `workload.spiffe.io: true` metadata.
 
 use std::path::{Path, PathBuf};
@@ -107,12 +108,70 @@ impl TestCa {
     }
 }
 
+/// The trust domain's JWT-SVID signing key (ES256, P-256).
+pub struct TestJwtKey {
+    pub kid: String,
+    key: jsonwebtoken::EncodingKey,
+    x: String,
+    y: String,
+}
+
+impl TestJwtKey {
+    pub fn new(kid: &str) -> TestJwtKey {
+        use base64::Engine;
+        let pair = KeyPair::generate().unwrap();
+        let raw = pair.public_key_raw();
+        assert_eq!(raw.len(), 65, "an uncompressed P-256 point");
+        let b64 = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
+        TestJwtKey {
+            kid: kid.to_string(),
+            key: jsonwebtoken::EncodingKey::from_ec_pem(pair.serialize_pem().as_bytes()).unwrap(),
+            x: b64(&raw[1..33]),
+            y: b64(&raw[33..]),
+        }
+    }
+
+    /// Signs `claims` (ES256, this key's `kid`, `typ: JWT`).
+    pub fn sign(&self, claims: &serde_json::Value) -> String {
+        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
+        header.kid = Some(self.kid.clone());
+        header.typ = Some("JWT".into());
+        jsonwebtoken::encode(&header, claims, &self.key).unwrap()
+    }
+
+    /// A JWT-SVID for `spiffe_id` and `audience`, valid `ttl` seconds from now (negative:
+    /// already expired).
+    pub fn svid(&self, spiffe_id: &str, audience: &[&str], ttl: i64) -> String {
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        self.sign(&serde_json::json!({
+            "sub": spiffe_id,
+            "aud": audience,
+            "iat": now.min(now + ttl - 1),
+            "exp": now + ttl,
+        }))
+    }
+
+    /// The JWT bundle: a JWKS with this key (`use: jwt-svid`, as SPIFFE bundles mark it).
+    pub fn jwks(&self) -> String {
+        serde_json::json!({"keys": [{
+            "kty": "EC", "crv": "P-256", "x": self.x, "y": self.y,
+            "kid": self.kid, "use": "jwt-svid",
+        }]})
+        .to_string()
+    }
+}
+
+/// Life of the JWT-SVIDs the server issues (SPIRE's default).
+const JWT_SVID_TTL: i64 = 300;
+
 struct Service {
     ca: Arc<TestCa>,
+    jwt_key: Arc<TestJwtKey>,
     spiffe_id: String,
     ttl: Duration,
     rotate_every: Duration,
     issued: Arc<AtomicU64>,
+    jwt_issued: Arc<AtomicU64>,
     stop: CancellationToken,
 }
 
@@ -190,16 +249,52 @@ impl SpiffeWorkloadApi for Service {
 
     async fn fetch_jwtsvid(
         &self,
-        _: Request<JwtsvidRequest>,
+        req: Request<JwtsvidRequest>,
     ) -> Result<Response<JwtsvidResponse>, Status> {
-        Err(Status::unimplemented("not served by the test Workload API"))
+        require_header(&req)?;
+        let req = req.into_inner();
+        if req.audience.is_empty() {
+            return Err(Status::invalid_argument("audience must be specified"));
+        }
+        if !req.spiffe_id.is_empty() && req.spiffe_id != self.spiffe_id {
+            return Err(Status::permission_denied("no identity issued"));
+        }
+        self.jwt_issued.fetch_add(1, Ordering::SeqCst);
+        let audience: Vec<&str> = req.audience.iter().map(String::as_str).collect();
+        Ok(Response::new(JwtsvidResponse {
+            svids: vec![proto::Jwtsvid {
+                spiffe_id: self.spiffe_id.clone(),
+                svid: self.jwt_key.svid(&self.spiffe_id, &audience, JWT_SVID_TTL),
+                hint: String::new(),
+            }],
+        }))
     }
 
     async fn fetch_jwt_bundles(
         &self,
-        _: Request<JwtBundlesRequest>,
+        req: Request<JwtBundlesRequest>,
     ) -> Result<Response<JwtBundleStream>, Status> {
-        Err(Status::unimplemented("not served by the test Workload API"))
+        require_header(&req)?;
+        let (tx, rx) = tokio::sync::mpsc::channel(1);
+        let resp = JwtBundlesResponse {
+            bundles: [(
+                self.ca.trust_domain.clone(),
+                self.jwt_key.jwks().into_bytes(),
+            )]
+            .into(),
+        };
+        let stop = self.stop.clone();
+        tokio::spawn(async move {
+            if tx.send(Ok(resp)).await.is_ok() {
+                stop.cancelled().await;
+                let _ = tx
+                    .send(Err(Status::unavailable("workload API stopping")))
+                    .await;
+            }
+        });
+        Ok(Response::new(Box::pin(
+            tokio_stream::wrappers::ReceiverStream::new(rx),
+        )))
     }
 
     async fn validate_jwtsvid(
@@ -213,6 +308,9 @@ impl SpiffeWorkloadApi for Service {
 /// A running (or stopped) Workload API server.
 pub struct WorkloadApi {
     pub ca: Arc<TestCa>,
+    /// The trust domain's JWT-SVID signing key.
+    pub jwt_key: Arc<TestJwtKey>,
+    jwt_issued: Arc<AtomicU64>,
     pub spiffe_id: String,
     socket: PathBuf,
     ttl: Duration,
@@ -235,6 +333,8 @@ impl WorkloadApi {
             .to_string();
         let mut api = WorkloadApi {
             ca: Arc::new(TestCa::new(&trust_domain)),
+            jwt_key: Arc::new(TestJwtKey::new("test-jwt-key-1")),
+            jwt_issued: Arc::new(AtomicU64::new(0)),
             spiffe_id: spiffe_id.to_string(),
             socket,
             ttl,
@@ -262,6 +362,11 @@ impl WorkloadApi {
         self.issued.load(Ordering::SeqCst)
     }
 
+    /// JWT-SVIDs issued so far.
+    pub fn jwt_issued(&self) -> u64 {
+        self.jwt_issued.load(Ordering::SeqCst)
+    }
+
     /// Stops serving: open streams end, the socket goes away.
     pub fn stop(&mut self) {
         if let Some(s) = self.stop.take() {
@@ -277,6 +382,8 @@ impl WorkloadApi {
         let stop = CancellationToken::new();
         let service = Service {
             ca: self.ca.clone(),
+            jwt_key: self.jwt_key.clone(),
+            jwt_issued: self.jwt_issued.clone(),
             spiffe_id: self.spiffe_id.clone(),
             ttl: self.ttl,
             rotate_every: self.rotate_every,

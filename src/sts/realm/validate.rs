@@ -7,6 +7,7 @@ use uuid::Uuid;
 
 use super::{Client, Credential, RawClient, RawRealm, RawUser, Realm, User};
 use crate::sts::error::StsError;
+use crate::sts::jwt_svid::JwtBundle;
 use crate::sts::keys::ClientKey;
 
 /// Namespace mixed into the derived service-account UUIDs, so they never collide with
@@ -48,10 +49,35 @@ pub(super) fn validate(raw: RawRealm) -> Result<Realm, StsError> {
         users.insert(user.username.clone(), user);
     }
 
+    let jwt_bundle = match &raw.spiffe {
+        None => None,
+        Some(s) => {
+            let td = &s.trust_domain;
+            let td_ok = !td.is_empty()
+                && td.chars().all(|c| {
+                    c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '-' | '_')
+                });
+            if !td_ok {
+                return Err(StsError::realm(
+                    "spiffe.trust_domain",
+                    "must be a trust domain name (lower-case letters, digits, '.', '-', '_'), without spiffe://",
+                ));
+            }
+            Some(
+                JwtBundle::new(td, &s.jwt_bundle)
+                    .map_err(|e| StsError::realm("spiffe.jwt_bundle", e))?,
+            )
+        }
+    };
     let known: HashSet<String> = raw.clients.iter().map(|c| c.client_id.clone()).collect();
     let mut clients = HashMap::new();
     for (i, c) in raw.clients.into_iter().enumerate() {
-        let client = client(i, c, &known)?;
+        let client = client(
+            i,
+            c,
+            &known,
+            jwt_bundle.as_ref().map(JwtBundle::trust_domain),
+        )?;
         if let Some(sa) = client.service_account
             && !ids.insert(sa)
         {
@@ -74,6 +100,7 @@ pub(super) fn validate(raw: RawRealm) -> Result<Realm, StsError> {
         access_token_lifespan: raw.access_token_lifespan,
         users,
         clients,
+        jwt_bundle,
     })
 }
 
@@ -114,7 +141,12 @@ fn user(i: usize, u: RawUser) -> Result<User, StsError> {
     })
 }
 
-fn client(i: usize, c: RawClient, known: &HashSet<String>) -> Result<Client, StsError> {
+fn client(
+    i: usize,
+    c: RawClient,
+    known: &HashSet<String>,
+    trust_domain: Option<&str>,
+) -> Result<Client, StsError> {
     let field = |f: &str| format!("clients[{i}].{f}");
     if c.client_id.trim().is_empty() || c.client_id.chars().any(char::is_whitespace) {
         return Err(StsError::realm(
@@ -123,6 +155,31 @@ fn client(i: usize, c: RawClient, known: &HashSet<String>) -> Result<Client, Sts
         ));
     }
     let credential = match (c.public, c.secret, c.public_key_pem) {
+        (public, secret, key) if c.jwt_svid => {
+            let Some(td) = trust_domain else {
+                return Err(StsError::realm(
+                    field("jwt_svid"),
+                    "needs the realm's spiffe section (trust_domain, jwt_bundle)",
+                ));
+            };
+            if public || secret.is_some() || key.is_some() {
+                return Err(StsError::realm(
+                    field("jwt_svid"),
+                    "a jwt_svid client has no secret or key and is not public",
+                ));
+            }
+            let in_domain = c
+                .client_id
+                .strip_prefix(&format!("spiffe://{td}/"))
+                .is_some_and(|p| !p.is_empty());
+            if !in_domain {
+                return Err(StsError::realm(
+                    field("client_id"),
+                    format!("a jwt_svid client's id is its SPIFFE ID in spiffe://{td}/"),
+                ));
+            }
+            Credential::JwtSvid
+        }
         (true, None, None) => Credential::Public,
         (true, Some(_), _) => {
             return Err(StsError::realm(
