@@ -139,7 +139,8 @@ pub fn render_with(
     serde_yaml_ng::to_string(&doc).map_err(|e| RenderError(e.to_string()))
 }
 
-/// The inbound listener in plain HTTP: its mTLS chain alone, without TLS.
+/// The inbound listener in plain HTTP: its mTLS chain alone, without TLS (renamed
+/// `inbound_plain`).
 fn plain_inbound(listener: &mut Value) -> Result<(), RenderError> {
     let chains = listener["filter_chains"]
         .as_sequence()
@@ -152,6 +153,7 @@ fn plain_inbound(listener: &mut Value) -> Result<(), RenderError> {
     if let Some(m) = chain.as_mapping_mut() {
         m.remove("transport_socket");
         m.remove("filter_chain_match");
+        m.insert("name".into(), Value::from("inbound_plain"));
     }
     if let Some(m) = listener.as_mapping_mut() {
         m.remove("listener_filters");

@@ -16,6 +16,10 @@
 #                                   flat: ConfigMap keys cannot hold `/`; the policy loader
 #                                   reads a directory recursively, so flat works the same)
 #   demo/realm.yaml              -> manifests/overlays/demo/config/realm.yaml (actbridge-sts-realm)
+# Generated (not a copy):
+#   envoy/sidecar.yaml without its SPIFFE mTLS (tests/k8s/plain_sidecar.py)
+#                                -> manifests/overlays/demo/config/sidecar.yaml (the demo
+#                                   overlay's actbridge-envoy: its cluster runs no SPIRE)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -52,6 +56,21 @@ for pair in "${pairs[@]}"; do
     cp "$src" "$dst"
   fi
 done
+# The demo overlay's plain Envoy config, generated.
+python=python3
+[ -x .venv/bin/python ] && python=.venv/bin/python
+plain=manifests/overlays/demo/config/sidecar.yaml
+generated=$(mktemp)
+trap 'rm -f "$generated"' EXIT
+"$python" tests/k8s/plain_sidecar.py envoy/sidecar.yaml >"$generated"
+if $check; then
+  if ! cmp -s "$generated" "$plain"; then
+    echo "k8s-check: $plain differs from tests/k8s/plain_sidecar.py envoy/sidecar.yaml (run: make k8s-sync)" >&2
+    stale=1
+  fi
+else
+  cp "$generated" "$plain"
+fi
 # A copy whose source is gone.
 for dst in "$policy_dir"/*; do
   [ -e "$dst" ] || continue
