@@ -6,15 +6,28 @@ use std::time::Duration;
 
 /// Builds the client used for calls to identity providers.
 pub fn build(timeout: Duration) -> reqwest::Client {
+    builder(timeout)
+        .build()
+        // Building only fails when the TLS backend cannot initialise, which is a broken
+        // installation rather than a runtime condition.
+        .expect("the rustls-based HTTP client must build")
+}
+
+/// As [`build`], with the given rustls configuration (e.g. mTLS with the pod's SVID,
+/// `crate::spiffe::tls`).
+pub fn build_with_tls(timeout: Duration, tls: rustls::ClientConfig) -> reqwest::Client {
+    builder(timeout)
+        .tls_backend_preconfigured(tls)
+        .build()
+        .expect("the rustls-based HTTP client must build with a rustls 0.23 config")
+}
+
+fn builder(timeout: Duration) -> reqwest::ClientBuilder {
     reqwest::Client::builder()
         .timeout(timeout)
         .connect_timeout(timeout)
         .redirect(reqwest::redirect::Policy::none())
         .user_agent(concat!("actbridge/", env!("CARGO_PKG_VERSION")))
-        .build()
-        // Building only fails when the TLS backend cannot initialise, which is a broken
-        // installation rather than a runtime condition.
-        .expect("the rustls-based HTTP client must build")
 }
 
 /// Adds the current span's W3C trace context (`traceparent`, and `tracestate` when the

@@ -163,11 +163,15 @@ impl Pipeline {
     }
 
     /// Refuses outbound requests while `identity` holds no valid SVID: they would leave
-    /// without mTLS (Envoy could not build the upstream TLS context anyway).
+    /// without mTLS (Envoy could not build the upstream TLS context anyway). With
+    /// `outbound.tls`, the token endpoint is called with its SVID as client certificate.
     pub fn with_identity(mut self, identity: Arc<crate::spiffe::WorkloadIdentity>) -> Pipeline {
         let id = identity.clone();
         self.metrics
             .register_svid_expiry(Box::new(move || id.material().map(|m| m.expires_at)));
+        if let Some(stage) = &self.outbound {
+            stage.agent.exchanger.use_identity(identity.clone());
+        }
         self.identity = Some(identity);
         self
     }

@@ -8,6 +8,7 @@
 
 pub mod jwt;
 pub mod sds;
+pub mod tls;
 pub mod verify;
 
 use std::sync::Arc;
@@ -50,6 +51,15 @@ pub struct WorkloadIdentity {
     current: ArcSwapOption<Material>,
     /// Bumped on every new SVID or bundle; SDS streams push on a change.
     version: watch::Sender<u64>,
+}
+
+impl std::fmt::Debug for WorkloadIdentity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WorkloadIdentity")
+            .field("endpoint", &self.cfg.endpoint)
+            .field("current", &self.material())
+            .finish()
+    }
 }
 
 impl WorkloadIdentity {

@@ -63,7 +63,31 @@ pub(super) fn validate_outbound(
             "must be at least 1",
         ));
     }
+    let token_endpoint_spiffe_id = match &o.tls {
+        None => None,
+        Some(t) => {
+            let well_formed = t
+                .spiffe_id
+                .strip_prefix("spiffe://")
+                .and_then(|r| r.split_once('/'))
+                .is_some_and(|(td, path)| !td.is_empty() && !path.is_empty());
+            if !well_formed {
+                return Err(ConfigError::invalid(
+                    "outbound.tls.spiffe_id",
+                    format_args!("`{}`: expected spiffe://TRUST_DOMAIN/PATH", t.spiffe_id),
+                ));
+            }
+            if token_endpoint.scheme() != "https" {
+                return Err(ConfigError::invalid(
+                    "outbound.tls",
+                    "needs an https outbound.token_endpoint",
+                ));
+            }
+            Some(t.spiffe_id.clone())
+        }
+    };
     Ok(OutboundConfig {
+        token_endpoint_spiffe_id,
         token_endpoint,
         client,
         send_actor_token: o.send_actor_token.unwrap_or(true),

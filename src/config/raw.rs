@@ -248,6 +248,19 @@ pub struct RawOutbound {
     /// Routes, keyed by destination host (`:authority`); the first match wins.
     #[serde(default)]
     pub routes: Vec<RawRoute>,
+    /// mTLS to the token endpoint with the pod's X.509-SVID (needs the `spiffe` section
+    /// and an `https` token endpoint).
+    #[serde(default)]
+    pub tls: Option<RawOutboundTls>,
+}
+
+/// `outbound.tls`: the token endpoint over mTLS with the pod's current X.509-SVID as the
+/// client certificate; the server must chain to the trust bundle and present `spiffe_id`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawOutboundTls {
+    /// The token service's SPIFFE ID, e.g. `spiffe://demo.example.com/service/keycloak`.
+    pub spiffe_id: String,
 }
 
 /// `outbound.client`: actbridge's OAuth client.

@@ -90,11 +90,21 @@ pub(super) fn validate_spiffe(s: &RawSpiffe, env: &dyn Env) -> Result<SpiffeConf
 }
 
 /// Points `outbound.client.auth` `jwt_svid` at the `spiffe` section's Workload API; an
-/// error when that section is missing.
+/// error when that section is missing, for it or for `outbound.tls`.
 pub(super) fn bind_jwt_svid(
     outbound: &mut Option<OutboundConfig>,
     spiffe: Option<&SpiffeConfig>,
 ) -> Result<(), ConfigError> {
+    if spiffe.is_none()
+        && outbound
+            .as_ref()
+            .is_some_and(|o| o.token_endpoint_spiffe_id.is_some())
+    {
+        return Err(ConfigError::invalid(
+            "outbound.tls",
+            "needs the `spiffe` section (the SVID is the client certificate)",
+        ));
+    }
     if let Some(ClientAuthConfig::JwtSvid { workload_api, .. }) =
         outbound.as_mut().map(|o| &mut o.client.auth)
     {

@@ -165,6 +165,9 @@ pub struct OutboundConfig {
     pub default_action: RouteAction,
     /// Routes in order.
     pub routes: Vec<RouteConfig>,
+    /// With `outbound.tls`: the token service's SPIFFE ID; the token endpoint is then
+    /// called over mTLS with the pod's SVID.
+    pub token_endpoint_spiffe_id: Option<String>,
 }
 
 /// actbridge's OAuth client.

@@ -70,6 +70,9 @@ pub fn render_with(
 ) -> Result<String, RenderError> {
     let mut doc: Value =
         serde_yaml_ng::from_str(template).map_err(|e| RenderError(e.to_string()))?;
+    if transport == Transport::Plain {
+        strip_mtls(&mut doc)?;
+    }
     set_socket(&mut doc["admin"]["address"], ports.admin);
     let listeners = doc["static_resources"]["listeners"]
         .as_sequence_mut()
@@ -81,9 +84,6 @@ pub fn render_with(
             other => return Err(RenderError(format!("unexpected listener {other:?}"))),
         };
         set_socket(&mut l["address"], port);
-        if transport == Transport::Plain && port == ports.inbound {
-            plain_inbound(l)?;
-        }
     }
     let clusters = doc["static_resources"]["clusters"]
         .as_sequence_mut()
@@ -95,12 +95,6 @@ pub fn render_with(
             "actbridge" | "app" | "document_service" | "aws_s3" | "github_api"
         ) {
             continue;
-        }
-        if name == "document_service"
-            && transport == Transport::Plain
-            && let Some(m) = c.as_mapping_mut()
-        {
-            m.remove("transport_socket");
         }
         if matches!(name.as_str(), "aws_s3" | "github_api") {
             // A local emulator speaks plain HTTP.
@@ -137,6 +131,39 @@ pub fn render_with(
         }
     }
     serde_yaml_ng::to_string(&doc).map_err(|e| RenderError(e.to_string()))
+}
+
+/// `template` without its SPIFFE mTLS, addresses unchanged (as [`Transport::Plain`]
+/// renders it): for a run on the real ports without a Workload API.
+pub fn without_mtls(template: &str) -> Result<String, RenderError> {
+    let mut doc: Value =
+        serde_yaml_ng::from_str(template).map_err(|e| RenderError(e.to_string()))?;
+    strip_mtls(&mut doc)?;
+    serde_yaml_ng::to_string(&doc).map_err(|e| RenderError(e.to_string()))
+}
+
+/// Takes the SPIFFE mTLS out: the inbound listener's mTLS chain alone, in plain text,
+/// and `document_service` without TLS.
+fn strip_mtls(doc: &mut Value) -> Result<(), RenderError> {
+    let listeners = doc["static_resources"]["listeners"]
+        .as_sequence_mut()
+        .ok_or_else(|| RenderError("no listeners".into()))?;
+    for l in listeners {
+        if l["name"].as_str() == Some("inbound") {
+            plain_inbound(l)?;
+        }
+    }
+    let clusters = doc["static_resources"]["clusters"]
+        .as_sequence_mut()
+        .ok_or_else(|| RenderError("no clusters".into()))?;
+    for c in clusters {
+        if c["name"].as_str() == Some("document_service")
+            && let Some(m) = c.as_mapping_mut()
+        {
+            m.remove("transport_socket");
+        }
+    }
+    Ok(())
 }
 
 /// The inbound listener in plain HTTP: its mTLS chain alone, without TLS (renamed

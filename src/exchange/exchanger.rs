@@ -61,6 +61,7 @@ impl Exchanger {
                 cfg.token_endpoint.clone(),
                 cfg.client.clone(),
                 cfg.token_timeout,
+                cfg.token_endpoint_spiffe_id.as_deref(),
             ),
             skew: cfg.cache_expiry_skew,
             cache: moka::future::Cache::builder()
@@ -73,6 +74,11 @@ impl Exchanger {
                 .expire_after(CacheFor)
                 .build(),
         }
+    }
+
+    /// The workload identity for mTLS to the token endpoint (`outbound.tls`).
+    pub fn use_identity(&self, identity: Arc<crate::spiffe::WorkloadIdentity>) {
+        self.client.use_identity(identity);
     }
 
     /// Forgets every exchanged token (the actor token too).

@@ -11,6 +11,7 @@ use super::client_auth::authenticate;
 use crate::config::{ClientAuthConfig, ClientConfig};
 use crate::http_client;
 use crate::spiffe::jwt::JwtSvidFetcher;
+use crate::spiffe::tls::IdentitySlot;
 
 /// Largest token response accepted.
 const MAX_RESPONSE_BYTES: usize = 64 * 1024;
@@ -40,22 +41,46 @@ pub(super) struct TokenClient {
     client: ClientConfig,
     /// JWT-SVIDs for `jwt_svid` client authentication.
     svids: Option<JwtSvidFetcher>,
+    /// The workload identity for mTLS to the token endpoint (`outbound.tls`), set once
+    /// it exists.
+    identity: IdentitySlot,
 }
 
 impl TokenClient {
-    pub fn new(endpoint: url::Url, client: ClientConfig, timeout: std::time::Duration) -> Self {
+    /// `server_id`: the token service's SPIFFE ID, for mTLS with the pod's SVID.
+    pub fn new(
+        endpoint: url::Url,
+        client: ClientConfig,
+        timeout: std::time::Duration,
+        server_id: Option<&str>,
+    ) -> Self {
         let svids = match &client.auth {
             ClientAuthConfig::JwtSvid { workload_api, .. } => {
                 Some(JwtSvidFetcher::new(workload_api, timeout))
             }
             _ => None,
         };
+        let identity = IdentitySlot::default();
+        let http = match server_id {
+            Some(id) => http_client::build_with_tls(
+                timeout,
+                crate::spiffe::tls::client_config(identity.clone(), id),
+            ),
+            None => http_client::build(timeout),
+        };
         TokenClient {
-            http: http_client::build(timeout),
+            http,
             endpoint,
             client,
             svids,
+            identity,
         }
+    }
+
+    /// Hands over the workload identity whose SVID mTLS presents (once; later calls
+    /// change nothing).
+    pub fn use_identity(&self, identity: std::sync::Arc<crate::spiffe::WorkloadIdentity>) {
+        let _ = self.identity.set(identity);
     }
 
     pub fn client_id(&self) -> &str {
@@ -153,7 +178,18 @@ fn describe_transport(e: &reqwest::Error) -> String {
     if e.is_timeout() {
         "timed out".into()
     } else if e.is_connect() {
-        "connection failed".into()
+        // The innermost cause says why (refused, a TLS peer that is not the pinned
+        // SPIFFE ID, ...): the operator needs it, and it holds no secret.
+        let mut cause = std::error::Error::source(e);
+        let mut innermost = None;
+        while let Some(c) = cause {
+            innermost = Some(c.to_string());
+            cause = c.source();
+        }
+        match innermost {
+            Some(why) => format!("connection failed: {}", clip(&why)),
+            None => "connection failed".into(),
+        }
     } else {
         // Without the URL: it is configuration, and the log line names the endpoint.
         e.to_string()

@@ -5,7 +5,9 @@
 //!   certificates from the test CA), and an upstream presenting another SPIFFE ID than
 //!   the one pinned for its cluster is refused;
 //! - rotations of short-lived SVIDs under continuous requests lose none;
-//! - inbound, a client certificate from the trust domain is required.
+//! - inbound, a client certificate from the trust domain is required;
+//! - actbridge's own calls to the token endpoint (`outbound.tls`) present the SVID and
+//!   refuse a server with another SPIFFE ID than the pinned one.
 
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
@@ -17,8 +19,9 @@ use crate::support::echo::Echo;
 use crate::support::envoy::{Envoy, EnvoyPorts, ExtProcAddr};
 use crate::support::mtls_client;
 use crate::support::tls_echo::TlsEcho;
+use crate::support::tls_front::TlsFront;
 use crate::support::workload_api::{TestCa, WorkloadApi};
-use crate::support::world::{AGENT, DOCUMENT_SERVICE, Sts, claims_of, sidecar_config};
+use crate::support::world::{AGENT, DOCUMENT_SERVICE, Sts, World, claims_of, sidecar_config};
 
 /// summarizer-tech's pod: the Workload API, the token service, the app, an in-mesh
 /// document service presenting `upstream_id`, actbridge and Envoy with the shipped mTLS.
@@ -228,4 +231,115 @@ async fn inbound_requires_a_client_certificate_from_the_trust_domain() {
         2,
         "only the probe went through in plain text"
     );
+}
+
+/// The token service's SPIFFE ID in the token-endpoint tests.
+const TOKEN_SERVICE: &str = "spiffe://demo.example.com/service/token-service";
+
+/// summarizer-tech's sidecar calling its token endpoint through a TLS front presenting
+/// `front_id` (outbound.tls pins TOKEN_SERVICE); plain Envoy.
+async fn world_with_mtls_token_endpoint(front_id: &str) -> (WorkloadApi, TlsFront, World) {
+    let api = WorkloadApi::start(AGENT, Duration::from_secs(60), Duration::from_secs(60)).await;
+    let sts = Sts::start().await;
+    let plain = sts.service.token_endpoint();
+    let url = url::Url::parse(&plain).unwrap();
+    let front = TlsFront::start(&api.ca, front_id, url.port().unwrap()).await;
+    let https = plain.replace(
+        &format!("http://127.0.0.1:{}", url.port().unwrap()),
+        &format!("https://127.0.0.1:{}", front.port),
+    );
+    let line = format!("  token_endpoint: {plain}\n");
+    let base = sidecar_config(&sts);
+    assert!(base.contains(&line));
+    let config = base.replace(
+        &line,
+        &format!("  token_endpoint: {https}\n  tls:\n    spiffe_id: {TOKEN_SERVICE}\n"),
+    ) + &format!("spiffe:\n  endpoint: {}\n", api.endpoint());
+    let world = World::start_with(sts, &config).await;
+    (api, front, world)
+}
+
+#[tokio::test]
+async fn the_token_endpoint_is_called_over_mtls_with_the_svid() {
+    let (_api, front, world) = world_with_mtls_token_endpoint(TOKEN_SERVICE).await;
+    let token = world.sts.alice_delegated().await;
+    let r = world
+        .agent_call("document-service", "/documents/DOC-001", &token)
+        .await;
+    assert_eq!(r.status(), 200, "{}", world.actbridge.log());
+    let peers = front.peers();
+    assert!(
+        !peers.is_empty(),
+        "the token endpoint was reached through the front"
+    );
+    assert!(
+        peers.iter().all(|p| p.as_deref() == Some(AGENT)),
+        "{peers:?}"
+    );
+    assert_eq!(
+        claims_of(world.docs.seen()[0].bearer())["aud"],
+        DOCUMENT_SERVICE
+    );
+}
+
+#[tokio::test]
+async fn a_token_endpoint_presenting_another_spiffe_id_is_refused() {
+    let (_api, front, world) =
+        world_with_mtls_token_endpoint("spiffe://demo.example.com/service/impostor").await;
+    let token = world.sts.alice_delegated().await;
+    let exchanges_before = world.sts.service.stats().token_exchange;
+    let r = world
+        .agent_call("document-service", "/documents/DOC-001", &token)
+        .await;
+    assert_eq!(r.status(), 503);
+    assert_eq!(world.docs.count(), 0);
+    assert!(front.failed_handshakes() >= 1);
+    assert_eq!(
+        world.sts.service.stats().token_exchange,
+        exchanges_before,
+        "no token request reached the impostor's backend"
+    );
+    assert!(
+        world.actbridge.log().contains("not the pinned"),
+        "the operator is told why:\n{}",
+        world.actbridge.log()
+    );
+}
+
+#[test]
+fn outbound_tls_configuration_errors_name_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let check = |outbound_tail: &str, endpoint: &str, spiffe: bool| -> String {
+        let config = dir.path().join("actbridge.yaml");
+        let mut text = format!(
+            "listen: {{ext_proc: 'tcp://127.0.0.1:9001'}}\n\
+             issuers: [{{issuer: 'http://127.0.0.1:1/realms/demo', audiences: [a]}}]\n\
+             outbound:\n  token_endpoint: {endpoint}\n  \
+             client: {{client_id: '{AGENT}', auth: {{method: client_secret_post, secret: s}}}}\n\
+             {outbound_tail}"
+        );
+        if spiffe {
+            text += "spiffe: {endpoint: 'unix:///run/spire/sockets/agent.sock'}\n";
+        }
+        std::fs::write(&config, text).unwrap();
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_actbridge"))
+            .arg("check-config")
+            .arg(&config)
+            .env_remove("SPIFFE_ENDPOINT_SOCKET")
+            .output()
+            .unwrap();
+        if out.status.success() {
+            return "ok".into();
+        }
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let https = "https://127.0.0.1:1/realms/demo/protocol/openid-connect/token";
+    let tls = format!("  tls: {{spiffe_id: '{TOKEN_SERVICE}'}}\n");
+    assert_eq!(check(&tls, https, true), "ok");
+    let e = check(&tls, https, false);
+    assert!(e.contains("outbound.tls") && e.contains("spiffe"), "{e}");
+    let e = check(&tls, "http://127.0.0.1:1/t", true);
+    assert!(e.contains("outbound.tls") && e.contains("https"), "{e}");
+    let e = check("  tls: {spiffe_id: 'document-service'}\n", https, true);
+    assert!(e.contains("outbound.tls.spiffe_id"), "{e}");
 }

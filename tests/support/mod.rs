@@ -17,5 +17,6 @@ pub mod otlp;
 pub mod postgres;
 pub mod sshd;
 pub mod tls_echo;
+pub mod tls_front;
 pub mod workload_api;
 pub mod world;

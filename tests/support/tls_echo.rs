@@ -56,25 +56,31 @@ pub fn spiffe_id_and_serial(der: &[u8]) -> (Option<String>, String) {
     (id, cert.raw_serial_as_string())
 }
 
+/// A TLS server config presenting an SVID for `spiffe_id` from `ca` and requiring a
+/// client certificate from `ca`.
+pub fn server_config(ca: &TestCa, spiffe_id: &str) -> Arc<ServerConfig> {
+    let mut roots = RootCertStore::empty();
+    roots.add(CertificateDer::from(ca.bundle_der())).unwrap();
+    let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider())
+        .build()
+        .unwrap();
+    let svid = ca.issue(spiffe_id, Duration::from_secs(3600));
+    let config = ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(
+            vec![CertificateDer::from(svid.cert_der)],
+            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(svid.key_der)),
+        )
+        .unwrap();
+    Arc::new(config)
+}
+
 impl TlsEcho {
     /// Serves as `spiffe_id` (an SVID from `ca`), trusting client certificates from `ca`.
     pub async fn start(ca: &TestCa, spiffe_id: &str) -> TlsEcho {
-        let mut roots = RootCertStore::empty();
-        roots.add(CertificateDer::from(ca.bundle_der())).unwrap();
-        let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider())
-            .build()
-            .unwrap();
-        let svid = ca.issue(spiffe_id, Duration::from_secs(3600));
-        let config = ServerConfig::builder_with_provider(provider())
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_client_cert_verifier(verifier)
-            .with_single_cert(
-                vec![CertificateDer::from(svid.cert_der)],
-                PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(svid.key_der)),
-            )
-            .unwrap();
-        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let acceptor = tokio_rustls::TlsAcceptor::from(server_config(ca, spiffe_id));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let seen = Arc::new(Mutex::new(Vec::new()));
