@@ -11,9 +11,11 @@
 //! SPIRE issues none.
 //!
 //! The bundle (`spiffe.jwt_bundle` in the realm file) is a JWKS file, read at start and
-//! again when a `kid` is unknown, or an http(s) URL (SPIRE's bundle endpoint or OIDC
-//! discovery provider `/keys`) fetched on first use and when a `kid` is unknown, at most
-//! once a second.
+//! again when a `kid` is unknown; an http(s) URL (SPIRE's bundle endpoint or OIDC
+//! discovery provider `/keys`); or a SPIFFE Workload API endpoint (`unix:///…`,
+//! `tcp://…`: `FetchJWTBundles` through the `spiffe` crate, when the token service runs
+//! next to a SPIRE agent). The last two are fetched on first use; all are fetched again
+//! when a `kid` is unknown, at most once a second.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -39,6 +41,7 @@ const MIN_RELOAD: Duration = Duration::from_secs(1);
 enum Source {
     File(PathBuf),
     Url(url::Url),
+    WorkloadApi(String),
 }
 
 /// The trust domain's JWT bundle: its keys by `kid`.
@@ -84,6 +87,9 @@ impl JwtBundle {
     pub(crate) fn new(trust_domain: &str, location: &str) -> Result<JwtBundle, String> {
         let source = match url::Url::parse(location) {
             Ok(u) if matches!(u.scheme(), "http" | "https") => Source::Url(u),
+            Ok(u) if matches!(u.scheme(), "unix" | "tcp") => {
+                Source::WorkloadApi(location.to_string())
+            }
             _ => Source::File(PathBuf::from(location)),
         };
         let keys = match &source {
@@ -92,7 +98,7 @@ impl JwtBundle {
                     std::fs::read(p).map_err(|e| format!("cannot read `{}`: {e}", p.display()))?;
                 parse(&bytes).map_err(|e| format!("`{}`: {e}", p.display()))?
             }
-            Source::Url(_) => HashMap::new(),
+            Source::Url(_) | Source::WorkloadApi(_) => HashMap::new(),
         };
         Ok(JwtBundle {
             trust_domain: trust_domain.to_string(),
@@ -127,6 +133,12 @@ impl JwtBundle {
 
     async fn load(&self) -> Result<HashMap<String, DecodingKey>, String> {
         let bytes = match &self.source {
+            Source::WorkloadApi(endpoint) => {
+                let fetch = from_workload_api(endpoint, &self.trust_domain);
+                return tokio::time::timeout(Duration::from_secs(5), fetch)
+                    .await
+                    .map_err(|_| format!("the Workload API at {endpoint} did not answer in 5s"))?;
+            }
             Source::File(p) => tokio::fs::read(p).await.map_err(|e| e.to_string())?,
             Source::Url(u) => crate::http_client::build(Duration::from_secs(5))
                 .get(u.clone())
@@ -141,6 +153,33 @@ impl JwtBundle {
         };
         parse(&bytes)
     }
+}
+
+/// The trust domain's JWT keys from the Workload API's `FetchJWTBundles`.
+async fn from_workload_api(
+    endpoint: &str,
+    trust_domain: &str,
+) -> Result<HashMap<String, DecodingKey>, String> {
+    let client = spiffe::WorkloadApiClient::connect_to(endpoint)
+        .await
+        .map_err(|e| format!("Workload API at {endpoint}: {e}"))?;
+    let set = client
+        .fetch_jwt_bundles()
+        .await
+        .map_err(|e| format!("Workload API at {endpoint}: {e}"))?;
+    let td = spiffe::TrustDomain::new(trust_domain).map_err(|e| e.to_string())?;
+    let bundle = set
+        .get(&td)
+        .ok_or_else(|| format!("the Workload API has no JWT bundle for {trust_domain}"))?;
+    let mut keys = HashMap::new();
+    for authority in bundle.jwt_authorities() {
+        let jwk: jsonwebtoken::jwk::Jwk = serde_json::from_slice(authority.jwk_json())
+            .map_err(|e| format!("JWT authority {}: {e}", authority.key_id()))?;
+        let key = DecodingKey::from_jwk(&jwk)
+            .map_err(|e| format!("JWT authority {}: {e}", authority.key_id()))?;
+        keys.insert(authority.key_id().to_string(), key);
+    }
+    Ok(keys)
 }
 
 fn refuse(why: impl Into<String>) -> Refusal {

@@ -70,9 +70,10 @@ struct RawRealm {
 struct RawSpiffe {
     /// The trust domain, e.g. `demo.example.com`; `jwt_svid` clients' ids must be in it.
     trust_domain: String,
-    /// The trust domain's JWT bundle as a JWKS: a file path (read at start and again
-    /// when a `kid` is unknown) or an http(s) URL (SPIRE's bundle endpoint or its OIDC
-    /// discovery provider's `/keys`).
+    /// The trust domain's JWT bundle: a JWKS file path (read at start and again when a
+    /// `kid` is unknown), an http(s) URL serving the JWKS (SPIRE's bundle endpoint or its
+    /// OIDC discovery provider's `/keys`), or a SPIFFE Workload API endpoint
+    /// (`unix:///…`, `tcp://…`: its `FetchJWTBundles`).
     jwt_bundle: String,
 }
 

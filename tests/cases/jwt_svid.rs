@@ -302,3 +302,39 @@ fn jwt_svid_configuration_errors_name_the_key() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn the_token_service_can_take_the_jwt_bundle_from_the_workload_api() {
+    // The token service next to a SPIRE agent: `jwt_bundle` names the Workload API, whose
+    // FetchJWTBundles (read through the spiffe crate) gives the trust domain's keys.
+    let api = WorkloadApi::start(AGENT, Duration::from_secs(60), Duration::from_secs(60)).await;
+    let demo =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("demo/realm.yaml"))
+            .unwrap()
+            .replace(
+                "    secret: summarizer-tech-demo-secret\n",
+                "    jwt_svid: true\n",
+            );
+    let realm = demo
+        + &format!(
+            "spiffe:\n  trust_domain: demo.example.com\n  jwt_bundle: {}\n",
+            api.endpoint()
+        );
+    let sts = Sts::start_with_realm(&realm).await;
+    let issuer = sts.service.issuer();
+    let (s, body) = token_request(
+        &sts,
+        &api.jwt_key.svid(AGENT, &[&issuer], 60),
+        CLIENT_CREDENTIALS,
+    )
+    .await;
+    assert_eq!(s, 200, "{body}");
+    let forger = TestJwtKey::new(&api.jwt_key.kid);
+    let (s, body) = token_request(
+        &sts,
+        &forger.svid(AGENT, &[&issuer], 60),
+        CLIENT_CREDENTIALS,
+    )
+    .await;
+    assert_eq!(body["error"], "invalid_client", "{s} {body}");
+}
