@@ -39,6 +39,7 @@
 #![deny(rust_2018_idioms)]
 
 pub mod admin;
+pub mod agentproto;
 pub mod audit;
 pub mod clock;
 pub mod config;

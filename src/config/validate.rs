@@ -162,6 +162,13 @@ pub(super) fn validate(raw: RawConfig, env: &dyn Env) -> Result<Config, ConfigEr
             delegation,
             single_use_paths,
             custody_entries,
+            protected_resource: raw
+                .inbound
+                .protected_resource
+                .as_ref()
+                .map(super::agent_protocols::validate_protected_resource)
+                .transpose()?,
+            public_agent_card: raw.inbound.public_agent_card.unwrap_or(false),
         },
         outbound,
         policy: raw

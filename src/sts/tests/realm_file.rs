@@ -47,7 +47,11 @@ fn the_demo_realm_holds_the_demo_world() {
                 "profile",
                 "email",
                 "documents.read",
-                "documents.write"
+                "documents.write",
+                "mcp:read_document",
+                "mcp:search",
+                "mcp:delete_document",
+                "mcp:send_message"
             ]
         );
     }
