@@ -168,6 +168,12 @@ pub struct RawInbound {
     /// Entries as in `bypass_paths`.
     #[serde(default)]
     pub single_use_paths: Vec<RawPathMatch>,
+    /// Scopes (globs, e.g. `mcp:*`) that make a token single-use wherever it is
+    /// presented: a token holding one must carry a `jti`, and a second presentation is
+    /// refused (401 `token_replayed`) — the single-use tool tokens of an MCP server, say,
+    /// beside the ordinary tokens its other calls carry. Default none.
+    #[serde(default)]
+    pub single_use_scopes: Vec<String>,
     /// Token custody: the app never receives the user's token (nor the delegated one).
     /// It gets an opaque random placeholder, bound to that token for the token's life,
     /// and presents it on its outbound requests; actbridge resolves it on this sidecar's

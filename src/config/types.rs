@@ -106,6 +106,8 @@ pub struct InboundConfig {
     pub delegation: bool,
     /// Paths that accept only single-use tokens.
     pub single_use_paths: Vec<PathMatch>,
+    /// Scope globs that make a token single-use.
+    pub single_use_scopes: Vec<glob::Pattern>,
     /// Capacity of token custody; `None` = custody off.
     pub custody_entries: Option<u64>,
     /// The app's protected resource metadata, when configured.

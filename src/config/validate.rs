@@ -161,6 +161,20 @@ pub(super) fn validate(raw: RawConfig, env: &dyn Env) -> Result<Config, ConfigEr
             bypass_paths,
             delegation,
             single_use_paths,
+            single_use_scopes: raw
+                .inbound
+                .single_use_scopes
+                .iter()
+                .enumerate()
+                .map(|(i, s)| {
+                    glob::Pattern::new(s).map_err(|e| {
+                        ConfigError::invalid(
+                            format!("inbound.single_use_scopes[{i}]"),
+                            format_args!("`{s}` is not a valid glob ({e})"),
+                        )
+                    })
+                })
+                .collect::<Result<_, _>>()?,
             custody_entries,
             protected_resource: raw
                 .inbound

@@ -109,7 +109,11 @@ impl InboundStage {
         trail.verified(&verified);
         let own = self.delegate_to.as_ref().map(|a| a.client_id());
         self.shared.revocations.check(&verified, own)?;
-        if self.cfg.single_use_paths.iter().any(|p| p.matches(path)) {
+        let capability = verified
+            .scopes
+            .iter()
+            .any(|s| self.cfg.single_use_scopes.iter().any(|g| g.matches(s)));
+        if capability || self.cfg.single_use_paths.iter().any(|p| p.matches(path)) {
             self.shared.replay.first_use(&verified)?;
         }
         let adds_agent = self

@@ -14,6 +14,7 @@ mod filter;
 mod github;
 mod inbound;
 mod inject_cli;
+mod mcp;
 mod metrics;
 mod ministack;
 mod outbound;

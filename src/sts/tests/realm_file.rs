@@ -48,6 +48,7 @@ fn the_demo_realm_holds_the_demo_world() {
                 "email",
                 "documents.read",
                 "documents.write",
+                "mcp",
                 "mcp:read_document",
                 "mcp:search",
                 "mcp:delete_document",
