@@ -479,3 +479,84 @@ async fn the_mcp_servers_sidecar_publishes_its_protected_resource_metadata() {
     assert_eq!(r.status(), 401);
     assert!(s.server.calls().is_empty());
 }
+
+/// A policy that judges A2A calls by method and agent called.
+const A2A_POLICY: &str = r#"package actbridge
+
+import rego.v1
+
+default decision := {"allow": false, "reason": "this A2A call is not allowed", "grant": []}
+
+decision := {"allow": true, "reason": "ok", "grant": ["engineering"]} if {
+	input.a2a.known
+	input.a2a.agent == "spiffe://demo.example.com/agent/reviewer-ops"
+	input.a2a.method in {"message/send", "tasks/get"}
+}
+"#;
+
+#[tokio::test]
+async fn a2a_calls_are_judged_by_method_and_agent() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("decision.rego"), A2A_POLICY).unwrap();
+    let sts = Sts::start().await;
+    let peer = crate::support::echo::Echo::start().await;
+    let config = sidecar_head(&sts, AGENT)
+        + &format!(
+            r#"outbound:
+  token_endpoint: {token}
+  client:
+    client_id: "{AGENT}"
+    auth: {{method: client_secret_post, secret: summarizer-tech-demo-secret}}
+  routes:
+    - name: reviewer-ops
+      host: "127.0.0.1:{port}"
+      action: exchange
+      audience: spiffe://demo.example.com/agent/reviewer-ops
+      protocol: a2a
+policy:
+  dir: {policy}
+"#,
+            token = sts.service.token_endpoint(),
+            port = peer.port,
+            policy = dir.path().display(),
+        );
+    let world = World::start_with(sts, &config).await;
+    let token = world.sts.alice_delegated().await;
+    let send = |body: &'static str| {
+        world
+            .http
+            .post(format!("http://127.0.0.1:{}/", world.envoy.outbound_port))
+            .header("host", format!("127.0.0.1:{}", peer.port))
+            .header("content-type", "application/json")
+            .bearer_auth(&token)
+            .body(body)
+            .send()
+    };
+    let r = send(r#"{"jsonrpc":"2.0","id":"m1","method":"message/send","params":{"message":{"role":"user","parts":[{"kind":"text","text":"review this"}],"messageId":"x"}}}"#)
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let seen = peer.seen();
+    assert_eq!(seen.len(), 1);
+    let c = claims_of(seen[0].bearer());
+    assert_eq!(c["aud"], "spiffe://demo.example.com/agent/reviewer-ops");
+
+    for refused in [
+        r#"{"jsonrpc":"2.0","id":"m2","method":"tasks/cancel","params":{"id":"t1"}}"#,
+        r#"{"jsonrpc":"2.0","id":"m3","method":"tools/call","params":{"name":"x"}}"#,
+    ] {
+        let r = send(refused).await.unwrap();
+        assert_eq!(r.status(), 403, "{refused}");
+        assert!(
+            r.headers().get("www-authenticate").is_none(),
+            "insufficient_scope is MCP's, not A2A's"
+        );
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(v["error"]["message"], "this A2A call is not allowed");
+        assert_eq!(
+            v["id"],
+            serde_json::from_str::<Value>(refused).unwrap()["id"]
+        );
+    }
+    assert_eq!(peer.count(), 1, "refused calls never reached the agent");
+}

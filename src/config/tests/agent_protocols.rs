@@ -40,7 +40,10 @@ fn routes_speak_http_unless_told_and_mcp_gets_safe_defaults() {
 fn agent_protocol_mistakes_name_their_key() {
     let cases = [
         (route(", protocol: grpc"), "outbound.routes[0].protocol"),
-        (route(", max_body_bytes: 10"), "outbound.routes[0].max_body_bytes"),
+        (
+            route(", max_body_bytes: 10"),
+            "outbound.routes[0].max_body_bytes",
+        ),
         (
             route(", protocol: mcp, max_body_bytes: 0"),
             "outbound.routes[0].max_body_bytes",
@@ -62,11 +65,15 @@ fn agent_protocol_mistakes_name_their_key() {
             "outbound.routes[0].protocol",
         ),
         (
-            format!("{MINIMAL}inbound:\n  protected_resource: {{resource: 'http://mcp.example.com/mcp', authorization_servers: [https://as]}}\n"),
+            format!(
+                "{MINIMAL}inbound:\n  protected_resource: {{resource: 'http://mcp.example.com/mcp', authorization_servers: [https://as]}}\n"
+            ),
             "inbound.protected_resource.resource",
         ),
         (
-            format!("{MINIMAL}inbound:\n  protected_resource: {{resource: 'https://mcp.example.com/mcp', authorization_servers: []}}\n"),
+            format!(
+                "{MINIMAL}inbound:\n  protected_resource: {{resource: 'https://mcp.example.com/mcp', authorization_servers: []}}\n"
+            ),
             "inbound.protected_resource.authorization_servers",
         ),
         (
