@@ -77,9 +77,10 @@ impl RpcError {
     }
 }
 
-/// Parses a POST body.
+/// Parses a POST body. An object with a key twice, anywhere in the body, is refused:
+/// parsers disagree on which copy wins, and the policy must judge what the server reads.
 pub fn parse(body: &[u8]) -> Result<Envelope, RpcError> {
-    let value: Value = serde_json::from_slice(body).map_err(|_| RpcError::Parse)?;
+    let value = strict_json(body)?;
     if depth(&value) > MAX_DEPTH {
         return Err(RpcError::Invalid("nested too deeply"));
     }
@@ -154,6 +155,83 @@ fn depth(v: &Value) -> usize {
         }
     }
     deepest
+}
+
+const DUPLICATE: &str = "duplicate key";
+
+/// JSON text to a value, refusing an object with a key twice (`Invalid`) as well as
+/// anything that is not one JSON value (`Parse`).
+pub fn strict_json(body: &[u8]) -> Result<Value, RpcError> {
+    let mut de = serde_json::Deserializer::from_slice(body);
+    match serde::Deserialize::deserialize(&mut de).and_then(|v: Strict| {
+        de.end()?;
+        Ok(v)
+    }) {
+        Ok(Strict(v)) => Ok(v),
+        Err(e) if e.to_string().starts_with(DUPLICATE) => {
+            Err(RpcError::Invalid("an object has a key twice"))
+        }
+        Err(_) => Err(RpcError::Parse),
+    }
+}
+
+/// A JSON value whose objects have no repeated key. Written by hand because
+/// `serde_json::Value` keeps the last copy silently and no well-kept crate offers a
+/// strict variant; the recursion depth is bounded by serde_json's own limit (128).
+struct Strict(Value);
+
+impl<'de> serde::Deserialize<'de> for Strict {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(StrictVisitor).map(Strict)
+    }
+}
+
+struct StrictVisitor;
+
+impl<'de> serde::de::Visitor<'de> for StrictVisitor {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("JSON")
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+        Ok(serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::String(v.to_string()))
+    }
+    fn visit_string<E>(self, v: String) -> Result<Value, E> {
+        Ok(Value::String(v))
+    }
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut out = Vec::new();
+        while let Some(Strict(v)) = seq.next_element()? {
+            out.push(v);
+        }
+        Ok(Value::Array(out))
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut out = serde_json::Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            let Strict(v) = map.next_value()?;
+            if out.insert(key, v).is_some() {
+                return Err(serde::de::Error::custom(DUPLICATE));
+            }
+        }
+        Ok(Value::Object(out))
+    }
 }
 
 /// A JSON-RPC error response body: `{"jsonrpc":"2.0","id":…,"error":{"code":…,"message":…}}`.
@@ -264,6 +342,35 @@ mod tests {
         assert_eq!(
             parse(deep.as_bytes()),
             Err(RpcError::Invalid("nested too deeply"))
+        );
+    }
+
+    #[test]
+    fn a_key_given_twice_anywhere_is_refused() {
+        for body in [
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/list","method":"tools/call"}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"search","name":"delete_document"}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"read_document","arguments":{"id":"DOC-002","id":"DOC-004"}}}"#,
+            r#"[{"jsonrpc":"2.0","id":1,"method":"x"},{"jsonrpc":"2.0","id":2,"id":3,"method":"x"}]"#,
+        ] {
+            assert_eq!(
+                parse(body.as_bytes()),
+                Err(RpcError::Invalid("an object has a key twice")),
+                "{body}"
+            );
+        }
+        // Trailing garbage is not JSON; numbers, escapes and nesting survive the strict path.
+        assert_eq!(
+            parse(br#"{"jsonrpc":"2.0","method":"x"} {}"#),
+            Err(RpcError::Parse)
+        );
+        let e =
+            parse(br#"{"jsonrpc":"2.0","id":-1.5e3,"method":"a\u00e9","params":[[1,true,null]]}"#)
+                .unwrap();
+        assert_eq!(e.messages[0].method.as_deref(), Some("a\u{e9}"));
+        assert_eq!(
+            e.messages[0].params,
+            Some(serde_json::json!([[1, true, null]]))
         );
     }
 

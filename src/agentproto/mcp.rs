@@ -5,7 +5,7 @@
 
 use serde_json::Value;
 
-use super::jsonrpc::Message;
+use super::jsonrpc::{Message, strict_json};
 
 /// `tools/call`.
 pub const TOOLS_CALL: &str = "tools/call";
@@ -75,7 +75,7 @@ impl ToolsList {
             .to_ascii_lowercase();
         let form = match media.as_str() {
             "application/json" => Form::Json(
-                serde_json::from_slice(body).map_err(|_| McpError::BadListResponse("not JSON"))?,
+                strict_json(body).map_err(|_| McpError::BadListResponse("not strict JSON"))?,
             ),
             "text/event-stream" => Form::Events(events(body)?),
             _ => {
@@ -200,10 +200,13 @@ fn events(body: &[u8]) -> Result<Vec<Event>, McpError> {
                 None => other_lines.push(line.to_string()),
             }
         }
-        let data = if raw_data.is_empty() {
-            None
-        } else {
-            serde_json::from_str(&raw_data.join("\n")).ok()
+        // Data that is not JSON is no JSON-RPC message and passes as it is; data that is
+        // JSON with a key twice cannot be narrowed with certainty and is an error.
+        let data = match strict_json(raw_data.join("\n").as_bytes()) {
+            _ if raw_data.is_empty() => None,
+            Ok(v) => Some(v),
+            Err(super::jsonrpc::RpcError::Parse) => None,
+            Err(_) => return Err(McpError::BadListResponse("an object has a key twice")),
         };
         out.push(Event {
             other_lines,
@@ -304,6 +307,10 @@ mod tests {
         assert!(ToolsList::parse(b"<html>", "text/html", vec![]).is_err());
         assert!(ToolsList::parse(b"{", "application/json", vec![]).is_err());
         assert!(ToolsList::parse(b"\xff\n\n", "text/event-stream", vec![]).is_err());
+        let twice = r#"{"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"search","name":"delete_document"}]}}"#;
+        assert!(ToolsList::parse(twice.as_bytes(), "application/json", vec![1.into()]).is_err());
+        let sse = format!("data: {twice}\n\n");
+        assert!(ToolsList::parse(sse.as_bytes(), "text/event-stream", vec![1.into()]).is_err());
         let nameless = r#"{"jsonrpc":"2.0","id":1,"result":{"tools":[{"title":"x"}]}}"#;
         let mut l =
             ToolsList::parse(nameless.as_bytes(), "application/json", vec![1.into()]).unwrap();
