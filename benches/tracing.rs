@@ -16,9 +16,8 @@ use std::time::Duration;
 
 use actbridge::config::{Config, ProcessEnv};
 use actbridge::credentials::Credentials;
-use actbridge::pipeline::{Decision, Pipeline, RequestFacts};
+use actbridge::pipeline::{Decision, Pipeline};
 use actbridge::policy::PolicyEngine;
-use actbridge::sts::{Realm, TokenService};
 use actbridge::telemetry::{self, LogFormat};
 use criterion::{Criterion, criterion_group, criterion_main};
 use futures::executor::block_on;
@@ -27,40 +26,10 @@ use futures::executor::block_on;
 #[allow(dead_code)]
 mod otlp;
 
-const AGENT: &str = "spiffe://demo.example.com/agent/summarizer-tech";
+#[path = "support/steady.rs"]
+mod steady;
 
-/// The embedded token service on loopback, and alice's token for summarizer-tech.
-fn token_service(rt: &tokio::runtime::Runtime) -> (Arc<TokenService>, String) {
-    let root = env!("CARGO_MANIFEST_DIR");
-    let realm = Realm::from_yaml_file(std::path::Path::new(&format!("{root}/demo/realm.yaml")))
-        .expect("demo realm");
-    rt.block_on(async {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        let sts = TokenService::new(realm, &url, None).unwrap();
-        tokio::spawn(
-            sts.clone()
-                .serve(listener, tokio_util::sync::CancellationToken::new()),
-        );
-        let body: serde_json::Value = reqwest::Client::new()
-            .post(sts.token_endpoint())
-            .form(&[
-                ("grant_type", "password"),
-                ("username", "alice"),
-                ("password", "alice123"),
-                ("client_id", AGENT),
-                ("client_secret", "summarizer-tech-demo-secret"),
-            ])
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let token = body["access_token"].as_str().expect("a token").to_string();
-        (sts, token)
-    })
-}
+use steady::{AGENT, inbound_request, token_service};
 
 fn bench(c: &mut Criterion) {
     let rt = tokio::runtime::Runtime::new().unwrap();
@@ -90,24 +59,7 @@ fn bench(c: &mut Criterion) {
     for store in pipeline.verifier().jwks_stores() {
         rt.block_on(store.refresh()).expect("JWKS");
     }
-    let bearer = format!("Bearer {token}");
-    let req = RequestFacts::new(
-        Some("inbound"),
-        [
-            (":authority", "summarizer-tech"),
-            (":method", "GET"),
-            (":path", "/documents/DOC-001"),
-            ("authorization", bearer.as_str()),
-            (
-                "traceparent",
-                "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
-            ),
-        ]
-        .into_iter()
-        .map(|(k, v): (&str, &str)| (k.to_string(), v.as_bytes().to_vec()))
-        .collect(),
-    )
-    .unwrap();
+    let req = inbound_request(&token);
     assert!(matches!(
         block_on(pipeline.decide(&req)),
         Decision::Continue(_)

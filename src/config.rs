@@ -4,6 +4,7 @@
 //! Secrets never appear in the config's `Debug` output.
 
 mod admin;
+mod agent_protocols;
 mod audit;
 mod credentials;
 mod error;
@@ -20,6 +21,9 @@ mod types;
 mod validate;
 
 pub use admin::{AdminApiConfig, ApprovalsConfig, RevocationConfig};
+pub use agent_protocols::{
+    DEFAULT_MAX_BODY_BYTES, PROTECTED_RESOURCE_PATH, ProtectedResource, RouteProtocol,
+};
 pub use audit::{AuditConfig, CheckpointConfig, QueueFullPolicy};
 pub use credentials::{
     AwsStsConfig, BackendConfig, CredentialConfig, FilterConfig, FilterRule, GithubAppConfig,

@@ -19,6 +19,8 @@
 //!   chain and the route.
 //! - [`credentials`]: credential backends (AWS STS session credentials, …) for
 //!   destinations that do not accept actbridge's JWTs: one seam, one module per backend.
+//! - [`agentproto`]: MCP and A2A over JSON-RPC — strict parsing, the tool a call names,
+//!   `tools/list` results narrowed; pure, used by the pipeline's agent-protocol routes.
 //! - [`sts`]: the embedded token service (Keycloak-dialect paths) used by the demo,
 //!   the tests and one-machine runs.
 //! - [`spiffe`]: the pod's workload identity (X.509-SVIDs from the SPIFFE Workload API)
@@ -39,6 +41,7 @@
 #![deny(rust_2018_idioms)]
 
 pub mod admin;
+pub mod agentproto;
 pub mod audit;
 pub mod clock;
 pub mod config;

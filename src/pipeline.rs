@@ -17,6 +17,7 @@ mod refusal;
 mod replay;
 mod request;
 mod revocation;
+mod rpc;
 mod span;
 mod trail;
 mod vend;
@@ -26,6 +27,7 @@ pub use decision::{Decision, Denial, Mutations, Reply};
 pub use refusal::Refusal;
 pub use request::{Direction, RequestError, RequestFacts};
 pub use revocation::{DenyList, Revocation, RevocationError, RevocationKind, Revoked};
+pub use rpc::ToolsNarrowing;
 
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
@@ -270,6 +272,37 @@ impl Pipeline {
         self.traced_conclusion(span, req, trail, outcome, started)
     }
 
+    /// The `tools/list` result `body` (served as `content_type`) with the tools the
+    /// policy would refuse removed; a refusal (502 in JSON-RPC terms) when it cannot be
+    /// read or judged: the agent never sees a list nobody judged.
+    pub async fn narrow_response(
+        &self,
+        narrowing: &ToolsNarrowing,
+        content_type: &str,
+        body: &[u8],
+    ) -> Result<Vec<u8>, Denial> {
+        let outcome = match &self.policy {
+            Some(engine) => narrowing.narrow(engine, content_type, body).await,
+            None => Err(Refusal::PolicyMissing),
+        };
+        match outcome {
+            Ok((body, removed)) => {
+                tracing::debug!(route = narrowing.route(), removed, "tools/list narrowed");
+                Ok(body)
+            }
+            Err(refusal) => {
+                tracing::warn!(route = narrowing.route(), error = %refusal, "tools/list refused");
+                let rpc = rpc::RpcTrail {
+                    protocol: "mcp",
+                    reply_id: serde_json::Value::Null,
+                    calls: Vec::new(),
+                    scope: None,
+                };
+                Err(rpc.render(refusal.denial(None), &refusal))
+            }
+        }
+    }
+
     /// [`Pipeline::conclude`], recording what was learned and decided in the request's
     /// span.
     fn traced_conclusion(
@@ -298,7 +331,7 @@ impl Pipeline {
         let decision = match outcome {
             Ok(then) => {
                 let step = match &then {
-                    Then::Forward(_) => "allowed",
+                    Then::Forward(_) | Then::Narrow { .. } => "allowed",
                     Then::ReadBody { .. } => "reading body",
                     Then::Respond(_) => "answered",
                 };
@@ -317,15 +350,28 @@ impl Pipeline {
                     Then::ReadBody {
                         mutations,
                         max_bytes,
+                        watch_response,
                     } => Decision::ReadBody {
                         max_bytes,
                         mutations,
+                        watch_response,
+                    },
+                    Then::Narrow {
+                        mutations,
+                        narrowing,
+                    } => Decision::Narrow {
+                        mutations,
+                        narrowing,
                     },
                     Then::Respond(reply) => Decision::Respond(reply),
                 }
             }
             Err(refusal) => {
                 let denial = self.refuse(req, &refusal);
+                let denial = match &trail.rpc {
+                    Some(rpc) => rpc.render(denial, &refusal),
+                    None => self.inbound.challenge(req, denial),
+                };
                 let detail = Some(refusal.to_string());
                 let decision = self.audit(req, &trail, Decision::Deny(denial), detail);
                 self.count(req, &trail, &decision, started);
@@ -345,7 +391,7 @@ impl Pipeline {
         }
         let verdict = match decision {
             Decision::ReadBody { .. } => return,
-            Decision::Continue(_) => "allow",
+            Decision::Continue(_) | Decision::Narrow { .. } => "allow",
             Decision::Respond(_) => "answer",
             Decision::Deny(d) => {
                 self.metrics.refusal(direction, d.reason);
@@ -370,7 +416,7 @@ impl Pipeline {
         };
         let (verdict, denial) = match &decision {
             Decision::ReadBody { .. } => return decision,
-            Decision::Continue(_) => ("allow", None),
+            Decision::Continue(_) | Decision::Narrow { .. } => ("allow", None),
             Decision::Respond(_) => ("answer", None),
             Decision::Deny(d) => ("deny", Some(d)),
         };
@@ -422,12 +468,19 @@ pub(crate) struct Shared {
 pub(crate) enum Then {
     /// Forwarded with these mutations.
     Forward(Mutations),
+    /// Forwarded with these mutations; the `tools/list` result coming back is narrowed.
+    Narrow {
+        mutations: Mutations,
+        narrowing: Arc<rpc::ToolsNarrowing>,
+    },
     /// Decided on its body (at most `max_bytes`), these mutations applying meanwhile.
     ReadBody {
         /// Applied while the body is read.
         mutations: Mutations,
         /// Largest body accepted.
         max_bytes: usize,
+        /// The response is watched after the body is decided.
+        watch_response: bool,
     },
     /// Answered here.
     Respond(Reply),

@@ -18,7 +18,9 @@ mod testing;
 pub use decision::PolicyDecision;
 pub use engine::PolicyEngine;
 pub use error::PolicyError;
-pub use input::{ActorInput, PolicyInput, ResourceError, UserInput, action_of, resource_of};
+pub use input::{
+    A2aInput, ActorInput, McpInput, PolicyInput, ResourceError, UserInput, action_of, resource_of,
+};
 pub use testing::{TestOutcome, TestReport, run_tests};
 
 /// Evaluates `input` (a JSON document) against the policy in `dir` once, without the

@@ -1,5 +1,5 @@
 # The decision actbridge asks for (`data.actbridge.decision`):
-#   {allow, reason, grant, approval_required, exclude}
+#   {allow, reason, grant, approval_required, exclude, single_use_token}
 # The first refusal that applies wins; otherwise the request is allowed with the grant.
 package actbridge
 
@@ -13,6 +13,8 @@ refusal := "an agent in the delegation chain is not registered" if {
 	count(grant) == 0
 } else := document_refusal if {
 	document_refusal
+} else := mcp_refusal if {
+	mcp_refusal
 } else := object_refusal
 
 default decision := {
@@ -29,10 +31,19 @@ decision := {
 	"approval_required": false,
 }
 
+default approval_required := false
+
+default single_use_token := false
+
 decision := {
 	"allow": true,
-	"reason": "allowed: the grant is the user's permissions and every agent's",
+	"reason": allowed_reason,
 	"grant": sort([d | some d in grant]),
-	"approval_required": false,
+	"approval_required": approval_required,
 	"exclude": sort([k | some k in exclude]),
+	"single_use_token": single_use_token,
 } if not refusal
+
+allowed_reason := "a person must approve this tool call" if {
+	approval_required
+} else := "allowed: the grant is the user's permissions and every agent's"

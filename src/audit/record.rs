@@ -36,6 +36,10 @@ pub struct DecisionRecord {
     pub authority: String,
     /// `:path` without the query string (which may carry credentials).
     pub path: String,
+    /// On an agent-protocol route, the JSON-RPC calls judged, in order
+    /// (`tools/call read_document`, `tools/list`, `message/send`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub calls: Vec<String>,
     /// The user (`preferred_username`), when a token was verified.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user: Option<String>,

@@ -299,6 +299,7 @@ fn validate_route(
             ))
         }
     };
+    let protocol = super::agent_protocols::route_protocol(key, r)?;
     let action = match r.action.as_str() {
         "exchange" => {
             let audience = r
@@ -329,6 +330,7 @@ fn validate_route(
                         .unwrap_or_else(|| ACCESS_TOKEN_TYPE.to_string()),
                 },
                 rules,
+                protocol,
             }
         }
         "credential" => {

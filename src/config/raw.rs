@@ -168,6 +168,12 @@ pub struct RawInbound {
     /// Entries as in `bypass_paths`.
     #[serde(default)]
     pub single_use_paths: Vec<RawPathMatch>,
+    /// Scopes (globs, e.g. `mcp:*`) that make a token single-use wherever it is
+    /// presented: a token holding one must carry a `jti`, and a second presentation is
+    /// refused (401 `token_replayed`) — the single-use tool tokens of an MCP server, say,
+    /// beside the ordinary tokens its other calls carry. Default none.
+    #[serde(default)]
+    pub single_use_scopes: Vec<String>,
     /// Token custody: the app never receives the user's token (nor the delegated one).
     /// It gets an opaque random placeholder, bound to that token for the token's life,
     /// and presents it on its outbound requests; actbridge resolves it on this sidecar's
@@ -180,6 +186,14 @@ pub struct RawInbound {
     /// evicted and their placeholders refused. Default `100000`.
     #[serde(default)]
     pub custody_entries: Option<u64>,
+    /// The OAuth protected resource metadata (RFC 9728) of the app, served without a
+    /// token and named in 401 challenges (docs/mcp.md). Optional.
+    #[serde(default)]
+    pub protected_resource: Option<super::agent_protocols::RawProtectedResource>,
+    /// Let `GET /.well-known/agent-card.json` (the A2A Agent Card, public by design) in
+    /// without a token. Default `false`.
+    #[serde(default)]
+    pub public_agent_card: Option<bool>,
 }
 
 /// `inbound.identity_headers`.
@@ -371,6 +385,22 @@ pub struct RawRoute {
     /// e.g. `{s3: documents-s3}` (required, non-empty).
     #[serde(default)]
     pub services: Option<std::collections::BTreeMap<String, String>>,
+    /// `exchange`: the protocol the destination speaks: `http` (default), `mcp` (MCP over
+    /// Streamable HTTP: each JSON-RPC message of a POST is judged, with `mcp` in the
+    /// policy input; `tools/list` results are narrowed to the tools the policy allows)
+    /// or `a2a` (A2A's JSON-RPC binding: each method is judged, with `a2a` in the policy
+    /// input). docs/mcp.md.
+    #[serde(default)]
+    pub protocol: Option<String>,
+    /// `protocol: mcp` or `a2a`: the largest POST body read, in bytes; a larger one is
+    /// refused (413) before it reaches the destination. Default 1048576 (1 MiB), at most
+    /// 8 MiB.
+    #[serde(default)]
+    pub max_body_bytes: Option<usize>,
+    /// `protocol: mcp`: the scope of a single-use tool token (when the policy asks for
+    /// one), `{tool}` replaced by the tool's name. Default `mcp:{tool}`.
+    #[serde(default)]
+    pub tool_scope: Option<String>,
 }
 
 impl RawConfig {

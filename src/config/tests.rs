@@ -3,6 +3,7 @@ use std::time::Duration;
 
 use super::*;
 
+mod agent_protocols;
 mod credentials;
 
 const MINIMAL: &str = r#"

@@ -106,8 +106,14 @@ pub struct InboundConfig {
     pub delegation: bool,
     /// Paths that accept only single-use tokens.
     pub single_use_paths: Vec<PathMatch>,
+    /// Scope globs that make a token single-use.
+    pub single_use_scopes: Vec<glob::Pattern>,
     /// Capacity of token custody; `None` = custody off.
     pub custody_entries: Option<u64>,
+    /// The app's protected resource metadata, when configured.
+    pub protected_resource: Option<super::agent_protocols::ProtectedResource>,
+    /// Let the A2A Agent Card in without a token.
+    pub public_agent_card: bool,
 }
 
 /// Header names carrying the verified identity to the app (lower case).
@@ -272,6 +278,8 @@ pub enum RouteAction {
         target: ExchangeTarget,
         /// Which tokens the route accepts.
         rules: TokenRules,
+        /// The protocol the destination speaks.
+        protocol: super::agent_protocols::RouteProtocol,
     },
     /// Replace the agent's token with a credential from a backend (`credentials[]`).
     Credential {

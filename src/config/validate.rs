@@ -168,7 +168,28 @@ pub(super) fn validate(raw: RawConfig, env: &dyn Env) -> Result<Config, ConfigEr
             bypass_paths,
             delegation,
             single_use_paths,
+            single_use_scopes: raw
+                .inbound
+                .single_use_scopes
+                .iter()
+                .enumerate()
+                .map(|(i, s)| {
+                    glob::Pattern::new(s).map_err(|e| {
+                        ConfigError::invalid(
+                            format!("inbound.single_use_scopes[{i}]"),
+                            format_args!("`{s}` is not a valid glob ({e})"),
+                        )
+                    })
+                })
+                .collect::<Result<_, _>>()?,
             custody_entries,
+            protected_resource: raw
+                .inbound
+                .protected_resource
+                .as_ref()
+                .map(super::agent_protocols::validate_protected_resource)
+                .transpose()?,
+            public_agent_card: raw.inbound.public_agent_card.unwrap_or(false),
         },
         outbound,
         policy: raw

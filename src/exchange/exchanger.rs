@@ -116,6 +116,21 @@ impl Exchanger {
             .map_err(|e: Arc<ExchangeError>| (*e).clone())
     }
 
+    /// A token for `target` obtained now, for one use: never served from nor stored in
+    /// the cache (a single-use tool token must carry a `jti` of its own).
+    pub async fn exchange_fresh(
+        &self,
+        subject_token: &str,
+        subject_expires_at: u64,
+        target: &ExchangeTarget,
+        name_actor: bool,
+    ) -> Result<Arc<IssuedToken>, ExchangeError> {
+        let resp = self
+            .exchange_uncached(subject_token, target, name_actor)
+            .await?;
+        Ok(Arc::new(self.issued(resp, Some(subject_expires_at))))
+    }
+
     async fn exchange_uncached(
         &self,
         subject_token: &str,

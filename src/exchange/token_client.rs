@@ -105,7 +105,9 @@ impl TokenClient {
             http.response.status_code = Empty,
             otel.status_code = Empty,
         );
-        let result = self.send(form).instrument(span.clone()).await;
+        // Boxed: one token request (a cache miss) is off the hot path, and the decision
+        // future that awaits it is already deeply nested (its layout has a depth limit).
+        let result = Box::pin(self.send(form)).instrument(span.clone()).await;
         if result.is_err() {
             span.record("otel.status_code", "error");
         }

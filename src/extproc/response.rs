@@ -58,26 +58,25 @@ pub(super) fn continue_phase(phase: Phase) -> ProcessingResponse {
 /// The answer to the request-headers phase.
 pub(super) fn decision(d: &Decision) -> ProcessingResponse {
     match d {
-        Decision::Continue(m) => ProcessingResponse {
+        Decision::Continue(m) | Decision::Narrow { mutations: m, .. } => ProcessingResponse {
             response: Some(Response::RequestHeaders(HeadersResponse {
                 response: common(headers::mutation(m)),
             })),
             ..Default::default()
         },
-        Decision::ReadBody { mutations, .. } => ProcessingResponse {
+        Decision::ReadBody {
+            mutations,
+            watch_response,
+            ..
+        } => ProcessingResponse {
             response: Some(Response::RequestHeaders(HeadersResponse {
                 response: common(headers::mutation(mutations)),
             })),
             // The whole processing mode is replaced: the same as the shipped filter's,
-            // with the request body BUFFERED (the filter needs `allow_mode_override`).
-            mode_override: Some(ProcessingMode {
-                request_header_mode: HeaderSendMode::Send as i32,
-                response_header_mode: HeaderSendMode::Skip as i32,
-                request_body_mode: BodySendMode::Buffered as i32,
-                response_body_mode: BodySendMode::None as i32,
-                request_trailer_mode: HeaderSendMode::Skip as i32,
-                response_trailer_mode: HeaderSendMode::Skip as i32,
-            }),
+            // with the request body BUFFERED (the filter needs `allow_mode_override`),
+            // and the response headers sent when the response is to be watched (a mode
+            // change in a body response would be ignored by Envoy).
+            mode_override: Some(mode(*watch_response, false)),
             ..Default::default()
         },
         Decision::Respond(reply) => reply_immediately(reply),
@@ -90,7 +89,7 @@ pub(super) fn decision(d: &Decision) -> ProcessingResponse {
 /// direct answer.
 pub(super) fn body_decision(d: &Decision) -> ProcessingResponse {
     match d {
-        Decision::Continue(m) => ProcessingResponse {
+        Decision::Continue(m) | Decision::Narrow { mutations: m, .. } => ProcessingResponse {
             response: Some(Response::RequestBody(BodyResponse {
                 response: common(headers::mutation(m)),
             })),
@@ -102,6 +101,66 @@ pub(super) fn body_decision(d: &Decision) -> ProcessingResponse {
         Decision::ReadBody { .. } => {
             immediate(&crate::pipeline::Refusal::BodyUnexpected.denial(None))
         }
+    }
+}
+
+/// The processing mode after the request headers of a request read on its body:
+/// response headers sent when `response_headers`, the response body BUFFERED when
+/// `response_body`.
+fn mode(response_headers: bool, response_body: bool) -> ProcessingMode {
+    let send = |on: bool| {
+        if on {
+            HeaderSendMode::Send
+        } else {
+            HeaderSendMode::Skip
+        }
+    };
+    ProcessingMode {
+        request_header_mode: HeaderSendMode::Send as i32,
+        response_header_mode: send(response_headers) as i32,
+        request_body_mode: BodySendMode::Buffered as i32,
+        response_body_mode: if response_body {
+            BodySendMode::Buffered
+        } else {
+            BodySendMode::None
+        } as i32,
+        request_trailer_mode: HeaderSendMode::Skip as i32,
+        response_trailer_mode: HeaderSendMode::Skip as i32,
+    }
+}
+
+/// The answer to response headers that are to be followed by their body: CONTINUE,
+/// with the response body asked for BUFFERED.
+pub(super) fn read_response_body() -> ProcessingResponse {
+    ProcessingResponse {
+        response: Some(Response::ResponseHeaders(HeadersResponse {
+            response: common(None),
+        })),
+        mode_override: Some(mode(true, true)),
+        ..Default::default()
+    }
+}
+
+/// The answer to a response body actbridge rewrote: the new body, and its length in
+/// `content-length` (the headers are still held in BUFFERED mode).
+pub(super) fn replace_response_body(body: Vec<u8>) -> ProcessingResponse {
+    use envoy_types::pb::envoy::service::ext_proc::v3::{BodyMutation, body_mutation};
+    let length = body.len().to_string();
+    ProcessingResponse {
+        response: Some(Response::ResponseBody(BodyResponse {
+            response: Some(CommonResponse {
+                status: ResponseStatus::Continue as i32,
+                header_mutation: Some(HeaderMutation {
+                    set_headers: vec![headers::set_option("content-length", length.as_bytes())],
+                    remove_headers: Vec::new(),
+                }),
+                body_mutation: Some(BodyMutation {
+                    mutation: Some(body_mutation::Mutation::Body(body)),
+                }),
+                ..Default::default()
+            }),
+        })),
+        ..Default::default()
     }
 }
 

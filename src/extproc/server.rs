@@ -72,11 +72,22 @@ impl ExternalProcessor for ExtProcService {
                         state.decided(facts, &decision);
                         Ok(out)
                     }
-                    Step::DecideBody(facts, body) => Ok(response::body_decision(
-                        &pipeline
+                    Step::DecideBody(facts, body) => {
+                        let decision = pipeline
                             .decide_body_held(&facts, body.as_deref(), &ExtendTimeout(&tx))
-                            .await,
-                    )),
+                            .await;
+                        state.body_decided(&decision);
+                        Ok(response::body_decision(&decision))
+                    }
+                    Step::Narrow(narrowing, content_type, body) => Ok(
+                        match pipeline
+                            .narrow_response(&narrowing, &content_type, &body)
+                            .await
+                        {
+                            Ok(body) => response::replace_response_body(body),
+                            Err(denial) => response::immediate(&denial),
+                        },
+                    ),
                     Step::Fail(status) => {
                         tracing::warn!(%status, "ext_proc protocol error; failing the request closed");
                         let _ = tx.send(Err(status)).await;

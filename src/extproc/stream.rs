@@ -6,7 +6,9 @@ use envoy_types::pb::envoy::service::ext_proc::v3::{ProcessingRequest, Processin
 
 use super::headers;
 use super::response::{self, Phase};
-use crate::pipeline::{Decision, Refusal, RequestFacts};
+use std::sync::Arc;
+
+use crate::pipeline::{Decision, Refusal, RequestFacts, ToolsNarrowing};
 
 /// Where a stream is.
 #[derive(Debug)]
@@ -17,6 +19,13 @@ enum State {
     AwaitingBody {
         facts: Box<RequestFacts>,
         max_bytes: usize,
+    },
+    /// The request went on; its response is narrowed if successful (its headers say).
+    AwaitingResponseHeaders { narrowing: Arc<ToolsNarrowing> },
+    /// The response body is read, to be narrowed.
+    AwaitingResponseBody {
+        narrowing: Arc<ToolsNarrowing>,
+        content_type: String,
     },
     /// The request was let through or answered: later phases get CONTINUE.
     Decided,
@@ -33,6 +42,9 @@ pub(super) enum Step {
     /// Ask the pipeline about this request and its body (`None`: over the limit), then
     /// send [`response::body_decision`].
     DecideBody(Box<RequestFacts>, Option<Vec<u8>>),
+    /// Narrow this response body (served with this content type), then send
+    /// [`response::replace_response_body`] or the refusal.
+    Narrow(Arc<ToolsNarrowing>, String, Vec<u8>),
     /// End the stream with this gRPC error (Envoy then fails the request closed).
     Fail(tonic::Status),
 }
@@ -59,6 +71,16 @@ impl StreamState {
             self.state = State::AwaitingBody {
                 facts,
                 max_bytes: *max_bytes,
+            };
+        }
+    }
+
+    /// Records the body-phase decision: a [`Decision::Narrow`] makes the stream watch
+    /// the response.
+    pub fn body_decided(&mut self, decision: &Decision) {
+        if let Decision::Narrow { narrowing, .. } = decision {
+            self.state = State::AwaitingResponseHeaders {
+                narrowing: narrowing.clone(),
             };
         }
     }
@@ -108,8 +130,49 @@ impl StreamState {
                     }
                 }
             }
-            Request::ResponseHeaders(_) => Phase::ResponseHeaders,
-            Request::ResponseBody(_) => Phase::ResponseBody,
+            Request::ResponseHeaders(h) => {
+                if let State::AwaitingResponseHeaders { narrowing } = &self.state {
+                    let narrowing = narrowing.clone();
+                    self.state = State::Decided;
+                    let headers = headers::read(h.headers);
+                    let value = |name: &str| {
+                        headers
+                            .iter()
+                            .find(|(k, _)| k == name)
+                            .and_then(|(_, v)| std::str::from_utf8(v).ok())
+                            .unwrap_or("")
+                            .to_string()
+                    };
+                    // Only a successful answer with a body lists tools; an error passes.
+                    if value(":status").starts_with('2') && !h.end_of_stream {
+                        self.state = State::AwaitingResponseBody {
+                            narrowing,
+                            content_type: value("content-type"),
+                        };
+                        return Step::Reply(Box::new(response::read_response_body()));
+                    }
+                }
+                Phase::ResponseHeaders
+            }
+            Request::ResponseBody(body) => {
+                match std::mem::replace(&mut self.state, State::Decided) {
+                    State::AwaitingResponseBody {
+                        narrowing,
+                        content_type,
+                    } => {
+                        if !body.end_of_stream {
+                            return Step::Fail(tonic::Status::failed_precondition(
+                                "response body arrived in parts; actbridge asks for BUFFERED",
+                            ));
+                        }
+                        return Step::Narrow(narrowing, content_type, body.body);
+                    }
+                    other => {
+                        self.state = other;
+                        Phase::ResponseBody
+                    }
+                }
+            }
             Request::RequestTrailers(_) => Phase::RequestTrailers,
             Request::ResponseTrailers(_) => Phase::ResponseTrailers,
         };

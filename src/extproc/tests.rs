@@ -211,6 +211,7 @@ fn read_body(max_bytes: usize) -> Decision {
             set: Vec::new(),
             remove: vec![http::header::AUTHORIZATION],
         },
+        watch_response: false,
     }
 }
 
@@ -228,6 +229,40 @@ fn a_read_body_decision_asks_for_the_buffered_body_and_strips_the_credential() {
     };
     let hm = h.response.unwrap().header_mutation.unwrap();
     assert_eq!(hm.remove_headers, vec!["authorization".to_string()]);
+}
+
+#[test]
+fn a_watched_read_body_decision_also_asks_for_the_response_headers_only() {
+    let Decision::ReadBody {
+        max_bytes,
+        mutations,
+        ..
+    } = read_body(16)
+    else {
+        panic!()
+    };
+    let r = response::decision(&Decision::ReadBody {
+        max_bytes,
+        mutations,
+        watch_response: true,
+    });
+    let mode = r.mode_override.expect("mode_override");
+    assert_eq!(mode.request_body_mode, 2, "BUFFERED");
+    assert_eq!(mode.response_header_mode, 1, "SEND");
+    assert_eq!(mode.response_body_mode, 0, "NONE until the headers say");
+}
+
+#[test]
+fn a_replaced_response_body_carries_its_new_length() {
+    let r = response::replace_response_body(b"{\"x\":1}".to_vec());
+    let Some(Response::ResponseBody(b)) = r.response else {
+        panic!()
+    };
+    let common = b.response.unwrap();
+    let set = &common.header_mutation.unwrap().set_headers;
+    assert_eq!(set[0].header.as_ref().unwrap().key, "content-length");
+    assert_eq!(set[0].header.as_ref().unwrap().raw_value, b"7");
+    assert!(common.body_mutation.is_some());
 }
 
 #[test]

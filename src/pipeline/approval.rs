@@ -47,6 +47,9 @@ pub struct PendingApproval {
     pub authority: String,
     /// The path, without its query string.
     pub path: String,
+    /// On an agent-protocol route, the call: `tools/call read_document`, `message/send`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub call: Option<String>,
     /// Why: the policy's reason.
     pub reason: String,
     /// Asked at (Unix seconds).
@@ -250,6 +253,7 @@ mod tests {
             method: "DELETE".into(),
             authority: "h".into(),
             path: "/x".into(),
+            call: None,
             reason: "deletes need a person".into(),
             asked_at: 0,
             expires_at: 0,

@@ -74,6 +74,7 @@ pub(super) async fn on_headers(
                 remove: vec![AUTHORIZATION, PROXY_AUTHORIZATION],
             },
             max_bytes,
+            watch_response: false,
         });
     }
     let accepted = stage.accept(verifier, req, route, rules, trail).await?;
@@ -177,6 +178,7 @@ pub(super) async fn judge_for(
         route,
         backend: backend.kind(),
         touches: Some((scope.action, &scope.resource)),
+        rpc: None,
     };
     let granted = judge(policy, engine, req, &target, verified, actors).await?;
     let user = verified

@@ -18,6 +18,17 @@ pub enum Decision {
         max_bytes: usize,
         /// Applied to the request while the body is read.
         mutations: Mutations,
+        /// After the body, the response will be watched ([`Decision::Narrow`]): its
+        /// headers must be sent too.
+        watch_response: bool,
+    },
+    /// Let the request through after applying the mutations, and narrow the `tools/list`
+    /// result that comes back with [`Pipeline::narrow_response`](super::Pipeline::narrow_response).
+    Narrow {
+        /// Applied to the request.
+        mutations: Mutations,
+        /// What judges the response's tools.
+        narrowing: std::sync::Arc<super::rpc::ToolsNarrowing>,
     },
     /// Answer the client directly with this (successful) reply; nothing is forwarded.
     Respond(Reply),
@@ -68,13 +79,20 @@ pub struct Denial {
     pub description: Cow<'static, str>,
     /// `Retry-After` seconds (503).
     pub retry_after: Option<u64>,
-    /// `WWW-Authenticate` value (401).
+    /// `WWW-Authenticate` value (401; 403 on agent-protocol routes).
     pub www_authenticate: Option<String>,
+    /// The body in the caller's protocol (a JSON-RPC error object on `mcp` and `a2a`
+    /// routes); `None`: the OAuth-style JSON of [`Denial::body`].
+    pub body: Option<Vec<u8>>,
 }
 
 impl Denial {
-    /// The JSON body: `{"error":"…","error_description":"…"}`.
+    /// The body: the protocol's own when set, else
+    /// `{"error":"…","error_description":"…"}`.
     pub fn body(&self) -> Vec<u8> {
+        if let Some(b) = &self.body {
+            return b.clone();
+        }
         serde_json::to_vec(&serde_json::json!({
             "error": self.error,
             "error_description": self.description,

@@ -13,7 +13,8 @@ use super::custody::Custody;
 use super::judge::{Judging, Target, chain_of, judge};
 use super::span;
 use super::trail::Trail;
-use super::{Mutations, Refusal, RequestFacts, Shared, Then};
+use super::{Denial, Mutations, Refusal, Reply, RequestFacts, Shared, Then};
+use crate::agentproto::a2a;
 use crate::audit::ExchangeFact;
 use crate::config::{InboundConfig, PathMatch};
 use crate::jwt::{AudienceProfile, VerifiedToken, Verifier};
@@ -35,6 +36,20 @@ impl InboundStage {
         }
     }
 
+    /// A 401 of an inbound request names the protected resource metadata, when
+    /// configured (RFC 9728 §5.1), so an MCP client finds the authorization server.
+    pub fn challenge(&self, req: &RequestFacts, mut denial: Denial) -> Denial {
+        if let (super::Direction::Inbound, 401, Some(pr), Some(w)) = (
+            req.direction,
+            denial.status,
+            &self.cfg.protected_resource,
+            denial.www_authenticate.as_mut(),
+        ) {
+            w.push_str(&format!(", resource_metadata=\"{}\"", pr.metadata_url));
+        }
+        denial
+    }
+
     pub async fn decide(
         &self,
         verifier: &Verifier,
@@ -51,11 +66,25 @@ impl InboundStage {
             h.grant.clone(),
         ];
         let path = req.path_only();
-        if self
-            .cfg
-            .bypass_paths
-            .iter()
-            .any(|p: &PathMatch| p.matches(path))
+        let reading = matches!(req.method.as_str(), "GET" | "HEAD");
+        if let Some(pr) = &self.cfg.protected_resource
+            && reading
+            && pr.paths.iter().any(|p| p == path)
+        {
+            // RFC 9728 §3: the metadata is public, served here from config.
+            trail.route("protected_resource");
+            return Ok(Then::Respond(Reply {
+                status: 200,
+                body: serde_json::to_vec(&pr.document).unwrap_or_default(),
+            }));
+        }
+        let agent_card = self.cfg.public_agent_card && reading && path == a2a::AGENT_CARD_PATH;
+        if agent_card
+            || self
+                .cfg
+                .bypass_paths
+                .iter()
+                .any(|p: &PathMatch| p.matches(path))
         {
             trail.route("bypass");
             return Ok(Then::Forward(Mutations {
@@ -80,7 +109,11 @@ impl InboundStage {
         trail.verified(&verified);
         let own = self.delegate_to.as_ref().map(|a| a.client_id());
         self.shared.revocations.check(&verified, own)?;
-        if self.cfg.single_use_paths.iter().any(|p| p.matches(path)) {
+        let capability = verified
+            .scopes
+            .iter()
+            .any(|s| self.cfg.single_use_scopes.iter().any(|g| g.matches(s)));
+        if capability || self.cfg.single_use_paths.iter().any(|p| p.matches(path)) {
             self.shared.replay.first_use(&verified)?;
         }
         let adds_agent = self
@@ -93,6 +126,7 @@ impl InboundStage {
                     route: "inbound",
                     backend: "app",
                     touches: None,
+                    rpc: None,
                 };
                 let chain = match &self.delegate_to {
                     Some(agent) => agent.next_chain(&verified, adds_agent),

@@ -4,7 +4,9 @@
 use super::approval::{Approvals, Hold, PendingApproval};
 use super::{Refusal, RequestFacts, span};
 use crate::jwt::VerifiedToken;
-use crate::policy::{ActorInput, PolicyEngine, PolicyInput, UserInput, action_of, resource_of};
+use crate::policy::{
+    A2aInput, ActorInput, McpInput, PolicyEngine, PolicyInput, UserInput, action_of, resource_of,
+};
 
 /// Where a request is going, as the policy is told.
 pub(super) struct Target<'a> {
@@ -15,6 +17,32 @@ pub(super) struct Target<'a> {
     /// What the request touches (`action`, `resource`) when a credential backend read it
     /// from the request; otherwise both come from the method and the path.
     pub touches: Option<(&'static str, &'a [String])>,
+    /// On an `mcp` or `a2a` route, the JSON-RPC message judged.
+    pub rpc: Option<&'a RpcInput>,
+}
+
+/// The JSON-RPC message of an agent-protocol route, as the policy is told.
+#[derive(Debug, Clone)]
+pub(super) enum RpcInput {
+    Mcp(McpInput),
+    A2a(A2aInput),
+}
+
+impl RpcInput {
+    /// The call in a few words, for approvals, logs and the audit record:
+    /// `tools/call read_document`, `message/send`, `response` (a client's answer to a
+    /// server's request).
+    pub(super) fn what(&self) -> String {
+        let (method, tool) = match self {
+            RpcInput::Mcp(m) => (m.method.as_deref(), m.tool.as_deref()),
+            RpcInput::A2a(a) => (a.method.as_deref(), None),
+        };
+        match (method, tool) {
+            (Some(m), Some(t)) => format!("{m} {t}"),
+            (Some(m), None) => m.to_string(),
+            (None, _) => "response".to_string(),
+        }
+    }
 }
 
 /// What the policy granted.
@@ -23,6 +51,8 @@ pub(super) struct Granted {
     pub grant: Vec<String>,
     /// Resources inside the grant the request must still not reach.
     pub exclude: Vec<String>,
+    /// The policy asks for a single-use token for this call (MCP `tools/call`).
+    pub single_use_token: bool,
 }
 
 /// What judging needs besides the request: the policy (when configured), the human
@@ -45,40 +75,8 @@ pub(super) async fn judge(
     actors: Vec<ActorInput>,
 ) -> Result<Granted, Refusal> {
     let path = req.path_only();
-    let chain: Vec<String> = actors
-        .iter()
-        .map(|a| {
-            a.client_id
-                .clone()
-                .or_else(|| a.sub.clone())
-                .unwrap_or_default()
-        })
-        .collect();
-    let (action, resource) = match target.touches {
-        Some((action, resource)) => (action, resource.to_vec()),
-        None => (action_of(&req.method), resource_of(path)?),
-    };
-    let input = PolicyInput {
-        direction: req.direction.as_str(),
-        route: target.route.to_string(),
-        destination: req.authority.clone(),
-        method: req.method.clone(),
-        path: path.to_string(),
-        action,
-        resource,
-        backend: target.backend,
-        user: UserInput::of(token),
-        actors,
-        scopes: token.scopes.clone(),
-    };
-    let stage = span::policy(target.route);
-    let decision = span::stage(stage.clone(), engine.decide(&input))
-        .await
-        .map_err(|e| {
-            tracing::error!(error = %e, route = target.route, "policy failed; refusing");
-            Refusal::Policy(e)
-        })?;
-    stage.record("allow", decision.allow);
+    let chain: Vec<String> = actors.iter().map(ActorInput::id).collect();
+    let decision = ask(engine, req, target, token, actors).await?;
     if !decision.allow {
         return Err(Refusal::PolicyDenied(decision.reason.clone()));
     }
@@ -100,6 +98,7 @@ pub(super) async fn judge(
             method: req.method.clone(),
             authority: req.authority.clone(),
             path: path.to_string(),
+            call: target.rpc.map(RpcInput::what),
             reason: decision.reason.clone(),
             asked_at: 0,
             expires_at: 0,
@@ -114,7 +113,54 @@ pub(super) async fn judge(
     Ok(Granted {
         grant: decision.grant.clone(),
         exclude: decision.exclude.clone(),
+        single_use_token: decision.single_use_token,
     })
+}
+
+/// Asks the policy about the request, without acting on the answer (no approval is
+/// sought): a failing policy is a refusal.
+pub(super) async fn ask(
+    engine: &PolicyEngine,
+    req: &RequestFacts,
+    target: &Target<'_>,
+    token: &VerifiedToken,
+    actors: Vec<ActorInput>,
+) -> Result<std::sync::Arc<crate::policy::PolicyDecision>, Refusal> {
+    let path = req.path_only();
+    let (action, resource) = match target.touches {
+        Some((action, resource)) => (action, resource.to_vec()),
+        None => (action_of(&req.method), resource_of(path)?),
+    };
+    let input = PolicyInput {
+        direction: req.direction.as_str(),
+        route: target.route.to_string(),
+        destination: req.authority.clone(),
+        method: req.method.clone(),
+        path: path.to_string(),
+        action,
+        resource,
+        backend: target.backend,
+        user: UserInput::of(token),
+        actors,
+        scopes: token.scopes.clone(),
+        mcp: match target.rpc {
+            Some(RpcInput::Mcp(m)) => Some(m.clone()),
+            _ => None,
+        },
+        a2a: match target.rpc {
+            Some(RpcInput::A2a(a)) => Some(a.clone()),
+            _ => None,
+        },
+    };
+    let stage = span::policy(target.route);
+    let decision = span::stage(stage.clone(), engine.decide(&input))
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, route = target.route, "policy failed; refusing");
+            Refusal::Policy(e)
+        })?;
+    stage.record("allow", decision.allow);
+    Ok(decision)
 }
 
 /// The verified `act` chain as policy input, newest actor first.

@@ -17,9 +17,11 @@ use super::custody::Custody;
 use super::judge::{Judging, Target, judge};
 use super::span;
 use super::trail::Trail;
-use super::{Mutations, Refusal, RequestFacts, Shared, Then, credential, vend};
+use super::{Mutations, Refusal, RequestFacts, Shared, Then, credential, rpc, vend};
 use crate::audit::ExchangeFact;
-use crate::config::{ExchangeTarget, OutboundConfig, RouteAction, RouteConfig, TokenRules};
+use crate::config::{
+    ExchangeTarget, OutboundConfig, RouteAction, RouteConfig, RouteProtocol, TokenRules,
+};
 use crate::credentials::Credentials;
 use crate::jwt::{AudienceProfile, VerifiedToken, Verifier};
 use crate::telemetry::metrics::Stage;
@@ -84,10 +86,17 @@ impl OutboundStage {
             RouteAction::Passthrough {
                 forward_authorization,
             } => self.passthrough(req, *forward_authorization),
-            RouteAction::Exchange { target, rules } => {
-                self.exchange(verifier, policy, req, (name, target, *rules), trail)
-                    .await
-            }
+            RouteAction::Exchange {
+                target,
+                rules,
+                protocol,
+            } => match rpc::on_headers(req, protocol, trail)? {
+                Some(read_body) => Ok(read_body),
+                None => {
+                    self.exchange(verifier, policy, req, (name, target, *rules), trail)
+                        .await
+                }
+            },
             RouteAction::Credential {
                 credential, rules, ..
             } => {
@@ -119,6 +128,19 @@ impl OutboundStage {
         let (name, action) = self.route(&req.authority);
         trail.route(name);
         match action {
+            RouteAction::Exchange {
+                target,
+                rules,
+                protocol,
+            } if *protocol != RouteProtocol::Http => {
+                let route = rpc::Route {
+                    name,
+                    target,
+                    rules: *rules,
+                    protocol,
+                };
+                rpc::on_body(self, verifier, policy, req, body, &route, trail).await
+            }
             RouteAction::Vend { services, rules } => {
                 let ask = vend::parse_body(body)?;
                 let accepted = self.accept(verifier, req, name, *rules, trail).await?;
@@ -221,6 +243,7 @@ impl OutboundStage {
                     route,
                     backend: "token_exchange",
                     touches: None,
+                    rpc: None,
                 };
                 let chain = self.agent.next_chain(&verified, adds_itself);
                 trail.judged_chain(&chain);
@@ -235,20 +258,43 @@ impl OutboundStage {
             None => None,
         };
         trail.grant = grant;
-        let exchange = span::stage(
-            span::exchange(&target.audience),
-            self.agent
-                .exchanger
-                .exchange(&token, verified.expires_at, target, adds_itself),
-        );
+        let accepted = Accepted { token, verified };
+        let mutations = self
+            .issue(&accepted, target, adds_itself, false, trail)
+            .await?;
+        Ok(Then::Forward(mutations))
+    }
+
+    /// Exchanges the accepted token for `target` and returns the mutations that put the
+    /// issued token in `authorization`. `single_use`: a fresh token for one call, never
+    /// taken from nor put into the cache.
+    pub(super) async fn issue(
+        &self,
+        accepted: &Accepted<'_>,
+        target: &ExchangeTarget,
+        adds_itself: bool,
+        single_use: bool,
+        trail: &mut Trail,
+    ) -> Result<Mutations, Refusal> {
+        let exchanger = &self.agent.exchanger;
+        let (token, exp) = (accepted.token.as_ref(), accepted.verified.expires_at);
+        let exchange = span::stage(span::exchange(&target.audience), async {
+            if single_use {
+                exchanger
+                    .exchange_fresh(token, exp, target, adds_itself)
+                    .await
+            } else {
+                exchanger.exchange(token, exp, target, adds_itself).await
+            }
+        });
         let issued = trail.timed(Stage::Exchange, exchange).await?;
         trail.exchange = Some(ExchangeFact {
             audience: target.audience.clone(),
             expires_at: issued.expires_at,
         });
-        Ok(Then::Forward(Mutations {
+        Ok(Mutations {
             set: vec![(AUTHORIZATION, bearer_value(&issued.access_token)?)],
             remove: vec![HeaderName::from_static("proxy-authorization")],
-        }))
+        })
     }
 }

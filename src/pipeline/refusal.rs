@@ -112,6 +112,15 @@ pub enum Refusal {
     /// A body arrived for a request no route reads the body of (a wiring error).
     #[error("body phase for a request decided on its headers")]
     BodyUnexpected,
+    /// An agent-protocol body that is not an acceptable JSON-RPC 2.0 message.
+    #[error("{0}")]
+    JsonRpc(#[from] crate::agentproto::jsonrpc::RpcError),
+    /// An MCP message actbridge cannot judge (a `tools/call` without a tool name).
+    #[error("{0}")]
+    Mcp(#[from] crate::agentproto::mcp::McpError),
+    /// A single-use tool token was asked for a body that is not exactly one `tools/call`.
+    #[error("a single-use tool token needs exactly one tools/call per request")]
+    SingleUseBatch,
 }
 
 const REALM: &str = "actbridge";
@@ -131,6 +140,7 @@ impl Refusal {
                 description: "the request is malformed".into(),
                 retry_after: None,
                 www_authenticate: None,
+                body: None,
             },
             Refusal::MissingToken => Denial {
                 status: 401,
@@ -140,6 +150,7 @@ impl Refusal {
                 retry_after: None,
                 // RFC 6750 §3.1: no error code when the request carried no credentials.
                 www_authenticate: Some(format!("Bearer realm=\"{REALM}\"")),
+                body: None,
             },
             Refusal::MalformedAuthorization => unauthorized(
                 "authorization_malformed",
@@ -175,6 +186,7 @@ impl Refusal {
                 description: "the token service answered unexpectedly".into(),
                 retry_after: None,
                 www_authenticate: None,
+                body: None,
             },
             Refusal::Exchange(ExchangeError::ClientAuth(_)) => {
                 server_error("client_auth_failed", "the sidecar could not authenticate")
@@ -186,6 +198,7 @@ impl Refusal {
                 description: "the token service answered unexpectedly".into(),
                 retry_after: None,
                 www_authenticate: None,
+                body: None,
             },
             Refusal::Resource(_) => Denial {
                 status: 400,
@@ -194,6 +207,7 @@ impl Refusal {
                 description: "the request path is ambiguous".into(),
                 retry_after: None,
                 www_authenticate: None,
+                body: None,
             },
             Refusal::DelegationRequired(_) => forbidden(
                 "delegation_required",
@@ -238,6 +252,7 @@ impl Refusal {
                 description: "the credentials endpoint is POST /credentials".into(),
                 retry_after: None,
                 www_authenticate: None,
+                body: None,
             },
             Refusal::VendMethod => Denial {
                 status: 405,
@@ -246,6 +261,7 @@ impl Refusal {
                 description: "the credentials endpoint is POST /credentials".into(),
                 retry_after: None,
                 www_authenticate: None,
+                body: None,
             },
             Refusal::VendBody(what) => bad_request("vend_body_invalid", what),
             Refusal::BodyTooLarge => Denial {
@@ -255,7 +271,29 @@ impl Refusal {
                 description: "the request body is too large".into(),
                 retry_after: None,
                 www_authenticate: None,
+                body: None,
             },
+            Refusal::JsonRpc(crate::agentproto::jsonrpc::RpcError::Parse) => {
+                bad_request("jsonrpc_parse_error", "the body is not JSON")
+            }
+            Refusal::JsonRpc(_) => bad_request(
+                "jsonrpc_invalid",
+                "the body is not a valid JSON-RPC 2.0 message",
+            ),
+            Refusal::Mcp(crate::agentproto::mcp::McpError::BadListResponse(_)) => Denial {
+                status: 502,
+                reason: "mcp_response_unreadable",
+                error: "server_error",
+                description: "the MCP server answered unexpectedly".into(),
+                retry_after: None,
+                www_authenticate: None,
+                body: None,
+            },
+            Refusal::Mcp(_) => bad_request("mcp_invalid", "the MCP message is invalid"),
+            Refusal::SingleUseBatch => bad_request(
+                "single_use_batch",
+                "this tool must be called alone, one call per request",
+            ),
             Refusal::ReplayMemoryFull => unavailable(
                 "replay_memory_full",
                 "single-use tokens cannot be accepted right now",
@@ -334,6 +372,7 @@ fn credential_denial(e: &CredentialError, retry_after: Option<u64>) -> Denial {
             description: "the credential service refused the request".into(),
             retry_after: None,
             www_authenticate: None,
+            body: None,
         },
         CredentialError::InvalidResponse(_) => Denial {
             status: 502,
@@ -342,6 +381,7 @@ fn credential_denial(e: &CredentialError, retry_after: Option<u64>) -> Denial {
             description: "the credential service answered unexpectedly".into(),
             retry_after: None,
             www_authenticate: None,
+            body: None,
         },
         CredentialError::RuleRefused(rule) => Denial {
             description: Cow::Owned(rule.clone()),
@@ -362,6 +402,7 @@ fn bad_request(reason: &'static str, description: &'static str) -> Denial {
         description: description.into(),
         retry_after: None,
         www_authenticate: None,
+        body: None,
     }
 }
 
@@ -375,6 +416,7 @@ fn unauthorized(reason: &'static str, description: &'static str) -> Denial {
         www_authenticate: Some(format!(
             "Bearer realm=\"{REALM}\", error=\"invalid_token\", error_description=\"{description}\""
         )),
+        body: None,
     }
 }
 
@@ -386,6 +428,7 @@ fn forbidden(reason: &'static str, description: &'static str) -> Denial {
         description: description.into(),
         retry_after: None,
         www_authenticate: None,
+        body: None,
     }
 }
 
@@ -402,6 +445,7 @@ fn unavailable(
         description: description.into(),
         retry_after,
         www_authenticate: None,
+        body: None,
     }
 }
 
@@ -413,6 +457,7 @@ fn server_error(reason: &'static str, description: &'static str) -> Denial {
         description: description.into(),
         retry_after: None,
         www_authenticate: None,
+        body: None,
     }
 }
 

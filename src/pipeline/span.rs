@@ -78,7 +78,7 @@ pub(super) fn record_decision(span: &Span, decision: &Decision) {
         return;
     }
     let verdict = match decision {
-        Decision::Continue(_) => "allow",
+        Decision::Continue(_) | Decision::Narrow { .. } => "allow",
         Decision::ReadBody { .. } => "read_body",
         Decision::Respond(_) => "answer",
         Decision::Deny(_) => "deny",

@@ -23,6 +23,8 @@ pub(crate) struct Trail {
     pub fingerprint: Option<String>,
     pub exchange: Option<ExchangeFact>,
     pub credential: Option<CredentialFact>,
+    /// On an agent-protocol route: the protocol, the id to answer with and the calls.
+    pub rpc: Option<super::rpc::RpcTrail>,
     /// How long each stage took.
     pub timings: Vec<(Stage, Duration)>,
 }
@@ -82,6 +84,11 @@ impl Trail {
             token: self.fingerprint.clone(),
             exchange: self.exchange.clone(),
             credential: self.credential.clone(),
+            calls: self
+                .rpc
+                .as_ref()
+                .map(|r| r.calls.clone())
+                .unwrap_or_default(),
             ..record
         }
     }

@@ -54,6 +54,7 @@ pub(super) fn on_headers(req: &RequestFacts) -> Result<Then, Refusal> {
             remove: vec![AUTHORIZATION, PROXY_AUTHORIZATION],
         },
         max_bytes: MAX_BODY_BYTES,
+        watch_response: false,
     })
 }
 

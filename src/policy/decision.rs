@@ -27,6 +27,12 @@ pub struct PolicyDecision {
     /// not all granted). Optional; default none.
     #[serde(default)]
     pub exclude: Vec<String>,
+    /// On a `protocol: mcp` route, a `tools/call` goes out with a single-use tool token:
+    /// a fresh exchange (never cached) whose audience is the MCP server and whose only
+    /// scope names the tool (`tool_scope`), living seconds with its own `jti`. Optional;
+    /// default `false`.
+    #[serde(default)]
+    pub single_use_token: bool,
 }
 
 impl PolicyDecision {

@@ -31,6 +31,37 @@ pub struct PolicyInput {
     pub actors: Vec<ActorInput>,
     /// The token's scopes.
     pub scopes: Vec<String>,
+    /// On a `protocol: mcp` route, the JSON-RPC message judged (absent otherwise).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mcp: Option<McpInput>,
+    /// On a `protocol: a2a` route, the A2A method judged (absent otherwise).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub a2a: Option<A2aInput>,
+}
+
+/// `input.mcp`: one JSON-RPC message to an MCP server.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct McpInput {
+    /// The JSON-RPC `method` (`tools/call`, `tools/list`, `initialize`, …); `null` for a
+    /// client's response to a server request.
+    pub method: Option<String>,
+    /// `tools/call`: the tool's name.
+    pub tool: Option<String>,
+    /// `tools/call`: the tool's arguments (an object); `null` when the policy is asked
+    /// whether a `tools/list` result may show the tool (the arguments are not known yet:
+    /// rules on them apply when the tool is called).
+    pub arguments: Option<serde_json::Value>,
+}
+
+/// `input.a2a`: one A2A JSON-RPC call.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct A2aInput {
+    /// The JSON-RPC `method` (`message/send`, `tasks/get`, …).
+    pub method: Option<String>,
+    /// Whether the method is one of the A2A specification's.
+    pub known: bool,
+    /// The agent called: the route's `audience`.
+    pub agent: String,
 }
 
 /// `input.user`.

@@ -37,6 +37,8 @@ fn input(groups: &[&str]) -> PolicyInput {
         },
         actors: Vec::new(),
         scopes: Vec::new(),
+        mcp: None,
+        a2a: None,
     }
 }
 

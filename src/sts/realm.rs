@@ -158,6 +158,13 @@ struct RawClient {
     /// Token Lifespan".
     #[serde(default, with = "humantime_serde")]
     capability_token_lifespan: Option<Duration>,
+    /// With `capability_token_lifespan`: only tokens holding one of these scopes are
+    /// capability tokens (that one scope alone, that short life); an exchange for this
+    /// audience without any of them is an ordinary token. Empty (the default): every
+    /// token for this client is a capability token. An MCP server's tool scopes
+    /// (`mcp:read_document`) beside its general `mcp` scope, say.
+    #[serde(default)]
+    capability_scopes: Vec<String>,
     /// Client ids that may act for the users who log in through this client: their
     /// tokens carry `may_act` (RFC 8693 §4.4) listing them, and an exchange of such a
     /// token with an `actor_token` of any other client is refused.
@@ -215,6 +222,8 @@ pub(crate) struct Client {
     pub(crate) scopes: Vec<String>,
     /// Set for a tool client: tokens for it are single-action and live this long.
     pub(crate) capability_token_lifespan: Option<Duration>,
+    /// Scopes that make a token for this tool a capability token (empty: all do).
+    pub(crate) capability_scopes: Vec<String>,
     /// Actors written into `may_act` of user tokens issued to this client.
     pub(crate) may_act: Vec<String>,
 }

@@ -15,6 +15,7 @@ mod github;
 mod inbound;
 mod inject_cli;
 mod jwt_svid;
+mod mcp;
 mod metrics;
 mod ministack;
 mod mtls;

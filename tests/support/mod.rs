@@ -8,6 +8,7 @@ pub mod chat;
 pub mod echo;
 pub mod envoy;
 pub mod github;
+pub mod mcp;
 pub mod ministack;
 pub mod mtls_client;
 pub mod net;

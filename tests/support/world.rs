@@ -71,8 +71,30 @@ impl Sts {
         }
     }
 
+    /// Another handle on the same running token service (for a second sidecar); dropping
+    /// it leaves the service running.
+    pub fn shared(&self) -> Sts {
+        Sts {
+            service: self.service.clone(),
+            traceparents: self.traceparents.clone(),
+            stop: CancellationToken::new(),
+        }
+    }
+
     /// Logs `user` in through `client_id` (password grant) and returns the access token.
     pub async fn login(&self, user: &str, password: &str, client_id: &str, secret: &str) -> String {
+        self.login_scoped(user, password, (client_id, secret), "openid documents.read")
+            .await
+    }
+
+    /// As [`Sts::login`], asking for `scope`.
+    pub async fn login_scoped(
+        &self,
+        user: &str,
+        password: &str,
+        (client_id, secret): (&str, &str),
+        scope: &str,
+    ) -> String {
         let resp = reqwest::Client::new()
             .post(self.service.token_endpoint())
             .form(&[
@@ -81,7 +103,7 @@ impl Sts {
                 ("password", password),
                 ("client_id", client_id),
                 ("client_secret", secret),
-                ("scope", "openid documents.read"),
+                ("scope", scope),
             ])
             .send()
             .await
@@ -375,17 +397,33 @@ impl World {
         Self::around(sts, actbridge, None, None).await
     }
 
+    /// A sidecar in front of an app of the test's own listening on `app_port` (the
+    /// `app` echo then sees nothing).
+    pub async fn start_in_front_of(sts: Sts, config: &str, app_port: u16) -> World {
+        let actbridge = Actbridge::start(config).await;
+        Self::around_app(sts, actbridge, Some(app_port), (None, None)).await
+    }
+
     async fn around(
         sts: Sts,
         actbridge: Actbridge,
         aws_s3_port: Option<u16>,
         github_api_port: Option<u16>,
     ) -> World {
+        Self::around_app(sts, actbridge, None, (aws_s3_port, github_api_port)).await
+    }
+
+    async fn around_app(
+        sts: Sts,
+        actbridge: Actbridge,
+        app_port: Option<u16>,
+        (aws_s3_port, github_api_port): (Option<u16>, Option<u16>),
+    ) -> World {
         let app = Echo::start().await;
         let docs = Echo::start().await;
         let envoy = Envoy::start(&EnvoyPorts {
             ext_proc: ExtProcAddr::Tcp(actbridge.ext_proc_port),
-            app_port: app.port,
+            app_port: app_port.unwrap_or(app.port),
             document_service_port: docs.port,
             aws_s3_port,
             github_api_port,

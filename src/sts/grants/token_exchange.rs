@@ -138,11 +138,15 @@ fn capability_lifespan(
     let tool = audiences
         .iter()
         .filter_map(|a| svc.realm().client(a))
-        .find_map(|c| c.capability_token_lifespan);
-    match tool {
-        None => Ok(None),
+        .find(|c| c.capability_token_lifespan.is_some());
+    let Some(tool) = tool else { return Ok(None) };
+    let capability = tool.capability_scopes.is_empty()
+        || scope.iter().any(|s| tool.capability_scopes.contains(s));
+    match tool.capability_token_lifespan {
+        Some(_) if !capability => Ok(None),
         Some(_) if audiences.len() != 1 || scope.len() != 1 => Err(Refusal::CapabilityShape),
         Some(life) => Ok(Some(life.min(svc.realm().access_token_lifespan))),
+        None => Ok(None),
     }
 }
 

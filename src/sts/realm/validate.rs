@@ -271,6 +271,18 @@ fn client(
             ));
         }
     }
+    if !c.capability_scopes.is_empty() && c.capability_token_lifespan.is_none() {
+        return Err(StsError::realm(
+            field("capability_scopes"),
+            "only with `capability_token_lifespan`",
+        ));
+    }
+    if let Some(s) = c.capability_scopes.iter().find(|s| !c.scopes.contains(s)) {
+        return Err(StsError::realm(
+            field("capability_scopes"),
+            format!("`{s}` is not one of the client's `scopes`"),
+        ));
+    }
     Ok(Client {
         name: c.name.unwrap_or_else(|| c.client_id.clone()),
         client_id: c.client_id,
@@ -282,6 +294,7 @@ fn client(
         exchange_audiences: c.exchange_audiences,
         scopes: c.scopes,
         capability_token_lifespan: c.capability_token_lifespan,
+        capability_scopes: c.capability_scopes,
         may_act: c.may_act,
     })
 }

@@ -18,7 +18,7 @@ async fn exchange_keeps_the_subject_and_retargets_the_token() {
     assert!(body.get("refresh_token").is_none());
     assert_eq!(
         body["scope"],
-        "openid profile email documents.read documents.write"
+        "openid profile email documents.read documents.write mcp mcp:read_document mcp:search mcp:delete_document mcp:send_message"
     );
     let (before, after) = (
         claims(&alice),

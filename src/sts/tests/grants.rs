@@ -24,7 +24,7 @@ async fn password_grant_issues_a_keycloak_shaped_user_token() {
     assert!(body.get("refresh_token").is_none());
     assert_eq!(
         body["scope"],
-        "openid profile email documents.read documents.write"
+        "openid profile email documents.read documents.write mcp mcp:read_document mcp:search mcp:delete_document mcp:send_message"
     );
     let c = claims(body["access_token"].as_str().unwrap());
     assert_eq!(c["iss"], h.sts.issuer());

@@ -47,7 +47,12 @@ fn the_demo_realm_holds_the_demo_world() {
                 "profile",
                 "email",
                 "documents.read",
-                "documents.write"
+                "documents.write",
+                "mcp",
+                "mcp:read_document",
+                "mcp:search",
+                "mcp:delete_document",
+                "mcp:send_message"
             ]
         );
     }
