@@ -193,3 +193,6 @@ fn set_socket(addr: &mut Value, port: u16) {
     addr["socket_address"]["address"] = Value::from("127.0.0.1");
     addr["socket_address"]["port_value"] = Value::from(port);
 }
+
+#[cfg(test)]
+mod tests;
