@@ -343,3 +343,67 @@ fn outbound_tls_configuration_errors_name_the_key() {
     let e = check("  tls: {spiffe_id: 'document-service'}\n", https, true);
     assert!(e.contains("outbound.tls.spiffe_id"), "{e}");
 }
+
+#[tokio::test]
+async fn with_the_workload_api_down_at_start_envoy_waits_for_the_svid_then_serves_mtls() {
+    // The Workload API is down when the pod starts: actbridge is not ready and answers
+    // Envoy's SDS request with nothing, so Envoy keeps its mTLS listener and cluster
+    // warming (not ready, nothing can leave). When the API comes, the SVID is pushed
+    // over the open SDS stream and requests flow over mTLS.
+    let mut api = WorkloadApi::start(AGENT, Duration::from_secs(60), Duration::from_secs(60)).await;
+    api.stop();
+    let sts = Sts::start().await;
+    let docs = TlsEcho::start(&api.ca, DOCUMENT_SERVICE).await;
+    let app = Echo::start().await;
+    let config = sidecar_config(&sts) + &format!("spiffe:\n  endpoint: {}\n", api.endpoint());
+    let actbridge = Actbridge::start_unready(&config).await;
+    let readyz = format!("http://127.0.0.1:{}/readyz", actbridge.admin_port);
+    let ports = EnvoyPorts {
+        ext_proc: ExtProcAddr::Tcp(actbridge.ext_proc_port),
+        app_port: app.port,
+        document_service_port: docs.port,
+        aws_s3_port: None,
+        github_api_port: None,
+    };
+    // Envoy starts now and waits (up to 20 s) for its secrets; meanwhile the pod is
+    // checked, then the Workload API returns.
+    let ((envoy, ready_at), (_api, resumed_at)) = tokio::join!(
+        async {
+            let envoy = Envoy::start_with(&ports, Transport::Mtls).await;
+            (envoy, Instant::now())
+        },
+        async {
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            assert_eq!(reqwest::get(&readyz).await.unwrap().status(), 503);
+            let resumed_at = Instant::now();
+            api.resume().await;
+            (api, resumed_at)
+        }
+    );
+    assert!(
+        ready_at > resumed_at,
+        "Envoy was ready before any SVID existed:\n{}",
+        envoy.log()
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while reqwest::get(&readyz).await.unwrap().status() != 200 {
+        assert!(Instant::now() < deadline, "actbridge did not become ready");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let token = sts.alice_delegated().await;
+    let r = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .unwrap()
+        .get(format!(
+            "http://127.0.0.1:{}/documents/DOC-001",
+            envoy.outbound_port
+        ))
+        .header("host", "document-service")
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", envoy.log());
+    assert_eq!(docs.seen()[0].spiffe_id.as_deref(), Some(AGENT));
+}
