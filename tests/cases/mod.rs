@@ -12,6 +12,7 @@ mod envoy_config;
 mod extproc_transport;
 mod filter;
 mod github;
+mod hostile;
 mod inbound;
 mod inject_cli;
 mod metrics;
