@@ -9,6 +9,7 @@ mod custody;
 mod demo;
 mod dockerfile;
 mod envoy_config;
+mod faults;
 mod extproc_transport;
 mod filter;
 mod github;
