@@ -56,6 +56,16 @@ fuzz:
 	      -max_total_time=$(FUZZ_SECS) -rss_limit_mb=4096 -timeout=10 -print_final_stats=1 || exit 1; \
 	  done
 
+## soak: the soak run (not part of `make test`; docs/reliability.md): the bench world
+## (bench/run's: real Envoy, token service, actbridge release with policy and exchange),
+## three fixed-rate loads for SOAK_SECS (default 600) seconds, actbridge's RSS and open
+## fds sampled every 10 s; prints the report (errors, memory trend), writes bench/SOAK.md
+## and fails on any error or growing memory.
+SOAK_SECS ?= 600
+soak: envoy oha
+	cargo build --release --bin actbridge --example bench-tools
+	SOAK_SECS=$(SOAK_SECS) bench/soak
+
 ## oha: the HTTP load generator (crates.io), installed with cargo when not on the machine.
 oha:
 	@command -v oha >/dev/null 2>&1 || test -x "$$HOME/.cargo/bin/oha" || cargo install oha --locked

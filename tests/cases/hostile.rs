@@ -245,6 +245,7 @@ async fn hostile_requests_are_refused_with_their_status_and_never_reach_the_upst
         assert!(t.len() < 8192, "the bomb must get past the size limit");
         t
     };
+    let forever = signed(&claims(json!({"exp": u64::MAX})));
     let padded = signed(&claims(json!({"padding": "x".repeat(9000)})));
     let attacker_jwk = {
         let jwk =
@@ -663,6 +664,20 @@ async fn hostile_requests_are_refused_with_their_status_and_never_reach_the_upst
             To::In,
             &[&bearer(&signed(&claims(json!({"exp": 1e300}))))],
             refused(401, ""),
+        ),
+        // Far-future expiry: valid (the issuer signed it), and the verified-token cache,
+        // which keeps an entry until exp, must cope with the largest exp there is.
+        row(
+            "exp at u64::MAX, issuer-signed",
+            To::In,
+            &[&bearer(&forever)],
+            Expect::PassesWithout(vec![]),
+        ),
+        row(
+            "exp at u64::MAX again (from the verified-token cache)",
+            To::In,
+            &[&bearer(&forever)],
+            Expect::PassesWithout(vec![]),
         ),
         row(
             "sub an object (an injection operator)",
