@@ -1,6 +1,6 @@
 //! Fault injection through the real Envoy: a token service that is slow, resets or
-//! answers garbage; the JWKS endpoint down at start and during the run; actbridge killed
-//! and restarted under load. In every case the caller gets the documented refusal and the
+//! answers garbage; the JWKS endpoint down at start and during the run (the loaded keys
+//! trusted until `jwks_max_age`); actbridge killed and restarted under load. In every case the caller gets the documented refusal and the
 //! upstream receives nothing that did not pass actbridge (its record is asserted on).
 //! Token service down or unreachable (tests/cases/outbound.rs) and each credential
 //! backend down (aws.rs, github.rs, postgres.rs, spiffe.rs) are covered where they live.
@@ -381,6 +381,58 @@ async fn jwks_down_during_the_run_keeps_the_loaded_keys_and_refuses_unknown_kids
     for seen in world.app.seen() {
         assert_eq!(seen.header_all("x-actbridge-subject").len(), 1);
     }
+}
+
+#[tokio::test]
+async fn keys_not_refetched_within_jwks_max_age_are_no_longer_trusted() {
+    let faulty = Faulty::start(Fault::Close).await;
+    let sts = Sts::start().await;
+    let jwks = jwks_of(&sts).await;
+    faulty.set(Fault::respond(200, "application/json", &jwks));
+    let config = faulty_jwks(&sts, &faulty).replace(
+        "    jwks_timeout: 1s\n",
+        "    jwks_timeout: 1s\n    jwks_max_age: 3s\n",
+    );
+    assert!(config.contains("jwks_max_age: 3s"));
+    let world = World::start_with(sts, &config).await;
+    let readyz = format!("http://127.0.0.1:{}/readyz", world.actbridge.admin_port);
+    assert_eq!(
+        inbound_status(&world, &fresh_token(&world.sts)).await.0,
+        200
+    );
+
+    faulty.set(Fault::Close);
+    let down = Instant::now();
+    // Within the max age (the last good fetch was at most a second before): still trusted.
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let (status, _, body) = inbound_status(&world, &fresh_token(&world.sts)).await;
+    assert_eq!(status, 200, "{body}");
+    // Past it: refused as unavailable, both ways, and not ready.
+    tokio::time::sleep_until((down + Duration::from_millis(4500)).into()).await;
+    let (status, retry, body) = inbound_status(&world, &fresh_token(&world.sts)).await;
+    assert_eq!(status, 503, "{body}");
+    assert!(retry.is_some());
+    assert!(body.contains("temporarily_unavailable"), "{body}");
+    let delegated = world.sts.alice_delegated().await;
+    let resp = world
+        .agent_call("document-service", "/documents", &delegated)
+        .await;
+    assert_eq!(resp.status(), 503);
+    assert_eq!(reqwest::get(&readyz).await.unwrap().status(), 503);
+    assert_eq!(world.app.count(), 2);
+    assert_eq!(world.docs.count(), 0);
+    assert!(
+        world
+            .actbridge
+            .log()
+            .contains("no keys younger than jwks_max_age are held")
+    );
+
+    // The JWKS back: trusted and ready again at the next refresh.
+    faulty.set(Fault::respond(200, "application/json", &jwks));
+    assert!(wait_http_ok(&readyz, Duration::from_secs(5)).await);
+    let (status, _, body) = inbound_status(&world, &fresh_token(&world.sts)).await;
+    assert_eq!(status, 200, "{body}");
 }
 
 /// One request of the load: when it started and the status it got.
