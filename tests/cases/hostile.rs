@@ -702,7 +702,7 @@ async fn hostile_requests_are_refused_with_their_status_and_never_reach_the_upst
             refused(401, ""),
         ),
         row(
-            "a token issued for this agent's outbound use, delegated",
+            "a token for another audience (the document service)",
             To::In,
             &[&bearer(&signed(&claims(
                 json!({"aud": "spiffe://demo.example.com/service/document-service"}),
