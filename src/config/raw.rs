@@ -118,6 +118,12 @@ pub struct RawIssuer {
     /// Timeout of one JWKS or discovery request. Default `5s`.
     #[serde(default, with = "humantime_serde")]
     pub jwks_timeout: Option<Duration>,
+    /// How long keys stay trusted after the last successful JWKS fetch while the issuer
+    /// cannot be reached. Past it the issuer's tokens are refused (503) and actbridge is
+    /// not ready until a fetch succeeds. Must exceed `jwks_refresh_interval`. Default
+    /// `24h`.
+    #[serde(default, with = "humantime_serde")]
+    pub jwks_max_age: Option<Duration>,
 }
 
 /// `tokens`: limits on presented tokens.

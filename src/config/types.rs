@@ -84,6 +84,8 @@ pub struct IssuerConfig {
     pub jwks_min_refetch_interval: Duration,
     /// Timeout of one JWKS/discovery request.
     pub jwks_timeout: Duration,
+    /// How long fetched keys stay trusted without a successful re-fetch.
+    pub jwks_max_age: Duration,
 }
 
 /// Where an issuer's JWKS is found.

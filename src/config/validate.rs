@@ -304,23 +304,36 @@ fn validate_issuer(key: &str, ri: &RawIssuer) -> Result<IssuerConfig, ConfigErro
             "must be at most 5m",
         ));
     }
+    let jwks_refresh_interval = positive(
+        "jwks_refresh_interval",
+        ri.jwks_refresh_interval,
+        Duration::from_secs(300),
+    )?;
+    let jwks_max_age = positive(
+        "jwks_max_age",
+        ri.jwks_max_age,
+        Duration::from_secs(24 * 3600),
+    )?;
+    if jwks_max_age <= jwks_refresh_interval {
+        return Err(ConfigError::invalid(
+            format!("{key}.jwks_max_age"),
+            "must be longer than jwks_refresh_interval (or keys would lapse between refreshes)",
+        ));
+    }
     Ok(IssuerConfig {
         issuer: ri.issuer.clone(),
         jwks,
         audiences: ri.audiences.clone(),
         algorithms,
         leeway,
-        jwks_refresh_interval: positive(
-            "jwks_refresh_interval",
-            ri.jwks_refresh_interval,
-            Duration::from_secs(300),
-        )?,
+        jwks_refresh_interval,
         jwks_min_refetch_interval: positive(
             "jwks_min_refetch_interval",
             ri.jwks_min_refetch_interval,
             Duration::from_secs(30),
         )?,
         jwks_timeout: positive("jwks_timeout", ri.jwks_timeout, Duration::from_secs(5))?,
+        jwks_max_age,
     })
 }
 

@@ -1,7 +1,9 @@
 //! One issuer's signing keys: fetched from its JWKS URI (or found by OIDC discovery),
 //! held behind an `ArcSwap` so the request path reads them without a lock, refreshed in
 //! the background, and re-fetched on an unknown `kid` at most once per configured
-//! interval.
+//! interval. Keys not re-fetched successfully within `jwks_max_age` are no longer
+//! trusted: an issuer that stays unreachable cannot keep a key it has since removed
+//! (rotated out after a compromise, say) in use here forever.
 
 use std::collections::HashMap;
 use std::str::FromStr;
@@ -32,7 +34,8 @@ pub(super) struct KeyEntry {
 #[derive(Default)]
 struct KeySet {
     keys: HashMap<String, Arc<KeyEntry>>,
-    loaded: bool,
+    /// When the set was fetched (`None`: never).
+    loaded_at: Option<Instant>,
 }
 
 /// Why a JWKS fetch failed (logged; callers see [`super::VerifyError::KeysUnavailable`]).
@@ -65,6 +68,7 @@ pub struct JwksStore {
     refetch_gate: tokio::sync::Mutex<Option<Instant>>,
     min_refetch: Duration,
     refresh_interval: Duration,
+    max_age: Duration,
 }
 
 impl JwksStore {
@@ -78,21 +82,28 @@ impl JwksStore {
             refetch_gate: tokio::sync::Mutex::new(None),
             min_refetch: cfg.jwks_min_refetch_interval,
             refresh_interval: cfg.jwks_refresh_interval,
+            max_age: cfg.jwks_max_age,
         }
     }
 
-    /// Whether keys have been loaded at least once.
+    /// Whether keys are loaded and younger than `jwks_max_age`.
     pub fn is_loaded(&self) -> bool {
-        self.keys.load().loaded
+        self.keys.load().fresh(self.max_age)
     }
 
+    /// The key for `kid`, if the keys are loaded and not past `jwks_max_age`.
     pub(super) fn lookup(&self, kid: &str) -> Option<Arc<KeyEntry>> {
-        self.keys.load().keys.get(kid).cloned()
+        let set = self.keys.load();
+        if !set.fresh(self.max_age) {
+            return None;
+        }
+        set.keys.get(kid).cloned()
     }
 
     /// Returns the key for `kid`, re-fetching the JWKS once if it is unknown and the
     /// last re-fetch is older than the minimum interval. `Err(true)` means the keys are
-    /// unavailable (never loaded), `Err(false)` that the kid is simply unknown.
+    /// unavailable (never loaded, or past `jwks_max_age`), `Err(false)` that the kid is
+    /// simply unknown.
     pub(super) async fn key_or_refetch(&self, kid: &str) -> Result<Arc<KeyEntry>, bool> {
         if let Some(k) = self.lookup(kid) {
             return Ok(k);
@@ -176,8 +187,12 @@ impl JwksStore {
         loop {
             let wait = match self.refresh().await {
                 Ok(_) => self.refresh_interval,
-                Err(e) => {
+                Err(e) if self.is_loaded() => {
                     tracing::warn!(issuer = %self.issuer, error = %e, "JWKS refresh failed; keeping the previous keys");
+                    self.min_refetch.min(self.refresh_interval)
+                }
+                Err(e) => {
+                    tracing::warn!(issuer = %self.issuer, error = %e, max_age = ?self.max_age, "JWKS refresh failed and no keys younger than jwks_max_age are held: this issuer's tokens are refused");
                     self.min_refetch.min(self.refresh_interval)
                 }
             };
@@ -228,5 +243,15 @@ fn parse_jwks(body: &[u8]) -> Result<KeySet, String> {
         };
         keys.insert(kid, Arc::new(KeyEntry { key, family, alg }));
     }
-    Ok(KeySet { keys, loaded: true })
+    Ok(KeySet {
+        keys,
+        loaded_at: Some(Instant::now()),
+    })
+}
+
+impl KeySet {
+    /// Loaded, and fetched no longer than `max_age` ago.
+    fn fresh(&self, max_age: Duration) -> bool {
+        self.loaded_at.is_some_and(|t| t.elapsed() <= max_age)
+    }
 }

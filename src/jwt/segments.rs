@@ -15,6 +15,16 @@ pub(super) struct RawHeader {
     pub alg: String,
     #[serde(default)]
     pub kid: Option<String>,
+    /// `crit` (RFC 7515 §4.1.11): the extensions a recipient must understand, or refuse
+    /// the token. actbridge implements none, so any `crit` (even `null` or `[]`, which the
+    /// RFC forbids) refuses the token — whoever signed it.
+    #[serde(default, deserialize_with = "present")]
+    pub crit: Option<serde_json::Value>,
+}
+
+/// `Some` for a field that is present, whatever its value (`null` included).
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<serde_json::Value>, D::Error> {
+    serde_json::Value::deserialize(d).map(Some)
 }
 
 /// The issuer claim, read unverified to pick the issuer's keys.
@@ -48,6 +58,11 @@ pub(super) fn peek(token: &str) -> Result<Peeked, VerifyError> {
         .map_err(|_| VerifyError::Malformed("header is not base64url"))?;
     let header: RawHeader = serde_json::from_slice(&header_bytes)
         .map_err(|_| VerifyError::Malformed("header is not a JWS header"))?;
+    if header.crit.is_some() {
+        return Err(VerifyError::Malformed(
+            "header names critical extensions (crit), which are not supported",
+        ));
+    }
     let payload_bytes = URL_SAFE_NO_PAD
         .decode(p)
         .map_err(|_| VerifyError::Malformed("payload is not base64url"))?;
@@ -58,4 +73,28 @@ pub(super) fn peek(token: &str) -> Result<Peeked, VerifyError> {
         _ => None,
     };
     Ok(Peeked { header, iss })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn token(header: &str) -> String {
+        let payload = URL_SAFE_NO_PAD.encode(r#"{"iss":"https://idp.example.com"}"#);
+        format!("{}.{payload}.c2ln", URL_SAFE_NO_PAD.encode(header))
+    }
+
+    #[test]
+    fn a_header_with_crit_is_refused_whatever_crit_holds() {
+        for crit in [r#"["urn:example:x"]"#, r#"["b64"]"#, "[]", "null", "1"] {
+            let h = format!(r#"{{"alg":"RS256","kid":"k","crit":{crit}}}"#);
+            assert!(
+                matches!(peek(&token(&h)), Err(VerifyError::Malformed(m)) if m.contains("crit")),
+                "{crit}"
+            );
+        }
+        let p = peek(&token(r#"{"alg":"RS256","kid":"k","jku":"http://x"}"#)).unwrap();
+        assert_eq!(p.header.kid.as_deref(), Some("k"));
+        assert_eq!(p.iss.as_deref(), Some("https://idp.example.com"));
+    }
 }

@@ -122,7 +122,7 @@ impl Verifier {
         self.issuers.values().map(|e| &e.jwks)
     }
 
-    /// True once every issuer's keys have loaded.
+    /// True while every issuer holds keys fetched within its `jwks_max_age`.
     pub fn is_ready(&self) -> bool {
         self.issuers.values().all(|e| e.jwks.is_loaded())
     }

@@ -91,6 +91,10 @@ fn invalid_configs_are_refused_naming_the_key() {
             "listen: {ext_proc: 'tcp://127.0.0.1:9001'}\nissuers: [{issuer: 'http://x/r', algorithms: [HS256]}]\n",
             "issuers[0].algorithms",
         ),
+        (
+            "listen: {ext_proc: 'tcp://127.0.0.1:9001'}\nissuers: [{issuer: 'http://x/r', jwks_refresh_interval: 10m, jwks_max_age: 5m}]\n",
+            "issuers[0].jwks_max_age",
+        ),
     ];
     for (yaml, key) in cases {
         let (code, err) = check(yaml);

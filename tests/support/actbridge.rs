@@ -15,6 +15,8 @@ pub struct Actbridge {
     pub ext_proc_port: u16,
     pub admin_port: u16,
     dir: tempfile::TempDir,
+    /// The extra environment it was started with (kept for a restart).
+    env: Vec<(String, String)>,
 }
 
 impl Actbridge {
@@ -75,30 +77,41 @@ impl Actbridge {
         let path = dir.path().join("actbridge.yaml");
         std::fs::write(&path, config).unwrap();
         let log = std::fs::File::create(dir.path().join("actbridge.log")).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_actbridge"))
-            .args(["serve", "--config", path.to_str().unwrap()])
-            .env("ACTBRIDGE_LOG", "actbridge=debug,info")
-            // The base AWS credential of every test sidecar: MiniStack's root. Nothing of
-            // the developer's own AWS set-up may leak in.
-            .env("AWS_ACCESS_KEY_ID", "test")
-            .env("AWS_SECRET_ACCESS_KEY", "test")
-            .env_remove("AWS_SESSION_TOKEN")
-            .env_remove("AWS_PROFILE")
-            .env("AWS_CONFIG_FILE", "/nonexistent")
-            .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
-            .env("AWS_EC2_METADATA_DISABLED", "true")
-            .env("PGADMIN_PASSWORD", PGADMIN_PASSWORD)
-            .envs(env.iter().copied())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("start actbridge");
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let child = launch(&path, &env, log);
         Actbridge {
             child,
             ext_proc_port,
             admin_port,
             dir,
+            env,
         }
+    }
+
+    /// Kills the process (SIGKILL, as a crash) if it still runs, starts it again with the
+    /// same config, ports and environment (its log appended), and waits for `/readyz`.
+    pub async fn restart(&mut self) {
+        self.kill();
+        let path = self.dir.path().join("actbridge.yaml");
+        let log = std::fs::OpenOptions::new()
+            .append(true)
+            .open(self.dir.path().join("actbridge.log"))
+            .unwrap();
+        self.child = launch(&path, &self.env, log);
+        let url = format!("http://127.0.0.1:{}/readyz", self.admin_port);
+        assert!(
+            wait_http_ok(&url, Duration::from_secs(20)).await,
+            "actbridge did not become ready again:\n{}",
+            self.log()
+        );
+    }
+
+    /// The process id (for sampling its resources).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// The log so far.
@@ -136,4 +149,26 @@ impl Drop for Actbridge {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// Starts `actbridge serve --config path` with the test environment, stderr to `log`.
+fn launch(path: &std::path::Path, env: &[(String, String)], log: std::fs::File) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_actbridge"))
+        .args(["serve", "--config", path.to_str().unwrap()])
+        .env("ACTBRIDGE_LOG", "actbridge=debug,info")
+        // The base AWS credential of every test sidecar: MiniStack's root. Nothing of
+        // the developer's own AWS set-up may leak in.
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env_remove("AWS_SESSION_TOKEN")
+        .env_remove("AWS_PROFILE")
+        .env("AWS_CONFIG_FILE", "/nonexistent")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("PGADMIN_PASSWORD", PGADMIN_PASSWORD)
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("start actbridge")
 }

@@ -7,6 +7,7 @@ pub mod actbridge;
 pub mod chat;
 pub mod echo;
 pub mod envoy;
+pub mod faulty;
 pub mod github;
 pub mod mcp;
 pub mod ministack;

@@ -48,10 +48,23 @@ impl Sts {
     /// The token service with a realm file given as text, listening on `addr` (port 0 =
     /// a free one); its issuer names that address.
     pub async fn start_at(realm_yaml: &str, addr: &str) -> Sts {
+        Self::start_keyed(realm_yaml, addr, None).await
+    }
+
+    /// The demo realm's token service signing with the RSA private key `key_pem` (PEM),
+    /// so that a test can also sign tokens with headers of its own choosing.
+    pub async fn start_with_key(key_pem: &[u8]) -> Sts {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("demo/realm.yaml");
+        let realm = std::fs::read_to_string(path).unwrap();
+        Self::start_keyed(&realm, "127.0.0.1:0", Some(key_pem)).await
+    }
+
+    /// The token service on `addr`, with a generated signing key or `key_pem`.
+    pub async fn start_keyed(realm_yaml: &str, addr: &str, key_pem: Option<&[u8]>) -> Sts {
         let realm = Realm::from_yaml_str(realm_yaml).unwrap();
         let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
-        let service = TokenService::new(realm, &url, None).unwrap();
+        let service = TokenService::new(realm, &url, key_pem).unwrap();
         let stop = CancellationToken::new();
         let traceparents = Arc::new(Mutex::new(Vec::new()));
         let app = service.router().layer(axum::middleware::from_fn_with_state(
