@@ -247,7 +247,9 @@ pub fn decide(data: &[u8]) -> Option<Decision> {
     let facts = RequestFacts::new(Some(direction), headers).ok()?;
     let decision = w.rt.block_on(w.pipeline.decide(&facts));
     let mutations = match &decision {
-        Decision::Continue(m) | Decision::ReadBody { mutations: m, .. } => m,
+        Decision::Continue(m)
+        | Decision::ReadBody { mutations: m, .. }
+        | Decision::Narrow { mutations: m, .. } => m,
         Decision::Deny(d) => {
             assert!((400..600).contains(&d.status), "deny with {}", d.status);
             return Some(decision);

@@ -37,7 +37,7 @@ fn the_request_target_reaches_verification_policy_and_exchange() {
         let data =
             std::fs::read(harness::repo_root().join("fuzz/corpus/request").join(seed)).unwrap();
         match harness::decide(&data).expect("a request") {
-            Decision::Continue(_) | Decision::ReadBody { .. } => 0,
+            Decision::Continue(_) | Decision::ReadBody { .. } | Decision::Narrow { .. } => 0,
             Decision::Deny(d) => d.status,
             Decision::Respond(r) => r.status,
         }
