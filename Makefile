@@ -44,7 +44,7 @@ bench: envoy oha
 ## add the input to fuzz/corpus/TARGET/. Uses the nightly toolchain when installed, else
 ## stable with RUSTC_BOOTSTRAP=1; installs cargo-fuzz when missing.
 FUZZ_SECS ?= 60
-FUZZ_TARGETS ?= token claims request config
+FUZZ_TARGETS ?= token claims request config jsonrpc
 fuzz:
 	@command -v cargo-fuzz >/dev/null 2>&1 || test -x "$$HOME/.cargo/bin/cargo-fuzz" || cargo install cargo-fuzz --locked
 	@if rustup run nightly rustc --version >/dev/null 2>&1; then tc=+nightly; else tc=; export RUSTC_BOOTSTRAP=1; fi; \

@@ -86,7 +86,11 @@ fn main() {
     // `cargo bench` passes `--bench`; `cargo test --all-targets` runs this binary without
     // it, in a debug build: then only a smoke run (does it work, not how fast).
     let measuring = std::env::args().any(|a| a == "--bench");
-    let rounds = if measuring { setting("OBS_ROUNDS", 7) } else { 1 };
+    let rounds = if measuring {
+        setting("OBS_ROUNDS", 7)
+    } else {
+        1
+    };
     let n = if measuring {
         setting("OBS_DECISIONS", 100_000)
     } else {

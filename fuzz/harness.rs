@@ -304,13 +304,48 @@ pub fn config(data: &[u8]) {
     let _ = Config::from_yaml(text, &HashMap::<String, String>::new());
 }
 
+/// Agent-protocol bodies: a request body through the JSON-RPC parser and the MCP tool
+/// reader, and the same bytes as a `tools/list` response (JSON and event stream) through
+/// narrowing. Invariants: a parsed envelope is never empty; narrowing never adds a tool,
+/// keeps every tool it is told to keep, and what it writes parses again with the kept
+/// tools only.
+pub fn jsonrpc(data: &[u8]) {
+    use actbridge::agentproto::{jsonrpc, mcp};
+    if let Ok(envelope) = jsonrpc::parse(data) {
+        assert!(!envelope.messages.is_empty());
+        assert!(envelope.messages.len() <= jsonrpc::MAX_BATCH);
+        for m in &envelope.messages {
+            if m.method.as_deref() == Some(mcp::TOOLS_CALL) {
+                let _ = mcp::tool_call(m);
+            }
+        }
+    }
+    for content_type in ["application/json", "text/event-stream"] {
+        let ids = vec![serde_json::Value::from(1), serde_json::Value::from("l")];
+        let Ok(mut list) = mcp::ToolsList::parse(data, content_type, ids.clone()) else {
+            continue;
+        };
+        let Ok(names) = list.names() else { continue };
+        let keep = |n: &str| n.len() % 2 == 0;
+        let removed = list.retain(keep);
+        assert_eq!(removed, names.iter().filter(|n| !keep(n)).count());
+        let body = list.into_body();
+        let mut again =
+            mcp::ToolsList::parse(&body, content_type, ids).expect("narrowed output parses again");
+        let kept = again.names().expect("kept tools have names");
+        assert!(kept.iter().all(|n| keep(n)), "a refused tool survived");
+        assert_eq!(kept.len(), names.len() - removed);
+    }
+}
+
 /// One fuzz entry point.
 pub type Target = fn(&[u8]);
 
 /// Every target, by name (for the seed replay).
-pub const TARGETS: [(&str, Target); 4] = [
+pub const TARGETS: [(&str, Target); 5] = [
     ("token", token),
     ("claims", claims),
     ("request", request),
     ("config", config),
+    ("jsonrpc", jsonrpc),
 ];

@@ -106,12 +106,11 @@ impl Exchanger {
     ) -> Result<Arc<IssuedToken>, ExchangeError> {
         let key = self.cache_key(subject_token, target, name_actor);
         self.stats
-            .get_or_mint(&self.cache, key, async {
-                let resp = self
-                    .exchange_uncached(subject_token, target, name_actor)
-                    .await?;
-                Ok(Arc::new(self.issued(resp, Some(subject_expires_at))))
-            })
+            .get_or_mint(
+                &self.cache,
+                key,
+                self.exchange_fresh(subject_token, subject_expires_at, target, name_actor),
+            )
             .await
             .map_err(|e: Arc<ExchangeError>| (*e).clone())
     }
