@@ -326,7 +326,7 @@ pub fn jsonrpc(data: &[u8]) {
             continue;
         };
         let Ok(names) = list.names() else { continue };
-        let keep = |n: &str| n.len() % 2 == 0;
+        let keep = |n: &str| n.len().is_multiple_of(2);
         let removed = list.retain(keep);
         assert_eq!(removed, names.iter().filter(|n| !keep(n)).count());
         let body = list.into_body();
