@@ -172,7 +172,10 @@ pub(super) async fn on_body(
             );
             let granted = trail.timed(Stage::Policy, judged).await?;
             trail.grant = Some(granted.grant);
-            if granted.single_use_token {
+            // A single-use token is for a tool call; elsewhere the flag means nothing.
+            if granted.single_use_token
+                && matches!(call, RpcInput::Mcp(McpInput { tool: Some(_), .. }))
+            {
                 single_use_tool = Some(call);
             }
         }

@@ -487,7 +487,8 @@ import rego.v1
 
 default decision := {"allow": false, "reason": "this A2A call is not allowed", "grant": []}
 
-decision := {"allow": true, "reason": "ok", "grant": ["engineering"]} if {
+# single_use_token means nothing outside an MCP tool call: the call still goes out.
+decision := {"allow": true, "reason": "ok", "grant": ["engineering"], "single_use_token": true} if {
 	input.a2a.known
 	input.a2a.agent == "spiffe://demo.example.com/agent/reviewer-ops"
 	input.a2a.method in {"message/send", "tasks/get"}
