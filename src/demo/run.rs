@@ -125,6 +125,8 @@ async fn script(opts: &DemoOptions, stop: CancellationToken) -> DemoResult<()> {
             eprintln!("actbridge stopped: {e}");
         }
     });
+    // Envoy fails a request closed (500) while the ext_proc server is not listening yet.
+    wait_listening(ext_proc_port, "actbridge's ext_proc server").await?;
     println!("actbridge       ext_proc 127.0.0.1:{ext_proc_port}");
 
     // 5. The real Envoy with the shipped sidecar config.
@@ -439,6 +441,19 @@ fn claims(token: &str) -> DemoResult<Value> {
     let p = token.split('.').nth(1).ok_or("not a JWT")?;
     let bytes = URL_SAFE_NO_PAD.decode(p).map_err(|e| e.to_string())?;
     serde_json::from_slice(&bytes).map_err(|e| e.to_string())
+}
+
+async fn wait_listening(port: u16, what: &str) -> DemoResult<()> {
+    for _ in 0..200 {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+        {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Err(format!("{what} is not listening on 127.0.0.1:{port}"))
 }
 
 async fn wait_ok(http: &reqwest::Client, url: &str, what: &str) -> DemoResult<()> {
