@@ -292,13 +292,7 @@ impl Pipeline {
             }
             Err(refusal) => {
                 tracing::warn!(route = narrowing.route(), error = %refusal, "tools/list refused");
-                let rpc = rpc::RpcTrail {
-                    protocol: "mcp",
-                    reply_id: serde_json::Value::Null,
-                    calls: Vec::new(),
-                    scope: None,
-                };
-                Err(rpc.render(refusal.denial(None), &refusal))
+                Err(rpc::RpcTrail::new("mcp").render(refusal.denial(None), &refusal))
             }
         }
     }

@@ -50,6 +50,16 @@ pub(crate) struct RpcTrail {
 }
 
 impl RpcTrail {
+    /// Nothing known yet but the protocol (`mcp` or `a2a`).
+    pub fn new(protocol: &'static str) -> Self {
+        RpcTrail {
+            protocol,
+            reply_id: Value::Null,
+            calls: Vec::new(),
+            scope: None,
+        }
+    }
+
     /// The denial in the protocol's terms: a JSON-RPC error object as the body, and on
     /// a 403 of an MCP route the challenge of the MCP authorization specification
     /// (2025-11-25, "Scope Challenge Handling"): `Bearer error="insufficient_scope"`
@@ -96,12 +106,7 @@ pub(super) fn on_headers(
             *max_body_bytes
         }
     };
-    trail.rpc = Some(RpcTrail {
-        protocol: protocol.name(),
-        reply_id: Value::Null,
-        calls: Vec::new(),
-        scope: None,
-    });
+    trail.rpc = Some(RpcTrail::new(protocol.name()));
     // No body follows: Envoy would never send a body phase, and the request would go
     // on undecided.
     if req.end_of_stream {
@@ -128,12 +133,9 @@ pub(super) async fn on_body(
     route: &Route<'_>,
     trail: &mut Trail,
 ) -> Result<Then, Refusal> {
-    let rpc = trail.rpc.get_or_insert_with(|| RpcTrail {
-        protocol: route.protocol.name(),
-        reply_id: Value::Null,
-        calls: Vec::new(),
-        scope: None,
-    });
+    let rpc = trail
+        .rpc
+        .get_or_insert_with(|| RpcTrail::new(route.protocol.name()));
     let body = body.ok_or(Refusal::BodyTooLarge)?;
     let envelope = jsonrpc::parse(body)?;
     rpc.reply_id = envelope.reply_id();
