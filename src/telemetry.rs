@@ -3,10 +3,12 @@
 //!
 //! - [`propagation`]: W3C trace context in (the request's `traceparent` as the parent of
 //!   its span) and out (on calls to the token service and credential backends).
+//! - [`sampling`]: whether a request is traced, decided before its spans are made.
 //! - `traces`: the OTLP/gRPC exporter behind the `tracing` spans, when configured.
 
 pub mod metrics;
 pub mod propagation;
+pub mod sampling;
 pub(crate) mod traces;
 
 pub use traces::{Traces, TracesError};

@@ -43,7 +43,17 @@ pub fn token_service(rt: &tokio::runtime::Runtime) -> (Arc<TokenService>, String
 }
 
 /// alice's GET of DOC-001 into summarizer-tech's pod, with `token`.
+#[allow(dead_code)] // not every bench uses it
 pub fn inbound_request(token: &str) -> RequestFacts {
+    inbound_request_traced(
+        token,
+        "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+    )
+}
+
+/// As [`inbound_request`], carrying `traceparent`.
+#[allow(dead_code)] // not every bench uses it
+pub fn inbound_request_traced(token: &str, traceparent: &str) -> RequestFacts {
     let bearer = format!("Bearer {token}");
     RequestFacts::new(
         Some("inbound"),
@@ -52,10 +62,7 @@ pub fn inbound_request(token: &str) -> RequestFacts {
             (":method", "GET"),
             (":path", "/documents/DOC-001"),
             ("authorization", bearer.as_str()),
-            (
-                "traceparent",
-                "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
-            ),
+            ("traceparent", traceparent),
         ]
         .into_iter()
         .map(|(k, v): (&str, &str)| (k.to_string(), v.as_bytes().to_vec()))

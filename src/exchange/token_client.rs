@@ -97,14 +97,19 @@ impl TokenClient {
             .iter()
             .find(|(k, _)| *k == "grant_type")
             .map(|(_, v)| v);
-        let span = tracing::debug_span!(
-            "token_request",
-            otel.kind = "client",
-            grant_type = grant.map(String::as_str),
-            server.address = self.endpoint.host_str(),
-            http.response.status_code = Empty,
-            otel.status_code = Empty,
-        );
+        // Only inside a traced request (an untraced one would make this a trace of its own).
+        let span = if crate::telemetry::sampling::in_traced_request() {
+            tracing::debug_span!(
+                "token_request",
+                otel.kind = "client",
+                grant_type = grant.map(String::as_str),
+                server.address = self.endpoint.host_str(),
+                http.response.status_code = Empty,
+                otel.status_code = Empty,
+            )
+        } else {
+            Span::none()
+        };
         // Boxed: one token request (a cache miss) is off the hot path, and the decision
         // future that awaits it is already deeply nested (its layout has a depth limit).
         let result = Box::pin(self.send(form)).instrument(span.clone()).await;

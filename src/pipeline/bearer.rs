@@ -10,6 +10,21 @@ pub(super) fn bearer_value(token: &str) -> Result<HeaderValue, Refusal> {
     HeaderValue::try_from(format!("Bearer {token}")).map_err(|_| Refusal::UnforwardableToken)
 }
 
+/// The bytes of RFC 6750's `b64token` alphabet, as a table: every request's token is
+/// checked, and a per-character test over `chars()` cost ~2 µs for a 1 kB JWT
+/// (`make bench-observability`).
+const B64TOKEN: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut i = 0;
+    while i < 256 {
+        let b = i as u8;
+        table[i] = b.is_ascii_alphanumeric()
+            || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/' | b'=');
+        i += 1;
+    }
+    table
+};
+
 /// The one `Bearer` credential of the `authorization` header. Several `authorization`
 /// headers, another scheme, non-UTF-8 bytes or characters outside RFC 6750's `b64token`
 /// alphabet are refused.
@@ -29,9 +44,7 @@ pub(super) fn bearer_token(req: &RequestFacts) -> Result<&str, Refusal> {
         return Err(Refusal::MalformedAuthorization);
     }
     let token = token.trim_start_matches(' ');
-    let b64token =
-        |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_' | '~' | '+' | '/' | '=');
-    if token.is_empty() || !token.chars().all(b64token) {
+    if token.is_empty() || !token.bytes().all(|b| B64TOKEN[usize::from(b)]) {
         return Err(Refusal::MalformedAuthorization);
     }
     Ok(token)

@@ -9,8 +9,11 @@
 //! decision and reason. Never a token, placeholder, secret, credential, header value or
 //! query string.
 //!
-//! Spans are at DEBUG level: with no exporter and the default log level they are never
-//! created (one relaxed atomic load per macro), and recording into them returns at once.
+//! With an exporter, whether a request is traced is decided before its request span is
+//! made (`telemetry::sampling`): an untraced request gets no span, and its stages none
+//! either (a stage span is made only inside a request span). Without an exporter the
+//! spans are at DEBUG level: at the default log level they are never created (one
+//! relaxed atomic load per macro), and recording into them returns at once.
 
 use std::future::Future;
 
@@ -21,10 +24,17 @@ use super::decision::Decision;
 use super::request::RequestFacts;
 use super::trail::Trail;
 use crate::telemetry::propagation;
+use crate::telemetry::sampling::{HeadSampler, Traced, in_traced_request};
 
 /// The span of one decision on `phase` (`headers` or `body`) of `req`, child of the
-/// request's trace context when it carries one.
-pub(super) fn request(req: &RequestFacts, phase: &'static str) -> Span {
+/// request's trace context when it carries one; no span when `sampler` says the request
+/// is not traced.
+pub(super) fn request(req: &RequestFacts, phase: &'static str, sampler: &HeadSampler) -> Span {
+    let parent = match sampler.decide(|name| req.header(name)) {
+        Traced::No => return Span::none(),
+        Traced::Yes { parent } => parent,
+        Traced::NotExporting => None,
+    };
     let span = tracing::debug_span!(
         "actbridge.request",
         otel.kind = "server",
@@ -47,7 +57,9 @@ pub(super) fn request(req: &RequestFacts, phase: &'static str) -> Span {
         if let Some(id) = req.header("x-request-id") {
             span.record("request.id", id);
         }
-        propagation::adopt_parent(&span, |name| req.header(name));
+        if let Some(parent) = parent {
+            propagation::adopt(&span, parent);
+        }
     }
     span
 }
@@ -95,33 +107,44 @@ pub(super) fn record_decision(span: &Span, decision: &Decision) {
 
 /// The `verify` stage: the presented token checked (`profile`: inbound or outbound).
 pub(super) fn verify(profile: &'static str) -> Span {
-    tracing::debug_span!("verify", profile, otel.status_code = Empty)
+    stage_span(|| tracing::debug_span!("verify", profile, otel.status_code = Empty))
 }
 
 /// The `policy` stage: the policy asked about `route`.
 pub(super) fn policy(route: &str) -> Span {
-    tracing::debug_span!("policy", route, allow = Empty, otel.status_code = Empty)
+    stage_span(|| tracing::debug_span!("policy", route, allow = Empty, otel.status_code = Empty))
 }
 
 /// The `approval` stage: the request held for a person.
 pub(super) fn approval(route: &str) -> Span {
-    tracing::debug_span!("approval", route, otel.status_code = Empty)
+    stage_span(|| tracing::debug_span!("approval", route, otel.status_code = Empty))
 }
 
 /// The `exchange` stage: a token for `audience` from the token service (or its cache).
 pub(super) fn exchange(audience: &str) -> Span {
-    tracing::debug_span!("exchange", audience, otel.status_code = Empty)
+    stage_span(|| tracing::debug_span!("exchange", audience, otel.status_code = Empty))
 }
 
 /// The `credential` stage: backend `name` (of `kind`) applies or vends its credential.
 pub(super) fn credential(name: &str, kind: &'static str, operation: &'static str) -> Span {
-    tracing::debug_span!(
-        "credential",
-        credential = name,
-        backend = kind,
-        operation,
-        otel.status_code = Empty
-    )
+    stage_span(|| {
+        tracing::debug_span!(
+            "credential",
+            credential = name,
+            backend = kind,
+            operation,
+            otel.status_code = Empty
+        )
+    })
+}
+
+/// A stage span, made only inside a request span (see the module's note).
+fn stage_span(make: impl FnOnce() -> Span) -> Span {
+    if in_traced_request() {
+        make()
+    } else {
+        Span::none()
+    }
 }
 
 /// Runs a stage's future inside `span`, marking the span as an error when it fails.

@@ -30,20 +30,23 @@ impl Extractor for Incoming<'_> {
     }
 }
 
-/// Makes the trace context in a request's headers the parent of `span` (`header` looks a
-/// header up by its lower-case name; it must answer `None` for a repeated header). A
-/// missing or malformed `traceparent` leaves the span where it is (a new trace, or
-/// under the current span). Call it before the span is entered or has children.
-pub fn adopt_parent<'a>(span: &Span, header: impl Fn(&'static str) -> Option<&'a str>) {
+/// The caller's trace context from a request's headers (`header` looks a header up by
+/// its lower-case name; it must answer `None` for a repeated header): `None` when
+/// `traceparent` is missing or malformed.
+pub fn incoming<'a>(header: impl Fn(&'static str) -> Option<&'a str>) -> Option<Context> {
+    let carrier = Incoming(FIELDS.map(header));
+    let cx = TraceContextPropagator::new().extract_with_context(&Context::new(), &carrier);
+    cx.span().span_context().is_valid().then_some(cx)
+}
+
+/// Makes `parent` (from [`incoming`]) the parent of `span`. Call it before the span is
+/// entered or has children.
+pub fn adopt(span: &Span, parent: Context) {
     if span.is_disabled() {
         return;
     }
-    let carrier = Incoming(FIELDS.map(header));
-    let cx = TraceContextPropagator::new().extract_with_context(&Context::new(), &carrier);
-    if cx.span().span_context().is_valid() {
-        // Fails only when no trace layer is installed: then there is nothing to join.
-        let _ = span.set_parent(cx);
-    }
+    // Fails only when no trace layer is installed: then there is nothing to join.
+    let _ = span.set_parent(parent);
 }
 
 /// The headers that carry the current span's trace context to a call made under it:

@@ -18,7 +18,7 @@ use tracing_subscriber::Layer;
 use tracing_subscriber::filter::filter_fn;
 use tracing_subscriber::registry::LookupSpan;
 
-use crate::config::{Root, Sampling, TelemetryConfig};
+use crate::config::TelemetryConfig;
 
 /// Longest wait for the last export at shutdown.
 const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(5);
@@ -85,7 +85,9 @@ where
     let provider = SdkTracerProvider::builder()
         // Queue size, batch size and delay: OTEL_BSP_* (read by the SDK).
         .with_span_processor(BatchSpanProcessor::builder(exporter).build())
-        .with_sampler(sampler(cfg.sampling))
+        // Sampling is decided before a request's spans are made (`sampling.rs`): the
+        // spans that reach the SDK are the sampled requests' and are all kept.
+        .with_sampler(Sampler::AlwaysOn)
         // OTEL_RESOURCE_ATTRIBUTES is read by the builder; the service name is settled.
         .with_resource(
             Resource::builder()
@@ -119,17 +121,4 @@ where
         .with_filter(filter_fn(|meta| {
             meta.is_span() && meta.target().starts_with("actbridge")
         }))
-}
-
-fn sampler(s: Sampling) -> Sampler {
-    match s {
-        Sampling::AlwaysOn => Sampler::AlwaysOn,
-        Sampling::AlwaysOff => Sampler::AlwaysOff,
-        Sampling::Ratio(r) => Sampler::TraceIdRatioBased(r),
-        Sampling::ParentBased(root) => Sampler::ParentBased(Box::new(match root {
-            Root::AlwaysOn => Sampler::AlwaysOn,
-            Root::AlwaysOff => Sampler::AlwaysOff,
-            Root::Ratio(r) => Sampler::TraceIdRatioBased(r),
-        })),
-    }
 }

@@ -1,8 +1,9 @@
 //! An OTLP/gRPC trace receiver (the collector's `TraceService`, from
 //! `opentelemetry-proto`'s generated server) on a free loopback port: it keeps every span
-//! exported to it, flattened for assertions.
+//! exported to it, flattened for assertions — or, for benchmarks, only counts them.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -42,6 +43,10 @@ impl ReceivedSpan {
 #[derive(Default)]
 struct Receiver {
     spans: Mutex<Vec<ReceivedSpan>>,
+    /// Spans received, kept or not.
+    received: AtomicU64,
+    /// Only count (a benchmark exports millions of spans).
+    count_only: bool,
 }
 
 #[tonic::async_trait]
@@ -50,8 +55,19 @@ impl TraceService for Receiver {
         &self,
         request: tonic::Request<ExportTraceServiceRequest>,
     ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
+        let request = request.into_inner();
+        if self.count_only {
+            let n = request
+                .resource_spans
+                .iter()
+                .flat_map(|rs| &rs.scope_spans)
+                .map(|ss| ss.spans.len() as u64)
+                .sum::<u64>();
+            self.received.fetch_add(n, Ordering::Relaxed);
+            return Ok(tonic::Response::new(ExportTraceServiceResponse::default()));
+        }
         let mut out = Vec::new();
-        for rs in request.into_inner().resource_spans {
+        for rs in request.resource_spans {
             let service = rs
                 .resource
                 .iter()
@@ -81,6 +97,7 @@ impl TraceService for Receiver {
                 });
             }
         }
+        self.received.fetch_add(out.len() as u64, Ordering::Relaxed);
         self.spans.lock().unwrap().extend(out);
         Ok(tonic::Response::new(ExportTraceServiceResponse::default()))
     }
@@ -106,9 +123,23 @@ pub struct OtlpReceiver {
 
 impl OtlpReceiver {
     pub async fn start() -> OtlpReceiver {
+        Self::start_with(Receiver::default()).await
+    }
+
+    /// A receiver that only counts the spans ([`OtlpReceiver::received`]); `spans()`
+    /// stays empty.
+    pub async fn start_counting() -> OtlpReceiver {
+        Self::start_with(Receiver {
+            count_only: true,
+            ..Receiver::default()
+        })
+        .await
+    }
+
+    async fn start_with(receiver: Receiver) -> OtlpReceiver {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
-        let receiver = Arc::new(Receiver::default());
+        let receiver = Arc::new(receiver);
         let stop = CancellationToken::new();
         let service = TraceServiceServer::from_arc(receiver.clone());
         let s = stop.clone();
@@ -132,6 +163,11 @@ impl OtlpReceiver {
     /// `http://127.0.0.1:PORT`, for `telemetry.otlp_endpoint` or `OTEL_*`.
     pub fn endpoint(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// How many spans were received so far.
+    pub fn received(&self) -> u64 {
+        self.receiver.received.load(Ordering::Relaxed)
     }
 
     /// Every span received so far.

@@ -28,6 +28,11 @@ impl SpanExporter for Collect {
 }
 
 fn facts() -> RequestFacts {
+    facts_flagged("01")
+}
+
+/// The request, its `traceparent` carrying the caller's `flags` (`01`: sampled).
+fn facts_flagged(flags: &str) -> RequestFacts {
     let headers = [
         (":authority", "document-service".to_string()),
         (":method", "GET".to_string()),
@@ -36,7 +41,7 @@ fn facts() -> RequestFacts {
             format!("/documents/DOC-1?access_token={QUERY_SECRET}"),
         ),
         ("authorization", format!("Bearer {TOKEN}")),
-        ("traceparent", format!("00-{TRACE_ID}-{PARENT_ID}-01")),
+        ("traceparent", format!("00-{TRACE_ID}-{PARENT_ID}-{flags}")),
         ("x-request-id", "req-1".to_string()),
     ];
     RequestFacts::new(
@@ -69,12 +74,21 @@ fn attribute(span: &SpanData, key: &str) -> Option<String> {
         .map(|kv| kv.value.to_string())
 }
 
+/// The sampler of a pipeline exporting every trace whose caller did not say otherwise
+/// (the default).
+fn exporting() -> HeadSampler {
+    HeadSampler::new(&crate::config::TelemetryConfig {
+        otlp_endpoint: Some("http://127.0.0.1:4317".parse().unwrap()),
+        ..crate::config::TelemetryConfig::default()
+    })
+}
+
 #[test]
 fn the_request_span_joins_the_callers_trace_and_carries_no_secret() {
     let req = facts();
     let mut outgoing = Vec::new();
     let spans = exported(|| {
-        let span = request(&req, "headers");
+        let span = request(&req, "headers", &exporting());
         span.in_scope(|| {
             verify("outbound").in_scope(|| outgoing = propagation::outgoing());
         });
@@ -168,7 +182,7 @@ fn without_a_valid_traceparent_the_request_starts_a_trace() {
             h.push(("traceparent".into(), bad.as_bytes().to_vec()));
         }
         let req = RequestFacts::new(Some("inbound"), h).unwrap();
-        let spans = exported(|| drop(request(&req, "headers")));
+        let spans = exported(|| drop(request(&req, "headers", &exporting())));
         assert_eq!(spans.len(), 1);
         assert_eq!(
             spans[0].parent_span_id,
@@ -179,9 +193,40 @@ fn without_a_valid_traceparent_the_request_starts_a_trace() {
 }
 
 #[test]
+fn an_untraced_request_makes_no_span_not_even_its_stages() {
+    // The caller did not sample the trace; the default rule follows it.
+    let req = facts_flagged("00");
+    let spans = exported(|| {
+        let span = request(&req, "headers", &exporting());
+        assert!(span.is_disabled(), "no request span");
+        span.in_scope(|| {
+            drop(verify("outbound"));
+            drop(policy("document-service"));
+            drop(exchange("document-service"));
+        });
+        // Nor is a stage span made outside any request.
+        drop(credential("aws", "aws_sts", "apply"));
+    });
+    assert!(spans.is_empty(), "{spans:?}");
+
+    // The same request, sampled by its caller: the request span and its stages.
+    let req = facts();
+    let spans = exported(|| {
+        let span = request(&req, "headers", &exporting());
+        span.in_scope(|| {
+            drop(verify("outbound"));
+            drop(policy("document-service"));
+        });
+    });
+    let mut names: Vec<_> = spans.iter().map(|s| s.name.to_string()).collect();
+    names.sort();
+    assert_eq!(names, ["actbridge.request", "policy", "verify"]);
+}
+
+#[test]
 fn without_a_trace_layer_nothing_is_propagated() {
     let req = facts();
-    let span = request(&req, "headers");
+    let span = request(&req, "headers", &exporting());
     let _g = span.enter();
     assert!(propagation::outgoing().is_empty());
 }
