@@ -133,3 +133,6 @@ impl Introspector {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests;
