@@ -10,6 +10,7 @@ mod credentials;
 mod error;
 mod filter;
 mod github_app;
+mod introspection;
 mod outbound;
 mod policy;
 mod postgres;
@@ -31,6 +32,7 @@ pub use credentials::{
 };
 pub use error::ConfigError;
 pub(crate) use github_app::is_repo_name;
+pub use introspection::{IntrospectionConfig, RawIntrospection};
 pub use policy::{PolicyConfig, PolicySource};
 pub use raw::RawConfig;
 pub use spiffe::{SPIFFE_ENDPOINT_SOCKET, SpiffeConfig};

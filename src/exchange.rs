@@ -12,5 +12,7 @@ mod error;
 mod exchanger;
 mod token_client;
 
+pub(crate) use client_auth::authenticate as authenticate_client;
 pub use error::ExchangeError;
 pub use exchanger::{Exchanger, IssuedToken};
+pub(crate) use token_client::{clip, describe_transport};

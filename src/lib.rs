@@ -2,7 +2,8 @@
 //!
 //! # Layout
 //!
-//! Dependency direction: `main → extproc → pipeline → {jwt, exchange, policy, credentials}`;
+//! Dependency direction: `main → extproc → pipeline → {jwt, introspect, exchange, policy,
+//! credentials}`;
 //! `telemetry` is used by all and uses none of them. Nothing below `pipeline`
 //! knows Envoy.
 //!
@@ -13,6 +14,8 @@
 //!   [`pipeline::Decision`] out. Knows JWTs and token exchange, not Envoy.
 //! - [`jwt`]: token verification — JWKS fetch, cache and refresh, claim model with
 //!   the nested `act` chain, a cache of verified tokens.
+//! - [`introspect`]: the live check of a verified token at its issuer (RFC 7662), with
+//!   an optional short cache of active answers.
 //! - [`exchange`]: the RFC 8693 client (Keycloak dialect), client authentication,
 //!   the actor token and the exchanged-token cache with single-flight.
 //! - [`policy`]: Rego decisions (regorus in process, or a remote OPA) over the verified
@@ -57,6 +60,7 @@ pub mod exchange;
 pub mod extproc;
 pub mod http_client;
 pub mod inject;
+pub mod introspect;
 pub mod jwt;
 pub mod pipeline;
 pub mod policy;

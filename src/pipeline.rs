@@ -11,6 +11,7 @@ mod credential;
 mod custody;
 mod decision;
 mod inbound;
+mod introspection;
 mod judge;
 mod outbound;
 mod refusal;
@@ -37,6 +38,7 @@ use tracing::{Instrument, Span};
 use crate::audit::{AuditLog, DecisionRecord};
 use crate::config::Config;
 use crate::credentials::Credentials;
+use crate::introspect::Introspector;
 use crate::jwt::Verifier;
 use crate::policy::PolicyEngine;
 use crate::telemetry::metrics::Metrics;
@@ -52,6 +54,7 @@ pub struct Pipeline {
     audit: Option<Arc<AuditLog>>,
     metrics: Arc<Metrics>,
     shared_revocations: Arc<DenyList>,
+    introspector: Option<Arc<Introspector>>,
     approvals: Option<Arc<Approvals>>,
     identity: Option<Arc<crate::spiffe::WorkloadIdentity>>,
     /// Whether a request is traced (`telemetry` / `OTEL_TRACES_SAMPLER`), decided before
@@ -80,6 +83,7 @@ impl Pipeline {
                 .custody_entries
                 .map(|n| Arc::new(custody::Custody::new(n))),
             revocations: revocations.clone(),
+            introspector: Introspector::new(cfg).map(Arc::new),
         };
         let verifier = Arc::new(Verifier::new(cfg));
         let metrics = Arc::new(Metrics::new());
@@ -88,6 +92,9 @@ impl Pipeline {
             "jwt_verification",
             verifier.cache_stats().clone(),
         );
+        if let Some(i) = &shared.introspector {
+            metrics.register_cache("introspection", "introspection", i.cache_stats().clone());
+        }
         if let Some(engine) = &policy {
             metrics.register_cache("policy_decisions", "policy", engine.cache_stats().clone());
         }
@@ -107,6 +114,7 @@ impl Pipeline {
                 );
             }
         }
+        let introspector = shared.introspector.clone();
         Pipeline {
             verifier,
             policy,
@@ -119,6 +127,7 @@ impl Pipeline {
             audit: None,
             metrics,
             shared_revocations: revocations,
+            introspector,
             approvals: cfg
                 .approvals
                 .as_ref()
@@ -151,11 +160,14 @@ impl Pipeline {
         &self.shared_revocations
     }
 
-    /// Drops every cached verification, exchanged token and backend credential (after a
-    /// revocation: what was minted for a revoked party must not be served again, even
-    /// though the deny list is checked before any cache is used).
+    /// Drops every cached verification, introspection answer, exchanged token and backend
+    /// credential (after a revocation: what was minted for a revoked party must not be
+    /// served again, even though the deny list is checked before any cache is used).
     pub fn forget_cached(&self) {
         self.verifier.forget_cached();
+        if let Some(i) = &self.introspector {
+            i.forget_cached();
+        }
         if let Some(stage) = &self.outbound {
             stage.agent.exchanger.forget_cached();
             for backend in stage.credentials.all() {
@@ -457,13 +469,14 @@ impl Pipeline {
     }
 }
 
-/// State both directions use: single-use token memory and token custody (inbound hands
-/// out placeholders, outbound resolves them).
+/// State both directions use: single-use token memory, token custody (inbound hands
+/// out placeholders, outbound resolves them), the deny list and the live check.
 #[derive(Clone)]
 pub(crate) struct Shared {
     replay: Arc<replay::ReplayGuard>,
     custody: Option<Arc<custody::Custody>>,
     revocations: Arc<DenyList>,
+    introspector: Option<Arc<Introspector>>,
 }
 
 /// What happens to a request a stage let through.

@@ -3,8 +3,6 @@
 
 use std::time::Duration;
 
-use url::Url;
-
 use super::credentials::{BackendConfig, CredentialConfig};
 use super::raw::{RawClient, RawClientAuth, RawOutbound, RawRoute};
 use super::types::{
@@ -20,7 +18,15 @@ pub(super) fn validate_outbound(
     credentials: &[CredentialConfig],
 ) -> Result<OutboundConfig, ConfigError> {
     let token_endpoint = http_url("outbound.token_endpoint", &o.token_endpoint)?;
-    let client = validate_client(&o.client, &token_endpoint, env)?;
+    let endpoint = token_endpoint.as_str();
+    let audiences = AssertionAudiences {
+        private_key_jwt: endpoint.to_string(),
+        jwt_svid: endpoint
+            .strip_suffix("/protocol/openid-connect/token")
+            .unwrap_or(endpoint)
+            .to_string(),
+    };
+    let client = validate_client("outbound.client", &o.client, audiences, env)?;
     let subject_audiences = o
         .subject_audiences
         .clone()
@@ -101,18 +107,29 @@ pub(super) fn validate_outbound(
     })
 }
 
-fn validate_client(
+/// Where a client assertion is addressed unless `assertion_audience` says otherwise.
+pub(super) struct AssertionAudiences {
+    /// `private_key_jwt`'s default `aud`.
+    pub private_key_jwt: String,
+    /// `jwt_svid`'s default `aud`.
+    pub jwt_svid: String,
+}
+
+/// Validates an OAuth client section (`outbound.client`, `issuers[].introspection.client`);
+/// errors name keys under `key`.
+pub(super) fn validate_client(
+    key: &str,
     c: &RawClient,
-    token_endpoint: &Url,
+    audiences: AssertionAudiences,
     env: &dyn Env,
 ) -> Result<ClientConfig, ConfigError> {
     if c.client_id.is_empty() {
         return Err(ConfigError::invalid(
-            "outbound.client.client_id",
+            format!("{key}.client_id"),
             "must not be empty",
         ));
     }
-    let auth = client_auth(&c.auth, token_endpoint, env)?;
+    let auth = client_auth(&format!("{key}.auth"), &c.auth, audiences, env)?;
     Ok(ClientConfig {
         client_id: c.client_id.clone(),
         auth,
@@ -120,11 +137,11 @@ fn validate_client(
 }
 
 fn client_auth(
+    key: &str,
     a: &RawClientAuth,
-    token_endpoint: &Url,
+    audiences: AssertionAudiences,
     env: &dyn Env,
 ) -> Result<ClientAuthConfig, ConfigError> {
-    const KEY: &str = "outbound.client.auth";
     let secret_fields = [
         a.secret.is_some(),
         a.secret_file.is_some(),
@@ -138,26 +155,26 @@ fn client_auth(
     let secret = || -> Result<Secret, ConfigError> {
         if secret_count != 1 {
             return Err(ConfigError::invalid(
-                KEY,
+                key,
                 "set exactly one of `secret`, `secret_file`, `secret_env`",
             ));
         }
         if key_fields {
             return Err(ConfigError::invalid(
-                KEY,
+                key,
                 "private_key_jwt keys are set, but the method uses a secret",
             ));
         }
         let s = match &a.secret {
             Some(s) => s.clone(),
             None => external_secret(
-                (&format!("{KEY}.secret_file"), a.secret_file.as_deref()),
-                (&format!("{KEY}.secret_env"), a.secret_env.as_deref()),
+                (&format!("{key}.secret_file"), a.secret_file.as_deref()),
+                (&format!("{key}.secret_env"), a.secret_env.as_deref()),
                 env,
             )?,
         };
         if s.is_empty() {
-            return Err(ConfigError::invalid(KEY, "the client secret is empty"));
+            return Err(ConfigError::invalid(key, "the client secret is empty"));
         }
         Ok(Secret::new(s))
     };
@@ -167,29 +184,29 @@ fn client_auth(
         "private_key_jwt" => {
             if secret_count != 0 {
                 return Err(ConfigError::invalid(
-                    KEY,
+                    key,
                     "private_key_jwt takes `private_key_file`, not a secret",
                 ));
             }
             let file = a.private_key_file.as_deref().ok_or_else(|| {
                 ConfigError::invalid(
-                    format!("{KEY}.private_key_file"),
+                    format!("{key}.private_key_file"),
                     "required for private_key_jwt",
                 )
             })?;
             let pem = std::fs::read_to_string(file).map_err(|e| {
                 ConfigError::invalid(
-                    format!("{KEY}.private_key_file"),
+                    format!("{key}.private_key_file"),
                     format_args!("cannot read `{file}`: {e}"),
                 )
             })?;
             let algorithm = asymmetric_algorithm(
-                &format!("{KEY}.algorithm"),
+                &format!("{key}.algorithm"),
                 a.algorithm.as_deref().unwrap_or("RS256"),
             )?;
             let key = signing_key_from_pem(pem.as_bytes(), algorithm).map_err(|e| {
                 ConfigError::invalid(
-                    format!("{KEY}.private_key_file"),
+                    format!("{key}.private_key_file"),
                     format_args!("`{file}`: {e}"),
                 )
             })?;
@@ -200,7 +217,7 @@ fn client_auth(
                 audience: a
                     .assertion_audience
                     .clone()
-                    .unwrap_or_else(|| token_endpoint.to_string()),
+                    .unwrap_or(audiences.private_key_jwt),
             })
         }
         "jwt_svid" => {
@@ -210,25 +227,18 @@ fn client_auth(
                 || a.key_id.is_some()
             {
                 return Err(ConfigError::invalid(
-                    KEY,
+                    key,
                     "jwt_svid takes no secret and no key: the Workload API provides the JWT-SVID",
                 ));
             }
-            let endpoint = token_endpoint.as_str();
-            let issuer = endpoint
-                .strip_suffix("/protocol/openid-connect/token")
-                .unwrap_or(endpoint);
             Ok(ClientAuthConfig::JwtSvid {
-                audience: a
-                    .assertion_audience
-                    .clone()
-                    .unwrap_or_else(|| issuer.to_string()),
+                audience: a.assertion_audience.clone().unwrap_or(audiences.jwt_svid),
                 // Filled in from the `spiffe` section (super::spiffe::bind_jwt_svid).
                 workload_api: String::new(),
             })
         }
         other => Err(ConfigError::invalid(
-            format!("{KEY}.method"),
+            format!("{key}.method"),
             format_args!(
                 "`{other}`: expected client_secret_post, client_secret_basic, private_key_jwt or jwt_svid"
             ),
@@ -250,7 +260,7 @@ fn validate_route(
     })?;
     // Every key that only some actions read, with the actions that read it: a key set on
     // another action is an error, not silently ignored.
-    let scoped: [(&str, bool, &[&str]); 9] = [
+    let scoped: [(&str, bool, &[&str]); 10] = [
         ("audience", r.audience.is_some(), &["exchange"]),
         ("scopes", !r.scopes.is_empty(), &["exchange"]),
         (
@@ -273,6 +283,11 @@ fn validate_route(
             r.single_use.is_some(),
             &["exchange", "credential", "vend"],
         ),
+        (
+            "introspect",
+            r.introspect.is_some(),
+            &["exchange", "credential", "vend"],
+        ),
         ("credential", r.credential.is_some(), &["credential"]),
         ("mode", r.mode.is_some(), &["credential"]),
         ("services", r.services.is_some(), &["vend"]),
@@ -288,6 +303,7 @@ fn validate_route(
     let rules = TokenRules {
         allow_direct_use: r.allow_direct_use.unwrap_or(false),
         single_use: r.single_use.unwrap_or(false),
+        introspect: r.introspect.unwrap_or(false),
     };
     let known = |k: &str, name: &str| -> Result<String, ConfigError> {
         if credentials.iter().any(|c| c.name == name) {

@@ -124,6 +124,11 @@ pub struct RawIssuer {
     /// `24h`.
     #[serde(default, with = "humantime_serde")]
     pub jwks_max_age: Option<Duration>,
+    /// Live checks of this issuer's tokens at its RFC 7662 introspection endpoint, for
+    /// the requests that ask for one (`inbound.introspect_paths`, routes with
+    /// `introspect: true`; see [`super::introspection::RawIntrospection`]). Optional.
+    #[serde(default)]
+    pub introspection: Option<super::introspection::RawIntrospection>,
 }
 
 /// `tokens`: limits on presented tokens.
@@ -180,6 +185,16 @@ pub struct RawInbound {
     /// beside the ordinary tokens its other calls carry. Default none.
     #[serde(default)]
     pub single_use_scopes: Vec<String>,
+    /// Paths whose tokens are also checked live at their issuer (RFC 7662 token
+    /// introspection, after local verification): a token revoked at the issuer is
+    /// refused (401 `token_inactive`) even though its signature and `exp` are still
+    /// good. Costs one call to the issuer per request unless
+    /// `issuers[].introspection.cache_ttl` is set; when the issuer cannot answer the
+    /// request is refused (503 `introspection_unavailable`). Every issuer with
+    /// `audiences` needs an `introspection` section then. Entries as in `bypass_paths`.
+    /// Default none.
+    #[serde(default)]
+    pub introspect_paths: Vec<RawPathMatch>,
     /// Token custody: the app never receives the user's token (nor the delegated one).
     /// It gets an opaque random placeholder, bound to that token for the token's life,
     /// and presents it on its outbound requests; actbridge resolves it on this sidecar's
@@ -379,6 +394,14 @@ pub struct RawRoute {
     /// Default `false`.
     #[serde(default)]
     pub single_use: Option<bool>,
+    /// `exchange`, `credential`, `vend`: the agent's token is also checked live at its
+    /// issuer (RFC 7662 token introspection) before the policy, the token service or the
+    /// backend is asked: a token revoked at the issuer is refused (401 `token_inactive`),
+    /// and when the issuer cannot answer, so is the request (503
+    /// `introspection_unavailable`). Every issuer needs an `introspection` section then.
+    /// Default `false`.
+    #[serde(default)]
+    pub introspect: Option<bool>,
     /// `credential`: the `credentials[].name` whose credential replaces the agent's token
     /// (required).
     #[serde(default)]

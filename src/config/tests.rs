@@ -5,6 +5,7 @@ use super::*;
 
 mod agent_protocols;
 mod credentials;
+mod introspection;
 
 const MINIMAL: &str = r#"
 listen: {ext_proc: "tcp://127.0.0.1:9001"}

@@ -86,6 +86,8 @@ pub struct IssuerConfig {
     pub jwks_timeout: Duration,
     /// How long fetched keys stay trusted without a successful re-fetch.
     pub jwks_max_age: Duration,
+    /// Live checks at the issuer (RFC 7662), when configured.
+    pub introspection: Option<super::IntrospectionConfig>,
 }
 
 /// Where an issuer's JWKS is found.
@@ -110,6 +112,8 @@ pub struct InboundConfig {
     pub single_use_paths: Vec<PathMatch>,
     /// Scope globs that make a token single-use.
     pub single_use_scopes: Vec<glob::Pattern>,
+    /// Paths whose tokens are checked live at their issuer (RFC 7662).
+    pub introspect_paths: Vec<PathMatch>,
     /// Capacity of token custody; `None` = custody off.
     pub custody_entries: Option<u64>,
     /// The app's protected resource metadata, when configured.
@@ -315,6 +319,8 @@ pub struct TokenRules {
     pub allow_direct_use: bool,
     /// The agent's token may be presented once.
     pub single_use: bool,
+    /// The agent's token is checked live at its issuer (RFC 7662).
+    pub introspect: bool,
 }
 
 /// How a credential route applies the backend's credential.

@@ -88,6 +88,7 @@ pub(super) fn validate(raw: RawConfig, env: &dyn Env) -> Result<Config, ConfigEr
     };
     let bypass_paths = path_matches("inbound.bypass_paths", &raw.inbound.bypass_paths)?;
     let single_use_paths = path_matches("inbound.single_use_paths", &raw.inbound.single_use_paths)?;
+    let introspect_paths = path_matches("inbound.introspect_paths", &raw.inbound.introspect_paths)?;
     let replay_cache_entries = raw.tokens.replay_cache_entries.unwrap_or(100_000);
     if replay_cache_entries == 0 {
         return Err(ConfigError::invalid(
@@ -155,6 +156,7 @@ pub(super) fn validate(raw: RawConfig, env: &dyn Env) -> Result<Config, ConfigEr
         .transpose()?;
     let mut outbound = outbound;
     super::spiffe::bind_jwt_svid(&mut outbound, spiffe.as_ref())?;
+    super::introspection::validate_introspection(&raw, &mut issuers, outbound.as_ref(), env)?;
     Ok(Config {
         ext_proc_listen,
         admin_listen,
@@ -168,6 +170,7 @@ pub(super) fn validate(raw: RawConfig, env: &dyn Env) -> Result<Config, ConfigEr
             bypass_paths,
             delegation,
             single_use_paths,
+            introspect_paths,
             single_use_scopes: raw
                 .inbound
                 .single_use_scopes
@@ -334,6 +337,8 @@ fn validate_issuer(key: &str, ri: &RawIssuer) -> Result<IssuerConfig, ConfigErro
         )?,
         jwks_timeout: positive("jwks_timeout", ri.jwks_timeout, Duration::from_secs(5))?,
         jwks_max_age,
+        // Filled in once `outbound` is known (super::introspection).
+        introspection: None,
     })
 }
 

@@ -26,9 +26,9 @@ struct AssertionClaims<'a> {
     exp: u64,
 }
 
-/// Adds actbridge's client credentials to a token request. `svids` fetches JWT-SVIDs
+/// Adds actbridge's client credentials to a token (or introspection) request. `svids` fetches JWT-SVIDs
 /// (set when the method is `jwt_svid`).
-pub(super) async fn authenticate(
+pub(crate) async fn authenticate(
     client: &ClientConfig,
     svids: Option<&JwtSvidFetcher>,
     form: &mut Vec<(&'static str, String)>,

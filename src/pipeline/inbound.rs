@@ -116,6 +116,9 @@ impl InboundStage {
         if capability || self.cfg.single_use_paths.iter().any(|p| p.matches(path)) {
             self.shared.replay.first_use(&verified)?;
         }
+        if self.cfg.introspect_paths.iter().any(|p| p.matches(path)) {
+            self.shared.check_live(token, &verified, trail).await?;
+        }
         let adds_agent = self
             .delegate_to
             .as_ref()

@@ -189,7 +189,8 @@ impl OutboundStage {
 
     /// Verifies the agent's token against the route's rules: a custody placeholder is
     /// resolved, a single-use token remembered, a token without `act` refused unless
-    /// the route allows direct use.
+    /// the route allows direct use, and last, when the route asks, the token checked live
+    /// at its issuer.
     pub(super) async fn accept<'r>(
         &self,
         verifier: &Verifier,
@@ -223,6 +224,9 @@ impl OutboundStage {
         }
         if verified.actors.is_empty() && !rules.allow_direct_use {
             return Err(Refusal::DelegationRequired(route.to_string()));
+        }
+        if rules.introspect {
+            self.shared.check_live(&token, &verified, trail).await?;
         }
         Ok(Accepted { token, verified })
     }

@@ -5,6 +5,7 @@ use std::borrow::Cow;
 use super::{Denial, RequestError};
 use crate::credentials::CredentialError;
 use crate::exchange::ExchangeError;
+use crate::introspect::IntrospectError;
 use crate::jwt::VerifyError;
 use crate::policy::{PolicyError, ResourceError};
 
@@ -23,6 +24,9 @@ pub enum Refusal {
     /// The token failed verification.
     #[error("token refused: {0}")]
     Token(#[from] VerifyError),
+    /// The live check at the issuer (RFC 7662) did not pass, or could not be made.
+    #[error("{0}")]
+    Introspection(#[from] IntrospectError),
     /// A verified claim cannot be put into a header (control characters).
     #[error("claim `{0}` cannot be forwarded in a header")]
     UnforwardableClaim(&'static str),
@@ -162,6 +166,31 @@ impl Refusal {
                 retry_after,
             ),
             Refusal::Token(e) => unauthorized(e.reason(), token_description(e)),
+            Refusal::Introspection(IntrospectError::Inactive) => {
+                unauthorized("token_inactive", "the token is no longer active")
+            }
+            Refusal::Introspection(IntrospectError::Mismatch(_)) => Denial {
+                status: 502,
+                reason: "introspection_mismatch",
+                error: "server_error",
+                description: "the token service answered unexpectedly".into(),
+                retry_after: None,
+                www_authenticate: None,
+                body: None,
+            },
+            // Fail closed: no answer is no pass.
+            Refusal::Introspection(
+                IntrospectError::Unavailable(_)
+                | IntrospectError::Refused { .. }
+                | IntrospectError::InvalidResponse(_),
+            ) => unavailable(
+                "introspection_unavailable",
+                "token validation is temporarily unavailable",
+                retry_after,
+            ),
+            Refusal::Introspection(IntrospectError::NotConfigured) => {
+                server_error("sidecar_misconfigured", "the sidecar is misconfigured")
+            }
             Refusal::UnforwardableClaim(_) => unauthorized(
                 "claim_unforwardable",
                 "the token's claims cannot be forwarded",

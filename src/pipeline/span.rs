@@ -110,6 +110,11 @@ pub(super) fn verify(profile: &'static str) -> Span {
     stage_span(|| tracing::debug_span!("verify", profile, otel.status_code = Empty))
 }
 
+/// The `introspect` stage: the token checked live at `issuer` (RFC 7662, or the cache).
+pub(super) fn introspect(issuer: &str) -> Span {
+    tracing::debug_span!("introspect", issuer, otel.status_code = Empty)
+}
+
 /// The `policy` stage: the policy asked about `route`.
 pub(super) fn policy(route: &str) -> Span {
     stage_span(|| tracing::debug_span!("policy", route, allow = Empty, otel.status_code = Empty))

@@ -4,6 +4,8 @@
 //! GET  /realms/{realm}/.well-known/openid-configuration   discovery
 //! GET  /realms/{realm}/protocol/openid-connect/certs       JWKS
 //! POST /realms/{realm}/protocol/openid-connect/token       token endpoint (form body)
+//! POST /realms/{realm}/protocol/openid-connect/token/introspect   RFC 7662 introspection
+//! POST /realms/{realm}/protocol/openid-connect/revoke      RFC 7009 revocation
 //! ```
 //!
 //! An unknown realm answers 404 `{"error":"Realm does not exist", ...}` on every path.
@@ -24,7 +26,9 @@ use super::claims::TokenResponse;
 use super::client_assertion::ASSERTION_TYPE;
 use super::form::Form;
 use super::grants::{self, Grant, TOKEN_EXCHANGE};
+use super::introspection::introspect;
 use super::refusal::{Refusal, no_store};
+use super::revocation::revoke;
 use super::service::TokenService;
 
 /// All routes, sharing the service.
@@ -36,6 +40,14 @@ pub(crate) fn router(svc: Arc<TokenService>) -> Router {
         )
         .route("/realms/{realm}/protocol/openid-connect/certs", get(certs))
         .route("/realms/{realm}/protocol/openid-connect/token", post(token))
+        .route(
+            "/realms/{realm}/protocol/openid-connect/token/introspect",
+            post(introspection),
+        )
+        .route(
+            "/realms/{realm}/protocol/openid-connect/revoke",
+            post(revocation),
+        )
         .with_state(svc)
 }
 
@@ -60,10 +72,16 @@ async fn discovery(State(svc): State<Arc<TokenService>>, Path(realm): Path<Strin
         "issuer": svc.issuer(),
         "token_endpoint": svc.token_endpoint(),
         "jwks_uri": svc.jwks_uri(),
+        "introspection_endpoint": svc.introspection_endpoint(),
+        "revocation_endpoint": svc.revocation_endpoint(),
         "grant_types_supported": ["password", "client_credentials", TOKEN_EXCHANGE],
         "token_endpoint_auth_methods_supported":
             ["private_key_jwt", "client_secret_basic", "client_secret_post"],
         "token_endpoint_auth_signing_alg_values_supported": ["RS256", "PS256", "ES256", "EdDSA"],
+        "introspection_endpoint_auth_methods_supported":
+            ["private_key_jwt", "client_secret_basic", "client_secret_post"],
+        "revocation_endpoint_auth_methods_supported":
+            ["private_key_jwt", "client_secret_basic", "client_secret_post"],
         "id_token_signing_alg_values_supported": ["RS256"],
         "subject_types_supported": ["public"],
         "scopes_supported": scopes,
@@ -122,8 +140,53 @@ async fn token_request(
         return Err(Refusal::MissingGrantType);
     }
     let grant = grant.ok_or(Refusal::UnsupportedGrantType)?;
-    let authorization = headers
+    grants::run(svc, grant, &form, authorization(headers)).await
+}
+
+fn authorization(headers: &HeaderMap) -> Option<&str> {
+    headers
         .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok());
-    grants::run(svc, grant, &form, authorization).await
+        .and_then(|v| v.to_str().ok())
+}
+
+async fn introspection(
+    State(svc): State<Arc<TokenService>>,
+    Path(realm): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    svc.count_introspection();
+    if realm != svc.realm().name {
+        return refuse(&svc, Refusal::RealmNotFound);
+    }
+    let form = Form::parse(&body);
+    match introspect(&svc, &form, authorization(&headers)).await {
+        Ok(answer) => {
+            let mut response = Json(answer).into_response();
+            no_store(&mut response);
+            response
+        }
+        Err(refusal) => refuse(&svc, refusal),
+    }
+}
+
+async fn revocation(
+    State(svc): State<Arc<TokenService>>,
+    Path(realm): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    svc.count_revocation();
+    if realm != svc.realm().name {
+        return refuse(&svc, Refusal::RealmNotFound);
+    }
+    let form = Form::parse(&body);
+    match revoke(&svc, &form, authorization(&headers)).await {
+        Ok(()) => {
+            let mut response = ().into_response();
+            no_store(&mut response);
+            response
+        }
+        Err(refusal) => refuse(&svc, refusal),
+    }
 }

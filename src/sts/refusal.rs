@@ -11,6 +11,7 @@
 //!   OAuth2GrantTypeBase}.java` and the direct-grant password authenticator
 //! - `protocol/oidc/tokenexchange/{StandardTokenExchangeProvider,AbstractTokenExchangeProvider,
 //!   TokenExchangeDelegationProvider}.java`
+//! - `protocol/oidc/endpoints/{TokenIntrospectionEndpoint,TokenRevocationEndpoint}.java`
 //!
 //! Bodies never carry secrets or tokens: descriptions are fixed strings plus, at most, a
 //! scope or audience the client itself sent.
@@ -122,6 +123,34 @@ pub(crate) enum Refusal {
     /// exactly one scope: 400 invalid_request.
     #[error("capability token request not for one audience and one scope")]
     CapabilityShape,
+    /// TokenIntrospectionEndpoint.authorizeClient: any client authentication failure is
+    /// 401 invalid_request "Authentication failed." (not the token endpoint's answers).
+    #[error("introspection client authentication failed")]
+    IntrospectionAuthFailed,
+    /// TokenIntrospectionEndpoint.authorizeClient: a public client, 403 invalid_request.
+    #[error("public client may not introspect")]
+    IntrospectionClientNotAllowed,
+    /// Introspection or revocation without `token`: 400 invalid_request with the
+    /// endpoint's description ("Token not provided." / "Token not provided").
+    #[error("token not provided")]
+    TokenNotProvided(&'static str),
+    /// TokenIntrospectionEndpoint: a `token_type_hint` with no provider, 400
+    /// invalid_request.
+    #[error("unsupported token_type_hint")]
+    UnsupportedTokenTypeHint,
+    /// TokenRevocationEndpoint.checkToken: a token that does not verify. Keycloak answers
+    /// it with status **200** and `{"error":"invalid_token"}` (RFC 7009 §2.2: an invalid
+    /// token is no error).
+    #[error("revocation of an invalid token")]
+    RevokeInvalidToken,
+    /// TokenRevocationEndpoint.checkIssuedFor: the token's `azp` is another client, 400
+    /// invalid_request.
+    #[error("token issued to another client")]
+    UnmatchingClients,
+    /// The bounded set of revoked tokens is full of live entries: 503
+    /// temporarily_unavailable (this service's bound; Keycloak has none).
+    #[error("revoked-token set full")]
+    RevocationsFull,
     /// Signing failed (should not happen with a validated key): 500 server_error.
     #[error("signing failed")]
     Internal,
@@ -236,6 +265,27 @@ impl Refusal {
                 S::BAD_REQUEST,
                 "invalid_request",
                 format!("Requested audience not available: {missing}"),
+            ),
+            Refusal::IntrospectionAuthFailed => {
+                (S::UNAUTHORIZED, "invalid_request", "Authentication failed.".into())
+            }
+            Refusal::IntrospectionClientNotAllowed => {
+                (S::FORBIDDEN, "invalid_request", "Client not allowed.".into())
+            }
+            Refusal::TokenNotProvided(description) => {
+                (S::BAD_REQUEST, "invalid_request", (*description).into())
+            }
+            Refusal::UnsupportedTokenTypeHint => {
+                (S::BAD_REQUEST, "invalid_request", "Unsupported token type.".into())
+            }
+            Refusal::RevokeInvalidToken => (S::OK, "invalid_token", "Invalid token".into()),
+            Refusal::UnmatchingClients => {
+                (S::BAD_REQUEST, "invalid_request", "Unmatching clients".into())
+            }
+            Refusal::RevocationsFull => (
+                S::SERVICE_UNAVAILABLE,
+                "temporarily_unavailable",
+                "Too many revoked tokens are kept; retry later".into(),
             ),
             Refusal::Internal => (
                 S::INTERNAL_SERVER_ERROR,

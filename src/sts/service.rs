@@ -13,6 +13,7 @@ use super::grants::Grant;
 use super::http;
 use super::keys::SigningKey;
 use super::realm::Realm;
+use super::revoked::{MAX_REVOKED, RevokedTokens};
 
 /// Request counters of a [`TokenService`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -23,6 +24,10 @@ pub struct StsStats {
     pub client_credentials: u64,
     /// Token-exchange requests received (answered or refused).
     pub token_exchange: u64,
+    /// Introspection requests received (RFC 7662; answered or refused).
+    pub introspection: u64,
+    /// Revocation requests received (RFC 7009; answered or refused).
+    pub revocation: u64,
     /// Error responses sent, on any path.
     pub refused: u64,
 }
@@ -32,6 +37,8 @@ struct Counters {
     password: AtomicU64,
     client_credentials: AtomicU64,
     token_exchange: AtomicU64,
+    introspection: AtomicU64,
+    revocation: AtomicU64,
     refused: AtomicU64,
 }
 
@@ -41,6 +48,7 @@ pub struct TokenService {
     public_url: String,
     key: SigningKey,
     replay: ReplayCache,
+    revoked: RevokedTokens,
     counters: Counters,
     unavailable: AtomicBool,
 }
@@ -85,6 +93,7 @@ impl TokenService {
             public_url: public_url.trim_end_matches('/').to_string(),
             key,
             replay: ReplayCache::new(),
+            revoked: RevokedTokens::new(MAX_REVOKED),
             counters: Counters::default(),
             unavailable: AtomicBool::new(false),
         }))
@@ -100,6 +109,16 @@ impl TokenService {
         format!("{}/protocol/openid-connect/token", self.issuer())
     }
 
+    /// `{issuer}/protocol/openid-connect/token/introspect` (RFC 7662).
+    pub fn introspection_endpoint(&self) -> String {
+        format!("{}/introspect", self.token_endpoint())
+    }
+
+    /// `{issuer}/protocol/openid-connect/revoke` (RFC 7009).
+    pub fn revocation_endpoint(&self) -> String {
+        format!("{}/protocol/openid-connect/revoke", self.issuer())
+    }
+
     /// `{issuer}/protocol/openid-connect/certs`.
     pub fn jwks_uri(&self) -> String {
         format!("{}/protocol/openid-connect/certs", self.issuer())
@@ -112,6 +131,8 @@ impl TokenService {
             password: c.password.load(Ordering::Relaxed),
             client_credentials: c.client_credentials.load(Ordering::Relaxed),
             token_exchange: c.token_exchange.load(Ordering::Relaxed),
+            introspection: c.introspection.load(Ordering::Relaxed),
+            revocation: c.revocation.load(Ordering::Relaxed),
             refused: c.refused.load(Ordering::Relaxed),
         }
     }
@@ -130,7 +151,7 @@ impl TokenService {
         self.unavailable.store(on, Ordering::Relaxed);
     }
 
-    /// All HTTP paths (discovery, JWKS, token endpoint).
+    /// All HTTP paths (discovery, JWKS, token, introspection and revocation endpoints).
     pub fn router(self: &Arc<Self>) -> axum::Router {
         http::router(Arc::clone(self))
     }
@@ -162,6 +183,10 @@ impl TokenService {
         &self.replay
     }
 
+    pub(crate) fn revoked(&self) -> &RevokedTokens {
+        &self.revoked
+    }
+
     pub(crate) fn is_unavailable(&self) -> bool {
         self.unavailable.load(Ordering::Relaxed)
     }
@@ -173,6 +198,14 @@ impl TokenService {
             Grant::TokenExchange => &self.counters.token_exchange,
         };
         counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn count_introspection(&self) {
+        self.counters.introspection.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn count_revocation(&self) {
+        self.counters.revocation.fetch_add(1, Ordering::Relaxed);
     }
 
     pub(crate) fn count_refused(&self) {

@@ -153,6 +153,8 @@ struct ProbeCollector(Mutex<Probes>);
 pub enum Stage {
     /// Token verification.
     Verify,
+    /// The live check at the issuer (RFC 7662 introspection, cache included).
+    Introspect,
     /// The policy decision.
     Policy,
     /// The RFC 8693 exchange (cache included).
@@ -165,6 +167,7 @@ impl Stage {
     fn as_str(self) -> &'static str {
         match self {
             Stage::Verify => "verify",
+            Stage::Introspect => "introspect",
             Stage::Policy => "policy",
             Stage::Exchange => "exchange",
             Stage::Credential => "credential",

@@ -17,6 +17,7 @@ mod github;
 mod hostile;
 mod inbound;
 mod inject_cli;
+mod introspection;
 mod jwt_svid;
 mod mcp;
 mod metrics;

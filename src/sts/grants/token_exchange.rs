@@ -4,7 +4,7 @@
 //! 1. `supports`: standard exchange enabled for the client; `subject_token` and
 //!    `subject_token_type` = access token present; no `requested_subject`,
 //!    `requested_issuer`, `subject_issuer`.
-//! 2. the subject token verifies (signature, issuer, expiry).
+//! 2. the subject token verifies (signature, issuer, expiry) and was not revoked.
 //! 3. with an `actor_token`: its type is access token, it verifies, it was issued to the
 //!    requesting client, its subject is not the subject's, and the resulting `act` chain is at
 //!    most [`MAX_ACT_DEPTH`] deep; when the subject token has `may_act` (RFC 8693 §4.4), it
@@ -35,7 +35,7 @@ use crate::sts::form::Form;
 use crate::sts::realm::Client;
 use crate::sts::refusal::{MAX_ACT_DEPTH, Refusal};
 use crate::sts::service::TokenService;
-use crate::sts::verify::verify_own;
+use crate::sts::verify::verify_live;
 
 /// Parameters of other token-exchange flavours, refused as by `StandardTokenExchangeProvider`.
 const UNSUPPORTED_PARAMETERS: &[(&str, &str)] = &[
@@ -62,13 +62,13 @@ pub(super) fn grant(
     form: &Form,
 ) -> Result<TokenResponse, Refusal> {
     let issuer = svc.issuer();
-    let subject = subject_token(svc, &issuer, client, form)?;
+    let subject = subject_token(svc, client, form)?;
     let subject_sub = subject
         .get("sub")
         .and_then(Value::as_str)
         .unwrap_or_default()
         .to_string();
-    let act = actor(svc, &issuer, client, form, &subject, &subject_sub)?;
+    let act = actor(svc, client, form, &subject, &subject_sub)?;
 
     if form
         .get("requested_token_type")
@@ -183,7 +183,6 @@ fn check_holder(client: &Client, subject: &Map<String, Value>) -> Result<(), Ref
 /// Step 1 and 2: the request is a standard exchange and the subject token verifies.
 fn subject_token(
     svc: &TokenService,
-    issuer: &str,
     client: &Client,
     form: &Form,
 ) -> Result<Map<String, Value>, Refusal> {
@@ -212,8 +211,7 @@ fn subject_token(
             "Parameter 'subject_token' supports access tokens only",
         ));
     }
-    let subject =
-        verify_own(svc.signing_key(), issuer, token).ok_or(Refusal::InvalidSubjectToken)?;
+    let subject = verify_live(svc, token).ok_or(Refusal::InvalidSubjectToken)?;
     act_depth(subject.get("act")).ok_or(Refusal::InvalidSubjectToken)?;
     Ok(subject)
 }
@@ -221,7 +219,6 @@ fn subject_token(
 /// Step 3: the new `act` claim, if an actor token was sent.
 fn actor(
     svc: &TokenService,
-    issuer: &str,
     client: &Client,
     form: &Form,
     subject: &Map<String, Value>,
@@ -242,8 +239,7 @@ fn actor(
     if form.get("actor_token_type") != Some(ACCESS_TOKEN_TYPE) {
         return Err(Refusal::InvalidActorTokenType);
     }
-    let actor =
-        verify_own(svc.signing_key(), issuer, actor_token).ok_or(Refusal::InvalidActorToken)?;
+    let actor = verify_live(svc, actor_token).ok_or(Refusal::InvalidActorToken)?;
     let actor_client = actor
         .get("azp")
         .or_else(|| actor.get("client_id"))

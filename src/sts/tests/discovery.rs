@@ -138,7 +138,8 @@ async fn the_outage_switch_answers_503_until_turned_off() {
             password: 0,
             client_credentials: 2,
             token_exchange: 0,
-            refused: 1
+            refused: 1,
+            ..StsStats::default()
         }
     );
 }
@@ -165,7 +166,8 @@ async fn counters_count_requests_per_grant_and_every_refusal() {
             password: 2,
             client_credentials: 0,
             token_exchange: 2,
-            refused: 3
+            refused: 3,
+            ..StsStats::default()
         }
     );
 }

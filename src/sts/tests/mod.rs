@@ -5,6 +5,7 @@ mod delegation;
 mod discovery;
 mod exchange;
 mod grants;
+mod introspection;
 mod jwt_svid;
 mod private_key_jwt;
 mod realm_file;
