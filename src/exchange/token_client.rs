@@ -97,8 +97,7 @@ impl TokenClient {
             .iter()
             .find(|(k, _)| *k == "grant_type")
             .map(|(_, v)| v);
-        // Only inside a traced request (an untraced one would make this a trace of its own).
-        let span = if crate::telemetry::sampling::in_traced_request() {
+        let span = crate::telemetry::sampling::child_span(|| {
             tracing::debug_span!(
                 "token_request",
                 otel.kind = "client",
@@ -107,9 +106,7 @@ impl TokenClient {
                 http.response.status_code = Empty,
                 otel.status_code = Empty,
             )
-        } else {
-            Span::none()
-        };
+        });
         // Boxed: one token request (a cache miss) is off the hot path, and the decision
         // future that awaits it is already deeply nested (its layout has a depth limit).
         let result = Box::pin(self.send(form)).instrument(span.clone()).await;

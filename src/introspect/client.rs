@@ -77,13 +77,15 @@ impl IntrospectionClient {
     /// Introspects `token`, in an `introspection_request` client span whose context the
     /// request carries (`traceparent`).
     pub async fn introspect(&self, token: &str) -> Result<Answer, IntrospectError> {
-        let span = tracing::debug_span!(
-            "introspection_request",
-            otel.kind = "client",
-            server.address = self.endpoint.host_str(),
-            http.response.status_code = Empty,
-            otel.status_code = Empty,
-        );
+        let span = crate::telemetry::sampling::child_span(|| {
+            tracing::debug_span!(
+                "introspection_request",
+                otel.kind = "client",
+                server.address = self.endpoint.host_str(),
+                http.response.status_code = Empty,
+                otel.status_code = Empty,
+            )
+        });
         // Boxed: the decision future awaiting it is already deeply nested.
         let result = Box::pin(self.send(token)).instrument(span.clone()).await;
         if result.is_err() {

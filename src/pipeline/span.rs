@@ -24,7 +24,7 @@ use super::decision::Decision;
 use super::request::RequestFacts;
 use super::trail::Trail;
 use crate::telemetry::propagation;
-use crate::telemetry::sampling::{HeadSampler, Traced, in_traced_request};
+use crate::telemetry::sampling::{HeadSampler, Traced, child_span};
 
 /// The span of one decision on `phase` (`headers` or `body`) of `req`, child of the
 /// request's trace context when it carries one; no span when `sampler` says the request
@@ -107,32 +107,32 @@ pub(super) fn record_decision(span: &Span, decision: &Decision) {
 
 /// The `verify` stage: the presented token checked (`profile`: inbound or outbound).
 pub(super) fn verify(profile: &'static str) -> Span {
-    stage_span(|| tracing::debug_span!("verify", profile, otel.status_code = Empty))
+    child_span(|| tracing::debug_span!("verify", profile, otel.status_code = Empty))
 }
 
 /// The `introspect` stage: the token checked live at `issuer` (RFC 7662, or the cache).
 pub(super) fn introspect(issuer: &str) -> Span {
-    tracing::debug_span!("introspect", issuer, otel.status_code = Empty)
+    child_span(|| tracing::debug_span!("introspect", issuer, otel.status_code = Empty))
 }
 
 /// The `policy` stage: the policy asked about `route`.
 pub(super) fn policy(route: &str) -> Span {
-    stage_span(|| tracing::debug_span!("policy", route, allow = Empty, otel.status_code = Empty))
+    child_span(|| tracing::debug_span!("policy", route, allow = Empty, otel.status_code = Empty))
 }
 
 /// The `approval` stage: the request held for a person.
 pub(super) fn approval(route: &str) -> Span {
-    stage_span(|| tracing::debug_span!("approval", route, otel.status_code = Empty))
+    child_span(|| tracing::debug_span!("approval", route, otel.status_code = Empty))
 }
 
 /// The `exchange` stage: a token for `audience` from the token service (or its cache).
 pub(super) fn exchange(audience: &str) -> Span {
-    stage_span(|| tracing::debug_span!("exchange", audience, otel.status_code = Empty))
+    child_span(|| tracing::debug_span!("exchange", audience, otel.status_code = Empty))
 }
 
 /// The `credential` stage: backend `name` (of `kind`) applies or vends its credential.
 pub(super) fn credential(name: &str, kind: &'static str, operation: &'static str) -> Span {
-    stage_span(|| {
+    child_span(|| {
         tracing::debug_span!(
             "credential",
             credential = name,
@@ -141,15 +141,6 @@ pub(super) fn credential(name: &str, kind: &'static str, operation: &'static str
             otel.status_code = Empty
         )
     })
-}
-
-/// A stage span, made only inside a request span (see the module's note).
-fn stage_span(make: impl FnOnce() -> Span) -> Span {
-    if in_traced_request() {
-        make()
-    } else {
-        Span::none()
-    }
 }
 
 /// Runs a stage's future inside `span`, marking the span as an error when it fails.

@@ -90,13 +90,18 @@ impl HeadSampler {
     }
 }
 
-/// Whether the calling code runs inside one of actbridge's spans — a traced request's.
-/// A stage or client span is made only there: under an untraced request (no span) it
-/// would become a trace of its own.
-pub fn in_traced_request() -> bool {
-    tracing::Span::current()
+/// The span `make` makes, if the calling code runs inside one of actbridge's spans — a
+/// traced request's; else none. Stage and client spans are made this way: under an
+/// untraced request (which has no span) they would become traces of their own.
+pub fn child_span(make: impl FnOnce() -> tracing::Span) -> tracing::Span {
+    let inside = tracing::Span::current()
         .metadata()
-        .is_some_and(|m| m.target().starts_with("actbridge"))
+        .is_some_and(|m| m.target().starts_with("actbridge"));
+    if inside {
+        make()
+    } else {
+        tracing::Span::none()
+    }
 }
 
 /// The SDK sampler for a configured rule.
