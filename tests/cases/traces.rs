@@ -173,6 +173,18 @@ async fn an_outbound_exchange_is_one_trace_from_the_agent_through_the_token_serv
     call_ids.sort();
     assert_eq!(parents, call_ids);
 
+    // A request its caller did not sample makes no span at all (the default sampler
+    // follows the caller), not even a stage's as a trace of its own.
+    const UNSAMPLED_TRACE: &str = "7d3efb1b173fecfa6d3e8d3c2e4a1f00";
+    let resp = world
+        .outbound("document-service", "/documents/DOC-001")
+        .bearer_auth(&token)
+        .header("traceparent", format!("00-{UNSAMPLED_TRACE}-{CALLER_SPAN}-00"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+
     // A refusal is a span too, with its reason; nothing reaches the token service.
     const REFUSED_TRACE: &str = "5b8efff798038103d269b633813fc60c";
     let resp = world
@@ -194,6 +206,16 @@ async fn an_outbound_exchange_is_one_trace_from_the_agent_through_the_token_serv
 
     let all = otlp.spans();
     assert_clean(&all, &[&token, &delegated, AGENT_SECRET, "Bearer"]);
+    // The refused request's spans came after the unsampled one's would have (one
+    // exporter, in order): every span is of the two sampled traces.
+    for span in &all {
+        assert!(
+            [TRACE_ID, REFUSED_TRACE].contains(&span.trace_id.as_str()),
+            "{} in trace {} (the unsampled request is {UNSAMPLED_TRACE})",
+            span.name,
+            span.trace_id
+        );
+    }
 }
 
 #[tokio::test]
