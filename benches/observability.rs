@@ -51,8 +51,9 @@ use steady::{AGENT, inbound_request_traced, token_service};
 /// The name of the receiver's threads, whose CPU is not actbridge's.
 const RECEIVER_THREAD: &str = "otlp-receiver";
 
-/// Distinct requests (trace ids) the decisions cycle through.
-const REQUESTS: usize = 1024;
+/// Distinct requests (trace ids) the decisions cycle through, unless `OBS_REQUESTS`
+/// says otherwise.
+const REQUESTS: u64 = 1024;
 
 fn setting(name: &str, default: u64) -> u64 {
     std::env::var(name)
@@ -173,7 +174,7 @@ fn main() {
     let log = Arc::new(AuditLog::open(observed_cfg.audit.as_ref().unwrap()).expect("audit log"));
     let observed = build(&observed_cfg).with_audit(log.clone());
     let ids = RandomIdGenerator::default();
-    let reqs: Vec<RequestFacts> = (0..REQUESTS)
+    let reqs: Vec<RequestFacts> = (0..setting("OBS_REQUESTS", REQUESTS))
         .map(|_| {
             let traceparent = format!("00-{}-{}-01", ids.new_trace_id(), ids.new_span_id());
             inbound_request_traced(&token, &traceparent)
@@ -254,12 +255,17 @@ fn main() {
         observed_us - bare_us + metrics_us
     );
     if let Some(r) = &receiver {
-        // With the default sampler every request is traced (its caller sampled it).
+        // With the default sampler every request is traced (its caller sampled it). At
+        // full speed the batch queue overflows and spans are dropped (the SDK says so);
+        // the smoke run is slow enough to lose none.
         if std::env::var_os("OTEL_TRACES_SAMPLER").is_none() {
-            assert!(
-                r.received() >= observed_decisions,
-                "the spans were exported"
-            );
+            assert!(r.received() > 0, "the spans were exported");
+            if !measuring {
+                assert!(
+                    r.received() >= observed_decisions * 3,
+                    "every span was exported"
+                );
+            }
         }
     }
 }

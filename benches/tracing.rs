@@ -5,7 +5,8 @@
 //! The subscriber is the one `actbridge serve` installs:
 //! - by default, logs only at `info` — no exporter, so no span is created;
 //! - with `ACTBRIDGE_BENCH_TRACES=export`, spans exported over OTLP/gRPC (batch) to a
-//!   receiver started here (`tests/support/otlp.rs`).
+//!   receiver started here (`tests/support/otlp.rs`); then also a request whose caller
+//!   did not sample it (`traceparent` flags `00`), for which no span is made.
 //!
 //! `make bench-tracing` runs both, the second reported by criterion as a change against
 //! the first. The token service and the JWKS are real and local (the embedded token
@@ -69,6 +70,18 @@ fn bench(c: &mut Criterion) {
         "inbound decision, verified and judged from the caches",
         |b| b.iter(|| block_on(pipeline.decide(std::hint::black_box(&req)))),
     );
+
+    if export {
+        // A request its caller did not sample: no span is made (head sampling).
+        let unsampled = steady::inbound_request_traced(
+            &token,
+            "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00",
+        );
+        c.bench_function(
+            "inbound decision from the caches, its caller not sampling (no span)",
+            |b| b.iter(|| block_on(pipeline.decide(std::hint::black_box(&unsampled)))),
+        );
+    }
 
     if let Some(r) = &receiver {
         rt.block_on(traces.shutdown());

@@ -387,20 +387,39 @@ impl Pipeline {
                     None => self.inbound.challenge(req, denial),
                 };
                 let detail = Some(refusal.to_string());
-                let decision = self.audit(req, &trail, Decision::Deny(denial), detail);
-                self.count(req, &trail, &decision, started);
-                return decision;
+                return self.finish(req, trail, Decision::Deny(denial), detail, started);
             }
         };
-        let decision = self.audit(req, &trail, decision, None);
-        self.count(req, &trail, &decision, started);
+        self.finish(req, trail, decision, None, started)
+    }
+
+    /// Audits and counts a decision; the trail's strings move into the audit record.
+    fn finish(
+        &self,
+        req: &RequestFacts,
+        mut trail: Trail,
+        decision: Decision,
+        detail: Option<String>,
+        started: Instant,
+    ) -> Decision {
+        let timings = std::mem::take(&mut trail.timings);
+        let route = trail.route.clone();
+        let decision = self.audit(req, trail, decision, detail);
+        self.count(req, route.as_deref(), &timings, &decision, started);
         decision
     }
 
     /// Counts a final decision and its stages' times.
-    fn count(&self, req: &RequestFacts, trail: &Trail, decision: &Decision, started: Instant) {
+    fn count(
+        &self,
+        req: &RequestFacts,
+        route: Option<&str>,
+        timings: &[(crate::telemetry::metrics::Stage, std::time::Duration)],
+        decision: &Decision,
+        started: Instant,
+    ) {
         let direction = req.direction.as_str();
-        for (stage, took) in &trail.timings {
+        for (stage, took) in timings {
             self.metrics.stage(direction, Some(*stage), *took);
         }
         let verdict = match decision {
@@ -413,7 +432,7 @@ impl Pipeline {
             }
         };
         self.metrics
-            .decision(direction, trail.route.as_deref().unwrap_or("-"), verdict);
+            .decision(direction, route.unwrap_or("-"), verdict);
         self.metrics.stage(direction, None, started.elapsed());
     }
 
@@ -421,7 +440,7 @@ impl Pipeline {
     fn audit(
         &self,
         req: &RequestFacts,
-        trail: &Trail,
+        trail: Trail,
         decision: Decision,
         detail: Option<String>,
     ) -> Decision {
@@ -434,7 +453,7 @@ impl Pipeline {
             Decision::Respond(_) => ("answer", None),
             Decision::Deny(d) => ("deny", Some(d)),
         };
-        let record = trail.record(DecisionRecord {
+        let record = trail.into_record(DecisionRecord {
             request_id: req.header("x-request-id").map(str::to_string),
             trace_id: req.trace_id(),
             direction: req.direction.as_str().to_string(),

@@ -73,22 +73,19 @@ impl Trail {
         out
     }
 
-    /// The audit record's identity part; the caller adds the request and the outcome.
-    pub fn record(&self, record: DecisionRecord) -> DecisionRecord {
+    /// The audit record's identity part, moved out of the trail (it is the last use);
+    /// the caller adds the request and the outcome.
+    pub fn into_record(self, record: DecisionRecord) -> DecisionRecord {
         DecisionRecord {
-            route: self.route.clone(),
-            user: self.user.clone(),
-            subject: self.subject.clone(),
-            actors: self.actors.clone(),
-            grant: self.grant.clone(),
-            token: self.fingerprint.clone(),
-            exchange: self.exchange.clone(),
-            credential: self.credential.clone(),
-            calls: self
-                .rpc
-                .as_ref()
-                .map(|r| r.calls.clone())
-                .unwrap_or_default(),
+            route: self.route,
+            user: self.user,
+            subject: self.subject,
+            actors: self.actors,
+            grant: self.grant,
+            token: self.fingerprint,
+            exchange: self.exchange,
+            credential: self.credential,
+            calls: self.rpc.map(|r| r.calls).unwrap_or_default(),
             ..record
         }
     }

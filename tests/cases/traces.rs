@@ -179,7 +179,10 @@ async fn an_outbound_exchange_is_one_trace_from_the_agent_through_the_token_serv
     let resp = world
         .outbound("document-service", "/documents/DOC-001")
         .bearer_auth(&token)
-        .header("traceparent", format!("00-{UNSAMPLED_TRACE}-{CALLER_SPAN}-00"))
+        .header(
+            "traceparent",
+            format!("00-{UNSAMPLED_TRACE}-{CALLER_SPAN}-00"),
+        )
         .send()
         .await
         .unwrap();
