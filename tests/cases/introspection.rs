@@ -49,6 +49,11 @@ fn at_sts(sts: &Sts, extra: &str) -> String {
 
 /// Revokes `token` at the token service as summarizer-tech (the client it was issued
 /// to): RFC 7009, 200 with an empty body.
+/// `token`'s GET of `path` through the inbound listener.
+async fn inbound(world: &World, path: &str, token: &str) -> reqwest::Response {
+    world.inbound(path).bearer_auth(token).send().await.unwrap()
+}
+
 async fn revoke_at_sts(world: &World, token: &str) {
     let resp = world
         .http
@@ -98,50 +103,25 @@ async fn a_token_revoked_at_the_issuer_is_refused_where_checked_live_and_nowhere
     let world = World::start_with(sts, &config).await;
     let token = world.sts.alice().await;
 
-    let ok = world
-        .inbound("/checked/a")
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
+    let ok = inbound(&world, "/checked/a", &token).await;
     assert_eq!(ok.status(), 200, "{}", world.actbridge.log());
     assert_eq!(world.sts.service.stats().introspection, 1);
     // The live check is not made where it is not asked for.
-    let ok = world
-        .inbound("/plain/a")
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
+    let ok = inbound(&world, "/plain/a", &token).await;
     assert_eq!(ok.status(), 200);
     assert_eq!(world.sts.service.stats().introspection, 1);
 
     revoke_at_sts(&world, &token).await;
-    let refused = world
-        .inbound("/checked/a")
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
+    let refused = inbound(&world, "/checked/a", &token).await;
     assert_inactive(&world, refused).await;
     assert_eq!(world.app.count(), 2, "the revoked token reached nothing");
     // Locally the token is still good: only the live check refuses it.
-    let ok = world
-        .inbound("/plain/b")
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
+    let ok = inbound(&world, "/plain/b", &token).await;
     assert_eq!(ok.status(), 200);
     assert_eq!(world.app.count(), 3);
     // Another token of the same user is still active.
     let other = world.sts.alice().await;
-    let ok = world
-        .inbound("/checked/b")
-        .bearer_auth(&other)
-        .send()
-        .await
-        .unwrap();
+    let ok = inbound(&world, "/checked/b", &other).await;
     assert_eq!(ok.status(), 200);
 
     // A token that fails local verification is never sent to the issuer.
@@ -153,12 +133,7 @@ async fn a_token_revoked_at_the_issuer_is_refused_where_checked_live_and_nowhere
         "A"
     };
     let forged = format!("{}{flipped}{}", &token[..sig], &token[sig + 1..]);
-    let r = world
-        .inbound("/checked/a")
-        .bearer_auth(&forged)
-        .send()
-        .await
-        .unwrap();
+    let r = inbound(&world, "/checked/a", &forged).await;
     assert_eq!(r.status(), 401);
     assert_eq!(world.sts.service.stats().introspection, calls);
 
@@ -245,12 +220,7 @@ async fn an_issuer_that_cannot_answer_refuses_the_request() {
     ];
     for fault in faults {
         faulty.set(fault.clone());
-        let r = world
-            .inbound("/checked/a")
-            .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap();
+        let r = inbound(&world, "/checked/a", &token).await;
         assert_eq!(r.status(), 503, "{fault:?}: {}", world.actbridge.log());
         assert!(r.headers().contains_key("retry-after"), "{fault:?}");
         let body: Value = r.json().await.unwrap();
@@ -262,12 +232,7 @@ async fn an_issuer_that_cannot_answer_refuses_the_request() {
     }
     assert_eq!(world.app.count(), 0, "nothing passed through");
     // The same token is fine where no live check is asked for.
-    let ok = world
-        .inbound("/plain/a")
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
+    let ok = inbound(&world, "/plain/a", &token).await;
     assert_eq!(ok.status(), 200);
 
     // What was sent: the token in the form body, never in the URL; the client's
@@ -294,12 +259,7 @@ async fn with_a_cache_ttl_a_revocation_takes_effect_within_it() {
     let token = world.sts.alice().await;
 
     for _ in 0..2 {
-        let ok = world
-            .inbound("/checked/a")
-            .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap();
+        let ok = inbound(&world, "/checked/a", &token).await;
         assert_eq!(ok.status(), 200, "{}", world.actbridge.log());
     }
     assert_eq!(
@@ -311,12 +271,7 @@ async fn with_a_cache_ttl_a_revocation_takes_effect_within_it() {
     revoke_at_sts(&world, &token).await;
     let revoked_at = Instant::now();
     loop {
-        let r = world
-            .inbound("/checked/a")
-            .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap();
+        let r = inbound(&world, "/checked/a", &token).await;
         if r.status() == 401 {
             assert_inactive(&world, r).await;
             break;
@@ -331,12 +286,7 @@ async fn with_a_cache_ttl_a_revocation_takes_effect_within_it() {
     }
     // An inactive answer is never reused: each refusal asked again.
     let calls = world.sts.service.stats().introspection;
-    let r = world
-        .inbound("/checked/a")
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
+    let r = inbound(&world, "/checked/a", &token).await;
     assert_eq!(r.status(), 401);
     assert_eq!(world.sts.service.stats().introspection, calls + 1);
 }
