@@ -240,10 +240,11 @@ impl Pipeline {
                 _ if self.identity.as_ref().is_some_and(|id| !id.is_ready()) => {
                     Err(Refusal::IdentityUnavailable)
                 }
+                // Boxed: the outbound decision's future (exchanges, credential backends'
+                // calls) is many times the inbound one's, and an inbound decision's
+                // future would otherwise be as large, and copied as often.
                 Some(stage) => {
-                    stage
-                        .decide(&self.verifier, &judging, req, &mut trail)
-                        .await
+                    Box::pin(stage.decide(&self.verifier, &judging, req, &mut trail)).await
                 }
                 None => Err(Refusal::OutboundDisabled),
             },

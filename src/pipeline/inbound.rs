@@ -165,7 +165,9 @@ impl InboundStage {
                     adds_agent,
                 ),
             );
-            let issued = trail.timed(Stage::Exchange, exchange).await?;
+            // Boxed: the exchange's future (an HTTP call on a cache miss) is large, and
+            // every inbound decision's future would otherwise carry its size.
+            let issued = trail.timed(Stage::Exchange, Box::pin(exchange)).await?;
             app_token = Some(issued.access_token.clone());
             app_token_exp = issued.expires_at;
             trail.exchange = Some(ExchangeFact {
