@@ -1,22 +1,7 @@
 //! actbridge authenticates to the token service with `private_key_jwt` (RFC 7523).
 
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
-
+use crate::support::pem;
 use crate::support::world::{AGENT, AGENT_SECRET, Sts, World, claims_of, sidecar_config};
-
-fn pem(label: &str, der: &[u8]) -> String {
-    let b64 = STANDARD.encode(der);
-    let lines: Vec<&str> = b64
-        .as_bytes()
-        .chunks(64)
-        .map(|c| std::str::from_utf8(c).unwrap())
-        .collect();
-    format!(
-        "-----BEGIN {label}-----\n{}\n-----END {label}-----\n",
-        lines.join("\n")
-    )
-}
 
 #[tokio::test]
 async fn private_key_jwt_client_authentication_works_end_to_end() {

@@ -22,3 +22,9 @@ pub mod tls_echo;
 pub mod tls_front;
 pub mod workload_api;
 pub mod world;
+
+/// `der` as PEM with this label, LF line endings (the text a key file holds).
+pub fn pem(label: &str, der: &[u8]) -> String {
+    let lf = pem::EncodeConfig::new().set_line_ending(pem::LineEnding::LF);
+    pem::encode_config(&pem::Pem::new(label, der.to_vec()), lf)
+}

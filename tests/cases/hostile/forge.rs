@@ -2,10 +2,11 @@
 //! ([`Kit`]) the table's rows forge their tokens from.
 
 use base64::Engine;
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, EncodingKey};
 use serde_json::{Value, json};
 
+use crate::support::pem;
 use crate::support::world::AGENT;
 
 /// An RSA-2048 private key as PKCS#8 PEM, and the same as a signing key, and its public
@@ -14,19 +15,6 @@ pub struct RsaKey {
     pub pem: String,
     pub key: EncodingKey,
     pub public_pem: String,
-}
-
-fn pem(label: &str, der: &[u8]) -> String {
-    let b64 = STANDARD.encode(der);
-    let lines: Vec<&str> = b64
-        .as_bytes()
-        .chunks(64)
-        .map(|c| std::str::from_utf8(c).unwrap())
-        .collect();
-    format!(
-        "-----BEGIN {label}-----\n{}\n-----END {label}-----\n",
-        lines.join("\n")
-    )
 }
 
 pub fn rsa_key() -> RsaKey {
