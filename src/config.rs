@@ -33,6 +33,7 @@ pub use credentials::{
 pub use error::ConfigError;
 pub(crate) use github_app::is_repo_name;
 pub use introspection::{IntrospectionConfig, RawIntrospection};
+pub use outbound::RouteTable;
 pub use policy::{PolicyConfig, PolicySource};
 pub use raw::RawConfig;
 pub use spiffe::{SPIFFE_ENDPOINT_SOCKET, SpiffeConfig};
@@ -100,6 +101,32 @@ impl Config {
         let raw = RawConfig::parse(text)?;
         validate::validate(raw, env)
     }
+}
+
+/// The outbound route table of a YAML config, validated alone — no secret, key, policy or
+/// peer is read — for generating Envoy's routes (`actbridge envoy-routes`) where the
+/// sidecar's secrets are not. `None` when the config has no `outbound` section.
+pub fn route_table_from_yaml(text: &str) -> Result<Option<RouteTable>, ConfigError> {
+    let raw = RawConfig::parse(text)?;
+    let kinds: Vec<(&str, &'static str)> = raw
+        .credentials
+        .iter()
+        .map(|c| {
+            let kind = match c {
+                c if c.aws_sts.is_some() => "aws_sts",
+                c if c.github_app.is_some() => "github_app",
+                c if c.ssh_cert.is_some() => "ssh_cert",
+                c if c.postgres.is_some() => "postgres",
+                c if c.filter.is_some() => "filter",
+                _ => "",
+            };
+            (c.name.as_str(), kind)
+        })
+        .collect();
+    raw.outbound
+        .as_ref()
+        .map(|o| outbound::validate_route_table(o, &kinds))
+        .transpose()
 }
 
 #[cfg(test)]

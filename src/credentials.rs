@@ -232,6 +232,7 @@ impl Backend {
         scope: &Scope,
         body: Option<&[u8]>,
     ) -> Result<HeaderChanges, CredentialError> {
+        crate::fault::point(&format!("credential:{}", self.kind()));
         match self {
             Backend::AwsSts(b) => b.sign(who, req, scope).await,
             Backend::GithubApp(b) => b.inject(who, scope).await,
@@ -246,6 +247,7 @@ impl Backend {
         who: &Grantee<'_>,
         ask: &VendAsk<'_>,
     ) -> Result<Vended, CredentialError> {
+        crate::fault::point(&format!("credential:{}", self.kind()));
         match self {
             Backend::AwsSts(b) => b.vend(who).await,
             Backend::GithubApp(b) => b.vend(who).await,

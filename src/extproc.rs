@@ -5,6 +5,8 @@
 //! [`Decision`](crate::pipeline::Decision) as a header mutation or an immediate
 //! response. It knows nothing of JWTs.
 
+mod fail_closed;
+pub use fail_closed::FailClosed;
 mod headers;
 mod response;
 mod server;

@@ -86,6 +86,15 @@ enum Command {
         /// The YAML config file.
         config: PathBuf,
     },
+    /// Print the outbound listener's `route_config` for Envoy, generated from the config's
+    /// route table (only the routes are read: no secret, key or peer is needed). Envoy's
+    /// outbound routes must be these: actbridge refuses a request whose Envoy route or
+    /// cluster is not the one it judged (docs/security.md). Exit 78 when the routes are
+    /// invalid.
+    EnvoyRoutes {
+        /// The YAML config file.
+        config: PathBuf,
+    },
     /// Add the sidecars (Envoy, actbridge, the traffic-capture init container) to every
     /// pod template of Kubernetes objects, like `istioctl kube-inject`. Idempotent;
     /// objects without pods pass through unchanged. Refuses what it does not understand
@@ -204,6 +213,7 @@ fn main() -> ExitCode {
                 ExitCode::from(EX_CONFIG)
             }
         },
+        Command::EnvoyRoutes { config } => envoy_routes_command(&config),
         Command::Policy { command } => policy_command(command),
         Command::Audit { command } => audit_command(command),
         Command::Approvals {
@@ -310,6 +320,31 @@ fn load_config_and_policy(path: &Path) -> Result<(Config, Option<Arc<PolicyEngin
     let cfg = Config::load(path, &ProcessEnv).map_err(|e| e.to_string())?;
     let policy = PolicyEngine::load_configured(cfg.policy.as_ref()).map_err(|e| e.to_string())?;
     Ok((cfg, policy))
+}
+
+fn envoy_routes_command(path: &Path) -> ExitCode {
+    let table = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read: {e}"))
+        .and_then(|text| {
+            actbridge::config::route_table_from_yaml(&text).map_err(|e| e.to_string())
+        });
+    match table {
+        Ok(Some(table)) => {
+            print!(
+                "{}",
+                actbridge::envoy_routes::outbound_route_config_yaml(&table)
+            );
+            ExitCode::SUCCESS
+        }
+        Ok(None) => {
+            eprintln!("{}: no `outbound` section: no routes", path.display());
+            ExitCode::from(EX_CONFIG)
+        }
+        Err(e) => {
+            eprintln!("{}: {e}", path.display());
+            ExitCode::from(EX_CONFIG)
+        }
+    }
 }
 
 fn inject_command(file: &Path, output: Option<&Path>) -> ExitCode {

@@ -279,6 +279,7 @@ impl Pipeline {
         hold: &dyn Hold,
         span: &Span,
     ) -> Decision {
+        crate::fault::point("body");
         let started = Instant::now();
         let mut trail = Trail::default();
         let judging = self.judging(hold);
@@ -302,6 +303,7 @@ impl Pipeline {
         content_type: &str,
         body: &[u8],
     ) -> Result<Vec<u8>, Denial> {
+        crate::fault::point("narrow");
         let outcome = match &self.policy {
             Some(engine) => narrowing.narrow(engine, content_type, body).await,
             None => Err(Refusal::PolicyMissing),

@@ -20,6 +20,7 @@ pub use engine::PolicyEngine;
 pub use error::PolicyError;
 pub use input::{
     A2aInput, ActorInput, McpInput, PolicyInput, ResourceError, UserInput, action_of, resource_of,
+    segments_of,
 };
 pub use testing::{TestOutcome, TestReport, run_tests};
 

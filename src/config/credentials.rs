@@ -259,6 +259,20 @@ pub enum BackendConfig {
     Filter(FilterConfig),
 }
 
+impl BackendConfig {
+    /// The backend's kind, as in the config (`aws_sts`, `github_app`, `ssh_cert`,
+    /// `postgres`, `filter`).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            BackendConfig::AwsSts(_) => "aws_sts",
+            BackendConfig::GithubApp(_) => "github_app",
+            BackendConfig::SshCert(_) => "ssh_cert",
+            BackendConfig::Postgres(_) => "postgres",
+            BackendConfig::Filter(_) => "filter",
+        }
+    }
+}
+
 /// The validated `filter` settings.
 #[derive(Debug, Clone)]
 pub struct FilterConfig {

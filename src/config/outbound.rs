@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use super::credentials::{BackendConfig, CredentialConfig};
+use super::credentials::CredentialConfig;
 use super::raw::{RawClient, RawClientAuth, RawOutbound, RawRoute};
 use super::types::{
     ACCESS_TOKEN_TYPE, ClientAuthConfig, ClientConfig, CredentialMode, ExchangeTarget,
@@ -11,6 +11,64 @@ use super::types::{
 };
 use super::validate::{asymmetric_algorithm, external_secret, http_url};
 use super::{ConfigError, Env};
+
+/// A byte of an Envoy route or cluster name as actbridge writes them.
+fn envoy_name_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.')
+}
+
+/// An outbound route table: the routes, first match wins, and what no route matches.
+#[derive(Debug, Clone)]
+pub struct RouteTable {
+    /// The routes.
+    pub routes: Vec<RouteConfig>,
+    /// What a destination no route matches gets.
+    pub default_action: RouteAction,
+}
+
+/// Validates `outbound.default_action` and `outbound.routes`; `credentials` names each
+/// credential with its backend kind (all a route needs to know of it).
+pub(super) fn validate_route_table(
+    o: &RawOutbound,
+    credentials: &[(&str, &'static str)],
+) -> Result<RouteTable, ConfigError> {
+    let default_action = match o.default_action.as_deref() {
+        None | Some("deny") => RouteAction::Deny,
+        Some("passthrough") => RouteAction::Passthrough {
+            forward_authorization: false,
+        },
+        Some(other) => {
+            return Err(ConfigError::invalid(
+                "outbound.default_action",
+                format_args!("`{other}`: expected `deny` or `passthrough`"),
+            ));
+        }
+    };
+    let routes = o
+        .routes
+        .iter()
+        .enumerate()
+        .map(|(i, r)| validate_route(&format!("outbound.routes[{i}]"), r, credentials))
+        .collect::<Result<Vec<_>, _>>()?;
+    for (i, r) in routes.iter().enumerate() {
+        if routes[..i].iter().any(|o| o.name == r.name) {
+            return Err(ConfigError::invalid(
+                format!("outbound.routes[{i}].name"),
+                format_args!("`{}` names two routes", r.name),
+            ));
+        }
+        if routes[..i].iter().any(|o| o.host == r.host) {
+            return Err(ConfigError::invalid(
+                format!("outbound.routes[{i}].host"),
+                format_args!("`{}` is matched by an earlier route", r.host),
+            ));
+        }
+    }
+    Ok(RouteTable {
+        routes,
+        default_action,
+    })
+}
 
 pub(super) fn validate_outbound(
     o: &RawOutbound,
@@ -37,24 +95,14 @@ pub(super) fn validate_outbound(
             "must not be empty",
         ));
     }
-    let default_action = match o.default_action.as_deref() {
-        None | Some("deny") => RouteAction::Deny,
-        Some("passthrough") => RouteAction::Passthrough {
-            forward_authorization: false,
-        },
-        Some(other) => {
-            return Err(ConfigError::invalid(
-                "outbound.default_action",
-                format_args!("`{other}`: expected `deny` or `passthrough`"),
-            ));
-        }
-    };
-    let routes = o
-        .routes
+    let kinds: Vec<(&str, &'static str)> = credentials
         .iter()
-        .enumerate()
-        .map(|(i, r)| validate_route(&format!("outbound.routes[{i}]"), r, credentials))
-        .collect::<Result<Vec<_>, _>>()?;
+        .map(|c| (c.name.as_str(), c.backend.kind()))
+        .collect();
+    let RouteTable {
+        routes,
+        default_action,
+    } = validate_route_table(o, &kinds)?;
     let token_timeout = o.token_timeout.unwrap_or(Duration::from_secs(2));
     if token_timeout.is_zero() {
         return Err(ConfigError::invalid(
@@ -249,18 +297,18 @@ fn client_auth(
 fn validate_route(
     key: &str,
     r: &RawRoute,
-    credentials: &[CredentialConfig],
+    credentials: &[(&str, &'static str)],
 ) -> Result<RouteConfig, ConfigError> {
-    let host_lower = r.host.to_ascii_lowercase();
-    let host = glob::Pattern::new(&host_lower).map_err(|e| {
-        ConfigError::invalid(
-            format!("{key}.host"),
-            format_args!("`{}` is not a valid glob ({e})", r.host),
-        )
-    })?;
+    let host = crate::authority::HostPattern::parse(&r.host)
+        .map_err(|e| ConfigError::invalid(format!("{key}.host"), e))?;
     // Every key that only some actions read, with the actions that read it: a key set on
     // another action is an error, not silently ignored.
-    let scoped: [(&str, bool, &[&str]); 10] = [
+    let scoped: [(&str, bool, &[&str]); 11] = [
+        (
+            "cluster",
+            r.cluster.is_some(),
+            &["exchange", "credential", "passthrough"],
+        ),
         ("audience", r.audience.is_some(), &["exchange"]),
         ("scopes", !r.scopes.is_empty(), &["exchange"]),
         (
@@ -306,7 +354,7 @@ fn validate_route(
         introspect: r.introspect.unwrap_or(false),
     };
     let known = |k: &str, name: &str| -> Result<String, ConfigError> {
-        if credentials.iter().any(|c| c.name == name) {
+        if credentials.iter().any(|(n, _)| *n == name) {
             Ok(name.to_string())
         } else {
             Err(ConfigError::invalid(
@@ -374,12 +422,15 @@ fn validate_route(
                     ));
                 }
             };
-            let backend = credentials.iter().find(|c| c.name == credential);
+            let kind = credentials
+                .iter()
+                .find(|(n, _)| *n == credential)
+                .map(|(_, k)| *k);
             let fits = matches!(
-                (mode, backend.map(|c| &c.backend)),
-                (CredentialMode::Sign, Some(BackendConfig::AwsSts(_)))
-                    | (CredentialMode::Inject, Some(BackendConfig::GithubApp(_)))
-                    | (CredentialMode::Filter, Some(BackendConfig::Filter(_)))
+                (mode, kind),
+                (CredentialMode::Sign, Some("aws_sts"))
+                    | (CredentialMode::Inject, Some("github_app"))
+                    | (CredentialMode::Filter, Some("filter"))
             );
             if !fits {
                 return Err(ConfigError::invalid(
@@ -404,9 +455,7 @@ fn validate_route(
             for (service, name) in &services {
                 let k = format!("{key}.services.{service}");
                 known(&k, name)?;
-                let filter = credentials
-                    .iter()
-                    .any(|c| &c.name == name && matches!(c.backend, BackendConfig::Filter(_)));
+                let filter = credentials.iter().any(|(n, k)| n == name && *k == "filter");
                 if filter {
                     return Err(ConfigError::invalid(
                         k,
@@ -427,9 +476,52 @@ fn validate_route(
             ));
         }
     };
+    let cluster = match (&r.cluster, &action) {
+        (None, RouteAction::Exchange { .. } | RouteAction::Credential { .. }) => {
+            return Err(ConfigError::invalid(
+                format!("{key}.cluster"),
+                format_args!(
+                    "required for action `{}`: the Envoy cluster its requests leave by (a credential is attached only when Envoy reports it)",
+                    r.action
+                ),
+            ));
+        }
+        (Some(c), RouteAction::Exchange { .. } | RouteAction::Credential { .. })
+            if c == crate::envoy_routes::FORWARD_PROXY_CLUSTER =>
+        {
+            return Err(ConfigError::invalid(
+                format!("{key}.cluster"),
+                "a credential never leaves through the forward proxy (`egress`): name the destination's own cluster",
+            ));
+        }
+        (Some(c), _) if c.is_empty() || !c.bytes().all(envoy_name_byte) => {
+            return Err(ConfigError::invalid(
+                format!("{key}.cluster"),
+                format_args!("`{c}`: letters, digits, `-`, `_`, `.`"),
+            ));
+        }
+        (c, _) => c.clone(),
+    };
+    let name = r
+        .name
+        .clone()
+        .unwrap_or_else(|| r.host.to_ascii_lowercase());
+    if name == crate::envoy_routes::DEFAULT_ROUTE
+        || name.is_empty()
+        || !name.bytes().all(|b| envoy_name_byte(b) || b == b'*')
+    {
+        return Err(ConfigError::invalid(
+            format!("{key}.name"),
+            format_args!(
+                "`{name}`: letters, digits, `-`, `_`, `.`, not `{}`",
+                crate::envoy_routes::DEFAULT_ROUTE
+            ),
+        ));
+    }
     Ok(RouteConfig {
-        name: r.name.clone().unwrap_or_else(|| r.host.clone()),
+        name,
         host,
+        cluster,
         action,
     })
 }

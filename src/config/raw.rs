@@ -359,12 +359,23 @@ pub struct RawExchangeCache {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawRoute {
-    /// A name for logs. Default: the host pattern.
+    /// The route's name: in logs, metrics and the audit log, and the name of the Envoy
+    /// route generated for it (`actbridge envoy-routes`), which Envoy reports back
+    /// (`xds.route_name`): a request is refused unless Envoy chose this very route.
+    /// Letters, digits, `-`, `_`, `.`; unique; not `default`. Default: the host.
     #[serde(default)]
     pub name: Option<String>,
-    /// Glob on the destination `:authority` (`*` and `?`; a port is part of the
-    /// authority, so `api.example.com*` also matches `api.example.com:8443`).
+    /// The destination host name, matched exactly (ASCII case-insensitive; the port is
+    /// not part of the match), or `*.` and a domain for every name under it
+    /// (`*.s3.us-east-1.amazonaws.com`). No other wildcard.
     pub host: String,
+    /// `exchange`, `credential` (required) and `passthrough` (optional): the Envoy
+    /// cluster the request must leave by. A credential is attached only when Envoy reports
+    /// this cluster (`xds.cluster_name`). A `passthrough` route without one goes through
+    /// Envoy's forward proxy (`egress`), which never dials loopback or link-local
+    /// addresses; a credential route never may (`egress` is refused here).
+    #[serde(default)]
+    pub cluster: Option<String>,
     /// `exchange` (token exchange), `credential` (a backend's credential replaces the
     /// token), `vend` (answer `POST /credentials` with a credential), `passthrough` or
     /// `deny`.

@@ -101,7 +101,7 @@ fn outbound(body: &str) -> String {
 fn outbound_routes_are_validated_and_default_to_deny() {
     let c = Config::from_yaml(
         &outbound(
-            "  routes:\n    - {host: 'Docs*', action: exchange, audience: docs, scopes: [read]}\n",
+            "  routes:\n    - {host: 'Docs', cluster: docs, action: exchange, audience: docs, scopes: [read]}\n",
         ),
         &env(),
     )
@@ -110,9 +110,10 @@ fn outbound_routes_are_validated_and_default_to_deny() {
     assert_eq!(o.default_action, RouteAction::Deny);
     assert_eq!(o.subject_audiences, vec!["agent".to_string()]);
     assert!(
-        o.routes[0].host.matches("docs:8080"),
-        "globs are matched lower case"
+        o.routes[0].host.matches("docs"),
+        "hosts are matched lower case"
     );
+    assert_eq!(o.routes[0].cluster.as_deref(), Some("docs"));
     match &o.client.auth {
         ClientAuthConfig::SecretPost(s) => assert_eq!(s.expose(), "s3cret"),
         other => panic!("{other:?}"),
@@ -220,7 +221,7 @@ fn the_policy_section_has_safe_defaults_and_named_errors() {
 #[test]
 fn allow_direct_use_belongs_to_exchange_routes_and_defaults_off() {
     let c = Config::from_yaml(
-        &outbound("  routes:\n    - {host: 'a*', action: exchange, audience: a}\n"),
+        &outbound("  routes:\n    - {host: 'a', cluster: a, action: exchange, audience: a}\n"),
         &env(),
     )
     .unwrap();
@@ -235,7 +236,7 @@ fn allow_direct_use_belongs_to_exchange_routes_and_defaults_off() {
         }
     ));
     let e = err(&outbound(
-        "  routes:\n    - {host: 'a*', action: passthrough, allow_direct_use: true}\n",
+        "  routes:\n    - {host: 'a', action: passthrough, allow_direct_use: true}\n",
     ));
     assert_eq!(e.key(), Some("outbound.routes[0].allow_direct_use"));
 }

@@ -135,21 +135,23 @@ pub struct IdentityHeaders {
     pub grant: http::HeaderName,
 }
 
-/// A bypass path matcher.
+/// A path matcher (bypass, single-use, introspection paths), by whole decoded segments
+/// ([`crate::http_path`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PathMatch {
-    /// Path equals.
-    Exact(String),
-    /// Path starts with.
-    Prefix(String),
+    /// The path is this one (a trailing `/` aside).
+    Exact(crate::http_path::CanonicalPath),
+    /// The path's first segments are these (`/public/` matches `/public` and
+    /// `/public/x`, not `/publicity`).
+    Prefix(crate::http_path::CanonicalPath),
 }
 
 impl PathMatch {
-    /// Whether `path` (query string already removed) matches.
-    pub fn matches(&self, path: &str) -> bool {
+    /// Whether `path` matches.
+    pub fn matches(&self, path: &crate::http_path::CanonicalPath) -> bool {
         match self {
-            PathMatch::Exact(p) => path == p,
-            PathMatch::Prefix(p) => path.starts_with(p.as_str()),
+            PathMatch::Exact(p) => path.is(p),
+            PathMatch::Prefix(p) => path.starts_with(p),
         }
     }
 }
@@ -267,10 +269,13 @@ pub(crate) fn signing_key_from_pem(
 /// One outbound route.
 #[derive(Debug, Clone)]
 pub struct RouteConfig {
-    /// Name for logs.
+    /// Name for logs, and of the Envoy route generated for it.
     pub name: String,
-    /// Host glob.
-    pub host: glob::Pattern,
+    /// The host (or domain) it matches.
+    pub host: crate::authority::HostPattern,
+    /// The Envoy cluster its requests must leave by (`None`: a `passthrough` through the
+    /// forward proxy).
+    pub cluster: Option<String>,
     /// What to do.
     pub action: RouteAction,
 }

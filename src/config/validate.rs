@@ -395,14 +395,27 @@ fn path_matches(key: &str, list: &[RawPathMatch]) -> Result<Vec<PathMatch>, Conf
 }
 
 fn path_match(key: &str, p: &RawPathMatch) -> Result<PathMatch, ConfigError> {
+    let canonical = |k: &str, path: &str| {
+        if path.contains('?') {
+            return Err(ConfigError::invalid(
+                format!("{key}.{k}"),
+                "a path matcher has no query string",
+            ));
+        }
+        crate::http_path::CanonicalPath::parse(path).map_err(|e| {
+            ConfigError::invalid(
+                format!("{key}.{k}"),
+                format_args!("`{path}`: {e}; write the path as requests spell it, from `/`"),
+            )
+        })
+    };
     match (&p.exact, &p.prefix) {
-        (Some(e), None) if e.starts_with('/') => Ok(PathMatch::Exact(e.clone())),
-        (None, Some(pre)) if pre.starts_with('/') => Ok(PathMatch::Prefix(pre.clone())),
+        (Some(e), None) => Ok(PathMatch::Exact(canonical("exact", e)?)),
+        (None, Some(pre)) => Ok(PathMatch::Prefix(canonical("prefix", pre)?)),
         (Some(_), Some(_)) | (None, None) => Err(ConfigError::invalid(
             key,
             "set exactly one of `exact` or `prefix`",
         )),
-        _ => Err(ConfigError::invalid(key, "a path must start with `/`")),
     }
 }
 

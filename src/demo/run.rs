@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::ministack::{AwsCreds, BUCKET, MiniStack, REGION, ROLE_ARN, xml_text};
 use super::services::{self, CREDENTIALS_HOST, LastAgentSaw, LastReceived, S3_HOST};
-use super::sidecar::{ExtProcEndpoint, SidecarPorts, render};
+use super::sidecar::{ExtProcEndpoint, SidecarPorts, render, with_routes};
 use crate::clock::now_secs;
 use crate::config::{Config, ProcessEnv};
 use crate::policy::PolicyEngine;
@@ -113,11 +113,11 @@ async fn script(opts: &DemoOptions, stop: CancellationToken) -> DemoResult<()> {
     };
     let policies = opts.root.join("policies");
     let sts_endpoint = aws.as_ref().map(|m| m.endpoint());
-    let cfg = Config::from_yaml(
-        &sidecar_config(&sts, ext_proc_port, &policies, sts_endpoint.as_deref()),
-        &ProcessEnv,
-    )
-    .map_err(|e| e.to_string())?;
+    let sidecar_yaml = sidecar_config(&sts, ext_proc_port, &policies, sts_endpoint.as_deref());
+    let cfg = Config::from_yaml(&sidecar_yaml, &ProcessEnv).map_err(|e| e.to_string())?;
+    let routes = crate::config::route_table_from_yaml(&sidecar_yaml)
+        .map_err(|e| e.to_string())?
+        .ok_or("the demo sidecar has no outbound routes")?;
     let policy = PolicyEngine::load_configured(cfg.policy.as_ref()).map_err(|e| e.to_string())?;
     let serve_stop = stop.clone();
     tokio::spawn(async move {
@@ -132,7 +132,10 @@ async fn script(opts: &DemoOptions, stop: CancellationToken) -> DemoResult<()> {
     // 5. The real Envoy with the shipped sidecar config.
     let template =
         std::fs::read_to_string(opts.root.join("envoy/sidecar.yaml")).map_err(|e| e.to_string())?;
-    let rendered = render(&template, &ports).map_err(|e| e.to_string())?;
+    // Envoy's outbound routes are generated from actbridge's (crate::envoy_routes).
+    let rendered = render(&template, &ports)
+        .and_then(|r| with_routes(&r, &routes))
+        .map_err(|e| e.to_string())?;
     let dir = tempfile_dir()?;
     let envoy_cfg = dir.join("envoy.yaml");
     std::fs::write(&envoy_cfg, rendered).map_err(|e| e.to_string())?;
@@ -486,6 +489,7 @@ fn sidecar_config(
         format!(
             r#"    - name: documents-s3
       host: "{S3_HOST}"
+      cluster: aws_s3
       action: credential
       credential: documents-s3
       mode: sign
@@ -523,7 +527,8 @@ outbound:
     auth: {{method: client_secret_post, secret: summarizer-tech-demo-secret}}
   routes:
     - name: document-service
-      host: "document-service*"
+      host: document-service
+      cluster: document_service
       action: exchange
       audience: "{DOCUMENT_SERVICE}"
       scopes: [documents.read]

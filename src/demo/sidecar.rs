@@ -133,6 +133,60 @@ pub fn render_with(
     serde_yaml_ng::to_string(&doc).map_err(|e| RenderError(e.to_string()))
 }
 
+/// `rendered` (a bootstrap) with its outbound `route_config` generated from `table`
+/// ([`crate::envoy_routes`]), as every run must have it: Envoy's routes are actbridge's.
+/// A route's cluster named `local_<port>` that the bootstrap lacks is added, plain HTTP to
+/// `127.0.0.1:<port>` (a one-machine run's stand-in for a destination).
+pub fn with_routes(
+    rendered: &str,
+    table: &crate::config::RouteTable,
+) -> Result<String, RenderError> {
+    let mut doc: Value =
+        serde_yaml_ng::from_str(rendered).map_err(|e| RenderError(e.to_string()))?;
+    let generated = crate::envoy_routes::outbound_route_config(table);
+    let route_config: Value =
+        serde_json::from_value(generated).map_err(|e| RenderError(e.to_string()))?;
+    let listeners = doc["static_resources"]["listeners"]
+        .as_sequence_mut()
+        .ok_or_else(|| RenderError("no listeners".into()))?;
+    let outbound = listeners
+        .iter_mut()
+        .find(|l| l["name"].as_str() == Some("outbound"))
+        .ok_or_else(|| RenderError("no outbound listener".into()))?;
+    let hcm = outbound["filter_chains"]
+        .as_sequence_mut()
+        .and_then(|chains| {
+            chains.iter_mut().find(|c| {
+                c["filter_chain_match"]["transport_protocol"].as_str() == Some("raw_buffer")
+            })
+        })
+        .and_then(|c| c["filters"].get_mut(0))
+        .ok_or_else(|| RenderError("no plain-HTTP chain on the outbound listener".into()))?;
+    hcm["typed_config"]["route_config"] = route_config;
+    let clusters = doc["static_resources"]["clusters"]
+        .as_sequence_mut()
+        .ok_or_else(|| RenderError("no clusters".into()))?;
+    for route in &table.routes {
+        let Some(name) = route.cluster.as_deref() else {
+            continue;
+        };
+        let Some(port) = name
+            .strip_prefix("local_")
+            .and_then(|p| p.parse::<u16>().ok())
+        else {
+            continue;
+        };
+        if clusters.iter().any(|c| c["name"].as_str() == Some(name)) {
+            continue;
+        }
+        let cluster = format!(
+            "name: {name}\ntype: STATIC\nconnect_timeout: 1s\nload_assignment:\n  cluster_name: {name}\n  endpoints:\n  - lb_endpoints:\n    - endpoint:\n        address:\n          socket_address: {{address: 127.0.0.1, port_value: {port}}}\n"
+        );
+        clusters.push(serde_yaml_ng::from_str(&cluster).map_err(|e| RenderError(e.to_string()))?);
+    }
+    serde_yaml_ng::to_string(&doc).map_err(|e| RenderError(e.to_string()))
+}
+
 /// `template` without its SPIFFE mTLS, addresses unchanged (as [`Transport::Plain`]
 /// renders it): for a run on the real ports without a Workload API.
 pub fn without_mtls(template: &str) -> Result<String, RenderError> {

@@ -124,6 +124,7 @@ impl Exchanger {
         target: &ExchangeTarget,
         name_actor: bool,
     ) -> Result<Arc<IssuedToken>, ExchangeError> {
+        crate::fault::point("exchange");
         let resp = self
             .exchange_uncached(subject_token, target, name_actor)
             .await?;

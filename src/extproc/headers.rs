@@ -23,6 +23,26 @@ pub(super) fn read(map: Option<HeaderMap>) -> Vec<(String, Vec<u8>)> {
         .collect()
 }
 
+/// The ext_proc filter's key in `ProcessingRequest.attributes`.
+const EXT_PROC_ATTRIBUTES: &str = "envoy.filters.http.ext_proc";
+
+/// The route and cluster Envoy chose, from the attributes the filter sends
+/// (`request_attributes: [xds.route_name, xds.cluster_name]`); `None` for one it did not
+/// send or sent empty (a route without a cluster, like a `direct_response`).
+pub(super) fn route_attributes(
+    attributes: &std::collections::HashMap<String, envoy_types::pb::google::protobuf::Struct>,
+) -> (Option<String>, Option<String>) {
+    use envoy_types::pb::google::protobuf::value::Kind;
+    let Some(fields) = attributes.get(EXT_PROC_ATTRIBUTES).map(|s| &s.fields) else {
+        return (None, None);
+    };
+    let text = |name: &str| match fields.get(name).and_then(|v| v.kind.as_ref()) {
+        Some(Kind::StringValue(s)) if !s.is_empty() => Some(s.clone()),
+        _ => None,
+    };
+    (text("xds.route_name"), text("xds.cluster_name"))
+}
+
 /// One header to set, replacing existing values.
 pub(super) fn set_option(name: &str, value: &[u8]) -> HeaderValueOption {
     HeaderValueOption {

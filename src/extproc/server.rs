@@ -8,9 +8,9 @@ use envoy_types::pb::envoy::service::ext_proc::v3::external_processor_server::{
 };
 use envoy_types::pb::envoy::service::ext_proc::v3::{ProcessingRequest, ProcessingResponse};
 use tokio::sync::mpsc;
-use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
+use super::fail_closed::{self, FailClosed};
 use super::response;
 use super::stream::{Step, StreamState};
 use crate::pipeline::{Hold, Pipeline};
@@ -39,7 +39,7 @@ impl ExtProcService {
 
 #[tonic::async_trait]
 impl ExternalProcessor for ExtProcService {
-    type ProcessStream = ReceiverStream<Result<ProcessingResponse, Status>>;
+    type ProcessStream = FailClosed;
 
     async fn process(
         &self,
@@ -51,17 +51,19 @@ impl ExternalProcessor for ExtProcService {
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
         let mut inbound = request.into_inner();
-        let (tx, rx) = mpsc::channel(4);
+        // The stream Envoy reads ends with an error unless this task marks its end as
+        // normal: a panic or a cancellation in a decision never reads as "done, go on".
+        let (tx, ended_well, stream) = fail_closed::channel(4);
         let pipeline = self.pipeline.clone();
         tokio::spawn(async move {
             let mut state = StreamState::new(direction);
             loop {
                 let msg = match inbound.message().await {
                     Ok(Some(m)) => m,
-                    Ok(None) => return,
+                    Ok(None) => return ended_well.mark(),
                     Err(status) => {
                         tracing::debug!(%status, "ext_proc stream ended with an error");
-                        return;
+                        return ended_well.mark();
                     }
                 };
                 let out = match state.on_message(msg) {
@@ -91,15 +93,16 @@ impl ExternalProcessor for ExtProcService {
                     Step::Fail(status) => {
                         tracing::warn!(%status, "ext_proc protocol error; failing the request closed");
                         let _ = tx.send(Err(status)).await;
-                        return;
+                        return ended_well.mark();
                     }
                 };
                 if tx.send(out).await.is_err() {
-                    return;
+                    // Envoy is gone: nobody is left to refuse to.
+                    return ended_well.mark();
                 }
             }
         });
-        Ok(Response::new(ReceiverStream::new(rx)))
+        Ok(Response::new(stream))
     }
 }
 

@@ -92,6 +92,7 @@ impl StreamState {
                 "ProcessingRequest carries no phase",
             ));
         };
+        let attributes = msg.attributes;
         let phase = match request {
             Request::RequestHeaders(h) => {
                 if !matches!(self.state, State::AwaitingRequestHeaders) {
@@ -104,6 +105,7 @@ impl StreamState {
                 return match facts {
                     Ok(mut f) => {
                         f.end_of_stream = h.end_of_stream;
+                        (f.proxy_route, f.proxy_cluster) = headers::route_attributes(&attributes);
                         Step::Decide(Box::new(f))
                     }
                     Err(e) => Step::Reply(Box::new(response::immediate(

@@ -66,6 +66,7 @@ impl InboundStage {
             h.grant.clone(),
         ];
         let path = req.path_only();
+        let canonical = req.canonical_path();
         let reading = matches!(req.method.as_str(), "GET" | "HEAD");
         if let Some(pr) = &self.cfg.protected_resource
             && reading
@@ -84,9 +85,15 @@ impl InboundStage {
                 .cfg
                 .bypass_paths
                 .iter()
-                .any(|p: &PathMatch| p.matches(path))
+                .any(|p: &PathMatch| p.matches(canonical))
         {
             trail.route("bypass");
+            let mut remove = remove;
+            if self.shared.custody.is_some() {
+                // Under custody the app never holds a caller's raw token, on a path
+                // that needs none least of all.
+                remove.extend([AUTHORIZATION, http::header::PROXY_AUTHORIZATION]);
+            }
             return Ok(Then::Forward(Mutations {
                 set: Vec::new(),
                 remove,
@@ -113,10 +120,21 @@ impl InboundStage {
             .scopes
             .iter()
             .any(|s| self.cfg.single_use_scopes.iter().any(|g| g.matches(s)));
-        if capability || self.cfg.single_use_paths.iter().any(|p| p.matches(path)) {
+        if capability
+            || self
+                .cfg
+                .single_use_paths
+                .iter()
+                .any(|p| p.matches(canonical))
+        {
             self.shared.replay.first_use(&verified)?;
         }
-        if self.cfg.introspect_paths.iter().any(|p| p.matches(path)) {
+        if self
+            .cfg
+            .introspect_paths
+            .iter()
+            .any(|p| p.matches(canonical))
+        {
             self.shared.check_live(token, &verified, trail).await?;
         }
         let adds_agent = self

@@ -5,7 +5,7 @@ use super::approval::{Approvals, Hold, PendingApproval};
 use super::{Refusal, RequestFacts, span};
 use crate::jwt::VerifiedToken;
 use crate::policy::{
-    A2aInput, ActorInput, McpInput, PolicyEngine, PolicyInput, UserInput, action_of, resource_of,
+    A2aInput, ActorInput, McpInput, PolicyEngine, PolicyInput, UserInput, action_of, segments_of,
 };
 
 /// Where a request is going, as the policy is told.
@@ -74,6 +74,7 @@ pub(super) async fn judge(
     token: &VerifiedToken,
     actors: Vec<ActorInput>,
 ) -> Result<Granted, Refusal> {
+    crate::fault::point("policy");
     let path = req.path_only();
     let chain: Vec<String> = actors.iter().map(ActorInput::id).collect();
     let decision = ask(engine, req, target, token, actors).await?;
@@ -129,7 +130,7 @@ pub(super) async fn ask(
     let path = req.path_only();
     let (action, resource) = match target.touches {
         Some((action, resource)) => (action, resource.to_vec()),
-        None => (action_of(&req.method), resource_of(path)?),
+        None => (action_of(&req.method), segments_of(req.canonical_path())),
     };
     let input = PolicyInput {
         direction: req.direction.as_str(),

@@ -19,10 +19,12 @@ use super::span;
 use super::trail::Trail;
 use super::{Mutations, Refusal, RequestFacts, Shared, Then, credential, rpc, vend};
 use crate::audit::ExchangeFact;
+use crate::authority::{Authority, AuthorityError};
 use crate::config::{
     ExchangeTarget, OutboundConfig, RouteAction, RouteConfig, RouteProtocol, TokenRules,
 };
 use crate::credentials::Credentials;
+use crate::envoy_routes::{DEFAULT_ROUTE, FORWARD_PROXY_CLUSTER};
 use crate::jwt::{AudienceProfile, VerifiedToken, Verifier};
 use crate::telemetry::metrics::Stage;
 
@@ -59,17 +61,55 @@ impl OutboundStage {
         self.cfg.retry_after.as_secs().max(1)
     }
 
-    /// The route for `authority`: the first whose host glob matches, else the default.
-    fn route(&self, authority: &str) -> (&str, &RouteAction) {
-        match self
+    /// The route of `req`: its authority read once (an ambiguous one, or a second `host`
+    /// header, is refused), the first route whose host matches, else the default. Then
+    /// the proxy's choice must be that route, and — when the request goes on — its
+    /// cluster the route's: a credential leaves only where it was minted for.
+    fn route(
+        &self,
+        req: &RequestFacts,
+        trail: &mut Trail,
+    ) -> Result<(&str, &RouteAction), Refusal> {
+        if req.header_values("host").next().is_some() {
+            return Err(Refusal::Authority(AuthorityError::List));
+        }
+        let authority = Authority::parse(&req.authority)?;
+        let (name, action, cluster) = match self
             .cfg
             .routes
             .iter()
-            .find(|r: &&RouteConfig| r.host.matches(authority))
+            .find(|r: &&RouteConfig| r.host.matches(&authority.host))
         {
-            Some(r) => (r.name.as_str(), &r.action),
-            None => ("default", &self.cfg.default_action),
+            Some(r) => (r.name.as_str(), &r.action, r.cluster.as_deref()),
+            None => (DEFAULT_ROUTE, &self.cfg.default_action, None),
+        };
+        trail.route(name);
+        let chosen = req
+            .proxy_route
+            .as_deref()
+            .ok_or(Refusal::ProxyRouteUnknown)?;
+        if chosen != name {
+            return Err(Refusal::RouteMismatch {
+                judged: name.to_string(),
+                chosen: chosen.to_string(),
+            });
         }
+        let leaves_by = match action {
+            RouteAction::Deny | RouteAction::Vend { .. } => None,
+            _ => Some(cluster.unwrap_or(FORWARD_PROXY_CLUSTER)),
+        };
+        if let Some(expected) = leaves_by
+            && req.proxy_cluster.as_deref() != Some(expected)
+        {
+            return Err(Refusal::RouteMismatch {
+                judged: format!("{name} (cluster {expected})"),
+                chosen: format!(
+                    "{chosen} (cluster {})",
+                    req.proxy_cluster.as_deref().unwrap_or("none")
+                ),
+            });
+        }
+        Ok((name, action))
     }
 
     pub async fn decide(
@@ -79,13 +119,12 @@ impl OutboundStage {
         req: &RequestFacts,
         trail: &mut Trail,
     ) -> Result<Then, Refusal> {
-        let (name, action) = self.route(&req.authority);
-        trail.route(name);
+        let (name, action) = self.route(req, trail)?;
         match action {
             RouteAction::Deny => Err(Refusal::RouteDenied(name.to_string())),
             RouteAction::Passthrough {
                 forward_authorization,
-            } => self.passthrough(req, *forward_authorization),
+            } => self.passthrough(verifier, req, *forward_authorization),
             RouteAction::Exchange {
                 target,
                 rules,
@@ -125,8 +164,7 @@ impl OutboundStage {
         body: Option<&[u8]>,
         trail: &mut Trail,
     ) -> Result<Then, Refusal> {
-        let (name, action) = self.route(&req.authority);
-        trail.route(name);
+        let (name, action) = self.route(req, trail)?;
         match action {
             RouteAction::Exchange {
                 target,
@@ -166,15 +204,28 @@ impl OutboundStage {
 
     fn passthrough(
         &self,
+        verifier: &Verifier,
         req: &RequestFacts,
         forward_authorization: bool,
     ) -> Result<Then, Refusal> {
-        if forward_authorization && self.shared.custody.is_some() {
+        if forward_authorization {
             // A placeholder must not leave the pod, even though it is useless outside
             // it: it is refused, so the agent's bug is seen. Every `authorization` value
             // is checked, well-formed or not.
-            if req.header_values("authorization").any(Custody::appears_in) {
+            let values = || req.header_values("authorization");
+            if self.shared.custody.is_some() && values().any(Custody::appears_in) {
                 return Err(Refusal::PlaceholderMisused);
+            }
+            // Nor does a user's token: whatever the scheme, any word of any
+            // `authorization` value that is a token of a trusted issuer is refused.
+            let words = |v: &'_ [u8]| -> Vec<String> {
+                String::from_utf8_lossy(v)
+                    .split([' ', ',', '\t'])
+                    .map(str::to_owned)
+                    .collect()
+            };
+            if values().any(|v| words(v).iter().any(|w| verifier.names_trusted_issuer(w))) {
+                return Err(Refusal::UserTokenWouldLeave);
             }
         }
         Ok(Then::Forward(Mutations {

@@ -88,6 +88,31 @@ pub enum Refusal {
     /// that would forward it).
     #[error("placeholder presented where it cannot be used")]
     PlaceholderMisused,
+    /// The destination is spelled so that a proxy could read it as another host
+    /// (userinfo, a list or two `host` headers, a trailing dot, a bad port).
+    #[error("{0}")]
+    Authority(#[from] crate::authority::AuthorityError),
+    /// The proxy did not report the route it chose (`request_attributes` missing from the
+    /// outbound ext_proc filter).
+    #[error(
+        "the proxy reported no route (set request_attributes: [xds.route_name, xds.cluster_name] on the outbound ext_proc filter)"
+    )]
+    ProxyRouteUnknown,
+    /// The proxy chose another route or cluster than the one actbridge judged: nothing is
+    /// attached to a request that would go elsewhere.
+    #[error(
+        "the proxy chose {chosen}, actbridge judged {judged} (are Envoy's routes generated from this config? actbridge envoy-routes)"
+    )]
+    RouteMismatch {
+        /// The route (and cluster) actbridge judged.
+        judged: String,
+        /// What the proxy reported.
+        chosen: String,
+    },
+    /// A `passthrough` route with `forward_authorization` would send a trusted issuer's
+    /// token (a user's) out of the pod as it is.
+    #[error("a user token would leave the pod on a passthrough route")]
+    UserTokenWouldLeave,
     /// The policy failed (evaluation error, time limit, malformed answer).
     #[error("{0}")]
     Policy(#[from] PolicyError),
@@ -146,6 +171,31 @@ impl Refusal {
                 www_authenticate: None,
                 body: None,
             },
+            Refusal::Request(RequestError::AmbiguousPath(_)) => Denial {
+                status: 400,
+                reason: "path_ambiguous",
+                error: "invalid_request",
+                description: "the request path is ambiguous".into(),
+                retry_after: None,
+                www_authenticate: None,
+                body: None,
+            },
+            Refusal::Authority(_) => Denial {
+                status: 400,
+                reason: "authority_ambiguous",
+                error: "invalid_request",
+                description: "the destination host is ambiguous".into(),
+                retry_after: None,
+                www_authenticate: None,
+                body: None,
+            },
+            Refusal::ProxyRouteUnknown => {
+                server_error("proxy_route_unknown", "the sidecar is misconfigured")
+            }
+            Refusal::RouteMismatch { .. } => forbidden(
+                "route_mismatch",
+                "the destination is not the one this request was judged for",
+            ),
             Refusal::MissingToken => Denial {
                 status: 401,
                 reason: "token_missing",
@@ -267,6 +317,10 @@ impl Refusal {
             Refusal::PlaceholderMisused => {
                 unauthorized("placeholder_misused", "this token cannot be used here")
             }
+            Refusal::UserTokenWouldLeave => forbidden(
+                "user_token_would_leave",
+                "this destination does not take the user's token",
+            ),
             Refusal::TokenIdMissing => {
                 unauthorized("token_id_missing", "a single-use token must carry a jti")
             }

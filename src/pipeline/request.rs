@@ -2,6 +2,8 @@
 
 use std::fmt;
 
+use crate::http_path::{CanonicalPath, PathError};
+
 /// Which side of the pod a request crosses. Set per ext_proc filter in the Envoy
 /// config (gRPC initial metadata), never taken from the client's request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,6 +42,10 @@ pub enum RequestError {
     /// A required pseudo-header is missing or not UTF-8.
     #[error("request has no valid `{0}`")]
     MissingPseudoHeader(&'static str),
+    /// The path is spelled so that servers could read it differently
+    /// ([`crate::http_path`]): refused before any matcher runs.
+    #[error("{0}")]
+    AmbiguousPath(#[from] PathError),
 }
 
 /// One request: direction, destination, method, path and headers.
@@ -51,10 +57,18 @@ pub struct RequestFacts {
     pub authority: String,
     /// `:method`.
     pub method: String,
-    /// `:path` including the query string.
+    /// `:path` including the query string, as Envoy forwards it.
     pub path: String,
+    /// `:path` decoded, without its query: what every matcher and the policy judge.
+    canonical: CanonicalPath,
     /// The headers end the request (no body follows).
     pub end_of_stream: bool,
+    /// The route the proxy chose for this request (Envoy: `xds.route_name`), as the
+    /// proxy reports it; `None` when it reported none. Outbound, actbridge refuses unless
+    /// it is the route actbridge judged.
+    pub proxy_route: Option<String>,
+    /// The upstream cluster the proxy chose (Envoy: `xds.cluster_name`).
+    pub proxy_cluster: Option<String>,
     /// Regular headers (lower-case names, raw values); pseudo-headers excluded.
     headers: Vec<(String, Vec<u8>)>,
 }
@@ -67,6 +81,8 @@ impl fmt::Debug for RequestFacts {
             .field("authority", &self.authority)
             .field("method", &self.method)
             .field("path", &self.path)
+            .field("proxy_route", &self.proxy_route)
+            .field("proxy_cluster", &self.proxy_cluster)
             .field(
                 "headers",
                 &self
@@ -102,6 +118,8 @@ impl RequestFacts {
                 _ => regular.push((name, value)),
             }
         }
+        let path = path.ok_or(RequestError::MissingPseudoHeader(":path"))?;
+        let canonical = CanonicalPath::parse(&path)?;
         Ok(RequestFacts {
             direction,
             authority: authority
@@ -109,8 +127,11 @@ impl RequestFacts {
                 .ok_or(RequestError::MissingPseudoHeader(":authority"))?
                 .to_ascii_lowercase(),
             method: method.ok_or(RequestError::MissingPseudoHeader(":method"))?,
-            path: path.ok_or(RequestError::MissingPseudoHeader(":path"))?,
+            path,
+            canonical,
             end_of_stream: false,
+            proxy_route: None,
+            proxy_cluster: None,
             headers: regular,
         })
     }
@@ -155,8 +176,13 @@ impl RequestFacts {
         ok.then(|| parts[1].to_ascii_lowercase())
     }
 
-    /// The path without its query string.
+    /// The path without its query string, decoded ([`crate::http_path`]).
     pub fn path_only(&self) -> &str {
-        self.path.split(['?', '#']).next().unwrap_or("")
+        self.canonical.as_str()
+    }
+
+    /// The path as every matcher reads it.
+    pub fn canonical_path(&self) -> &CanonicalPath {
+        &self.canonical
     }
 }

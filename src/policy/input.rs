@@ -140,42 +140,26 @@ pub enum ResourceError {
     /// A segment does not percent-decode to UTF-8.
     #[error("a path segment is not valid percent-encoded UTF-8")]
     Undecodable,
-    /// A `.` or `..` segment (after decoding), or a decoded `/`: the path is ambiguous.
-    #[error("the path has a dot segment or an encoded slash")]
+    /// A spelling servers read differently (dot segment, encoded delimiter, `//`, `;`).
+    #[error("the path is ambiguous")]
     Ambiguous,
 }
 
-/// The decoded segments of `path` (no query). Empty segments (`//`, trailing `/`) are
-/// dropped; dot segments and encoded slashes are refused rather than interpreted, so the
-/// policy and the upstream can never disagree on which resource is meant.
+/// The decoded segments of `path` (no query), read as every matcher reads it
+/// ([`crate::http_path`]): ambiguous spellings (dot segments, encoded delimiters, `//`,
+/// `;`, malformed escapes) are refused rather than interpreted, so the policy and the
+/// upstream can never disagree on which resource is meant.
 pub fn resource_of(path: &str) -> Result<Vec<String>, ResourceError> {
-    let mut out = Vec::new();
-    for raw in path.split('/').filter(|s| !s.is_empty()) {
-        let seg = percent_decode(raw).ok_or(ResourceError::Undecodable)?;
-        if seg == "." || seg == ".." || seg.contains('/') || seg.contains('\\') {
-            return Err(ResourceError::Ambiguous);
+    let path = crate::http_path::CanonicalPath::parse(path).map_err(|e| match e {
+        crate::http_path::PathError::BadEscape | crate::http_path::PathError::NotUtf8 => {
+            ResourceError::Undecodable
         }
-        out.push(seg);
-    }
-    Ok(out)
+        _ => ResourceError::Ambiguous,
+    })?;
+    Ok(segments_of(&path))
 }
 
-/// Percent-decodes one segment. Written by hand: `url` offers no strict decoder that
-/// rejects a malformed `%` escape (it passes such bytes through), and this one must.
-fn percent_decode(s: &str) -> Option<String> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = bytes.get(i + 1..i + 3)?;
-            let v = u8::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok()?;
-            out.push(v);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
+/// The decoded segments of an already canonical path.
+pub fn segments_of(path: &crate::http_path::CanonicalPath) -> Vec<String> {
+    path.segments().map(str::to_owned).collect()
 }

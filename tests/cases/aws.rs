@@ -12,15 +12,17 @@ const S3_HOST: &str = "s3.us-east-1.amazonaws.com";
 
 /// The sidecar of the demo agent `agent`: its outbound S3 requests are signed with
 /// `documents-s3` sessions from STS at `sts_endpoint`, and `POST /credentials` vends them.
-fn aws_sidecar_config(sts: &Sts, agent: &str, sts_endpoint: &str) -> String {
+pub(super) fn aws_sidecar_config(sts: &Sts, agent: &str, sts_endpoint: &str) -> String {
     let routes = format!(
         r#"    - name: documents-s3
       host: "{S3_HOST}"
+      cluster: aws_s3
       action: credential
       credential: documents-s3
       mode: sign
     - name: documents-s3-vhost
       host: "*.{S3_HOST}"
+      cluster: aws_s3
       action: credential
       credential: documents-s3
       mode: sign

@@ -83,9 +83,15 @@ fn invalid_configs_are_refused_naming_the_key() {
         ),
         (
             &format!(
-                "{base}outbound: {{token_endpoint: 'http://x/t', client: {{client_id: c, auth: {{method: client_secret_post, secret: s}}}}, routes: [{{host: 'a*', action: exchange}}]}}\n"
+                "{base}outbound: {{token_endpoint: 'http://x/t', client: {{client_id: c, auth: {{method: client_secret_post, secret: s}}}}, routes: [{{host: a, action: exchange}}]}}\n"
             ),
             "outbound.routes[0].audience",
+        ),
+        (
+            &format!(
+                "{base}outbound: {{token_endpoint: 'http://x/t', client: {{client_id: c, auth: {{method: client_secret_post, secret: s}}}}, routes: [{{host: 'a*', action: deny}}]}}\n"
+            ),
+            "outbound.routes[0].host",
         ),
         (
             "listen: {ext_proc: 'tcp://127.0.0.1:9001'}\nissuers: [{issuer: 'http://x/r', algorithms: [HS256]}]\n",

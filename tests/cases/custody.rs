@@ -15,8 +15,8 @@ fn custody_config(sts: &Sts, delegation: bool) -> String {
             &format!("inbound:\n  delegation: {delegation}\n  token_custody: true\n"),
         )
         .replace(
-            "    - host: \"127.0.0.1:*\"\n",
-            "    - host: \"forward.example*\"\n      action: passthrough\n      forward_authorization: true\n    - host: \"127.0.0.1:*\"\n",
+            "    - name: plain\n",
+            "    - name: forward\n      host: forward.example\n      cluster: document_service\n      action: passthrough\n      forward_authorization: true\n    - name: plain\n",
         )
 }
 
@@ -106,6 +106,62 @@ async fn the_app_holds_a_placeholder_that_works_only_outbound_through_its_sideca
     assert_eq!(world.sts.service.stats().token_exchange, exchanges);
     assert_eq!(world.docs.count(), 1);
     assert_eq!(world.app.count(), 2);
+}
+
+#[tokio::test]
+async fn custody_holds_on_bypass_paths_and_a_forwarding_route_never_carries_a_user_token() {
+    let sts = Sts::start().await;
+    let config = custody_config(&sts, true);
+    let world = World::start_with(sts, &config).await;
+    // A bypass path needs no token; under custody the app never receives the caller's.
+    let own = world.sts.alice().await;
+    for path in ["/healthz", "/public/readme.txt"] {
+        let resp = world
+            .inbound(path)
+            .bearer_auth(&own)
+            .header("proxy-authorization", format!("Bearer {own}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200, "{path}");
+        let seen = world.app.seen().pop().unwrap();
+        assert!(seen.header("authorization").is_none(), "{path}: {seen:?}");
+        assert!(seen.header("proxy-authorization").is_none(), "{path}");
+    }
+    // A route forwarding the agent's `authorization` refuses a user's token, delegated
+    // or not, valid or not, in whatever scheme or position.
+    let delegated = world.sts.alice_delegated().await;
+    let forged = format!("{}.forged", &delegated[..delegated.rfind('.').unwrap()]);
+    for value in [
+        format!("Bearer {delegated}"),
+        format!("Bearer {own}"),
+        format!("Token {delegated}"),
+        format!("Bearer {forged}"),
+        format!("Basic abc, Bearer {delegated}"),
+    ] {
+        let resp = world
+            .outbound("forward.example", "/")
+            .header("authorization", &value)
+            .send()
+            .await
+            .unwrap();
+        let (status, body) = error_of(resp).await;
+        assert_eq!(status, 403, "{value}");
+        assert_eq!(
+            body["error_description"],
+            "this destination does not take the user's token"
+        );
+    }
+    assert_eq!(world.docs.count(), 0, "a user token left the pod");
+    // The agent's own credential for a third party still goes through.
+    let resp = world
+        .outbound("forward.example", "/")
+        .header("authorization", "Bearer third-party-api-key")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(world.docs.seen()[0].bearer(), "third-party-api-key");
 }
 
 #[tokio::test]

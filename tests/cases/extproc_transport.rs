@@ -17,6 +17,7 @@ async fn ext_proc_over_a_unix_socket_decides_like_tcp() {
     let app = Echo::start().await;
     let actbridge = Actbridge::start(&config).await;
     let envoy = Envoy::start(&EnvoyPorts {
+        routes: actbridge.routes(),
         ext_proc: ExtProcAddr::Unix(sock.clone()),
         app_port: app.port,
         document_service_port: app.port,

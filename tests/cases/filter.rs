@@ -18,12 +18,13 @@ struct ChatWorld {
 impl ChatWorld {
     async fn start() -> ChatWorld {
         let chat = ChatApi::start().await;
-        let host = format!("127.0.0.1:{}", chat.port);
+        let host = "chat.example".to_string();
         let dir = tempfile::tempdir().unwrap();
         let token_file = dir.path().join("chat-token");
         std::fs::write(&token_file, format!("{SERVICE_TOKEN}\n")).unwrap();
         let routes = format!(
-            "    - {{name: chat, host: \"{host}\", action: credential, credential: chat, mode: filter}}\n"
+            "    - {{name: chat, host: \"{host}\", cluster: local_{port}, action: credential, credential: chat, mode: filter}}\n",
+            port = chat.port
         );
         let credentials = format!(
             r#"  - name: chat

@@ -15,6 +15,7 @@ pub(super) fn github_sidecar_config(sts: &Sts, agent: &str, github: &GithubApi) 
     let routes = format!(
         r#"    - name: github
       host: "{HOST}"
+      cluster: github_api
       action: credential
       credential: github
       mode: inject

@@ -29,7 +29,8 @@ outbound:
     auth: {{method: client_secret_basic, secret: {AGENT_SECRET}}}
   routes:
     - name: document-service
-      host: "document-service*"
+      host: document-service
+      cluster: document_service
       action: exchange
       audience: "{DOCUMENT_SERVICE}"
       scopes: [documents.read]

@@ -57,7 +57,8 @@ async fn setup() -> Setup {
     auth: {{method: client_secret_post, secret: summarizer-tech-demo-secret}}
   routes:
     - name: mcp-documents
-      host: "127.0.0.1:{port}"
+      host: mcp-documents
+      cluster: local_{port}
       action: exchange
       audience: "{MCP}"
       scopes: [mcp]
@@ -115,10 +116,7 @@ impl Setup {
                 "http://127.0.0.1:{}/mcp",
                 self.agent.envoy.outbound_port
             ))
-            .header(
-                "host",
-                format!("127.0.0.1:{}", self.tool.envoy.inbound_port),
-            )
+            .header("host", "mcp-documents")
             .header("content-type", "application/json")
             .header("accept", "application/json, text/event-stream")
             .bearer_auth(&self.token)
@@ -357,7 +355,7 @@ async fn tools_list_is_narrowed_and_bad_bodies_never_reach_the_server() {
         let (http, url, host, token) = (
             s.agent.http.clone(),
             format!("http://127.0.0.1:{}/mcp", s.agent.envoy.outbound_port),
-            format!("127.0.0.1:{}", s.tool.envoy.inbound_port),
+            "mcp-documents".to_string(),
             s.token.clone(),
         );
         tokio::spawn(async move {
@@ -510,7 +508,8 @@ async fn a2a_calls_are_judged_by_method_and_agent() {
     auth: {{method: client_secret_post, secret: summarizer-tech-demo-secret}}
   routes:
     - name: reviewer-ops
-      host: "127.0.0.1:{port}"
+      host: reviewer-ops
+      cluster: local_{port}
       action: exchange
       audience: spiffe://demo.example.com/agent/reviewer-ops
       protocol: a2a
@@ -527,7 +526,7 @@ policy:
         world
             .http
             .post(format!("http://127.0.0.1:{}/", world.envoy.outbound_port))
-            .header("host", format!("127.0.0.1:{}", peer.port))
+            .header("host", "reviewer-ops")
             .header("content-type", "application/json")
             .bearer_auth(&token)
             .body(body)

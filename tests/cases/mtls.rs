@@ -45,6 +45,7 @@ impl Mesh {
         let actbridge = Actbridge::start(&config).await;
         let envoy = Envoy::start_with(
             &EnvoyPorts {
+                routes: actbridge.routes(),
                 ext_proc: ExtProcAddr::Tcp(actbridge.ext_proc_port),
                 app_port: app.port,
                 document_service_port: docs.port,
@@ -359,6 +360,7 @@ async fn with_the_workload_api_down_at_start_envoy_waits_for_the_svid_then_serve
     let actbridge = Actbridge::start_unready(&config).await;
     let readyz = format!("http://127.0.0.1:{}/readyz", actbridge.admin_port);
     let ports = EnvoyPorts {
+        routes: actbridge.routes(),
         ext_proc: ExtProcAddr::Tcp(actbridge.ext_proc_port),
         app_port: app.port,
         document_service_port: docs.port,

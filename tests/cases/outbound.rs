@@ -206,10 +206,8 @@ async fn unmatched_and_denied_hosts_are_refused_and_missing_tokens_are_401() {
 async fn passthrough_removes_the_users_token() {
     let world = World::start().await;
     let token = world.sts.alice_delegated().await;
-    // The passthrough route matches 127.0.0.1:*; the egress cluster forwards it to the
-    // document-service echo's port.
-    let host = format!("127.0.0.1:{}", world.docs.port);
-    let resp = world.agent_call(&host, "/public", &token).await;
+    // The passthrough route `plain.example` leaves by the document service's cluster.
+    let resp = world.agent_call("plain.example", "/public", &token).await;
     assert_eq!(resp.status(), 200, "{}", world.envoy.log());
     let seen = world.docs.seen();
     assert_eq!(seen.len(), 1);

@@ -10,7 +10,7 @@ use crate::support::world::{Sts, VEND_HOST, World, credential_sidecar_config};
 
 const PREFIX: &str = "actbridge_";
 
-fn pg_sidecar_config(sts: &Sts, port: u16, ttl: &str, reaper: &str) -> String {
+pub(super) fn pg_sidecar_config(sts: &Sts, port: u16, ttl: &str, reaper: &str) -> String {
     let routes = format!(
         "    - {{name: credentials, host: \"{VEND_HOST}\", action: vend, services: {{postgres: documents-db}}}}\n"
     );

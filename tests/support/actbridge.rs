@@ -91,6 +91,16 @@ impl Actbridge {
         }
     }
 
+    /// Its outbound route table (from the config it runs), from which Envoy's outbound
+    /// routes are generated; `None` without an `outbound` section or with a config
+    /// actbridge refuses.
+    pub fn routes(&self) -> Option<actbridge::config::RouteTable> {
+        let text = std::fs::read_to_string(self.dir.path().join("actbridge.yaml")).ok()?;
+        actbridge::config::route_table_from_yaml(&text)
+            .ok()
+            .flatten()
+    }
+
     /// Kills the process (SIGKILL, as a crash) if it still runs, starts it again with the
     /// same config, ports and environment (its log appended), and waits for `/readyz`.
     pub async fn restart(&mut self) {

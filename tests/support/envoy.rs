@@ -5,7 +5,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use actbridge::demo::sidecar::{ExtProcEndpoint, SidecarPorts, Transport, render_with};
+use actbridge::demo::sidecar::{
+    ExtProcEndpoint, SidecarPorts, Transport, render_with, with_routes,
+};
 
 use super::net::{free_port, wait_http_ok};
 
@@ -44,6 +46,9 @@ pub struct EnvoyPorts {
     pub aws_s3_port: Option<u16>,
     /// The GitHub API behind the `github_api` cluster (default: nothing listening).
     pub github_api_port: Option<u16>,
+    /// actbridge's route table: the outbound routes are generated from it (as every
+    /// deployment must have them); `None` keeps the shipped file's.
+    pub routes: Option<actbridge::config::RouteTable>,
 }
 
 /// A running Envoy; killed on drop.
@@ -100,6 +105,10 @@ impl Envoy {
             transport,
         )
         .unwrap();
+        let rendered = match &ports.routes {
+            Some(table) => with_routes(&rendered, table).unwrap(),
+            None => rendered,
+        };
         let cfg = dir.path().join("envoy.yaml");
         std::fs::write(&cfg, rendered).unwrap();
         let log = std::fs::File::create(dir.path().join("envoy.log")).unwrap();

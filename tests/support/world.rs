@@ -339,13 +339,17 @@ outbound:
   retry_after: 7s
   routes:
     - name: document-service
-      host: "document-service*"
+      host: document-service
+      cluster: document_service
       action: exchange
       audience: "{DOCUMENT_SERVICE}"
       scopes: [documents.read]
-    - host: "blocked.example*"
+    - name: blocked
+      host: blocked.example
       action: deny
-    - host: "127.0.0.1:*"
+    - name: plain
+      host: plain.example
+      cluster: document_service
       action: passthrough
 "#,
             token = sts.service.token_endpoint(),
@@ -435,6 +439,7 @@ impl World {
         let app = Echo::start().await;
         let docs = Echo::start().await;
         let envoy = Envoy::start(&EnvoyPorts {
+            routes: actbridge.routes(),
             ext_proc: ExtProcAddr::Tcp(actbridge.ext_proc_port),
             app_port: app_port.unwrap_or(app.port),
             document_service_port: docs.port,

@@ -6,7 +6,7 @@ use crate::config::{Config, RouteAction, RouteProtocol};
 
 fn route(extra: &str) -> String {
     outbound(&format!(
-        "  routes:\n    - {{host: 'mcp*', action: exchange, audience: mcp{extra}}}\n"
+        "  routes:\n    - {{host: 'mcp', cluster: mcp, action: exchange, audience: mcp{extra}}}\n"
     ))
 }
 
@@ -61,7 +61,7 @@ fn agent_protocol_mistakes_name_their_key() {
             "outbound.routes[0].tool_scope",
         ),
         (
-            outbound("  routes:\n    - {host: 'x*', action: passthrough, protocol: mcp}\n"),
+            outbound("  routes:\n    - {host: 'x', action: passthrough, protocol: mcp}\n"),
             "outbound.routes[0].protocol",
         ),
         (

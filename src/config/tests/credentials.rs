@@ -18,7 +18,8 @@ fn s3(extra: &str) -> String {
     )
 }
 
-const SIGN: &str = "    - {host: 's3.*', action: credential, credential: docs, mode: sign}\n";
+const SIGN: &str =
+    "    - {host: 's3.example', cluster: s3, action: credential, credential: docs, mode: sign}\n";
 
 #[test]
 fn an_aws_credential_gets_safe_defaults() {
@@ -99,19 +100,19 @@ fn bad_aws_settings_name_their_key() {
 fn routes_must_name_a_known_credential_and_a_mode() {
     for (route, key) in [
         (
-            "    - {host: 's3.*', action: credential, credential: nope, mode: sign}\n",
+            "    - {host: 's3.example', cluster: s3, action: credential, credential: nope, mode: sign}\n",
             "outbound.routes[0].credential",
         ),
         (
-            "    - {host: 's3.*', action: credential, credential: docs}\n",
+            "    - {host: 's3.example', cluster: s3, action: credential, credential: docs}\n",
             "outbound.routes[0].mode",
         ),
         (
-            "    - {host: 's3.*', action: credential, credential: docs, mode: inject}\n",
+            "    - {host: 's3.example', cluster: s3, action: credential, credential: docs, mode: inject}\n",
             "outbound.routes[0].mode",
         ),
         (
-            "    - {host: 's3.*', action: exchange, audience: a, credential: docs}\n",
+            "    - {host: 's3.example', cluster: s3, action: exchange, audience: a, credential: docs}\n",
             "outbound.routes[0].credential",
         ),
         (
@@ -173,8 +174,7 @@ fn github(key: &std::path::Path, field: &str, value: &str) -> String {
     format!("  - name: gh\n    github_app: {{{}}}\n", body.join(", "))
 }
 
-const INJECT: &str =
-    "    - {host: 'api.github.com', action: credential, credential: gh, mode: inject}\n";
+const INJECT: &str = "    - {host: 'api.github.com', cluster: github, action: credential, credential: gh, mode: inject}\n";
 
 #[test]
 fn a_github_app_credential_gets_safe_defaults_and_names_bad_keys() {
@@ -272,7 +272,7 @@ fn an_ssh_cert_credential_is_vend_only_and_names_bad_keys() {
         };
         assert_eq!(err(&yaml).key(), Some(key), "{extra}");
     }
-    let sign = "    - {host: 's', action: credential, credential: ssh, mode: sign}\n";
+    let sign = "    - {host: 's', cluster: s, action: credential, credential: ssh, mode: sign}\n";
     assert_eq!(
         err(&with_s3(&entry(""), sign)).key(),
         Some("outbound.routes[0].mode")
@@ -332,7 +332,8 @@ fn a_filter_credential_needs_rules_and_names_bad_keys() {
         format!("  - name: chat\n    filter: {{token_env: CLIENT_SECRET, rules: [{rules}]}}\n")
     };
     let good = "{method: POST, path: /api/chat.postMessage, body_field: channel, allow: {finance: [finance-general]}}";
-    let route = "    - {host: 'chat*', action: credential, credential: chat, mode: filter}\n";
+    let route =
+        "    - {host: 'chat', cluster: chat, action: credential, credential: chat, mode: filter}\n";
     let c = Config::from_yaml(&with_s3(&entry(good), route), &env()).unwrap();
     let BackendConfig::Filter(f) = &c.credentials[0].backend else {
         panic!("filter expected")

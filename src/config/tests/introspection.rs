@@ -18,7 +18,7 @@ const OUTBOUND: &str = r#"outbound:
     client_id: agent
     auth: {method: client_secret_basic, secret_env: CLIENT_SECRET}
   routes:
-    - {host: 'docs*', action: exchange, audience: docs, introspect: true}
+    - {host: 'docs', cluster: docs, action: exchange, audience: docs, introspect: true}
 "#;
 
 fn section(extra: &str) -> String {
@@ -44,7 +44,9 @@ fn introspection_defaults_to_the_outbound_client_and_no_cache() {
     assert_eq!(i.cache_ttl, Duration::ZERO);
     assert_eq!(
         c.inbound.introspect_paths,
-        vec![PathMatch::Prefix("/pay/".into())]
+        vec![PathMatch::Prefix(
+            crate::http_path::CanonicalPath::parse("/pay/").unwrap()
+        )]
     );
     assert!(matches!(
         c.outbound.unwrap().routes[0].action,
@@ -150,8 +152,8 @@ fn asking_for_introspection_needs_it_on_every_issuer_the_token_may_come_from() {
     );
     // `introspect` is a token rule: not on a passthrough route.
     let passthrough = OUTBOUND.replace(
-        "{host: 'docs*', action: exchange, audience: docs, introspect: true}",
-        "{host: 'docs*', action: passthrough, introspect: true}",
+        "{host: 'docs', cluster: docs, action: exchange, audience: docs, introspect: true}",
+        "{host: 'docs', action: passthrough, introspect: true}",
     );
     assert_eq!(
         key_of(&format!("{HEAD}{}{passthrough}", section(""))),
