@@ -8,6 +8,7 @@ mod claims;
 mod error;
 mod jwks;
 mod segments;
+mod unique;
 mod verifier;
 
 pub use claims::{Actor, VerifiedToken};
