@@ -22,6 +22,10 @@ pub(super) struct RawHeader {
     /// RFC forbids) refuses the token — whoever signed it.
     #[serde(default, deserialize_with = "present")]
     pub crit: Option<serde_json::Value>,
+    /// `typ` (RFC 7515 §4.1.9): what kind of JWT this is. Checked against the issuer's
+    /// `token_types.header` before the signature; `null` or a non-string is malformed.
+    #[serde(default, deserialize_with = "present")]
+    pub typ: Option<serde_json::Value>,
 }
 
 /// `Some` for a field that is present, whatever its value (`null` included).
