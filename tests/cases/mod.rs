@@ -30,4 +30,5 @@ mod proto_bootstrap;
 mod revocation;
 mod spiffe;
 mod ssh;
+mod token_class;
 mod traces;
