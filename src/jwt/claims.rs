@@ -126,19 +126,20 @@ impl VerifiedToken {
 pub(super) const MAX_NUMERIC_DATE: u64 = 253_402_300_799;
 
 /// A time claim (`exp`, `iat`, `nbf`; RFC 7519 §2 NumericDate) as whole seconds since the
-/// epoch. Absent or `null` is `None`; a negative integer or one past
-/// [`MAX_NUMERIC_DATE`] is out of range; anything else that is not a whole number (a
-/// string, a fraction, an exponent) is an invalid claim.
+/// epoch. Absent or `null` is `None`; a whole number past [`MAX_NUMERIC_DATE`] is out of
+/// range; anything else that is not a whole number from 0 (a negative number, a string, a
+/// fraction, an exponent) is an invalid claim, as `jsonwebtoken` already judges a negative
+/// `exp` or `nbf`.
 pub(super) fn numeric_date(
     claims: &Map<String, Value>,
     name: &'static str,
 ) -> Result<Option<u64>, VerifyError> {
     match claims.get(name) {
         None | Some(Value::Null) => Ok(None),
-        Some(Value::Number(n)) => match (n.as_u64(), n.as_i64()) {
-            (Some(secs), _) if secs <= MAX_NUMERIC_DATE => Ok(Some(secs)),
-            (Some(_), _) | (None, Some(_)) => Err(VerifyError::TimeOutOfRange(name)),
-            (None, None) => Err(VerifyError::InvalidClaim(name)),
+        Some(Value::Number(n)) => match n.as_u64() {
+            Some(secs) if secs <= MAX_NUMERIC_DATE => Ok(Some(secs)),
+            Some(_) => Err(VerifyError::TimeOutOfRange(name)),
+            None => Err(VerifyError::InvalidClaim(name)),
         },
         Some(_) => Err(VerifyError::InvalidClaim(name)),
     }

@@ -53,8 +53,8 @@ pub enum VerifyError {
     /// access token. Read only once the signature has verified.
     #[error("token class `{0}` is not accepted")]
     ClassNotAccepted(String),
-    /// `exp`, `nbf` or `iat` is a negative integer or one past the end of year 9999
-    /// (`253402300799`): no issuer means it, and later sums must not overflow.
+    /// `exp`, `nbf` or `iat` is past the end of year 9999 (`253402300799`): no issuer
+    /// means it, and later sums must not overflow.
     #[error("claim `{0}` is out of range")]
     TimeOutOfRange(&'static str),
     /// A required claim is absent or of the wrong type.

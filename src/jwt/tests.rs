@@ -96,7 +96,7 @@ fn segments_are_checked_before_anything_else() {
 }
 
 #[test]
-fn time_claims_are_whole_seconds_from_1970_to_the_end_of_9999() {
+fn time_claims_are_whole_seconds_from_0_to_the_end_of_9999() {
     let max = MAX_NUMERIC_DATE;
     let range = VerifyError::TimeOutOfRange;
     for (claim, value, expected) in [
@@ -104,8 +104,12 @@ fn time_claims_are_whole_seconds_from_1970_to_the_end_of_9999() {
         ("exp", json!(max), Ok(())),
         ("exp", json!(max + 1), Err(range("exp"))),
         ("exp", json!(u64::MAX), Err(range("exp"))),
-        ("exp", json!(-1), Err(range("exp"))),
-        ("exp", json!(i64::MIN), Err(range("exp"))),
+        ("exp", json!(-1), Err(VerifyError::InvalidClaim("exp"))),
+        (
+            "exp",
+            json!(i64::MIN),
+            Err(VerifyError::InvalidClaim("exp")),
+        ),
         ("exp", json!(1.5), Err(VerifyError::InvalidClaim("exp"))),
         ("exp", json!(1e300), Err(VerifyError::InvalidClaim("exp"))),
         ("exp", json!("10"), Err(VerifyError::InvalidClaim("exp"))),
@@ -114,13 +118,13 @@ fn time_claims_are_whole_seconds_from_1970_to_the_end_of_9999() {
         ("iat", json!(max), Ok(())),
         ("iat", json!(max + 1), Err(range("iat"))),
         ("iat", json!(u64::MAX), Err(range("iat"))),
-        ("iat", json!(-1), Err(range("iat"))),
+        ("iat", json!(-1), Err(VerifyError::InvalidClaim("iat"))),
         ("iat", json!(0.5), Err(VerifyError::InvalidClaim("iat"))),
         ("iat", json!(true), Err(VerifyError::InvalidClaim("iat"))),
         ("nbf", json!(null), Ok(())),
         ("nbf", json!(max), Ok(())),
         ("nbf", json!(max + 1), Err(range("nbf"))),
-        ("nbf", json!(-1), Err(range("nbf"))),
+        ("nbf", json!(-1), Err(VerifyError::InvalidClaim("nbf"))),
         ("nbf", json!("0"), Err(VerifyError::InvalidClaim("nbf"))),
     ] {
         let mut claims = json!({"iss": "i", "exp": 10});
