@@ -228,7 +228,7 @@ impl Verifier {
 
 /// The JOSE header's `typ`, read before the signature: absent, or a value the issuer's
 /// `token_types.header` lists. Another kind of JWT (a logout token, a DPoP proof, a
-/// security event token) is refused whoever signed it (RFC 8725 §3.11).
+/// security event token) is refused whoever signed it (RFC 8725 §3.11, RFC 9068 §4).
 fn header_type(typ: Option<&Value>, types: &TokenTypes) -> Result<(), VerifyError> {
     match typ {
         None => Ok(()),
@@ -241,7 +241,8 @@ fn header_type(typ: Option<&Value>, types: &TokenTypes) -> Result<(), VerifyErro
 /// The payload's `typ` claim, read from verified claims only: absent (issuers other than
 /// Keycloak do not write it), or a class the issuer's `token_types.claim` lists. Keycloak
 /// signs its ID, refresh, offline and logout tokens with the access tokens' key, often
-/// with the same `aud`; only `Bearer` is an access token (RFC 9068 §4).
+/// with the same `aud`; only `Bearer` is an access token (explicit typing, RFC 8725
+/// §3.11).
 fn token_class(claims: &Map<String, Value>, types: &TokenTypes) -> Result<(), VerifyError> {
     match claims.get("typ") {
         None => Ok(()),
