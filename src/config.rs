@@ -18,6 +18,7 @@ mod raw;
 mod spiffe;
 mod ssh_cert;
 mod telemetry;
+mod token_types;
 mod types;
 mod validate;
 
@@ -38,6 +39,7 @@ pub use policy::{PolicyConfig, PolicySource};
 pub use raw::RawConfig;
 pub use spiffe::{SPIFFE_ENDPOINT_SOCKET, SpiffeConfig};
 pub use telemetry::{Root, Sampling, TelemetryConfig};
+pub use token_types::{RawTokenTypes, TokenTypes};
 pub use types::{
     ACCESS_TOKEN_TYPE, ClientAuthConfig, ClientConfig, Config, CredentialMode, ExchangeTarget,
     IdentityHeaders, InboundConfig, IssuerConfig, JwksSource, ListenAddr, OutboundConfig,

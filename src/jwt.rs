@@ -1,5 +1,7 @@
 //! Token verification: JWKS fetch, cache and refresh; the claim model with the nested
-//! `act` chain; a bounded cache of verified tokens keyed by a SHA-256 of the token.
+//! `act` chain; a bounded cache of verified tokens keyed by a SHA-256 of the token. Only
+//! access tokens pass: an ID, refresh or logout token signed by the same issuer is
+//! refused (`issuers[].token_types`).
 //!
 //! Knows nothing of Envoy or of requests: a token string in, a [`VerifiedToken`] or a
 //! [`VerifyError`] out.
@@ -8,6 +10,7 @@ mod claims;
 mod error;
 mod jwks;
 mod segments;
+mod unique;
 mod verifier;
 
 pub use claims::{Actor, VerifiedToken};

@@ -129,6 +129,12 @@ pub struct RawIssuer {
     /// `introspect: true`; see [`super::introspection::RawIntrospection`]). Optional.
     #[serde(default)]
     pub introspection: Option<super::introspection::RawIntrospection>,
+    /// The token types accepted from this issuer as bearer access tokens: the JOSE
+    /// header's `typ` and Keycloak's payload `typ` claim (see
+    /// [`super::token_types::RawTokenTypes`]). Default: header `[JWT, at+jwt]`, claim
+    /// `[Bearer]`; ID, refresh and logout tokens are refused.
+    #[serde(default)]
+    pub token_types: Option<super::token_types::RawTokenTypes>,
 }
 
 /// `tokens`: limits on presented tokens.

@@ -6,6 +6,7 @@ use super::*;
 mod agent_protocols;
 mod credentials;
 mod introspection;
+mod token_types;
 
 const MINIMAL: &str = r#"
 listen: {ext_proc: "tcp://127.0.0.1:9001"}

@@ -88,6 +88,8 @@ pub struct IssuerConfig {
     pub jwks_max_age: Duration,
     /// Live checks at the issuer (RFC 7662), when configured.
     pub introspection: Option<super::IntrospectionConfig>,
+    /// The token types accepted as bearer access tokens (header `typ`, claim `typ`).
+    pub token_types: super::TokenTypes,
 }
 
 /// Where an issuer's JWKS is found.

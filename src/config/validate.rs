@@ -339,6 +339,10 @@ fn validate_issuer(key: &str, ri: &RawIssuer) -> Result<IssuerConfig, ConfigErro
         jwks_max_age,
         // Filled in once `outbound` is known (super::introspection).
         introspection: None,
+        token_types: super::token_types::validate_token_types(
+            &format!("{key}.token_types"),
+            ri.token_types.as_ref(),
+        )?,
     })
 }
 

@@ -59,10 +59,9 @@ impl VerifiedToken {
         fingerprint: String,
     ) -> Result<VerifiedToken, VerifyError> {
         let issuer = str_claim(claims, "iss")?.ok_or(VerifyError::InvalidClaim("iss"))?;
-        let expires_at = claims
-            .get("exp")
-            .and_then(Value::as_u64)
-            .ok_or(VerifyError::InvalidClaim("exp"))?;
+        let expires_at = numeric_date(claims, "exp")?.ok_or(VerifyError::InvalidClaim("exp"))?;
+        let issued_at = numeric_date(claims, "iat")?;
+        numeric_date(claims, "nbf")?;
         let audiences = match claims.get("aud") {
             None => Vec::new(),
             Some(Value::String(s)) => vec![s.clone()],
@@ -113,11 +112,36 @@ impl VerifiedToken {
             groups,
             roles,
             expires_at,
-            issued_at: claims.get("iat").and_then(Value::as_u64),
+            issued_at,
             token_id: str_claim(claims, "jti")?,
             actors: actor_chain(claims.get("act"), max_chain)?,
             fingerprint,
         })
+    }
+}
+
+/// The last second a NumericDate may name: 9999-12-31T23:59:59Z. A later one is no date
+/// any issuer means, and bounding it keeps every sum with a claim time far from
+/// `u64::MAX`.
+pub(super) const MAX_NUMERIC_DATE: u64 = 253_402_300_799;
+
+/// A time claim (`exp`, `iat`, `nbf`; RFC 7519 §2 NumericDate) as whole seconds since the
+/// epoch. Absent or `null` is `None`; a whole number past [`MAX_NUMERIC_DATE`] is out of
+/// range; anything else that is not a whole number from 0 (a negative number, a string, a
+/// fraction, an exponent) is an invalid claim, as `jsonwebtoken` already judges a negative
+/// `exp` or `nbf`.
+pub(super) fn numeric_date(
+    claims: &Map<String, Value>,
+    name: &'static str,
+) -> Result<Option<u64>, VerifyError> {
+    match claims.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Number(n)) => match n.as_u64() {
+            Some(secs) if secs <= MAX_NUMERIC_DATE => Ok(Some(secs)),
+            Some(_) => Err(VerifyError::TimeOutOfRange(name)),
+            None => Err(VerifyError::InvalidClaim(name)),
+        },
+        Some(_) => Err(VerifyError::InvalidClaim(name)),
     }
 }
 

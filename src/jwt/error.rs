@@ -43,6 +43,20 @@ pub enum VerifyError {
     /// `aud` names none of the accepted audiences.
     #[error("token audience is not accepted")]
     WrongAudience,
+    /// The JOSE header's `typ` is not one the issuer's `token_types.header` lists: another
+    /// kind of JWT (a logout token, a DPoP proof, a security event token, …), checked
+    /// before the signature.
+    #[error("token type `{0}` is not accepted")]
+    TypeNotAccepted(String),
+    /// The payload's `typ` claim (Keycloak's token class) is not one the issuer's
+    /// `token_types.claim` lists: an ID, refresh, offline or logout token presented as an
+    /// access token. Read only once the signature has verified.
+    #[error("token class `{0}` is not accepted")]
+    ClassNotAccepted(String),
+    /// `exp`, `nbf` or `iat` is past the end of year 9999 (`253402300799`): no issuer
+    /// means it, and later sums must not overflow.
+    #[error("claim `{0}` is out of range")]
+    TimeOutOfRange(&'static str),
     /// A required claim is absent or of the wrong type.
     #[error("claim `{0}` is missing or invalid")]
     InvalidClaim(&'static str),
@@ -69,6 +83,9 @@ impl VerifyError {
             VerifyError::Expired => "token_expired",
             VerifyError::NotYetValid => "token_not_yet_valid",
             VerifyError::WrongAudience => "token_wrong_audience",
+            VerifyError::TypeNotAccepted(_) => "token_type_not_accepted",
+            VerifyError::ClassNotAccepted(_) => "token_class_not_accepted",
+            VerifyError::TimeOutOfRange(_) => "token_time_out_of_range",
             VerifyError::InvalidClaim(_) => "token_invalid_claim",
             VerifyError::ActorChainTooDeep(_) => "token_actor_chain_too_deep",
             VerifyError::KeysUnavailable => "jwks_unavailable",

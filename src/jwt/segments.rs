@@ -1,5 +1,6 @@
 //! Splitting a compact JWS and reading its header and payload *before* the signature is
-//! checked — only to choose the issuer and key. Nothing read here is trusted until
+//! checked — only to choose the issuer and key, and to refuse what no signature could
+//! make acceptable (a repeated member name, `crit`). Nothing read here is trusted until
 //! `jsonwebtoken` has verified the signature.
 
 use base64::Engine;
@@ -7,6 +8,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::Deserialize;
 
 use super::VerifyError;
+use super::unique::{NotUnique, unique_members};
 
 /// The header fields actbridge looks at. `alg` is kept as a string so that `none`,
 /// HMAC or unknown names are refused with a precise reason.
@@ -20,6 +22,10 @@ pub(super) struct RawHeader {
     /// RFC forbids) refuses the token — whoever signed it.
     #[serde(default, deserialize_with = "present")]
     pub crit: Option<serde_json::Value>,
+    /// `typ` (RFC 7515 §4.1.9): what kind of JWT this is. Checked against the issuer's
+    /// `token_types.header` before the signature; `null` or a non-string is malformed.
+    #[serde(default, deserialize_with = "present")]
+    pub typ: Option<serde_json::Value>,
 }
 
 /// `Some` for a field that is present, whatever its value (`null` included).
@@ -56,6 +62,10 @@ pub(super) fn peek(token: &str) -> Result<Peeked, VerifyError> {
     let header_bytes = URL_SAFE_NO_PAD
         .decode(h)
         .map_err(|_| VerifyError::Malformed("header is not base64url"))?;
+    unique_members(&header_bytes).map_err(|e| match e {
+        NotUnique::Duplicate => VerifyError::Malformed("header names a member twice"),
+        NotUnique::NotJson => VerifyError::Malformed("header is not a JWS header"),
+    })?;
     let header: RawHeader = serde_json::from_slice(&header_bytes)
         .map_err(|_| VerifyError::Malformed("header is not a JWS header"))?;
     if header.crit.is_some() {
@@ -66,6 +76,13 @@ pub(super) fn peek(token: &str) -> Result<Peeked, VerifyError> {
     let payload_bytes = URL_SAFE_NO_PAD
         .decode(p)
         .map_err(|_| VerifyError::Malformed("payload is not base64url"))?;
+    // The signature covers exactly this segment, and `jsonwebtoken` decodes the claims it
+    // verifies from it: refusing duplicate names here refuses them in the verified
+    // payload (once per token: a verified token is cached by its hash).
+    unique_members(&payload_bytes).map_err(|e| match e {
+        NotUnique::Duplicate => VerifyError::Malformed("payload names a claim twice"),
+        NotUnique::NotJson => VerifyError::Malformed("payload is not a JSON object"),
+    })?;
     let iss: IssOnly = serde_json::from_slice(&payload_bytes)
         .map_err(|_| VerifyError::Malformed("payload is not a JSON object"))?;
     let iss = match iss.iss {

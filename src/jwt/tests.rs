@@ -1,7 +1,9 @@
 use serde_json::json;
 
-use super::claims::VerifiedToken;
+use super::claims::{MAX_NUMERIC_DATE, VerifiedToken};
 use super::{Actor, VerifyError};
+
+mod token_class;
 
 fn model(v: serde_json::Value, max: usize) -> Result<VerifiedToken, VerifyError> {
     VerifiedToken::from_claims(v.as_object().unwrap(), max, "fp".into())
@@ -91,4 +93,44 @@ fn segments_are_checked_before_anything_else() {
     let p = peek("eyJhbGciOiJub25lIn0.eyJpc3MiOiJ4In0.").unwrap();
     assert_eq!(p.header.alg, "none");
     assert_eq!(p.iss.as_deref(), Some("x"));
+}
+
+#[test]
+fn time_claims_are_whole_seconds_from_0_to_the_end_of_9999() {
+    let max = MAX_NUMERIC_DATE;
+    let range = VerifyError::TimeOutOfRange;
+    for (claim, value, expected) in [
+        ("exp", json!(0), Ok(())),
+        ("exp", json!(max), Ok(())),
+        ("exp", json!(max + 1), Err(range("exp"))),
+        ("exp", json!(u64::MAX), Err(range("exp"))),
+        ("exp", json!(-1), Err(VerifyError::InvalidClaim("exp"))),
+        (
+            "exp",
+            json!(i64::MIN),
+            Err(VerifyError::InvalidClaim("exp")),
+        ),
+        ("exp", json!(1.5), Err(VerifyError::InvalidClaim("exp"))),
+        ("exp", json!(1e300), Err(VerifyError::InvalidClaim("exp"))),
+        ("exp", json!("10"), Err(VerifyError::InvalidClaim("exp"))),
+        ("exp", json!(null), Err(VerifyError::InvalidClaim("exp"))),
+        ("iat", json!(null), Ok(())),
+        ("iat", json!(max), Ok(())),
+        ("iat", json!(max + 1), Err(range("iat"))),
+        ("iat", json!(u64::MAX), Err(range("iat"))),
+        ("iat", json!(-1), Err(VerifyError::InvalidClaim("iat"))),
+        ("iat", json!(0.5), Err(VerifyError::InvalidClaim("iat"))),
+        ("iat", json!(true), Err(VerifyError::InvalidClaim("iat"))),
+        ("nbf", json!(null), Ok(())),
+        ("nbf", json!(max), Ok(())),
+        ("nbf", json!(max + 1), Err(range("nbf"))),
+        ("nbf", json!(-1), Err(VerifyError::InvalidClaim("nbf"))),
+        ("nbf", json!("0"), Err(VerifyError::InvalidClaim("nbf"))),
+    ] {
+        let mut claims = json!({"iss": "i", "exp": 10});
+        claims[claim] = value.clone();
+        assert_eq!(model(claims, 10).map(|_| ()), expected, "{claim}: {value}");
+    }
+    let t = model(json!({"iss": "i", "exp": max, "iat": max}), 10).unwrap();
+    assert_eq!((t.expires_at, t.issued_at), (max, Some(max)));
 }

@@ -1,5 +1,5 @@
 //! The verifier: picks the issuer and key, checks signature, algorithm, issuer,
-//! audience and times, and caches the result by a SHA-256 of the token so a repeated
+//! audience, token type and times, and caches the result by a SHA-256 of the token so a repeated
 //! token costs a hash and a lookup, never past its `exp`.
 
 use std::collections::HashMap;
@@ -15,7 +15,7 @@ use sha2::{Digest, Sha256};
 use super::jwks::JwksStore;
 use super::{VerifiedToken, VerifyError, segments};
 use crate::clock::now_secs;
-use crate::config::{Config, IssuerConfig};
+use crate::config::{Config, IssuerConfig, TokenTypes};
 use crate::telemetry::metrics::CacheStats;
 
 /// Which audience list a token is checked against.
@@ -192,6 +192,7 @@ impl Verifier {
             .ok()
             .filter(|a| issuer.cfg.algorithms.contains(a))
             .ok_or_else(|| VerifyError::AlgorithmNotAllowed(printable(&peeked.header.alg)))?;
+        header_type(peeked.header.typ.as_ref(), &issuer.cfg.token_types)?;
         let validation = match profile {
             AudienceProfile::Inbound => issuer.inbound.get(&alg),
             AudienceProfile::Outbound => issuer.outbound.get(&alg),
@@ -222,18 +223,44 @@ impl Verifier {
         }
         let data = jsonwebtoken::decode::<Map<String, Value>>(token, &key.key, validation)
             .map_err(map_error)?;
+        // Signed by the issuer: now its claim `typ` can be believed.
+        token_class(&data.claims, &issuer.cfg.token_types)?;
+        let fingerprint = hex::encode(&digest[..8]);
+        let verified = VerifiedToken::from_claims(&data.claims, self.max_chain, fingerprint)?;
         let leeway = issuer.cfg.leeway.as_secs();
-        if data
-            .claims
-            .get("iat")
-            .and_then(Value::as_u64)
-            .is_some_and(|iat| iat > now_secs() + leeway)
+        if verified
+            .issued_at
+            .is_some_and(|iat| iat > now_secs().saturating_add(leeway))
         {
             return Err(VerifyError::NotYetValid);
         }
-        let fingerprint = hex::encode(&digest[..8]);
-        let verified = VerifiedToken::from_claims(&data.claims, self.max_chain, fingerprint)?;
         Ok((Arc::new(verified), leeway))
+    }
+}
+
+/// The JOSE header's `typ`, read before the signature: absent, or a value the issuer's
+/// `token_types.header` lists. Another kind of JWT (a logout token, a DPoP proof, a
+/// security event token) is refused whoever signed it (RFC 8725 §3.11, RFC 9068 §4).
+fn header_type(typ: Option<&Value>, types: &TokenTypes) -> Result<(), VerifyError> {
+    match typ {
+        None => Ok(()),
+        Some(Value::String(t)) if types.accepts_header(t) => Ok(()),
+        Some(Value::String(t)) => Err(VerifyError::TypeNotAccepted(printable(t))),
+        Some(_) => Err(VerifyError::Malformed("header typ is not a string")),
+    }
+}
+
+/// The payload's `typ` claim, read from verified claims only: absent (issuers other than
+/// Keycloak do not write it), or a class the issuer's `token_types.claim` lists. Keycloak
+/// signs its ID, refresh, offline and logout tokens with the access tokens' key, often
+/// with the same `aud`; only `Bearer` is an access token (explicit typing, RFC 8725
+/// §3.11).
+fn token_class(claims: &Map<String, Value>, types: &TokenTypes) -> Result<(), VerifyError> {
+    match claims.get("typ") {
+        None => Ok(()),
+        Some(Value::String(t)) if types.accepts_claim(t) => Ok(()),
+        Some(Value::String(t)) => Err(VerifyError::ClassNotAccepted(printable(t))),
+        Some(_) => Err(VerifyError::InvalidClaim("typ")),
     }
 }
 
@@ -274,7 +301,11 @@ fn map_error(e: jsonwebtoken::errors::Error) -> VerifyError {
             "aud" => "aud",
             _ => "registered claim",
         }),
-        ErrorKind::InvalidClaimFormat(_) => VerifyError::InvalidClaim("registered claim"),
+        ErrorKind::InvalidClaimFormat(c) => VerifyError::InvalidClaim(match c.as_str() {
+            "exp" => "exp",
+            "nbf" => "nbf",
+            _ => "registered claim",
+        }),
         ErrorKind::InvalidAlgorithm
         | ErrorKind::MissingAlgorithm
         | ErrorKind::InvalidAlgorithmName => VerifyError::AlgorithmNotAllowed("mismatch".into()),

@@ -558,6 +558,10 @@ fn token_description(e: &VerifyError) -> &'static str {
         VerifyError::Expired => "the token has expired",
         VerifyError::NotYetValid => "the token is not yet valid",
         VerifyError::WrongAudience => "the token is not meant for this service",
+        VerifyError::TypeNotAccepted(_) | VerifyError::ClassNotAccepted(_) => {
+            "the token is not an access token"
+        }
+        VerifyError::TimeOutOfRange(_) => "the token's times are out of range",
         VerifyError::InvalidClaim(_) => "the token's claims are invalid",
         VerifyError::ActorChainTooDeep(_) => "the token's delegation chain is too deep",
         VerifyError::KeysUnavailable => "token verification is temporarily unavailable",

@@ -53,7 +53,9 @@ impl ReplayGuard {
                 return Err(Refusal::ReplayMemoryFull);
             }
         }
-        seen.insert(key, t.expires_at + KEEP_PAST_EXP_SECS);
+        // Saturating: `exp` is the peer's number. The verifier bounds it, but a wrapped
+        // sum here would make the entry already forgotten and the `jti` replayable.
+        seen.insert(key, t.expires_at.saturating_add(KEEP_PAST_EXP_SECS));
         Ok(())
     }
 }
@@ -91,6 +93,20 @@ mod tests {
             g.first_use(&token(None, now_secs() + 30)),
             Err(Refusal::TokenIdMissing)
         );
+    }
+
+    #[test]
+    fn a_token_expiring_at_the_end_of_time_is_remembered() {
+        let g = ReplayGuard::new(10);
+        for (jti, exp) in [
+            ("max", u64::MAX),
+            ("near", u64::MAX - 10),
+            ("edge", u64::MAX - KEEP_PAST_EXP_SECS),
+        ] {
+            let t = token(Some(jti), exp);
+            assert_eq!(g.first_use(&t), Ok(()), "{jti}");
+            assert_eq!(g.first_use(&t), Err(Refusal::Replayed), "{jti}");
+        }
     }
 
     #[test]

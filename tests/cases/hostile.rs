@@ -6,10 +6,10 @@
 //! request. After the table actbridge still answers its health and readiness probes and
 //! a good request still passes both ways.
 //!
-//! `forge` holds the attacker's tools, `rows` the table by kind of attack, `table` the
-//! rows' shape and the runner.
+//! `forge` holds the attacker's tools (`token_class` signs with them too), `rows` the
+//! table by kind of attack, `table` the rows' shape and the runner.
 
-mod forge;
+pub(super) mod forge;
 mod rows;
 mod table;
 

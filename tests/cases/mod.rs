@@ -32,4 +32,5 @@ mod revocation;
 mod spiffe;
 mod ssh;
 mod stage_faults;
+mod token_class;
 mod traces;

@@ -447,7 +447,7 @@ fn act_shapes(k: &Kit) -> Vec<Row> {
 
 /// Claims: expiry, audience, issuer, and values of the wrong type or with control characters.
 fn claims(k: &Kit) -> Vec<Row> {
-    let forever = k.signed(&k.claims(json!({"exp": u64::MAX})));
+    let forever = k.signed(&k.claims(json!({"exp": 253_402_300_799_u64})));
     let issuer_url = &k.issuer_url;
     vec![
         row(
@@ -500,16 +500,23 @@ fn claims(k: &Kit) -> Vec<Row> {
             &[&bearer(&k.signed(&k.claims(json!({"exp": 1e300}))))],
             refused(401, ""),
         ),
-        // Far-future expiry: valid (the issuer signed it), and the verified-token cache,
-        // which keeps an entry until exp, must cope with the largest exp there is.
+        // An expiry past the year 9999 is no date an issuer means: refused, not summed.
         row(
             "exp at u64::MAX, issuer-signed",
+            To::In,
+            &[&bearer(&k.signed(&k.claims(json!({"exp": u64::MAX}))))],
+            refused(401, "the token's times are out of range"),
+        ),
+        // The last second of 9999 is valid (the issuer signed it), and the verified-token
+        // cache, which keeps an entry until exp, must cope with the largest exp there is.
+        row(
+            "exp at the end of 9999, issuer-signed",
             To::In,
             &[&bearer(&forever)],
             Expect::PassesWithout(vec![]),
         ),
         row(
-            "exp at u64::MAX again (from the verified-token cache)",
+            "exp at the end of 9999 again (from the verified-token cache)",
             To::In,
             &[&bearer(&forever)],
             Expect::PassesWithout(vec![]),
