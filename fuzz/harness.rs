@@ -70,13 +70,17 @@ outbound:
     auth: {{method: client_secret_basic, secret: summarizer-tech-demo-secret}}
   token_timeout: 2s
   routes:
-    - host: "document-service*"
+    - name: document-service
+      host: document-service
+      cluster: document_service
       action: exchange
       audience: "spiffe://demo.example.com/service/document-service"
       scopes: [documents.read]
-    - host: "blocked.example*"
+    - name: blocked
+      host: blocked.example
       action: deny
-    - host: "127.0.0.1:*"
+    - name: plain
+      host: plain.example
       action: passthrough
 policy:
   dir: "{policies}"
@@ -247,7 +251,20 @@ pub fn decide(data: &[u8]) -> Option<Decision> {
     // A request that cannot even be described (an ambiguous path, a missing
     // pseudo-header) is refused as the ext_proc layer refuses it.
     let facts = match RequestFacts::new(Some(direction), headers) {
-        Ok(f) => f,
+        Ok(mut f) => {
+            // What Envoy reports with the generated routes: the route named for the
+            // host (the port ignored), else `default`.
+            let host = f.authority.split(':').next().unwrap_or("").to_string();
+            let (route, cluster) = match host.as_str() {
+                "document-service" => ("document-service", Some("document_service")),
+                "blocked.example" => ("blocked", None),
+                "plain.example" => ("plain", Some("egress")),
+                _ => ("default", None),
+            };
+            f.proxy_route = Some(route.to_string());
+            f.proxy_cluster = cluster.map(str::to_string);
+            f
+        }
         Err(e) => {
             let denial = actbridge::pipeline::Refusal::from(e).denial(None);
             assert!(

@@ -4,7 +4,8 @@
 //! `path_with_escaped_slashes_action: REJECT_REQUEST` in the shipped bootstrap) and
 //! forwards that path. actbridge judges the same bytes, decoded — and refuses, before
 //! any matcher runs, every spelling whose meaning an upstream could read differently:
-//! dot segments (`.`, `..`, also encoded), encoded delimiters (`%2f`, `%5c`, `%3b`,
+//! dot segments (`.`, `..`, also encoded) and segments ending in a dot or a space (which
+//! Windows servers drop), encoded delimiters (`%2f`, `%5c`, `%3b`,
 //! `%3f`, `%23`, `%25` — the last is double encoding), `;` path parameters (`..;`
 //! included), backslashes, empty segments (`//`), control characters, and `%` escapes
 //! that are not exactly two hex digits (`%+1`, `%g0`, a trailing `%`). What is left has
@@ -32,6 +33,9 @@ pub enum PathError {
     /// A `.` or `..` segment.
     #[error("the path has a dot segment")]
     DotSegment,
+    /// A segment ending in `.` or a space, which Windows servers drop (`run.` is `run`).
+    #[error("a path segment ends in a dot or a space")]
+    TrailingDotOrSpace,
     /// `//` inside the path.
     #[error("the path has an empty segment")]
     EmptySegment,
@@ -87,6 +91,9 @@ impl CanonicalPath {
             let seg = decode_segment(raw)?;
             if seg == "." || seg == ".." {
                 return Err(PathError::DotSegment);
+            }
+            if seg.ends_with(['.', ' ']) {
+                return Err(PathError::TrailingDotOrSpace);
             }
             decoded.push_str(&seg);
         }
@@ -178,7 +185,7 @@ mod tests {
             ("/a%20b", "/a b"),
             ("/a:b@c!$&'()*+,=~-_", "/a:b@c!$&'()*+,=~-_"),
             ("/.well-known/x", "/.well-known/x"),
-            ("/a..b/...", "/a..b/..."),
+            ("/a..b/.c", "/a..b/.c"),
         ] {
             assert_eq!(CanonicalPath::parse(raw).unwrap().as_str(), want, "{raw}");
         }
@@ -194,6 +201,10 @@ mod tests {
             ("/public/../admin", DotSegment),
             ("/public/./admin", DotSegment),
             ("/public/..", DotSegment),
+            ("/tool/run.", TrailingDotOrSpace),
+            ("/tool/run%2e", EncodedDelimiter),
+            ("/tool/run%20", TrailingDotOrSpace),
+            ("/a.../b", TrailingDotOrSpace),
             ("/public/%2e%2e/admin", EncodedDelimiter),
             ("/public/%2E/admin", EncodedDelimiter),
             ("/a%2fb", EncodedDelimiter),

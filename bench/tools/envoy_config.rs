@@ -44,6 +44,9 @@ pub struct Args {
     /// For `jwt`: the accepted audience.
     #[arg(long)]
     audience: Option<String>,
+    /// An actbridge config whose route table the outbound routes are generated from.
+    #[arg(long)]
+    routes_from: Option<PathBuf>,
     /// Where to write the config.
     #[arg(long)]
     out: PathBuf,
@@ -72,6 +75,16 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             github_api: args.upstream,
         },
     )?;
+    let rendered = match &args.routes_from {
+        Some(path) => {
+            let text =
+                std::fs::read_to_string(path).with_context(|| format!("{}", path.display()))?;
+            let table = actbridge::config::route_table_from_yaml(&text)?
+                .context("--routes-from: no outbound routes")?;
+            actbridge::demo::sidecar::with_routes(&rendered, &table)?
+        }
+        None => rendered,
+    };
     let mut doc: Value = serde_yaml_ng::from_str(&rendered)?;
     let listeners = doc["static_resources"]["listeners"]
         .as_sequence_mut()

@@ -6,7 +6,8 @@
 //! ```text
 //! outbound:
 //!   routes:
-//!     - host: "mcp-documents*"
+//!     - host: mcp-documents
+//!       cluster: mcp_documents
 //!       action: exchange
 //!       audience: spiffe://demo.example.com/tool/mcp-documents
 //!       protocol: mcp

@@ -15,7 +15,8 @@
 //!     client_id: spiffe://demo.example.com/agent/summarizer-tech
 //!     auth: {method: client_secret_post, secret_file: /run/secrets/client-secret}
 //!   routes:
-//!     - host: document-service*
+//!     - host: document-service
+//!       cluster: document_service
 //!       action: exchange
 //!       audience: spiffe://demo.example.com/service/document-service
 //!       scopes: [documents.read]

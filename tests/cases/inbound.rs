@@ -117,6 +117,38 @@ async fn valid_token_reaches_the_app_with_the_verified_identity_and_forged_heade
     assert_eq!(seen[0].header_all("x-actbridge-actors"), vec!["[]"]);
 }
 
+/// CGI, WSGI, Rack and PHP read `x_actbridge_username` as `x-actbridge-username`: a
+/// header name with `_` never reaches the app (Envoy refuses the request, 400), in
+/// either direction, whatever its case.
+#[tokio::test]
+async fn a_header_name_with_an_underscore_never_reaches_the_app_or_a_destination() {
+    let world = World::start().await;
+    let token = world.sts.alice().await;
+    for name in [
+        "x_actbridge_username",
+        "X_Actbridge_Subject",
+        "x-actbridge_grant",
+    ] {
+        let resp = world
+            .inbound("/data")
+            .header("authorization", bearer(&token))
+            .header(name, "admin")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 400, "{name}");
+        let resp = world
+            .outbound("plain.example", "/")
+            .header(name, "admin")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 400, "{name}");
+    }
+    assert_eq!(world.app.count(), 0);
+    assert_eq!(world.docs.count(), 0);
+}
+
 #[tokio::test]
 async fn missing_and_malformed_bearers_are_refused_with_401() {
     let world = World::start().await;

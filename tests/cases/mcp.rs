@@ -16,10 +16,10 @@ use crate::support::world::{AGENT, Sts, World, claims_of, policies_dir, sidecar_
 const MCP: &str = "spiffe://demo.example.com/tool/mcp-documents";
 const RESOURCE: &str = "https://mcp-documents.example.com/mcp";
 
-struct Setup {
+pub(super) struct Setup {
     server: McpServer,
     tool: World,
-    agent: World,
+    pub(super) agent: World,
     /// alice's token delegated to summarizer-tech.
     token: String,
     /// The agent sidecar's audit log.
@@ -30,6 +30,11 @@ struct Setup {
 /// The MCP server, its sidecar, and summarizer-tech's sidecar with an `mcp` route to
 /// it (the demo policy; approvals on, at most `approval_timeout`).
 async fn setup() -> Setup {
+    setup_with_env(&[]).await
+}
+
+/// As [`setup`], with extra environment variables for the agent's actbridge.
+pub(super) async fn setup_with_env(env: &[(&str, &str)]) -> Setup {
     let sts = Sts::start().await;
     let server = McpServer::start().await;
     let tool_config = sidecar_head(&sts, MCP)
@@ -79,7 +84,7 @@ audit:
             port = tool.envoy.inbound_port,
             policies = policies_dir().display(),
         );
-    let agent = World::start_with(sts, &agent_config).await;
+    let agent = World::start_with_env(sts, &agent_config, (None, None), env).await;
     // alice logs in through summarizer-tech for the MCP server's scopes; the agent
     // delegates her token to itself.
     let own = agent
@@ -108,7 +113,7 @@ audit:
 
 impl Setup {
     /// The agent POSTs `body` to the MCP server through its sidecar.
-    async fn post(&self, body: &str, headers: &[(&str, &str)]) -> reqwest::Response {
+    pub(super) async fn post(&self, body: &str, headers: &[(&str, &str)]) -> reqwest::Response {
         let mut req = self
             .agent
             .http

@@ -7,6 +7,7 @@ mod client_auth;
 mod config_cli;
 mod custody;
 mod demo;
+mod destinations;
 mod dockerfile;
 mod envoy_config;
 mod extproc_transport;

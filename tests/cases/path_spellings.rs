@@ -43,7 +43,8 @@ policy:
 }
 
 /// Every reading of `path` an app might make: decoded once or twice, with or without
-/// `\` as a separator and `;` parameters dropped, dot segments resolved, slashes merged.
+/// `\` as a separator and `;` parameters dropped, with or without trailing dots and
+/// spaces dropped from segments (Windows), dot segments resolved, slashes merged.
 fn readings(path: &str) -> Vec<String> {
     let path = path.split('?').next().unwrap_or("");
     let once = decode(path);
@@ -56,7 +57,13 @@ fn readings(path: &str) -> Vec<String> {
                 if backslash {
                     q = q.replace('\\', "/");
                 }
-                out.push(resolve(&q, params));
+                let resolved = resolve(&q, params);
+                let windows: Vec<&str> = resolved
+                    .split('/')
+                    .map(|s| s.trim_end_matches(['.', ' ']))
+                    .collect();
+                out.push(resolve(&windows.join("/"), params));
+                out.push(resolved);
             }
         }
     }
@@ -92,8 +99,10 @@ fn resolve(path: &str, params: bool) -> String {
     format!("/{}", out.join("/"))
 }
 
-fn under(reading: &str, prefix: &str) -> bool {
-    reading == prefix.trim_end_matches('/') || reading.starts_with(prefix)
+/// Whether `reading` is `guarded` or below it, by whole segments.
+fn under(reading: &str, guarded: &str) -> bool {
+    let g = guarded.trim_end_matches('/');
+    reading == g || reading.starts_with(&format!("{g}/"))
 }
 
 /// Spellings of `target` (a path of plain segments): each mutation alone, then random
@@ -133,7 +142,7 @@ fn spellings(target: &str) -> Vec<String> {
     }
     let mut rng = StdRng::seed_from_u64(19);
     let singles = out.clone();
-    for _ in 0..150 {
+    for _ in 0..60 {
         let a = &singles[rng.random_range(0..singles.len())];
         let b = &singles[rng.random_range(0..singles.len())];
         // Splice: a's start, b's end, at the same cut in the target's coordinates.
@@ -159,15 +168,45 @@ async fn get(world: &World, path: &str, token: Option<&str>) -> Option<u16> {
         .map(|(status, _)| status)
 }
 
-/// The paths the app recorded from the `seen_before`-th request on.
-fn recorded_since(world: &World, seen_before: usize) -> Vec<String> {
-    world
+/// Sends every spelling of `corpus` (eight at a time, each tagged `?n=<index>` so what
+/// the app records can be traced back to it) and returns how many were not answered 200,
+/// and each path the app recorded with the spelling that caused it.
+async fn send_all(
+    world: &World,
+    corpus: &[String],
+    token: Option<&str>,
+) -> (usize, Vec<(String, String)>) {
+    use futures::StreamExt;
+    let before = world.app.count();
+    let statuses: Vec<Option<u16>> = futures::stream::iter(corpus.iter().enumerate())
+        .map(|(i, path)| {
+            let tagged = match path.contains('?') {
+                true => format!("{path}&n={i}"),
+                false => format!("{path}?n={i}"),
+            };
+            async move { get(world, &tagged, token).await }
+        })
+        .buffer_unordered(8)
+        .collect()
+        .await;
+    let refused = statuses.iter().filter(|s| **s != Some(200)).count();
+    let recorded = world
         .app
         .seen()
         .into_iter()
-        .skip(seen_before)
-        .map(|s| s.path)
-        .collect()
+        .skip(before)
+        .map(|seen| {
+            let sent = seen
+                .path
+                .rsplit_once("n=")
+                .and_then(|(_, n)| n.parse::<usize>().ok())
+                .and_then(|n| corpus.get(n))
+                .cloned()
+                .unwrap_or_else(|| "(untagged)".to_string());
+            (sent, seen.path)
+        })
+        .collect();
+    (refused, recorded)
 }
 
 #[tokio::test]
@@ -175,33 +214,23 @@ async fn no_spelling_climbs_out_of_a_bypass_prefix() {
     let sts = Sts::start().await;
     let config = config(&sts);
     let world = World::start_with(sts, &config).await;
-    let mut reached = 0;
     let mut corpus = Vec::new();
-    for target in ["/admin/secrets", "/tool/run", "/checked/pay"] {
-        for climb in [
-            "/public/..",
-            "/public/%2e%2e",
-            "/public/.%2e",
-            "/public/..;",
-            "/public",
-        ] {
+    for target in ["/admin/secrets", "/checked/pay"] {
+        for climb in ["/public/..", "/public/%2e%2e", "/public/..;"] {
             corpus.extend(spellings(target).into_iter().map(|s| format!("{climb}{s}")));
         }
     }
     corpus.extend(spellings("/public/file.txt"));
-    for path in &corpus {
-        let before = world.app.count();
-        let status = get(&world, path, None).await;
-        for seen in recorded_since(&world, before) {
-            reached += 1;
-            for r in readings(&seen) {
-                assert!(
-                    under(&r, "/public/"),
-                    "{path:?} (status {status:?}) reached the app as {seen:?}, read as {r:?}: outside the bypass"
-                );
-            }
+    let (_, recorded) = send_all(&world, &corpus, None).await;
+    for (sent, seen) in &recorded {
+        for r in readings(seen) {
+            assert!(
+                under(&r, "/public/"),
+                "{sent:?} reached the app as {seen:?}, read as {r:?}: outside the bypass"
+            );
         }
     }
+    let reached = recorded.len();
     eprintln!("{} spellings, {reached} reached the app", corpus.len());
     assert!(
         reached >= 3,
@@ -252,23 +281,16 @@ async fn no_spelling_replays_a_single_use_token_or_skips_introspection_or_the_po
     ];
     for (target, token, guarded) in cases {
         let corpus = spellings(target);
-        let (mut reached, mut refused) = (0, 0);
-        for path in &corpus {
-            let before = world.app.count();
-            let status = get(&world, path, Some(token)).await;
-            if status != Some(200) {
-                refused += 1;
-            }
-            for seen in recorded_since(&world, before) {
-                reached += 1;
-                for r in readings(&seen) {
-                    assert!(
-                        !under(&r, guarded),
-                        "{path:?} (status {status:?}) reached the app as {seen:?}, read as {r:?}: the guard on {guarded} was skipped"
-                    );
-                }
+        let (refused, recorded) = send_all(&world, &corpus, Some(token)).await;
+        for (sent, seen) in &recorded {
+            for r in readings(seen) {
+                assert!(
+                    !under(&r, guarded),
+                    "{sent:?} reached the app as {seen:?}, read as {r:?}: the guard on {guarded} was skipped"
+                );
             }
         }
+        let reached = recorded.len();
         eprintln!(
             "{target}: {} spellings, {refused} refused, {reached} reached the app elsewhere",
             corpus.len()

@@ -14,6 +14,9 @@ use crate::support::github::{GithubApi, OWNER};
 use crate::support::sshd::keygen;
 use crate::support::world::{Sts, World, credential_sidecar_config, sidecar_config};
 
+/// A sidecar config for a token service.
+type ConfigFor<'a> = dyn Fn(&Sts) -> String + 'a;
+
 /// The world with `config` and the fault armed at `point`.
 async fn armed(sts: Sts, config: &str, point: &str, peers: (Option<u16>, Option<u16>)) -> World {
     let env = [
@@ -140,7 +143,7 @@ async fn a_panic_reading_the_body_or_in_a_vending_backend_vends_nothing() {
     let public_key = std::fs::read_to_string(ca.with_extension("pub")).unwrap();
     let ssh_ask =
         serde_json::json!({"target_service": "ssh", "action": "login", "public_key": public_key});
-    let cases: Vec<(&str, Box<dyn Fn(&Sts) -> String>, String)> = vec![
+    let cases: Vec<(&str, Box<ConfigFor>, String)> = vec![
         ("body", Box::new(ssh), ssh_ask.to_string()),
         ("credential:ssh_cert", Box::new(ssh), ssh_ask.to_string()),
         (
@@ -167,4 +170,16 @@ async fn a_panic_reading_the_body_or_in_a_vending_backend_vends_nothing() {
             assert!(!body.contains(secret), "{point}: {body}");
         }
     }
+}
+
+#[tokio::test]
+async fn a_panic_narrowing_a_tool_list_never_shows_the_agent_the_unnarrowed_list() {
+    let s = crate::cases::mcp::setup_with_env(&[("ACTBRIDGE_FAULT", "narrow")]).await;
+    let r = s
+        .post(r#"{"jsonrpc":"2.0","id":"l1","method":"tools/list"}"#, &[])
+        .await;
+    let status = r.status().as_u16();
+    let body = r.text().await.unwrap();
+    assert_failed_closed(&s.agent, "narrow", status);
+    assert!(!body.contains("delete_document"), "{body}");
 }
