@@ -36,6 +36,11 @@
 //!   `actbridge audit verify`).
 //! - [`telemetry`]: logging set-up, the OTLP trace exporter and W3C trace context
 //!   propagation (docs/observability.md).
+//! - [`http_path`], [`authority`]: the one reading of a request's path and of an
+//!   outbound authority, that every matcher uses; ambiguous spellings are refused.
+//! - [`envoy_routes`]: Envoy's outbound routes generated from the route table
+//!   (`actbridge envoy-routes`), so Envoy and actbridge agree on every destination.
+//! - [`fault`]: the test-only fault switch (feature `fault-injection`).
 //! - [`http_client`], [`clock`]: the shared outgoing HTTP client and wall clock.
 #![forbid(unsafe_code)]
 // The decision core nests its stages' futures deeply (each stage is timed); the

@@ -1,4 +1,5 @@
-//! Running the sidecar: the ext_proc server (TCP or Unix socket), the admin listener,
+//! Running the sidecar: the ext_proc server and the SDS server (each on its own Unix
+//! socket or loopback TCP listener, `serve/grpc_listener.rs`), the admin listener,
 //! the JWKS refresh, policy reload and credential maintenance (the PostgreSQL reaper)
 //! tasks, all stopped by one shutdown token and drained with a deadline; then the audit
 //! writer, which writes what is queued and fsyncs before the process exits.
@@ -6,17 +7,20 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio_stream::wrappers::UnixListenerStream;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::audit::AuditLog;
-use crate::config::{Config, ListenAddr};
+use crate::config::Config;
 use crate::credentials::Credentials;
 use crate::extproc::ExtProcService;
 use crate::pipeline::{DenyList, Pipeline};
 use crate::policy::PolicyEngine;
 use crate::spiffe::WorkloadIdentity;
+
+mod grpc_listener;
+
+pub use grpc_listener::SOCKET_MODE;
 
 /// How long in-flight work may take to finish after shutdown is signalled.
 pub const DRAIN_DEADLINE: Duration = Duration::from_secs(10);
@@ -32,8 +36,8 @@ pub enum ServeError {
         /// The cause.
         source: std::io::Error,
     },
-    /// The gRPC server failed.
-    #[error("ext_proc server failed: {0}")]
+    /// A gRPC server (ext_proc or SDS) failed.
+    #[error("gRPC server failed: {0}")]
     Grpc(#[from] tonic::transport::Error),
     /// The audit log could not be opened.
     #[error(transparent)]
@@ -112,54 +116,48 @@ pub async fn run(
             }
         });
     }
-    let sds = identity
-        .as_ref()
-        .map(|id| crate::spiffe::sds::SdsService::new(id.clone()).into_server());
-    let service = ExtProcService::new(pipeline).into_server();
-    let router = tonic::transport::Server::builder()
-        .http2_keepalive_interval(Some(Duration::from_secs(30)))
-        .add_service(service)
-        .add_optional_service(sds);
-    let stop = {
-        let sd = shutdown.clone();
-        async move { sd.cancelled().await }
-    };
-    let result = match &cfg.ext_proc_listen {
-        ListenAddr::Tcp(addr) => {
-            let listener =
-                tokio::net::TcpListener::bind(addr)
-                    .await
-                    .map_err(|e| ServeError::Bind {
-                        addr: cfg.ext_proc_listen.to_string(),
-                        source: e,
-                    })?;
-            tracing::info!(listen = %cfg.ext_proc_listen, "ext_proc server ready");
-            // TCP_NODELAY on every accepted connection: a decision answered after an
-            // await (a token exchange) must not wait for Envoy's delayed ACK (Nagle).
-            let incoming =
-                tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
-            router.serve_with_incoming_shutdown(incoming, stop).await
+    // ext_proc and SDS each on a listener of its own: the SVID's private key is never
+    // served where decisions are asked for.
+    let ext_proc = grpc_listener::bind("ext_proc", &cfg.ext_proc_listen).await?;
+    let sds = match (&identity, &cfg.sds_listen) {
+        (Some(id), Some(addr)) => Some((
+            crate::spiffe::sds::SdsService::new(id.clone()).into_server(),
+            grpc_listener::bind("sds", addr).await?,
+        )),
+        (Some(_), None) => {
+            tracing::warn!(
+                "`spiffe` without `listen.sds`: SDS is not served, Envoy's mTLS stays closed"
+            );
+            None
         }
-        ListenAddr::Unix(path) => {
-            // A socket file left by a previous run would make bind fail.
-            if std::fs::symlink_metadata(path).is_ok_and(|m| {
-                use std::os::unix::fs::FileTypeExt;
-                m.file_type().is_socket()
-            }) {
-                let _ = std::fs::remove_file(path);
-            }
-            let listener = tokio::net::UnixListener::bind(path).map_err(|e| ServeError::Bind {
-                addr: cfg.ext_proc_listen.to_string(),
-                source: e,
-            })?;
-            tracing::info!(listen = %cfg.ext_proc_listen, "ext_proc server ready");
-            let r = router
-                .serve_with_incoming_shutdown(UnixListenerStream::new(listener), stop)
-                .await;
-            let _ = std::fs::remove_file(path);
+        _ => None,
+    };
+    let builder = || {
+        tonic::transport::Server::builder().http2_keepalive_interval(Some(Duration::from_secs(30)))
+    };
+    let ext_proc_server = {
+        let router = builder().add_service(ExtProcService::new(pipeline).into_server());
+        let sd = shutdown.clone();
+        async move {
+            let r = grpc_listener::serve(router, ext_proc, sd.clone().cancelled_owned()).await;
+            sd.cancel();
             r
         }
     };
+    let sds_server = {
+        let sd = shutdown.clone();
+        async move {
+            let Some((service, bound)) = sds else {
+                return Ok(());
+            };
+            let router = builder().add_service(service);
+            let r = grpc_listener::serve(router, bound, sd.clone().cancelled_owned()).await;
+            sd.cancel();
+            r
+        }
+    };
+    let (ext_proc_result, sds_result) = tokio::join!(ext_proc_server, sds_server);
+    let result = ext_proc_result.and(sds_result);
     shutdown.cancel();
     tracker.close();
     if tokio::time::timeout(DRAIN_DEADLINE, tracker.wait())

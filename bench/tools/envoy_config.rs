@@ -65,6 +65,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let rendered = render(
         &template,
         &SidecarPorts {
+            sds: None,
             admin: args.admin,
             inbound: args.inbound,
             outbound: args.outbound,

@@ -79,9 +79,18 @@ pub struct RawConfig {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawListen {
-    /// The ext_proc gRPC server: `tcp://HOST:PORT` or `unix:///ABSOLUTE/PATH`
-    /// (Envoy's `pipe` address). Required.
+    /// The ext_proc gRPC server: `unix:///ABSOLUTE/PATH` (Envoy's `pipe` address; the
+    /// shipped manifests use `/run/actbridge/extproc.sock`, in a directory only the
+    /// Envoy and actbridge containers mount) or `tcp://LOOPBACK:PORT` (the weaker
+    /// choice: every process of the pod can connect). A non-loopback TCP address is
+    /// refused. The socket is created `0660`. Required.
     pub ext_proc: String,
+    /// The SDS server that hands Envoy the pod's X.509-SVID and its private key: its own
+    /// socket, never the ext_proc one; the same forms as `ext_proc`
+    /// (`unix:///run/actbridge/sds.sock` in the shipped manifests). Needs `spiffe`;
+    /// without it SDS is not served (and Envoy's mTLS stays closed).
+    #[serde(default)]
+    pub sds: Option<String>,
     /// The admin HTTP listener (`/healthz`, `/readyz`) as `HOST:PORT`. Optional; keep it
     /// on loopback.
     #[serde(default)]

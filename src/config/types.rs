@@ -13,6 +13,9 @@ use url::Url;
 pub struct Config {
     /// Where the ext_proc server listens.
     pub ext_proc_listen: ListenAddr,
+    /// Where the SDS server (the pod's SVID and bundle, for Envoy) listens; `None`: SDS
+    /// is not served.
+    pub sds_listen: Option<ListenAddr>,
     /// Where the admin listener listens, if enabled.
     pub admin_listen: Option<SocketAddr>,
     /// Trusted issuers.
@@ -47,7 +50,7 @@ pub struct Config {
     pub telemetry: super::TelemetryConfig,
 }
 
-/// A listening address for the ext_proc server.
+/// A listening address for the ext_proc or SDS server.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ListenAddr {
     /// TCP.

@@ -25,7 +25,25 @@ const DEFAULT_ALGORITHMS: [Algorithm; 4] = [
 ];
 
 pub(super) fn validate(raw: RawConfig, env: &dyn Env) -> Result<Config, ConfigError> {
-    let ext_proc_listen = parse_listen(&raw.listen.ext_proc)?;
+    let ext_proc_listen = parse_listen("listen.ext_proc", &raw.listen.ext_proc)?;
+    let sds_listen = raw
+        .listen
+        .sds
+        .as_deref()
+        .map(|s| parse_listen("listen.sds", s))
+        .transpose()?;
+    if sds_listen.as_ref() == Some(&ext_proc_listen) {
+        return Err(ConfigError::invalid(
+            "listen.sds",
+            "must differ from listen.ext_proc: the SVID's private key gets its own socket",
+        ));
+    }
+    if sds_listen.is_some() && raw.spiffe.is_none() {
+        return Err(ConfigError::invalid(
+            "listen.sds",
+            "set without a `spiffe` section: there is no SVID to serve",
+        ));
+    }
     let admin_listen = match &raw.listen.admin {
         None => None,
         Some(a) => Some(a.parse::<SocketAddr>().map_err(|e| {
@@ -159,6 +177,7 @@ pub(super) fn validate(raw: RawConfig, env: &dyn Env) -> Result<Config, ConfigEr
     super::introspection::validate_introspection(&raw, &mut issuers, outbound.as_ref(), env)?;
     Ok(Config {
         ext_proc_listen,
+        sds_listen,
         admin_listen,
         issuers,
         max_token_bytes,
@@ -222,25 +241,34 @@ pub(super) fn validate(raw: RawConfig, env: &dyn Env) -> Result<Config, ConfigEr
     })
 }
 
-fn parse_listen(s: &str) -> Result<ListenAddr, ConfigError> {
-    const KEY: &str = "listen.ext_proc";
+/// A gRPC listener only Envoy may reach: a Unix socket (the default of the shipped
+/// manifests), or TCP on a loopback address — never an address the network reaches.
+fn parse_listen(key: &str, s: &str) -> Result<ListenAddr, ConfigError> {
     if let Some(rest) = s.strip_prefix("tcp://") {
         let addr = rest.parse::<SocketAddr>().map_err(|e| {
-            ConfigError::invalid(KEY, format_args!("`{s}`: expected tcp://HOST:PORT ({e})"))
+            ConfigError::invalid(key, format_args!("`{s}`: expected tcp://HOST:PORT ({e})"))
         })?;
+        if !addr.ip().is_loopback() {
+            return Err(ConfigError::invalid(
+                key,
+                format_args!(
+                    "`{s}`: a TCP listener must bind a loopback address (127.0.0.1, ::1): only Envoy may ask for a decision or a secret; prefer unix:///PATH in a directory only Envoy and actbridge share"
+                ),
+            ));
+        }
         return Ok(ListenAddr::Tcp(addr));
     }
     if let Some(rest) = s.strip_prefix("unix://") {
         if !rest.starts_with('/') {
             return Err(ConfigError::invalid(
-                KEY,
+                key,
                 format_args!("`{s}`: the socket path must be absolute"),
             ));
         }
         return Ok(ListenAddr::Unix(PathBuf::from(rest)));
     }
     Err(ConfigError::invalid(
-        KEY,
+        key,
         format_args!("`{s}`: expected tcp://HOST:PORT or unix:///PATH"),
     ))
 }

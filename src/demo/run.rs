@@ -85,6 +85,7 @@ async fn script(opts: &DemoOptions, stop: CancellationToken) -> DemoResult<()> {
     // 3. MiniStack (AWS STS + S3, enforcing session policies), when available.
     let aws = start_ministack(opts).await?;
     let ports = SidecarPorts {
+        sds: None,
         admin: free_port()?,
         inbound: free_port()?,
         outbound: free_port()?,

@@ -33,6 +33,8 @@ pub struct SidecarPorts {
     pub outbound: u16,
     /// actbridge's ext_proc server.
     pub ext_proc: ExtProcEndpoint,
+    /// actbridge's SDS server (the `actbridge_sds` cluster), when it serves one.
+    pub sds: Option<ExtProcEndpoint>,
     /// The app behind the inbound listener.
     pub app: u16,
     /// The document service (the `document_service` cluster).
@@ -92,7 +94,7 @@ pub fn render_with(
         let name = c["name"].as_str().unwrap_or_default().to_string();
         if !matches!(
             name.as_str(),
-            "actbridge" | "app" | "document_service" | "aws_s3" | "github_api"
+            "actbridge" | "actbridge_sds" | "app" | "document_service" | "aws_s3" | "github_api"
         ) {
             continue;
         }
@@ -113,16 +115,12 @@ pub fn render_with(
             .and_then(|v| v.get_mut("address"))
             .ok_or_else(|| RenderError(format!("cluster {name} has no endpoint address")))?;
         match name.as_str() {
-            "actbridge" => match &ports.ext_proc {
-                ExtProcEndpoint::Tcp(p) => set_socket(addr, *p),
-                ExtProcEndpoint::Unix(path) => {
-                    let mut pipe = serde_yaml_ng::Mapping::new();
-                    pipe.insert("path".into(), Value::from(path.display().to_string()));
-                    let mut m = serde_yaml_ng::Mapping::new();
-                    m.insert("pipe".into(), Value::Mapping(pipe));
-                    *addr = Value::Mapping(m);
+            "actbridge" => set_endpoint(addr, &ports.ext_proc),
+            "actbridge_sds" => {
+                if let Some(sds) = &ports.sds {
+                    set_endpoint(addr, sds);
                 }
-            },
+            }
             "app" => set_socket(addr, ports.app),
             "document_service" => set_socket(addr, ports.document_service),
             "aws_s3" => set_socket(addr, ports.aws_s3),
@@ -241,6 +239,29 @@ fn plain_inbound(listener: &mut Value) -> Result<(), RenderError> {
     }
     listener["filter_chains"] = Value::Sequence(vec![chain]);
     Ok(())
+}
+
+fn set_endpoint(addr: &mut Value, endpoint: &ExtProcEndpoint) {
+    match endpoint {
+        ExtProcEndpoint::Tcp(p) => *addr = tcp_address(*p),
+        ExtProcEndpoint::Unix(path) => {
+            let mut pipe = serde_yaml_ng::Mapping::new();
+            pipe.insert("path".into(), Value::from(path.display().to_string()));
+            let mut m = serde_yaml_ng::Mapping::new();
+            m.insert("pipe".into(), Value::Mapping(pipe));
+            *addr = Value::Mapping(m);
+        }
+    }
+}
+
+/// A `socket_address` on loopback (replacing whatever address was there, `pipe` too).
+fn tcp_address(port: u16) -> Value {
+    let mut socket = serde_yaml_ng::Mapping::new();
+    socket.insert("address".into(), Value::from("127.0.0.1"));
+    socket.insert("port_value".into(), Value::from(port));
+    let mut m = serde_yaml_ng::Mapping::new();
+    m.insert("socket_address".into(), Value::Mapping(socket));
+    Value::Mapping(m)
 }
 
 fn set_socket(addr: &mut Value, port: u16) {

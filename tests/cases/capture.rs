@@ -119,10 +119,10 @@ fn envoy_stat(ns: &Netns, name: &str) -> u64 {
 }
 
 /// The pod's sidecar config: the shipped ports, the token service on the remote host.
-fn pod_config(sts: &Sts) -> String {
+fn pod_config(sts: &Sts, sockets: &Path) -> String {
     format!(
         r#"listen:
-  ext_proc: tcp://127.0.0.1:9001
+  ext_proc: unix://{sockets}/extproc.sock
   admin: 0.0.0.0:9902
 issuers:
   - issuer: {issuer}
@@ -143,6 +143,7 @@ outbound:
       audience: "{DOCUMENT_SERVICE}"
       scopes: [documents.read]
 "#,
+        sockets = sockets.display(),
         issuer = sts.service.issuer(),
         token = sts.service.token_endpoint(),
     )
@@ -219,11 +220,21 @@ async fn the_pods_traffic_is_captured_both_ways_and_envoys_own_is_not() {
             std::os::unix::fs::PermissionsExt::from_mode(0o755),
         )
         .unwrap();
+        // The shipped socket directory (/run/actbridge), here in the test's directory:
+        // actbridge's, with Envoy's group (as the manifests run them).
+        let sockets = dir.path().join("run-actbridge");
+        std::fs::create_dir(&sockets).unwrap();
+        std::os::unix::fs::chown(&sockets, Some(ACTBRIDGE_UID), Some(ENVOY_UID)).unwrap();
+        std::fs::set_permissions(
+            &sockets,
+            std::os::unix::fs::PermissionsExt::from_mode(0o750),
+        )
+        .unwrap();
         let config = dir.path().join("actbridge.yaml");
-        std::fs::write(&config, pod_config(&sts)).unwrap();
-        let mut cmd = lab
-            .pod
-            .command_as(ACTBRIDGE_UID, env!("CARGO_BIN_EXE_actbridge"));
+        std::fs::write(&config, pod_config(&sts, &sockets)).unwrap();
+        let mut cmd =
+            lab.pod
+                .command_as_group(ACTBRIDGE_UID, ENVOY_UID, env!("CARGO_BIN_EXE_actbridge"));
         cmd.args(["serve", "--config", config.to_str().unwrap()])
             .env("ACTBRIDGE_LOG", "actbridge=debug,info");
         let actbridge = NsProcess::spawn(cmd, dir.path().join("actbridge.log"));
@@ -241,7 +252,9 @@ async fn the_pods_traffic_is_captured_both_ways_and_envoys_own_is_not() {
         let envoy_cfg = dir.path().join("envoy.yaml");
         std::fs::write(
             &envoy_cfg,
-            shipped.replace("passthrough.example.invalid", TLS_LISTED),
+            shipped
+                .replace("passthrough.example.invalid", TLS_LISTED)
+                .replace("/run/actbridge/", &format!("{}/", sockets.display())),
         )
         .unwrap();
         let mut cmd = lab

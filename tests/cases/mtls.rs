@@ -21,7 +21,9 @@ use crate::support::mtls_client;
 use crate::support::tls_echo::TlsEcho;
 use crate::support::tls_front::TlsFront;
 use crate::support::workload_api::{TestCa, WorkloadApi};
-use crate::support::world::{AGENT, DOCUMENT_SERVICE, Sts, World, claims_of, sidecar_config};
+use crate::support::world::{
+    AGENT, DOCUMENT_SERVICE, Sts, World, claims_of, sidecar_config, with_spiffe,
+};
 
 /// summarizer-tech's pod: the Workload API, the token service, the app, an in-mesh
 /// document service presenting `upstream_id`, actbridge and Envoy with the shipped mTLS.
@@ -41,11 +43,12 @@ impl Mesh {
         let sts = Sts::start().await;
         let docs = TlsEcho::start(&api.ca, upstream_id).await;
         let app = Echo::start().await;
-        let config = sidecar_config(&sts) + &format!("spiffe:\n  endpoint: {}\n", api.endpoint());
+        let config = with_spiffe(&sidecar_config(&sts), &api.endpoint());
         let actbridge = Actbridge::start(&config).await;
         let envoy = Envoy::start_with(
             &EnvoyPorts {
                 routes: actbridge.routes(),
+                sds: actbridge.sds_port.map(ExtProcAddr::Tcp),
                 ext_proc: ExtProcAddr::Tcp(actbridge.ext_proc_port),
                 app_port: app.port,
                 document_service_port: docs.port,
@@ -356,11 +359,12 @@ async fn with_the_workload_api_down_at_start_envoy_waits_for_the_svid_then_serve
     let sts = Sts::start().await;
     let docs = TlsEcho::start(&api.ca, DOCUMENT_SERVICE).await;
     let app = Echo::start().await;
-    let config = sidecar_config(&sts) + &format!("spiffe:\n  endpoint: {}\n", api.endpoint());
+    let config = with_spiffe(&sidecar_config(&sts), &api.endpoint());
     let actbridge = Actbridge::start_unready(&config).await;
     let readyz = format!("http://127.0.0.1:{}/readyz", actbridge.admin_port);
     let ports = EnvoyPorts {
         routes: actbridge.routes(),
+        sds: actbridge.sds_port.map(ExtProcAddr::Tcp),
         ext_proc: ExtProcAddr::Tcp(actbridge.ext_proc_port),
         app_port: app.port,
         document_service_port: docs.port,

@@ -14,12 +14,12 @@ use tokio::sync::mpsc;
 
 use crate::support::actbridge::Actbridge;
 use crate::support::workload_api::WorkloadApi;
-use crate::support::world::{AGENT, Sts, World, sidecar_config};
+use crate::support::world::{AGENT, Sts, World, sidecar_config, with_spiffe};
 
 const SECRET_TYPE: &str = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret";
 
 fn spiffe_config(sts: &Sts, api: &WorkloadApi) -> String {
-    sidecar_config(sts) + &format!("spiffe:\n  endpoint: {}\n", api.endpoint())
+    with_spiffe(&sidecar_config(sts), &api.endpoint())
 }
 
 fn inline(ds: &Option<envoy_types::pb::envoy::config::core::v3::DataSource>) -> String {
@@ -73,9 +73,24 @@ async fn sds_serves_the_svid_and_bundle_and_pushes_every_rotation() {
     let sts = Sts::start().await;
     let actbridge = Actbridge::start(&spiffe_config(&sts, &api)).await;
 
-    let mut client = SecretDiscoveryServiceClient::connect(format!(
+    // SDS is served on its own port only: the ext_proc port does not hand out the key.
+    let mut on_ext_proc = SecretDiscoveryServiceClient::connect(format!(
         "http://127.0.0.1:{}",
         actbridge.ext_proc_port
+    ))
+    .await
+    .unwrap();
+    let asked = on_ext_proc
+        .fetch_secrets(DiscoveryRequest {
+            resource_names: vec!["default".into()],
+            type_url: SECRET_TYPE.into(),
+            ..Default::default()
+        })
+        .await;
+    assert_eq!(asked.unwrap_err().code(), tonic::Code::Unimplemented);
+    let mut client = SecretDiscoveryServiceClient::connect(format!(
+        "http://127.0.0.1:{}",
+        actbridge.sds_port.expect("listen.sds")
     ))
     .await
     .unwrap();

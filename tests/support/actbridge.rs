@@ -14,6 +14,8 @@ pub struct Actbridge {
     child: Child,
     pub ext_proc_port: u16,
     pub admin_port: u16,
+    /// The SDS port, when the config asked for one (`{SDS}`).
+    pub sds_port: Option<u16>,
     dir: tempfile::TempDir,
     /// The extra environment it was started with (kept for a restart).
     env: Vec<(String, String)>,
@@ -71,9 +73,11 @@ impl Actbridge {
     pub fn spawn_with_env(config: &str, env: &[(&str, &str)]) -> Actbridge {
         let dir = tempfile::tempdir().unwrap();
         let (ext_proc_port, admin_port) = (free_port(), free_port());
+        let sds_port = config.contains("{SDS}").then(free_port);
         let config = config
             .replace("{EXT_PROC}", &ext_proc_port.to_string())
-            .replace("{ADMIN}", &admin_port.to_string());
+            .replace("{ADMIN}", &admin_port.to_string())
+            .replace("{SDS}", &sds_port.unwrap_or_default().to_string());
         let path = dir.path().join("actbridge.yaml");
         std::fs::write(&path, config).unwrap();
         let log = std::fs::File::create(dir.path().join("actbridge.log")).unwrap();
@@ -86,6 +90,7 @@ impl Actbridge {
             child,
             ext_proc_port,
             admin_port,
+            sds_port,
             dir,
             env,
         }

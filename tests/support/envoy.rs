@@ -40,6 +40,8 @@ pub enum ExtProcAddr {
 /// The addresses the sidecar config is rewritten to.
 pub struct EnvoyPorts {
     pub ext_proc: ExtProcAddr,
+    /// actbridge's SDS server (the `actbridge_sds` cluster), when it serves one.
+    pub sds: Option<ExtProcAddr>,
     pub app_port: u16,
     pub document_service_port: u16,
     /// The S3 endpoint behind the `aws_s3` cluster (default: a port nothing listens on).
@@ -49,6 +51,13 @@ pub struct EnvoyPorts {
     /// actbridge's route table: the outbound routes are generated from it (as every
     /// deployment must have them); `None` keeps the shipped file's.
     pub routes: Option<actbridge::config::RouteTable>,
+}
+
+fn endpoint(addr: &ExtProcAddr) -> ExtProcEndpoint {
+    match addr {
+        ExtProcAddr::Tcp(p) => ExtProcEndpoint::Tcp(*p),
+        ExtProcAddr::Unix(p) => ExtProcEndpoint::Unix(p.clone()),
+    }
 }
 
 /// A running Envoy; killed on drop.
@@ -93,10 +102,8 @@ impl Envoy {
                 admin: admin_port,
                 inbound: inbound_port,
                 outbound: outbound_port,
-                ext_proc: match &ports.ext_proc {
-                    ExtProcAddr::Tcp(p) => ExtProcEndpoint::Tcp(*p),
-                    ExtProcAddr::Unix(p) => ExtProcEndpoint::Unix(p.clone()),
-                },
+                ext_proc: endpoint(&ports.ext_proc),
+                sds: ports.sds.as_ref().map(endpoint),
                 app: ports.app_port,
                 document_service: ports.document_service_port,
                 aws_s3: ports.aws_s3_port.unwrap_or_else(free_port),

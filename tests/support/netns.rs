@@ -47,10 +47,16 @@ impl Netns {
 
     /// `program` to be run inside this namespace as `uid` (gid = uid, no groups).
     pub fn command_as(&self, uid: u32, program: &str) -> Command {
+        self.command_as_group(uid, uid, program)
+    }
+
+    /// As [`Netns::command_as`], with group `gid` (actbridge runs with Envoy's group, so
+    /// that Envoy may connect to its sockets).
+    pub fn command_as_group(&self, uid: u32, gid: u32, program: &str) -> Command {
         let mut c = self.command("setpriv");
         c.args([
             &format!("--reuid={uid}"),
-            &format!("--regid={uid}"),
+            &format!("--regid={gid}"),
             "--clear-groups",
             "--",
             program,

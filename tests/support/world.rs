@@ -289,6 +289,13 @@ issuers:
     )
 }
 
+/// `config` with the `spiffe` section (the Workload API at `endpoint`) and SDS served on
+/// its own loopback port (`listen.sds`, filled in by [`Actbridge::start`]).
+pub fn with_spiffe(config: &str, endpoint: &str) -> String {
+    config.replacen("listen:\n", "listen:\n  sds: tcp://127.0.0.1:{SDS}\n", 1)
+        + &format!("spiffe:\n  endpoint: {endpoint}\n")
+}
+
 /// The host of the vending routes in the credential tests.
 pub const VEND_HOST: &str = "credentials.actbridge.local";
 
@@ -439,6 +446,7 @@ impl World {
         let app = Echo::start().await;
         let docs = Echo::start().await;
         let envoy = Envoy::start(&EnvoyPorts {
+            sds: actbridge.sds_port.map(ExtProcAddr::Tcp),
             routes: actbridge.routes(),
             ext_proc: ExtProcAddr::Tcp(actbridge.ext_proc_port),
             app_port: app_port.unwrap_or(app.port),

@@ -7,6 +7,7 @@ const SHIPPED: &str = include_str!("../../../envoy/sidecar.yaml");
 
 fn ports() -> SidecarPorts {
     SidecarPorts {
+        sds: None,
         admin: 1,
         inbound: 2,
         outbound: 3,
