@@ -43,13 +43,13 @@ bench: envoy oha
 	bench/run
 
 ## fuzz: the cargo-fuzz targets in fuzz/ (not part of `make test`; docs/reliability.md):
-## token, claims, request, config, each for FUZZ_SECS seconds (default 60). New inputs go
+## token, claims, request, config, jsonrpc, peer, each for FUZZ_SECS seconds (default 60). New inputs go
 ## to a scratch corpus; fuzz/corpus/ holds the committed seeds, which `cargo test` replays
 ## (tests/cases/fuzz_seeds.rs). A crash is saved under fuzz/artifacts/TARGET/: fix it and
 ## add the input to fuzz/corpus/TARGET/. Uses the nightly toolchain when installed, else
 ## stable with RUSTC_BOOTSTRAP=1; installs cargo-fuzz when missing.
 FUZZ_SECS ?= 60
-FUZZ_TARGETS ?= token claims request config jsonrpc
+FUZZ_TARGETS ?= token claims request config jsonrpc peer
 fuzz:
 	@command -v cargo-fuzz >/dev/null 2>&1 || test -x "$$HOME/.cargo/bin/cargo-fuzz" || cargo install cargo-fuzz --locked
 	@if rustup run nightly rustc --version >/dev/null 2>&1; then tc=+nightly; else tc=; export RUSTC_BOOTSTRAP=1; fi; \

@@ -368,14 +368,152 @@ pub fn jsonrpc(data: &[u8]) {
     }
 }
 
+/// The fixed "now" of target `peer` (2025-11-24T16:00:00Z), so its seeds mean the same
+/// on every run.
+pub const PEER_NOW: u64 = 1_764_000_000;
+
+/// Target `peer`: the bytes as an answer from one of actbridge's peers, read by the very
+/// function actbridge reads it with (no I/O, no world). The first byte picks the peer:
+///
+/// ```text
+/// t  token endpoint (RFC 8693 token response)      exchange::parse_token_response
+/// i  introspection endpoint (RFC 7662 answer)      introspect::parse_introspection_response
+/// j  JWKS document                                 jwt::JwksStore::parse_jwks_document
+/// d  OIDC discovery document                       jwt::JwksStore::parse_discovery_document
+/// s  AWS STS AssumeRole <Expiration> text          credentials::parse_sts_expiration
+/// g  GitHub installation-token answer              credentials::parse_github_token_response
+/// ```
+///
+/// Lower case: the peer answered success (200; GitHub 201) and the rest is the body.
+/// Upper case: the next two bytes are the HTTP status (big-endian), then the body. Any
+/// other first byte picks a peer by its value. Invariants: no panic at any "now" (each
+/// answer is also read at the ends of the clock), and an accepted answer's times lie
+/// within the documented bounds.
+pub fn peer(data: &[u8]) {
+    use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+    use actbridge::credentials::{parse_github_token_response, parse_sts_expiration};
+    use actbridge::exchange::{MAX_EXPIRES_IN_SECS, parse_token_response};
+    use actbridge::introspect::parse_introspection_response;
+    use actbridge::jwt::JwksStore;
+
+    let Some((&first, rest)) = data.split_first() else {
+        return;
+    };
+    let peer = match first.to_ascii_lowercase() {
+        p @ (b't' | b'i' | b'j' | b'd' | b's' | b'g') => p,
+        other => b"tijdsg"[usize::from(other) % 6],
+    };
+    let success = if peer == b'g' { 201 } else { 200 };
+    let (status, body) = match (first.is_ascii_uppercase(), rest) {
+        (true, [hi, lo, body @ ..]) => (u16::from_be_bytes([*hi, *lo]), body),
+        (true, _) => return,
+        (false, body) => (success, body),
+    };
+    let now = PEER_NOW;
+    match peer {
+        b't' => {
+            if let Ok(t) = parse_token_response(status, body, now) {
+                assert!(!t.access_token.is_empty(), "an empty access_token passed");
+                assert!(
+                    t.expires_at > now && t.expires_at <= now + MAX_EXPIRES_IN_SECS,
+                    "expires_at {} outside the bound",
+                    t.expires_at
+                );
+                assert!(t.cache_for() <= Duration::from_secs(t.expires_at - now));
+            }
+            for end in [0, u64::MAX] {
+                let _ = parse_token_response(status, body, end);
+            }
+        }
+        b'i' => {
+            let mut verified = peer_verified(now + 300);
+            if let Ok(reuse) = parse_introspection_response(status, body, &verified, now) {
+                assert!(
+                    reuse <= Duration::from_secs(300),
+                    "reused past the token's exp"
+                );
+            }
+            verified.expires_at = u64::MAX;
+            for end in [0, u64::MAX] {
+                let _ = parse_introspection_response(status, body, &verified, end);
+            }
+        }
+        b'j' => {
+            if let Ok(n) = JwksStore::parse_jwks_document(body) {
+                assert!(n <= body.len(), "more keys than bytes");
+            }
+        }
+        b'd' => {
+            if let Ok(uri) = JwksStore::parse_discovery_document(body, ISSUER) {
+                let _ = uri.len();
+            }
+        }
+        b's' => {
+            let Ok(text) = std::str::from_utf8(body) else {
+                return;
+            };
+            let at = UNIX_EPOCH + Duration::from_secs(now);
+            if let Ok(life) = parse_sts_expiration(text, at) {
+                assert!(
+                    !life.is_zero() && life <= Duration::from_secs(12 * 3600 + 300),
+                    "session life {life:?} outside the bound"
+                );
+            }
+            for end in [
+                UNIX_EPOCH,
+                SystemTime::UNIX_EPOCH + Duration::from_secs(i64::MAX as u64),
+            ] {
+                let _ = parse_sts_expiration(text, end);
+            }
+        }
+        _ => {
+            let repositories = ["docs".to_string()];
+            let permissions =
+                std::collections::BTreeMap::from([("contents".to_string(), "read".to_string())]);
+            let at = UNIX_EPOCH + Duration::from_secs(now);
+            if let Ok(life) =
+                parse_github_token_response(status, body, &repositories, &permissions, at)
+            {
+                assert!(
+                    !life.is_zero() && life <= Duration::from_secs(3600 + 300),
+                    "token life {life:?} outside the bound"
+                );
+            }
+            let _ =
+                parse_github_token_response(status, body, &repositories, &permissions, UNIX_EPOCH);
+        }
+    }
+}
+
+/// alice's token as verified, expiring at `exp` (what an introspection answer is about).
+fn peer_verified(exp: u64) -> actbridge::jwt::VerifiedToken {
+    actbridge::jwt::VerifiedToken {
+        issuer: ISSUER.into(),
+        subject: Some("alice-id".into()),
+        username: Some("alice".into()),
+        audiences: vec![AGENT.into()],
+        authorized_party: Some(AGENT.into()),
+        scopes: Vec::new(),
+        groups: Vec::new(),
+        roles: Vec::new(),
+        expires_at: exp,
+        issued_at: None,
+        token_id: None,
+        actors: Vec::new(),
+        fingerprint: String::new(),
+    }
+}
+
 /// One fuzz entry point.
 pub type Target = fn(&[u8]);
 
 /// Every target, by name (for the seed replay).
-pub const TARGETS: [(&str, Target); 5] = [
+pub const TARGETS: [(&str, Target); 6] = [
     ("token", token),
     ("claims", claims),
     ("request", request),
     ("config", config),
     ("jsonrpc", jsonrpc),
+    ("peer", peer),
 ];

@@ -18,13 +18,46 @@ mod ssh_cert;
 
 pub use error::CredentialError;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
 use http::{HeaderName, HeaderValue};
 
 use crate::config::{BackendConfig, CredentialConfig};
+
+/// An AWS STS `AssumeRole` answer's `<Expiration>` text read exactly as the `aws_sts`
+/// backend reads it (the SDK's own timestamp parser, then actbridge's bound), as of
+/// `now`: the session's life, or the typed error the mint would fail with. The rest of
+/// the XML is the SDK's to parse. For the fuzz target `peer` and tests.
+///
+/// ```text
+/// 2026-12-07T15:00:00Z (now + 1 h)   → Ok(3600 s)
+/// 9999-12-31T23:59:59Z               → Err(InvalidResponse): beyond 12 h + 5 min
+/// ```
+pub fn parse_sts_expiration(text: &str, now: SystemTime) -> Result<Duration, CredentialError> {
+    aws_sts::parse_expiration(text, now)
+}
+
+/// GitHub's answer (HTTP `status`, `body`) to an installation-token request for
+/// `repositories` (lower case) with `permissions`, read exactly as the `github_app`
+/// backend reads it, as of `now`: the token's life, or the typed error the mint would
+/// fail with. For the fuzz target `peer` and tests.
+///
+/// ```text
+/// 201 {"token":"ghs_…","expires_at":"2026-12-07T15:00:00Z","repositories":[{"name":"docs"}]} → Ok
+/// 201 {…,"expires_at":"99999-01-01T00:00:00Z",…}                                           → Err(InvalidResponse)
+/// ```
+pub fn parse_github_token_response(
+    status: u16,
+    body: &[u8],
+    repositories: &[String],
+    permissions: &BTreeMap<String, String>,
+    now: SystemTime,
+) -> Result<Duration, CredentialError> {
+    github_app::parse_token_answer(status, body, repositories, permissions, now)
+}
 
 /// The outbound request as a backend sees it.
 #[derive(Debug, Clone, Copy)]

@@ -4,8 +4,8 @@
 //!
 //! Only verified tokens are sent (never one that failed local verification), only to
 //! their own issuer's endpoint (`issuers[].introspection`). An `active: true` answer may
-//! be reused for `cache_ttl` (never past the token's `exp`, keyed by a SHA-256 of the
-//! token); an inactive answer never is. Anything but a well-formed answer is an error
+//! be reused for `cache_ttl` (never past the token's `exp` nor the answer's own, keyed by
+//! a SHA-256 of the token); an inactive answer never is. Anything but a well-formed answer is an error
 //! the caller refuses on (fail closed).
 //!
 //! # Layout
@@ -30,6 +30,27 @@ use crate::config::Config;
 use crate::jwt::VerifiedToken;
 use crate::telemetry::metrics::CacheStats;
 use client::IntrospectionClient;
+
+/// The introspection endpoint's answer (HTTP `status`, `body`) about `verified`, read
+/// exactly as [`Introspector::check`] reads it, as of `now` (Unix seconds): how long an
+/// active answer may be reused at most (before `cache_ttl` applies), or the typed error
+/// the check would fail with. For the fuzz target `peer` and tests.
+///
+/// ```text
+/// 200 {"active":true,"exp":1796208300}   → Ok(until the earlier of that and the token's exp)
+/// 200 {"active":true,"exp":1e300}        → Err(InvalidResponse)
+/// 200 {"active":false}                   → Err(Inactive)
+/// ```
+pub fn parse_introspection_response(
+    status: u16,
+    body: &[u8],
+    verified: &VerifiedToken,
+    now: u64,
+) -> Result<Duration, IntrospectError> {
+    let answer = client::parse_answer(status, body)?;
+    answer.agrees_with(verified)?;
+    Ok(answer.reuse_for(verified, now))
+}
 
 /// Checks tokens at their issuers' introspection endpoints.
 pub struct Introspector {
@@ -124,8 +145,7 @@ impl Introspector {
             .inspect_err(|_| self.stats.error())?;
         answer.agrees_with(verified)?;
         if let Some(cache) = &check.cache {
-            let life = Duration::from_secs(verified.expires_at.saturating_sub(now_secs()));
-            let keep = check.cache_ttl.min(life);
+            let keep = check.cache_ttl.min(answer.reuse_for(verified, now_secs()));
             if !keep.is_zero() {
                 cache.insert(key, keep);
             }

@@ -192,10 +192,7 @@ impl AwsSts {
                         }),
                     })
                     .await?;
-                let life = issued
-                    .expiration
-                    .duration_since(SystemTime::now())
-                    .unwrap_or_default();
+                let life = issued.life;
                 tracing::info!(
                     session_name,
                     role = self.cfg.role_arn,
@@ -214,12 +211,18 @@ impl AwsSts {
                     expiration: issued.expiration,
                     session_name,
                     prefixes,
-                    cache_for: life * 4 / 5,
+                    cache_for: life - life / 5,
                 }))
             })
             .await
             .map_err(|e: Arc<CredentialError>| (*e).clone())
     }
+}
+
+/// An AWS STS `<Expiration>` read as the backend reads an `AssumeRole` answer, as of
+/// `now`: the session's life, or why the answer is unusable.
+pub(super) fn parse_expiration(text: &str, now: SystemTime) -> Result<Duration, CredentialError> {
+    sts::parse_expiration(text, now)
 }
 
 /// SHA-256 over everything that shapes a session: the user, the chain, the prefixes and

@@ -33,8 +33,20 @@ impl<K> moka::Expiry<K, Arc<token_client::InstallationToken>> for CacheFor {
         v: &Arc<token_client::InstallationToken>,
         _: Instant,
     ) -> Option<Duration> {
-        Some(v.lifetime().saturating_sub(EXPIRY_MARGIN))
+        Some(v.life.saturating_sub(EXPIRY_MARGIN))
     }
+}
+
+/// GitHub's answer to an installation-token request, read as the backend reads it (see
+/// `credentials::parse_github_token_response`): the token's life, or why it is unusable.
+pub(super) fn parse_token_answer(
+    status: u16,
+    body: &[u8],
+    repositories: &[String],
+    permissions: &std::collections::BTreeMap<String, String>,
+    now: std::time::SystemTime,
+) -> Result<Duration, CredentialError> {
+    token_client::parse_answer(status, body, repositories, permissions, now).map(|t| t.life)
 }
 
 /// The `github_app` backend.

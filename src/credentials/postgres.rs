@@ -113,7 +113,7 @@ impl Postgres {
         );
         let password =
             base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>());
-        let expires_at = now_secs() + self.cfg.ttl.as_secs().max(1);
+        let expires_at = now_secs().saturating_add(self.cfg.ttl.as_secs().max(1));
         let for_whom = super::user_via_agent(who.user, who.chain);
         let statement = sql::create_role(&sql::NewRole {
             name: &username,
@@ -140,7 +140,7 @@ impl Postgres {
             username,
             password: Secret::new(password),
             expires_at,
-            cache_for: life * 4 / 5,
+            cache_for: life - life / 5,
         }))
     }
 

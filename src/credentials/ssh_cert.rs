@@ -124,7 +124,7 @@ impl SshCert {
     ) -> Result<Arc<Issued>, CredentialError> {
         let now = now_secs();
         let valid_after = now.saturating_sub(BACKDATE_SECS);
-        let valid_before = now + self.cfg.validity.as_secs();
+        let valid_before = now.saturating_add(self.cfg.validity.as_secs());
         let key_id = super::user_via_agent(who.user, who.chain);
         let serial: u64 = rand::random();
         let nonce: [u8; 16] = rand::random();
@@ -163,7 +163,7 @@ impl SshCert {
             serial,
             valid_after,
             valid_before,
-            cache_for: self.cfg.validity * 4 / 5,
+            cache_for: self.cfg.validity - self.cfg.validity / 5,
         }))
     }
 }
@@ -185,7 +185,23 @@ fn parse_public_key(text: Option<&str>) -> Result<PublicKey, CredentialError> {
 }
 
 fn rfc3339(secs: u64) -> Result<String, CredentialError> {
-    aws_sdk_sts::primitives::DateTime::from(SystemTime::UNIX_EPOCH + Duration::from_secs(secs))
+    let at = SystemTime::UNIX_EPOCH
+        .checked_add(Duration::from_secs(secs))
+        .ok_or_else(|| CredentialError::InvalidResponse(format!("time {secs} out of range")))?;
+    aws_sdk_sts::primitives::DateTime::from(at)
         .fmt(aws_sdk_sts::primitives::DateTimeFormat::DateTime)
         .map_err(|e| CredentialError::InvalidResponse(format!("time: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_time_beyond_the_calendar_is_an_error_not_a_panic() {
+        assert_eq!(rfc3339(1_764_000_000).unwrap(), "2025-11-24T16:00:00Z");
+        for secs in [253_402_300_800, i64::MAX as u64, u64::MAX] {
+            assert!(rfc3339(secs).is_err(), "{secs}");
+        }
+    }
 }

@@ -35,6 +35,38 @@ impl std::fmt::Debug for IssuedToken {
     }
 }
 
+impl IssuedToken {
+    /// The token of a checked response, as of `now`: it expires `expires_in` (default
+    /// `DEFAULT_LIFETIME_SECS`) from now, never past `subject_expires_at`. The cache
+    /// keeps it for the earlier of `expires_at − skew` and 80 % of its life. All
+    /// arithmetic saturates: no answer and no clock makes it overflow.
+    pub(super) fn new(
+        resp: TokenResponse,
+        now: u64,
+        subject_expires_at: Option<u64>,
+        skew: Duration,
+    ) -> IssuedToken {
+        let life = resp.expires_in.unwrap_or(DEFAULT_LIFETIME_SECS);
+        let mut expires_at = now.saturating_add(life);
+        if let Some(cap) = subject_expires_at {
+            expires_at = expires_at.min(cap);
+        }
+        let remaining = Duration::from_secs(expires_at.saturating_sub(now));
+        let life = Duration::from_secs(life);
+        let cache_for = remaining.saturating_sub(skew).min(life - life / 5);
+        IssuedToken {
+            access_token: resp.access_token,
+            expires_at,
+            cache_for,
+        }
+    }
+
+    /// How long the exchanged-token cache may keep it.
+    pub fn cache_for(&self) -> Duration {
+        self.cache_for
+    }
+}
+
 struct CacheFor;
 
 impl<K> moka::Expiry<K, Arc<IssuedToken>> for CacheFor {
@@ -180,24 +212,8 @@ impl Exchanger {
             .map_err(|e: Arc<ExchangeError>| (*e).clone())
     }
 
-    /// Cache lifetime: the earlier of `exp − skew` and 80 % of the token's life, and
-    /// never past the subject token's `exp`.
     fn issued(&self, resp: TokenResponse, subject_expires_at: Option<u64>) -> IssuedToken {
-        let now = now_secs();
-        let life = resp.expires_in.unwrap_or(DEFAULT_LIFETIME_SECS);
-        let mut expires_at = now + life;
-        if let Some(cap) = subject_expires_at {
-            expires_at = expires_at.min(cap);
-        }
-        let remaining = Duration::from_secs(expires_at.saturating_sub(now));
-        let cache_for = remaining
-            .saturating_sub(self.skew)
-            .min(Duration::from_secs(life) * 4 / 5);
-        IssuedToken {
-            access_token: resp.access_token,
-            expires_at,
-            cache_for,
-        }
+        IssuedToken::new(resp, now_secs(), subject_expires_at, self.skew)
     }
 
     /// SHA-256 over everything that changes the issued token; the raw token is never a key.

@@ -16,15 +16,31 @@ use crate::spiffe::tls::IdentitySlot;
 /// Largest token response accepted.
 const MAX_RESPONSE_BYTES: usize = 64 * 1024;
 
-/// A successful token response.
-#[derive(Debug, Clone, Deserialize)]
+/// Longest `expires_in` accepted, in seconds: one year. Token services issue tokens for
+/// minutes or hours; an answer beyond a year is garbage, not a policy, and refusing it
+/// keeps every time computed from it far from overflow.
+pub const MAX_EXPIRES_IN_SECS: u64 = 365 * 24 * 3600;
+
+/// A successful token response, checked: a non-empty `access_token`, `token_type`
+/// Bearer, `expires_in` (when present) a whole number of seconds in
+/// 1..=[`MAX_EXPIRES_IN_SECS`].
+#[derive(Debug, Clone)]
 pub(super) struct TokenResponse {
     pub access_token: String,
-    pub token_type: String,
-    #[serde(default)]
     pub expires_in: Option<u64>,
-    #[serde(default)]
     pub issued_token_type: Option<String>,
+}
+
+/// A token response as it arrives (RFC 6749 §5.1); `expires_in` is any JSON number
+/// until it is checked.
+#[derive(Deserialize)]
+struct RawTokenResponse {
+    access_token: String,
+    token_type: String,
+    #[serde(default)]
+    expires_in: Option<serde_json::Number>,
+    #[serde(default)]
+    issued_token_type: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -136,40 +152,68 @@ impl TokenClient {
         let body = http_client::read_limited(resp, MAX_RESPONSE_BYTES)
             .await
             .map_err(|e| ExchangeError::Unavailable(e.to_string()))?;
-        if status.is_server_error() || status.as_u16() == 429 {
-            return Err(ExchangeError::Unavailable(format!("HTTP {status}")));
+        parse_answer(status.as_u16(), &body)
+    }
+}
+
+/// Reads the token endpoint's answer (its HTTP status and body): a checked token
+/// response, or why there is none. 5xx and 429 are `Unavailable`; another non-2xx with
+/// an OAuth error body is `Refused`; anything else that is not a token response within
+/// bounds is `InvalidResponse`. Pure: the exchanger and fuzz target `peer` both use it.
+pub(super) fn parse_answer(status: u16, body: &[u8]) -> Result<TokenResponse, ExchangeError> {
+    let Ok(status) = reqwest::StatusCode::from_u16(status) else {
+        return Err(ExchangeError::InvalidResponse(format!(
+            "HTTP status {status} is not a status"
+        )));
+    };
+    if status.is_server_error() || status.as_u16() == 429 {
+        return Err(ExchangeError::Unavailable(format!("HTTP {status}")));
+    }
+    if status.is_success() {
+        let tr: RawTokenResponse = serde_json::from_slice(body).map_err(|e| {
+            ExchangeError::InvalidResponse(format!("HTTP {status} without a token response: {e}"))
+        })?;
+        if !tr.token_type.eq_ignore_ascii_case("bearer") {
+            return Err(ExchangeError::InvalidResponse(format!(
+                "token_type `{}` is not Bearer",
+                clip(&tr.token_type.chars().take(32).collect::<String>())
+            )));
         }
-        if status.is_success() {
-            let tr: TokenResponse = serde_json::from_slice(&body).map_err(|e| {
-                ExchangeError::InvalidResponse(format!(
-                    "HTTP {status} without a token response: {e}"
-                ))
-            })?;
-            if !tr.token_type.eq_ignore_ascii_case("bearer") {
-                return Err(ExchangeError::InvalidResponse(format!(
-                    "token_type `{}` is not Bearer",
-                    tr.token_type.chars().take(32).collect::<String>()
-                )));
-            }
-            if tr.access_token.is_empty() {
-                return Err(ExchangeError::InvalidResponse("empty access_token".into()));
-            }
-            return Ok(tr);
+        if tr.access_token.is_empty() {
+            return Err(ExchangeError::InvalidResponse("empty access_token".into()));
         }
-        match serde_json::from_slice::<ErrorResponse>(&body) {
-            Ok(er) => Err(ExchangeError::Refused {
-                status: status.as_u16(),
-                error: clip(&er.error),
-                description: er
-                    .error_description
-                    .as_deref()
-                    .map(clip)
-                    .unwrap_or_default(),
-            }),
-            Err(_) => Err(ExchangeError::InvalidResponse(format!(
-                "HTTP {status} without an OAuth error body"
-            ))),
-        }
+        let expires_in = match tr.expires_in {
+            None => None,
+            Some(n) => Some(
+                n.as_u64()
+                    .filter(|s| (1..=MAX_EXPIRES_IN_SECS).contains(s))
+                    .ok_or_else(|| {
+                        ExchangeError::InvalidResponse(format!(
+                            "expires_in {} is not a whole number of seconds in 1..={MAX_EXPIRES_IN_SECS}",
+                            clip(&n.to_string())
+                        ))
+                    })?,
+            ),
+        };
+        return Ok(TokenResponse {
+            access_token: tr.access_token,
+            expires_in,
+            issued_token_type: tr.issued_token_type,
+        });
+    }
+    match serde_json::from_slice::<ErrorResponse>(body) {
+        Ok(er) => Err(ExchangeError::Refused {
+            status: status.as_u16(),
+            error: clip(&er.error),
+            description: er
+                .error_description
+                .as_deref()
+                .map(clip)
+                .unwrap_or_default(),
+        }),
+        Err(_) => Err(ExchangeError::InvalidResponse(format!(
+            "HTTP {status} without an OAuth error body"
+        ))),
     }
 }
 

@@ -2,6 +2,8 @@
 //! `token_type_hint=access_token`, the client's authentication) and the parsing of its
 //! answer (§2.2). The token is sent in the body only, and never logged.
 
+use std::time::Duration;
+
 use serde::Deserialize;
 use tracing::field::Empty;
 use tracing::{Instrument, Span};
@@ -17,7 +19,9 @@ use crate::spiffe::jwt::JwtSvidFetcher;
 const MAX_RESPONSE_BYTES: usize = 64 * 1024;
 
 /// An RFC 7662 answer: `active` is required and a boolean; `sub` and `iss`, when
-/// present, are compared with the verified token.
+/// present, are compared with the verified token; `exp`, `iat` and `nbf`, when present,
+/// are integer timestamps (§2.2) — anything else (a float, a negative number, a string,
+/// beyond 2⁶⁴−1) makes it no answer. `exp` caps how long an active answer is reused.
 #[derive(Debug, Deserialize)]
 pub(super) struct Answer {
     active: bool,
@@ -25,6 +29,14 @@ pub(super) struct Answer {
     sub: Option<String>,
     #[serde(default)]
     iss: Option<String>,
+    #[serde(default)]
+    exp: Option<u64>,
+    /// Checked for its type only.
+    #[serde(default, rename = "iat")]
+    _iat: Option<u64>,
+    /// Checked for its type only.
+    #[serde(default, rename = "nbf")]
+    _nbf: Option<u64>,
 }
 
 impl Answer {
@@ -40,6 +52,16 @@ impl Answer {
             return Err(IntrospectError::Mismatch("iss"));
         }
         Ok(())
+    }
+
+    /// How long, as of `now` (Unix seconds), an active answer about `verified` may be
+    /// reused at most: until the earlier of the token's `exp` and the answer's own.
+    /// Saturating: any `exp` gives a time, none overflows.
+    pub(super) fn reuse_for(&self, verified: &VerifiedToken, now: u64) -> Duration {
+        let until = self
+            .exp
+            .map_or(verified.expires_at, |exp| exp.min(verified.expires_at));
+        Duration::from_secs(until.saturating_sub(now))
     }
 }
 
@@ -120,28 +142,40 @@ impl IntrospectionClient {
         let body = http_client::read_limited(resp, MAX_RESPONSE_BYTES)
             .await
             .map_err(|e| IntrospectError::Unavailable(e.to_string()))?;
-        if status.is_server_error() || status.as_u16() == 429 {
-            return Err(IntrospectError::Unavailable(format!("HTTP {status}")));
-        }
-        if !status.is_success() {
-            let error = serde_json::from_slice::<ErrorResponse>(&body)
-                .map(|e| {
-                    let description = e.error_description.as_deref().map(clip);
-                    match description {
-                        Some(d) => format!("{} ({d})", clip(&e.error)),
-                        None => clip(&e.error),
-                    }
-                })
-                .unwrap_or_default();
-            return Err(IntrospectError::Refused {
-                status: status.as_u16(),
-                error,
-            });
-        }
-        serde_json::from_slice(&body).map_err(|e| {
-            IntrospectError::InvalidResponse(format!("HTTP {status}, not an RFC 7662 answer: {e}"))
-        })
+        parse_answer(status.as_u16(), &body)
     }
+}
+
+/// Reads the endpoint's answer (its HTTP status and body): 5xx and 429 are
+/// `Unavailable`, another non-2xx `Refused`, a 2xx that is not an RFC 7662 answer
+/// `InvalidResponse`. Pure: the introspector and fuzz target `peer` both use it.
+pub(super) fn parse_answer(status: u16, body: &[u8]) -> Result<Answer, IntrospectError> {
+    let Ok(status) = reqwest::StatusCode::from_u16(status) else {
+        return Err(IntrospectError::InvalidResponse(format!(
+            "HTTP status {status} is not a status"
+        )));
+    };
+    if status.is_server_error() || status.as_u16() == 429 {
+        return Err(IntrospectError::Unavailable(format!("HTTP {status}")));
+    }
+    if !status.is_success() {
+        let error = serde_json::from_slice::<ErrorResponse>(body)
+            .map(|e| {
+                let description = e.error_description.as_deref().map(clip);
+                match description {
+                    Some(d) => format!("{} ({d})", clip(&e.error)),
+                    None => clip(&e.error),
+                }
+            })
+            .unwrap_or_default();
+        return Err(IntrospectError::Refused {
+            status: status.as_u16(),
+            error,
+        });
+    }
+    serde_json::from_slice(body).map_err(|e| {
+        IntrospectError::InvalidResponse(format!("HTTP {status}, not an RFC 7662 answer: {e}"))
+    })
 }
 
 #[cfg(test)]
@@ -205,5 +239,62 @@ mod tests {
         ] {
             assert!(answer(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn timestamps_that_are_not_integers_make_no_answer() {
+        for bad in [
+            r#"{"active":true,"exp":1e300}"#,
+            r#"{"active":true,"exp":18446744073709551616}"#,
+            r#"{"active":true,"exp":-1}"#,
+            r#"{"active":true,"exp":1796208300.5}"#,
+            r#"{"active":true,"exp":"1796208300"}"#,
+            r#"{"active":true,"iat":-5000000000000000000}"#,
+            r#"{"active":true,"nbf":1e19}"#,
+            r#"{"active":false,"exp":[]}"#,
+        ] {
+            let got = parse_answer(200, bad.as_bytes()).map(|_| ());
+            assert!(
+                matches!(got, Err(IntrospectError::InvalidResponse(_))),
+                "{bad}: {got:?}"
+            );
+        }
+        assert!(parse_answer(200, br#"{"active":true,"exp":18446744073709551615}"#).is_ok());
+    }
+
+    #[test]
+    fn an_active_answer_is_reused_until_the_earlier_exp_and_never_overflows() {
+        let reuse = |json: &str, exp: u64, now: u64| {
+            let mut t = verified("alice");
+            t.expires_at = exp;
+            parse_answer(200, json.as_bytes())
+                .unwrap()
+                .reuse_for(&t, now)
+                .as_secs()
+        };
+        let max = r#"{"active":true,"exp":18446744073709551615}"#;
+        assert_eq!(reuse(r#"{"active":true}"#, 2_000, 1_000), 1_000);
+        assert_eq!(reuse(r#"{"active":true,"exp":1500}"#, 2_000, 1_000), 500);
+        assert_eq!(reuse(max, 2_000, 1_000), 1_000);
+        assert_eq!(reuse(r#"{"active":true,"exp":0}"#, 2_000, 1_000), 0);
+        assert_eq!(reuse(r#"{"active":true}"#, 2_000, u64::MAX), 0);
+        assert_eq!(reuse(max, u64::MAX, 0), u64::MAX);
+    }
+
+    #[test]
+    fn statuses_sort_into_unavailable_refused_and_invalid() {
+        let kind = |status: u16, body: &str| match parse_answer(status, body.as_bytes()) {
+            Ok(_) => "ok",
+            Err(IntrospectError::Unavailable(_)) => "unavailable",
+            Err(IntrospectError::Refused { .. }) => "refused",
+            Err(IntrospectError::InvalidResponse(_)) => "invalid",
+            Err(e) => panic!("{e}"),
+        };
+        assert_eq!(kind(200, r#"{"active":true}"#), "ok");
+        assert_eq!(kind(503, r#"{"active":true}"#), "unavailable");
+        assert_eq!(kind(429, ""), "unavailable");
+        assert_eq!(kind(401, r#"{"error":"invalid_client"}"#), "refused");
+        assert_eq!(kind(0, r#"{"active":true}"#), "invalid");
+        assert_eq!(kind(1000, r#"{"active":true}"#), "invalid");
     }
 }

@@ -86,6 +86,18 @@ impl JwksStore {
         }
     }
 
+    /// How many usable keys a JWKS document holds, read exactly as [`JwksStore::refresh`]
+    /// reads it, or why it is refused. For the fuzz target `peer` and tests.
+    pub fn parse_jwks_document(body: &[u8]) -> Result<usize, String> {
+        parse_jwks(body).map(|set| set.keys.len())
+    }
+
+    /// The `jwks_uri` of an OIDC discovery document for `issuer`, read exactly as
+    /// [`JwksStore::refresh`] reads it, or why it is refused. For the fuzz target `peer`.
+    pub fn parse_discovery_document(body: &[u8], issuer: &str) -> Result<String, String> {
+        parse_discovery(body, issuer)
+    }
+
     /// Whether keys are loaded and younger than `jwks_max_age`.
     pub fn is_loaded(&self) -> bool {
         self.keys.load().fresh(self.max_age)
@@ -141,27 +153,11 @@ impl JwksStore {
     }
 
     async fn discover(&self, url: &str) -> Result<String, JwksError> {
-        #[derive(Deserialize)]
-        struct Discovery {
-            issuer: String,
-            jwks_uri: String,
-        }
         let body = self.get(url).await?;
-        let d: Discovery = serde_json::from_slice(&body).map_err(|e| JwksError::Invalid {
+        parse_discovery(&body, &self.issuer).map_err(|reason| JwksError::Invalid {
             url: url.to_string(),
-            reason: e.to_string(),
-        })?;
-        // OpenID Connect Discovery §4.3: the issuer in the document must be identical.
-        if d.issuer != self.issuer {
-            return Err(JwksError::Invalid {
-                url: url.to_string(),
-                reason: format!(
-                    "issuer `{}` differs from the configured `{}`",
-                    d.issuer, self.issuer
-                ),
-            });
-        }
-        Ok(d.jwks_uri)
+            reason,
+        })
     }
 
     async fn get(&self, url: &str) -> Result<Vec<u8>, JwksError> {
@@ -202,6 +198,24 @@ impl JwksStore {
             }
         }
     }
+}
+
+/// Reads an OIDC discovery document: its `jwks_uri`, when its `issuer` is `issuer`.
+fn parse_discovery(body: &[u8], issuer: &str) -> Result<String, String> {
+    #[derive(Deserialize)]
+    struct Discovery {
+        issuer: String,
+        jwks_uri: String,
+    }
+    let d: Discovery = serde_json::from_slice(body).map_err(|e| e.to_string())?;
+    // OpenID Connect Discovery §4.3: the issuer in the document must be identical.
+    if d.issuer != issuer {
+        return Err(format!(
+            "issuer `{}` differs from the configured `{issuer}`",
+            d.issuer
+        ));
+    }
+    Ok(d.jwks_uri)
 }
 
 /// Parses a JWKS, keeping the signature keys it can use. Keys without `kid`, encryption

@@ -216,7 +216,7 @@ impl DenyList {
     /// Adds `r` (stamped with now); an entry with the same kind and value is replaced.
     /// The file is written first: a change that cannot be kept is not made.
     pub fn add(&self, mut r: Revocation) -> Result<(), RevocationError> {
-        validate(&r)?;
+        r.validate()?;
         r.at = now_secs();
         self.change(|all| {
             all.retain(|e| !(e.kind == r.kind && e.value == r.value));
@@ -256,11 +256,26 @@ impl DenyList {
     }
 }
 
+/// How far ahead of now a new `issued_before` may lie (another clock's drift). A later
+/// time would refuse tokens not yet issued — most likely milliseconds typed for seconds,
+/// which would refuse every token for millennia.
+const MAX_ISSUED_BEFORE_AHEAD_SECS: u64 = 300;
+
 impl Revocation {
-    /// Whether the entry can be kept: a printable value (a time for `issued_before`) and a
-    /// bounded reason.
+    /// Whether the entry can be added now: a printable value, a bounded reason, and for
+    /// `issued_before` a time in Unix seconds no later than 5 minutes from now. (Entries
+    /// read back from the file are not held to the time bound: they were added before.)
     pub fn validate(&self) -> Result<(), RevocationError> {
-        validate(self)
+        validate(self)?;
+        let latest = now_secs().saturating_add(MAX_ISSUED_BEFORE_AHEAD_SECS);
+        if self.kind == RevocationKind::IssuedBefore
+            && self.value.parse::<u64>().is_ok_and(|t| t > latest)
+        {
+            return Err(RevocationError::Invalid(
+                "issued_before must not be later than now (Unix seconds, not milliseconds)",
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -379,5 +394,37 @@ mod tests {
             DenyList::load(Some(&path)),
             Err(RevocationError::Format { .. })
         ));
+    }
+
+    #[test]
+    fn a_new_issued_before_later_than_now_is_refused_but_the_file_keeps_its_own() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("revocations.json");
+        let list = DenyList::load(Some(&path)).unwrap();
+        let now = now_secs();
+        for late in [
+            (now * 1000).to_string(),
+            u64::MAX.to_string(),
+            (now + 3600).to_string(),
+        ] {
+            assert!(
+                matches!(
+                    list.add(revoke(RevocationKind::IssuedBefore, &late)),
+                    Err(RevocationError::Invalid(_))
+                ),
+                "{late}"
+            );
+        }
+        assert!(list.list().is_empty());
+        list.add(revoke(RevocationKind::IssuedBefore, &now.to_string()))
+            .unwrap();
+        // A file holding a later time (another clock, an older version) still loads.
+        let far = format!(
+            r#"{{"revocations":[{{"kind":"issued_before","value":"{}","by":"bob","at":1}}]}}"#,
+            u64::MAX
+        );
+        std::fs::write(&path, far).unwrap();
+        let again = DenyList::load(Some(&path)).unwrap();
+        assert!(again.check(&token(), None).is_err());
     }
 }

@@ -34,7 +34,7 @@ impl RevokedTokens {
 
     /// Revokes `jti` of a token that expires at `exp`, as of `now`.
     pub(crate) fn revoke(&self, jti: &str, exp: u64, now: u64) -> Result<(), Full> {
-        let keep_until = (exp + 1).max(now + MIN_KEEP_SECS);
+        let keep_until = exp.saturating_add(1).max(now.saturating_add(MIN_KEEP_SECS));
         let mut until = self.until.lock().unwrap_or_else(|p| p.into_inner());
         if !until.contains_key(jti) && until.len() >= self.capacity {
             until.retain(|_, u| *u > now);
@@ -81,5 +81,14 @@ mod tests {
         assert_eq!(r.revoke("a", 1_000, 500), Ok(()));
         // Once the live entry has lapsed there is room again.
         assert_eq!(r.revoke("b", 2_000, 1_001), Ok(()));
+    }
+
+    #[test]
+    fn a_token_expiring_at_the_end_of_time_is_kept_without_overflow() {
+        let r = RevokedTokens::new(10);
+        r.revoke("forever", u64::MAX, 500).unwrap();
+        assert!(r.is_revoked("forever", u64::MAX - 1));
+        r.revoke("late clock", 0, u64::MAX).unwrap();
+        assert!(!r.is_revoked("late clock", u64::MAX));
     }
 }

@@ -111,6 +111,33 @@ async fn a_token_service_that_is_slow_resets_or_answers_garbage_is_refused_and_n
             502,
         ),
         (
+            "200 with expires_in 5000000000000000000 (overflowed a Duration: a panic)",
+            Fault::respond(
+                200,
+                json,
+                br#"{"access_token":"abc","token_type":"Bearer","expires_in":5000000000000000000}"#,
+            ),
+            502,
+        ),
+        (
+            "200 with a negative expires_in",
+            Fault::respond(
+                200,
+                json,
+                br#"{"access_token":"abc","token_type":"Bearer","expires_in":-60}"#,
+            ),
+            502,
+        ),
+        (
+            "200 with a fractional expires_in",
+            Fault::respond(
+                200,
+                json,
+                br#"{"access_token":"abc","token_type":"Bearer","expires_in":59.5}"#,
+            ),
+            502,
+        ),
+        (
             "200 with a 70 KiB body (over the 64 KiB limit)",
             Fault::respond(200, json, huge.as_bytes()),
             503,

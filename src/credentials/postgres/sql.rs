@@ -41,7 +41,10 @@ pub(super) fn create_role(r: &NewRole<'_>) -> Result<String, CredentialError> {
 
 /// Unix seconds as RFC 3339 UTC (`2026-11-25T10:15:00Z`).
 pub(super) fn rfc3339(secs: u64) -> Result<String, CredentialError> {
-    aws_sdk_sts::primitives::DateTime::from(SystemTime::UNIX_EPOCH + Duration::from_secs(secs))
+    let at = SystemTime::UNIX_EPOCH
+        .checked_add(Duration::from_secs(secs))
+        .ok_or_else(|| CredentialError::InvalidResponse(format!("time {secs} out of range")))?;
+    aws_sdk_sts::primitives::DateTime::from(at)
         .fmt(aws_sdk_sts::primitives::DateTimeFormat::DateTime)
         .map_err(|e| CredentialError::InvalidResponse(format!("time: {e}")))
 }
@@ -76,5 +79,13 @@ mod tests {
             "the password itself is never sent"
         );
         assert!(sql.contains("IS 'for o''brien'"), "{sql}");
+    }
+
+    #[test]
+    fn a_time_beyond_the_calendar_is_an_error_not_a_panic() {
+        assert_eq!(rfc3339(1_764_000_000).unwrap(), "2025-11-24T16:00:00Z");
+        for secs in [253_402_300_800, i64::MAX as u64, u64::MAX] {
+            assert!(rfc3339(secs).is_err(), "{secs}");
+        }
     }
 }

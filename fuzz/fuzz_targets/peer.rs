@@ -1,0 +1,7 @@
+//! Fuzz target `peer`: see `harness::peer`.
+#![no_main]
+
+#[path = "../harness.rs"]
+mod harness;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| harness::peer(data));
