@@ -24,7 +24,8 @@ COPY benches ./benches
 COPY bench/tools ./bench/tools
 RUN touch src/main.rs src/lib.rs \
  && cargo build --release --locked --bin actbridge \
- && strip target/release/actbridge
+ && strip target/release/actbridge \
+ && mkdir -p /out/run/actbridge
 
 # The init container that installs the pod's iptables rules (deploy/traffic-capture.sh)
 # and exits. Root with NET_ADMIN/NET_RAW in the pod spec; nothing else in the image.
@@ -45,7 +46,9 @@ FROM gcr.io/distroless/cc-debian12:nonroot
 COPY --from=build /src/target/release/actbridge /usr/local/bin/actbridge
 COPY deploy/actbridge.yaml /etc/actbridge/actbridge.yaml
 COPY policies /etc/actbridge/policies
+# The ext_proc and SDS sockets' directory (the manifests mount an emptyDir over it).
+COPY --from=build --chown=65532:65532 /out/run/actbridge /run/actbridge
 USER 65532:65532
-EXPOSE 9001 9902
+EXPOSE 9902
 ENTRYPOINT ["/usr/local/bin/actbridge"]
 CMD ["serve", "--config", "/etc/actbridge/actbridge.yaml"]

@@ -22,6 +22,10 @@
 # operator's explicit, documented holes (for example a PostgreSQL reached with a
 # credential actbridge vended); each one is traffic actbridge never sees.
 #
+# Envoy's own TCP connections to the pod's own addresses (loopback aside) are rejected:
+# its forward proxy resolves names the agent chooses, and the app listens on the pod IP
+# too, where actbridge's inbound checks would be skipped.
+#
 # UDP is not proxied: DNS (port 53) is allowed, every other UDP packet from the app is
 # rejected, so HTTP/3 or any UDP tunnel cannot go around Envoy. IPv6 gets the same rules
 # with ip6tables; a pod with a global IPv6 address and no ip6tables is an error.
@@ -55,6 +59,7 @@ IP6TABLES="${IP6TABLES:-ip6tables}"
 NAT_IN=ACTBRIDGE_INBOUND
 NAT_OUT=ACTBRIDGE_OUTPUT
 FILTER_UDP=ACTBRIDGE_UDP
+FILTER_SELF=ACTBRIDGE_ENVOY_SELF
 
 die() {
   echo "traffic-capture: $*" >&2
@@ -103,8 +108,9 @@ remove_with() {
   "$ipt" -t nat -D PREROUTING -p tcp -j "$NAT_IN" 2>/dev/null || true
   "$ipt" -t nat -D OUTPUT -p tcp -j "$NAT_OUT" 2>/dev/null || true
   "$ipt" -t filter -D OUTPUT -p udp -j "$FILTER_UDP" 2>/dev/null || true
+  "$ipt" -t filter -D OUTPUT -p tcp -j "$FILTER_SELF" 2>/dev/null || true
   local table chain table_chain
-  for table_chain in "nat:$NAT_IN" "nat:$NAT_OUT" "filter:$FILTER_UDP"; do
+  for table_chain in "nat:$NAT_IN" "nat:$NAT_OUT" "filter:$FILTER_UDP" "filter:$FILTER_SELF"; do
     table="${table_chain%%:*}"
     chain="${table_chain#*:}"
     "$ipt" -t "$table" -F "$chain" 2>/dev/null || true
@@ -119,6 +125,7 @@ apply_with() {
   "$ipt" -t nat -N "$NAT_IN"
   "$ipt" -t nat -N "$NAT_OUT"
   "$ipt" -t filter -N "$FILTER_UDP"
+  "$ipt" -t filter -N "$FILTER_SELF"
 
   # Inbound: everything arriving at the pod goes to Envoy's inbound listener, but for
   # actbridge's own admin port(s).
@@ -149,9 +156,21 @@ apply_with() {
   done
   "$ipt" -t filter -A "$FILTER_UDP" -j REJECT
 
+  # Envoy never dials the pod's own addresses (the app listens there too, where
+  # actbridge's inbound checks would be skipped): its forward proxy resolves names the
+  # agent chose. Loopback it needs (the app's cluster) and its RBAC rule keeps the
+  # forward proxy off it. New connections only: Envoy's answers to the app's captured
+  # connections go to the pod's address too.
+  local loopback=127.0.0.0/8
+  [[ "$family" == 6 ]] && loopback=::1/128
+  "$ipt" -t filter -A "$FILTER_SELF" -p tcp -m owner --uid-owner "$ENVOY_UID" \
+    -m conntrack --ctstate NEW -m addrtype --dst-type LOCAL ! -d "$loopback" \
+    -j REJECT --reject-with tcp-reset
+
   "$ipt" -t nat -A PREROUTING -p tcp -j "$NAT_IN"
   "$ipt" -t nat -A OUTPUT -p tcp -j "$NAT_OUT"
   "$ipt" -t filter -A OUTPUT -p udp -j "$FILTER_UDP"
+  "$ipt" -t filter -A OUTPUT -p tcp -j "$FILTER_SELF"
 }
 
 has_global_ipv6() {

@@ -156,7 +156,8 @@ outbound:
     client_id: agent
     auth: {{method: client_secret_post, secret: s}}
   routes:
-    - host: "docs*"
+    - host: docs
+      cluster: docs
       action: exchange
       audience: docs
 "#

@@ -11,7 +11,7 @@ pub const RESERVED_PORTS: [(u16, &str); 5] = [
     (15000, "Envoy's admin port"),
     (15001, "Envoy's outbound listener"),
     (15006, "Envoy's inbound listener"),
-    (9001, "actbridge's ext_proc port"),
+    (9001, "actbridge's ext_proc port (when TCP)"),
     (9902, "actbridge's admin port"),
 ];
 

@@ -463,9 +463,12 @@ fn the_reserved_ports_are_the_ports_envoy_and_actbridge_listen_on() {
         );
     }
     let ab = yaml(ACTBRIDGE);
-    for key in ["ext_proc", "admin"] {
+    for key in ["ext_proc", "sds", "admin"] {
         let addr = ab["listen"][key].as_str().unwrap();
-        listening.push(addr.rsplit(':').next().unwrap().parse().unwrap());
+        // Unix sockets (the shipped ext_proc and SDS) take no port.
+        if !addr.starts_with("unix://") {
+            listening.push(addr.rsplit(':').next().unwrap().parse().unwrap());
+        }
     }
     let t = yaml(TEMPLATE_YAML);
     for c in t["spec"]["containers"].as_sequence().unwrap() {

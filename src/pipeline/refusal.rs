@@ -162,33 +162,15 @@ impl Refusal {
             Refusal::Request(RequestError::UnknownDirection) => {
                 server_error("direction_unknown", "the sidecar is misconfigured")
             }
-            Refusal::Request(RequestError::MissingPseudoHeader(_)) => Denial {
-                status: 400,
-                reason: "request_malformed",
-                error: "invalid_request",
-                description: "the request is malformed".into(),
-                retry_after: None,
-                www_authenticate: None,
-                body: None,
-            },
-            Refusal::Request(RequestError::AmbiguousPath(_)) => Denial {
-                status: 400,
-                reason: "path_ambiguous",
-                error: "invalid_request",
-                description: "the request path is ambiguous".into(),
-                retry_after: None,
-                www_authenticate: None,
-                body: None,
-            },
-            Refusal::Authority(_) => Denial {
-                status: 400,
-                reason: "authority_ambiguous",
-                error: "invalid_request",
-                description: "the destination host is ambiguous".into(),
-                retry_after: None,
-                www_authenticate: None,
-                body: None,
-            },
+            Refusal::Request(RequestError::MissingPseudoHeader(_)) => {
+                bad_request("request_malformed", "the request is malformed")
+            }
+            Refusal::Request(RequestError::AmbiguousPath(_)) | Refusal::Resource(_) => {
+                bad_request("path_ambiguous", "the request path is ambiguous")
+            }
+            Refusal::Authority(_) => {
+                bad_request("authority_ambiguous", "the destination host is ambiguous")
+            }
             Refusal::ProxyRouteUnknown => {
                 server_error("proxy_route_unknown", "the sidecar is misconfigured")
             }
@@ -275,15 +257,6 @@ impl Refusal {
                 reason: "issued_token_unforwardable",
                 error: "server_error",
                 description: "the token service answered unexpectedly".into(),
-                retry_after: None,
-                www_authenticate: None,
-                body: None,
-            },
-            Refusal::Resource(_) => Denial {
-                status: 400,
-                reason: "path_ambiguous",
-                error: "invalid_request",
-                description: "the request path is ambiguous".into(),
                 retry_after: None,
                 www_authenticate: None,
                 body: None,

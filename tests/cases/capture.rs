@@ -119,7 +119,9 @@ fn envoy_stat(ns: &Netns, name: &str) -> u64 {
 }
 
 /// The pod's sidecar config: the shipped ports, the token service on the remote host.
-fn pod_config(sts: &Sts, sockets: &Path) -> String {
+/// `pod_ip`: a `passthrough` route to the pod's own address through the forward proxy,
+/// which Envoy must never be able to dial.
+fn pod_config(sts: &Sts, sockets: &Path, pod_ip: Ipv4Addr) -> String {
     format!(
         r#"listen:
   ext_proc: unix://{sockets}/extproc.sock
@@ -142,6 +144,9 @@ outbound:
       action: exchange
       audience: "{DOCUMENT_SERVICE}"
       scopes: [documents.read]
+    - name: the-pod-itself
+      host: "{pod_ip}"
+      action: passthrough
 "#,
         sockets = sockets.display(),
         issuer = sts.service.issuer(),
@@ -231,7 +236,8 @@ async fn the_pods_traffic_is_captured_both_ways_and_envoys_own_is_not() {
         )
         .unwrap();
         let config = dir.path().join("actbridge.yaml");
-        std::fs::write(&config, pod_config(&sts, &sockets)).unwrap();
+        let pod_yaml = pod_config(&sts, &sockets, pod_ip);
+        std::fs::write(&config, &pod_yaml).unwrap();
         let mut cmd =
             lab.pod
                 .command_as_group(ACTBRIDGE_UID, ENVOY_UID, env!("CARGO_BIN_EXE_actbridge"));
@@ -249,6 +255,11 @@ async fn the_pods_traffic_is_captured_both_ways_and_envoys_own_is_not() {
         )
         .unwrap();
         assert!(shipped.contains("passthrough.example.invalid"));
+        // Envoy's outbound routes generated from this sidecar's route table.
+        let table = actbridge::config::route_table_from_yaml(&pod_yaml)
+            .unwrap()
+            .unwrap();
+        let shipped = actbridge::demo::sidecar::with_routes(&shipped, &table).unwrap();
         let envoy_cfg = dir.path().join("envoy.yaml");
         std::fs::write(
             &envoy_cfg,
@@ -353,6 +364,26 @@ async fn the_pods_traffic_is_captured_both_ways_and_envoys_own_is_not() {
             })
             .await;
         assert_eq!(status, 403, "{}", logs());
+
+        // 3b. Nor can it have Envoy's forward proxy dial the pod's own address (where the
+        //     app listens, past actbridge's inbound checks): the capture script rejects
+        //     Envoy's connections to the pod's own non-loopback addresses.
+        let before = app.count();
+        let status = lab
+            .pod_rt
+            .run(async move {
+                app_client(remote_ip)
+                    .get(format!("http://{pod_ip}:8080/"))
+                    .header("x-actbridge-username", "admin")
+                    .send()
+                    .await
+                    .unwrap()
+                    .status()
+                    .as_u16()
+            })
+            .await;
+        assert!(status >= 500, "{status}: {}", logs());
+        assert_eq!(app.count(), before, "Envoy dialled the pod itself");
 
         // 4. Opaque TLS from the app: refused for an unlisted server name, passed
         //    through untouched (the ClientHello arrives as sent) for a listed one.

@@ -89,7 +89,7 @@ fn mtls_keeps_the_sds_secrets_the_pinned_id_and_the_inbound_chains() {
         ctx["tls_certificate_sds_secret_configs"][0]["sds_config"]["api_config_source"]
             ["grpc_services"][0]["envoy_grpc"]["cluster_name"]
             .as_str(),
-        Some("actbridge")
+        Some("actbridge_sds")
     );
     let chains = listener(&doc, "inbound")["filter_chains"]
         .as_sequence()
