@@ -23,13 +23,23 @@ use actbridge::credentials::{Backend, Credentials, Grantee, HttpRequest, VendAsk
 use criterion::{Criterion, criterion_group, criterion_main};
 use futures::executor::block_on;
 
+/// An hour from now, as the peers write it (RFC 3339): a credential's expiry actbridge
+/// accepts (a session or an installation token lives at most about that long).
+fn in_an_hour() -> String {
+    humantime::format_rfc3339_seconds(
+        std::time::SystemTime::now() + std::time::Duration::from_secs(3600),
+    )
+    .to_string()
+}
+
+/// The stand-in STS's answer (`{EXPIRATION}` filled in per answer).
 const ASSUME_ROLE_RESPONSE: &str = r#"<AssumeRoleResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/">
   <AssumeRoleResult>
     <Credentials>
       <AccessKeyId>ASIABENCHEXAMPLE</AccessKeyId>
       <SecretAccessKey>bench-secret</SecretAccessKey>
       <SessionToken>bench-session-token</SessionToken>
-      <Expiration>2099-01-01T00:00:00Z</Expiration>
+      <Expiration>{EXPIRATION}</Expiration>
     </Credentials>
     <AssumedRoleUser>
       <AssumedRoleId>AROABENCH:alice-via-summarizer-tech</AssumedRoleId>
@@ -52,8 +62,12 @@ fn stand_in(rt: &tokio::runtime::Runtime, app: axum::Router) -> String {
 fn aws(rt: &tokio::runtime::Runtime) -> Arc<Backend> {
     let sts = stand_in(
         rt,
-        axum::Router::new()
-            .fallback(|| async { ([("content-type", "text/xml")], ASSUME_ROLE_RESPONSE) }),
+        axum::Router::new().fallback(|| async {
+            (
+                [("content-type", "text/xml")],
+                ASSUME_ROLE_RESPONSE.replace("{EXPIRATION}", &in_an_hour()),
+            )
+        }),
     );
     let config = CredentialConfig {
         name: "documents-s3".into(),
@@ -89,7 +103,7 @@ async fn github_token(
     (
         axum::http::StatusCode::CREATED,
         axum::Json(serde_json::json!({
-            "token": "ghs_bench", "expires_at": "2099-01-01T00:00:00Z",
+            "token": "ghs_bench", "expires_at": in_an_hour(),
             "permissions": {"contents": "read"}, "repositories": repos,
         })),
     )
