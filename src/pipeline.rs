@@ -354,8 +354,9 @@ impl Pipeline {
                 };
                 tracing::debug!(
                     direction = req.direction.as_str(),
+                    request_id = req.header("x-request-id").unwrap_or("-"),
                     authority = %req.authority,
-                    path = %req.path,
+                    path = %req.path_for_records(),
                     route = trail.route.as_deref().unwrap_or("-"),
                     subject = trail.subject.as_deref().unwrap_or("-"),
                     token = trail.fingerprint.as_deref().unwrap_or("-"),
@@ -462,7 +463,7 @@ impl Pipeline {
             direction: req.direction.as_str().to_string(),
             method: req.method.clone(),
             authority: req.authority.clone(),
-            path: req.path_only().to_string(),
+            path: req.path_for_records().into_owned(),
             decision: verdict.to_string(),
             status: denial.map(|d| d.status),
             reason: denial.map(|d| d.reason.to_string()),
@@ -480,8 +481,9 @@ impl Pipeline {
         let denial = refusal.denial(retry_after);
         tracing::info!(
             direction = req.direction.as_str(),
+            request_id = req.header("x-request-id").unwrap_or("-"),
             authority = %req.authority,
-            path = %req.path,
+            path = %req.path_for_records(),
             status = denial.status,
             reason = denial.reason,
             detail = %refusal,

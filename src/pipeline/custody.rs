@@ -15,6 +15,7 @@ use sha2::{Digest, Sha256};
 
 use super::Refusal;
 use crate::clock::now_secs;
+use crate::jwt::VerifiedToken;
 
 /// Every placeholder starts with this, so it can be told from a JWT at a glance (a JWT
 /// never contains `~`; the rest is base64url of 32 random bytes).
@@ -25,6 +26,16 @@ struct Held {
     token: String,
     placeholder: String,
     expires_at: u64,
+    /// The caller's verified token the held one came from (itself, or the token it was
+    /// exchanged from): a revocation of the caller's token, user or agents reaches the
+    /// placeholder too.
+    origin: Arc<VerifiedToken>,
+}
+
+/// A placeholder resolved: the token it stands for, and the caller's token it came from.
+pub(super) struct Resolved {
+    pub token: String,
+    pub origin: Arc<VerifiedToken>,
 }
 
 /// Entries expire with the token they hold.
@@ -74,8 +85,14 @@ impl Custody {
         value.windows(PREFIX.len()).any(|w| w == PREFIX.as_bytes())
     }
 
-    /// The placeholder for `token`, which expires at `expires_at`.
-    pub fn placeholder_for(&self, token: &str, expires_at: u64) -> String {
+    /// The placeholder for `token`, which expires at `expires_at` and was derived from
+    /// the caller's verified `origin`.
+    pub fn placeholder_for(
+        &self,
+        token: &str,
+        expires_at: u64,
+        origin: &Arc<VerifiedToken>,
+    ) -> String {
         let token_key = digest(token);
         // Reused only while it still resolves (the other map may have evicted it).
         if let Some(held) = self.by_token.get(&token_key)
@@ -90,6 +107,7 @@ impl Custody {
                 URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>())
             ),
             expires_at,
+            origin: origin.clone(),
         });
         self.by_placeholder
             .insert(digest(&held.placeholder), held.clone());
@@ -97,10 +115,14 @@ impl Custody {
         held.placeholder.clone()
     }
 
-    /// The real token behind a placeholder; unknown or expired → refused.
-    pub fn resolve(&self, placeholder: &str) -> Result<String, Refusal> {
+    /// The real token behind a placeholder, and its origin; unknown or expired →
+    /// refused.
+    pub fn resolve(&self, placeholder: &str) -> Result<Resolved, Refusal> {
         match self.by_placeholder.get(&digest(placeholder)) {
-            Some(held) if held.expires_at > now_secs() => Ok(held.token.clone()),
+            Some(held) if held.expires_at > now_secs() => Ok(Resolved {
+                token: held.token.clone(),
+                origin: held.origin.clone(),
+            }),
             _ => Err(Refusal::PlaceholderUnknown),
         }
     }
@@ -110,30 +132,57 @@ impl Custody {
 mod tests {
     use super::*;
 
+    fn origin() -> Arc<VerifiedToken> {
+        Arc::new(VerifiedToken {
+            issuer: "i".into(),
+            subject: Some("alice-id".into()),
+            username: Some("alice".into()),
+            audiences: vec![],
+            authorized_party: None,
+            scopes: vec![],
+            groups: vec![],
+            roles: vec![],
+            expires_at: now_secs() + 60,
+            issued_at: None,
+            token_id: Some("jti-1".into()),
+            actors: vec![],
+            fingerprint: "fp".into(),
+        })
+    }
+
     #[test]
     fn a_placeholder_resolves_to_its_token_until_exp_and_is_reused() {
         let c = Custody::new(100);
         let exp = now_secs() + 60;
-        let p = c.placeholder_for("real.jwt.token", exp);
+        let p = c.placeholder_for("real.jwt.token", exp, &origin());
         assert!(Custody::is_placeholder(&p));
         assert!(!p.contains("real"));
         assert!(p.len() > PREFIX.len() + 40, "32 random bytes");
-        assert_eq!(c.resolve(&p).unwrap(), "real.jwt.token");
-        assert_eq!(c.placeholder_for("real.jwt.token", exp), p, "reused");
-        let other = c.placeholder_for("another.jwt.token", exp);
+        let resolved = c.resolve(&p).ok().unwrap();
+        assert_eq!(resolved.token, "real.jwt.token");
+        assert_eq!(resolved.origin.token_id.as_deref(), Some("jti-1"));
+        assert_eq!(
+            c.placeholder_for("real.jwt.token", exp, &origin()),
+            p,
+            "reused"
+        );
+        let other = c.placeholder_for("another.jwt.token", exp, &origin());
         assert_ne!(other, p);
-        assert_eq!(c.resolve(&other).unwrap(), "another.jwt.token");
+        assert_eq!(c.resolve(&other).ok().unwrap().token, "another.jwt.token");
     }
 
     #[test]
     fn unknown_and_expired_placeholders_are_refused() {
         let c = Custody::new(100);
-        assert_eq!(
+        assert!(matches!(
             c.resolve("actbridge~not-one-of-ours"),
             Err(Refusal::PlaceholderUnknown)
-        );
-        let expired = c.placeholder_for("old.jwt.token", now_secs() - 1);
-        assert_eq!(c.resolve(&expired), Err(Refusal::PlaceholderUnknown));
+        ));
+        let expired = c.placeholder_for("old.jwt.token", now_secs() - 1, &origin());
+        assert!(matches!(
+            c.resolve(&expired),
+            Err(Refusal::PlaceholderUnknown)
+        ));
         assert!(!Custody::is_placeholder("eyJhbGciOi.x.y"));
         assert!(Custody::appears_in(b"Bearer actbridge~abc"));
         assert!(Custody::appears_in(b"Basic x, Bearer actbridge~abc"));

@@ -195,7 +195,7 @@ impl InboundStage {
         }
         if let Some(custody) = &self.shared.custody {
             let held = app_token.as_deref().unwrap_or(token);
-            app_token = Some(custody.placeholder_for(held, app_token_exp));
+            app_token = Some(custody.placeholder_for(held, app_token_exp, &verified));
         }
         if let Some(t) = &app_token {
             set.push((AUTHORIZATION, bearer_value(t)?));

@@ -252,7 +252,14 @@ impl OutboundStage {
         let presented = bearer_token(req)?;
         let token = match &self.shared.custody {
             Some(custody) if Custody::is_placeholder(presented) => {
-                Cow::Owned(custody.resolve(presented)?)
+                let resolved = custody.resolve(presented)?;
+                // The caller's token the placeholder came from is checked against the
+                // deny list too: revoking it (its `jti`, user, agents, issue time)
+                // reaches the placeholder, though the held token is another (exchanged).
+                self.shared
+                    .revocations
+                    .check(&resolved.origin, Some(self.agent.client_id()))?;
+                Cow::Owned(resolved.token)
             }
             _ => Cow::Borrowed(presented),
         };

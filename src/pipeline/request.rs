@@ -48,6 +48,22 @@ pub enum RequestError {
     AmbiguousPath(#[from] PathError),
 }
 
+/// The most of a path a log line or an audit record holds.
+pub const RECORDED_PATH_MAX: usize = 512;
+
+/// `s` cut to at most `max` bytes (at a character boundary), marked `…[N bytes]` with its
+/// whole length when cut.
+pub fn bounded(s: &str, max: usize) -> std::borrow::Cow<'_, str> {
+    if s.len() <= max {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    std::borrow::Cow::Owned(format!("{}…[{} bytes]", &s[..end], s.len()))
+}
+
 /// One request: direction, destination, method, path and headers.
 #[derive(Clone)]
 pub struct RequestFacts {
@@ -181,8 +197,48 @@ impl RequestFacts {
         self.canonical.as_str()
     }
 
+    /// The path for logs and audit records: decoded, never the query string (which may
+    /// carry `access_token=…`), and at most [`RECORDED_PATH_MAX`] bytes — a longer one
+    /// is cut at a character boundary and marked with its length, so one request cannot
+    /// fill a disk.
+    pub fn path_for_records(&self) -> std::borrow::Cow<'_, str> {
+        bounded(self.canonical.as_str(), RECORDED_PATH_MAX)
+    }
+
     /// The path as every matcher reads it.
     pub fn canonical_path(&self) -> &CanonicalPath {
         &self.canonical
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_recorded_path_has_no_query_and_a_bounded_length() {
+        let facts = |path: &str| {
+            RequestFacts::new(
+                Some("inbound"),
+                vec![
+                    (":authority".into(), b"app".to_vec()),
+                    (":method".into(), b"GET".to_vec()),
+                    (":path".into(), path.as_bytes().to_vec()),
+                ],
+            )
+            .unwrap()
+        };
+        assert_eq!(
+            facts("/cb?access_token=eyJhbGciOi.x.y").path_for_records(),
+            "/cb"
+        );
+        let long = format!("/{}", "é".repeat(30_000));
+        let recorded = facts(&long).path_for_records().into_owned();
+        assert!(
+            recorded.len() < RECORDED_PATH_MAX + 32,
+            "{}",
+            recorded.len()
+        );
+        assert!(recorded.ends_with(&format!("…[{} bytes]", long.len())));
     }
 }

@@ -141,6 +141,16 @@ async fn may_act_in_the_subject_token_names_who_may_act_for_the_user() {
         .expect_err("reviewer-ops is not in may_act");
     assert_eq!(status, 403);
     assert_eq!(body["error"], "access_denied");
+    // Without an actor token nobody is named: not an impersonation either, not even by
+    // the client that may act (issue 20 §3).
+    for agent in ["reviewer-ops", "summarizer-tech"] {
+        let (status, body) = sts
+            .exchange_as(agent, &own, tech, false)
+            .await
+            .expect_err("may_act needs an actor token");
+        assert_eq!(status, 403, "{agent}");
+        assert_eq!(body["error"], "access_denied");
+    }
     let delegated = sts
         .exchange_as("summarizer-tech", &own, tech, true)
         .await

@@ -196,3 +196,55 @@ async fn a_placeholder_dies_with_its_token() {
     assert_placeholder_unknown(&world, &held).await;
     assert_eq!(world.docs.count(), 1);
 }
+
+/// Revocation reaches what was derived: with delegation and custody, the app holds a
+/// placeholder for a token exchanged from alice's. Revoking alice's own token (kind `token`, its `jti`)
+/// or alice refuses the placeholder outbound at once, though the token it stands for is
+/// another (issue 20 §2).
+#[tokio::test]
+async fn revoking_the_callers_token_or_user_reaches_the_placeholder_derived_from_it() {
+    use serde_json::json;
+    for kind in ["token", "user"] {
+        let sts = Sts::start().await;
+        let config = custody_config(&sts, true)
+            + "admin_api:\n  audiences: [actbridge-admin]\n  roles: [actbridge-admin]\n";
+        let world = World::start_with(sts, &config).await;
+        let own = world.sts.alice().await;
+        let resp = world
+            .inbound("/summaries")
+            .bearer_auth(&own)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        let held = world.app.seen()[0].bearer().to_string();
+        assert!(held.starts_with("actbridge~"));
+        let call = || world.agent_call("document-service", "/documents/DOC-001", &held);
+        assert_eq!(call().await.status(), 200, "before the revocation");
+        let now = actbridge::clock::now_secs();
+        let admin = world.sts.sign(json!({
+            "iss": world.sts.service.issuer(), "sub": "bob-id", "preferred_username": "bob",
+            "aud": "actbridge-admin", "realm_access": {"roles": ["actbridge-admin"]},
+            "iat": now, "exp": now + 300,
+        }));
+        let value = match kind {
+            "token" => claims_of(&own)["jti"].as_str().unwrap().to_string(),
+            _ => "alice".to_string(),
+        };
+        let r = world
+            .http
+            .post(format!(
+                "http://127.0.0.1:{}/revocations",
+                world.actbridge.admin_port
+            ))
+            .bearer_auth(&admin)
+            .json(&json!({"kind": kind, "value": value}))
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "{kind}: {}", r.status());
+        let (status, _) = error_of(call().await).await;
+        assert_eq!(status, 401, "{kind}: the placeholder still worked");
+        assert_eq!(world.docs.count(), 1, "{kind}");
+    }
+}

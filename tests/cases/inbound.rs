@@ -370,3 +370,50 @@ async fn an_act_chain_deeper_than_ten_is_refused() {
         "the token's delegation chain is too deep"
     );
 }
+
+/// No secret reaches actbridge's log: a token in the query string (`?access_token=…`),
+/// refused or allowed, in either direction, is never written; the path and the request
+/// id are.
+#[tokio::test]
+async fn no_token_or_query_string_reaches_actbridges_log() {
+    let world = World::start().await;
+    let token = world.sts.alice().await;
+    let delegated = world.sts.alice_delegated().await;
+    let query = |t: &str| format!("/data?access_token={t}&x=secret-query-value");
+    let refused = world
+        .inbound(&query(&token))
+        .header("x-request-id", "req-refused-1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 401);
+    let allowed = world
+        .inbound(&query(&token))
+        .header("x-request-id", "req-allowed-1")
+        .header("authorization", bearer(&token))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(allowed.status(), 200);
+    for host in ["document-service", "blocked.example"] {
+        world
+            .outbound(host, &query(&delegated))
+            .header("authorization", bearer(&delegated))
+            .send()
+            .await
+            .unwrap();
+    }
+    let log = world.actbridge.log();
+    for secret in [&token, &delegated] {
+        let (_, signature) = secret.rsplit_once('.').unwrap();
+        assert!(!log.contains(signature), "a token reached the log");
+    }
+    assert!(
+        !log.contains("secret-query-value"),
+        "a query string reached the log"
+    );
+    assert!(
+        log.contains("req-refused-1") && log.contains("/data"),
+        "{log}"
+    );
+}

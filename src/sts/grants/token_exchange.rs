@@ -227,6 +227,14 @@ fn actor(
     let prior = subject.get("act");
     let prior_depth = token_act_depth(subject);
     let Some(actor_token) = form.get("actor_token") else {
+        // RFC 8693 §4.4: `may_act` names who may act for the subject. Without an actor
+        // token nobody is named, and the exchange would be impersonation instead of the
+        // delegation `may_act` allows (Keycloak fixed the same bypass,
+        // keycloak/keycloak#52691): refused.
+        if subject.contains_key("may_act") {
+            tracing::info!(client_id = %client.client_id, "token exchange refused: may_act and no actor token");
+            return Err(Refusal::ActorNotPermitted);
+        }
         let newest = prior
             .and_then(|a| a.get("client_id"))
             .and_then(Value::as_str);
