@@ -12,6 +12,39 @@ pub const TOOLS_CALL: &str = "tools/call";
 /// `tools/list`.
 pub const TOOLS_LIST: &str = "tools/list";
 
+/// What a client sends a server in MCP (specification 2025-11-25): requests,
+/// notifications, and `null` for a response to a server's request. JSON-RPC method names
+/// are case-sensitive: `Tools/Call` is none of these.
+const CLIENT_METHODS: &[&str] = &[
+    "initialize",
+    "ping",
+    "tools/list",
+    "tools/call",
+    "resources/list",
+    "resources/templates/list",
+    "resources/read",
+    "resources/subscribe",
+    "resources/unsubscribe",
+    "prompts/list",
+    "prompts/get",
+    "completion/complete",
+    "logging/setLevel",
+    "tasks/get",
+    "tasks/list",
+    "tasks/result",
+    "tasks/cancel",
+    "notifications/initialized",
+    "notifications/cancelled",
+    "notifications/progress",
+    "notifications/roots/list_changed",
+    "notifications/tasks/status",
+];
+
+/// Whether `method` is one a client sends in MCP.
+pub fn is_method(method: &str) -> bool {
+    CLIENT_METHODS.contains(&method)
+}
+
 /// Why an MCP message or response cannot be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum McpError {

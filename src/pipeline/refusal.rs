@@ -132,6 +132,11 @@ pub enum Refusal {
     /// A vending route was asked with another method than POST.
     #[error("vending needs POST")]
     VendMethod,
+    /// An `mcp`/`a2a` route asked with a method its protocol does not define (MCP's
+    /// Streamable HTTP: POST, and GET and DELETE without a body; A2A: POST, and GET
+    /// without a body), or a GET/DELETE carrying a body nobody would judge.
+    #[error("`{0}` is not a method of this agent protocol (or carries a body it does not define)")]
+    RpcHttpMethod(String),
     /// A vending request's body is missing or not the expected JSON.
     #[error("vending request refused: {0}")]
     VendBody(&'static str),
@@ -315,6 +320,15 @@ impl Refusal {
                 reason: "method_not_allowed",
                 error: "invalid_request",
                 description: "the credentials endpoint is POST /credentials".into(),
+                retry_after: None,
+                www_authenticate: None,
+                body: None,
+            },
+            Refusal::RpcHttpMethod(_) => Denial {
+                status: 405,
+                reason: "method_not_allowed",
+                error: "invalid_request",
+                description: "the agent protocol does not define this request".into(),
                 retry_after: None,
                 www_authenticate: None,
                 body: None,

@@ -101,11 +101,27 @@ pub(super) fn on_headers(
 ) -> Result<Option<Then>, Refusal> {
     let max_bytes = match protocol {
         RouteProtocol::Http => return Ok(None),
-        _ if req.method != "POST" => return Ok(None),
         RouteProtocol::Mcp { max_body_bytes, .. } | RouteProtocol::A2a { max_body_bytes } => {
             *max_body_bytes
         }
     };
+    // Only what the protocol defines goes on: POST carries the JSON-RPC messages (read
+    // and judged below); MCP's Streamable HTTP also has GET (the server's event stream)
+    // and DELETE (the session's end), A2A a GET (its Agent Card) — none with a body, which
+    // would reach the server unjudged. Any other method is refused.
+    let bodyless = matches!(
+        (protocol, req.method.as_str()),
+        (RouteProtocol::Mcp { .. }, "GET" | "DELETE") | (RouteProtocol::A2a { .. }, "GET")
+    );
+    if bodyless {
+        if !req.end_of_stream {
+            return Err(Refusal::RpcHttpMethod(req.method.clone()));
+        }
+        return Ok(None);
+    }
+    if req.method != "POST" {
+        return Err(Refusal::RpcHttpMethod(req.method.clone()));
+    }
     trail.rpc = Some(RpcTrail::new(protocol.name()));
     // No body follows: Envoy would never send a body phase, and the request would go
     // on undecided.
@@ -244,6 +260,7 @@ fn describe(route: &Route<'_>, m: &Message) -> Result<RpcInput, Refusal> {
             };
             RpcInput::Mcp(McpInput {
                 method: m.method.clone(),
+                known: m.method.as_deref().is_none_or(mcp::is_method),
                 tool,
                 arguments,
             })
@@ -298,6 +315,7 @@ impl ToolsNarrowing {
         for name in names {
             let call = RpcInput::Mcp(McpInput {
                 method: Some(mcp::TOOLS_CALL.to_string()),
+                known: true,
                 tool: Some(name.clone()),
                 arguments: None,
             });

@@ -45,6 +45,9 @@ pub struct McpInput {
     /// The JSON-RPC `method` (`tools/call`, `tools/list`, `initialize`, …); `null` for a
     /// client's response to a server request.
     pub method: Option<String>,
+    /// Whether `method` is one MCP defines for a client (case-sensitive); the shipped
+    /// policy refuses the others.
+    pub known: bool,
     /// `tools/call`: the tool's name.
     pub tool: Option<String>,
     /// `tools/call`: the tool's arguments (an object); `null` when the policy is asked

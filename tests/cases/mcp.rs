@@ -565,3 +565,35 @@ policy:
     }
     assert_eq!(peer.count(), 1, "refused calls never reached the agent");
 }
+
+/// Only what MCP's Streamable HTTP defines goes on (issue 20 §7): a `tools/call` body
+/// sent with PUT or PATCH, or carried by a GET or DELETE, is refused before the server,
+/// never forwarded unjudged.
+#[tokio::test]
+async fn methods_mcp_does_not_define_never_carry_a_tool_call_past_the_policy() {
+    let s = setup().await;
+    let call = r#"{"jsonrpc":"2.0","id":9,"method":"tools/call","params":{"name":"delete_document","arguments":{"id":"DOC-001"}}}"#;
+    let before = s.server.calls().len();
+    for method in ["PUT", "PATCH", "GET", "DELETE", "OPTIONS"] {
+        let r = s
+            .agent
+            .http
+            .request(
+                reqwest::Method::from_bytes(method.as_bytes()).unwrap(),
+                format!("http://127.0.0.1:{}/mcp", s.agent.envoy.outbound_port),
+            )
+            .header("host", "mcp-documents")
+            .header("content-type", "application/json")
+            .bearer_auth(&s.token)
+            .body(call)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 405, "{method}");
+    }
+    assert_eq!(
+        s.server.calls().len(),
+        before,
+        "a tool call reached the server"
+    );
+}
