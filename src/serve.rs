@@ -79,6 +79,7 @@ pub async fn run(
         pipeline = pipeline.with_identity(id.clone());
     }
     let pipeline = Arc::new(pipeline);
+    let approvals = pipeline.approvals().cloned();
     if let Some(log) = &audit {
         let log = log.clone();
         pipeline.metrics().register_audit(Box::new(move || {
@@ -156,11 +157,44 @@ pub async fn run(
             r
         }
     };
-    let (ext_proc_result, sds_result) = tokio::join!(ext_proc_server, sds_server);
-    let result = ext_proc_result.and(sds_result);
+    // Requests held for a person are refused (503) as soon as shutdown starts: they
+    // would otherwise hold the drain up to the approval timeout.
+    if let Some(approvals) = approvals {
+        let sd = shutdown.clone();
+        tracker.spawn(async move {
+            sd.cancelled().await;
+            approvals.shut_down();
+        });
+    }
+    let cancelled_at = Arc::new(std::sync::OnceLock::new());
+    {
+        let (sd, at) = (shutdown.clone(), cancelled_at.clone());
+        tokio::spawn(async move {
+            sd.cancelled().await;
+            let _ = at.set(tokio::time::Instant::now());
+        });
+    }
+    // The gRPC servers drain gracefully (every stream answered), but never past the
+    // deadline: then they are dropped, and the process goes down with whatever was in
+    // flight refused by Envoy (the stream breaks: `failure_mode_allow: false`).
+    let servers = async { tokio::join!(ext_proc_server, sds_server) };
+    let forced = async {
+        shutdown.cancelled().await;
+        tokio::time::sleep(DRAIN_DEADLINE).await;
+    };
+    let result = tokio::select! {
+        (ext_proc_result, sds_result) = servers => ext_proc_result.and(sds_result),
+        () = forced => {
+            tracing::warn!(deadline = ?DRAIN_DEADLINE, "drain deadline passed with requests in flight; forcing the gRPC servers down");
+            Ok(())
+        }
+    };
+    let remaining = cancelled_at.get().map_or(DRAIN_DEADLINE, |at| {
+        DRAIN_DEADLINE.saturating_sub(at.elapsed())
+    });
     shutdown.cancel();
     tracker.close();
-    if tokio::time::timeout(DRAIN_DEADLINE, tracker.wait())
+    if tokio::time::timeout(remaining, tracker.wait())
         .await
         .is_err()
     {

@@ -78,6 +78,9 @@ pub enum ApprovalRefused {
     /// The step could not be audited.
     #[error("the approval could not be audited")]
     Unaudited,
+    /// The sidecar is shutting down: nobody will decide.
+    #[error("the sidecar is shutting down")]
+    ShuttingDown,
 }
 
 /// Why a decision on a pending approval was not taken.
@@ -102,6 +105,8 @@ pub struct Approvals {
     timeout: Duration,
     max_pending: usize,
     audit: Mutex<Option<Arc<AuditLog>>>,
+    /// Set at shutdown: nothing more is held, and what waits is refused.
+    closing: std::sync::atomic::AtomicBool,
 }
 
 /// Removes the pending entry when the waiting request goes away (the caller hung up).
@@ -124,7 +129,28 @@ impl Approvals {
             timeout,
             max_pending,
             audit: Mutex::new(None),
+            closing: std::sync::atomic::AtomicBool::new(false),
         }
+    }
+
+    /// At shutdown: every held request is refused now (503), and none is held after —
+    /// a request never waits past the drain for a person who can no longer answer.
+    pub fn shut_down(&self) {
+        self.closing
+            .store(true, std::sync::atomic::Ordering::Release);
+        let held = std::mem::take(&mut *self.lock());
+        if !held.is_empty() {
+            tracing::warn!(
+                held = held.len(),
+                "shutting down: refusing the requests held for approval"
+            );
+        }
+        // Dropping each answer's sender wakes its request, which sees `closing`.
+        drop(held);
+    }
+
+    fn is_closing(&self) -> bool {
+        self.closing.load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// Audits every step into `log`.
@@ -154,6 +180,9 @@ impl Approvals {
         info.expires_at = info.asked_at + self.timeout.as_secs();
         {
             let mut pending = self.lock();
+            if self.is_closing() {
+                return Err(ApprovalRefused::ShuttingDown);
+            }
             if pending.len() >= self.max_pending {
                 return Err(ApprovalRefused::Full);
             }
@@ -181,6 +210,10 @@ impl Approvals {
                 id: info.id.clone(),
                 by,
             }),
+            Ok(Err(_)) if self.is_closing() => {
+                self.record(&info, "shut_down", None);
+                Err(ApprovalRefused::ShuttingDown)
+            }
             Ok(Err(_)) | Err(_) => {
                 self.lock().remove(&info.id);
                 self.record(&info, "timed_out", None);

@@ -385,6 +385,9 @@ impl Refusal {
                 "the request cannot be audited right now",
                 retry_after,
             ),
+            Refusal::Approval(super::ApprovalRefused::ShuttingDown) => {
+                unavailable("shutting_down", "the sidecar is shutting down", retry_after)
+            }
             Refusal::IdentityUnavailable => unavailable(
                 "svid_unavailable",
                 "the workload identity is not available yet",

@@ -17,11 +17,11 @@ const MCP: &str = "spiffe://demo.example.com/tool/mcp-documents";
 const RESOURCE: &str = "https://mcp-documents.example.com/mcp";
 
 pub(super) struct Setup {
-    server: McpServer,
+    pub(super) server: McpServer,
     tool: World,
     pub(super) agent: World,
     /// alice's token delegated to summarizer-tech.
-    token: String,
+    pub(super) token: String,
     /// The agent sidecar's audit log.
     audit: std::path::PathBuf,
     _dir: tempfile::TempDir,

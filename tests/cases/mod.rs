@@ -30,6 +30,7 @@ mod policy;
 mod postgres;
 mod proto_bootstrap;
 mod revocation;
+mod shutdown;
 mod spiffe;
 mod ssh;
 mod stage_faults;
