@@ -14,13 +14,15 @@ groups := {
 	"david": ["engineering"],
 }
 
+# An inbound GET of `path` (the segments as actbridge gives them: empty ones dropped).
 request(user, chain, path) := {
 	"direction": "inbound",
 	"route": "inbound",
+	"backend": "app",
 	"method": "GET",
 	"action": "read",
 	"path": path,
-	"resource": [s | some s in split(trim_prefix(path, "/"), "/")],
+	"resource": [s | some s in split(path, "/"); s != ""],
 	"user": {"sub": user, "username": user, "groups": groups[user]},
 	"actors": [agent(n) | some n in chain],
 }
@@ -170,7 +172,7 @@ test_documents_are_read_only if {
 		{"method": "DELETE", "action": "delete"},
 	)
 	not d.allow
-	d.reason == "documents can only be read"
+	d.reason == "documents can only be read (GET or HEAD)"
 }
 
 # Objects through the aws_sts backend: the same all-of rule, and the exclusions the
@@ -223,4 +225,203 @@ test_an_empty_object_grant_is_refused_before_any_backend if {
 	d := decide_object("carol", ["summarizer-tech"], "read", "hr/guidelines.md")
 	not d.allow
 	d.reason == "the user and the agents acting for them share no permission"
+}
+
+# Request shapes (decision.rego, documents.rego): the documents namespace is default-deny,
+# inbound and on the document route alike; a shape no rule knows is refused.
+action_of(method) := "read" if {
+	method in {"GET", "HEAD", "OPTIONS"}
+} else := "delete" if {
+	method == "DELETE"
+} else := "write"
+
+# `method path` inbound, as the document service's (or the agent's) sidecar asks.
+inbound(user, chain, method, path) := object.union(request(user, chain, path), {
+	"method": method,
+	"action": action_of(method),
+})
+
+# `method path` on the outbound exchange route `route`.
+outbound(user, chain, route, method, path) := object.union(inbound(user, chain, method, path), {
+	"direction": "outbound",
+	"route": route,
+	"backend": "token_exchange",
+})
+
+decide_in(method, path) := d if {
+	d := actbridge.decision with input as inbound("alice", ["summarizer-tech"], method, path)
+}
+
+decide_out(route, method, path) := d if {
+	d := actbridge.decision with input as outbound("alice", ["summarizer-tech"], route, method, path)
+}
+
+refused_with(d, reason) if {
+	not d.allow
+	d.reason == reason
+	d.grant == []
+}
+
+test_the_two_documents_shapes_are_allowed_with_get_and_head if {
+	every method in ["GET", "HEAD"] {
+		every path in ["/documents", "/documents/DOC-001", "/documents/DOC-005", "/documents/"] {
+			d := decide_in(method, path)
+			d.allow
+			d.grant == ["engineering", "finance"]
+			decide_out("document-service", method, path).allow
+		}
+	}
+}
+
+test_the_list_needs_only_a_grant if {
+	decide("carol", ["summarizer-hr"], "/documents").allow
+	refused_with(
+		decide("carol", ["summarizer-tech"], "/documents"),
+		"the user and the agents acting for them share no permission",
+	)
+}
+
+test_the_namespace_spelled_another_way_is_refused if {
+	every path in [
+		"/Documents/DOC-004",
+		"/DOCUMENTS/DOC-004",
+		"/Documents/DOC-001",
+		"/documentS",
+		"/documents./DOC-004",
+		"/documents /DOC-004",
+		"/documents.json",
+		"/documents.json/DOC-004",
+		"/documentſ/DOC-004",
+	] {
+		refused_with(decide_in("GET", path), "the documents path must be spelled exactly /documents")
+		refused_with(
+			decide_out("document-service", "GET", path),
+			"the documents path must be spelled exactly /documents",
+		)
+	}
+}
+
+test_extra_segments_under_documents_are_refused if {
+	every path in [
+		"/documents/DOC-004/content",
+		"/documents/DOC-001/content",
+		"/documents/DOC-001/DOC-004",
+		"/documents/engineering/roadmap.md",
+	] {
+		refused_with(decide_in("GET", path), "documents are served only at /documents and /documents/<id>")
+		refused_with(
+			decide_out("document-service", "GET", path),
+			"documents are served only at /documents and /documents/<id>",
+		)
+	}
+}
+
+test_every_method_but_get_and_head_is_refused_on_documents if {
+	every case in [
+		["DELETE", "/Documents/DOC-001"],
+		["DELETE", "/documents/DOC-001"],
+		["POST", "/documents"],
+		["POST", "/documents/DOC-001"],
+		["PUT", "/documents/DOC-001"],
+		["PATCH", "/documents/DOC-001"],
+		["OPTIONS", "/documents/DOC-001"],
+	] {
+		refused_with(decide_in(case[0], case[1]), "documents can only be read (GET or HEAD)")
+		refused_with(
+			decide_out("document-service", case[0], case[1]),
+			"documents can only be read (GET or HEAD)",
+		)
+	}
+}
+
+test_only_exact_known_ids_are_documents if {
+	every path in ["/documents/DOC-999", "/documents/doc-001", "/documents/DOC-001.", "/documents/DOC-001.json"] {
+		refused_with(decide_in("GET", path), "the document is not known")
+		refused_with(decide_out("document-service", "GET", path), "the document is not known")
+	}
+}
+
+test_the_document_route_carries_only_the_documents_shapes if {
+	every path in ["/", "/DOC-003", "/admin", "/api/documents/DOC-004"] {
+		refused_with(decide_out("document-service", "GET", path), "no rule allows this request shape")
+	}
+}
+
+test_an_exchange_route_the_world_does_not_list_has_no_shape if {
+	refused_with(decide_out("paste-service", "GET", "/documents/DOC-001"), "no rule allows this request shape")
+	refused_with(decide_out("paste-service", "POST", "/exfiltrate"), "no rule allows this request shape")
+}
+
+test_a_backend_the_policy_does_not_know_has_no_shape if {
+	d := actbridge.decision with input as object.union(
+		outbound("alice", ["summarizer-tech"], "ftp", "GET", "/x"),
+		{"backend": "ftp"},
+	)
+	refused_with(d, "no rule allows this request shape")
+}
+
+test_inbound_paths_outside_documents_are_the_apps_own_endpoints if {
+	every path in ["/summaries", "/summarize/DOC-004", "/tool/run", "/", "/documentsearch", "/api/documents/DOC-004"] {
+		d := decide_in("GET", path)
+		d.allow
+		d.grant == ["engineering", "finance"]
+	}
+	decide_in("POST", "/tool/run").allow
+}
+
+test_an_empty_grant_is_still_the_first_reason if {
+	d := actbridge.decision with input as inbound("carol", ["summarizer-tech"], "DELETE", "/Documents/DOC-004")
+	refused_with(d, "the user and the agents acting for them share no permission")
+}
+
+test_credential_backends_are_not_judged_as_document_paths if {
+	# S3 object keys are keys: "documents/DOC-004" is no document's key.
+	decide_object("david", ["reviewer-ops"], "read", "documents/DOC-004").allow
+	# A GitHub repository named like the namespace.
+	github := object.union(
+		outbound("alice", ["summarizer-tech"], "github", "GET", "/repos/demo-org/Documents/contents/README.md"),
+		{"backend": "github_app", "resource": ["Documents", "contents", "README.md"]},
+	)
+	d := actbridge.decision with input as github
+	d.allow
+}
+
+test_vend_requests_are_judged_on_the_grant if {
+	every backend in ["aws_sts", "github_app", "ssh_cert", "postgres"] {
+		vend := object.union(
+			outbound("alice", ["summarizer-tech"], "credentials", "POST", "/credentials"),
+			{"backend": backend, "action": "read", "resource": []},
+		)
+		d := actbridge.decision with input as vend
+		d.allow
+		d.grant == ["engineering", "finance"]
+	}
+}
+
+test_an_a2a_agent_card_passes_only_on_a_route_listed_as_a2a if {
+	card := outbound("alice", ["summarizer-tech"], "reviewer-ops", "GET", "/.well-known/agent-card.json")
+	unlisted := actbridge.decision with input as card
+	refused_with(unlisted, "no rule allows this request shape")
+	listed := actbridge.decision with input as card with data.world.routes as {"reviewer-ops": "a2a"}
+	listed.allow
+	post := object.union(card, {"method": "POST", "action": "write"})
+	no_message := actbridge.decision with input as post with data.world.routes as {"reviewer-ops": "a2a"}
+	refused_with(no_message, "no rule allows this request shape")
+}
+
+test_a_route_kind_applies_outbound_only if {
+	# An inbound request is never judged by a route's kind, whatever its route field says.
+	d := actbridge.decision with input as object.union(
+		inbound("alice", ["summarizer-tech"], "GET", "/DOC-003"),
+		{"route": "document-service"},
+	)
+	d.allow
+}
+
+test_a2a_messages_are_judged_on_the_grant if {
+	d := actbridge.decision with input as object.union(
+		outbound("alice", ["summarizer-tech"], "reviewer-ops", "POST", "/"),
+		{"a2a": {"method": "message/send", "known": true, "agent": "spiffe://demo.example.com/agent/reviewer-ops"}},
+	)
+	d.allow
 }

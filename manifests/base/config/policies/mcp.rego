@@ -1,6 +1,9 @@
 # MCP tools (`protocol: mcp` routes): every JSON-RPC message reaches the policy with
-# `input.mcp` = {method, tool, arguments}. A tool call is judged per tool and, where the
-# tool reads a document, per argument, under the same all-of rule as documents.rego.
+# `input.mcp` = {method, known, tool, arguments}. A method MCP does not define for a
+# client (`known: false`) is refused. A tool call is judged per tool and, where the tool
+# reads a document, per argument, under the same all-of rule as documents.rego. Other
+# known methods (initialize, tools/list, …) and a client's responses are judged on the
+# grant.
 #
 # `world.tools` says what each tool is:
 #   document_argument — the argument naming a document; the call is allowed only for a
@@ -20,7 +23,9 @@ mcp_tool := world.tools[input.mcp.tool] if mcp_tool_call
 
 mcp_document_id := input.mcp.arguments[mcp_tool.document_argument] if mcp_tool_call
 
-mcp_refusal := "the tool is not known" if {
+mcp_refusal := "the MCP method is not known" if {
+	input.mcp.known == false
+} else := "the tool is not known" if {
 	mcp_tool_call
 	not mcp_tool
 } else := mcp_tool.refused if {

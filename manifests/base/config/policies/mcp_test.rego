@@ -10,9 +10,10 @@ tool_call(user, chain, tool, arguments) := object.union(
 	{
 		"direction": "outbound",
 		"route": "mcp-documents",
+		"backend": "token_exchange",
 		"method": "POST",
 		"action": "write",
-		"mcp": {"method": "tools/call", "tool": tool, "arguments": arguments},
+		"mcp": {"method": "tools/call", "known": true, "tool": tool, "arguments": arguments},
 	},
 )
 
@@ -77,9 +78,71 @@ test_listing_asks_without_arguments_and_keeps_argument_rules_for_the_call if {
 test_other_mcp_methods_are_judged_on_the_grant if {
 	i := object.union(
 		request("alice", ["summarizer-tech"], "/mcp"),
-		{"mcp": {"method": "initialize", "tool": null, "arguments": null}},
+		{"mcp": {"method": "initialize", "known": true, "tool": null, "arguments": null}},
 	)
 	d := actbridge.decision with input as i
 	d.allow
 	not d.single_use_token
+}
+
+# A message whose method MCP does not define for a client (`known: false`, decided by
+# actbridge, case-sensitive) has no shape; a client's response (method null) is known.
+message(method, known) := object.union(tool_call("alice", ["summarizer-tech"], "search", {}), {"mcp": {
+	"method": method,
+	"known": known,
+	"tool": null,
+	"arguments": null,
+}})
+
+test_an_mcp_method_that_mcp_does_not_define_is_refused if {
+	d := actbridge.decision with input as message("Tools/Call", false)
+	not d.allow
+	d.reason == "the MCP method is not known"
+	list := actbridge.decision with input as message("tools/list", true)
+	list.allow
+	response := actbridge.decision with input as message(null, true)
+	response.allow
+}
+
+test_an_unknown_method_is_refused_even_on_a_route_the_world_does_not_list if {
+	i := object.union(message("admin/wipe", false), {"route": "other-mcp"})
+	d := actbridge.decision with input as i
+	d.reason == "the MCP method is not known"
+}
+
+# Streamable HTTP's bodyless GET (event stream) and DELETE (end of session) carry no
+# message: they pass on the grant on a route world.routes lists as `mcp`, and nothing else
+# without a message does.
+plain_on_mcp_route(route, method) := object.union(request("alice", ["summarizer-tech"], "/mcp"), {
+	"direction": "outbound",
+	"route": route,
+	"backend": "token_exchange",
+	"method": method,
+	"action": action_of(method),
+})
+
+test_the_mcp_session_stream_and_end_pass_on_a_listed_mcp_route if {
+	every method in ["GET", "DELETE"] {
+		d := actbridge.decision with input as plain_on_mcp_route("mcp-documents", method)
+		d.allow
+		d.grant == ["engineering", "finance"]
+		not d.single_use_token
+	}
+}
+
+test_other_requests_without_a_message_on_an_mcp_route_have_no_shape if {
+	every method in ["POST", "PUT", "HEAD"] {
+		d := actbridge.decision with input as plain_on_mcp_route("mcp-documents", method)
+		d.reason == "no rule allows this request shape"
+	}
+	d := actbridge.decision with input as plain_on_mcp_route("unlisted-mcp", "GET")
+	d.reason == "no rule allows this request shape"
+}
+
+test_an_empty_grant_is_refused_before_the_session_stream if {
+	d := actbridge.decision with input as object.union(
+		plain_on_mcp_route("mcp-documents", "GET"),
+		{"user": {"sub": "carol", "username": "carol", "groups": ["hr"]}},
+	)
+	d.reason == "the user and the agents acting for them share no permission"
 }
