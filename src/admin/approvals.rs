@@ -3,7 +3,9 @@
 //! ```text
 //! GET  /approvals              → 200 {"approvals": [{id, user, actors, direction, route,
 //!                                   method, authority, path, reason, asked_at, expires_at}]}
-//! POST /approvals/{id}/approve → 204; the held request goes on
+//! POST /approvals/{id}/approve {"digest": "<the listed digest>"}
+//!                              → 204; the held request goes on (400 without a digest,
+//!                                409 when it is not the held request's)
 //! POST /approvals/{id}/deny    → 204; the held request gets 403 approval_denied
 //! ```
 //!
@@ -33,8 +35,17 @@ pub(super) async fn approve(
     State(state): State<AdminState>,
     headers: HeaderMap,
     Path(id): Path<String>,
+    body: axum::body::Bytes,
 ) -> Response {
-    decide(state, headers, &id, true).await
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Approval {
+        digest: String,
+    }
+    let digest = serde_json::from_slice::<Approval>(&body)
+        .ok()
+        .map(|a| a.digest);
+    decide(state, headers, &id, true, digest.as_deref()).await
 }
 
 pub(super) async fn deny(
@@ -42,10 +53,16 @@ pub(super) async fn deny(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Response {
-    decide(state, headers, &id, false).await
+    decide(state, headers, &id, false, None).await
 }
 
-async fn decide(state: AdminState, headers: HeaderMap, id: &str, approve: bool) -> Response {
+async fn decide(
+    state: AdminState,
+    headers: HeaderMap,
+    id: &str,
+    approve: bool,
+    digest: Option<&str>,
+) -> Response {
     let who = match admin(&state, &headers).await {
         Ok(a) => a,
         Err(r) => return r,
@@ -53,12 +70,14 @@ async fn decide(state: AdminState, headers: HeaderMap, id: &str, approve: bool) 
     let Some(approvals) = state.pipeline.approvals() else {
         return error(StatusCode::NOT_FOUND, "not_found");
     };
-    match approvals.decide(id, approve, &who.name) {
+    match approvals.decide(id, approve, &who.name, digest) {
         Ok(()) => {
             tracing::warn!(id, admin = %who.name, approve, "approval decided");
             StatusCode::NO_CONTENT.into_response()
         }
         Err(DecideError::NotFound) => error(StatusCode::NOT_FOUND, "not_found"),
         Err(DecideError::Unaudited) => error(StatusCode::SERVICE_UNAVAILABLE, "audit_unavailable"),
+        Err(DecideError::DigestRequired) => error(StatusCode::BAD_REQUEST, "digest_required"),
+        Err(DecideError::DigestMismatch) => error(StatusCode::CONFLICT, "digest_mismatch"),
     }
 }

@@ -67,8 +67,18 @@ pub async fn list(base: &str, token: &str) -> Result<String, ClientError> {
                     .collect()
             })
             .unwrap_or_default();
+        let query = a["query"]
+            .as_str()
+            .map(|q| format!("?{q}"))
+            .unwrap_or_default();
+        let call = match (a["call"].as_str(), a.get("arguments")) {
+            (Some(c), Some(args)) => format!("\n  call:   {c} {args}"),
+            (Some(c), None) => format!("\n  call:   {c}"),
+            _ => String::new(),
+        };
         out.push_str(&format!(
-            "{id}\n  who:    {user} via {actors}\n  what:   {dir} {method} {authority}{path} (route {route})\n  why:    {reason}\n  waits until {expires} (Unix seconds)\n",
+            "{id}\n  who:    {user} via {actors}\n  what:   {dir} {method} {authority}{path}{query} (route {route}){call}\n  why:    {reason}\n  digest: {digest}\n  waits until {expires} (Unix seconds)\n",
+            digest = s("digest"),
             id = s("id"),
             user = s("user"),
             actors = if actors.is_empty() { "-".to_string() } else { actors.join(" <- ") },
@@ -94,7 +104,24 @@ pub async fn decide(
     let verb = if approve { "approve" } else { "deny" };
     let id_part = percent_encoding::utf8_percent_encode(id, percent_encoding::NON_ALPHANUMERIC);
     let url = format!("{}/approvals/{id_part}/{verb}", base.trim_end_matches('/'));
-    call(client().post(&url).bearer_auth(token), &url).await?;
+    let mut request = client().post(&url).bearer_auth(token);
+    if approve {
+        // An approval names the digest of what it approves: the one listed now, so the
+        // approver approves what `list` showed.
+        let list_url = format!("{}/approvals", base.trim_end_matches('/'));
+        let body = call(client().get(&list_url).bearer_auth(token), &list_url).await?;
+        let v: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+        let digest = v["approvals"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|a| a["id"] == id)
+            .and_then(|a| a["digest"].as_str())
+            .unwrap_or_default()
+            .to_string();
+        request = request.json(&serde_json::json!({ "digest": digest }));
+    }
+    call(request, &url).await?;
     Ok(format!(
         "{id}: {}\n",
         if approve { "approved" } else { "denied" }

@@ -47,15 +47,97 @@ pub struct PendingApproval {
     pub authority: String,
     /// The path, without its query string.
     pub path: String,
+    /// The query string, as sent (at most 1 KiB shown, its length marked when cut).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub query: Option<String>,
     /// On an agent-protocol route, the call: `tools/call read_document`, `message/send`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub call: Option<String>,
+    /// A `tools/call`'s arguments, as the server would receive them — values under
+    /// credential-like names (`password`, `token`, `secret`, …) redacted, and at most
+    /// 4 KiB shown (a longer document is replaced by its first part and length).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub arguments: Option<serde_json::Value>,
+    /// SHA-256 (hex) of what is shown above (who, what, where, query, call, arguments):
+    /// an approval names it, and applies only to exactly that content.
+    pub digest: String,
     /// Why: the policy's reason.
     pub reason: String,
     /// Asked at (Unix seconds).
     pub asked_at: u64,
     /// Denied automatically at (Unix seconds).
     pub expires_at: u64,
+}
+
+/// The most of a query string an approver is shown.
+const SHOWN_QUERY_MAX: usize = 1024;
+/// The most of a call's arguments (serialized) an approver is shown.
+const SHOWN_ARGUMENTS_MAX: usize = 4096;
+/// Argument names whose values are never shown (compared ignoring case, as parts).
+const SECRET_NAMES: &[&str] = &[
+    "password",
+    "passwd",
+    "secret",
+    "token",
+    "authorization",
+    "api_key",
+    "apikey",
+    "credential",
+    "private_key",
+    "cookie",
+];
+
+impl PendingApproval {
+    /// The query string of `path_and_query`, as an approver is shown it.
+    pub fn shown_query(path_and_query: &str) -> Option<String> {
+        let (_, query) = path_and_query.split_once('?')?;
+        Some(super::request::bounded(query, SHOWN_QUERY_MAX).into_owned())
+    }
+
+    /// `arguments` as an approver is shown them: credential-like values redacted, at most
+    /// [`SHOWN_ARGUMENTS_MAX`] bytes.
+    pub fn shown_arguments(arguments: &serde_json::Value) -> serde_json::Value {
+        let redacted = redact(arguments);
+        let text = redacted.to_string();
+        if text.len() <= SHOWN_ARGUMENTS_MAX {
+            return redacted;
+        }
+        serde_json::Value::String(super::request::bounded(&text, SHOWN_ARGUMENTS_MAX).into_owned())
+    }
+
+    /// The digest of what an approver is shown.
+    fn content_digest(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let content = serde_json::json!({
+            "user": self.user, "actors": self.actors, "direction": self.direction,
+            "route": self.route, "method": self.method, "authority": self.authority,
+            "path": self.path, "query": self.query, "call": self.call,
+            "arguments": self.arguments,
+        });
+        hex::encode(Sha256::digest(content.to_string().as_bytes()))
+    }
+}
+
+fn redact(v: &serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    match v {
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(k, v)| {
+                    let lower = k.to_ascii_lowercase();
+                    let secret = SECRET_NAMES.iter().any(|s| lower.contains(s));
+                    let shown = if secret {
+                        Value::String("[redacted]".into())
+                    } else {
+                        redact(v)
+                    };
+                    (k.clone(), shown)
+                })
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.iter().map(redact).collect()),
+        other => other.clone(),
+    }
 }
 
 /// How a pending approval ended, when not approved.
@@ -92,6 +174,12 @@ pub enum DecideError {
     /// The decision could not be audited, so it was not taken.
     #[error("the decision could not be audited")]
     Unaudited,
+    /// An approval that names no digest: what was approved would be unknown.
+    #[error("an approval names the digest of what it approves")]
+    DigestRequired,
+    /// The digest is not the held request's: the approver saw something else.
+    #[error("the digest is not the held request's")]
+    DigestMismatch,
 }
 
 struct Waiting {
@@ -176,6 +264,7 @@ impl Approvals {
     ) -> Result<String, ApprovalRefused> {
         let (tx, rx) = oneshot::channel();
         info.id = uuid::Uuid::new_v4().to_string();
+        info.digest = info.content_digest();
         info.asked_at = now_secs();
         info.expires_at = info.asked_at + self.timeout.as_secs();
         {
@@ -229,11 +318,25 @@ impl Approvals {
         all
     }
 
-    /// `by` approves (`approve`) or denies the pending approval `id`. The step is audited
-    /// first; one that cannot be audited is not taken.
-    pub fn decide(&self, id: &str, approve: bool, by: &str) -> Result<(), DecideError> {
+    /// `by` approves (`approve`) or denies the pending approval `id`. An approval names
+    /// the `digest` of what it approves, and applies only when it is the held request's.
+    /// The step is audited first; one that cannot be audited is not taken.
+    pub fn decide(
+        &self,
+        id: &str,
+        approve: bool,
+        by: &str,
+        digest: Option<&str>,
+    ) -> Result<(), DecideError> {
         let mut pending = self.lock();
         let waiting = pending.get(id).ok_or(DecideError::NotFound)?;
+        if approve {
+            let named = digest.ok_or(DecideError::DigestRequired)?;
+            let held = waiting.info.digest.as_bytes();
+            if !bool::from(subtle::ConstantTimeEq::ct_eq(named.as_bytes(), held)) {
+                return Err(DecideError::DigestMismatch);
+            }
+        }
         let step = if approve { "approved" } else { "denied" };
         if !self.record(&waiting.info, step, Some(by)) {
             return Err(DecideError::Unaudited);
@@ -274,6 +377,33 @@ impl Approvals {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn an_approver_sees_the_query_and_the_arguments_with_secrets_redacted_and_bounded() {
+        use super::PendingApproval;
+        assert_eq!(
+            PendingApproval::shown_query("/send?to=exfil@attacker.example").as_deref(),
+            Some("to=exfil@attacker.example")
+        );
+        assert_eq!(PendingApproval::shown_query("/send"), None);
+        let shown = PendingApproval::shown_arguments(&serde_json::json!({
+            "to": "exfil@attacker.example", "API_KEY": "k", "auth": {"password": "p"},
+            "items": [{"session_token": "t", "n": 1}],
+        }));
+        assert_eq!(shown["to"], "exfil@attacker.example");
+        assert_eq!(shown["API_KEY"], "[redacted]");
+        assert_eq!(shown["auth"]["password"], "[redacted]");
+        assert_eq!(shown["items"][0]["session_token"], "[redacted]");
+        assert_eq!(shown["items"][0]["n"], 1);
+        let big =
+            PendingApproval::shown_arguments(&serde_json::json!({"text": "a".repeat(10_000)}));
+        let text = big.as_str().unwrap();
+        assert!(
+            text.len() < 4200 && text.contains("bytes]"),
+            "{}",
+            text.len()
+        );
+    }
+
     use super::*;
 
     fn info() -> PendingApproval {
@@ -286,7 +416,10 @@ mod tests {
             method: "DELETE".into(),
             authority: "h".into(),
             path: "/x".into(),
+            query: None,
             call: None,
+            arguments: None,
+            digest: String::new(),
             reason: "deletes need a person".into(),
             asked_at: 0,
             expires_at: 0,
@@ -306,10 +439,19 @@ mod tests {
         assert_eq!(listed[0].user, "alice");
         // The bound: a second request waits for nobody.
         assert_eq!(a.ask(info(), &NoHold).await, Err(ApprovalRefused::Full));
-        a.decide(&listed[0].id, true, "bob").unwrap();
+        assert_eq!(
+            a.decide(&listed[0].id, true, "bob", None),
+            Err(DecideError::DigestRequired)
+        );
+        assert_eq!(
+            a.decide(&listed[0].id, true, "bob", Some("0000")),
+            Err(DecideError::DigestMismatch)
+        );
+        a.decide(&listed[0].id, true, "bob", Some(&listed[0].digest))
+            .unwrap();
         assert_eq!(waiter.await.unwrap(), Ok("bob".to_string()));
         assert_eq!(
-            a.decide(&listed[0].id, true, "bob"),
+            a.decide(&listed[0].id, true, "bob", Some(&listed[0].digest)),
             Err(DecideError::NotFound)
         );
 
@@ -319,7 +461,7 @@ mod tests {
         };
         tokio::time::sleep(Duration::from_millis(50)).await;
         let id = a.list()[0].id.clone();
-        a.decide(&id, false, "bob").unwrap();
+        a.decide(&id, false, "bob", None).unwrap();
         assert!(matches!(
             waiter.await.unwrap(),
             Err(ApprovalRefused::Denied { .. })

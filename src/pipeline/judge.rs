@@ -99,7 +99,15 @@ pub(super) async fn judge(
             method: req.method.clone(),
             authority: req.authority.clone(),
             path: path.to_string(),
+            query: PendingApproval::shown_query(&req.path),
             call: target.rpc.map(RpcInput::what),
+            arguments: match target.rpc {
+                Some(RpcInput::Mcp(m)) => {
+                    m.arguments.as_ref().map(PendingApproval::shown_arguments)
+                }
+                _ => None,
+            },
+            digest: String::new(),
             reason: decision.reason.clone(),
             asked_at: 0,
             expires_at: 0,

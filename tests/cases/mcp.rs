@@ -395,14 +395,29 @@ async fn tools_list_is_narrowed_and_bad_bodies_never_reach_the_server() {
     };
     assert_eq!(pending["call"], "tools/call send_message");
     assert_eq!(pending["user"], "alice");
+    // The approver sees what the server would receive: the tool's arguments.
+    assert_eq!(pending["arguments"]["to"], "bob");
+    assert_eq!(pending["arguments"]["text"], "Q4 is out");
     assert_eq!(s.server.calls().len(), served, "held, not sent");
     let id = pending["id"].as_str().unwrap();
-    let r = s
-        .agent
-        .http
-        .post(format!("{admin}/approvals/{id}/approve"))
-        .bearer_auth(&bob)
-        .send()
+    let approve = |body: Option<Value>| {
+        let mut r = s
+            .agent
+            .http
+            .post(format!("{admin}/approvals/{id}/approve"))
+            .bearer_auth(&bob);
+        if let Some(b) = body {
+            r = r.json(&b);
+        }
+        r.send()
+    };
+    // An approval names the digest of what was shown; another digest, or none, is
+    // refused and the request stays held.
+    assert_eq!(approve(None).await.unwrap().status(), 400);
+    let wrong = json!({"digest": "0".repeat(64)});
+    assert_eq!(approve(Some(wrong)).await.unwrap().status(), 409);
+    assert_eq!(s.server.calls().len(), served, "still held");
+    let r = approve(Some(json!({"digest": pending["digest"]})))
         .await
         .unwrap();
     assert!(r.status().is_success(), "{}", r.status());
