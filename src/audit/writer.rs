@@ -299,6 +299,13 @@ impl Writer {
             File::open(dir)?.sync_all()?;
         }
         tracing::info!(rotated = %rotated.display(), "audit file rotated");
+        // Bounded disk use: the oldest rotated files beyond `retain_files` go.
+        let rotated = rotated_files(&self.cfg.path)?;
+        let surplus = rotated.len().saturating_sub(self.cfg.retain_files);
+        for old in &rotated[..surplus] {
+            std::fs::remove_file(old)?;
+            tracing::info!(deleted = %old.display(), "old rotated audit file deleted (audit.retain_files)");
+        }
         Ok(())
     }
 
@@ -319,8 +326,13 @@ pub(super) fn rotated_name(path: &Path, last_seq: u64) -> PathBuf {
 
 /// The newest rotated file next to `path`, if any.
 fn newest_rotated(path: &Path) -> std::io::Result<Option<PathBuf>> {
+    Ok(rotated_files(path)?.pop())
+}
+
+/// The rotated files next to `path`, oldest first (their names sort in chain order).
+fn rotated_files(path: &Path) -> std::io::Result<Vec<PathBuf>> {
     let (Some(dir), Some(base)) = (path.parent(), path.file_name()) else {
-        return Ok(None);
+        return Ok(Vec::new());
     };
     let dir = if dir.as_os_str().is_empty() {
         Path::new(".")
@@ -328,20 +340,18 @@ fn newest_rotated(path: &Path) -> std::io::Result<Option<PathBuf>> {
         dir
     };
     let prefix = format!("{}.", base.to_string_lossy());
-    let mut newest: Option<PathBuf> = None;
+    let mut rotated = Vec::new();
     for entry in std::fs::read_dir(dir)? {
         let name = entry?.file_name().to_string_lossy().into_owned();
         let Some(digits) = name.strip_prefix(&prefix) else {
             continue;
         };
         if digits.len() == 20 && digits.bytes().all(|b| b.is_ascii_digit()) {
-            let p = dir.join(&name);
-            if newest.as_ref().is_none_or(|n| p > *n) {
-                newest = Some(p);
-            }
+            rotated.push(dir.join(&name));
         }
     }
-    Ok(newest)
+    rotated.sort();
+    Ok(rotated)
 }
 
 /// Where the chain continues after `line` (the last record of `path`).

@@ -23,10 +23,15 @@ use super::ConfigError;
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawAudit {
-    /// The active audit file. Rotated files sit next to it as `PATH.<first record's
-    /// sequence number, 20 digits>`; actbridge never deletes them. A relative path is
-    /// taken from the config file's directory. Required.
+    /// The active audit file. Rotated files sit next to it as `PATH.<last record's
+    /// sequence number, 20 digits>`; the oldest beyond `retain_files` are deleted. A
+    /// relative path is taken from the config file's directory. Required.
     pub path: String,
+    /// Rotated files kept next to the active one; at each rotation the oldest beyond this
+    /// many are deleted (ship them elsewhere first if you keep more). Default `10`; at
+    /// least 1. With `max_file_bytes`, this bounds the log's disk use.
+    #[serde(default)]
+    pub retain_files: Option<usize>,
     /// Rotate the active file once it holds this many bytes. Default `67108864` (64 MiB);
     /// at least 4096.
     #[serde(default)]
@@ -86,6 +91,8 @@ pub struct AuditConfig {
     pub path: PathBuf,
     /// Rotation size.
     pub max_file_bytes: u64,
+    /// Rotated files kept.
+    pub retain_files: usize,
     /// Queue capacity.
     pub queue_capacity: usize,
     /// When the queue is full.
@@ -124,6 +131,13 @@ pub(super) fn validate_audit(a: &RawAudit) -> Result<AuditConfig, ConfigError> {
     if a.path.is_empty() {
         return Err(ConfigError::invalid("audit.path", "must not be empty"));
     }
+    let retain_files = a.retain_files.unwrap_or(10);
+    if retain_files == 0 {
+        return Err(ConfigError::invalid(
+            "audit.retain_files",
+            "must be at least 1 (the rotated file the chain continues from)",
+        ));
+    }
     let max_file_bytes = a.max_file_bytes.unwrap_or(64 << 20);
     if max_file_bytes < 4096 {
         return Err(ConfigError::invalid(
@@ -157,6 +171,7 @@ pub(super) fn validate_audit(a: &RawAudit) -> Result<AuditConfig, ConfigError> {
     }
     let checkpoint = a.checkpoint.as_ref().map(validate_checkpoint).transpose()?;
     Ok(AuditConfig {
+        retain_files,
         path: PathBuf::from(&a.path),
         max_file_bytes,
         queue_capacity,
