@@ -13,6 +13,7 @@ mod decision;
 mod inbound;
 mod introspection;
 mod judge;
+mod log_budget;
 mod outbound;
 mod refusal;
 mod replay;
@@ -60,6 +61,8 @@ pub struct Pipeline {
     /// Whether a request is traced (`telemetry` / `OTEL_TRACES_SAMPLER`), decided before
     /// its spans are made.
     sampler: HeadSampler,
+    /// How many "refused" lines the log takes per second.
+    refusal_log: log_budget::LogBudget,
 }
 
 impl Pipeline {
@@ -134,6 +137,7 @@ impl Pipeline {
                 .map(|a| Arc::new(Approvals::new(a.timeout, a.max_pending))),
             identity: None,
             sampler: HeadSampler::new(&cfg.telemetry),
+            refusal_log: log_budget::LogBudget::new(log_budget::REFUSALS_LOGGED_PER_SECOND),
         }
     }
 
@@ -479,7 +483,13 @@ impl Pipeline {
     fn refuse(&self, req: &RequestFacts, refusal: &Refusal) -> Denial {
         let retry_after = self.outbound.as_ref().map(|o| o.retry_after_secs());
         let denial = refusal.denial(retry_after);
+        // A flood of refusals must not fill the disk through the log: over the budget
+        // the line is counted, and the next one written says how many were left out.
+        let Some(left_out) = self.refusal_log.admit() else {
+            return denial;
+        };
         tracing::info!(
+            left_out,
             direction = req.direction.as_str(),
             request_id = req.header("x-request-id").unwrap_or("-"),
             authority = %req.authority,

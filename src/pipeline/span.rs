@@ -42,7 +42,7 @@ pub(super) fn request(req: &RequestFacts, phase: &'static str, sampler: &HeadSam
         phase,
         http.request.method = req.method.as_str(),
         server.address = req.authority.as_str(),
-        url.path = req.path_only(),
+        url.path = %req.path_for_records(),
         request.id = Empty,
         route = Empty,
         user = Empty,

@@ -417,3 +417,63 @@ async fn no_token_or_query_string_reaches_actbridges_log() {
         "{log}"
     );
 }
+
+/// A flood of refused requests cannot fill the disk (issue 20 §4): each audit record
+/// holds at most 512 bytes of the path, and the log takes at most 20 "refused" lines a
+/// second, the next one saying how many were left out.
+#[tokio::test]
+async fn a_flood_of_refused_requests_with_huge_paths_writes_a_bounded_log_and_audit() {
+    let dir = tempfile::tempdir().unwrap();
+    let audit = dir.path().join("audit.log");
+    let sts = crate::support::world::Sts::start().await;
+    let config = crate::support::world::sidecar_config(&sts)
+        + &format!("audit:\n  path: {}\n", audit.display());
+    let world = World::start_with(sts, &config).await;
+    // What the operator's log (INFO and above, the default) takes.
+    let operator_log = |log: String| -> usize {
+        log.lines()
+            .filter(|l| {
+                // The level is the word after the timestamp, between colour codes.
+                let plain: String = l
+                    .split('\u{1b}')
+                    .map(|p| p.split_once('m').map_or(p, |(_, rest)| rest))
+                    .collect();
+                matches!(
+                    plain.split_whitespace().nth(1),
+                    Some("INFO" | "WARN" | "ERROR")
+                )
+            })
+            .map(|l| l.len() + 1)
+            .sum()
+    };
+    let log_before = operator_log(world.actbridge.log());
+    let path = format!("/{}", "a".repeat(20_000));
+    let (requests, mut refused) = (300, 0);
+    for _ in 0..requests {
+        let r = world.inbound(&path).send().await.unwrap();
+        refused += usize::from(r.status() == 401);
+    }
+    assert_eq!(refused, requests);
+    let logged = operator_log(world.actbridge.log()) - log_before;
+    assert!(
+        logged < 100_000,
+        "{logged} bytes of log for {requests} refusals of 20 KB paths"
+    );
+    assert!(
+        world.actbridge.log().contains("left_out"),
+        "no line said what was left out"
+    );
+    // Every refusal is audited, each record bounded.
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let written = std::fs::read_to_string(&audit).unwrap();
+    let records = written
+        .lines()
+        .filter(|l| l.contains("\"decision\""))
+        .count();
+    assert!(records >= requests, "{records} records");
+    assert!(
+        written.lines().all(|l| l.len() < 4096),
+        "an audit record over 4 KiB"
+    );
+    assert_eq!(world.app.count(), 0);
+}
