@@ -165,6 +165,16 @@ enum AuditCommand {
         /// `openssl pkey -in key.pem -pubout`).
         #[arg(long)]
         public_key: Option<PathBuf>,
+        /// Fail (exit 1) unless the files start the chain (record 1, linked to the
+        /// genesis): records deleted from the start are found. Leave it off for a set
+        /// that starts at a kept rotated file (`audit.retain_files`).
+        #[arg(long)]
+        from_start: bool,
+        /// Fail (exit 1) unless the last record is a checkpoint whose signature verifies
+        /// (needs `--public-key`): records deleted from the end are found. A sidecar
+        /// writes a checkpoint when it stops; a running one may have records after it.
+        #[arg(long, requires = "public_key")]
+        signed_end: bool,
     },
 }
 
@@ -513,7 +523,12 @@ async fn wait_for_signal() {
 
 fn audit_command(command: AuditCommand) -> ExitCode {
     use ed25519_dalek::pkcs8::DecodePublicKey;
-    let AuditCommand::Verify { files, public_key } = command;
+    let AuditCommand::Verify {
+        files,
+        public_key,
+        from_start,
+        signed_end,
+    } = command;
     let key = match public_key
         .as_deref()
         .map(std::fs::read_to_string)
@@ -562,6 +577,29 @@ fn audit_command(command: AuditCommand) -> ExitCode {
             "checkpoints: {} present, signatures NOT checked (give --public-key)",
             report.checkpoints
         ),
+    }
+    // What the chain alone cannot show: a cut at either end. Said always; a failure
+    // when asked for.
+    let starts = report.first_seq == Some(1);
+    if !starts {
+        println!(
+            "start: the first record is {}, not 1: the log starts mid-chain (rotated files not given, deleted by retain_files, or records cut from the start)",
+            report.first_seq.unwrap_or(0)
+        );
+    }
+    if report.unsigned_tail > 0 || report.checkpoints_verified == 0 {
+        println!(
+            "end: {} records after the last signed checkpoint: records cut from the end would not show",
+            report.unsigned_tail
+        );
+    }
+    if from_start && !starts {
+        println!("TRUNCATED: the log does not start at record 1 (--from-start)");
+        return ExitCode::from(1);
+    }
+    if signed_end && (report.unsigned_tail > 0 || report.checkpoints_verified == 0) {
+        println!("TRUNCATED OR OPEN: the log does not end with a signed checkpoint (--signed-end)");
+        return ExitCode::from(1);
     }
     ExitCode::SUCCESS
 }

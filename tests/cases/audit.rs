@@ -224,6 +224,54 @@ async fn every_decision_is_audited_chained_and_signed_and_tampering_is_found() {
     let (code, out) = verify(&[&log], &other);
     assert_eq!(code, 1);
     assert!(out.contains("checkpoint 7 has a bad signature"), "{out}");
+
+    // A cut at either end keeps a valid chain; the strict checks find it (issue 20 §6).
+    let strict = |file: &Path| {
+        let out = Command::new(env!("CARGO_BIN_EXE_actbridge"))
+            .args([
+                "audit",
+                "verify",
+                "--from-start",
+                "--signed-end",
+                "--public-key",
+            ])
+            .arg(&public_file)
+            .arg(file)
+            .output()
+            .unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let (code, out) = strict(&log);
+    assert_eq!(code, 0, "the whole log, cleanly stopped: {out}");
+    for (what, cut, expected) in [
+        (
+            "the first records cut",
+            lines[2..].to_vec(),
+            "does not start at record 1",
+        ),
+        (
+            "the last records cut",
+            lines[..5].to_vec(),
+            "does not end with a signed checkpoint",
+        ),
+    ] {
+        write_lines(&copy, &cut);
+        let (code, out) = verify(&[&copy], &public_file);
+        assert_eq!(code, 0, "{what}: the chain alone still verifies: {out}");
+        assert!(
+            out.contains("start:") || out.contains("end:"),
+            "{what}: not said: {out}"
+        );
+        let (code, out) = strict(&copy);
+        assert_eq!(
+            code, 1,
+            "{what} went unnoticed with --from-start --signed-end: {out}"
+        );
+        assert!(out.contains(expected), "{what}: {out}");
+    }
 }
 
 #[tokio::test]
