@@ -84,7 +84,7 @@ pub async fn run(
         let log = log.clone();
         pipeline.metrics().register_audit(Box::new(move || {
             let s = log.stats();
-            (s.queue_depth, s.written, s.dropped)
+            (s.queue_depth, s.written, s.dropped, s.failed)
         }));
     }
     for backend in credentials.all() {

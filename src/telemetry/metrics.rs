@@ -123,7 +123,7 @@ struct UpstreamLabels {
 }
 
 /// What the audit log reports at scrape time: (queue depth, written, dropped).
-pub type AuditProbe = Box<dyn Fn() -> (usize, u64, u64) + Send + Sync>;
+pub type AuditProbe = Box<dyn Fn() -> (usize, u64, u64, bool) + Send + Sync>;
 
 /// The current SVID's expiry (Unix seconds), if one is held.
 pub type SvidProbe = Box<dyn Fn() -> Option<i64> + Send + Sync>;
@@ -346,11 +346,20 @@ impl Collector for ProbeCollector {
             )?)?;
         }
         if let Some(audit) = &p.audit {
-            let (depth, written, dropped) = audit();
+            let (depth, written, dropped, failed) = audit();
             let g = ConstGauge::new(depth as i64);
             g.encode(encoder.encode_descriptor(
                 "audit_queue_depth",
                 "Audit records waiting to be written",
+                None,
+                g.metric_type(),
+            )?)?;
+            // The operator's alert: 1 once the writer failed (a full disk, a lost volume);
+            // from then on every request is refused (or its record dropped).
+            let g = ConstGauge::new(i64::from(failed));
+            g.encode(encoder.encode_descriptor(
+                "audit_writer_failed",
+                "1 when the audit writer has failed (disk full, I/O error): alert on it",
                 None,
                 g.metric_type(),
             )?)?;

@@ -284,3 +284,113 @@ async fn a_sidecar_that_cannot_audit_does_not_start() {
     assert!(!status.success());
     assert!(a.log().contains("audit log"), "{}", a.log());
 }
+
+/// A tmpfs of `kib` KiB mounted on `dir`, unmounted on drop.
+struct SmallDisk(std::path::PathBuf);
+
+impl SmallDisk {
+    fn mount(dir: &Path, kib: u32) -> SmallDisk {
+        let ok = Command::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={kib}k,mode=0700"),
+                "tmpfs",
+            ])
+            .arg(dir)
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "mount a tmpfs (the tests run as root)");
+        SmallDisk(dir.to_path_buf())
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+/// A full disk is an operator alert, and no request goes on unaudited (issue 20 §4):
+/// once the audit writer cannot write, every request is refused with 503
+/// `audit_unavailable` (`on_queue_full: refuse`), `/metrics` says
+/// `actbridge_audit_writer_failed 1`, and the error is logged.
+#[tokio::test]
+async fn a_full_disk_refuses_every_request_and_raises_the_writer_failed_alert() {
+    let dir = tempfile::tempdir().unwrap();
+    let disk = dir.path().join("disk");
+    std::fs::create_dir(&disk).unwrap();
+    let _disk = SmallDisk::mount(&disk, 64);
+    let sts = Sts::start().await;
+    let config = sidecar_config(&sts)
+        + &format!(
+            "audit:\n  path: {}\n  flush_interval: 50ms\n",
+            disk.join("audit.log").display()
+        );
+    let world = World::start_with(sts, &config).await;
+    let token = world.sts.alice().await;
+    let metrics_url = format!("http://127.0.0.1:{}/metrics", world.actbridge.admin_port);
+    let failed = || async {
+        let text = world
+            .http
+            .get(&metrics_url)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        text.lines().any(|l| l == "actbridge_audit_writer_failed 1")
+    };
+    assert!(
+        !failed().await,
+        "the writer failed before the disk was full"
+    );
+    // Each allowed request writes a record; a long path fills 64 KiB soon.
+    let path = format!("/data/{}", "x".repeat(400));
+    let mut refused_at = None;
+    for i in 0..2000 {
+        let r = world
+            .inbound(&path)
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        if r.status() == 503 {
+            let body: Value = r.json().await.unwrap();
+            assert_eq!(body["error"], "temporarily_unavailable");
+            refused_at = Some(i);
+            break;
+        }
+        assert_eq!(r.status(), 200);
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    }
+    let refused_at = refused_at.expect("the disk never filled");
+    let seen = world.app.count();
+    for _ in 0..5 {
+        let r = world
+            .inbound("/data")
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 503, "a request went on unaudited");
+    }
+    assert_eq!(
+        world.app.count(),
+        seen,
+        "the app got a request nobody could audit"
+    );
+    assert!(
+        failed().await,
+        "no alert: actbridge_audit_writer_failed is not 1"
+    );
+    assert!(
+        world.actbridge.log().contains("audit log failed"),
+        "{}",
+        world.actbridge.log()
+    );
+    assert!(refused_at > 10, "refused from the start ({refused_at})");
+}
