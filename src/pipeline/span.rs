@@ -41,7 +41,7 @@ pub(super) fn request(req: &RequestFacts, phase: &'static str, sampler: &HeadSam
         direction = req.direction.as_str(),
         phase,
         http.request.method = req.method.as_str(),
-        server.address = req.authority.as_str(),
+        server.address = %req.ids_for_records().1,
         url.path = %req.path_for_records(),
         request.id = Empty,
         route = Empty,
@@ -54,8 +54,8 @@ pub(super) fn request(req: &RequestFacts, phase: &'static str, sampler: &HeadSam
         otel.status_code = Empty,
     );
     if !span.is_disabled() {
-        if let Some(id) = req.header("x-request-id") {
-            span.record("request.id", id);
+        if let Some(id) = req.ids_for_records().0 {
+            span.record("request.id", id.as_ref());
         }
         if let Some(parent) = parent {
             propagation::adopt(&span, parent);

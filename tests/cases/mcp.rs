@@ -611,4 +611,14 @@ async fn methods_mcp_does_not_define_never_carry_a_tool_call_past_the_policy() {
         before,
         "a tool call reached the server"
     );
+    // JSON-RPC method names are case-sensitive: `Tools/Call` is no MCP method, and the
+    // shipped policy refuses what MCP does not define.
+    let odd = r#"{"jsonrpc":"2.0","id":10,"method":"Tools/Call","params":{"name":"delete_document","arguments":{"id":"DOC-001"}}}"#;
+    let r = s.post(odd, &[]).await;
+    assert_eq!(r.status(), 403);
+    assert_eq!(
+        s.server.calls().len(),
+        before,
+        "an unknown method reached the server"
+    );
 }

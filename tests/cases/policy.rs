@@ -525,3 +525,48 @@ async fn an_unreachable_opa_refuses_with_503() {
     assert_eq!(status, 503);
     assert_eq!(world.app.count(), 0);
 }
+
+/// The shipped policy is default-deny (issue 20 §8): on the document service's route,
+/// only `GET`/`HEAD /documents` and `/documents/<known id>` go on. Case variants, extra
+/// segments, writes and unknown shapes are refused before any exchange, and the document
+/// service (which a case-insensitive framework might serve them from) receives nothing.
+#[tokio::test]
+async fn shapes_the_policy_does_not_know_are_refused_before_the_exchange() {
+    let sts = Sts::start().await;
+    let config = agent_config_with_policy(&sts);
+    let world = World::start_with(sts, &config).await;
+    let token = world.sts.alice_delegated().await;
+    let exchanges = world.sts.service.stats().token_exchange;
+    for (method, path) in [
+        ("GET", "/Documents/DOC-004"),
+        ("GET", "/DOCUMENTS/DOC-001"),
+        ("GET", "/documents/DOC-004/content"),
+        ("GET", "/documents/DOC-001/content"),
+        ("DELETE", "/Documents/DOC-001"),
+        ("DELETE", "/documents/DOC-001"),
+        ("POST", "/documents"),
+        ("GET", "/documents/DOC-999"),
+        ("GET", "/admin/secrets"),
+        ("GET", "/"),
+    ] {
+        let r = world
+            .http
+            .request(
+                reqwest::Method::from_bytes(method.as_bytes()).unwrap(),
+                format!("http://127.0.0.1:{}{path}", world.envoy.outbound_port),
+            )
+            .header("host", "document-service")
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 403, "{method} {path}");
+    }
+    assert_eq!(world.docs.count(), 0);
+    assert_eq!(world.sts.service.stats().token_exchange, exchanges);
+    // The shapes it knows still go on.
+    for path in ["/documents", "/documents/DOC-001"] {
+        let r = world.agent_call("document-service", path, &token).await;
+        assert_eq!(r.status(), 200, "{path}");
+    }
+}
