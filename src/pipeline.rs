@@ -358,8 +358,8 @@ impl Pipeline {
                 };
                 tracing::debug!(
                     direction = req.direction.as_str(),
-                    request_id = %req.ids_for_records().0.unwrap_or("-".into()),
-                    authority = %req.ids_for_records().1,
+                    request_id = %req.request_id_for_records().unwrap_or("-".into()),
+                    authority = %req.authority_for_records(),
                     path = %req.path_for_records(),
                     route = trail.route.as_deref().unwrap_or("-"),
                     subject = trail.subject.as_deref().unwrap_or("-"),
@@ -462,11 +462,13 @@ impl Pipeline {
             Decision::Deny(d) => ("deny", Some(d)),
         };
         let record = trail.into_record(DecisionRecord {
-            request_id: req.ids_for_records().0.map(std::borrow::Cow::into_owned),
+            request_id: req
+                .request_id_for_records()
+                .map(std::borrow::Cow::into_owned),
             trace_id: req.trace_id(),
             direction: req.direction.as_str().to_string(),
             method: req.method.clone(),
-            authority: req.ids_for_records().1.into_owned(),
+            authority: req.authority_for_records().into_owned(),
             path: req.path_for_records().into_owned(),
             decision: verdict.to_string(),
             status: denial.map(|d| d.status),
@@ -491,8 +493,8 @@ impl Pipeline {
         tracing::info!(
             left_out,
             direction = req.direction.as_str(),
-            request_id = %req.ids_for_records().0.unwrap_or("-".into()),
-            authority = %req.ids_for_records().1,
+            request_id = %req.request_id_for_records().unwrap_or("-".into()),
+            authority = %req.authority_for_records(),
             path = %req.path_for_records(),
             status = denial.status,
             reason = denial.reason,

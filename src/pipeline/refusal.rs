@@ -315,24 +315,12 @@ impl Refusal {
                 www_authenticate: None,
                 body: None,
             },
-            Refusal::VendMethod => Denial {
-                status: 405,
-                reason: "method_not_allowed",
-                error: "invalid_request",
-                description: "the credentials endpoint is POST /credentials".into(),
-                retry_after: None,
-                www_authenticate: None,
-                body: None,
-            },
-            Refusal::RpcHttpMethod(_) => Denial {
-                status: 405,
-                reason: "method_not_allowed",
-                error: "invalid_request",
-                description: "the agent protocol does not define this request".into(),
-                retry_after: None,
-                www_authenticate: None,
-                body: None,
-            },
+            Refusal::VendMethod => {
+                method_not_allowed("the credentials endpoint is POST /credentials")
+            }
+            Refusal::RpcHttpMethod(_) => {
+                method_not_allowed("the agent protocol does not define this request")
+            }
             Refusal::VendBody(what) => bad_request("vend_body_invalid", what),
             Refusal::BodyTooLarge => Denial {
                 status: 413,
@@ -476,6 +464,13 @@ fn bad_request(reason: &'static str, description: &'static str) -> Denial {
         retry_after: None,
         www_authenticate: None,
         body: None,
+    }
+}
+
+fn method_not_allowed(description: &'static str) -> Denial {
+    Denial {
+        status: 405,
+        ..bad_request("method_not_allowed", description)
     }
 }
 

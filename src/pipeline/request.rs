@@ -205,15 +205,15 @@ impl RequestFacts {
         bounded(self.canonical.as_str(), RECORDED_PATH_MAX)
     }
 
-    /// The request id (`x-request-id`) and the authority for logs and records, each at
-    /// most 256 bytes (marked when cut): client-chosen values never grow a record.
-    pub fn ids_for_records(
-        &self,
-    ) -> (Option<std::borrow::Cow<'_, str>>, std::borrow::Cow<'_, str>) {
-        (
-            self.header("x-request-id").map(|id| bounded(id, 256)),
-            bounded(&self.authority, 256),
-        )
+    /// The request id (`x-request-id`) for logs and records, at most 256 bytes (marked
+    /// when cut): a client-chosen value never grows a record.
+    pub fn request_id_for_records(&self) -> Option<std::borrow::Cow<'_, str>> {
+        self.header("x-request-id").map(|id| bounded(id, 256))
+    }
+
+    /// The authority for logs and records, at most 256 bytes (marked when cut).
+    pub fn authority_for_records(&self) -> std::borrow::Cow<'_, str> {
+        bounded(&self.authority, 256)
     }
 
     /// The path as every matcher reads it.

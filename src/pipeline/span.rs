@@ -41,7 +41,7 @@ pub(super) fn request(req: &RequestFacts, phase: &'static str, sampler: &HeadSam
         direction = req.direction.as_str(),
         phase,
         http.request.method = req.method.as_str(),
-        server.address = %req.ids_for_records().1,
+        server.address = %req.authority_for_records(),
         url.path = %req.path_for_records(),
         request.id = Empty,
         route = Empty,
@@ -54,7 +54,7 @@ pub(super) fn request(req: &RequestFacts, phase: &'static str, sampler: &HeadSam
         otel.status_code = Empty,
     );
     if !span.is_disabled() {
-        if let Some(id) = req.ids_for_records().0 {
+        if let Some(id) = req.request_id_for_records() {
             span.record("request.id", id.as_ref());
         }
         if let Some(parent) = parent {

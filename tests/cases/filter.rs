@@ -15,19 +15,20 @@ struct ChatWorld {
     _dir: tempfile::TempDir,
 }
 
-impl ChatWorld {
-    async fn start() -> ChatWorld {
-        let chat = ChatApi::start().await;
-        let host = "chat.example".to_string();
-        let dir = tempfile::tempdir().unwrap();
-        let token_file = dir.path().join("chat-token");
-        std::fs::write(&token_file, format!("{SERVICE_TOKEN}\n")).unwrap();
-        let routes = format!(
-            "    - {{name: chat, host: \"{host}\", cluster: local_{port}, action: credential, credential: chat, mode: filter}}\n",
-            port = chat.port
-        );
-        let credentials = format!(
-            r#"  - name: chat
+/// The host of the chat route.
+pub(super) const CHAT_HOST: &str = "chat.example";
+
+/// summarizer-tech's sidecar with a `filter` credential route to `chat` (its service
+/// token in a file under `dir`) and the demo policy.
+pub(super) fn chat_sidecar_config(sts: &Sts, chat: &ChatApi, dir: &std::path::Path) -> String {
+    let token_file = dir.join("chat-token");
+    std::fs::write(&token_file, format!("{SERVICE_TOKEN}\n")).unwrap();
+    let routes = format!(
+        "    - {{name: chat, host: \"{CHAT_HOST}\", cluster: local_{port}, action: credential, credential: chat, mode: filter}}\n",
+        port = chat.port
+    );
+    let credentials = format!(
+        r#"  - name: chat
     filter:
       token_file: {token}
       max_body_bytes: 1024
@@ -35,10 +36,18 @@ impl ChatWorld {
         - {{method: POST, path: /api/chat.postMessage, body_field: channel, allow: {CHANNELS}}}
         - {{method: GET, path: /api/conversations.history, query: channel, allow: {CHANNELS}}}
 "#,
-            token = token_file.display()
-        );
+        token = token_file.display()
+    );
+    credential_sidecar_config(sts, "summarizer-tech", &routes, &credentials)
+}
+
+impl ChatWorld {
+    async fn start() -> ChatWorld {
+        let chat = ChatApi::start().await;
+        let host = CHAT_HOST.to_string();
+        let dir = tempfile::tempdir().unwrap();
         let sts = Sts::start().await;
-        let config = credential_sidecar_config(&sts, "summarizer-tech", &routes, &credentials);
+        let config = chat_sidecar_config(&sts, &chat, dir.path());
         let world = World::start_with(sts, &config).await;
         ChatWorld {
             chat,

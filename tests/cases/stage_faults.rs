@@ -7,9 +7,10 @@
 #![cfg(feature = "fault-injection")]
 
 use crate::cases::aws::aws_sidecar_config;
+use crate::cases::filter::{CHAT_HOST, chat_sidecar_config};
 use crate::cases::github::{HOST as GITHUB_HOST, github_sidecar_config};
 use crate::cases::postgres::pg_sidecar_config;
-use crate::support::chat::{ChatApi, SERVICE_TOKEN};
+use crate::support::chat::ChatApi;
 use crate::support::github::{GithubApi, OWNER};
 use crate::support::sshd::keygen;
 use crate::support::world::{Sts, World, credential_sidecar_config, sidecar_config};
@@ -92,25 +93,14 @@ async fn a_panic_in_the_policy_or_a_backend_applying_its_credential_refuses_the_
 #[tokio::test]
 async fn a_panic_in_the_filter_backend_keeps_its_service_token_in() {
     let chat = ChatApi::start().await;
-    let host = "chat.example";
     let dir = tempfile::tempdir().unwrap();
-    let token_file = dir.path().join("chat-token");
-    std::fs::write(&token_file, format!("{SERVICE_TOKEN}\n")).unwrap();
-    let routes = format!(
-        "    - {{name: chat, host: \"{host}\", cluster: local_{port}, action: credential, credential: chat, mode: filter}}\n",
-        port = chat.port
-    );
-    let credentials = format!(
-        "  - name: chat\n    filter:\n      token_file: {}\n      rules:\n        - {{method: GET, path: /api/conversations.history, query: channel, allow: {{engineering: [eng-general]}}}}\n",
-        token_file.display()
-    );
     let sts = Sts::start().await;
-    let config = credential_sidecar_config(&sts, "summarizer-tech", &routes, &credentials);
+    let config = chat_sidecar_config(&sts, &chat, dir.path());
     let world = armed(sts, &config, "credential:filter", (None, None)).await;
     let token = world.token_for("alice").await;
     let r = world
         .agent_call(
-            host,
+            CHAT_HOST,
             "/api/conversations.history?channel=eng-general",
             &token,
         )
