@@ -78,6 +78,7 @@ fn aws(rt: &tokio::runtime::Runtime) -> Arc<Backend> {
             duration: Duration::from_secs(900),
             timeout: Duration::from_secs(2),
             bucket: "zt-demo-documents".into(),
+            s3_endpoints: vec!["s3.us-east-1.amazonaws.com".into()],
             prefixes: PrefixMapping::Template("{grant}/".into()),
             public_prefixes: vec!["public/".into()],
             session_tags: true,
@@ -159,6 +160,7 @@ fn ssh(rt: &tokio::runtime::Runtime) -> Arc<Backend> {
             principals: BTreeMap::from([("finance".into(), vec!["finance".into()])]),
             validity: Duration::from_secs(300),
             extensions: vec!["permit-pty".into()],
+            source_addresses: Vec::new(),
             cache_entries: 1_000_000,
         })),
     };
@@ -221,16 +223,20 @@ fn bench(c: &mut Criterion) {
 
     let s3 = aws(&rt);
     let who = Grantee {
+        issuer: "https://keycloak.example.com/realms/demo",
+        subject: "alice",
         user: "alice",
         chain: &chain,
         grant: &grant,
         exclude: &exclude,
     };
     let req = HttpRequest {
-        method: "GET",
-        authority: "s3.us-east-1.amazonaws.com",
-        path: "/zt-demo-documents/finance/q4-report.md",
         header_names: &names,
+        ..HttpRequest::bare(
+            "GET",
+            "s3.us-east-1.amazonaws.com",
+            "/zt-demo-documents/finance/q4-report.md",
+        )
     };
     let scope = s3.scope(&req).unwrap();
     rt.block_on(s3.apply(&who, &req, &scope, None))
@@ -251,7 +257,10 @@ fn bench(c: &mut Criterion) {
             b.iter(|| {
                 n += 1;
                 let user = format!("user-{n}");
-                let who = Grantee { user: &user, ..who };
+                let who = Grantee {
+                    subject: &user,
+                    ..who
+                };
                 rt.block_on(s3.apply(&who, &req, &scope, None)).unwrap()
             })
         },
@@ -260,16 +269,20 @@ fn bench(c: &mut Criterion) {
     let gh = github(&rt, 100_000);
     let dept = ["d1".to_string()];
     let who = Grantee {
+        issuer: "https://keycloak.example.com/realms/demo",
+        subject: "alice",
         user: "alice",
         chain: &chain,
         grant: &dept,
         exclude: &[],
     };
     let req = HttpRequest {
-        method: "GET",
-        authority: "api.github.com",
-        path: "/repos/demo-org/repo-1/contents/README.md",
         header_names: &names,
+        ..HttpRequest::bare(
+            "GET",
+            "api.github.com",
+            "/repos/demo-org/repo-1/contents/README.md",
+        )
     };
     let scope = gh.scope(&req).unwrap();
     rt.block_on(gh.apply(&who, &req, &scope, None))
@@ -288,7 +301,11 @@ fn bench(c: &mut Criterion) {
                 i = (i + 1) % 100_000;
                 let grant = [format!("d{i}")];
                 let path = format!("/repos/demo-org/repo-{i}/contents/README.md");
-                let req = HttpRequest { path: &path, ..req };
+                let req = HttpRequest {
+                    path: &path,
+                    canonical_path: &path,
+                    ..req
+                };
                 let who = Grantee {
                     grant: &grant,
                     ..who
@@ -310,6 +327,8 @@ fn bench(c: &mut Criterion) {
     };
     let public = agent_key(0u32);
     let who = Grantee {
+        issuer: "https://keycloak.example.com/realms/demo",
+        subject: "alice",
         user: "alice",
         chain: &chain,
         grant: &finance,
@@ -351,6 +370,8 @@ fn bench(c: &mut Criterion) {
         public_key: None,
     };
     let who = Grantee {
+        issuer: "https://keycloak.example.com/realms/demo",
+        subject: "alice",
         user: "alice",
         chain: &chain,
         grant: &finance,
@@ -368,7 +389,10 @@ fn bench(c: &mut Criterion) {
             b.iter(|| {
                 n += 1;
                 let user = format!("user-{n}");
-                let who = Grantee { user: &user, ..who };
+                let who = Grantee {
+                    subject: &user,
+                    ..who
+                };
                 rt.block_on(db.vend(&who, &ask)).unwrap()
             })
         },

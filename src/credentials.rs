@@ -13,10 +13,12 @@ mod aws_sts;
 mod error;
 mod filter;
 mod github_app;
+mod grantee;
 mod postgres;
 mod ssh_cert;
 
 pub use error::CredentialError;
+pub use grantee::Grantee;
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -66,10 +68,37 @@ pub struct HttpRequest<'a> {
     pub method: &'a str,
     /// `:authority` (lower case).
     pub authority: &'a str,
-    /// `:path`, query string included, as the agent sent it.
+    /// `:path`, query string included, exactly as Envoy forwards it (signatures cover
+    /// these bytes).
     pub path: &'a str,
+    /// The path as every upstream reads it: decoded, no query (`http_path::CanonicalPath`;
+    /// the pipeline refused every spelling with another reading before a backend sees it).
+    pub canonical_path: &'a str,
     /// Names of the request's headers (lower case).
     pub header_names: &'a [&'a str],
+    /// Every `content-type` value, as sent.
+    pub content_types: &'a [&'a [u8]],
+    /// Every `content-encoding` value, as sent.
+    pub content_encodings: &'a [&'a [u8]],
+    /// Whether a body follows the headers.
+    pub has_body: bool,
+}
+
+impl<'a> HttpRequest<'a> {
+    /// A request with no body and no headers, for tests and benchmarks (`path` must be
+    /// canonical already: it is also taken as the decoded path, query excluded).
+    pub fn bare(method: &'a str, authority: &'a str, path: &'a str) -> HttpRequest<'a> {
+        HttpRequest {
+            method,
+            authority,
+            path,
+            canonical_path: path.split_once('?').map_or(path, |(p, _)| p),
+            header_names: &[],
+            content_types: &[],
+            content_encodings: &[],
+            has_body: false,
+        }
+    }
 }
 
 /// What a request touches, as the policy is told (`input.action`, `input.resource`).
@@ -83,19 +112,6 @@ pub struct Scope {
     /// The backend's own name for the resource (S3: the key or list prefix; GitHub: the
     /// repository).
     object: String,
-}
-
-/// Who a credential is for.
-#[derive(Debug, Clone, Copy)]
-pub struct Grantee<'a> {
-    /// The user (`preferred_username`, else `sub`).
-    pub user: &'a str,
-    /// The delegation chain the destination sees: client ids, newest first.
-    pub chain: &'a [String],
-    /// The policy's grant (non-empty, sorted).
-    pub grant: &'a [String],
-    /// Resources inside the grant that this request must not reach (policy `exclude`).
-    pub exclude: &'a [String],
 }
 
 /// Header changes a backend asks for on the outbound request.
@@ -115,23 +131,6 @@ pub struct VendAsk<'a> {
     pub action: &'a str,
     /// The caller's public key (SSH only).
     pub public_key: Option<&'a str>,
-}
-
-/// `<user>-via-<agent>` (the newest agent's last path segment, e.g. `summarizer-tech`),
-/// or `<user>-direct` for the user's own token: how a credential names whom it is for.
-pub(crate) fn user_via_agent(user: &str, chain: &[String]) -> String {
-    match chain.first() {
-        Some(agent) => {
-            let short = agent
-                .trim_end_matches('/')
-                .rsplit('/')
-                .next()
-                .filter(|s| !s.is_empty())
-                .unwrap_or(agent);
-            format!("{user}-via-{short}")
-        }
-        None => format!("{user}-direct"),
-    }
 }
 
 /// The action a method performs, as the policy is told (`read`, `delete`, `write`; the

@@ -92,8 +92,9 @@ pub struct CredentialFact {
     pub name: String,
     /// The backend's kind (`aws_sts`, `github_app`, `postgres`, `ssh_cert`, `filter`).
     pub backend: String,
-    /// Whom the credential is for: `<user>-via-<agent>` (the AWS session name, the SSH
-    /// key id and the PostgreSQL role comment carry the same).
+    /// Whom the credential is for: `<user>-via-<agent>+<identity digest>`
+    /// (`Grantee::credential_name`; the AWS session name and the SSH key id carry the
+    /// same, the PostgreSQL role's creation is logged with it).
     pub session: String,
 }
 

@@ -148,6 +148,12 @@ pub struct RawSshCert {
     /// `permit-X11-forwarding`, `permit-user-rc`).
     #[serde(default)]
     pub extensions: Option<Vec<String>>,
+    /// Where a certificate may be used from: IP addresses or CIDR blocks (e.g.
+    /// `[10.20.0.0/16, 192.0.2.7]`), written into the `source-address` critical option,
+    /// so sshd refuses a login with it from any other address even if the certificate
+    /// leaks. Default none (no restriction).
+    #[serde(default)]
+    pub source_addresses: Vec<String>,
     /// How many certificates are cached, keyed by (public key, user, chain, principals);
     /// each for 80 % of its validity. Default `10000`.
     #[serde(default)]
@@ -211,6 +217,12 @@ pub struct RawAwsSts {
     /// The S3 bucket the sessions are for (required). Requests for another bucket are
     /// refused.
     pub bucket: String,
+    /// The S3 endpoint host names (no port) requests may address: path-style
+    /// (`ENDPOINT/BUCKET/KEY`) or virtual-hosted (`BUCKET.ENDPOINT/KEY`). A request to
+    /// any other host — another bucket's virtual host above all — is never signed.
+    /// Default `[s3.REGION.amazonaws.com, s3.amazonaws.com]`.
+    #[serde(default)]
+    pub s3_endpoints: Option<Vec<String>>,
     /// The key prefix one grant entry maps to; `{grant}` stands for the entry. Default
     /// `{grant}/` (the department is the first path segment). Ignored for entries listed
     /// in `prefixes`.
@@ -344,6 +356,8 @@ pub struct SshCertConfig {
     pub validity: Duration,
     /// Extensions granted.
     pub extensions: Vec<String>,
+    /// The `source-address` critical option (empty: none).
+    pub source_addresses: Vec<ipnet::IpNet>,
     /// Certificate cache capacity.
     pub cache_entries: u64,
 }
@@ -386,6 +400,8 @@ pub struct AwsStsConfig {
     pub timeout: Duration,
     /// Bucket.
     pub bucket: String,
+    /// S3 endpoint hosts (lower case).
+    pub s3_endpoints: Vec<String>,
     /// How a grant entry becomes key prefixes.
     pub prefixes: PrefixMapping,
     /// Prefixes every session may read.
@@ -539,6 +555,34 @@ fn validate_aws_sts(key: &str, a: &RawAwsSts) -> Result<AwsStsConfig, ConfigErro
     for (i, p) in a.public_prefixes.iter().enumerate() {
         check_prefix(&format!("{key}.public_prefixes[{i}]"), p)?;
     }
+    let s3_endpoints = match &a.s3_endpoints {
+        None => vec![
+            format!("s3.{}.amazonaws.com", a.region),
+            "s3.amazonaws.com".to_string(),
+        ],
+        Some(list) if list.is_empty() => {
+            return Err(ConfigError::invalid(
+                format!("{key}.s3_endpoints"),
+                "list at least one S3 endpoint host",
+            ));
+        }
+        Some(list) => list.clone(),
+    };
+    for (i, host) in s3_endpoints.iter().enumerate() {
+        let ok = !host.is_empty()
+            && host.len() <= 253
+            && host.split('.').all(|l| {
+                !l.is_empty()
+                    && l.bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            });
+        if !ok {
+            return Err(ConfigError::invalid(
+                format!("{key}.s3_endpoints[{i}]"),
+                format_args!("`{host}` is not a lower-case host name (no port, no wildcard)"),
+            ));
+        }
+    }
     let cache_entries = a.cache_entries.unwrap_or(10_000);
     if cache_entries == 0 {
         return Err(ConfigError::invalid(
@@ -557,6 +601,7 @@ fn validate_aws_sts(key: &str, a: &RawAwsSts) -> Result<AwsStsConfig, ConfigErro
         duration,
         timeout,
         bucket: a.bucket.clone(),
+        s3_endpoints,
         prefixes,
         public_prefixes: a.public_prefixes.clone(),
         session_tags: a.session_tags.unwrap_or(true),

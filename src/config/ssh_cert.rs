@@ -66,6 +66,21 @@ pub(super) fn validate(key: &str, s: &RawSshCert) -> Result<SshCertConfig, Confi
             ));
         }
     }
+    let source_addresses = s
+        .source_addresses
+        .iter()
+        .enumerate()
+        .map(|(i, a)| {
+            a.parse::<ipnet::IpNet>()
+                .or_else(|_| a.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                .map_err(|_| {
+                    ConfigError::invalid(
+                        format!("{key}.source_addresses[{i}]"),
+                        format_args!("`{a}` is not an IP address or CIDR block"),
+                    )
+                })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     let cache_entries = s.cache_entries.unwrap_or(10_000);
     if cache_entries == 0 {
         return Err(ConfigError::invalid(
@@ -78,6 +93,7 @@ pub(super) fn validate(key: &str, s: &RawSshCert) -> Result<SshCertConfig, Confi
         principals: s.principals.clone(),
         validity,
         extensions,
+        source_addresses,
         cache_entries,
     })
 }

@@ -66,10 +66,11 @@ impl AwsSts {
     }
 
     pub(super) fn scope(&self, req: &HttpRequest<'_>) -> Result<Scope, CredentialError> {
-        let (action, object) = match s3_request::parse(req, &self.cfg.bucket)? {
-            S3Read::Object(key) => ("read", key),
-            S3Read::List(prefix) => ("list", prefix),
-        };
+        let (action, object) =
+            match s3_request::parse(req, &self.cfg.bucket, &self.cfg.s3_endpoints)? {
+                S3Read::Object(key) => ("read", key),
+                S3Read::List(prefix) => ("list", prefix),
+            };
         Ok(Scope {
             action,
             resource: object
@@ -178,18 +179,16 @@ impl AwsSts {
         self.stats
             .get_or_mint(&self.sessions, key, async {
                 let policy = session_policy::build(&self.cfg.bucket, &prefixes, who.exclude)?;
-                let session_name = names::session_name(who.user, who.chain);
+                let session_name = names::session_name(who);
                 let issued = self
                     .sts
                     .assume_role(sts::AssumeRole {
                         session_name: &session_name,
                         policy: &policy,
-                        identity: self.cfg.session_tags.then(|| {
-                            (
-                                names::source_identity(who.user),
-                                names::tags(who.user, who.chain),
-                            )
-                        }),
+                        identity: self
+                            .cfg
+                            .session_tags
+                            .then(|| (names::source_identity(who), names::tags(who))),
                     })
                     .await?;
                 let life = issued.life;
@@ -225,9 +224,9 @@ pub(super) fn parse_expiration(text: &str, now: SystemTime) -> Result<Duration, 
     sts::parse_expiration(text, now)
 }
 
-/// SHA-256 over everything that shapes a session: the user, the chain, the prefixes and
-/// the exclusions (the session policy is a function of the last two), each part
-/// length-prefixed so no two lists hash alike.
+/// SHA-256 over everything that shapes a session: the grantee's identity (issuer,
+/// subject, chain), the prefixes and the exclusions (the session policy is a function of
+/// the last two), each part length-prefixed so no two lists hash alike.
 fn cache_key(who: &Grantee<'_>, prefixes: &[String]) -> [u8; 32] {
     let mut h = Sha256::new();
     let mut part = |tag: u8, s: &str| {
@@ -235,8 +234,7 @@ fn cache_key(who: &Grantee<'_>, prefixes: &[String]) -> [u8; 32] {
         h.update((s.len() as u64).to_be_bytes());
         h.update(s.as_bytes());
     };
-    part(0, who.user);
-    who.chain.iter().for_each(|a| part(1, a));
+    part(0, &hex::encode(who.identity()));
     prefixes.iter().for_each(|p| part(2, p));
     who.exclude.iter().for_each(|x| part(3, x));
     h.finalize().into()

@@ -1,9 +1,17 @@
 //! `filter`: for APIs with no scoped credentials (a chat API, say). actbridge holds the
 //! one service token and injects it only into requests a rule allows for the grant:
 //! the method and exact path must match a rule, and the value the rule names — a
-//! top-level JSON body field or a query parameter, e.g. `channel` — must be one the
-//! grant maps to. The upstream's answer passes unchanged. The agent never holds the
-//! token.
+//! top-level body field or a query parameter, e.g. `channel` — must be one the grant
+//! maps to. The upstream's answer passes unchanged. The agent never holds the token.
+//!
+//! The filter is the only enforcement point for such an API, so it judges exactly what
+//! the upstream will read: the path as decoded by every server, the value spelled once
+//! and only once (`params`), the body only as its declared type (`body`), never a
+//! query parameter that a server merging query and body could take instead, and no
+//! body at all on a route whose rule reads the query.
+
+mod body;
+mod params;
 
 use http::HeaderValue;
 use http::header::{AUTHORIZATION, PROXY_AUTHORIZATION};
@@ -21,31 +29,35 @@ impl Filter {
         Filter { cfg: cfg.clone() }
     }
 
-    /// The rule for this method and path, by index.
+    /// The rule for this method and (decoded) path, by index.
     fn rule_for(&self, req: &HttpRequest<'_>) -> Option<(usize, &FilterRule)> {
-        let path = req.path.split(['?', '#']).next().unwrap_or("");
         self.cfg
             .rules
             .iter()
             .enumerate()
-            .find(|(_, r)| r.method == req.method && r.path == path)
+            .find(|(_, r)| r.method == req.method && r.path == req.canonical_path)
     }
 
-    /// Refuses a request no rule covers; the policy sees the path's segments.
+    /// Refuses a request no rule covers, and a body on a rule that reads the query; the
+    /// policy sees the path's segments.
     pub(super) fn scope(&self, req: &HttpRequest<'_>) -> Result<Scope, CredentialError> {
-        let Some((i, _)) = self.rule_for(req) else {
-            let path = req.path.split(['?', '#']).next().unwrap_or("");
+        let Some((i, rule)) = self.rule_for(req) else {
             return Err(CredentialError::RuleRefused(format!(
                 "no rule allows {} {}",
                 req.method,
-                printable(path)
+                params::printable(req.canonical_path)
             )));
         };
-        let action = super::action_of(req.method);
-        let path = req.path.split(['?', '#']).next().unwrap_or("");
+        if matches!(rule.value_at, ValueAt::Query(_)) && req.has_body {
+            return Err(CredentialError::RuleRefused(format!(
+                "{} reads the query: a request body is refused (a server may read the value from it)",
+                rule_name(i, rule)
+            )));
+        }
         Ok(Scope {
-            action,
-            resource: path
+            action: super::action_of(req.method),
+            resource: req
+                .canonical_path
                 .split('/')
                 .filter(|s| !s.is_empty())
                 .map(str::to_string)
@@ -75,32 +87,43 @@ impl Filter {
             .rule_for(req)
             .filter(|(i, _)| i.to_string() == scope.object)
             .ok_or_else(|| CredentialError::RuleRefused("no rule allows this request".into()))?;
-        let name = format!("rule {} ({} {})", i + 1, rule.method, rule.path);
+        let name = rule_name(i, rule);
+        let refused = |why: String| CredentialError::RuleRefused(format!("{name}: {why}"));
+        let query = req.path.split_once('?').map_or("", |(_, q)| q);
+        let pairs = params::strict_pairs(query).map_err(|e| refused(format!("query: {e}")))?;
         let (field, value) = match &rule.value_at {
             ValueAt::Query(q) => {
-                let query = req.path.split_once('?').map_or("", |(_, q)| q);
-                let value = url::form_urlencoded::parse(query.as_bytes())
-                    .find(|(k, _)| k == q)
-                    .map(|(_, v)| v.into_owned());
+                let value =
+                    params::judged(query, &pairs, q).map_err(|e| refused(format!("query: {e}")))?;
                 (q, value)
             }
             ValueAt::BodyField(f) => {
-                let value = body
-                    .and_then(|b| serde_json::from_slice::<serde_json::Value>(b).ok())
-                    .and_then(|v| v.get(f).and_then(|x| x.as_str()).map(str::to_owned));
+                // A server that merges query and body parameters could take this one.
+                if params::any_name_reads_as(query, f) {
+                    return Err(refused(format!(
+                        "`{f}` is read from the body, not the query"
+                    )));
+                }
+                let value = match body {
+                    None => None,
+                    Some(bytes) => {
+                        let kind = body::declared(req.content_types, req.content_encodings)
+                            .map_err(|e| refused(e.to_string()))?;
+                        body::field(kind, bytes, f).map_err(|e| refused(e.to_string()))?
+                    }
+                };
                 (f, value)
             }
         };
         let value = value.ok_or_else(|| {
             CredentialError::RuleRefused(format!("{name} needs `{field}` (a string)"))
         })?;
-        let allowed = super::mapped(who.grant, &rule.allow).map_err(|_| {
-            CredentialError::RuleRefused(format!("{name}: the grant allows no `{field}`"))
-        })?;
+        let allowed = super::mapped(who.grant, &rule.allow)
+            .map_err(|_| refused(format!("the grant allows no `{field}`")))?;
         if !allowed.contains(&value) {
-            return Err(CredentialError::RuleRefused(format!(
-                "{name}: {field} `{}` is outside the grant",
-                printable(&value)
+            return Err(refused(format!(
+                "{field} `{}` is outside the grant",
+                params::printable(&value)
             )));
         }
         let token = HeaderValue::from_str(&format!("Bearer {}", self.cfg.token.expose()))
@@ -112,7 +135,7 @@ impl Filter {
     }
 }
 
-/// A caller-supplied string, shortened and without control characters, for a message.
-fn printable(s: &str) -> String {
-    s.chars().filter(|c| !c.is_control()).take(64).collect()
+/// `rule N (METHOD PATH)`, as refusals name a rule.
+fn rule_name(i: usize, rule: &FilterRule) -> String {
+    format!("rule {} ({} {})", i + 1, rule.method, rule.path)
 }

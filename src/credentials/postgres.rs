@@ -114,7 +114,7 @@ impl Postgres {
         let password =
             base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>());
         let expires_at = now_secs().saturating_add(self.cfg.ttl.as_secs().max(1));
-        let for_whom = super::user_via_agent(who.user, who.chain);
+        let for_whom = who.credential_name();
         let statement = sql::create_role(&sql::NewRole {
             name: &username,
             password: &password,

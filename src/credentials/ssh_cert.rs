@@ -3,8 +3,10 @@
 //!
 //! actbridge holds the SSH user CA key. A vending request carries the agent's public key;
 //! actbridge signs a user certificate for it whose principals are the ones the grant maps
-//! to, valid for minutes, with key id `<user>-via-<agent>` and no forwarding extensions
-//! unless configured. Servers that trust the CA (`TrustedUserCAKeys`) and list allowed
+//! to, valid for minutes, with key id `<user>-via-<agent>+<identity digest>` (see
+//! `Grantee::credential_name`) and no forwarding extensions
+//! unless configured, and, where `source_addresses` is set, the `source-address` critical
+//! option. Servers that trust the CA (`TrustedUserCAKeys`) and list allowed
 //! principals per account (`AuthorizedPrincipalsFile`) enforce the intersection.
 
 use std::sync::Arc;
@@ -38,9 +40,9 @@ impl<K> moka::Expiry<K, Arc<Issued>> for CacheFor {
     }
 }
 
-/// What a certificate is cached by: the public key's fingerprint, the user, the chain
-/// and the principals.
-type CertKey = (String, String, Vec<String>, Vec<String>);
+/// What a certificate is cached by: the public key's fingerprint, the grantee's
+/// identity (issuer, subject, chain) and the principals.
+type CertKey = (String, [u8; 32], Vec<String>);
 
 /// The `ssh_cert` backend.
 pub struct SshCert {
@@ -95,8 +97,7 @@ impl SshCert {
         let principals = super::mapped(who.grant, &self.cfg.principals)?;
         let cache_key = (
             key.fingerprint(HashAlg::Sha256).to_string(),
-            who.user.to_string(),
-            who.chain.to_vec(),
+            who.identity(),
             principals.clone(),
         );
         let issued = self
@@ -125,7 +126,7 @@ impl SshCert {
         let now = now_secs();
         let valid_after = now.saturating_sub(BACKDATE_SECS);
         let valid_before = now.saturating_add(self.cfg.validity.as_secs());
-        let key_id = super::user_via_agent(who.user, who.chain);
+        let key_id = who.credential_name();
         let serial: u64 = rand::random();
         let nonce: [u8; 16] = rand::random();
         let cert = (|| {
@@ -143,6 +144,15 @@ impl SshCert {
             }
             for e in &self.cfg.extensions {
                 b.extension(e, "")?;
+            }
+            if !self.cfg.source_addresses.is_empty() {
+                let list: Vec<String> = self
+                    .cfg
+                    .source_addresses
+                    .iter()
+                    .map(|a| a.to_string())
+                    .collect();
+                b.critical_option("source-address", list.join(","))?;
             }
             b.sign(&self.cfg.ca_key)?.to_openssh()
         })()

@@ -20,7 +20,10 @@ pub(super) struct Judged {
     pub granted: Granted,
     /// Client ids of the chain the destination serves, newest first.
     pub chain: Vec<String>,
-    /// `preferred_username`, else `sub`.
+    /// `iss` and `sub`: who the person is (credentials are keyed on them).
+    pub issuer: String,
+    pub subject: String,
+    /// `preferred_username`, else `sub`: how the person is shown.
     pub user: String,
 }
 
@@ -36,12 +39,14 @@ impl Judged {
         trail.credential = Some(CredentialFact {
             name: name.to_string(),
             backend: backend.kind().to_string(),
-            session: crate::credentials::user_via_agent(&self.user, &self.chain),
+            session: self.grantee().credential_name(),
         });
     }
 
     pub fn grantee(&self) -> Grantee<'_> {
         Grantee {
+            issuer: &self.issuer,
+            subject: &self.subject,
             user: &self.user,
             chain: &self.chain,
             grant: &self.granted.grant,
@@ -63,8 +68,8 @@ pub(super) async fn on_headers(
     trail: &mut Trail,
 ) -> Result<Then, Refusal> {
     let backend = backend(stage, credential)?;
-    let names: Vec<&str> = req.header_names().collect();
-    let http = http_request(req, &names);
+    let headers = Headers::of(req);
+    let http = headers.request(req);
     if let Some(max_bytes) = backend.body_limit(&http).filter(|_| !req.end_of_stream) {
         // A request no rule covers is refused without reading its body.
         backend.scope(&http)?;
@@ -113,8 +118,8 @@ pub(super) async fn equip(
         accepted,
         body,
     } = equipping;
-    let names: Vec<&str> = req.header_names().collect();
-    let http = http_request(req, &names);
+    let headers = Headers::of(req);
+    let http = headers.request(req);
     let scope = backend.scope(&http)?;
     let judging = judge_for(
         stage,
@@ -140,12 +145,33 @@ pub(super) async fn equip(
     }))
 }
 
-fn http_request<'a>(req: &'a RequestFacts, names: &'a [&'a str]) -> HttpRequest<'a> {
-    HttpRequest {
-        method: &req.method,
-        authority: &req.authority,
-        path: &req.path,
-        header_names: names,
+/// The headers of a request a backend reads, gathered once.
+struct Headers<'a> {
+    names: Vec<&'a str>,
+    content_types: Vec<&'a [u8]>,
+    content_encodings: Vec<&'a [u8]>,
+}
+
+impl<'a> Headers<'a> {
+    fn of(req: &'a RequestFacts) -> Headers<'a> {
+        Headers {
+            names: req.header_names().collect(),
+            content_types: req.header_values("content-type").collect(),
+            content_encodings: req.header_values("content-encoding").collect(),
+        }
+    }
+
+    fn request(&'a self, req: &'a RequestFacts) -> HttpRequest<'a> {
+        HttpRequest {
+            method: &req.method,
+            authority: &req.authority,
+            path: &req.path,
+            canonical_path: req.canonical_path().as_str(),
+            header_names: &self.names,
+            content_types: &self.content_types,
+            content_encodings: &self.content_encodings,
+            has_body: !req.end_of_stream,
+        }
     }
 }
 
@@ -181,14 +207,17 @@ pub(super) async fn judge_for(
         rpc: None,
     };
     let granted = judge(policy, engine, req, &target, verified, actors).await?;
-    let user = verified
-        .username
+    // A credential is for a person: (`iss`, `sub`). A token without `sub` names none.
+    let subject = verified
+        .subject
         .clone()
-        .or_else(|| verified.subject.clone())
         .ok_or(Refusal::UnforwardableClaim("sub"))?;
+    let user = verified.username.clone().unwrap_or_else(|| subject.clone());
     Ok(Judged {
         granted,
         chain,
+        issuer: verified.issuer.clone(),
+        subject,
         user,
     })
 }

@@ -6,7 +6,9 @@ use crate::support::echo::Echo;
 use crate::support::ministack::{
     AwsCreds, BUCKET, DOCUMENTS, MiniStack, REGION, ROLE_ARN, StsRecorder,
 };
-use crate::support::world::{Sts, VEND_HOST, World, agent_id, credential_sidecar_config};
+use crate::support::world::{
+    Sts, VEND_HOST, World, agent_id, assert_credential_name, claims_of, credential_sidecar_config,
+};
 
 const S3_HOST: &str = "s3.us-east-1.amazonaws.com";
 
@@ -246,14 +248,27 @@ async fn the_session_policy_sent_to_sts_is_the_grant() {
     );
     assert_eq!(call["Action"], "AssumeRole");
     assert_eq!(call["RoleArn"], ROLE_ARN);
-    assert_eq!(call["RoleSessionName"], "alice-via-reviewer-ops");
-    assert_eq!(call["SourceIdentity"], "alice");
+    assert_credential_name(call["RoleSessionName"].as_str(), "alice-via-reviewer-ops");
+    assert_credential_name(call["SourceIdentity"].as_str(), "alice");
     assert_eq!(call["DurationSeconds"], "900");
-    assert_eq!(call["Tags.member.1.Key"], "actbridge-user");
-    assert_eq!(call["Tags.member.1.Value"], "alice");
-    assert_eq!(call["Tags.member.2.Key"], "actbridge-agent-1");
-    assert_eq!(call["Tags.member.2.Value"], agent_id("reviewer-ops"));
-    assert!(!call.contains_key("Tags.member.3.Key"), "{call:?}");
+    let tags: Vec<(&str, &str)> = (1..)
+        .map_while(|i| {
+            Some((
+                call.get(&format!("Tags.member.{i}.Key"))?.as_str(),
+                call.get(&format!("Tags.member.{i}.Value"))?.as_str(),
+            ))
+        })
+        .collect();
+    let claims = claims_of(&token);
+    assert_eq!(
+        tags,
+        [
+            ("actbridge-user", "alice"),
+            ("actbridge-issuer", claims["iss"].as_str().unwrap()),
+            ("actbridge-subject", claims["sub"].as_str().unwrap()),
+            ("actbridge-agent-1", agent_id("reviewer-ops").as_str()),
+        ]
+    );
     // A key outside the grant is refused by actbridge before STS; a listing is signed
     // only under a granted prefix.
     let (status, body) = w.read(&token, "finance/q4-report.md").await;
@@ -301,7 +316,10 @@ async fn vended_credentials_read_only_the_granted_prefixes() {
     assert_eq!(r.status(), 200, "{}", w.world.actbridge.log());
     assert_eq!(r.headers()["cache-control"], "no-store");
     let v: serde_json::Value = r.json().await.unwrap();
-    assert_eq!(v["session_name"], "alice-via-reviewer-ops");
+    assert_credential_name(
+        v["session_name"].as_str().unwrap(),
+        "alice-via-reviewer-ops",
+    );
     assert_eq!(
         v["scoped_prefixes"],
         serde_json::json!(["engineering/", "public/"])
@@ -343,6 +361,51 @@ async fn vended_credentials_read_only_the_granted_prefixes() {
     // The same (user, chain, grant) shares one session between signing and vending.
     assert_eq!(w.read(&token, "engineering/roadmap.md").await.0, 200);
     assert_eq!(w.recorder.calls().len(), 1);
+}
+
+/// Two trusted issuers each have an `alice` with the same `sub` and username: each gets
+/// her own session (her own STS call, a session name of her own), never the other's.
+#[tokio::test]
+async fn alice_of_a_second_issuer_never_gets_the_first_alices_session() {
+    let ministack = MiniStack::start().await;
+    let recorder = StsRecorder::start(&ministack).await;
+    let (first, second) = (Sts::start().await, Sts::start().await);
+    let config = aws_sidecar_config(&first, "reviewer-ops", &recorder.endpoint()).replacen(
+        "issuers:\n",
+        &format!(
+            "issuers:\n  - issuer: {}\n    audiences: [\"{}\"]\n",
+            second.service.issuer(),
+            agent_id("reviewer-ops")
+        ),
+        1,
+    );
+    let id = agent_id("reviewer-ops");
+    let theirs = second.delegated("alice", "reviewer-ops", &id).await;
+    let world = World::start_full(first, &config, Some(ministack.port)).await;
+    let ours = world.sts.delegated("alice", "reviewer-ops", &id).await;
+    let (a, b) = (claims_of(&ours), claims_of(&theirs));
+    assert_eq!(
+        (&a["sub"], &a["preferred_username"]),
+        (&b["sub"], &b["preferred_username"])
+    );
+    assert_ne!(a["iss"], b["iss"]);
+
+    let mut names = Vec::new();
+    for token in [&ours, &theirs, &ours] {
+        let r = world.vend(Some(token), READ).await;
+        assert_eq!(r.status(), 200, "{}", world.actbridge.log());
+        let v: serde_json::Value = r.json().await.unwrap();
+        names.push(v["session_name"].as_str().unwrap().to_string());
+    }
+    assert_ne!(names[0], names[1], "two people, one session name");
+    assert_eq!(names[0], names[2], "the same person's session is cached");
+    let calls = recorder.calls();
+    assert_eq!(calls.len(), 2, "one STS call per person: {calls:?}");
+    assert_ne!(calls[0]["SourceIdentity"], calls[1]["SourceIdentity"]);
+    assert_ne!(
+        calls[0]["Tags.member.2.Value"],
+        calls[1]["Tags.member.2.Value"]
+    );
 }
 
 /// The vending endpoint's error statuses: 401 for a missing or bad token, 400 for a bad
@@ -489,4 +552,15 @@ async fn virtual_hosted_requests_are_signed_for_their_host() {
     assert!(r.text().await.unwrap().starts_with("# Q4 Financial Report"));
     let r = w.world.agent_call(&host, "/admin/policies.md", &bob).await;
     assert_eq!(r.status(), 403, "summarizer-tech has no admin capability");
+    // Another bucket's virtual host with a path that starts with this bucket's name is
+    // S3's `other-bucket`, key `BUCKET/…`: never signed, in either method.
+    let (calls, sent) = (w.recorder.calls().len(), w.s3_requests().await);
+    let other = format!("attacker-logs.{S3_HOST}");
+    for method in ["GET", "PUT"] {
+        let path = format!("/{BUCKET}/finance/q4-report.md");
+        let r = w.send(method, &other, &path, Some(&bob), Some("x")).await;
+        assert_eq!(r.status(), 403, "{method} {other}{path}");
+    }
+    assert_eq!(w.recorder.calls().len(), calls, "no STS call");
+    assert_eq!(w.s3_requests().await, sent, "nothing reached S3");
 }

@@ -6,17 +6,21 @@ use std::path::Path;
 use std::process::Command;
 
 use crate::support::sshd::{Sshd, keygen};
-use crate::support::world::{Sts, VEND_HOST, World, credential_sidecar_config};
+use crate::support::world::{
+    Sts, VEND_HOST, World, assert_credential_name, credential_sidecar_config,
+};
 
 fn ssh_sidecar_config(sts: &Sts, sshd: &Sshd) -> String {
     let routes = format!(
-        "    - {{name: credentials, host: \"{VEND_HOST}\", action: vend, services: {{ssh: ssh, ssh-short: ssh-short}}}}\n"
+        "    - {{name: credentials, host: \"{VEND_HOST}\", action: vend, services: {{ssh: ssh, ssh-short: ssh-short, ssh-here: ssh-here, ssh-elsewhere: ssh-elsewhere}}}}\n"
     );
     let principals = "{engineering: [engineering], finance: [finance], admin: [admin], hr: [hr]}";
     let ca = sshd.ca_key_file.display();
     let credentials = format!(
         "  - {{name: ssh, ssh_cert: {{ca_key_file: {ca}, principals: {principals}}}}}\n\
-         \x20 - {{name: ssh-short, ssh_cert: {{ca_key_file: {ca}, principals: {principals}, validity: 2s}}}}\n"
+         \x20 - {{name: ssh-short, ssh_cert: {{ca_key_file: {ca}, principals: {principals}, validity: 2s}}}}\n\
+         \x20 - {{name: ssh-here, ssh_cert: {{ca_key_file: {ca}, principals: {principals}, source_addresses: [127.0.0.0/8, \"::1\"]}}}}\n\
+         \x20 - {{name: ssh-elsewhere, ssh_cert: {{ca_key_file: {ca}, principals: {principals}, source_addresses: [192.0.2.0/24]}}}}\n"
     );
     credential_sidecar_config(sts, "summarizer-tech", &routes, &credentials)
 }
@@ -73,7 +77,7 @@ async fn an_ssh_certificate_carries_the_grants_principals_and_sshd_enforces_them
         v["principals"],
         serde_json::json!(["engineering", "finance"])
     );
-    assert_eq!(v["key_id"], "alice-via-summarizer-tech");
+    assert_credential_name(v["key_id"].as_str().unwrap(), "alice-via-summarizer-tech");
 
     sshd.set_principals(&["finance"]);
     let (ok, stderr) = sshd.login(&key, &cert_path(&key));
@@ -132,4 +136,39 @@ async fn an_expired_ssh_certificate_is_refused() {
     tokio::time::sleep(std::time::Duration::from_secs(3)).await;
     let (ok, _) = sshd.login(&key, &cert_path(&key));
     assert!(!ok, "an expired certificate logged in");
+}
+
+/// A certificate with `source_addresses` carries them as its `source-address` critical
+/// option: sshd accepts it from loopback when loopback is listed, and refuses it (valid
+/// signature, right principal) when only another network is.
+#[tokio::test]
+async fn a_certificate_logs_in_only_from_its_source_addresses() {
+    let (sshd, world, _dir, key) = ssh_world().await;
+    let alice = world.token_for("alice").await;
+    sshd.set_principals(&["finance"]);
+    certify(&world, &alice, "ssh-here", &key).await;
+    let listing = Command::new("ssh-keygen")
+        .arg("-L")
+        .arg("-f")
+        .arg(cert_path(&key))
+        .output()
+        .unwrap();
+    let listing = String::from_utf8_lossy(&listing.stdout);
+    assert!(
+        listing.contains("source-address 127.0.0.0/8,::1/128"),
+        "{listing}"
+    );
+    let (ok, stderr) = sshd.login(&key, &cert_path(&key));
+    assert!(
+        ok,
+        "refused from a listed address: {stderr}\n{}",
+        sshd.log()
+    );
+
+    certify(&world, &alice, "ssh-elsewhere", &key).await;
+    let (ok, _) = sshd.login(&key, &cert_path(&key));
+    assert!(
+        !ok,
+        "a certificate for 192.0.2.0/24 logged in from loopback"
+    );
 }

@@ -528,3 +528,16 @@ pub fn claims_of(token: &str) -> serde_json::Value {
         .unwrap();
     serde_json::from_slice(&bytes).unwrap()
 }
+
+/// Asserts that `name` is a credential name for `label`: `<label>+` and 16 hex digits
+/// of the identity (issuer, subject, chain) it was minted for.
+pub fn assert_credential_name(name: &str, label: &str) {
+    let suffix = name
+        .strip_prefix(label)
+        .and_then(|s| s.strip_prefix('+'))
+        .unwrap_or_else(|| panic!("`{name}` is not `{label}+<digest>`"));
+    assert!(
+        suffix.len() == 16 && suffix.bytes().all(|b| b.is_ascii_hexdigit()),
+        "`{name}`: the identity digest is 16 hex digits"
+    );
+}

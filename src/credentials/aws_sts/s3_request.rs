@@ -30,9 +30,16 @@ const LIST_PARAMS: [&str; 9] = [
     "marker",
 ];
 
-/// Parses `req` as a read on `bucket`, addressed path-style (`/BUCKET/KEY`) or
-/// virtual-hosted (`BUCKET.s3….amazonaws.com/KEY`).
-pub(super) fn parse(req: &HttpRequest<'_>, bucket: &str) -> Result<S3Read, CredentialError> {
+/// Parses `req` as a read on `bucket`, addressed path-style (`ENDPOINT/BUCKET/KEY`) or
+/// virtual-hosted (`BUCKET.ENDPOINT/KEY`) for one of `endpoints`. S3 takes the bucket
+/// from the host whenever the host names one, so the host decides the style: a host
+/// that is neither an endpoint nor the bucket's virtual host is refused (signing
+/// `/BUCKET/KEY` for `other-bucket.ENDPOINT` would write into `other-bucket`).
+pub(super) fn parse(
+    req: &HttpRequest<'_>,
+    bucket: &str,
+    endpoints: &[String],
+) -> Result<S3Read, CredentialError> {
     if !matches!(req.method, "GET" | "HEAD") {
         return Err(unsupported(format!(
             "method {} (only reads are signed)",
@@ -40,13 +47,18 @@ pub(super) fn parse(req: &HttpRequest<'_>, bucket: &str) -> Result<S3Read, Crede
         )));
     }
     let (raw_path, query) = req.path.split_once('?').unwrap_or((req.path, ""));
-    let host = req
-        .authority
-        .rsplit_once(':')
-        .map_or(req.authority, |(h, _)| h);
-    let vhost = host
-        .strip_prefix(bucket)
-        .is_some_and(|rest| rest.starts_with('.'));
+    let authority = crate::authority::Authority::parse(req.authority)
+        .map_err(|_| unsupported("a malformed host".into()))?;
+    let host = authority.host.as_str();
+    let vhost = match host.strip_prefix(bucket).and_then(|r| r.strip_prefix('.')) {
+        Some(endpoint) if endpoints.iter().any(|e| e == endpoint) => true,
+        _ if endpoints.iter().any(|e| e == host) => false,
+        _ => {
+            return Err(unsupported(
+                "a host that is neither an S3 endpoint nor the bucket's virtual host".into(),
+            ));
+        }
+    };
     let raw_key = if vhost {
         raw_path.strip_prefix('/').unwrap_or(raw_path)
     } else {
@@ -133,13 +145,12 @@ mod tests {
 
     fn read(method: &str, authority: &str, path: &str) -> Result<S3Read, CredentialError> {
         parse(
-            &HttpRequest {
-                method,
-                authority,
-                path,
-                header_names: &[],
-            },
+            &HttpRequest::bare(method, authority, path),
             "docs",
+            &[
+                "s3.us-east-1.amazonaws.com".into(),
+                "s3.amazonaws.com".into(),
+            ],
         )
     }
 
@@ -195,6 +206,12 @@ mod tests {
             ("DELETE", "s3.amazonaws.com", "/docs/finance/x"),
             ("GET", "s3.amazonaws.com", "/other/finance/x"),
             ("GET", "docsx.s3.amazonaws.com", "/finance/x"),
+            // Another bucket's virtual host, with this bucket's name as the key's start.
+            ("GET", "other.s3.us-east-1.amazonaws.com", "/docs/finance/x"),
+            ("GET", "other.docs.s3.amazonaws.com", "/finance/x"),
+            ("GET", "docs.s3.evil.example", "/finance/x"),
+            ("GET", "s3.evil.example", "/docs/finance/x"),
+            ("GET", "docs.s3.amazonaws.com.", "/finance/x"),
             ("GET", "s3.amazonaws.com", "/docs/finance/x?acl"),
             ("GET", "s3.amazonaws.com", "/docs?policy"),
             (
