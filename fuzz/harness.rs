@@ -279,6 +279,7 @@ pub fn decide(data: &[u8]) -> Option<Decision> {
     let mutations = match &decision {
         Decision::Continue(m)
         | Decision::ReadBody { mutations: m, .. }
+        | Decision::Watch { mutations: m, .. }
         | Decision::Narrow { mutations: m, .. } => m,
         Decision::Deny(d) => {
             assert!((400..600).contains(&d.status), "deny with {}", d.status);

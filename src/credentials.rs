@@ -121,6 +121,33 @@ pub struct HeaderChanges {
     pub set: Vec<(HeaderName, HeaderValue)>,
     /// Removed.
     pub remove: Vec<HeaderName>,
+    /// What to do if the upstream answers 401 to the credential set here.
+    pub on_rejected: Option<OnRejected>,
+}
+
+/// What a backend does when the upstream answers 401 to a request carrying its
+/// credential: the credential was revoked or rotated upstream, so the backend forgets
+/// it and the next request mints a new one instead of failing until it expires.
+#[derive(Clone)]
+pub struct OnRejected(Arc<dyn Fn() -> BoxFuture<'static, ()> + Send + Sync>);
+
+type BoxFuture<'a, T> = std::pin::Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+impl OnRejected {
+    pub(crate) fn new(f: impl Fn() -> BoxFuture<'static, ()> + Send + Sync + 'static) -> Self {
+        OnRejected(Arc::new(f))
+    }
+
+    /// Forgets the rejected credential.
+    pub async fn fire(&self) {
+        (self.0)().await
+    }
+}
+
+impl fmt::Debug for OnRejected {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("OnRejected")
+    }
 }
 
 /// What a vending request asks for (the body of `POST /credentials`, past its

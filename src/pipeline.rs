@@ -352,7 +352,7 @@ impl Pipeline {
         let decision = match outcome {
             Ok(then) => {
                 let step = match &then {
-                    Then::Forward(_) | Then::Narrow { .. } => "allowed",
+                    Then::Forward(_) | Then::Watch { .. } | Then::Narrow { .. } => "allowed",
                     Then::ReadBody { .. } => "reading body",
                     Then::Respond(_) => "answered",
                 };
@@ -369,6 +369,13 @@ impl Pipeline {
                 );
                 match then {
                     Then::Forward(m) => Decision::Continue(m),
+                    Then::Watch {
+                        mutations,
+                        on_rejected,
+                    } => Decision::Watch {
+                        mutations,
+                        on_rejected,
+                    },
                     Then::ReadBody {
                         mutations,
                         max_bytes,
@@ -432,7 +439,7 @@ impl Pipeline {
         }
         let verdict = match decision {
             Decision::ReadBody { .. } => return,
-            Decision::Continue(_) | Decision::Narrow { .. } => "allow",
+            Decision::Continue(_) | Decision::Watch { .. } | Decision::Narrow { .. } => "allow",
             Decision::Respond(_) => "answer",
             Decision::Deny(d) => {
                 self.metrics.refusal(direction, d.reason);
@@ -457,7 +464,9 @@ impl Pipeline {
         };
         let (verdict, denial) = match &decision {
             Decision::ReadBody { .. } => return decision,
-            Decision::Continue(_) | Decision::Narrow { .. } => ("allow", None),
+            Decision::Continue(_) | Decision::Watch { .. } | Decision::Narrow { .. } => {
+                ("allow", None)
+            }
             Decision::Respond(_) => ("answer", None),
             Decision::Deny(d) => ("deny", Some(d)),
         };
@@ -519,6 +528,12 @@ pub(crate) struct Shared {
 pub(crate) enum Then {
     /// Forwarded with these mutations.
     Forward(Mutations),
+    /// Forwarded with these mutations; a 401 coming back fires `on_rejected` (the
+    /// credential set here is no longer accepted upstream).
+    Watch {
+        mutations: Mutations,
+        on_rejected: crate::credentials::OnRejected,
+    },
     /// Forwarded with these mutations; the `tools/list` result coming back is narrowed.
     Narrow {
         mutations: Mutations,

@@ -137,7 +137,11 @@ impl AwsSts {
             }
         }
         debug_assert!(set.iter().any(|(k, _)| k == AUTHORIZATION));
-        Ok(HeaderChanges { set, remove })
+        Ok(HeaderChanges {
+            set,
+            remove,
+            on_rejected: None,
+        })
     }
 
     pub(super) fn forget_cached(&self) {

@@ -131,6 +131,7 @@ impl Filter {
         Ok(HeaderChanges {
             set: vec![(AUTHORIZATION, token)],
             remove: vec![PROXY_AUTHORIZATION],
+            on_rejected: None,
         })
     }
 }

@@ -5,8 +5,15 @@
 //! `/repos/{owner}/{repo}/…` it checks that the repository is one the grant maps to
 //! (before any token request), then injects `Authorization: Bearer <installation token>`
 //! where the token was requested for exactly the grant's repositories and the configured
-//! permissions. GitHub enforces both on every call made with it. Tokens are cached per
-//! (repositories, permissions) until 5 minutes before their `expires_at`.
+//! permissions. GitHub enforces both on every call made with it. Injected tokens are
+//! cached per (repositories, permissions) until 5 minutes before their `expires_at`, and
+//! forgotten as soon as GitHub answers 401 to one (revoked, or the App's key rotated):
+//! the next request mints a new one.
+//!
+//! A token actbridge injects is shared by every request with the same repositories and
+//! never leaves actbridge; a vended token is minted for that one caller and never cached
+//! or injected, so no holder can revoke (`DELETE /installation/token`) or leak a token
+//! anyone else relies on.
 
 mod app_jwt;
 mod token_client;
@@ -136,12 +143,13 @@ impl GithubApp {
                 scope.object
             )));
         }
-        let token = self.token(repositories).await?;
+        let token = self.token(repositories.clone()).await?;
         let value = HeaderValue::from_str(&format!("Bearer {}", token.token))
             .map_err(|_| CredentialError::InvalidResponse("token is not a header value".into()))?;
         Ok(HeaderChanges {
             set: vec![(AUTHORIZATION, value)],
             remove: vec![PROXY_AUTHORIZATION],
+            on_rejected: Some(self.forget_on_rejection(repositories, token)),
         })
     }
 
@@ -153,8 +161,48 @@ impl GithubApp {
         &self.stats
     }
 
+    /// Forgets `token` (cached for `repositories`) when GitHub rejects it — only if it is
+    /// still the cached one: a token minted meanwhile stays.
+    fn forget_on_rejection(
+        &self,
+        repositories: Vec<String>,
+        token: Arc<token_client::InstallationToken>,
+    ) -> super::OnRejected {
+        let tokens = self.tokens.clone();
+        super::OnRejected::new(move || {
+            let (tokens, key, rejected) = (tokens.clone(), repositories.clone(), token.clone());
+            Box::pin(async move {
+                let repositories = key.join(",");
+                tokens
+                    .entry(key)
+                    .and_compute_with(|cached| async move {
+                        match cached {
+                            Some(c) if Arc::ptr_eq(c.value(), &rejected) => {
+                                moka::ops::compute::Op::Remove
+                            }
+                            _ => moka::ops::compute::Op::Nop,
+                        }
+                    })
+                    .await;
+                tracing::warn!(
+                    repositories,
+                    "GitHub rejected an installation token (401): forgotten, the next request mints a new one"
+                );
+            })
+        })
+    }
+
+    /// A token minted for this caller alone: never cached, never injected.
     pub(super) async fn vend(&self, who: &Grantee<'_>) -> Result<Vended, CredentialError> {
-        let token = self.token(self.repositories(who.grant)?).await?;
+        let repositories = self.repositories(who.grant)?;
+        let token = self.client.installation_token(&repositories).await?;
+        tracing::info!(
+            installation = self.cfg.installation_id,
+            repositories = repositories.join(","),
+            expires_at = token.expires_at,
+            for_whom = who.credential_name(),
+            "GitHub installation token vended"
+        );
         Ok(Vended(serde_json::json!({
             "token": token.token,
             "expires_at": token.expires_at,

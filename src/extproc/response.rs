@@ -64,6 +64,17 @@ pub(super) fn decision(d: &Decision) -> ProcessingResponse {
             })),
             ..Default::default()
         },
+        Decision::Watch { mutations, .. } => ProcessingResponse {
+            response: Some(Response::RequestHeaders(HeadersResponse {
+                response: common(headers::mutation(mutations)),
+            })),
+            // The shipped filter's mode with the response headers sent (their status).
+            mode_override: Some(ProcessingMode {
+                request_body_mode: BodySendMode::None as i32,
+                ..mode(true, false)
+            }),
+            ..Default::default()
+        },
         Decision::ReadBody {
             mutations,
             watch_response,
@@ -89,7 +100,11 @@ pub(super) fn decision(d: &Decision) -> ProcessingResponse {
 /// direct answer.
 pub(super) fn body_decision(d: &Decision) -> ProcessingResponse {
     match d {
-        Decision::Continue(m) | Decision::Narrow { mutations: m, .. } => ProcessingResponse {
+        // A mode change in a body response is ignored by Envoy: a watch decided on a
+        // body is not watched (no backend that reads bodies asks for one).
+        Decision::Continue(m)
+        | Decision::Watch { mutations: m, .. }
+        | Decision::Narrow { mutations: m, .. } => ProcessingResponse {
             response: Some(Response::RequestBody(BodyResponse {
                 response: common(headers::mutation(m)),
             })),

@@ -90,6 +90,10 @@ impl ExternalProcessor for ExtProcService {
                             Err(denial) => response::immediate(&denial),
                         },
                     ),
+                    Step::Rejected(on_rejected) => {
+                        on_rejected.fire().await;
+                        Ok(response::continue_phase(response::Phase::ResponseHeaders))
+                    }
                     Step::Fail(status) => {
                         tracing::warn!(%status, "ext_proc protocol error; failing the request closed");
                         let _ = tx.send(Err(status)).await;

@@ -8,6 +8,7 @@ use super::headers;
 use super::response::{self, Phase};
 use std::sync::Arc;
 
+use crate::credentials::OnRejected;
 use crate::pipeline::{Decision, Refusal, RequestFacts, ToolsNarrowing};
 
 /// Where a stream is.
@@ -22,6 +23,8 @@ enum State {
     },
     /// The request went on; its response is narrowed if successful (its headers say).
     AwaitingResponseHeaders { narrowing: Arc<ToolsNarrowing> },
+    /// The request went on with a backend's credential; a 401 answer fires this.
+    AwaitingVerdict { on_rejected: OnRejected },
     /// The response body is read, to be narrowed.
     AwaitingResponseBody {
         narrowing: Arc<ToolsNarrowing>,
@@ -45,6 +48,9 @@ pub(super) enum Step {
     /// Narrow this response body (served with this content type), then send
     /// [`response::replace_response_body`] or the refusal.
     Narrow(Arc<ToolsNarrowing>, String, Vec<u8>),
+    /// The upstream answered 401 to a backend's credential: fire this, then send
+    /// CONTINUE for the response headers.
+    Rejected(OnRejected),
     /// End the stream with this gRPC error (Envoy then fails the request closed).
     Fail(tonic::Status),
 }
@@ -67,11 +73,19 @@ impl StreamState {
     /// Records the headers-phase decision: a [`Decision::ReadBody`] makes the stream wait
     /// for the body of `facts`.
     pub fn decided(&mut self, facts: Box<RequestFacts>, decision: &Decision) {
-        if let Decision::ReadBody { max_bytes, .. } = decision {
-            self.state = State::AwaitingBody {
-                facts,
-                max_bytes: *max_bytes,
-            };
+        match decision {
+            Decision::ReadBody { max_bytes, .. } => {
+                self.state = State::AwaitingBody {
+                    facts,
+                    max_bytes: *max_bytes,
+                };
+            }
+            Decision::Watch { on_rejected, .. } => {
+                self.state = State::AwaitingVerdict {
+                    on_rejected: on_rejected.clone(),
+                };
+            }
+            _ => {}
         }
     }
 
@@ -133,6 +147,18 @@ impl StreamState {
                 }
             }
             Request::ResponseHeaders(h) => {
+                if let State::AwaitingVerdict { on_rejected } =
+                    std::mem::replace(&mut self.state, State::Decided)
+                {
+                    let status = headers::read(h.headers)
+                        .into_iter()
+                        .find(|(k, _)| k == ":status")
+                        .map(|(_, v)| v);
+                    if status.as_deref() == Some(b"401".as_slice()) {
+                        return Step::Rejected(on_rejected);
+                    }
+                    return Step::Reply(Box::new(response::continue_phase(Phase::ResponseHeaders)));
+                }
                 if let State::AwaitingResponseHeaders { narrowing } = &self.state {
                     let narrowing = narrowing.clone();
                     self.state = State::Decided;

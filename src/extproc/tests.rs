@@ -319,3 +319,66 @@ fn headers_without_a_body_say_so() {
     };
     assert!(facts.end_of_stream);
 }
+
+fn response_headers(status: &[u8]) -> ProcessingRequest {
+    ProcessingRequest {
+        request: Some(Request::ResponseHeaders(HttpHeaders {
+            headers: Some(HeaderMap {
+                headers: vec![HeaderValue {
+                    key: ":status".into(),
+                    raw_value: status.to_vec(),
+                    ..Default::default()
+                }],
+            }),
+            ..Default::default()
+        })),
+        ..Default::default()
+    }
+}
+
+/// A watch decision whose firing is counted.
+fn watch(fired: &std::sync::Arc<std::sync::atomic::AtomicUsize>) -> Decision {
+    let fired = fired.clone();
+    Decision::Watch {
+        mutations: Mutations::default(),
+        on_rejected: crate::credentials::OnRejected::new(move || {
+            fired.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Box::pin(async {})
+        }),
+    }
+}
+
+#[test]
+fn a_watched_credential_asks_for_the_response_headers_and_a_401_rejects_it() {
+    let fired = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let r = response::decision(&watch(&fired));
+    let mode = r.mode_override.expect("mode_override");
+    assert_eq!(mode.response_header_mode, 1, "SEND");
+    assert_eq!(mode.request_body_mode, 0, "NONE: the body is not read");
+    assert_eq!(mode.response_body_mode, 0, "NONE");
+
+    for (status, rejected) in [(b"401".as_slice(), true), (b"200", false), (b"403", false)] {
+        let mut s = StreamState::new(Some("outbound".into()));
+        let Step::Decide(facts) = s.on_message(get(true)) else {
+            panic!()
+        };
+        s.decided(facts, &watch(&fired));
+        match s.on_message(response_headers(status)) {
+            Step::Rejected(on_rejected) => {
+                assert!(rejected, "{status:?} rejected the credential");
+                futures::executor::block_on(on_rejected.fire());
+                assert_eq!(fired.load(std::sync::atomic::Ordering::SeqCst), 1);
+            }
+            Step::Reply(r) => {
+                assert!(!rejected, "{status:?} did not reject the credential");
+                assert!(matches!(r.response, Some(Response::ResponseHeaders(_))));
+            }
+            other => panic!("{other:?}"),
+        }
+        // Once: a later phase continues.
+        assert!(matches!(
+            s.on_message(response_headers(b"401")),
+            Step::Reply(_)
+        ));
+    }
+}

@@ -139,10 +139,17 @@ pub(super) async fn equip(
     );
     let changes = trail.timed(Stage::Credential, equipping).await?;
     judged.record_credential(trail, name, backend);
-    Ok(Then::Forward(Mutations {
+    let mutations = Mutations {
         set: changes.set,
         remove: changes.remove,
-    }))
+    };
+    Ok(match changes.on_rejected {
+        None => Then::Forward(mutations),
+        Some(on_rejected) => Then::Watch {
+            mutations,
+            on_rejected,
+        },
+    })
 }
 
 /// The headers of a request a backend reads, gathered once.

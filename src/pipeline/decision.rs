@@ -22,6 +22,16 @@ pub enum Decision {
         /// headers must be sent too.
         watch_response: bool,
     },
+    /// Let the request through after applying the mutations, and watch the response's
+    /// status: a 401 means the credential the mutations set is no longer accepted
+    /// upstream; [`OnRejected::fire`](crate::credentials::OnRejected::fire) makes the
+    /// backend forget it.
+    Watch {
+        /// Applied to the request.
+        mutations: Mutations,
+        /// Run when the upstream answers 401.
+        on_rejected: crate::credentials::OnRejected,
+    },
     /// Let the request through after applying the mutations, and narrow the `tools/list`
     /// result that comes back with [`Pipeline::narrow_response`](super::Pipeline::narrow_response).
     Narrow {

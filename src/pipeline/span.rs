@@ -90,7 +90,7 @@ pub(super) fn record_decision(span: &Span, decision: &Decision) {
         return;
     }
     let verdict = match decision {
-        Decision::Continue(_) | Decision::Narrow { .. } => "allow",
+        Decision::Continue(_) | Decision::Watch { .. } | Decision::Narrow { .. } => "allow",
         Decision::ReadBody { .. } => "read_body",
         Decision::Respond(_) => "answer",
         Decision::Deny(_) => "deny",

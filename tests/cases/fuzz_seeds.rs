@@ -37,7 +37,10 @@ fn the_request_target_reaches_verification_policy_and_exchange() {
         let data =
             std::fs::read(harness::repo_root().join("fuzz/corpus/request").join(seed)).unwrap();
         match harness::decide(&data).expect("a request") {
-            Decision::Continue(_) | Decision::ReadBody { .. } | Decision::Narrow { .. } => 0,
+            Decision::Continue(_)
+            | Decision::ReadBody { .. }
+            | Decision::Watch { .. }
+            | Decision::Narrow { .. } => 0,
             Decision::Deny(d) => d.status,
             Decision::Respond(r) => r.status,
         }
@@ -156,6 +159,7 @@ fn the_peer_target_accepts_each_good_answer_and_refuses_the_out_of_bound_ones() 
         "github-expires-number",
         "github-expires-past",
         "github-permission-admin",
+        "github-selection-all",
     ] {
         assert!(github(bad).is_err(), "{bad}");
     }

@@ -185,3 +185,64 @@ async fn a_vended_github_token_is_restricted_to_the_grant() {
     assert_eq!(get("engineering-docs").await.unwrap().status(), 200);
     assert_eq!(get("finance-reports").await.unwrap().status(), 404);
 }
+
+/// A vended token is that caller's alone: two vends are two tokens, neither is the one
+/// actbridge injects, and a holder revoking theirs (GitHub's `DELETE
+/// /installation/token`) breaks no one else. An injected token revoked upstream is
+/// forgotten at GitHub's first 401: the next request carries a new one.
+#[tokio::test]
+async fn no_holder_can_revoke_or_share_a_token_anyone_else_relies_on() {
+    let w = GithubWorld::start("reviewer-ops").await;
+    let david = w
+        .world
+        .sts
+        .delegated("david", "reviewer-ops", &agent_id("reviewer-ops"))
+        .await;
+    assert_eq!(w.read(&david, "engineering-docs").await.0, 200);
+    let injected = w.github.content_authorizations()[0].clone();
+    let vend = async || {
+        let r = w
+            .world
+            .vend(
+                Some(&david),
+                r#"{"target_service":"github","action":"read"}"#,
+            )
+            .await;
+        assert_eq!(r.status(), 200);
+        let v: serde_json::Value = r.json().await.unwrap();
+        v["token"].as_str().unwrap().to_string()
+    };
+    let (first, second) = (vend().await, vend().await);
+    assert_ne!(first, second, "two vends, one token");
+    for vended in [&first, &second] {
+        assert_ne!(
+            format!("Bearer {vended}"),
+            injected,
+            "the injected token was vended"
+        );
+    }
+    let revoke = |token: String| {
+        reqwest::Client::new()
+            .delete(format!("{}/installation/token", w.github.url()))
+            .bearer_auth(token)
+            .send()
+    };
+    assert_eq!(revoke(first).await.unwrap().status(), 204);
+    assert_eq!(
+        w.read(&david, "engineering-docs").await.0,
+        200,
+        "a vended token's revocation broke the injected one"
+    );
+
+    // The injected token is revoked upstream (an administrator, a key rotation).
+    let minted_before = w.github.token_requests().len();
+    let injected_token = injected.strip_prefix("Bearer ").unwrap().to_string();
+    assert_eq!(revoke(injected_token).await.unwrap().status(), 204);
+    let (status, _) = w.read(&david, "engineering-docs").await;
+    assert_eq!(status, 401, "GitHub's answer to the revoked token passes");
+    let (status, body) = w.read(&david, "engineering-docs").await;
+    assert_eq!(status, 200, "the next request carries a new token: {body}");
+    assert_eq!(w.github.token_requests().len(), minted_before + 1);
+    let last = w.github.content_authorizations().last().unwrap().clone();
+    assert_ne!(last, injected);
+}

@@ -3,7 +3,9 @@
 //! App's public key, `iss` = the App id, at most 10 minutes of life) and mints a token
 //! restricted to the requested repositories and permissions (422 for more than the
 //! installation has); `GET /repos/{owner}/{repo}/contents/{path}` honours only those
-//! repositories. Errors use GitHub's `{"message", "documentation_url"}` shape.
+//! repositories; `DELETE /installation/token` revokes the token it is called with (204),
+//! as GitHub's self-revocation does. Errors use GitHub's `{"message", "documentation_url"}`
+//! shape.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
@@ -14,7 +16,7 @@ use aws_lc_rs::encoding::AsDer;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use base64::Engine;
 use jsonwebtoken::jwk::Jwk;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Validation};
@@ -86,6 +88,7 @@ impl GithubApi {
         let app = axum::Router::new()
             .route("/app/installations/{id}/access_tokens", post(access_tokens))
             .route("/repos/{owner}/{repo}/contents/{*path}", get(contents))
+            .route("/installation/token", delete(revoke))
             .with_state(peer.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
@@ -261,6 +264,15 @@ async fn access_tokens(
             })).collect::<Vec<_>>(),
         })),
     )
+}
+
+/// `DELETE /installation/token`: the token in `Authorization` stops working at once.
+async fn revoke(State(peer): State<Arc<Peer>>, headers: HeaderMap) -> StatusCode {
+    let revoked = bearer(&headers).and_then(|t| peer.minted.lock().unwrap().remove(t));
+    match revoked {
+        Some(_) => StatusCode::NO_CONTENT,
+        None => StatusCode::UNAUTHORIZED,
+    }
 }
 
 async fn contents(

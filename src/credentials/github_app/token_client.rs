@@ -44,6 +44,10 @@ struct RawToken {
     permissions: BTreeMap<String, String>,
     #[serde(default, deserialize_with = "repository_names")]
     repositories: Vec<String>,
+    /// `selected` for a token restricted to `repositories`; `all` is every repository of
+    /// the installation, whatever the list says.
+    #[serde(default)]
+    repository_selection: Option<String>,
 }
 
 /// Parses an RFC 3339 UTC time (`2026-11-25T10:00:00Z`) as GitHub writes it.
@@ -116,6 +120,11 @@ pub(super) fn parse_answer(
                 }
                 None => name != "metadata" || level != "read",
             });
+    if raw.repository_selection.as_deref() != Some("selected") {
+        return Err(CredentialError::InvalidResponse(
+            "the token is not restricted to selected repositories (repository_selection)".into(),
+        ));
+    }
     if raw.token.is_empty()
         || raw.repositories.is_empty()
         || raw.repositories.iter().any(|r| !repositories.contains(r))
@@ -251,7 +260,7 @@ mod tests {
 
     fn read(expires_at: &str, permissions: &str) -> Result<Duration, CredentialError> {
         let body = format!(
-            r#"{{"token":"ghs_secret","expires_at":{expires_at},"permissions":{permissions},"repositories":[{{"name":"Docs"}}]}}"#
+            r#"{{"token":"ghs_secret","expires_at":{expires_at},"permissions":{permissions},"repository_selection":"selected","repositories":[{{"name":"Docs"}}]}}"#
         );
         let (repos, perms) = asked();
         parse_answer(201, body.as_bytes(), &repos, &perms, now()).map(|t| t.life)
@@ -312,12 +321,34 @@ mod tests {
         let perms = BTreeMap::from([("contents".to_string(), "write".to_string())]);
         let answer = |level: &str| {
             let body = format!(
-                r#"{{"token":"t","expires_at":"2025-11-24T17:00:00Z","permissions":{{"contents":"{level}"}},"repositories":[{{"name":"docs"}}]}}"#
+                r#"{{"token":"t","expires_at":"2025-11-24T17:00:00Z","permissions":{{"contents":"{level}"}},"repository_selection":"selected","repositories":[{{"name":"docs"}}]}}"#
             );
             parse_answer(201, body.as_bytes(), &repos, &perms, now()).is_ok()
         };
         assert!(answer("read") && answer("write"));
         assert!(!answer("admin") && !answer("root"));
+    }
+
+    #[test]
+    fn a_token_for_all_repositories_is_never_used() {
+        let (repos, perms) = asked();
+        let answer = |selection: &str| {
+            let body = format!(
+                r#"{{"token":"t","expires_at":"2025-11-24T17:00:00Z","permissions":{{"contents":"read"}},{selection}"repositories":[{{"name":"docs"}}]}}"#
+            );
+            parse_answer(201, body.as_bytes(), &repos, &perms, now()).map(|t| t.life)
+        };
+        assert!(answer(r#""repository_selection":"selected","#).is_ok());
+        for selection in [
+            r#""repository_selection":"all","#,
+            "",
+            r#""repository_selection":null,"#,
+        ] {
+            assert!(
+                matches!(answer(selection), Err(CredentialError::InvalidResponse(_))),
+                "{selection}"
+            );
+        }
     }
 
     #[test]
