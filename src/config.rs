@@ -7,6 +7,7 @@ mod admin;
 mod agent_protocols;
 mod audit;
 mod credentials;
+mod deadlines;
 mod error;
 mod filter;
 mod github_app;

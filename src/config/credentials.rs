@@ -125,7 +125,8 @@ pub struct RawPostgres {
     /// at start, so roles left by a previous run go too). Default `60s`.
     #[serde(default, with = "humantime_serde")]
     pub reaper_interval: Option<Duration>,
-    /// Timeout of connecting and of one statement. Default `5s`.
+    /// Timeout of connecting and of one statement; must end before Envoy's
+    /// `listen.envoy_message_timeout`. Default `2s`.
     #[serde(default, with = "humantime_serde")]
     pub timeout: Option<Duration>,
 }

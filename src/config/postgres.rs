@@ -79,7 +79,7 @@ pub(super) fn validate(
         ));
     }
     let reaper_interval = p.reaper_interval.unwrap_or(Duration::from_secs(60));
-    let timeout = p.timeout.unwrap_or(Duration::from_secs(5));
+    let timeout = p.timeout.unwrap_or(Duration::from_secs(2));
     for (field, d) in [("reaper_interval", reaper_interval), ("timeout", timeout)] {
         if d < Duration::from_millis(100) {
             return Err(ConfigError::invalid(

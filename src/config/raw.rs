@@ -95,6 +95,14 @@ pub struct RawListen {
     /// on loopback.
     #[serde(default)]
     pub admin: Option<String>,
+    /// The ext_proc `message_timeout` of the Envoy filters that call this actbridge
+    /// (`3s` in the shipped envoy/sidecar.yaml). Every peer actbridge calls while a
+    /// request waits (JWKS, introspection, the token endpoint, a remote policy,
+    /// credential backends) must time out at least 500 ms before it, so that a hung peer
+    /// gets actbridge's 503 with `Retry-After` rather than Envoy's own error: the
+    /// config is refused otherwise, naming the key. Default `3s`.
+    #[serde(default, with = "humantime_serde")]
+    pub envoy_message_timeout: Option<std::time::Duration>,
 }
 
 /// `issuers[]`: one trusted issuer.
@@ -125,7 +133,9 @@ pub struct RawIssuer {
     /// interval (per issuer). Default `30s`.
     #[serde(default, with = "humantime_serde")]
     pub jwks_min_refetch_interval: Option<Duration>,
-    /// Timeout of one JWKS or discovery request. Default `5s`.
+    /// Timeout of one JWKS or discovery request; also bounds a whole re-fetch for an
+    /// unknown `kid` made while a request waits (so it must end before Envoy's
+    /// `listen.envoy_message_timeout`). Default `2s`.
     #[serde(default, with = "humantime_serde")]
     pub jwks_timeout: Option<Duration>,
     /// How long keys stay trusted after the last successful JWKS fetch while the issuer

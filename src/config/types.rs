@@ -18,6 +18,8 @@ pub struct Config {
     pub sds_listen: Option<ListenAddr>,
     /// Where the admin listener listens, if enabled.
     pub admin_listen: Option<SocketAddr>,
+    /// Envoy's ext_proc `message_timeout`: every in-request timeout ends before it.
+    pub envoy_message_timeout: std::time::Duration,
     /// Trusted issuers.
     pub issuers: Vec<IssuerConfig>,
     /// Largest bearer token accepted, in bytes.

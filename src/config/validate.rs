@@ -175,10 +175,21 @@ pub(super) fn validate(raw: RawConfig, env: &dyn Env) -> Result<Config, ConfigEr
     let mut outbound = outbound;
     super::spiffe::bind_jwt_svid(&mut outbound, spiffe.as_ref())?;
     super::introspection::validate_introspection(&raw, &mut issuers, outbound.as_ref(), env)?;
-    Ok(Config {
+    let envoy_message_timeout = raw
+        .listen
+        .envoy_message_timeout
+        .unwrap_or(std::time::Duration::from_secs(3));
+    if envoy_message_timeout < super::deadlines::HEADROOM * 2 {
+        return Err(ConfigError::invalid(
+            "listen.envoy_message_timeout",
+            "must be at least 1s",
+        ));
+    }
+    let config = Config {
         ext_proc_listen,
         sds_listen,
         admin_listen,
+        envoy_message_timeout,
         issuers,
         max_token_bytes,
         verified_cache_entries: raw.tokens.verified_cache_entries.unwrap_or(10_000),
@@ -238,7 +249,9 @@ pub(super) fn validate(raw: RawConfig, env: &dyn Env) -> Result<Config, ConfigEr
             .map(super::admin::validate_revocation)
             .transpose()?,
         telemetry: super::telemetry::validate_telemetry(raw.telemetry.as_ref(), env)?,
-    })
+    };
+    super::deadlines::check(&config)?;
+    Ok(config)
 }
 
 /// A gRPC listener only Envoy may reach: a Unix socket (the default of the shipped
@@ -363,7 +376,7 @@ fn validate_issuer(key: &str, ri: &RawIssuer) -> Result<IssuerConfig, ConfigErro
             ri.jwks_min_refetch_interval,
             Duration::from_secs(30),
         )?,
-        jwks_timeout: positive("jwks_timeout", ri.jwks_timeout, Duration::from_secs(5))?,
+        jwks_timeout: positive("jwks_timeout", ri.jwks_timeout, Duration::from_secs(2))?,
         jwks_max_age,
         // Filled in once `outbound` is known (super::introspection).
         introspection: None,

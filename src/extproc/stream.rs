@@ -147,9 +147,9 @@ impl StreamState {
                 }
             }
             Request::ResponseHeaders(h) => {
-                if let State::AwaitingVerdict { on_rejected } =
-                    std::mem::replace(&mut self.state, State::Decided)
-                {
+                if let State::AwaitingVerdict { on_rejected } = &self.state {
+                    let on_rejected = on_rejected.clone();
+                    self.state = State::Decided;
                     let status = headers::read(h.headers)
                         .into_iter()
                         .find(|(k, _)| k == ":status")

@@ -67,6 +67,8 @@ pub struct JwksStore {
     keys: ArcSwap<KeySet>,
     refetch_gate: tokio::sync::Mutex<Option<Instant>>,
     min_refetch: Duration,
+    /// Bound of a whole re-fetch made while a request waits (discovery included).
+    fetch_timeout: Duration,
     refresh_interval: Duration,
     max_age: Duration,
 }
@@ -81,6 +83,7 @@ impl JwksStore {
             keys: ArcSwap::from_pointee(KeySet::default()),
             refetch_gate: tokio::sync::Mutex::new(None),
             min_refetch: cfg.jwks_min_refetch_interval,
+            fetch_timeout: cfg.jwks_timeout,
             refresh_interval: cfg.jwks_refresh_interval,
             max_age: cfg.jwks_max_age,
         }
@@ -115,11 +118,22 @@ impl JwksStore {
     /// Returns the key for `kid`, re-fetching the JWKS once if it is unknown and the
     /// last re-fetch is older than the minimum interval. `Err(true)` means the keys are
     /// unavailable (never loaded, or past `jwks_max_age`), `Err(false)` that the kid is
-    /// simply unknown.
+    /// simply unknown. The wait (for another request's re-fetch too) and the re-fetch
+    /// (discovery included) are bounded by `jwks_timeout` as a whole.
     pub(super) async fn key_or_refetch(&self, kid: &str) -> Result<Arc<KeyEntry>, bool> {
         if let Some(k) = self.lookup(kid) {
             return Ok(k);
         }
+        match tokio::time::timeout(self.fetch_timeout, self.refetch_for(kid)).await {
+            Ok(found) => found,
+            Err(_) => {
+                tracing::warn!(issuer = %self.issuer, "JWKS re-fetch for an unknown kid timed out");
+                self.lookup(kid).ok_or_else(|| !self.is_loaded())
+            }
+        }
+    }
+
+    async fn refetch_for(&self, kid: &str) -> Result<Arc<KeyEntry>, bool> {
         let mut last = self.refetch_gate.lock().await;
         if let Some(k) = self.lookup(kid) {
             return Ok(k);

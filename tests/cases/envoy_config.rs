@@ -69,3 +69,47 @@ fn the_shipped_outbound_routes_are_generated_from_the_shipped_config() {
     let printed: serde_json::Value = serde_yaml_ng::from_slice(&out.stdout).unwrap();
     assert_eq!(printed, generated);
 }
+
+/// The Envoy configs shipped give their ext_proc filters the `message_timeout` that the
+/// shipped actbridge config declares (`listen.envoy_message_timeout`, default `3s`), so
+/// actbridge's check that every peer times out before it holds for what is deployed.
+#[test]
+fn the_shipped_envoy_message_timeout_is_the_one_actbridge_checks_against() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let config: serde_json::Value = serde_yaml_ng::from_str(
+        &std::fs::read_to_string(root.join("deploy/actbridge.yaml")).unwrap(),
+    )
+    .unwrap();
+    let declared = config["listen"]["envoy_message_timeout"]
+        .as_str()
+        .unwrap_or("3s")
+        .to_string();
+    let mut seen = 0;
+    for dir in ["envoy", "deploy"] {
+        for entry in walk(&root.join(dir)) {
+            let text = std::fs::read_to_string(&entry).unwrap_or_default();
+            for line in text.lines() {
+                let line = line.trim_start();
+                if let Some(value) = line.strip_prefix("message_timeout:") {
+                    let value = value.split('#').next().unwrap().trim();
+                    assert_eq!(value, declared, "{}: {line}", entry.display());
+                    seen += 1;
+                }
+            }
+        }
+    }
+    assert!(seen >= 2, "no ext_proc filter found");
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else if p.extension().is_some_and(|x| x == "yaml") {
+            out.push(p);
+        }
+    }
+    out
+}

@@ -6,6 +6,7 @@ mod capture;
 mod client_auth;
 mod config_cli;
 mod custody;
+mod deadlines;
 mod demo;
 mod destinations;
 mod dockerfile;
