@@ -19,12 +19,15 @@ async fn hung_peer() -> Faulty {
     Faulty::start(Fault::Slow(Duration::from_secs(60), Box::new(Fault::Close))).await
 }
 
+/// A sidecar config for the issuer given.
+type ConfigFor<'a> = Box<dyn Fn(&Sts) -> String + 'a>;
+
 /// Each backend with its default timeout, in front of a hung peer.
 #[tokio::test]
 async fn a_hung_credential_backend_gets_actbridges_503_before_envoy_gives_up() {
     let hung = hung_peer().await;
     let github = GithubApi::start().await;
-    let cases: Vec<(&str, Box<dyn Fn(&Sts) -> String>, &str)> = vec![
+    let cases: Vec<(&str, ConfigFor, &str)> = vec![
         (
             "postgres",
             Box::new(|sts: &Sts| super::postgres::pg_sidecar_config(sts, hung.port, "1m", "1h")),
