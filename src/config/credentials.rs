@@ -61,7 +61,7 @@ pub struct RawFilter {
     /// The rules; a request no rule allows is refused (403, naming the rule or its
     /// absence). Required, non-empty.
     pub rules: Vec<RawFilterRule>,
-    /// Largest request body read (JSON). Default `65536`.
+    /// Largest request body read (JSON or form). Default `65536`.
     #[serde(default)]
     pub max_body_bytes: Option<usize>,
 }
@@ -74,12 +74,13 @@ pub struct RawFilterRule {
     pub method: String,
     /// The exact path (query string excluded), e.g. `/api/chat.postMessage`. Required.
     pub path: String,
-    /// The top-level JSON body field whose value must be allowed (e.g. `channel`).
-    /// Exactly one of this and `query`.
+    /// The top-level body field whose value must be allowed (e.g. `channel`), read from
+    /// a JSON or form body as its `Content-Type` declares; the same name in the query is
+    /// refused. Exactly one of this and `query`.
     #[serde(default)]
     pub body_field: Option<String>,
-    /// The query parameter whose value must be allowed. Exactly one of this and
-    /// `body_field`.
+    /// The query parameter whose value must be allowed (spelled once, exactly; a request
+    /// with a body is refused). Exactly one of this and `body_field`.
     #[serde(default)]
     pub query: Option<String>,
     /// The values each grant entry allows, e.g. `{finance: [finance-general]}`. Required.
