@@ -56,6 +56,27 @@ impl GithubWorld {
         GithubWorld { github, world }
     }
 
+    /// david's token delegated to reviewer-ops (engineering only).
+    async fn david(&self) -> String {
+        self.world
+            .sts
+            .delegated("david", "reviewer-ops", &agent_id("reviewer-ops"))
+            .await
+    }
+
+    /// A GitHub token vended to `token`'s holder (200 asserted), as answered.
+    async fn vend(&self, token: &str) -> serde_json::Value {
+        let r = self
+            .world
+            .vend(
+                Some(token),
+                r#"{"target_service":"github","action":"read"}"#,
+            )
+            .await;
+        assert_eq!(r.status(), 200);
+        r.json().await.unwrap()
+    }
+
     async fn read(&self, token: &str, repo: &str) -> (u16, String) {
         let path = format!("/repos/{OWNER}/{repo}/contents/README.md");
         let r = self.world.agent_call(HOST, &path, token).await;
@@ -156,20 +177,7 @@ async fn github_failures_and_empty_grants_fail_closed() {
 #[tokio::test]
 async fn a_vended_github_token_is_restricted_to_the_grant() {
     let w = GithubWorld::start("reviewer-ops").await;
-    let david = w
-        .world
-        .sts
-        .delegated("david", "reviewer-ops", &agent_id("reviewer-ops"))
-        .await;
-    let r = w
-        .world
-        .vend(
-            Some(&david),
-            r#"{"target_service":"github","action":"read"}"#,
-        )
-        .await;
-    assert_eq!(r.status(), 200);
-    let v: serde_json::Value = r.json().await.unwrap();
+    let v = w.vend(&w.david().await).await;
     assert_eq!(v["repositories"], serde_json::json!(["engineering-docs"]));
     assert_eq!(v["owner"], OWNER);
     let token = v["token"].as_str().unwrap();
@@ -193,25 +201,10 @@ async fn a_vended_github_token_is_restricted_to_the_grant() {
 #[tokio::test]
 async fn no_holder_can_revoke_or_share_a_token_anyone_else_relies_on() {
     let w = GithubWorld::start("reviewer-ops").await;
-    let david = w
-        .world
-        .sts
-        .delegated("david", "reviewer-ops", &agent_id("reviewer-ops"))
-        .await;
+    let david = w.david().await;
     assert_eq!(w.read(&david, "engineering-docs").await.0, 200);
     let injected = w.github.content_authorizations()[0].clone();
-    let vend = async || {
-        let r = w
-            .world
-            .vend(
-                Some(&david),
-                r#"{"target_service":"github","action":"read"}"#,
-            )
-            .await;
-        assert_eq!(r.status(), 200);
-        let v: serde_json::Value = r.json().await.unwrap();
-        v["token"].as_str().unwrap().to_string()
-    };
+    let vend = async || w.vend(&david).await["token"].as_str().unwrap().to_string();
     let (first, second) = (vend().await, vend().await);
     assert_ne!(first, second, "two vends, one token");
     for vended in [&first, &second] {

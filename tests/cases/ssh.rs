@@ -45,6 +45,17 @@ async fn certify(world: &World, token: &str, service: &str, key: &Path) -> serde
     v
 }
 
+/// `ssh-keygen -L` of the certificate next to `key`.
+fn certificate_listing(key: &Path) -> String {
+    let out = Command::new("ssh-keygen")
+        .arg("-L")
+        .arg("-f")
+        .arg(cert_path(key))
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 fn cert_path(key: &Path) -> std::path::PathBuf {
     key.with_file_name(format!(
         "{}-cert.pub",
@@ -86,13 +97,7 @@ async fn an_ssh_certificate_carries_the_grants_principals_and_sshd_enforces_them
     let (ok, _) = sshd.login(&key, &cert_path(&key));
     assert!(!ok, "a certificate without the hr principal logged in");
 
-    let listing = Command::new("ssh-keygen")
-        .arg("-L")
-        .arg("-f")
-        .arg(cert_path(&key))
-        .output()
-        .unwrap();
-    let listing = String::from_utf8_lossy(&listing.stdout);
+    let listing = certificate_listing(&key);
     assert!(listing.contains("permit-pty"), "{listing}");
     for forwarding in [
         "permit-port-forwarding",
@@ -147,13 +152,7 @@ async fn a_certificate_logs_in_only_from_its_source_addresses() {
     let alice = world.token_for("alice").await;
     sshd.set_principals(&["finance"]);
     certify(&world, &alice, "ssh-here", &key).await;
-    let listing = Command::new("ssh-keygen")
-        .arg("-L")
-        .arg("-f")
-        .arg(cert_path(&key))
-        .output()
-        .unwrap();
-    let listing = String::from_utf8_lossy(&listing.stdout);
+    let listing = certificate_listing(&key);
     assert!(
         listing.contains("source-address 127.0.0.0/8,::1/128"),
         "{listing}"
