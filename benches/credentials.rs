@@ -181,6 +181,7 @@ fn postgres(rt: &tokio::runtime::Runtime, port: u16) -> Arc<Backend> {
     let config = CredentialConfig {
         name: "db".into(),
         backend: BackendConfig::Postgres(PostgresConfig {
+            name: "db".into(),
             host: "127.0.0.1".into(),
             port,
             database: "postgres".into(),
