@@ -226,7 +226,7 @@ fn classify(e: tokio_postgres::Error) -> CredentialError {
         Some(db) => {
             tracing::warn!(
                 code = db.code().code(),
-                message = db.message(),
+                error = db.message(),
                 "PostgreSQL refused"
             );
             CredentialError::Refused {

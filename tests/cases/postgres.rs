@@ -89,15 +89,12 @@ async fn wait_for(what: &str, mut done: impl AsyncFnMut() -> bool) {
 
 /// `actbridge_postgres_roles_undroppable` as scraped from `actbridge`.
 async fn undroppable(actbridge: &Actbridge) -> Option<String> {
-    let text = reqwest::get(format!(
-        "http://127.0.0.1:{}/metrics",
-        actbridge.admin_port
-    ))
-    .await
-    .unwrap()
-    .text()
-    .await
-    .unwrap();
+    let text = reqwest::get(format!("http://127.0.0.1:{}/metrics", actbridge.admin_port))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     text.lines()
         .find_map(|l| l.strip_prefix("actbridge_postgres_roles_undroppable "))
         .map(str::to_string)
@@ -232,10 +229,7 @@ async fn a_role_that_creates_objects_is_dropped_with_them() {
     let sts = Sts::start().await;
     let config = pg_sidecar_config(&sts, pg.port, "3s", "60s");
     let world = World::start_with(sts, &config).await;
-    let (alice, bob) = (
-        world.token_for("alice").await,
-        world.token_for("bob").await,
-    );
+    let (alice, bob) = (world.token_for("alice").await, world.token_for("bob").await);
     let hoarder = vend_ok(&world, &pg, &alice).await;
     let plain = vend_ok(&world, &pg, &bob).await;
     let db = pg.connect(&hoarder.user, &hoarder.password).await.unwrap();
@@ -288,25 +282,28 @@ async fn a_role_that_cannot_be_dropped_is_alerted_and_does_not_stop_the_pass() {
     // The first run reaps nothing: it is stopped before its roles expire.
     let config = pg_sidecar_config(&sts, pg.port, "3s", "1h");
     let mut world = World::start_with(sts, &config).await;
-    let (alice, bob) = (
-        world.token_for("alice").await,
-        world.token_for("bob").await,
-    );
+    let (alice, bob) = (world.token_for("alice").await, world.token_for("bob").await);
     let stuck = vend_ok(&world, &pg, &alice).await;
     tokio::time::sleep(Duration::from_millis(1100)).await;
     let plain = vend_ok(&world, &pg, &bob).await;
     world.actbridge.kill();
-    assert!(stuck.expires_at < plain.expires_at, "the stuck role comes first");
+    assert!(
+        stuck.expires_at < plain.expires_at,
+        "the stuck role comes first"
+    );
     let elsewhere = pg
         .connect_to(OTHER_DATABASE, &stuck.user, &stuck.password)
         .await
         .expect("the open database lets the role in");
-    elsewhere.batch_execute("SELECT lo_create(0)").await.unwrap();
+    elsewhere
+        .batch_execute("SELECT lo_create(0)")
+        .await
+        .unwrap();
     drop(elsewhere);
 
     sleep_until_unix(plain.expires_at as f64 + 1.0).await;
-    let next = Actbridge::start(&config.replace("reaper_interval: 1h", "reaper_interval: 1s"))
-        .await;
+    let next =
+        Actbridge::start(&config.replace("reaper_interval: 1h", "reaper_interval: 1s")).await;
     wait_for("the plain role to be dropped", async || {
         pg.roles(PREFIX).await == [stuck.user.clone()]
     })
@@ -325,11 +322,8 @@ async fn a_role_that_cannot_be_dropped_is_alerted_and_does_not_stop_the_pass() {
     assert!(!log.contains(&stuck.password) && !log.contains(&plain.password));
 
     // The DBA removes what holds the role.
-    pg.superuser_in(
-        OTHER_DATABASE,
-        &format!("DROP OWNED BY \"{}\"", stuck.user),
-    )
-    .await;
+    pg.superuser_in(OTHER_DATABASE, &format!("DROP OWNED BY \"{}\"", stuck.user))
+        .await;
     wait_for("the stuck role to be dropped", async || {
         pg.roles(PREFIX).await.is_empty()
     })
@@ -351,7 +345,7 @@ async fn the_reaper_drops_roles_left_by_an_earlier_run() {
     let bob = world.token_for("bob").await;
     let role = vend_ok(&world, &pg, &bob).await;
     world.actbridge.kill();
-    assert_eq!(pg.roles(PREFIX).await, [role.user.clone()]);
+    assert_eq!(pg.roles(PREFIX).await, std::slice::from_ref(&role.user));
     // A role of someone else's with the prefix, expired, but without actbridge's comment.
     pg.superuser("CREATE ROLE actbridge_someone LOGIN VALID UNTIL '2000-01-01'")
         .await;
@@ -374,10 +368,7 @@ async fn a_vended_role_holds_nothing_of_public_and_nothing_is_reused() {
     let sts = Sts::start().await;
     let config = pg_sidecar_config(&sts, pg.port, "1m", "1s");
     let world = World::start_with(sts, &config).await;
-    let (alice, bob) = (
-        world.token_for("alice").await,
-        world.token_for("bob").await,
-    );
+    let (alice, bob) = (world.token_for("alice").await, world.token_for("bob").await);
     let first = vend_ok(&world, &pg, &alice).await;
     let second = vend_ok(&world, &pg, &alice).await;
     vend_ok(&world, &pg, &bob).await;
@@ -433,11 +424,9 @@ async fn a_vended_role_holds_nothing_of_public_and_nothing_is_reused() {
     pg.superuser("GRANT TEMPORARY ON DATABASE postgres TO PUBLIC")
         .await;
     wait_for("the hardening warning", async || {
-        world
-            .actbridge
-            .log()
-            .lines()
-            .any(|l| l.contains("hardening missing") && l.contains("TEMPORARY on database postgres"))
+        world.actbridge.log().lines().any(|l| {
+            l.contains("hardening missing") && l.contains("TEMPORARY on database postgres")
+        })
     })
     .await;
 }
@@ -456,10 +445,7 @@ async fn a_missing_privilege_refuses_the_vends_that_need_it_until_granted() {
     let sts = Sts::start().await;
     let config = pg_sidecar_config(&sts, pg.port, "1m", "1s");
     let world = World::start_with(sts, &config).await;
-    let (alice, bob) = (
-        world.token_for("alice").await,
-        world.token_for("bob").await,
-    );
+    let (alice, bob) = (world.token_for("alice").await, world.token_for("bob").await);
     let r = vend(&world, &alice).await;
     assert_eq!(r.status(), 503, "alice's grant maps to engineering_reader");
     assert!(r.headers().contains_key("retry-after"));
@@ -489,13 +475,15 @@ async fn a_missing_privilege_refuses_the_vends_that_need_it_until_granted() {
     })
     .await;
 
-    pg.superuser(&format!("ALTER ROLE {ADMIN_USER} NOINHERIT")).await;
+    pg.superuser(&format!("ALTER ROLE {ADMIN_USER} NOINHERIT"))
+        .await;
     wait_for("every vend to be refused", async || {
         vend(&world, &bob).await.status() == 503
     })
     .await;
     assert!(world.actbridge.log().contains("lacks INHERIT"));
-    pg.superuser(&format!("ALTER ROLE {ADMIN_USER} INHERIT")).await;
+    pg.superuser(&format!("ALTER ROLE {ADMIN_USER} INHERIT"))
+        .await;
     wait_for("bob to be served again", async || {
         vend(&world, &bob).await.status() == 200
     })
@@ -537,10 +525,7 @@ async fn postgres_down_or_refusing_fails_closed() {
     let sts = Sts::start().await;
     let config = pg_sidecar_config(&sts, pg.port, "1m", "1h");
     let world = World::start_with(sts, &config).await;
-    let (alice, bob) = (
-        world.token_for("alice").await,
-        world.token_for("bob").await,
-    );
+    let (alice, bob) = (world.token_for("alice").await, world.token_for("bob").await);
     vend_ok(&world, &pg, &bob).await;
     pg.superuser("DROP OWNED BY engineering_reader; DROP ROLE engineering_reader")
         .await;

@@ -40,7 +40,10 @@ impl Hardening {
     ) -> Result<(), CredentialError> {
         let rows = pg.bounded(client.query(CHECK, &[])).await?;
         let found: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
-        let mut last = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut last = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if last.as_ref() == Some(&found) {
             return Ok(());
         }

@@ -221,7 +221,10 @@ mod tests {
         let (gate, cfg) = (Gate::default(), cfg());
         gate.record(
             &cfg,
-            (vec![Missing::AdminOption("engineering_reader".into())], false),
+            (
+                vec![Missing::AdminOption("engineering_reader".into())],
+                false,
+            ),
         );
         let e = gate
             .admit(&cfg, &roles(&["engineering_reader", "finance_reader"]))

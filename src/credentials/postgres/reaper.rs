@@ -73,7 +73,7 @@ pub(super) async fn reap(pg: &Postgres) -> Result<Pass, CredentialError> {
                             role = name,
                             step,
                             code = db.map(|d| d.code().code()),
-                            message = db.map(|d| d.message()),
+                            error = db.map(|d| d.message()),
                             detail = db.and_then(|d| d.detail()),
                             "expired PostgreSQL role could not be dropped; the next pass retries"
                         );
@@ -102,7 +102,12 @@ async fn end(
     name: &str,
 ) -> Result<(), (&'static str, Failure)> {
     let timeout = pg.cfg.timeout;
-    step(timeout, "revoke login", client.batch_execute(&sql::revoke_login(name))).await?;
+    step(
+        timeout,
+        "revoke login",
+        client.batch_execute(&sql::revoke_login(name)),
+    )
+    .await?;
     step(
         timeout,
         "grant the role to the administrative role",

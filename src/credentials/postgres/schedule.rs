@@ -107,7 +107,11 @@ mod tests {
         e.settle(102, &["ended".into()]);
         assert_eq!(e.first(), Some(101), "`unseen` is looked for again");
         e.settle(120, &[]);
-        assert_eq!(e.first(), Some(500), "past the grace, the periodic pass has it");
+        assert_eq!(
+            e.first(),
+            Some(500),
+            "past the grace, the periodic pass has it"
+        );
     }
 
     #[test]
