@@ -129,8 +129,9 @@ pub struct RawPostgres {
     /// at start, so roles left by a previous run go too). Default `60s`.
     #[serde(default, with = "humantime_serde")]
     pub reaper_interval: Option<Duration>,
-    /// Timeout of connecting and of one statement (also set as the server's
-    /// `statement_timeout` and `lock_timeout` on actbridge's connections). Keep it below
+    /// Timeout of a whole vend (connecting and its statements), and of each reaper
+    /// statement (also set as the server's `statement_timeout` and `lock_timeout` on
+    /// actbridge's connections). Keep it below
     /// Envoy's ext_proc `message_timeout` (3 s in envoy/sidecar.yaml), so a hung server
     /// gives actbridge's 503 with `Retry-After`, not Envoy's 504. Default `2s`.
     #[serde(default, with = "humantime_serde")]

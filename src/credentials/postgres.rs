@@ -77,12 +77,16 @@ impl Postgres {
         &self.stats
     }
 
-    /// A new role, with a new password, for every call.
+    /// A new role, with a new password, for every call; within `timeout` in all
+    /// (connecting, the first check, `CREATE ROLE`), so that a slow server is
+    /// actbridge's 503, inside Envoy's ext_proc `message_timeout`. A role created just as
+    /// the time ran out is never handed out; it expires and is reaped.
     pub(super) async fn vend(&self, who: &Grantee<'_>) -> Result<Vended, CredentialError> {
         let roles = super::mapped(who.grant, &self.cfg.roles)?;
         self.stats.miss();
-        self.mint(who, roles)
+        tokio::time::timeout(self.cfg.timeout, self.mint(who, roles))
             .await
+            .unwrap_or_else(|_| Err(CredentialError::Unavailable("PostgreSQL timed out".into())))
             .inspect_err(|_| self.stats.error())
     }
 

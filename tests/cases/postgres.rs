@@ -490,6 +490,39 @@ async fn a_missing_privilege_refuses_the_vends_that_need_it_until_granted() {
     .await;
 }
 
+/// A server that hangs on `CREATE ROLE` (a superuser's transaction holds a lock that
+/// blocks role creation, not logins) is actbridge's 503 with `Retry-After` within the
+/// default 2 s `timeout` — not Envoy's 504 at its 3 s `message_timeout` — and nothing is
+/// handed out; once the lock is released vends are served.
+#[tokio::test]
+async fn a_hung_server_is_a_503_inside_envoys_timeout() {
+    let pg = Postgres::start().await;
+    let sts = Sts::start().await;
+    let config = pg_sidecar_config(&sts, pg.port, "1m", "1h");
+    let world = World::start_with(sts, &config).await;
+    let bob = world.token_for("bob").await;
+    vend_ok(&world, &pg, &bob).await;
+    let locker = pg.superuser_client().await;
+    locker
+        .batch_execute("BEGIN; LOCK TABLE pg_catalog.pg_authid IN SHARE MODE")
+        .await
+        .unwrap();
+
+    let started = Instant::now();
+    let r = vend(&world, &bob).await;
+    let took = started.elapsed();
+    assert_eq!(r.status(), 503, "after {took:?}");
+    assert!(r.headers().contains_key("retry-after"));
+    assert!(
+        took < Duration::from_millis(2900),
+        "answered after {took:?}, at Envoy's timeout"
+    );
+    assert!(!r.text().await.unwrap().contains("password"));
+
+    locker.batch_execute("ROLLBACK").await.unwrap();
+    vend_ok(&world, &pg, &bob).await;
+}
+
 /// PostgreSQL unreachable → 503; a mapped role that does not exist → 503 (the check
 /// names it), nothing created; a mapped role dropped after the check → PostgreSQL refuses
 /// → 502 without its message, and nothing half-created.

@@ -167,6 +167,11 @@ impl Postgres {
         Ok(client)
     }
 
+    /// A connection as the superuser (for a transaction a test holds open).
+    pub async fn superuser_client(&self) -> tokio_postgres::Client {
+        self.connect("postgres", SUPERUSER_PASSWORD).await.unwrap()
+    }
+
     /// Runs `sql` as the superuser.
     pub async fn superuser(&self, sql: &str) {
         self.superuser_in("postgres", sql).await;
