@@ -279,8 +279,8 @@ async fn a_role_that_cannot_be_dropped_is_alerted_and_does_not_stop_the_pass() {
     ))
     .await;
     let sts = Sts::start().await;
-    // The first run reaps nothing: it is stopped before its roles expire.
-    let config = pg_sidecar_config(&sts, pg.port, "3s", "1h");
+    // The first run reaps nothing: it is stopped well before its roles expire.
+    let config = pg_sidecar_config(&sts, pg.port, "5s", "1h");
     let mut world = World::start_with(sts, &config).await;
     let (alice, bob) = (world.token_for("alice").await, world.token_for("bob").await);
     let stuck = vend_ok(&world, &pg, &alice).await;
