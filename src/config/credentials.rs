@@ -98,8 +98,12 @@ pub struct RawPostgres {
     pub port: Option<u16>,
     /// The database vended (and connected to). Required.
     pub database: String,
-    /// The administrative role actbridge creates and drops roles with (needs
-    /// `CREATEROLE` and membership with ADMIN OPTION in the mapped roles). Required.
+    /// The administrative role actbridge creates and drops roles with. Required. It needs
+    /// `CREATEROLE`, `INHERIT` (the default) and ADMIN OPTION on every mapped role
+    /// (`GRANT finance_reader TO admin WITH ADMIN OPTION`); not a superuser, and not
+    /// `pg_signal_backend` (docs/credentials.md, "What the database must trust").
+    /// Checked at start and at every reaper pass: while one is missing, the vends that
+    /// need it are refused (503) and an error names what is missing.
     pub admin_user: String,
     /// A file holding the administrative role's password. Exactly one of this and
     /// `admin_password_env`.
@@ -126,8 +130,11 @@ pub struct RawPostgres {
     /// at start, so roles left by a previous run go too). Default `60s`.
     #[serde(default, with = "humantime_serde")]
     pub reaper_interval: Option<Duration>,
-    /// Timeout of connecting and of one statement; must end before Envoy's
-    /// `listen.envoy_message_timeout`. Default `2s`.
+    /// Timeout of a whole vend (connecting and its statements), and of each reaper
+    /// statement (also set as the server's `statement_timeout` and `lock_timeout` on
+    /// actbridge's connections). It must end 500 ms before
+    /// `listen.envoy_message_timeout` (checked at start), so a hung server gives
+    /// actbridge's 503 with `Retry-After`, not Envoy's 504. Default `2s`.
     #[serde(default, with = "humantime_serde")]
     pub timeout: Option<Duration>,
 }
@@ -323,6 +330,8 @@ pub enum ValueAt {
 /// The validated `postgres` settings.
 #[derive(Debug, Clone)]
 pub struct PostgresConfig {
+    /// The credential's name (`credentials[].name`), for the operator's messages.
+    pub name: String,
     /// Server host.
     pub host: String,
     /// Server port.
@@ -464,6 +473,7 @@ pub(super) fn validate_credentials(
             )?)),
             (_, _, _, Some(p)) => BackendConfig::Postgres(super::postgres::validate(
                 &format!("{key}.postgres"),
+                &c.name,
                 p,
                 env,
             )?),

@@ -7,6 +7,7 @@ use super::{ConfigError, Env, Secret};
 
 pub(super) fn validate(
     key: &str,
+    name: &str,
     p: &RawPostgres,
     env: &dyn Env,
 ) -> Result<PostgresConfig, ConfigError> {
@@ -79,6 +80,8 @@ pub(super) fn validate(
         ));
     }
     let reaper_interval = p.reaper_interval.unwrap_or(Duration::from_secs(60));
+    // Inside Envoy's ext_proc `message_timeout` (3 s as shipped): a hung server is
+    // actbridge's 503, not Envoy's 504.
     let timeout = p.timeout.unwrap_or(Duration::from_secs(2));
     for (field, d) in [("reaper_interval", reaper_interval), ("timeout", timeout)] {
         if d < Duration::from_millis(100) {
@@ -89,6 +92,7 @@ pub(super) fn validate(
         }
     }
     Ok(PostgresConfig {
+        name: name.to_string(),
         host: p.host.clone(),
         port: p.port.unwrap_or(5432),
         database: p.database.clone(),

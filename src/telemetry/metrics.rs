@@ -11,7 +11,7 @@
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use prometheus_client::collector::Collector;
@@ -88,6 +88,40 @@ impl CacheStats {
             self.misses.load(Ordering::Relaxed),
             self.errors.load(Ordering::Relaxed),
         )
+    }
+}
+
+/// Expired PostgreSQL roles that one `postgres` backend's reaper failed to drop in its
+/// last pass (each is logged with its SQLSTATE). Every live instance is summed into
+/// `actbridge_postgres_roles_undroppable` at every scrape — a process-wide list rather
+/// than a probe registered with [`Metrics`], so the backend reports without being wired
+/// through the pipeline; the gauge is absent when no `postgres` backend exists.
+#[derive(Debug, Default)]
+pub struct UndroppableRoles(AtomicU64);
+
+static UNDROPPABLE: Mutex<Vec<Weak<UndroppableRoles>>> = Mutex::new(Vec::new());
+
+impl UndroppableRoles {
+    /// A new count (0), reported until it is dropped.
+    pub fn register() -> Arc<UndroppableRoles> {
+        let n = Arc::new(UndroppableRoles::default());
+        if let Ok(mut all) = UNDROPPABLE.lock() {
+            all.retain(|w| w.strong_count() > 0);
+            all.push(Arc::downgrade(&n));
+        }
+        n
+    }
+
+    /// The roles the last pass failed to drop.
+    pub fn set(&self, n: u64) {
+        self.0.store(n, Ordering::Relaxed);
+    }
+
+    /// The sum over every live instance; `None` when there is none.
+    fn total() -> Option<u64> {
+        let all = UNDROPPABLE.lock().ok()?;
+        let live: Vec<Arc<UndroppableRoles>> = all.iter().filter_map(Weak::upgrade).collect();
+        (!live.is_empty()).then(|| live.iter().map(|n| n.0.load(Ordering::Relaxed)).sum())
     }
 }
 
@@ -341,6 +375,18 @@ impl Collector for ProbeCollector {
             g.encode(encoder.encode_descriptor(
                 "svid_expiry_timestamp_seconds",
                 "When the current X.509-SVID expires (Unix seconds)",
+                None,
+                g.metric_type(),
+            )?)?;
+        }
+        if let Some(n) = UndroppableRoles::total() {
+            // The operator's alert: a role the reaper cannot drop keeps its objects (and,
+            // until dropped, stays in the catalogue); each failure is logged with its
+            // SQLSTATE and what depends on the role.
+            let g = ConstGauge::new(i64::try_from(n).unwrap_or(i64::MAX));
+            g.encode(encoder.encode_descriptor(
+                "postgres_roles_undroppable",
+                "Expired PostgreSQL roles the reaper failed to drop in its last pass: alert on it",
                 None,
                 g.metric_type(),
             )?)?;

@@ -2,7 +2,11 @@
 //! a free loopback port, with password (SCRAM) authentication over TCP — `VALID UNTIL` is
 //! only enforced for password logins. Seeded with one schema per department holding a
 //! table and a view, a `<dept>_reader` role with SELECT on the view only, and
-//! `docs_admin` (CREATEROLE, ADMIN OPTION on the readers). Stopped on drop.
+//! `docs_admin` (CREATEROLE, ADMIN OPTION on the readers). Hardened as
+//! docs/credentials.md asks of a DBA: `PUBLIC` (every dynamic role) may not connect to
+//! any database — `postgres` is opened to the readers and the admin only, `template1`
+//! and another application's database, `payroll`, to no one else — nor create temporary
+//! tables or create in schema `public`. Stopped on drop.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -13,6 +17,8 @@ pub const ADMIN_USER: &str = "docs_admin";
 pub const ADMIN_PASSWORD: &str = "admin-demo-password";
 const SUPERUSER_PASSWORD: &str = "postgres-demo-password";
 pub const DEPARTMENTS: [&str; 4] = ["engineering", "finance", "admin", "hr"];
+/// Another application's database on the same server.
+pub const OTHER_DATABASE: &str = "payroll";
 
 pub struct Postgres {
     pub port: u16,
@@ -107,8 +113,15 @@ impl Postgres {
 
     async fn seed(&self) {
         let client = self.connect("postgres", SUPERUSER_PASSWORD).await.unwrap();
+        client
+            .batch_execute(&format!("CREATE DATABASE {OTHER_DATABASE}"))
+            .await
+            .unwrap();
         let mut sql = format!(
-            "CREATE ROLE {ADMIN_USER} WITH LOGIN CREATEROLE PASSWORD '{ADMIN_PASSWORD}';\n"
+            "CREATE ROLE {ADMIN_USER} WITH LOGIN CREATEROLE PASSWORD '{ADMIN_PASSWORD}';\n\
+             REVOKE ALL ON DATABASE postgres, template1, {OTHER_DATABASE} FROM PUBLIC;\n\
+             REVOKE CREATE ON SCHEMA public FROM PUBLIC;\n\
+             GRANT CONNECT ON DATABASE postgres TO {ADMIN_USER};\n"
         );
         for d in DEPARTMENTS {
             sql += &format!(
@@ -119,22 +132,33 @@ impl Postgres {
                  CREATE ROLE {d}_reader NOLOGIN;\n\
                  GRANT USAGE ON SCHEMA {d} TO {d}_reader;\n\
                  GRANT SELECT ON {d}.documents_view TO {d}_reader;\n\
+                 GRANT CONNECT ON DATABASE postgres TO {d}_reader;\n\
                  GRANT {d}_reader TO {ADMIN_USER} WITH ADMIN OPTION;\n"
             );
         }
         client.batch_execute(&sql).await.unwrap();
     }
 
-    /// A connection over TCP with a password.
+    /// A connection to database `postgres` over TCP with a password.
     pub async fn connect(
         &self,
+        user: &str,
+        password: &str,
+    ) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
+        self.connect_to("postgres", user, password).await
+    }
+
+    /// A connection to `database` over TCP with a password.
+    pub async fn connect_to(
+        &self,
+        database: &str,
         user: &str,
         password: &str,
     ) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
         let (client, connection) = tokio_postgres::Config::new()
             .host("127.0.0.1")
             .port(self.port)
-            .dbname("postgres")
+            .dbname(database)
             .user(user)
             .password(password)
             .connect(tokio_postgres::NoTls)
@@ -143,10 +167,38 @@ impl Postgres {
         Ok(client)
     }
 
+    /// A connection as the superuser (for a transaction a test holds open).
+    pub async fn superuser_client(&self) -> tokio_postgres::Client {
+        self.connect("postgres", SUPERUSER_PASSWORD).await.unwrap()
+    }
+
     /// Runs `sql` as the superuser.
     pub async fn superuser(&self, sql: &str) {
-        let client = self.connect("postgres", SUPERUSER_PASSWORD).await.unwrap();
+        self.superuser_in("postgres", sql).await;
+    }
+
+    /// Runs `sql` as the superuser in `database`.
+    pub async fn superuser_in(&self, database: &str, sql: &str) {
+        let client = self
+            .connect_to(database, "postgres", SUPERUSER_PASSWORD)
+            .await
+            .unwrap();
         client.batch_execute(sql).await.unwrap();
+    }
+
+    /// The first column of `sql`'s rows, as text, run as the superuser.
+    pub async fn superuser_strings(&self, sql: &str) -> Vec<String> {
+        let client = self.connect("postgres", SUPERUSER_PASSWORD).await.unwrap();
+        client
+            .simple_query(sql)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter_map(|m| match m {
+                tokio_postgres::SimpleQueryMessage::Row(r) => Some(r.get(0)?.to_string()),
+                _ => None,
+            })
+            .collect()
     }
 
     /// The names of the roles starting with `prefix`.

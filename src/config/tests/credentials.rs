@@ -295,6 +295,12 @@ fn a_postgres_credential_reads_its_password_from_the_environment_and_names_bad_k
     assert_eq!((p.port, p.connection_limit), (5432, 2));
     assert_eq!(p.role_prefix, "actbridge_");
     assert_eq!(p.ttl, std::time::Duration::from_secs(900));
+    assert_eq!(
+        p.timeout,
+        std::time::Duration::from_secs(2),
+        "inside Envoy's 3 s ext_proc message_timeout"
+    );
+    assert_eq!(p.name, "db");
     for (extra, key) in [
         (
             ", roles: {hr: ['a;b']}",
