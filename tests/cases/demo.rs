@@ -30,7 +30,7 @@ fn the_demo_walks_every_step_and_exits_zero() {
         "the user and the agents acting for them share no permission",
         "alice's agent reads s3 finance/q4-report.md             -> HTTP 200 # Q4 Financial Report",
         "alice's agent reads s3 hr/guidelines.md                 -> HTTP 403",
-        "session \"alice-via-summarizer-tech\"",
+        "session \"alice-via-summarizer-tech+",
         "hr/guidelines.md               -> HTTP 403 AccessDenied",
         "Done:",
     ] {

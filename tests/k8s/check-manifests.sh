@@ -14,12 +14,12 @@
 # Tools (the Makefile's k8s-tools target installs what is missing into .venv):
 #   KUBECTL    default: /usr/bin/kubectl, else kubectl on PATH, else .venv/bin/kubectl
 #   VENV       default: .venv (kubernetes-validate, and python with PyYAML)
-#   ACTBRIDGE  default: target/debug/actbridge
+#   ACTBRIDGE  default: $CARGO_TARGET_DIR/debug/actbridge (target/debug/actbridge)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 VENV="${VENV:-.venv}"
-ACTBRIDGE="${ACTBRIDGE:-target/debug/actbridge}"
+ACTBRIDGE="${ACTBRIDGE:-${CARGO_TARGET_DIR:-target}/debug/actbridge}"
 if [ -z "${KUBECTL:-}" ]; then
   if [ -x /usr/bin/kubectl ]; then KUBECTL=/usr/bin/kubectl
   elif command -v kubectl >/dev/null; then KUBECTL=$(command -v kubectl)
