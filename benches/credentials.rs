@@ -105,7 +105,7 @@ async fn github_token(
         axum::http::StatusCode::CREATED,
         axum::Json(serde_json::json!({
             "token": "ghs_bench", "expires_at": in_an_hour(),
-            "permissions": {"contents": "read"}, "repositories": repos,
+            "permissions": {"contents": "read"}, "repository_selection": "selected", "repositories": repos,
         })),
     )
 }
