@@ -22,12 +22,12 @@ demo: envoy ministack
 # The test build enables the test-only fault switch (src/fault.rs: `ACTBRIDGE_FAULT`
 # makes a stage panic); `make demo`, `cargo build` and the release image do not. Every
 # test-side cargo command uses the same features, so the crate is built once.
-TEST_FEATURES := --features fault-injection
+TEST_FEATURES := --features actbridge/fault-injection
 
 ## test: the whole suite (the offline Kubernetes checks, unit tests, integration tests
 ## through the real Envoy, and the Rego unit tests of policies/).
 test: envoy ministack k8s-check
-	cargo test --all-targets $(TEST_FEATURES)
+	cargo test --workspace --all-targets $(TEST_FEATURES)
 	cargo run --quiet $(TEST_FEATURES) -- policy test policies
 
 ## policy-test: the Rego unit tests of policies/ only.
@@ -150,7 +150,7 @@ k8s-sync:
 ## shell scripts (shellcheck).
 lint: hadolint shellcheck
 	cargo fmt --all -- --check
-	cargo clippy --all-targets $(TEST_FEATURES) -- -D warnings
+	cargo clippy --workspace --all-targets $(TEST_FEATURES) -- -D warnings
 	$(VENV)/bin/hadolint Dockerfile
 	$(VENV)/bin/shellcheck deploy/*.sh
 

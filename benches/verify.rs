@@ -7,7 +7,7 @@
 
 use actbridge::config::{Config, ProcessEnv};
 use actbridge::jwt::{AudienceProfile, Verifier};
-use actbridge::sts::{Realm, TokenService};
+use actbridge_sts::{Realm, TokenService};
 use criterion::{Criterion, criterion_group, criterion_main};
 use futures::executor::block_on;
 use serde_json::json;

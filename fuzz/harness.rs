@@ -18,7 +18,7 @@ use actbridge::credentials::Credentials;
 use actbridge::jwt::AudienceProfile;
 use actbridge::pipeline::{Decision, DenyList, Pipeline, RequestFacts};
 use actbridge::policy::PolicyEngine;
-use actbridge::sts::{Realm, TokenService};
+use actbridge_sts::{Realm, TokenService};
 use serde_json::{Value, json};
 
 /// The agent whose sidecar is fuzzed.

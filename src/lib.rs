@@ -2,6 +2,11 @@
 //!
 //! # Layout
 //!
+//! The workspace: this crate (the sidecar library and the one binary, every subcommand)
+//! and two leaf crates it uses, which use nothing of it: `actbridge-sts` (the embedded
+//! token service: `actbridge sts`, the demo, the tests' issuer) and
+//! `actbridge-inject` (`actbridge inject`).
+//!
 //! Dependency direction: `main → extproc → pipeline → {jwt, introspect, exchange, policy,
 //! credentials}`;
 //! `telemetry` is used by all and uses none of them. Nothing below `pipeline`
@@ -24,13 +29,10 @@
 //!   destinations that do not accept actbridge's JWTs: one seam, one module per backend.
 //! - [`agentproto`]: MCP and A2A over JSON-RPC — strict parsing, the tool a call names,
 //!   `tools/list` results narrowed; pure, used by the pipeline's agent-protocol routes.
-//! - [`sts`]: the embedded token service (Keycloak-dialect paths) used by the demo,
-//!   the tests and one-machine runs.
 //! - [`spiffe`]: the pod's workload identity (X.509-SVIDs from the SPIFFE Workload API)
 //!   and the SDS server that hands it to Envoy.
 //! - [`serve`]: running the sidecar — listeners, background tasks, shutdown and drain.
 //! - [`demo`]: `actbridge demo`, the end-to-end walk-through on one machine.
-//! - [`inject`]: `actbridge inject`, the sidecars added to Kubernetes workloads.
 //! - [`admin`]: the admin HTTP listener (`/healthz`, `/readyz`).
 //! - [`audit`]: the tamper-evident audit log (hash chain, signed checkpoints, rotation,
 //!   `actbridge audit verify`).
@@ -68,12 +70,10 @@ pub mod extproc;
 pub mod fault;
 pub mod http_client;
 pub mod http_path;
-pub mod inject;
 pub mod introspect;
 pub mod jwt;
 pub mod pipeline;
 pub mod policy;
 pub mod serve;
 pub mod spiffe;
-pub mod sts;
 pub mod telemetry;

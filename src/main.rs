@@ -238,7 +238,7 @@ fn main() -> ExitCode {
             public_url,
             signing_key,
         } => {
-            let realm = match actbridge::sts::Realm::from_yaml_file(&realm) {
+            let realm = match actbridge_sts::Realm::from_yaml_file(&realm) {
                 Ok(r) => r,
                 Err(e) => {
                     eprintln!("actbridge sts: refusing to start: {e}");
@@ -253,7 +253,7 @@ fn main() -> ExitCode {
                 }
             };
             let url = public_url.unwrap_or_else(|| format!("http://{listen}"));
-            let service = match actbridge::sts::TokenService::new(realm, &url, key.as_deref()) {
+            let service = match actbridge_sts::TokenService::new(realm, &url, key.as_deref()) {
                 Ok(s) => s,
                 Err(e) => {
                     eprintln!("actbridge sts: refusing to start: {e}");
@@ -370,8 +370,8 @@ fn inject_command(file: &Path, output: Option<&Path>) -> ExitCode {
             return ExitCode::from(EX_IOERR);
         }
     };
-    let report = match actbridge::inject::Template::embedded()
-        .and_then(|t| actbridge::inject::inject_yaml(&text, &t))
+    let report = match actbridge_inject::Template::embedded()
+        .and_then(|t| actbridge_inject::inject_yaml(&text, &t))
     {
         Ok(r) => r,
         Err(e) => {

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use actbridge::pipeline::RequestFacts;
-use actbridge::sts::{Realm, TokenService};
+use actbridge_sts::{Realm, TokenService};
 
 pub const AGENT: &str = "spiffe://demo.example.com/agent/summarizer-tech";
 

@@ -17,7 +17,7 @@ use super::sidecar::{ExtProcEndpoint, SidecarPorts, render, with_routes};
 use crate::clock::now_secs;
 use crate::config::{Config, ProcessEnv};
 use crate::policy::PolicyEngine;
-use crate::sts::{Realm, TokenService};
+use actbridge_sts::{Realm, TokenService};
 
 const AGENT: &str = "spiffe://demo.example.com/agent/summarizer-tech";
 const DOCUMENT_SERVICE: &str = "spiffe://demo.example.com/service/document-service";

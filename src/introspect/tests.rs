@@ -11,7 +11,7 @@ use super::{IntrospectError, Introspector};
 use crate::clock::now_secs;
 use crate::config::{Config, ProcessEnv};
 use crate::jwt::VerifiedToken;
-use crate::sts::{Realm, TokenService};
+use actbridge_sts::{Realm, TokenService};
 
 const AGENT: &str = "spiffe://demo.example.com/agent/summarizer-tech";
 

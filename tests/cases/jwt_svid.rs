@@ -283,7 +283,7 @@ fn jwt_svid_configuration_errors_name_the_key() {
                 "    secret: summarizer-tech-demo-secret\n",
                 "    jwt_svid: true\n",
             );
-    let err = actbridge::sts::Realm::from_yaml_str(&demo)
+    let err = actbridge_sts::Realm::from_yaml_str(&demo)
         .unwrap_err()
         .to_string();
     assert!(err.contains("jwt_svid"), "{err}");
@@ -294,7 +294,7 @@ fn jwt_svid_configuration_errors_name_the_key() {
             "spiffe:\n  trust_domain: other.example.com\n  jwt_bundle: {}\n",
             bundle.display()
         );
-    let err = actbridge::sts::Realm::from_yaml_str(&other_domain)
+    let err = actbridge_sts::Realm::from_yaml_str(&other_domain)
         .unwrap_err()
         .to_string();
     assert!(

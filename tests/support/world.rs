@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-use actbridge::sts::{Realm, TokenService};
+use actbridge_sts::{Realm, TokenService};
 use tokio_util::sync::CancellationToken;
 
 use super::actbridge::Actbridge;

@@ -16,7 +16,7 @@ use super::super::claims::MAX_NUMERIC_DATE;
 use super::super::{AudienceProfile, Verifier, VerifyError};
 use crate::clock::now_secs;
 use crate::config::{Config, ProcessEnv};
-use crate::sts::{Realm, TokenService};
+use actbridge_sts::{Realm, TokenService};
 
 const AGENT: &str = "spiffe://demo.example.com/agent/summarizer-tech";
 const KEY_PEM: &str = include_str!("../../../fuzz/issuer-key.pem");

@@ -3,7 +3,7 @@
 use serde_json::{Value, json};
 
 use super::support::*;
-use crate::sts::realm::derived_service_account_id;
+use crate::realm::derived_service_account_id;
 
 fn sa(client: &str) -> String {
     derived_service_account_id(client).to_string()
@@ -113,7 +113,7 @@ async fn a_chain_deeper_than_ten_is_refused_never_truncated() {
         chain(9),
         "the previous chain, untouched, under the new actor"
     );
-    assert_eq!(crate::sts::claims::act_depth(Some(act)), Some(10));
+    assert_eq!(crate::claims::act_depth(Some(act)), Some(10));
 
     let mut ten = h.forged_base(OPS, 120);
     ten["act"] = chain(10);

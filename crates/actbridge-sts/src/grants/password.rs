@@ -1,12 +1,12 @@
 //! The `password` grant (RFC 6749 §4.3; Keycloak "direct access grants").
 
 use super::{issue_to_client, requested_scopes};
-use crate::sts::claims::{TokenResponse, add_user_profile};
-use crate::sts::client_auth::secrets_equal;
-use crate::sts::form::Form;
-use crate::sts::realm::Client;
-use crate::sts::refusal::Refusal;
-use crate::sts::service::TokenService;
+use crate::claims::{TokenResponse, add_user_profile};
+use crate::client_auth::secrets_equal;
+use crate::form::Form;
+use crate::realm::Client;
+use crate::refusal::Refusal;
+use crate::service::TokenService;
 
 /// Logs a user in through `client`; the token's `aud` is the client's `audiences`.
 pub(super) fn grant(

@@ -6,7 +6,7 @@ use serde_yaml_ng::{Mapping, Value};
 use super::InjectError;
 
 /// The text of `manifests/inject/sidecar-template.yaml`.
-pub const TEMPLATE_YAML: &str = include_str!("../../manifests/inject/sidecar-template.yaml");
+pub const TEMPLATE_YAML: &str = include_str!("../../../manifests/inject/sidecar-template.yaml");
 
 /// The pod annotation that marks a pod as injected.
 pub const INJECTED_ANNOTATION: &str = "actbridge.io/injected";

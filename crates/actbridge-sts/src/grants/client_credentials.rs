@@ -1,11 +1,11 @@
 //! The `client_credentials` grant (RFC 6749 §4.4; Keycloak service accounts).
 
 use super::{issue_to_client, requested_scopes};
-use crate::sts::claims::{TokenResponse, add_service_account_profile};
-use crate::sts::form::Form;
-use crate::sts::realm::Client;
-use crate::sts::refusal::Refusal;
-use crate::sts::service::TokenService;
+use crate::claims::{TokenResponse, add_service_account_profile};
+use crate::form::Form;
+use crate::realm::Client;
+use crate::refusal::Refusal;
+use crate::service::TokenService;
 
 /// Issues a token for the client's own service account: `sub` = the service account's
 /// stable UUID, `azp` = `client_id` = the client.

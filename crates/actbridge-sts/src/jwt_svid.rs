@@ -140,7 +140,12 @@ impl JwtBundle {
                     .map_err(|_| format!("the Workload API at {endpoint} did not answer in 5s"))?;
             }
             Source::File(p) => tokio::fs::read(p).await.map_err(|e| e.to_string())?,
-            Source::Url(u) => crate::http_client::build(Duration::from_secs(5))
+            Source::Url(u) => reqwest::Client::builder()
+                .timeout(Duration::from_secs(5))
+                .redirect(reqwest::redirect::Policy::none())
+                .user_agent(concat!("actbridge-sts/", env!("CARGO_PKG_VERSION")))
+                .build()
+                .map_err(|e| e.to_string())?
                 .get(u.clone())
                 .send()
                 .await

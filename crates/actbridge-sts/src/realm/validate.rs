@@ -6,9 +6,9 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use super::{Client, Credential, RawClient, RawRealm, RawUser, Realm, User};
-use crate::sts::error::StsError;
-use crate::sts::jwt_svid::JwtBundle;
-use crate::sts::keys::ClientKey;
+use crate::error::StsError;
+use crate::jwt_svid::JwtBundle;
+use crate::keys::ClientKey;
 
 /// Namespace mixed into the derived service-account UUIDs, so they never collide with
 /// UUIDs derived the same way for another purpose.

@@ -30,12 +30,12 @@
 use serde_json::{Map, Value, json};
 
 use super::{ACCESS_TOKEN_TYPE, sign};
-use crate::sts::claims::{Envelope, TokenResponse, act_depth, aud_contains, now, scope_list};
-use crate::sts::form::Form;
-use crate::sts::realm::Client;
-use crate::sts::refusal::{MAX_ACT_DEPTH, Refusal};
-use crate::sts::service::TokenService;
-use crate::sts::verify::verify_live;
+use crate::claims::{Envelope, TokenResponse, act_depth, aud_contains, now, scope_list};
+use crate::form::Form;
+use crate::realm::Client;
+use crate::refusal::{MAX_ACT_DEPTH, Refusal};
+use crate::service::TokenService;
+use crate::verify::verify_live;
 
 /// Parameters of other token-exchange flavours, refused as by `StandardTokenExchangeProvider`.
 const UNSUPPORTED_PARAMETERS: &[(&str, &str)] = &[

@@ -5,7 +5,7 @@ use jsonwebtoken::Algorithm;
 use jsonwebtoken::jwk::Jwk;
 
 use super::support::*;
-use crate::sts::Realm;
+use crate::Realm;
 
 fn err(yaml: &str) -> String {
     Realm::from_yaml_str(yaml).unwrap_err().to_string()

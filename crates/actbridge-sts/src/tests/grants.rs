@@ -3,8 +3,8 @@
 use serde_json::json;
 
 use super::support::*;
-use crate::sts::claims::now;
-use crate::sts::realm::derived_service_account_id;
+use crate::claims::now;
+use crate::realm::derived_service_account_id;
 
 #[tokio::test]
 async fn password_grant_issues_a_keycloak_shaped_user_token() {

@@ -14,11 +14,11 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
-use crate::sts::claims::now;
-use crate::sts::keys::pem_wrap;
-use crate::sts::{Realm, TokenService};
+use crate::claims::now;
+use crate::keys::pem_wrap;
+use crate::{Realm, TokenService};
 
-pub(super) const DEMO_REALM: &str = include_str!("../../../demo/realm.yaml");
+pub(super) const DEMO_REALM: &str = include_str!("../../../../demo/realm.yaml");
 pub(super) const OPS: &str = "spiffe://demo.example.com/agent/reviewer-ops";
 pub(super) const OPS_SECRET: &str = "reviewer-ops-demo-secret";
 pub(super) const GENERAL: &str = "spiffe://demo.example.com/agent/reviewer-general";

@@ -3,10 +3,10 @@ use serde_yaml_ng::Value;
 use super::documents::split;
 use super::*;
 
-const PLAIN: &str = include_str!("../../manifests/examples/agent-plain.yaml");
-const BASE: &str = include_str!("../../manifests/base/agent.yaml");
-const ENVOY: &str = include_str!("../../envoy/sidecar.yaml");
-const ACTBRIDGE: &str = include_str!("../../deploy/actbridge.yaml");
+const PLAIN: &str = include_str!("../../../manifests/examples/agent-plain.yaml");
+const BASE: &str = include_str!("../../../manifests/base/agent.yaml");
+const ENVOY: &str = include_str!("../../../envoy/sidecar.yaml");
+const ACTBRIDGE: &str = include_str!("../../../deploy/actbridge.yaml");
 
 fn template() -> Template {
     Template::embedded().expect("the embedded template is valid")

@@ -4,7 +4,7 @@ use jsonwebtoken::{Algorithm, EncodingKey};
 use serde_json::{Value, json};
 
 use super::support::*;
-use crate::sts::claims::now;
+use crate::claims::now;
 
 async fn with_assertion(h: &Harness, assertion: &str) -> (reqwest::StatusCode, Value) {
     h.token(&[

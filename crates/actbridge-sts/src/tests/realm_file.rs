@@ -3,7 +3,7 @@
 use std::io::Write;
 
 use super::support::*;
-use crate::sts::{Realm, StsError};
+use crate::{Realm, StsError};
 
 const MINIMAL: &str = "realm: r\n";
 

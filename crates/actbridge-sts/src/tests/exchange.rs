@@ -3,7 +3,7 @@
 use serde_json::{Value, json};
 
 use super::support::*;
-use crate::sts::claims::now;
+use crate::claims::now;
 
 #[tokio::test]
 async fn exchange_keeps_the_subject_and_retargets_the_token() {
@@ -161,8 +161,8 @@ async fn bad_subject_tokens_are_invalid_requests() {
     }
     // A token signed by another key (another service with the same issuer) is refused too.
     let public_url = h.sts.issuer().replace("/realms/actbridge", "");
-    let realm = crate::sts::Realm::from_yaml_str(DEMO_REALM).unwrap();
-    let impostor = crate::sts::TokenService::new(realm, &public_url, None).unwrap();
+    let realm = crate::Realm::from_yaml_str(DEMO_REALM).unwrap();
+    let impostor = crate::TokenService::new(realm, &public_url, None).unwrap();
     assert_eq!(impostor.issuer(), h.sts.issuer());
     let foreign = impostor.sign_claims(&h.forged_base(OPS, 60));
     let got = h

@@ -5,7 +5,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::{Value, json};
 
 use super::support::*;
-use crate::sts::{StsStats, TokenService};
+use crate::{StsStats, TokenService};
 
 #[tokio::test]
 async fn discovery_names_the_keycloak_endpoints() {
@@ -200,7 +200,7 @@ async fn tokens_are_cache_control_no_store() {
 
 #[test]
 fn a_loaded_key_keeps_its_kid_and_a_bad_key_is_named() {
-    let realm = || crate::sts::Realm::from_yaml_str(DEMO_REALM).unwrap();
+    let realm = || crate::Realm::from_yaml_str(DEMO_REALM).unwrap();
     let pem = service_key_pem().as_bytes();
     let a = TokenService::new(realm(), "http://127.0.0.1:1", Some(pem)).unwrap();
     let b = TokenService::new(realm(), "http://127.0.0.1:2/", Some(pem)).unwrap();
