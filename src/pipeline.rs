@@ -317,11 +317,65 @@ impl Pipeline {
                 tracing::debug!(route = narrowing.route(), removed, "tools/list narrowed");
                 Ok(body)
             }
+            // Logged, counted and audited as every refusal is.
             Err(refusal) => {
-                tracing::warn!(route = narrowing.route(), error = %refusal, "tools/list refused");
-                Err(rpc::RpcTrail::new("mcp").render(refusal.denial(None), &refusal))
+                let fallback = refusal.denial(self.retry_after());
+                let started = Instant::now();
+                match self.conclude(
+                    narrowing.request(),
+                    narrowing.trail(),
+                    Err(refusal),
+                    started,
+                ) {
+                    Decision::Deny(denial) => Err(denial),
+                    // A refusal always concludes in a denial; were it not, still refuse.
+                    _ => Err(fallback),
+                }
             }
         }
+    }
+
+    /// Refuses a request Envoy sent that cannot be read (no direction, a missing
+    /// pseudo-header, a path or authority with two readings): logged, counted and
+    /// audited like every other refusal, with what is known — its direction, if any.
+    pub fn refuse_unreadable(&self, direction: Option<&str>, error: RequestError) -> Denial {
+        let refusal = Refusal::from(error);
+        let denial = refusal.denial(self.retry_after());
+        let direction = direction
+            .and_then(Direction::parse)
+            .map_or("unknown", Direction::as_str);
+        if let Some(left_out) = self.refusal_log.admit() {
+            tracing::info!(
+                left_out,
+                direction,
+                status = denial.status,
+                reason = denial.reason,
+                detail = %refusal,
+                "refused an unreadable request"
+            );
+        }
+        self.metrics.refusal(direction, denial.reason);
+        self.metrics.decision(direction, "-", "deny");
+        let Some(log) = &self.audit else {
+            return denial;
+        };
+        let record = DecisionRecord {
+            direction: direction.to_string(),
+            decision: "deny".to_string(),
+            status: Some(denial.status),
+            reason: Some(denial.reason.to_string()),
+            detail: Some(refusal.to_string()),
+            ..DecisionRecord::default()
+        };
+        match log.submit(record, SystemTime::now()) {
+            Ok(()) => denial,
+            Err(e) => Refusal::AuditUnavailable(e).denial(self.retry_after()),
+        }
+    }
+
+    /// The `Retry-After` of a 503, in seconds.
+    fn retry_after(&self) -> Option<u64> {
+        self.outbound.as_ref().map(|o| o.retry_after_secs())
     }
 
     /// [`Pipeline::conclude`], recording what was learned and decided in the request's
@@ -492,8 +546,7 @@ impl Pipeline {
     }
 
     fn refuse(&self, req: &RequestFacts, refusal: &Refusal) -> Denial {
-        let retry_after = self.outbound.as_ref().map(|o| o.retry_after_secs());
-        let denial = refusal.denial(retry_after);
+        let denial = refusal.denial(self.retry_after());
         // A flood of refusals must not fill the disk through the log: over the budget
         // the line is counted, and the next one written says how many were left out.
         let Some(left_out) = self.refusal_log.admit() else {

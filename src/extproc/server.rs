@@ -90,6 +90,9 @@ impl ExternalProcessor for ExtProcService {
                             Err(denial) => response::immediate(&denial),
                         },
                     ),
+                    Step::Unreadable(direction, error) => Ok(response::immediate(
+                        &pipeline.refuse_unreadable(direction.as_deref(), error),
+                    )),
                     Step::Rejected(on_rejected) => {
                         on_rejected.fire().await;
                         Ok(response::continue_phase(response::Phase::ResponseHeaders))

@@ -9,7 +9,7 @@ use super::response::{self, Phase};
 use std::sync::Arc;
 
 use crate::credentials::OnRejected;
-use crate::pipeline::{Decision, Refusal, RequestFacts, ToolsNarrowing};
+use crate::pipeline::{Decision, RequestError, RequestFacts, ToolsNarrowing};
 
 /// Where a stream is.
 #[derive(Debug)]
@@ -51,6 +51,9 @@ pub(super) enum Step {
     /// The upstream answered 401 to a backend's credential: fire this, then send
     /// CONTINUE for the response headers.
     Rejected(OnRejected),
+    /// The request headers cannot be read (direction as the filter said): refuse with
+    /// [`Pipeline::refuse_unreadable`](crate::pipeline::Pipeline::refuse_unreadable).
+    Unreadable(Option<String>, RequestError),
     /// End the stream with this gRPC error (Envoy then fails the request closed).
     Fail(tonic::Status),
 }
@@ -122,9 +125,7 @@ impl StreamState {
                         (f.proxy_route, f.proxy_cluster) = headers::route_attributes(&attributes);
                         Step::Decide(Box::new(f))
                     }
-                    Err(e) => Step::Reply(Box::new(response::immediate(
-                        &Refusal::from(e).denial(None),
-                    ))),
+                    Err(e) => Step::Unreadable(self.direction.clone(), e),
                 };
             }
             Request::RequestBody(body) => {

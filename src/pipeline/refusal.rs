@@ -206,15 +206,10 @@ impl Refusal {
             Refusal::Introspection(IntrospectError::Inactive) => {
                 unauthorized("token_inactive", "the token is no longer active")
             }
-            Refusal::Introspection(IntrospectError::Mismatch(_)) => Denial {
-                status: 502,
-                reason: "introspection_mismatch",
-                error: "server_error",
-                description: "the token service answered unexpectedly".into(),
-                retry_after: None,
-                www_authenticate: None,
-                body: None,
-            },
+            Refusal::Introspection(IntrospectError::Mismatch(_)) => bad_gateway(
+                "introspection_mismatch",
+                "the token service answered unexpectedly",
+            ),
             // Fail closed: no answer is no pass.
             Refusal::Introspection(
                 IntrospectError::Unavailable(_)
@@ -245,27 +240,17 @@ impl Refusal {
                 "exchange_refused",
                 "the token service refused the delegation",
             ),
-            Refusal::Exchange(ExchangeError::InvalidResponse(_)) => Denial {
-                status: 502,
-                reason: "sts_invalid_response",
-                error: "server_error",
-                description: "the token service answered unexpectedly".into(),
-                retry_after: None,
-                www_authenticate: None,
-                body: None,
-            },
+            Refusal::Exchange(ExchangeError::InvalidResponse(_)) => bad_gateway(
+                "sts_invalid_response",
+                "the token service answered unexpectedly",
+            ),
             Refusal::Exchange(ExchangeError::ClientAuth(_)) => {
                 server_error("client_auth_failed", "the sidecar could not authenticate")
             }
-            Refusal::UnforwardableToken => Denial {
-                status: 502,
-                reason: "issued_token_unforwardable",
-                error: "server_error",
-                description: "the token service answered unexpectedly".into(),
-                retry_after: None,
-                www_authenticate: None,
-                body: None,
-            },
+            Refusal::UnforwardableToken => bad_gateway(
+                "issued_token_unforwardable",
+                "the token service answered unexpectedly",
+            ),
             Refusal::DelegationRequired(_) => forbidden(
                 "delegation_required",
                 "this destination requires a token delegated to an agent",
@@ -287,7 +272,14 @@ impl Refusal {
                 "authorization is temporarily unavailable",
                 retry_after,
             ),
-            Refusal::Policy(_) => forbidden("policy_error", "the request could not be authorized"),
+            Refusal::Policy(
+                PolicyError::Read { .. }
+                | PolicyError::Compile(_)
+                | PolicyError::Data { .. }
+                | PolicyError::Empty(_)
+                | PolicyError::Eval(_)
+                | PolicyError::Malformed(_),
+            ) => forbidden("policy_error", "the request could not be authorized"),
             Refusal::Replayed => unauthorized("token_replayed", "token replayed"),
             Refusal::PlaceholderUnknown => {
                 unauthorized("placeholder_unknown", "the token is unknown or has expired")
@@ -308,12 +300,7 @@ impl Refusal {
             Refusal::Credential(e) => credential_denial(e, retry_after),
             Refusal::VendNotFound => Denial {
                 status: 404,
-                reason: "not_found",
-                error: "invalid_request",
-                description: "the credentials endpoint is POST /credentials".into(),
-                retry_after: None,
-                www_authenticate: None,
-                body: None,
+                ..bad_request("not_found", "the credentials endpoint is POST /credentials")
             },
             Refusal::VendMethod => {
                 method_not_allowed("the credentials endpoint is POST /credentials")
@@ -324,30 +311,22 @@ impl Refusal {
             Refusal::VendBody(what) => bad_request("vend_body_invalid", what),
             Refusal::BodyTooLarge => Denial {
                 status: 413,
-                reason: "body_too_large",
-                error: "invalid_request",
-                description: "the request body is too large".into(),
-                retry_after: None,
-                www_authenticate: None,
-                body: None,
+                ..bad_request("body_too_large", "the request body is too large")
             },
             Refusal::JsonRpc(crate::agentproto::jsonrpc::RpcError::Parse) => {
                 bad_request("jsonrpc_parse_error", "the body is not JSON")
             }
-            Refusal::JsonRpc(_) => bad_request(
+            Refusal::JsonRpc(crate::agentproto::jsonrpc::RpcError::Invalid(_)) => bad_request(
                 "jsonrpc_invalid",
                 "the body is not a valid JSON-RPC 2.0 message",
             ),
-            Refusal::Mcp(crate::agentproto::mcp::McpError::BadListResponse(_)) => Denial {
-                status: 502,
-                reason: "mcp_response_unreadable",
-                error: "server_error",
-                description: "the MCP server answered unexpectedly".into(),
-                retry_after: None,
-                www_authenticate: None,
-                body: None,
-            },
-            Refusal::Mcp(_) => bad_request("mcp_invalid", "the MCP message is invalid"),
+            Refusal::Mcp(crate::agentproto::mcp::McpError::BadListResponse(_)) => bad_gateway(
+                "mcp_response_unreadable",
+                "the MCP server answered unexpectedly",
+            ),
+            Refusal::Mcp(crate::agentproto::mcp::McpError::BadToolCall) => {
+                bad_request("mcp_invalid", "the MCP message is invalid")
+            }
             Refusal::SingleUseBatch => bad_request(
                 "single_use_batch",
                 "this tool must be called alone, one call per request",
@@ -426,24 +405,14 @@ fn credential_denial(e: &CredentialError, retry_after: Option<u64>) -> Denial {
             "the credential service is unavailable",
             retry_after,
         ),
-        CredentialError::Refused { .. } => Denial {
-            status: 502,
-            reason: "credential_refused",
-            error: "server_error",
-            description: "the credential service refused the request".into(),
-            retry_after: None,
-            www_authenticate: None,
-            body: None,
-        },
-        CredentialError::InvalidResponse(_) => Denial {
-            status: 502,
-            reason: "credential_invalid_response",
-            error: "server_error",
-            description: "the credential service answered unexpectedly".into(),
-            retry_after: None,
-            www_authenticate: None,
-            body: None,
-        },
+        CredentialError::Refused { .. } => bad_gateway(
+            "credential_refused",
+            "the credential service refused the request",
+        ),
+        CredentialError::InvalidResponse(_) => bad_gateway(
+            "credential_invalid_response",
+            "the credential service answered unexpectedly",
+        ),
         CredentialError::RuleRefused(rule) => Denial {
             description: Cow::Owned(rule.clone()),
             ..forbidden("filter_refused", "")
@@ -460,6 +429,20 @@ fn bad_request(reason: &'static str, description: &'static str) -> Denial {
         status: 400,
         reason,
         error: "invalid_request",
+        description: description.into(),
+        retry_after: None,
+        www_authenticate: None,
+        body: None,
+    }
+}
+
+/// 502: a peer (token service, credential service, MCP server) answered what actbridge
+/// cannot use.
+fn bad_gateway(reason: &'static str, description: &'static str) -> Denial {
+    Denial {
+        status: 502,
+        reason,
+        error: "server_error",
         description: description.into(),
         retry_after: None,
         www_authenticate: None,

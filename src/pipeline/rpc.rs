@@ -67,7 +67,11 @@ impl RpcTrail {
     pub fn render(&self, mut denial: Denial, refusal: &Refusal) -> Denial {
         let code = match refusal {
             Refusal::JsonRpc(e) => e.code(),
-            Refusal::Mcp(_) | Refusal::SingleUseBatch => code::INVALID_REQUEST,
+            Refusal::Mcp(mcp::McpError::BadToolCall) | Refusal::SingleUseBatch => {
+                code::INVALID_REQUEST
+            }
+            // The server's answer, not the caller's message, is what failed.
+            Refusal::Mcp(mcp::McpError::BadListResponse(_)) => code::REFUSED,
             _ => code::REFUSED,
         };
         denial.body = Some(jsonrpc::error_body(
@@ -297,6 +301,27 @@ impl ToolsNarrowing {
     /// The route's name.
     pub fn route(&self) -> &str {
         &self.route
+    }
+
+    /// The request whose response is narrowed.
+    pub(super) fn request(&self) -> &RequestFacts {
+        &self.req
+    }
+
+    /// What the decision knew when it let the `tools/list` through, for the record of a
+    /// refused narrowing.
+    pub(super) fn trail(&self) -> Trail {
+        let mut trail = Trail::default();
+        trail.route(&self.route);
+        trail.verified(&self.verified);
+        trail.judged_chain(&self.chain);
+        let mut rpc = RpcTrail::new("mcp");
+        if let [id] = self.ids.as_slice() {
+            rpc.reply_id = id.clone();
+        }
+        rpc.calls = vec![mcp::TOOLS_LIST.to_string()];
+        trail.rpc = Some(rpc);
+        trail
     }
 
     /// The response body with the tools the policy would refuse removed. A tool is kept

@@ -394,3 +394,58 @@ async fn a_full_disk_refuses_every_request_and_raises_the_writer_failed_alert() 
     );
     assert!(refused_at > 10, "refused from the start ({refused_at})");
 }
+
+/// A request refused before it can be read — its path has two readings — is audited
+/// and counted like every other refusal, with what is known: its direction.
+#[tokio::test]
+async fn an_unreadable_request_is_audited_and_counted_like_every_refusal() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("audit.log");
+    let sts = Sts::start().await;
+    let config = sidecar_config(&sts)
+        + &format!(
+            "audit:\n  path: {}\n  flush_interval: 50ms\n",
+            log.display()
+        );
+    let world = World::start_with(sts, &config).await;
+    let r = world.inbound("/data;jsessionid=1").send().await.unwrap();
+    assert_eq!(r.status(), 400);
+    assert_eq!(world.app.count(), 0, "the app was reached");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let record = loop {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        let found = text
+            .lines()
+            .map(|l| serde_json::from_str::<Value>(l).unwrap())
+            .find(|r| r["kind"] == "decision");
+        if let Some(r) = found {
+            break r;
+        }
+        assert!(std::time::Instant::now() < deadline, "not audited: {text}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert_eq!(record["direction"], "inbound", "{record}");
+    assert_eq!(record["decision"], "deny", "{record}");
+    assert_eq!(record["status"], 400, "{record}");
+    assert_eq!(record["reason"], "path_ambiguous", "{record}");
+    let metrics = world
+        .http
+        .get(format!(
+            "http://127.0.0.1:{}/metrics",
+            world.actbridge.admin_port
+        ))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("actbridge_refusals_total{")
+                && l.contains("reason=\"path_ambiguous\"")
+                && l.contains("direction=\"inbound\"")),
+        "{metrics}"
+    );
+}

@@ -132,6 +132,24 @@ impl Setup {
         req.send().await.unwrap()
     }
 
+    /// The agent sidecar's audited decisions, once there are at least `at_least` (or
+    /// after 5 s).
+    async fn decision_records(&self, at_least: usize) -> Vec<Value> {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let text = std::fs::read_to_string(&self.audit).unwrap_or_default();
+            let records: Vec<Value> = text
+                .lines()
+                .map(|l| serde_json::from_str(l).unwrap())
+                .filter(|r: &Value| r["kind"] == "decision")
+                .collect();
+            if records.len() >= at_least || Instant::now() > deadline {
+                return records;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     async fn call(&self, id: u64, tool: &str, arguments: Value) -> reqwest::Response {
         let body = json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
                           "params": {"name": tool, "arguments": arguments}});
@@ -247,19 +265,7 @@ async fn tool_calls_are_judged_per_tool_and_document_and_go_out_with_single_use_
     assert_eq!(s.server.calls().len(), 2);
 
     // The audit log names the calls each decision was about.
-    let deadline = Instant::now() + Duration::from_secs(5);
-    let records: Vec<Value> = loop {
-        let text = std::fs::read_to_string(&s.audit).unwrap_or_default();
-        let records: Vec<Value> = text
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .filter(|r: &Value| r["kind"] == "decision")
-            .collect();
-        if records.len() >= 5 || Instant::now() > deadline {
-            break records;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let records = s.decision_records(5).await;
     let calls: Vec<(String, String)> = records
         .iter()
         .map(|r| {
@@ -620,5 +626,55 @@ async fn methods_mcp_does_not_define_never_carry_a_tool_call_past_the_policy() {
         s.server.calls().len(),
         before,
         "an unknown method reached the server"
+    );
+}
+
+/// A `tools/list` result that cannot be read is refused in JSON-RPC terms (502), and,
+/// like every refusal, logged, counted (`actbridge_refusals_total`) and audited — with
+/// the route, the user and the chain the list was for.
+#[tokio::test]
+async fn an_unreadable_tools_list_is_refused_counted_and_audited() {
+    let s = setup().await;
+    let list = r#"{"jsonrpc":"2.0","id":"l1","method":"tools/list"}"#;
+    let r = s.post(list, &[("x-test-garbage", "1")]).await;
+    assert_eq!(r.status(), 502);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["id"], "l1", "{v}");
+    assert_eq!(
+        v["error"]["code"], -32001,
+        "the server's answer failed: {v}"
+    );
+    let records = s.decision_records(2).await;
+    let refused: Vec<&Value> = records
+        .iter()
+        .filter(|r| r["reason"] == "mcp_response_unreadable")
+        .collect();
+    assert_eq!(refused.len(), 1, "{records:#?}");
+    let r = refused[0];
+    assert_eq!(r["decision"], "deny");
+    assert_eq!(r["status"], 502);
+    assert_eq!(r["user"], "alice");
+    assert_eq!(r["calls"], json!(["tools/list"]));
+    assert!(r["route"].as_str().is_some_and(|x| !x.is_empty()), "{r}");
+    let metrics = s
+        .agent
+        .http
+        .get(format!(
+            "http://127.0.0.1:{}/metrics",
+            s.agent.actbridge.admin_port
+        ))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("actbridge_refusals_total{")
+                && l.contains("reason=\"mcp_response_unreadable\"")
+                && l.ends_with(" 1")),
+        "{metrics}"
     );
 }

@@ -2,7 +2,8 @@
 //! `/mcp` takes one JSON-RPC message or a batch; tools `read_document`, `search`,
 //! `delete_document` and `send_message`. It records every message it receives with the
 //! bearer token that came with it. A request with `x-test-sse: 1` is answered as an
-//! event stream (`text/event-stream`), otherwise as `application/json`.
+//! event stream (`text/event-stream`), otherwise as `application/json`; one with
+//! `x-test-garbage: 1` gets a 200 whose JSON body is cut short.
 
 use std::sync::{Arc, Mutex};
 
@@ -98,6 +99,11 @@ async fn handle(
         Value::Array(_) => Value::Array(answers),
         _ => answers.into_iter().next().unwrap(),
     };
+    if headers.get("x-test-garbage").is_some() {
+        let text = serde_json::to_string(&out).unwrap();
+        let cut = text[..text.len() / 2].to_string();
+        return ([(header::CONTENT_TYPE, "application/json")], cut).into_response();
+    }
     if headers.get("x-test-sse").is_some() {
         let stream = format!(
             "event: message\nid: 1\ndata: {}\n\n",
