@@ -7,6 +7,7 @@ mod client_auth;
 mod config_cli;
 mod custody;
 mod deadlines;
+mod decisions;
 mod demo;
 mod destinations;
 mod dockerfile;
