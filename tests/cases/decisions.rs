@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use actbridge::config::Config;
 use actbridge::credentials::Credentials;
-use actbridge::pipeline::{Decision, DenyList, Pipeline, RequestFacts};
+use actbridge::pipeline::{Decision, DenyList, Pipeline, RequestFacts, Revocation, RevocationKind};
 use actbridge::policy::PolicyEngine;
 use serde_json::json;
 
@@ -150,6 +150,62 @@ struct Table {
     carol: String,
 }
 
+/// A pipeline built from `yaml` (the chat token in the environment), its issuer's keys
+/// loaded.
+async fn pipeline(yaml: &str, revocations: Arc<DenyList>) -> Pipeline {
+    let env = HashMap::from([("CHAT_TOKEN".to_string(), CHAT_TOKEN.to_string())]);
+    let cfg = Config::from_yaml(yaml, &env).unwrap();
+    let policy = PolicyEngine::load_configured(cfg.policy.as_ref()).unwrap();
+    let credentials = Arc::new(Credentials::load(&cfg.credentials).await);
+    let pipeline = Pipeline::new(&cfg, policy, credentials, revocations);
+    for store in pipeline.verifier().jwks_stores() {
+        store.refresh().await.unwrap();
+    }
+    pipeline
+}
+
+/// Whether `got` is what `expect` says (`presented`: the `authorization` sent).
+fn verdict(
+    expect: &Expect,
+    got: &Result<Decision, actbridge::pipeline::Denial>,
+    presented: &str,
+) -> Result<(), String> {
+    let ok = match (expect, got) {
+        (Expect::Deny(status, reason), Err(d))
+        | (Expect::Deny(status, reason), Ok(Decision::Deny(d))) => {
+            d.status == *status && d.reason == *reason
+        }
+        (
+            Expect::ForwardWithNewAuthorization,
+            Ok(
+                Decision::Continue(m)
+                | Decision::Narrow { mutations: m, .. }
+                | Decision::Watch { mutations: m, .. },
+            ),
+        ) => m
+            .set
+            .iter()
+            .any(|(k, v)| k == "authorization" && v.as_bytes() != presented.as_bytes()),
+        (Expect::ForwardUnchanged, Ok(Decision::Continue(m))) => m.set.is_empty(),
+        (Expect::ForwardWithIdentity, Ok(Decision::Continue(m))) => m
+            .set
+            .iter()
+            .any(|(k, v)| k == "x-actbridge-username" && v == "alice"),
+        (Expect::Answer(status), Ok(Decision::Respond(reply))) => reply.status == *status,
+        _ => false,
+    };
+    if ok {
+        return Ok(());
+    }
+    let got = match got {
+        Err(d) | Ok(Decision::Deny(d)) => {
+            format!("deny {} {} ({})", d.status, d.reason, d.description)
+        }
+        Ok(other) => format!("{other:?}"),
+    };
+    Err(format!("expected {expect:?}, got {got}"))
+}
+
 impl Table {
     async fn start() -> (Table, tempfile::TempDir) {
         let dir = tempfile::tempdir().unwrap();
@@ -161,15 +217,8 @@ impl Table {
         .unwrap();
         std::fs::write(&ca, key.to_openssh(ssh_key::LineEnding::LF).unwrap()).unwrap();
         let sts = Sts::start().await;
-        let env = HashMap::from([("CHAT_TOKEN".to_string(), CHAT_TOKEN.to_string())]);
-        let cfg = Config::from_yaml(&config(&sts, &ca), &env).unwrap();
-        let policy = PolicyEngine::load_configured(cfg.policy.as_ref()).unwrap();
-        let credentials = Arc::new(Credentials::load(&cfg.credentials).await);
         let revocations = Arc::new(DenyList::load(None).unwrap());
-        let pipeline = Pipeline::new(&cfg, policy, credentials, revocations);
-        for store in pipeline.verifier().jwks_stores() {
-            store.refresh().await.unwrap();
-        }
+        let pipeline = pipeline(&config(&sts, &ca), revocations).await;
         let alice = sts.delegated("alice", "summarizer-tech", AGENT).await;
         let alice_own = sts.alice().await;
         let carol = sts.delegated("carol", "summarizer-tech", AGENT).await;
@@ -230,35 +279,45 @@ impl Table {
 
     /// The decision for `r`, its body decided too when the core asks for it.
     async fn decide(&self, r: &Row) -> Result<Decision, actbridge::pipeline::Denial> {
-        let mut headers: Vec<(String, Vec<u8>)> = vec![
-            (":authority".into(), r.authority.as_bytes().to_vec()),
-            (":method".into(), r.method.as_bytes().to_vec()),
-            (":path".into(), r.path.as_bytes().to_vec()),
-        ];
-        if let Some(a) = self.authorization(r.token) {
-            headers.push(("authorization".into(), a.into_bytes()));
-        }
-        for (k, v) in r.extra {
-            headers.push((k.to_string(), v.as_bytes().to_vec()));
-        }
-        let mut facts = match RequestFacts::new(Some(r.direction), headers) {
-            Ok(f) => f,
-            Err(e) => return Err(self.pipeline.refuse_unreadable(Some(r.direction), e)),
-        };
-        facts.end_of_stream = r.body.is_none();
-        if let Some((route, cluster)) = r.envoy {
-            facts.proxy_route = Some(route.to_string());
-            facts.proxy_cluster = cluster.map(str::to_string);
-        }
-        let decision = self.pipeline.decide(&facts).await;
-        Ok(match (decision, &r.body) {
-            (Decision::ReadBody { max_bytes, .. }, Some(body)) => {
-                let within = (body.len() <= max_bytes).then_some(body.as_bytes());
-                self.pipeline.decide_body(&facts, within).await
-            }
-            (d, _) => d,
-        })
+        decide(&self.pipeline, r, self.authorization(r.token)).await
     }
+}
+
+/// The decision of `pipeline` for `r` presenting `authorization`, its body decided too
+/// when the core asks for it.
+async fn decide(
+    pipeline: &Pipeline,
+    r: &Row,
+    authorization: Option<String>,
+) -> Result<Decision, actbridge::pipeline::Denial> {
+    let mut headers: Vec<(String, Vec<u8>)> = vec![
+        (":authority".into(), r.authority.as_bytes().to_vec()),
+        (":method".into(), r.method.as_bytes().to_vec()),
+        (":path".into(), r.path.as_bytes().to_vec()),
+    ];
+    if let Some(a) = authorization {
+        headers.push(("authorization".into(), a.into_bytes()));
+    }
+    for (k, v) in r.extra {
+        headers.push((k.to_string(), v.as_bytes().to_vec()));
+    }
+    let mut facts = match RequestFacts::new(Some(r.direction), headers) {
+        Ok(f) => f,
+        Err(e) => return Err(pipeline.refuse_unreadable(Some(r.direction), e)),
+    };
+    facts.end_of_stream = r.body.is_none();
+    if let Some((route, cluster)) = r.envoy {
+        facts.proxy_route = Some(route.to_string());
+        facts.proxy_cluster = cluster.map(str::to_string);
+    }
+    let decision = pipeline.decide(&facts).await;
+    Ok(match (decision, &r.body) {
+        (Decision::ReadBody { max_bytes, .. }, Some(body)) => {
+            let within = (body.len() <= max_bytes).then_some(body.as_bytes());
+            pipeline.decide_body(&facts, within).await
+        }
+        (d, _) => d,
+    })
 }
 
 fn rows() -> Vec<Row> {
@@ -589,14 +648,12 @@ fn rows() -> Vec<Row> {
 #[tokio::test]
 async fn every_rule_decides_as_the_table_says() {
     let (t, _dir) = Table::start().await;
-    let public_key = {
-        let k = ssh_key::PrivateKey::random(
-            &mut ssh_key::rand_core::OsRng,
-            ssh_key::Algorithm::Ed25519,
-        )
-        .unwrap();
-        k.public_key().to_openssh().unwrap()
-    };
+    let public_key =
+        ssh_key::PrivateKey::random(&mut ssh_key::rand_core::OsRng, ssh_key::Algorithm::Ed25519)
+            .unwrap()
+            .public_key()
+            .to_openssh()
+            .unwrap();
     let mut failures = Vec::new();
     for r in rows() {
         let r = Row {
@@ -605,43 +662,195 @@ async fn every_rule_decides_as_the_table_says() {
         };
         let presented = t.authorization(r.token).unwrap_or_default();
         let got = t.decide(&r).await;
-        let ok = match (&r.expect, &got) {
-            (Expect::Deny(status, reason), Err(d))
-            | (Expect::Deny(status, reason), Ok(Decision::Deny(d))) => {
-                d.status == *status && d.reason == *reason
-            }
-            (
-                Expect::ForwardWithNewAuthorization,
-                Ok(
-                    Decision::Continue(m)
-                    | Decision::Narrow { mutations: m, .. }
-                    | Decision::Watch { mutations: m, .. },
-                ),
-            ) => m
-                .set
-                .iter()
-                .any(|(k, v)| k == "authorization" && v.as_bytes() != presented.as_bytes()),
-            (Expect::ForwardUnchanged, Ok(Decision::Continue(m))) => m.set.is_empty(),
-            (Expect::ForwardWithIdentity, Ok(Decision::Continue(m))) => m
-                .set
-                .iter()
-                .any(|(k, v)| k == "x-actbridge-username" && v == "alice"),
-            (Expect::Answer(status), Ok(Decision::Respond(reply))) => reply.status == *status,
-            _ => false,
-        };
-        if !ok {
-            let got = match &got {
-                Err(d) | Ok(Decision::Deny(d)) => {
-                    format!("deny {} {} ({})", d.status, d.reason, d.description)
-                }
-                Ok(other) => format!("{other:?}"),
-            };
-            failures.push(format!("{}: expected {:?}, got {got}", r.name, r.expect));
+        if let Err(why) = verdict(&r.expect, &got, &presented) {
+            failures.push(format!("{}: {why}", r.name));
         }
     }
     assert!(
         failures.is_empty(),
         "{} rows failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+/// The sidecar with the inbound protections on: single-use tokens on `/once` (a memory
+/// of one), token custody, a passthrough route that forwards `authorization`.
+fn guarded_config(sts: &Sts) -> String {
+    format!(
+        r#"
+listen:
+  ext_proc: tcp://127.0.0.1:1
+issuers:
+  - issuer: {issuer}
+    audiences: ["{AGENT}"]
+tokens:
+  replay_cache_entries: 1
+inbound:
+  single_use_paths: [{{exact: /once}}]
+  token_custody: true
+outbound:
+  token_endpoint: {token}
+  client:
+    client_id: "{AGENT}"
+    auth: {{method: client_secret_post, secret: summarizer-tech-demo-secret}}
+  routes:
+    - {{name: document-service, host: document-service, cluster: document_service, action: exchange, audience: "{DOCS_AUDIENCE}", scopes: [documents.read]}}
+    - {{name: plain, host: plain.example, cluster: plain, action: passthrough, forward_authorization: true}}
+policy:
+  dir: {policies}
+"#,
+        issuer = sts.service.issuer(),
+        token = sts.service.token_endpoint(),
+        policies = policies_dir().display(),
+    )
+}
+
+/// The rules that depend on what came before — single use, custody, revocation — as
+/// one table of steps, in order, on one pipeline; and a sidecar without `outbound`.
+#[tokio::test]
+async fn stateful_rules_decide_as_the_table_says() {
+    use Expect::*;
+    let sts = Sts::start().await;
+    let revocations = Arc::new(DenyList::load(None).unwrap());
+    let p = pipeline(&guarded_config(&sts), revocations.clone()).await;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let alice_own = sts.alice().await;
+    // alice's own token, re-signed with another `jti` (or none).
+    let alice_with = |jti: Option<&str>| {
+        let mut claims = crate::support::world::claims_of(&alice_own);
+        match jti {
+            Some(j) => claims["jti"] = json!(j),
+            None => {
+                claims.as_object_mut().unwrap().remove("jti");
+            }
+        }
+        format!("Bearer {}", sts.sign(claims))
+    };
+    let inbound = |path: &'static str| Row {
+        direction: "inbound",
+        envoy: None,
+        ..row("", "app", path, ForwardUnchanged)
+    };
+    let outbound =
+        |authority: &'static str, path: &'static str| row("", authority, path, ForwardUnchanged);
+
+    // Custody: the app gets a placeholder for alice's token.
+    let got = decide(&p, &inbound("/data"), Some(format!("Bearer {alice_own}"))).await;
+    let Ok(Decision::Continue(m)) = &got else {
+        panic!("inbound with custody: {got:?}")
+    };
+    let placeholder = m
+        .set
+        .iter()
+        .find(|(k, _)| k == "authorization")
+        .map(|(_, v)| v.to_str().unwrap().to_string())
+        .expect("the app's authorization is replaced");
+    assert!(
+        placeholder.starts_with("Bearer actbridge~"),
+        "{placeholder}"
+    );
+    let unknown = "Bearer actbridge~AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA".to_string();
+
+    let steps: Vec<(&str, Row, Option<String>, Expect)> = vec![
+        (
+            "a single-use token, first use",
+            inbound("/once"),
+            Some(alice_with(Some("jti-1"))),
+            ForwardWithIdentity,
+        ),
+        (
+            "the same token again",
+            inbound("/once"),
+            Some(alice_with(Some("jti-1"))),
+            Deny(401, "token_replayed"),
+        ),
+        (
+            "another while the memory of one is full",
+            inbound("/once"),
+            Some(alice_with(Some("jti-2"))),
+            Deny(503, "replay_memory_full"),
+        ),
+        (
+            "a single-use path without a jti",
+            inbound("/once"),
+            Some(alice_with(None)),
+            Deny(401, "token_id_missing"),
+        ),
+        (
+            "a placeholder presented inbound",
+            inbound("/data"),
+            Some(placeholder.clone()),
+            Deny(401, "placeholder_misused"),
+        ),
+        (
+            "a placeholder this sidecar never gave out",
+            outbound("document-service", "/documents"),
+            Some(unknown),
+            Deny(401, "placeholder_unknown"),
+        ),
+        (
+            "a placeholder forwarded by a passthrough route",
+            outbound("plain.example", "/"),
+            Some(placeholder.clone()),
+            Deny(401, "placeholder_misused"),
+        ),
+        (
+            "a user's token forwarded by a passthrough route",
+            outbound("plain.example", "/"),
+            Some(format!("Bearer {alice_own}")),
+            Deny(403, "user_token_would_leave"),
+        ),
+    ];
+    let mut failures = Vec::new();
+    for (name, r, authorization, expect) in steps {
+        let presented = authorization.clone().unwrap_or_default();
+        let got = decide(&p, &r, authorization).await;
+        if let Err(why) = verdict(&expect, &got, &presented) {
+            failures.push(format!("{name}: {why}"));
+        }
+    }
+
+    // Revocation: alice's user, then the agent.
+    let delegated = format!(
+        "Bearer {}",
+        sts.delegated("alice", "summarizer-tech", AGENT).await
+    );
+    let docs = outbound("document-service", "/documents");
+    for (kind, value, expect) in [
+        (RevocationKind::Agent, AGENT, Deny(403, "agent_revoked")),
+        (RevocationKind::User, "alice", Deny(401, "token_revoked")),
+    ] {
+        revocations
+            .add(Revocation {
+                kind,
+                value: value.to_string(),
+                reason: None,
+                by: "table".into(),
+                at: now,
+            })
+            .unwrap();
+        let got = decide(&p, &docs, Some(delegated.clone())).await;
+        if let Err(why) = verdict(&expect, &got, &delegated) {
+            failures.push(format!("revoked {value}: {why}"));
+        }
+        revocations.remove(kind, value).unwrap();
+    }
+
+    // A sidecar without `outbound` refuses every outbound request.
+    let guarded = guarded_config(&sts).replace("  token_custody: true\n", "");
+    let inbound_only = &guarded[..guarded.find("outbound:").unwrap()];
+    let p = pipeline(inbound_only, Arc::new(DenyList::load(None).unwrap())).await;
+    let got = decide(&p, &docs, Some(delegated.clone())).await;
+    if let Err(why) = verdict(&Deny(403, "outbound_disabled"), &got, &delegated) {
+        failures.push(format!("no outbound section: {why}"));
+    }
+    assert!(
+        failures.is_empty(),
+        "{} steps failed:\n{}",
         failures.len(),
         failures.join("\n")
     );
