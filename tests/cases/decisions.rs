@@ -855,3 +855,174 @@ async fn stateful_rules_decide_as_the_table_says() {
         failures.join("\n")
     );
 }
+
+/// A policy whose answer the request's path picks, for the rules actbridge enforces on
+/// the policy's answer itself.
+const SCRIPTED_POLICY: &str = r#"package actbridge
+
+import rego.v1
+
+default decision := {"allow": false, "reason": "not scripted"}
+
+decision := {"allow": true, "reason": "ok", "grant": ["x"]} if input.path in {"/ok", "/live"}
+
+decision := {"allow": true, "reason": "an empty grant", "grant": []} if input.path == "/empty-grant"
+
+decision := {"allow": true, "reason": "a person decides", "grant": ["x"], "approval_required": true} if {
+	input.path == "/approval"
+}
+
+decision := {"allow": true, "reason": 7, "grant": ["x"]} if input.path == "/malformed"
+
+decision := {"allow": true, "reason": "one", "grant": ["x"]} if input.path == "/conflict"
+
+decision := {"allow": true, "reason": "two", "grant": ["y"]} if input.path == "/conflict"
+"#;
+
+/// A sidecar with the scripted policy, live checks at the issuer on `/live`, and an
+/// exchange route whose audience the token service does not know; `token_endpoint`
+/// overrides the token service's own.
+fn scripted_config(sts: &Sts, policies: &std::path::Path, token_endpoint: Option<&str>) -> String {
+    format!(
+        r#"
+listen:
+  ext_proc: tcp://127.0.0.1:1
+issuers:
+  - issuer: {issuer}
+    audiences: ["{AGENT}"]
+    introspection:
+      endpoint: {introspection}
+inbound:
+  introspect_paths: [{{exact: /live}}]
+outbound:
+  token_endpoint: {token}
+  token_timeout: 1s
+  client:
+    client_id: "{AGENT}"
+    auth: {{method: client_secret_post, secret: summarizer-tech-demo-secret}}
+  routes:
+    - {{name: document-service, host: document-service, cluster: document_service, action: exchange, audience: "{DOCS_AUDIENCE}", scopes: [documents.read]}}
+    - {{name: nowhere, host: nowhere.example, cluster: nowhere, action: exchange, audience: "spiffe://demo.example.com/service/nowhere"}}
+policy:
+  dir: {policies}
+"#,
+        issuer = sts.service.issuer(),
+        introspection = sts.service.introspection_endpoint(),
+        token = token_endpoint.map_or_else(|| sts.service.token_endpoint(), str::to_string),
+        policies = policies.display(),
+    )
+}
+
+/// What actbridge enforces on a policy's answer (an empty grant, an approval nobody can
+/// give, a malformed or conflicting answer), and its peers' failures: the token service
+/// refusing or gone, a token revoked at the issuer.
+#[tokio::test]
+async fn the_policys_answers_and_the_peers_failures_decide_as_the_table_says() {
+    use Expect::*;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("scripted.rego"), SCRIPTED_POLICY).unwrap();
+    let sts = Sts::start().await;
+    let deny_list = || Arc::new(DenyList::load(None).unwrap());
+    let p = pipeline(&scripted_config(&sts, dir.path(), None), deny_list()).await;
+    let alice = format!(
+        "Bearer {}",
+        sts.delegated("alice", "summarizer-tech", AGENT).await
+    );
+    let docs = |path: &'static str| row("", "document-service", path, ForwardUnchanged);
+    let mut steps: Vec<(&str, Row, Expect)> = vec![
+        (
+            "the policy allows: exchanged",
+            docs("/ok"),
+            ForwardWithNewAuthorization,
+        ),
+        (
+            "an allow with an empty grant",
+            docs("/empty-grant"),
+            Deny(403, "grant_empty"),
+        ),
+        (
+            "an approval and no approvals configured",
+            docs("/approval"),
+            Deny(403, "approval_unavailable"),
+        ),
+        (
+            "an answer of the wrong shape",
+            docs("/malformed"),
+            Deny(403, "policy_error"),
+        ),
+        (
+            "two rules, two answers",
+            docs("/conflict"),
+            Deny(403, "policy_error"),
+        ),
+        (
+            "a refusal with the policy's reason",
+            docs("/other"),
+            Deny(403, "policy_denied"),
+        ),
+        (
+            "an audience the token service refuses",
+            Row {
+                envoy: Some(("nowhere", Some("nowhere"))),
+                ..row("", "nowhere.example", "/ok", ForwardUnchanged)
+            },
+            Deny(403, "exchange_refused"),
+        ),
+    ];
+    let mut failures = Vec::new();
+    for (name, r, expect) in steps.drain(..) {
+        let got = decide(&p, &r, Some(alice.clone())).await;
+        if let Err(why) = verdict(&expect, &got, &alice) {
+            failures.push(format!("{name}: {why}"));
+        }
+    }
+
+    // A token revoked at the issuer: refused where it is checked live.
+    let own = sts.alice().await;
+    let live = Row {
+        direction: "inbound",
+        envoy: None,
+        ..row("", "app", "/live", ForwardWithIdentity)
+    };
+    let bearer = format!("Bearer {own}");
+    let before = decide(&p, &live, Some(bearer.clone())).await;
+    if let Err(why) = verdict(&ForwardWithIdentity, &before, &bearer) {
+        failures.push(format!("live check, active: {why}"));
+    }
+    let revoked = reqwest::Client::new()
+        .post(sts.service.revocation_endpoint())
+        .form(&[
+            ("client_id", AGENT),
+            ("client_secret", "summarizer-tech-demo-secret"),
+            ("token", own.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(revoked.status(), 200);
+    let after = decide(&p, &live, Some(bearer.clone())).await;
+    if let Err(why) = verdict(&Deny(401, "token_inactive"), &after, &bearer) {
+        failures.push(format!("live check, revoked at the issuer: {why}"));
+    }
+
+    // The token service gone: 503 with Retry-After.
+    let gone = format!(
+        "http://127.0.0.1:{}/token",
+        crate::support::net::free_port()
+    );
+    let p = pipeline(&scripted_config(&sts, dir.path(), Some(&gone)), deny_list()).await;
+    let got = decide(&p, &docs("/ok"), Some(alice.clone())).await;
+    if let Err(why) = verdict(&Deny(503, "sts_unavailable"), &got, &alice) {
+        failures.push(format!("token service gone: {why}"));
+    }
+    match &got {
+        Ok(Decision::Deny(d)) if d.retry_after.is_some() => {}
+        other => failures.push(format!("token service gone: no Retry-After in {other:?}")),
+    }
+    assert!(
+        failures.is_empty(),
+        "{} steps failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
