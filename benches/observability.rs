@@ -32,8 +32,9 @@ use std::time::Duration;
 use actbridge::audit::AuditLog;
 use actbridge::config::{Config, ProcessEnv};
 use actbridge::credentials::Credentials;
-use actbridge::pipeline::{Decision, DenyList, Pipeline, RequestFacts};
+use actbridge::pipeline::{Decision, Pipeline, RequestFacts};
 use actbridge::policy::PolicyEngine;
+use actbridge::state::{DenyList, State};
 use actbridge::telemetry::metrics::Stage;
 use actbridge::telemetry::{self, LogFormat};
 use futures::executor::block_on;
@@ -164,7 +165,13 @@ fn main() {
     let build = |cfg: &Config| {
         let policy = PolicyEngine::load_configured(cfg.policy.as_ref()).unwrap();
         let revocations = Arc::new(DenyList::load(None).expect("an empty deny list"));
-        let p = Pipeline::new(cfg, policy, Arc::new(Credentials::default()), revocations);
+        let p = Pipeline::new(
+            cfg,
+            policy,
+            Arc::new(Credentials::default()),
+            &State::new(cfg, revocations),
+        )
+        .expect("every route's backend and policy");
         for store in p.verifier().jwks_stores() {
             rt.block_on(store.refresh()).expect("JWKS");
         }

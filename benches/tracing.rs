@@ -54,9 +54,14 @@ fn bench(c: &mut Criterion) {
     };
     assert_eq!(traces.exporting(), export);
     let policy = PolicyEngine::load_configured(cfg.policy.as_ref()).unwrap();
-    let revocations =
-        Arc::new(actbridge::pipeline::DenyList::load(None).expect("an empty deny list"));
-    let pipeline = Pipeline::new(&cfg, policy, Arc::new(Credentials::default()), revocations);
+    let revocations = Arc::new(actbridge::state::DenyList::load(None).expect("an empty deny list"));
+    let pipeline = Pipeline::new(
+        &cfg,
+        policy,
+        Arc::new(Credentials::default()),
+        &actbridge::state::State::new(&cfg, revocations),
+    )
+    .expect("every route's backend and policy");
     for store in pipeline.verifier().jwks_stores() {
         rt.block_on(store.refresh()).expect("JWKS");
     }

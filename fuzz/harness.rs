@@ -16,8 +16,9 @@ use std::sync::{Arc, OnceLock};
 use actbridge::config::Config;
 use actbridge::credentials::Credentials;
 use actbridge::jwt::AudienceProfile;
-use actbridge::pipeline::{Decision, DenyList, Pipeline, RequestFacts};
+use actbridge::pipeline::{Decision, Pipeline, RequestFacts};
 use actbridge::policy::PolicyEngine;
+use actbridge::state::{DenyList, State};
 use actbridge_sts::{Realm, TokenService};
 use serde_json::{Value, json};
 
@@ -121,7 +122,8 @@ pub fn world() -> &'static World {
         let policy = PolicyEngine::load_configured(cfg.policy.as_ref()).unwrap();
         let credentials = Arc::new(rt.block_on(Credentials::load(&cfg.credentials)));
         let revocations = Arc::new(DenyList::load(None).unwrap());
-        let pipeline = Pipeline::new(&cfg, policy, credentials, revocations);
+        let pipeline =
+            Pipeline::new(&cfg, policy, credentials, &State::new(&cfg, revocations)).unwrap();
         rt.block_on(async {
             for store in pipeline.verifier().jwks_stores() {
                 store.refresh().await.unwrap();

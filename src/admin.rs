@@ -24,8 +24,12 @@ use crate::pipeline::Pipeline;
 /// What the admin routes read.
 #[derive(Clone)]
 pub struct AdminState {
-    /// The decision core: readiness, metrics, the deny list, the caches.
+    /// The decision core: readiness, metrics and the caches a revocation empties.
     pub pipeline: Arc<Pipeline>,
+    /// The stores the admin API changes: the deny list and the held approvals.
+    pub state: crate::state::State,
+    /// Where admin actions are audited, when configured.
+    pub audit: Option<Arc<crate::audit::AuditLog>>,
     /// Who may use the admin API; `None` = its routes answer 404.
     pub api: Option<AdminApiConfig>,
     /// The workload identity, when configured: not ready until an SVID is held.

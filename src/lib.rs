@@ -7,16 +7,18 @@
 //! token service: `actbridge sts`, the demo, the tests' issuer) and
 //! `actbridge-inject` (`actbridge inject`).
 //!
-//! Dependency direction: `main → extproc → pipeline → {jwt, introspect, exchange, policy,
-//! credentials}`;
-//! `telemetry` is used by all and uses none of them. Nothing below `pipeline`
-//! knows Envoy.
+//! Dependency direction: `main → serve → extproc → pipeline → {state, jwt, introspect,
+//! exchange, policy, credentials, audit}`; `admin → {pipeline, state, audit}`. `config`
+//! uses only the readings it validates with (`authority`, `http_path`, `envoy_routes`);
+//! `clock` and `text` use nothing. Nothing below `pipeline` knows Envoy.
 //!
 //! - [`config`]: the one YAML config, typed and validated at start; errors name the key.
 //! - [`extproc`]: the tonic `ExternalProcessor` service — the ext_proc stream state
 //!   machine, header mutations and immediate responses. Knows Envoy, not JWTs.
-//! - [`pipeline`]: the protocol-free decision core: [`pipeline::RequestFacts`] in,
+//! - [`pipeline`]: the protocol-free decision flow: [`pipeline::RequestFacts`] in,
 //!   [`pipeline::Decision`] out. Knows JWTs and token exchange, not Envoy.
+//! - [`state`]: the stores the decisions consult — single-use memory, custody, the deny
+//!   list, held approvals — reached by the admin API directly.
 //! - [`jwt`]: token verification — JWKS fetch, cache and refresh, claim model with
 //!   the nested `act` chain, a cache of verified tokens.
 //! - [`introspect`]: the live check of a verified token at its issuer (RFC 7662), with
@@ -33,7 +35,8 @@
 //!   and the SDS server that hands it to Envoy.
 //! - [`serve`]: running the sidecar — listeners, background tasks, shutdown and drain.
 //! - [`demo`]: `actbridge demo`, the end-to-end walk-through on one machine.
-//! - [`admin`]: the admin HTTP listener (`/healthz`, `/readyz`).
+//! - [`admin`]: the admin HTTP listener (`/healthz`, `/readyz`, `/metrics`, and the
+//!   admin API: `/revocations`, `/approvals`).
 //! - [`audit`]: the tamper-evident audit log (hash chain, signed checkpoints, rotation,
 //!   `actbridge audit verify`).
 //! - [`telemetry`]: logging set-up, the OTLP trace exporter and W3C trace context
@@ -43,11 +46,9 @@
 //! - [`envoy_routes`]: Envoy's outbound routes generated from the route table
 //!   (`actbridge envoy-routes`), so Envoy and actbridge agree on every destination.
 //! - [`fault`]: the test-only fault switch (feature `fault-injection`).
-//! - [`http_client`], [`clock`]: the shared outgoing HTTP client and wall clock.
+//! - [`http_client`], [`clock`], [`text`]: the shared outgoing HTTP client, the wall
+//!   clock, and text bounded for records.
 #![forbid(unsafe_code)]
-// The decision core nests its stages' futures deeply (each stage is timed); the
-// ext_proc stream task that awaits them needs more than the default layout depth.
-#![recursion_limit = "256"]
 #![deny(rust_2018_idioms)]
 
 /// mimalloc: per-thread heaps with cheap cross-thread frees (the audit writer frees what
@@ -76,4 +77,6 @@ pub mod pipeline;
 pub mod policy;
 pub mod serve;
 pub mod spiffe;
+pub mod state;
 pub mod telemetry;
+pub mod text;

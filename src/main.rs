@@ -11,9 +11,6 @@ use actbridge::config::{Config, ProcessEnv};
 use actbridge::policy::PolicyEngine;
 use actbridge::telemetry::{self, LogFormat};
 
-/// Stack of each runtime worker thread.
-const RUNTIME_STACK_BYTES: usize = 8 << 20;
-
 /// Exit code for a configuration error (sysexits EX_CONFIG).
 const EX_CONFIG: u8 = 78;
 /// Exit code for input refused by `inject` (sysexits EX_DATAERR).
@@ -475,9 +472,6 @@ where
 fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
-        // The credential backends' SDK futures (AWS) are large, and a decision nests
-        // its stages; unoptimised builds need more than tokio's 2 MiB per worker.
-        .thread_stack_size(RUNTIME_STACK_BYTES)
         .build()
         .map_err(|e| {
             eprintln!("actbridge: cannot start the runtime: {e}");

@@ -5,30 +5,27 @@
 //! status in exactly one place ([`Refusal::denial`]).
 
 mod agent;
-mod approval;
 mod bearer;
+mod context;
 mod credential;
-mod custody;
 mod decision;
 mod inbound;
-mod introspection;
 mod judge;
 mod log_budget;
 mod outbound;
 mod refusal;
-mod replay;
 mod request;
-mod revocation;
+mod routes;
 mod rpc;
 mod span;
 mod trail;
 mod vend;
 
-pub use approval::{ApprovalRefused, Approvals, DecideError, Hold, NoHold, PendingApproval};
+pub use crate::state::approvals::{Hold, NoHold};
 pub use decision::{Decision, Denial, Mutations, Reply};
 pub use refusal::Refusal;
 pub use request::{Direction, RequestError, RequestFacts};
-pub use revocation::{DenyList, Revocation, RevocationError, RevocationKind, Revoked};
+pub use routes::WiringError;
 pub use rpc::ToolsNarrowing;
 
 use std::sync::Arc;
@@ -42,19 +39,20 @@ use crate::credentials::Credentials;
 use crate::introspect::Introspector;
 use crate::jwt::Verifier;
 use crate::policy::PolicyEngine;
+use crate::state::{Approvals, State};
 use crate::telemetry::metrics::Metrics;
 use crate::telemetry::sampling::HeadSampler;
+use context::Context;
 use trail::Trail;
 
 /// The decision core, shared by every ext_proc stream.
 pub struct Pipeline {
     verifier: Arc<Verifier>,
     policy: Option<Arc<PolicyEngine>>,
-    inbound: inbound::InboundStage,
-    outbound: Option<outbound::OutboundStage>,
+    inbound: inbound::Inbound,
+    outbound: Option<outbound::Outbound>,
     audit: Option<Arc<AuditLog>>,
     metrics: Arc<Metrics>,
-    shared_revocations: Arc<DenyList>,
     introspector: Option<Arc<Introspector>>,
     approvals: Option<Arc<Approvals>>,
     identity: Option<Arc<crate::spiffe::WorkloadIdentity>>,
@@ -66,28 +64,21 @@ pub struct Pipeline {
 }
 
 impl Pipeline {
-    /// Builds the pipeline from a validated config, the loaded policy and the credential
-    /// backends (no I/O). `policy` must be `Some` when the config has a `policy` section,
-    /// and `credentials` must hold every backend the config names.
+    /// Builds the pipeline from a validated config, the loaded policy, the credential
+    /// backends and the stores (no I/O). Every route's backend and policy is resolved
+    /// here: a route naming a backend `credentials` lacks, or needing a policy when
+    /// `policy` is `None`, is a [`WiringError`].
     pub fn new(
         cfg: &Config,
         policy: Option<Arc<PolicyEngine>>,
         credentials: Arc<Credentials>,
-        revocations: Arc<DenyList>,
-    ) -> Pipeline {
+        state: &State,
+    ) -> Result<Pipeline, WiringError> {
         let agent = cfg
             .outbound
             .as_ref()
             .map(|o| Arc::new(agent::OwnAgent::new(o)));
-        let shared = Shared {
-            replay: Arc::new(replay::ReplayGuard::new(cfg.replay_cache_entries)),
-            custody: cfg
-                .inbound
-                .custody_entries
-                .map(|n| Arc::new(custody::Custody::new(n))),
-            revocations: revocations.clone(),
-            introspector: Introspector::new(cfg).map(Arc::new),
-        };
+        let introspector = Introspector::new(cfg).map(Arc::new);
         let verifier = Arc::new(Verifier::new(cfg));
         let metrics = Arc::new(Metrics::new());
         metrics.register_cache(
@@ -95,7 +86,7 @@ impl Pipeline {
             "jwt_verification",
             verifier.cache_stats().clone(),
         );
-        if let Some(i) = &shared.introspector {
+        if let Some(i) = &introspector {
             metrics.register_cache("introspection", "introspection", i.cache_stats().clone());
         }
         if let Some(engine) = &policy {
@@ -117,51 +108,39 @@ impl Pipeline {
                 );
             }
         }
-        let introspector = shared.introspector.clone();
-        Pipeline {
+        let outbound = match (&cfg.outbound, &agent) {
+            (Some(o), Some(a)) => Some(outbound::Outbound::new(
+                o,
+                a.clone(),
+                state.clone(),
+                credentials,
+                policy.as_ref(),
+            )?),
+            _ => None,
+        };
+        Ok(Pipeline {
             verifier,
             policy,
-            inbound: inbound::InboundStage::new(&cfg.inbound, agent.clone(), shared.clone()),
-            outbound: cfg
-                .outbound
-                .as_ref()
-                .zip(agent)
-                .map(|(o, a)| outbound::OutboundStage::new(o, a, shared, credentials)),
+            inbound: inbound::Inbound::new(&cfg.inbound, agent, state.clone()),
+            outbound,
             audit: None,
             metrics,
-            shared_revocations: revocations,
             introspector,
-            approvals: cfg
-                .approvals
-                .as_ref()
-                .map(|a| Arc::new(Approvals::new(a.timeout, a.max_pending))),
+            approvals: state.approvals.clone(),
             identity: None,
             sampler: HeadSampler::new(&cfg.telemetry),
             refusal_log: log_budget::LogBudget::new(log_budget::REFUSALS_LOGGED_PER_SECOND),
-        }
+        })
     }
 
-    fn judging<'a>(&'a self, hold: &'a dyn Hold) -> judge::Judging<'a> {
-        judge::Judging {
-            engine: self.policy.as_deref(),
+    /// A decision of `req` starting.
+    fn context<'a>(&'a self, req: &'a RequestFacts, hold: &'a dyn Hold) -> Context<'a> {
+        let judging = judge::Judging {
+            engine: self.policy.as_ref(),
             approvals: self.approvals.as_deref(),
             hold,
-        }
-    }
-
-    /// The pending human approvals, when configured.
-    pub fn approvals(&self) -> Option<&Arc<Approvals>> {
-        self.approvals.as_ref()
-    }
-
-    /// The audit log, when configured.
-    pub fn audit_log(&self) -> Option<&Arc<AuditLog>> {
-        self.audit.as_ref()
-    }
-
-    /// The deny list every request is checked against.
-    pub fn revocations(&self) -> &Arc<DenyList> {
-        &self.shared_revocations
+        };
+        Context::new(req, &self.verifier, self.introspector.as_deref(), judging)
     }
 
     /// Drops every cached verification, introspection answer, exchanged token and backend
@@ -172,9 +151,9 @@ impl Pipeline {
         if let Some(i) = &self.introspector {
             i.forget_cached();
         }
-        if let Some(stage) = &self.outbound {
-            stage.agent.exchanger.forget_cached();
-            for backend in stage.credentials.all() {
+        if let Some(outbound) = &self.outbound {
+            outbound.agent.exchanger.forget_cached();
+            for backend in outbound.credentials.all() {
                 backend.forget_cached();
             }
         }
@@ -192,8 +171,8 @@ impl Pipeline {
         let id = identity.clone();
         self.metrics
             .register_svid_expiry(Box::new(move || id.material().map(|m| m.expires_at)));
-        if let Some(stage) = &self.outbound {
-            stage.agent.exchanger.use_identity(identity.clone());
+        if let Some(outbound) = &self.outbound {
+            outbound.agent.exchanger.use_identity(identity.clone());
         }
         self.identity = Some(identity);
         self
@@ -232,14 +211,9 @@ impl Pipeline {
 
     async fn decide_headers(&self, req: &RequestFacts, hold: &dyn Hold, span: &Span) -> Decision {
         let started = Instant::now();
-        let mut trail = Trail::default();
-        let judging = self.judging(hold);
+        let mut cx = self.context(req, hold);
         let outcome = match req.direction {
-            Direction::Inbound => {
-                self.inbound
-                    .decide(&self.verifier, &judging, req, &mut trail)
-                    .await
-            }
+            Direction::Inbound => self.inbound.decide(&mut cx).await,
             Direction::Outbound => match &self.outbound {
                 _ if self.identity.as_ref().is_some_and(|id| !id.is_ready()) => {
                     Err(Refusal::IdentityUnavailable)
@@ -247,13 +221,11 @@ impl Pipeline {
                 // Boxed: the outbound decision's future (exchanges, credential backends'
                 // calls) is many times the inbound one's, and an inbound decision's
                 // future would otherwise be as large, and copied as often.
-                Some(stage) => {
-                    Box::pin(stage.decide(&self.verifier, &judging, req, &mut trail)).await
-                }
+                Some(outbound) => Box::pin(outbound.decide(&mut cx)).await,
                 None => Err(Refusal::OutboundDisabled),
             },
         };
-        self.traced_conclusion(span, req, trail, outcome, started)
+        self.traced_conclusion(span, req, cx.trail, outcome, started)
     }
 
     /// Decides a request that [`Decision::ReadBody`] asked the body of. `body` is the
@@ -285,17 +257,12 @@ impl Pipeline {
     ) -> Decision {
         crate::fault::point("body");
         let started = Instant::now();
-        let mut trail = Trail::default();
-        let judging = self.judging(hold);
+        let mut cx = self.context(req, hold);
         let outcome = match (&self.outbound, req.direction) {
-            (Some(stage), Direction::Outbound) => {
-                stage
-                    .decide_body(&self.verifier, &judging, req, body, &mut trail)
-                    .await
-            }
+            (Some(outbound), Direction::Outbound) => outbound.decide_body(&mut cx, body).await,
             _ => Err(Refusal::BodyUnexpected),
         };
-        self.traced_conclusion(span, req, trail, outcome, started)
+        self.traced_conclusion(span, req, cx.trail, outcome, started)
     }
 
     /// The `tools/list` result `body` (served as `content_type`) with the tools the
@@ -308,11 +275,7 @@ impl Pipeline {
         body: &[u8],
     ) -> Result<Vec<u8>, Denial> {
         crate::fault::point("narrow");
-        let outcome = match &self.policy {
-            Some(engine) => narrowing.narrow(engine, content_type, body).await,
-            None => Err(Refusal::PolicyMissing),
-        };
-        match outcome {
+        match narrowing.narrow(content_type, body).await {
             Ok((body, removed)) => {
                 tracing::debug!(route = narrowing.route(), removed, "tools/list narrowed");
                 Ok(body)
@@ -385,7 +348,7 @@ impl Pipeline {
         span: &Span,
         req: &RequestFacts,
         trail: Trail,
-        outcome: Result<Then, Refusal>,
+        outcome: Result<Decision, Refusal>,
         started: Instant,
     ) -> Decision {
         span::record_trail(span, &trail);
@@ -400,15 +363,20 @@ impl Pipeline {
         &self,
         req: &RequestFacts,
         trail: Trail,
-        outcome: Result<Then, Refusal>,
+        outcome: Result<Decision, Refusal>,
         started: Instant,
     ) -> Decision {
         let decision = match outcome {
-            Ok(then) => {
-                let step = match &then {
-                    Then::Forward(_) | Then::Watch { .. } | Then::Narrow { .. } => "allowed",
-                    Then::ReadBody { .. } => "reading body",
-                    Then::Respond(_) => "answered",
+            Ok(decision) => {
+                let step = match &decision {
+                    Decision::ReadBody { .. } => "reading body",
+                    Decision::Respond(_) => "answered",
+                    Decision::Continue(_) | Decision::Watch { .. } | Decision::Narrow { .. } => {
+                        "allowed"
+                    }
+                    // No stage answers a denial (it returns a refusal); were one to, it
+                    // is still counted and audited as a denial below.
+                    Decision::Deny(_) => "refused",
                 };
                 tracing::debug!(
                     direction = req.direction.as_str(),
@@ -421,33 +389,7 @@ impl Pipeline {
                     grant = trail.grant.as_ref().map_or_else(|| "-".to_string(), |g| g.join(",")),
                     "{step}"
                 );
-                match then {
-                    Then::Forward(m) => Decision::Continue(m),
-                    Then::Watch {
-                        mutations,
-                        on_rejected,
-                    } => Decision::Watch {
-                        mutations,
-                        on_rejected,
-                    },
-                    Then::ReadBody {
-                        mutations,
-                        max_bytes,
-                        watch_response,
-                    } => Decision::ReadBody {
-                        max_bytes,
-                        mutations,
-                        watch_response,
-                    },
-                    Then::Narrow {
-                        mutations,
-                        narrowing,
-                    } => Decision::Narrow {
-                        mutations,
-                        narrowing,
-                    },
-                    Then::Respond(reply) => Decision::Respond(reply),
-                }
+                decision
             }
             Err(refusal) => {
                 let denial = self.refuse(req, &refusal);
@@ -565,42 +507,4 @@ impl Pipeline {
         );
         denial
     }
-}
-
-/// State both directions use: single-use token memory, token custody (inbound hands
-/// out placeholders, outbound resolves them), the deny list and the live check.
-#[derive(Clone)]
-pub(crate) struct Shared {
-    replay: Arc<replay::ReplayGuard>,
-    custody: Option<Arc<custody::Custody>>,
-    revocations: Arc<DenyList>,
-    introspector: Option<Arc<Introspector>>,
-}
-
-/// What happens to a request a stage let through.
-pub(crate) enum Then {
-    /// Forwarded with these mutations.
-    Forward(Mutations),
-    /// Forwarded with these mutations; a 401 coming back fires `on_rejected` (the
-    /// credential set here is no longer accepted upstream).
-    Watch {
-        mutations: Mutations,
-        on_rejected: crate::credentials::OnRejected,
-    },
-    /// Forwarded with these mutations; the `tools/list` result coming back is narrowed.
-    Narrow {
-        mutations: Mutations,
-        narrowing: Arc<rpc::ToolsNarrowing>,
-    },
-    /// Decided on its body (at most `max_bytes`), these mutations applying meanwhile.
-    ReadBody {
-        /// Applied while the body is read.
-        mutations: Mutations,
-        /// Largest body accepted.
-        max_bytes: usize,
-        /// The response is watched after the body is decided.
-        watch_response: bool,
-    },
-    /// Answered here.
-    Respond(Reply),
 }

@@ -14,9 +14,10 @@ use crate::audit::AuditLog;
 use crate::config::Config;
 use crate::credentials::Credentials;
 use crate::extproc::ExtProcService;
-use crate::pipeline::{DenyList, Pipeline};
+use crate::pipeline::Pipeline;
 use crate::policy::PolicyEngine;
 use crate::spiffe::WorkloadIdentity;
+use crate::state::State;
 
 mod grpc_listener;
 
@@ -42,9 +43,12 @@ pub enum ServeError {
     /// The audit log could not be opened.
     #[error(transparent)]
     Audit(#[from] crate::audit::AuditError),
+    /// A route's backend or policy is missing.
+    #[error(transparent)]
+    Wiring(#[from] crate::pipeline::WiringError),
     /// The deny list's file could not be read.
     #[error(transparent)]
-    Revocation(#[from] crate::pipeline::RevocationError),
+    Revocation(#[from] crate::state::revocations::RevocationError),
 }
 
 /// Runs until `shutdown` is cancelled, then drains (bounded by [`DRAIN_DEADLINE`]).
@@ -68,25 +72,57 @@ pub async fn run(
         tracker.spawn(id.clone().run(shutdown.clone()));
     }
     let credentials = Arc::new(Credentials::load(&cfg.credentials).await);
-    let revocations = Arc::new(DenyList::load(
-        cfg.revocation.as_ref().map(|r| r.file.as_path()),
-    )?);
-    let mut pipeline = Pipeline::new(&cfg, policy.clone(), credentials.clone(), revocations);
+    let state = State::load(&cfg)?;
+    let mut pipeline = Pipeline::new(&cfg, policy.clone(), credentials.clone(), &state)?;
     if let Some(log) = &audit {
         pipeline = pipeline.with_audit(log.clone());
-    }
-    if let Some(id) = &identity {
-        pipeline = pipeline.with_identity(id.clone());
-    }
-    let pipeline = Arc::new(pipeline);
-    let approvals = pipeline.approvals().cloned();
-    if let Some(log) = &audit {
         let log = log.clone();
         pipeline.metrics().register_audit(Box::new(move || {
             let s = log.stats();
             (s.queue_depth, s.written, s.dropped, s.failed)
         }));
     }
+    if let Some(id) = &identity {
+        pipeline = pipeline.with_identity(id.clone());
+    }
+    let pipeline = Arc::new(pipeline);
+    spawn_background(&tracker, &shutdown, &credentials, policy, &pipeline);
+    if let Some(addr) = cfg.admin_listen {
+        let admin = crate::admin::AdminState {
+            pipeline: pipeline.clone(),
+            state: state.clone(),
+            audit: audit.clone(),
+            api: cfg.admin_api.clone(),
+            identity: identity.clone(),
+        };
+        spawn_admin(addr, admin, &tracker, &shutdown).await?;
+    }
+    // Requests held for a person are refused (503) as soon as shutdown starts: they
+    // would otherwise hold the drain up to the approval timeout.
+    if let Some(approvals) = state.approvals.clone() {
+        let sd = shutdown.clone();
+        tracker.spawn(async move {
+            sd.cancelled().await;
+            approvals.shut_down();
+        });
+    }
+    let result = serve_grpc(&cfg, pipeline, identity, &shutdown, tracker).await;
+    // Every decision made is on the queue now: write it, sign, fsync.
+    if let Some(log) = audit {
+        log.shutdown().await;
+    }
+    result
+}
+
+/// The background work, each task ending at `shutdown`: credential maintenance (the
+/// PostgreSQL reaper), policy reload, JWKS refresh.
+fn spawn_background(
+    tracker: &TaskTracker,
+    shutdown: &CancellationToken,
+    credentials: &Credentials,
+    policy: Option<Arc<PolicyEngine>>,
+    pipeline: &Pipeline,
+) {
     for backend in credentials.all() {
         let (backend, sd) = (backend.clone(), shutdown.clone());
         tracker.spawn(async move { backend.run_maintenance(sd).await });
@@ -97,26 +133,40 @@ pub async fn run(
     for store in pipeline.verifier().jwks_stores() {
         tracker.spawn(store.clone().run_refresh(shutdown.clone()));
     }
-    if let Some(addr) = cfg.admin_listen {
-        let listener = tokio::net::TcpListener::bind(addr)
-            .await
-            .map_err(|e| ServeError::Bind {
-                addr: addr.to_string(),
-                source: e,
-            })?;
-        tracing::info!(%addr, "admin listener ready");
-        let state = crate::admin::AdminState {
-            pipeline: pipeline.clone(),
-            api: cfg.admin_api.clone(),
-            identity: identity.clone(),
-        };
-        let sd = shutdown.clone();
-        tracker.spawn(async move {
-            if let Err(e) = crate::admin::serve(listener, state, sd).await {
-                tracing::error!(error = %e, "admin listener failed");
-            }
-        });
-    }
+}
+
+/// Binds the admin listener on `addr` and serves it until `shutdown`.
+async fn spawn_admin(
+    addr: std::net::SocketAddr,
+    state: crate::admin::AdminState,
+    tracker: &TaskTracker,
+    shutdown: &CancellationToken,
+) -> Result<(), ServeError> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| ServeError::Bind {
+            addr: addr.to_string(),
+            source: e,
+        })?;
+    tracing::info!(%addr, "admin listener ready");
+    let sd = shutdown.clone();
+    tracker.spawn(async move {
+        if let Err(e) = crate::admin::serve(listener, state, sd).await {
+            tracing::error!(error = %e, "admin listener failed");
+        }
+    });
+    Ok(())
+}
+
+/// Serves ext_proc and SDS until `shutdown`, then drains: the servers gracefully but
+/// never past [`DRAIN_DEADLINE`], and `tracker`'s tasks in what is left of it.
+async fn serve_grpc(
+    cfg: &Config,
+    pipeline: Arc<Pipeline>,
+    identity: Option<Arc<WorkloadIdentity>>,
+    shutdown: &CancellationToken,
+    tracker: TaskTracker,
+) -> Result<(), ServeError> {
     // ext_proc and SDS each on a listener of its own: the SVID's private key is never
     // served where decisions are asked for.
     let ext_proc = grpc_listener::bind("ext_proc", &cfg.ext_proc_listen).await?;
@@ -157,15 +207,6 @@ pub async fn run(
             r
         }
     };
-    // Requests held for a person are refused (503) as soon as shutdown starts: they
-    // would otherwise hold the drain up to the approval timeout.
-    if let Some(approvals) = approvals {
-        let sd = shutdown.clone();
-        tracker.spawn(async move {
-            sd.cancelled().await;
-            approvals.shut_down();
-        });
-    }
     let cancelled_at = Arc::new(std::sync::OnceLock::new());
     {
         let (sd, at) = (shutdown.clone(), cancelled_at.clone());
@@ -199,10 +240,6 @@ pub async fn run(
         .is_err()
     {
         tracing::warn!("drain deadline passed; exiting with tasks still running");
-    }
-    // Every decision made is on the queue now: write it, sign, fsync.
-    if let Some(log) = audit {
-        log.shutdown().await;
     }
     result.map_err(ServeError::from)
 }

@@ -19,13 +19,13 @@ use axum::response::{IntoResponse, Response};
 
 use super::AdminState;
 use super::auth::{admin, error};
-use crate::pipeline::DecideError;
+use crate::state::approvals::DecideError;
 
 pub(super) async fn list(State(state): State<AdminState>, headers: HeaderMap) -> Response {
     if let Err(r) = admin(&state, &headers).await {
         return r;
     }
-    let Some(approvals) = state.pipeline.approvals() else {
+    let Some(approvals) = &state.state.approvals else {
         return error(StatusCode::NOT_FOUND, "not_found");
     };
     Json(serde_json::json!({ "approvals": approvals.list() })).into_response()
@@ -67,7 +67,7 @@ async fn decide(
         Ok(a) => a,
         Err(r) => return r,
     };
-    let Some(approvals) = state.pipeline.approvals() else {
+    let Some(approvals) = &state.state.approvals else {
         return error(StatusCode::NOT_FOUND, "not_found");
     };
     match approvals.decide(id, approve, &who.name, digest) {

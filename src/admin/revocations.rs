@@ -19,7 +19,7 @@ use serde::Deserialize;
 use super::AdminState;
 use super::auth::{Admin, admin, error};
 use crate::audit::AdminRecord;
-use crate::pipeline::{Revocation, RevocationError, RevocationKind};
+use crate::state::revocations::{Revocation, RevocationError, RevocationKind};
 
 /// The body of `POST /revocations`.
 #[derive(Debug, Deserialize)]
@@ -42,7 +42,7 @@ pub(super) async fn list(State(state): State<AdminState>, headers: HeaderMap) ->
     if let Err(r) = admin(&state, &headers).await {
         return r;
     }
-    let all = state.pipeline.revocations().list();
+    let all = state.state.revocations.list();
     Json(serde_json::json!({ "revocations": all })).into_response()
 }
 
@@ -71,7 +71,7 @@ pub(super) async fn add(
     if !audited(&state, &who, "revoke", &entry) {
         return error(StatusCode::SERVICE_UNAVAILABLE, "audit_unavailable");
     }
-    match state.pipeline.revocations().add(entry.clone()) {
+    match state.state.revocations.add(entry.clone()) {
         Ok(()) => {
             state.pipeline.forget_cached();
             tracing::warn!(admin = %who.name, kind = ?entry.kind, value = %entry.value, "revoked");
@@ -107,11 +107,7 @@ pub(super) async fn remove(
     if !audited(&state, &who, "unrevoke", &entry) {
         return error(StatusCode::SERVICE_UNAVAILABLE, "audit_unavailable");
     }
-    match state
-        .pipeline
-        .revocations()
-        .remove(entry.kind, &entry.value)
-    {
+    match state.state.revocations.remove(entry.kind, &entry.value) {
         Ok(true) => StatusCode::NO_CONTENT.into_response(),
         Ok(false) => error(StatusCode::NOT_FOUND, "not_found"),
         Err(e) => {
@@ -123,7 +119,7 @@ pub(super) async fn remove(
 
 /// Audits the action first: an action that cannot be audited is not taken.
 fn audited(state: &AdminState, who: &Admin, action: &str, entry: &Revocation) -> bool {
-    let Some(log) = state.pipeline.audit_log() else {
+    let Some(log) = &state.audit else {
         return true;
     };
     let kind = serde_json::to_value(entry.kind)

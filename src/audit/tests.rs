@@ -178,7 +178,7 @@ async fn checkpoints_are_signed_and_a_consistent_rewrite_is_caught_by_them() {
     let cfg = AuditConfig {
         checkpoint: Some(CheckpointConfig {
             key: key(),
-            key_id: "test".into(),
+            key_id: Some("test".into()),
             every_records: 2,
             interval: Duration::from_secs(60),
         }),

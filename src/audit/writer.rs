@@ -245,7 +245,9 @@ impl Writer {
         let Some(c) = &self.cfg.checkpoint else {
             return Ok(());
         };
-        let body: Checkpoint = checkpoint::sign(&c.key, &c.key_id, self.next_seq, &self.prev);
+        let key_id =
+            (c.key_id.clone()).unwrap_or_else(|| checkpoint::key_id_of(&c.key.verifying_key()));
+        let body: Checkpoint = checkpoint::sign(&c.key, &key_id, self.next_seq, &self.prev);
         self.append("checkpoint", &body, SystemTime::now())?;
         self.since_checkpoint = 0;
         self.last_checkpoint = Instant::now();

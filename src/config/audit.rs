@@ -108,8 +108,8 @@ pub struct AuditConfig {
 pub struct CheckpointConfig {
     /// The signing key.
     pub key: ed25519_dalek::SigningKey,
-    /// Its name in the records.
-    pub key_id: String,
+    /// Its name in the records (`None`: derived from the public key by the audit log).
+    pub key_id: Option<String>,
     /// Records between checkpoints.
     pub every_records: u64,
     /// Longest time between checkpoints while records are written.
@@ -205,8 +205,7 @@ fn validate_checkpoint(c: &RawCheckpoint) -> Result<CheckpointConfig, ConfigErro
                 "must be 1 to 128 printable characters",
             ));
         }
-        Some(id) => id.clone(),
-        None => crate::audit::key_id_of(&key.verifying_key()),
+        id => id.clone(),
     };
     let every_records = c.every_records.unwrap_or(1000);
     if every_records == 0 {

@@ -61,6 +61,8 @@ pub async fn run(opts: DemoOptions, shutdown: CancellationToken) -> DemoResult<(
     result
 }
 
+/// Starts every piece, walks, and stops them. Long by design: the set-up is read in
+/// the order the pieces depend on each other.
 async fn script(opts: &DemoOptions, stop: CancellationToken) -> DemoResult<()> {
     println!("== actbridge demo: alice -> summarizer-tech -> document-service ==\n");
     // 1. The embedded token service with the demo world.
@@ -180,6 +182,8 @@ async fn script(opts: &DemoOptions, stop: CancellationToken) -> DemoResult<()> {
     outcome
 }
 
+/// The walk itself. Long by design: the demo's script, one step after another in the
+/// order it is printed.
 async fn walk(
     http: &reqwest::Client,
     sts: &Arc<TokenService>,

@@ -102,7 +102,8 @@ impl StreamState {
         }
     }
 
-    /// Advances the state machine by one message.
+    /// Advances the state machine by one message. Long by design: one arm per ext_proc
+    /// phase and state, so every (phase, state) pair is answered in one place.
     pub fn on_message(&mut self, msg: ProcessingRequest) -> Step {
         let Some(request) = msg.request else {
             return Step::Fail(tonic::Status::invalid_argument(

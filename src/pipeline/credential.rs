@@ -2,18 +2,29 @@
 //! to the grant. The backend reads what the request touches, the policy judges exactly
 //! that for the chain the destination serves, and only then is the backend called.
 
-use super::judge::{Granted, Judging, Target, judge};
 use http::header::{AUTHORIZATION, PROXY_AUTHORIZATION};
 
-use super::outbound::{Accepted, OutboundStage};
+use super::context::Context;
+use super::judge::{Granted, Target};
+use super::outbound::{Accepted, Outbound};
+use super::routes::Named;
 use super::span;
 use super::trail::Trail;
-use super::{Mutations, Refusal, RequestFacts, Then};
+use super::{Decision, Mutations, Refusal, RequestFacts};
 use crate::audit::CredentialFact;
 use crate::config::TokenRules;
 use crate::credentials::{Backend, Grantee, HttpRequest, Scope};
-use crate::jwt::{VerifiedToken, Verifier};
+use crate::jwt::VerifiedToken;
+use crate::policy::PolicyEngine;
 use crate::telemetry::metrics::Stage;
+
+/// A `credential` route: its name, its backend and the policy that scopes it.
+pub(super) struct Route<'a> {
+    pub name: &'a str,
+    pub credential: &'a Named,
+    pub policy: &'a PolicyEngine,
+    pub rules: TokenRules,
+}
 
 /// A request judged for a credential backend.
 pub(super) struct Judged {
@@ -59,21 +70,18 @@ impl Judged {
 /// request, ask for it (the agent's credential stripped meanwhile) and decide on it in
 /// [`equip`]; otherwise verify and equip now.
 pub(super) async fn on_headers(
-    stage: &OutboundStage,
-    verifier: &Verifier,
-    policy: &Judging<'_>,
-    req: &RequestFacts,
-    route: &str,
-    (credential, rules): (&str, TokenRules),
-    trail: &mut Trail,
-) -> Result<Then, Refusal> {
-    let backend = backend(stage, credential)?;
+    outbound: &Outbound,
+    cx: &mut Context<'_>,
+    route: &Route<'_>,
+) -> Result<Decision, Refusal> {
+    let req = cx.req;
+    let backend = &route.credential.backend;
     let headers = Headers::of(req);
     let http = headers.request(req);
     if let Some(max_bytes) = backend.body_limit(&http).filter(|_| !req.end_of_stream) {
         // A request no rule covers is refused without reading its body.
         backend.scope(&http)?;
-        return Ok(Then::ReadBody {
+        return Ok(Decision::ReadBody {
             mutations: Mutations {
                 set: Vec::new(),
                 remove: vec![AUTHORIZATION, PROXY_AUTHORIZATION],
@@ -82,70 +90,47 @@ pub(super) async fn on_headers(
             watch_response: false,
         });
     }
-    let accepted = stage.accept(verifier, req, route, rules, trail).await?;
-    let equipping = Equipping {
-        name: credential,
-        backend,
-        accepted,
-        body: None,
-    };
-    equip(stage, policy, req, route, equipping, trail).await
-}
-
-/// What [`equip`] works with: the backend (configured as `name`), the accepted token
-/// and, when the backend asked for it, the request body.
-pub(super) struct Equipping<'a, 'r> {
-    pub name: &'a str,
-    pub backend: &'a Backend,
-    pub accepted: Accepted<'r>,
-    pub body: Option<&'a [u8]>,
+    let accepted = outbound.accept(cx, route.name, route.rules).await?;
+    equip(outbound, cx, route, accepted, None).await
 }
 
 /// Equips the request with the backend's credential: what it touches is read, the
-/// policy judges it, and the backend applies its credential (`body`: the request body,
-/// when the backend asked for it).
+/// policy judges it for the `accepted` token, and the backend applies its credential
+/// (`body`: the request body, when the backend asked for it).
 pub(super) async fn equip(
-    stage: &OutboundStage,
-    policy: &Judging<'_>,
-    req: &RequestFacts,
-    route: &str,
-    equipping: Equipping<'_, '_>,
-    trail: &mut Trail,
-) -> Result<Then, Refusal> {
-    let Equipping {
-        name,
-        backend,
-        accepted,
-        body,
-    } = equipping;
+    outbound: &Outbound,
+    cx: &mut Context<'_>,
+    route: &Route<'_>,
+    accepted: Accepted<'_>,
+    body: Option<&[u8]>,
+) -> Result<Decision, Refusal> {
+    let Named { name, backend } = route.credential;
+    let req = cx.req;
     let headers = Headers::of(req);
     let http = headers.request(req);
     let scope = backend.scope(&http)?;
-    let judging = judge_for(
-        stage,
-        policy,
-        req,
-        route,
+    let judged = judge_for(
+        outbound,
+        cx,
+        (route.name, route.policy),
         backend,
         &scope,
         &accepted.verified,
-    );
-    let judged = trail.timed(Stage::Policy, judging).await?;
-    judged.record(trail);
+    )
+    .await?;
+    judged.record(&mut cx.trail);
     let grantee = judged.grantee();
-    let equipping = span::stage(
-        span::credential(name, backend.kind(), "apply"),
-        Box::pin(backend.apply(&grantee, &http, &scope, body)),
-    );
-    let changes = trail.timed(Stage::Credential, equipping).await?;
-    judged.record_credential(trail, name, backend);
+    let span = span::credential(name, backend.kind(), "apply");
+    let applying = Box::pin(backend.apply(&grantee, &http, &scope, body));
+    let changes = cx.trail.step(Stage::Credential, span, applying).await?;
+    judged.record_credential(&mut cx.trail, name, backend);
     let mutations = Mutations {
         set: changes.set,
         remove: changes.remove,
     };
     Ok(match changes.on_rejected {
-        None => Then::Forward(mutations),
-        Some(on_rejected) => Then::Watch {
+        None => Decision::Continue(mutations),
+        Some(on_rejected) => Decision::Watch {
             mutations,
             on_rejected,
         },
@@ -182,30 +167,19 @@ impl<'a> Headers<'a> {
     }
 }
 
-/// The backend named `name` (config validation guarantees it exists).
-pub(super) fn backend<'s>(stage: &'s OutboundStage, name: &str) -> Result<&'s Backend, Refusal> {
-    stage
-        .credentials
-        .get(name)
-        .map(|b| &**b)
-        .ok_or_else(|| Refusal::CredentialMissing(name.to_string()))
-}
-
 /// Asks the policy about `scope` for the chain the destination serves (this agent
 /// included when it acts). A credential route always has a policy: its grant is what
 /// the credential is scoped to.
 pub(super) async fn judge_for(
-    stage: &OutboundStage,
-    policy: &Judging<'_>,
-    req: &RequestFacts,
-    route: &str,
+    outbound: &Outbound,
+    cx: &mut Context<'_>,
+    (route, engine): (&str, &PolicyEngine),
     backend: &Backend,
     scope: &Scope,
     verified: &VerifiedToken,
 ) -> Result<Judged, Refusal> {
-    let engine = policy.engine.ok_or(Refusal::PolicyMissing)?;
-    let adds_itself = stage.agent.adds_itself(verified, false);
-    let actors = stage.agent.next_chain(verified, adds_itself);
+    let adds_itself = outbound.agent.adds_itself(verified, false);
+    let actors = outbound.agent.next_chain(verified, adds_itself);
     let chain = actors.iter().map(crate::policy::ActorInput::id).collect();
     let target = Target {
         route,
@@ -213,7 +187,7 @@ pub(super) async fn judge_for(
         touches: Some((scope.action, &scope.resource)),
         rpc: None,
     };
-    let granted = judge(policy, engine, req, &target, verified, actors).await?;
+    let granted = cx.judge(engine, &target, verified, actors).await?;
     // A credential is for a person: (`iss`, `sub`). A token without `sub` names none.
     let subject = verified
         .subject

@@ -4,35 +4,32 @@
 
 use std::sync::Arc;
 
-use http::HeaderValue;
 use http::header::AUTHORIZATION;
+use http::{HeaderName, HeaderValue};
 
 use super::agent::OwnAgent;
 use super::bearer::{bearer_token, bearer_value};
-use super::custody::Custody;
-use super::judge::{Judging, Target, chain_of, judge};
-use super::span;
-use super::trail::Trail;
-use super::{Denial, Mutations, Refusal, Reply, RequestFacts, Shared, Then};
+use super::context::{Context, Freshness};
+use super::judge::{Target, chain_of};
+use super::{Decision, Denial, Mutations, Refusal, Reply, RequestFacts};
 use crate::agentproto::a2a;
-use crate::audit::ExchangeFact;
 use crate::config::{InboundConfig, PathMatch};
-use crate::jwt::{AudienceProfile, VerifiedToken, Verifier};
-use crate::telemetry::metrics::Stage;
+use crate::jwt::{AudienceProfile, VerifiedToken};
+use crate::state::{Custody, State};
 
-pub(super) struct InboundStage {
+pub(super) struct Inbound {
     cfg: InboundConfig,
     /// Set when `delegation` is on (validation guarantees the outbound client exists).
     delegate_to: Option<Arc<OwnAgent>>,
-    shared: Shared,
+    state: State,
 }
 
-impl InboundStage {
-    pub fn new(cfg: &InboundConfig, agent: Option<Arc<OwnAgent>>, shared: Shared) -> Self {
-        InboundStage {
+impl Inbound {
+    pub fn new(cfg: &InboundConfig, agent: Option<Arc<OwnAgent>>, state: State) -> Self {
+        Inbound {
             cfg: cfg.clone(),
             delegate_to: agent.filter(|_| cfg.delegation),
-            shared,
+            state,
         }
     }
 
@@ -50,13 +47,7 @@ impl InboundStage {
         denial
     }
 
-    pub async fn decide(
-        &self,
-        verifier: &Verifier,
-        policy: &Judging<'_>,
-        req: &RequestFacts,
-        trail: &mut Trail,
-    ) -> Result<Then, Refusal> {
+    pub async fn decide(&self, cx: &mut Context<'_>) -> Result<Decision, Refusal> {
         let h = &self.cfg.identity_headers;
         // Client copies of the identity headers never reach the app, bypassed or not.
         let remove = vec![
@@ -65,83 +56,17 @@ impl InboundStage {
             h.actors.clone(),
             h.grant.clone(),
         ];
-        let path = req.path_only();
-        let canonical = req.canonical_path();
-        let reading = matches!(req.method.as_str(), "GET" | "HEAD");
-        if let Some(pr) = &self.cfg.protected_resource
-            && reading
-            && pr.paths.iter().any(|p| p == path)
-        {
-            // RFC 9728 §3: the metadata is public, served here from config.
-            trail.route("protected_resource");
-            return Ok(Then::Respond(Reply {
-                status: 200,
-                body: serde_json::to_vec(&pr.document).unwrap_or_default(),
-            }));
+        if let Some(served) = self.without_token(cx, &remove) {
+            return Ok(served);
         }
-        let agent_card = self.cfg.public_agent_card && reading && path == a2a::AGENT_CARD_PATH;
-        if agent_card
-            || self
-                .cfg
-                .bypass_paths
-                .iter()
-                .any(|p: &PathMatch| p.matches(canonical))
-        {
-            trail.route("bypass");
-            let mut remove = remove;
-            if self.shared.custody.is_some() {
-                // Under custody the app never holds a caller's raw token, on a path
-                // that needs none least of all.
-                remove.extend([AUTHORIZATION, http::header::PROXY_AUTHORIZATION]);
-            }
-            return Ok(Then::Forward(Mutations {
-                set: Vec::new(),
-                remove,
-            }));
-        }
-        trail.route("inbound");
-        let token = bearer_token(req)?;
-        if self.shared.custody.is_some() && Custody::is_placeholder(token) {
-            return Err(Refusal::PlaceholderMisused);
-        }
-        let verified = trail
-            .timed(
-                Stage::Verify,
-                span::stage(
-                    span::verify("inbound"),
-                    verifier.verify(token, AudienceProfile::Inbound),
-                ),
-            )
-            .await?;
-        trail.verified(&verified);
-        let own = self.delegate_to.as_ref().map(|a| a.client_id());
-        self.shared.revocations.check(&verified, own)?;
-        let capability = verified
-            .scopes
-            .iter()
-            .any(|s| self.cfg.single_use_scopes.iter().any(|g| g.matches(s)));
-        if capability
-            || self
-                .cfg
-                .single_use_paths
-                .iter()
-                .any(|p| p.matches(canonical))
-        {
-            self.shared.replay.first_use(&verified)?;
-        }
-        if self
-            .cfg
-            .introspect_paths
-            .iter()
-            .any(|p| p.matches(canonical))
-        {
-            self.shared.check_live(token, &verified, trail).await?;
-        }
+        cx.trail.route("inbound");
+        let token = bearer_token(cx.req)?;
+        let verified = self.accept(cx, token).await?;
         let adds_agent = self
             .delegate_to
             .as_ref()
             .is_some_and(|a| a.adds_itself(&verified, true));
-        let grant = match policy.engine {
+        let grant = match cx.judging.engine {
             Some(engine) => {
                 let target = Target {
                     route: "inbound",
@@ -153,54 +78,126 @@ impl InboundStage {
                     Some(agent) => agent.next_chain(&verified, adds_agent),
                     None => chain_of(&verified),
                 };
-                trail.judged_chain(&chain);
-                let granted = trail
-                    .timed(
-                        Stage::Policy,
-                        judge(policy, engine, req, &target, &verified, chain),
-                    )
-                    .await?;
-                Some(granted.grant)
+                cx.trail.judged_chain(&chain);
+                Some(cx.judge(engine, &target, &verified, chain).await?.grant)
             }
             None => None,
         };
-        trail.grant.clone_from(&grant);
+        cx.trail.grant.clone_from(&grant);
         let mut set = self.identity(&verified)?;
         if let Some(grant) = &grant {
             set.push((h.grant.clone(), header_value(&grant.join(","), "grant")?));
         }
-        // The token the app will hold, when it is not the caller's: the delegated one,
-        // and under custody a placeholder for it.
+        if let Some(t) = self.app_token(cx, token, &verified, adds_agent).await? {
+            set.push((AUTHORIZATION, bearer_value(&t)?));
+        }
+        Ok(Decision::Continue(Mutations { set, remove }))
+    }
+
+    /// What is decided without a token: the protected resource metadata, answered here,
+    /// and the bypass paths (the public Agent Card among them), let through with
+    /// `remove` applied. `None`: the request needs a token.
+    fn without_token(&self, cx: &mut Context<'_>, remove: &[HeaderName]) -> Option<Decision> {
+        let req = cx.req;
+        let path = req.path_only();
+        let reading = matches!(req.method.as_str(), "GET" | "HEAD");
+        if let Some(pr) = &self.cfg.protected_resource
+            && reading
+            && pr.paths.iter().any(|p| p == path)
+        {
+            // RFC 9728 §3: the metadata is public, served here from config.
+            cx.trail.route("protected_resource");
+            return Some(Decision::Respond(Reply {
+                status: 200,
+                body: serde_json::to_vec(&pr.document).unwrap_or_default(),
+            }));
+        }
+        let agent_card = self.cfg.public_agent_card && reading && path == a2a::AGENT_CARD_PATH;
+        let bypassed = |p: &PathMatch| p.matches(req.canonical_path());
+        if !agent_card && !self.cfg.bypass_paths.iter().any(bypassed) {
+            return None;
+        }
+        cx.trail.route("bypass");
+        let mut remove = remove.to_vec();
+        if self.state.custody.is_some() {
+            // Under custody the app never holds a caller's raw token, on a path that
+            // needs none least of all.
+            remove.extend([AUTHORIZATION, http::header::PROXY_AUTHORIZATION]);
+        }
+        Some(Decision::Continue(Mutations {
+            set: Vec::new(),
+            remove,
+        }))
+    }
+
+    /// The caller's token, verified and checked: not a placeholder, not revoked, not
+    /// replayed on a single-use path or scope, and on an `introspect_paths` path active
+    /// at its issuer.
+    async fn accept(
+        &self,
+        cx: &mut Context<'_>,
+        token: &str,
+    ) -> Result<Arc<VerifiedToken>, Refusal> {
+        if self.state.custody.is_some() && Custody::is_placeholder(token) {
+            return Err(Refusal::PlaceholderMisused);
+        }
+        let verified = cx.verify(token, AudienceProfile::Inbound).await?;
+        let own = self.delegate_to.as_ref().map(|a| a.client_id());
+        self.state.revocations.check(&verified, own)?;
+        let canonical = cx.req.canonical_path();
+        let capability = verified
+            .scopes
+            .iter()
+            .any(|s| self.cfg.single_use_scopes.iter().any(|g| g.matches(s)));
+        if capability
+            || self
+                .cfg
+                .single_use_paths
+                .iter()
+                .any(|p| p.matches(canonical))
+        {
+            self.state.replay.first_use(&verified)?;
+        }
+        if self
+            .cfg
+            .introspect_paths
+            .iter()
+            .any(|p| p.matches(canonical))
+        {
+            cx.check_live(token, &verified).await?;
+        }
+        Ok(verified)
+    }
+
+    /// The token the app will hold, when it is not the caller's: the delegated one
+    /// (`inbound.delegation`), and under custody a placeholder for it.
+    async fn app_token(
+        &self,
+        cx: &mut Context<'_>,
+        token: &str,
+        verified: &Arc<VerifiedToken>,
+        adds_agent: bool,
+    ) -> Result<Option<String>, Refusal> {
         let mut app_token: Option<String> = None;
         let mut app_token_exp = verified.expires_at;
         if let Some(agent) = &self.delegate_to {
-            let exchange = span::stage(
-                span::exchange(&agent.delegation_target.audience),
-                agent.exchanger.exchange(
-                    token,
-                    verified.expires_at,
+            let issued = cx
+                .exchange(
+                    &agent.exchanger,
+                    (token, verified.expires_at),
                     &agent.delegation_target,
                     adds_agent,
-                ),
-            );
-            // Boxed: the exchange's future (an HTTP call on a cache miss) is large, and
-            // every inbound decision's future would otherwise carry its size.
-            let issued = trail.timed(Stage::Exchange, Box::pin(exchange)).await?;
+                    Freshness::Cached,
+                )
+                .await?;
             app_token = Some(issued.access_token.clone());
             app_token_exp = issued.expires_at;
-            trail.exchange = Some(ExchangeFact {
-                audience: agent.delegation_target.audience.clone(),
-                expires_at: issued.expires_at,
-            });
         }
-        if let Some(custody) = &self.shared.custody {
+        if let Some(custody) = &self.state.custody {
             let held = app_token.as_deref().unwrap_or(token);
-            app_token = Some(custody.placeholder_for(held, app_token_exp, &verified));
+            app_token = Some(custody.placeholder_for(held, app_token_exp, verified));
         }
-        if let Some(t) = &app_token {
-            set.push((AUTHORIZATION, bearer_value(t)?));
-        }
-        Ok(Then::Forward(Mutations { set, remove }))
+        Ok(app_token)
     }
 
     fn identity(&self, t: &VerifiedToken) -> Result<Vec<(http::HeaderName, HeaderValue)>, Refusal> {

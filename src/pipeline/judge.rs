@@ -1,12 +1,12 @@
 //! Asking the policy: the input document built from the verified token and the route
 //! (never from headers or bodies), and the answer turned into a grant or a refusal.
 
-use super::approval::{Approvals, Hold, PendingApproval};
 use super::{Refusal, RequestFacts, span};
 use crate::jwt::VerifiedToken;
 use crate::policy::{
     A2aInput, ActorInput, McpInput, PolicyEngine, PolicyInput, UserInput, action_of, segments_of,
 };
+use crate::state::approvals::{Approvals, Hold, PendingApproval};
 
 /// Where a request is going, as the policy is told.
 pub(super) struct Target<'a> {
@@ -58,7 +58,7 @@ pub(super) struct Granted {
 /// What judging needs besides the request: the policy (when configured), the human
 /// approvals (when configured) and the protocol layer's hook for holding a request.
 pub(super) struct Judging<'a> {
-    pub engine: Option<&'a PolicyEngine>,
+    pub engine: Option<&'a std::sync::Arc<PolicyEngine>>,
     pub approvals: Option<&'a Approvals>,
     pub hold: &'a dyn Hold,
 }
@@ -161,14 +161,14 @@ pub(super) async fn ask(
             _ => None,
         },
     };
-    let stage = span::policy(target.route);
-    let decision = span::stage(stage.clone(), engine.decide(&input))
+    let policy_span = span::policy(target.route);
+    let decision = span::stage(policy_span.clone(), engine.decide(&input))
         .await
         .map_err(|e| {
             tracing::error!(error = %e, route = target.route, "policy failed; refusing");
             Refusal::Policy(e)
         })?;
-    stage.record("allow", decision.allow);
+    policy_span.record("allow", decision.allow);
     Ok(decision)
 }
 

@@ -13,25 +13,25 @@ use http::{HeaderName, header::AUTHORIZATION};
 
 use super::agent::OwnAgent;
 use super::bearer::{bearer_token, bearer_value};
-use super::custody::Custody;
-use super::judge::{Judging, Target, judge};
-use super::span;
+use super::context::{Context, Freshness};
+use super::judge::Target;
+use super::routes::{Action, Route, WiringError};
 use super::trail::Trail;
-use super::{Mutations, Refusal, RequestFacts, Shared, Then, credential, rpc, vend};
-use crate::audit::ExchangeFact;
+use super::{Decision, Mutations, Refusal, RequestFacts, credential, rpc, vend};
 use crate::authority::{Authority, AuthorityError};
-use crate::config::{
-    ExchangeTarget, OutboundConfig, RouteAction, RouteConfig, RouteProtocol, TokenRules,
-};
+use crate::config::{ExchangeTarget, OutboundConfig, RouteProtocol, TokenRules};
 use crate::credentials::Credentials;
 use crate::envoy_routes::{DEFAULT_ROUTE, FORWARD_PROXY_CLUSTER};
-use crate::jwt::{AudienceProfile, VerifiedToken, Verifier};
-use crate::telemetry::metrics::Stage;
+use crate::jwt::{AudienceProfile, VerifiedToken};
+use crate::policy::PolicyEngine;
+use crate::state::{Custody, State};
 
-pub(super) struct OutboundStage {
-    cfg: OutboundConfig,
+pub(super) struct Outbound {
+    routes: Vec<Route>,
+    default_action: Action,
+    retry_after: std::time::Duration,
     pub(super) agent: Arc<OwnAgent>,
-    shared: Shared,
+    state: State,
     pub(super) credentials: Arc<Credentials>,
 }
 
@@ -42,47 +42,44 @@ pub(super) struct Accepted<'r> {
     pub verified: Arc<VerifiedToken>,
 }
 
-impl OutboundStage {
+impl Outbound {
+    /// The stage for `cfg`'s routes, each backend and policy a route needs resolved.
     pub fn new(
         cfg: &OutboundConfig,
         agent: Arc<OwnAgent>,
-        shared: Shared,
+        state: State,
         credentials: Arc<Credentials>,
-    ) -> Self {
-        OutboundStage {
-            cfg: cfg.clone(),
+        policy: Option<&Arc<PolicyEngine>>,
+    ) -> Result<Self, WiringError> {
+        let (routes, default_action) = super::routes::resolve(cfg, &credentials, policy)?;
+        Ok(Outbound {
+            routes,
+            default_action,
+            retry_after: cfg.retry_after,
             agent,
-            shared,
+            state,
             credentials,
-        }
+        })
     }
 
     pub fn retry_after_secs(&self) -> u64 {
-        self.cfg.retry_after.as_secs().max(1)
+        self.retry_after.as_secs().max(1)
     }
 
     /// The route of `req`: its authority read once (an ambiguous one, or a second `host`
     /// header, is refused), the first route whose host matches, else the default. Then
     /// the proxy's choice must be that route, and — when the request goes on — its
     /// cluster the route's: a credential leaves only where it was minted for.
-    fn route(
-        &self,
-        req: &RequestFacts,
-        trail: &mut Trail,
-    ) -> Result<(&str, &RouteAction), Refusal> {
+    fn route(&self, req: &RequestFacts, trail: &mut Trail) -> Result<(&str, &Action), Refusal> {
         if req.header_values("host").next().is_some() {
             return Err(Refusal::Authority(AuthorityError::List));
         }
         let authority = Authority::parse(&req.authority)?;
-        let (name, action, cluster) = match self
-            .cfg
-            .routes
-            .iter()
-            .find(|r: &&RouteConfig| r.host.matches(&authority.host))
-        {
-            Some(r) => (r.name.as_str(), &r.action, r.cluster.as_deref()),
-            None => (DEFAULT_ROUTE, &self.cfg.default_action, None),
-        };
+        let (name, action, cluster) =
+            match self.routes.iter().find(|r| r.host.matches(&authority.host)) {
+                Some(r) => (r.name.as_str(), &r.action, r.cluster.as_deref()),
+                None => (DEFAULT_ROUTE, &self.default_action, None),
+            };
         trail.route(name);
         let chosen = req
             .proxy_route
@@ -95,7 +92,7 @@ impl OutboundStage {
             });
         }
         let leaves_by = match action {
-            RouteAction::Deny | RouteAction::Vend { .. } => None,
+            Action::Deny | Action::Vend { .. } => None,
             _ => Some(cluster.unwrap_or(FORWARD_PROXY_CLUSTER)),
         };
         if let Some(expected) = leaves_by
@@ -112,45 +109,35 @@ impl OutboundStage {
         Ok((name, action))
     }
 
-    pub async fn decide(
-        &self,
-        verifier: &Verifier,
-        policy: &Judging<'_>,
-        req: &RequestFacts,
-        trail: &mut Trail,
-    ) -> Result<Then, Refusal> {
-        let (name, action) = self.route(req, trail)?;
+    pub async fn decide(&self, cx: &mut Context<'_>) -> Result<Decision, Refusal> {
+        let (name, action) = self.route(cx.req, &mut cx.trail)?;
         match action {
-            RouteAction::Deny => Err(Refusal::RouteDenied(name.to_string())),
-            RouteAction::Passthrough {
+            Action::Deny => Err(Refusal::RouteDenied(name.to_string())),
+            Action::Passthrough {
                 forward_authorization,
-            } => self.passthrough(verifier, req, *forward_authorization),
-            RouteAction::Exchange {
+            } => self.passthrough(cx, *forward_authorization),
+            Action::Exchange {
                 target,
                 rules,
                 protocol,
-            } => match rpc::on_headers(req, protocol, trail)? {
+            } => match rpc::on_headers(cx.req, protocol, &mut cx.trail)? {
                 Some(read_body) => Ok(read_body),
-                None => {
-                    self.exchange(verifier, policy, req, (name, target, *rules), trail)
-                        .await
-                }
+                None => self.exchange(cx, name, target, *rules).await,
             },
-            RouteAction::Credential {
-                credential, rules, ..
+            Action::Credential {
+                credential,
+                policy,
+                rules,
             } => {
-                credential::on_headers(
-                    self,
-                    verifier,
-                    policy,
-                    req,
+                let route = credential::Route {
                     name,
-                    (credential, *rules),
-                    trail,
-                )
-                .await
+                    credential,
+                    policy,
+                    rules: *rules,
+                };
+                credential::on_headers(self, cx, &route).await
             }
-            RouteAction::Vend { .. } => vend::on_headers(req),
+            Action::Vend { .. } => vend::on_headers(cx.req),
         }
     }
 
@@ -158,15 +145,12 @@ impl OutboundStage {
     /// the body. `body` is `None` when it was over the limit.
     pub async fn decide_body(
         &self,
-        verifier: &Verifier,
-        policy: &Judging<'_>,
-        req: &RequestFacts,
+        cx: &mut Context<'_>,
         body: Option<&[u8]>,
-        trail: &mut Trail,
-    ) -> Result<Then, Refusal> {
-        let (name, action) = self.route(req, trail)?;
+    ) -> Result<Decision, Refusal> {
+        let (name, action) = self.route(cx.req, &mut cx.trail)?;
         match action {
-            RouteAction::Exchange {
+            Action::Exchange {
                 target,
                 rules,
                 protocol,
@@ -177,43 +161,50 @@ impl OutboundStage {
                     rules: *rules,
                     protocol,
                 };
-                rpc::on_body(self, verifier, policy, req, body, &route, trail).await
+                rpc::on_body(self, cx, body, &route).await
             }
-            RouteAction::Vend { services, rules } => {
+            Action::Vend {
+                services,
+                policy,
+                rules,
+            } => {
                 let ask = vend::parse_body(body)?;
-                let accepted = self.accept(verifier, req, name, *rules, trail).await?;
-                vend::answer(self, policy, req, (name, services), &ask, accepted, trail).await
+                let accepted = self.accept(cx, name, *rules).await?;
+                vend::answer(self, cx, (name, services, policy), &ask, accepted).await
             }
-            RouteAction::Credential {
-                credential, rules, ..
+            Action::Credential {
+                credential,
+                policy,
+                rules,
             } => {
                 let body = body.ok_or(Refusal::BodyTooLarge)?;
-                let backend = credential::backend(self, credential)?;
-                let accepted = self.accept(verifier, req, name, *rules, trail).await?;
-                let equipping = credential::Equipping {
-                    name: credential,
-                    backend,
-                    accepted,
-                    body: Some(body),
+                let route = credential::Route {
+                    name,
+                    credential,
+                    policy,
+                    rules: *rules,
                 };
-                credential::equip(self, policy, req, name, equipping, trail).await
+                let accepted = self.accept(cx, name, *rules).await?;
+                credential::equip(self, cx, &route, accepted, Some(body)).await
             }
-            _ => Err(Refusal::BodyUnexpected),
+            Action::Exchange { .. } | Action::Passthrough { .. } | Action::Deny => {
+                Err(Refusal::BodyUnexpected)
+            }
         }
     }
 
     fn passthrough(
         &self,
-        verifier: &Verifier,
-        req: &RequestFacts,
+        cx: &Context<'_>,
         forward_authorization: bool,
-    ) -> Result<Then, Refusal> {
+    ) -> Result<Decision, Refusal> {
+        let req = cx.req;
         if forward_authorization {
             // A placeholder must not leave the pod, even though it is useless outside
             // it: it is refused, so the agent's bug is seen. Every `authorization` value
             // is checked, well-formed or not.
             let values = || req.header_values("authorization");
-            if self.shared.custody.is_some() && values().any(Custody::appears_in) {
+            if self.state.custody.is_some() && values().any(Custody::appears_in) {
                 return Err(Refusal::PlaceholderMisused);
             }
             // Nor does a user's token: whatever the scheme, any word of any
@@ -221,13 +212,13 @@ impl OutboundStage {
             let holds_user_token = |v: &[u8]| {
                 String::from_utf8_lossy(v)
                     .split([' ', ',', '\t'])
-                    .any(|w| verifier.names_trusted_issuer(w))
+                    .any(|w| cx.names_trusted_issuer(w))
             };
             if values().any(holds_user_token) {
                 return Err(Refusal::UserTokenWouldLeave);
             }
         }
-        Ok(Then::Forward(Mutations {
+        Ok(Decision::Continue(Mutations {
             set: Vec::new(),
             remove: if forward_authorization {
                 Vec::new()
@@ -243,62 +234,51 @@ impl OutboundStage {
     /// at its issuer.
     pub(super) async fn accept<'r>(
         &self,
-        verifier: &Verifier,
-        req: &'r RequestFacts,
+        cx: &mut Context<'r>,
         route: &str,
         rules: TokenRules,
-        trail: &mut Trail,
     ) -> Result<Accepted<'r>, Refusal> {
-        let presented = bearer_token(req)?;
-        let token = match &self.shared.custody {
+        let presented = bearer_token(cx.req)?;
+        let token = match &self.state.custody {
             Some(custody) if Custody::is_placeholder(presented) => {
                 let resolved = custody.resolve(presented)?;
                 // The caller's token the placeholder came from is checked against the
                 // deny list too: revoking it (its `jti`, user, agents, issue time)
                 // reaches the placeholder, though the held token is another (exchanged).
-                self.shared
+                self.state
                     .revocations
                     .check(&resolved.origin, Some(self.agent.client_id()))?;
                 Cow::Owned(resolved.token)
             }
             _ => Cow::Borrowed(presented),
         };
-        let verified = trail
-            .timed(
-                Stage::Verify,
-                span::stage(
-                    span::verify("outbound"),
-                    verifier.verify(&token, AudienceProfile::Outbound),
-                ),
-            )
-            .await?;
-        trail.verified(&verified);
-        self.shared
+        let verified = cx.verify(&token, AudienceProfile::Outbound).await?;
+        self.state
             .revocations
             .check(&verified, Some(self.agent.client_id()))?;
         if rules.single_use {
-            self.shared.replay.first_use(&verified)?;
+            self.state.replay.first_use(&verified)?;
         }
         if verified.actors.is_empty() && !rules.allow_direct_use {
             return Err(Refusal::DelegationRequired(route.to_string()));
         }
         if rules.introspect {
-            self.shared.check_live(&token, &verified, trail).await?;
+            cx.check_live(&token, &verified).await?;
         }
         Ok(Accepted { token, verified })
     }
 
     async fn exchange(
         &self,
-        verifier: &Verifier,
-        policy: &Judging<'_>,
-        req: &RequestFacts,
-        (route, target, rules): (&str, &ExchangeTarget, TokenRules),
-        trail: &mut Trail,
-    ) -> Result<Then, Refusal> {
-        let Accepted { token, verified } = self.accept(verifier, req, route, rules, trail).await?;
-        let adds_itself = self.agent.adds_itself(&verified, false);
-        let grant = match policy.engine {
+        cx: &mut Context<'_>,
+        route: &str,
+        target: &ExchangeTarget,
+        rules: TokenRules,
+    ) -> Result<Decision, Refusal> {
+        let accepted = self.accept(cx, route, rules).await?;
+        let verified = &accepted.verified;
+        let adds_itself = self.agent.adds_itself(verified, false);
+        let grant = match cx.judging.engine {
             Some(engine) => {
                 let target = Target {
                     route,
@@ -306,53 +286,39 @@ impl OutboundStage {
                     touches: None,
                     rpc: None,
                 };
-                let chain = self.agent.next_chain(&verified, adds_itself);
-                trail.judged_chain(&chain);
-                let granted = trail
-                    .timed(
-                        Stage::Policy,
-                        judge(policy, engine, req, &target, &verified, chain),
-                    )
-                    .await?;
-                Some(granted.grant)
+                let chain = self.agent.next_chain(verified, adds_itself);
+                cx.trail.judged_chain(&chain);
+                Some(cx.judge(engine, &target, verified, chain).await?.grant)
             }
             None => None,
         };
-        trail.grant = grant;
-        let accepted = Accepted { token, verified };
+        cx.trail.grant = grant;
         let mutations = self
-            .issue(&accepted, target, adds_itself, false, trail)
+            .issue(cx, &accepted, target, adds_itself, Freshness::Cached)
             .await?;
-        Ok(Then::Forward(mutations))
+        Ok(Decision::Continue(mutations))
     }
 
     /// Exchanges the accepted token for `target` and returns the mutations that put the
-    /// issued token in `authorization`. `single_use`: a fresh token for one call, never
-    /// taken from nor put into the cache.
+    /// issued token in `authorization`.
     pub(super) async fn issue(
         &self,
+        cx: &mut Context<'_>,
         accepted: &Accepted<'_>,
         target: &ExchangeTarget,
         adds_itself: bool,
-        single_use: bool,
-        trail: &mut Trail,
+        freshness: Freshness,
     ) -> Result<Mutations, Refusal> {
-        let exchanger = &self.agent.exchanger;
-        let (token, exp) = (accepted.token.as_ref(), accepted.verified.expires_at);
-        let exchange = span::stage(span::exchange(&target.audience), async {
-            if single_use {
-                exchanger
-                    .exchange_fresh(token, exp, target, adds_itself)
-                    .await
-            } else {
-                exchanger.exchange(token, exp, target, adds_itself).await
-            }
-        });
-        let issued = trail.timed(Stage::Exchange, exchange).await?;
-        trail.exchange = Some(ExchangeFact {
-            audience: target.audience.clone(),
-            expires_at: issued.expires_at,
-        });
+        let subject = (accepted.token.as_ref(), accepted.verified.expires_at);
+        let issued = cx
+            .exchange(
+                &self.agent.exchanger,
+                subject,
+                target,
+                adds_itself,
+                freshness,
+            )
+            .await?;
         Ok(Mutations {
             set: vec![(AUTHORIZATION, bearer_value(&issued.access_token)?)],
             remove: vec![HeaderName::from_static("proxy-authorization")],

@@ -8,6 +8,10 @@ use crate::exchange::ExchangeError;
 use crate::introspect::IntrospectError;
 use crate::jwt::VerifyError;
 use crate::policy::{PolicyError, ResourceError};
+use crate::state::approvals::ApprovalRefused;
+use crate::state::custody::PlaceholderUnknown;
+use crate::state::replay::ReplayError;
+use crate::state::revocations::Revoked;
 
 /// Why the core refused a request.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -70,14 +74,14 @@ pub enum Refusal {
     /// The request waited for a person, who denied it, or nobody decided in time, or too
     /// many requests were already waiting.
     #[error("{0}")]
-    Approval(#[from] super::ApprovalRefused),
+    Approval(#[from] ApprovalRefused),
     /// The workload identity holds no valid X.509-SVID (none yet, or expired while the
     /// Workload API is away): an outbound request would leave without mTLS.
     #[error("no valid X.509-SVID")]
     IdentityUnavailable,
     /// The deny list names the user, the token or an agent of the chain.
     #[error("{0}")]
-    Revoked(#[from] super::Revoked),
+    Revoked(#[from] Revoked),
     /// The audit log cannot take the decision's record (`on_queue_full: refuse`).
     #[error("{0}")]
     AuditUnavailable(#[from] crate::audit::AuditRefused),
@@ -116,13 +120,6 @@ pub enum Refusal {
     /// The policy failed (evaluation error, time limit, malformed answer).
     #[error("{0}")]
     Policy(#[from] PolicyError),
-    /// A credential route has no policy to scope its credential (a wiring error: config
-    /// validation requires one).
-    #[error("credential route without a policy")]
-    PolicyMissing,
-    /// A route names a credential backend that was not built (a wiring error).
-    #[error("credential `{0}` is not loaded")]
-    CredentialMissing(String),
     /// A credential backend refused or failed.
     #[error("{0}")]
     Credential(#[from] CredentialError),
@@ -159,9 +156,28 @@ pub enum Refusal {
 
 const REALM: &str = "actbridge";
 
+impl From<ReplayError> for Refusal {
+    fn from(e: ReplayError) -> Refusal {
+        match e {
+            ReplayError::NoTokenId => Refusal::TokenIdMissing,
+            ReplayError::Replayed => Refusal::Replayed,
+            ReplayError::MemoryFull => Refusal::ReplayMemoryFull,
+        }
+    }
+}
+
+impl From<PlaceholderUnknown> for Refusal {
+    fn from(_: PlaceholderUnknown) -> Refusal {
+        Refusal::PlaceholderUnknown
+    }
+}
+
 impl Refusal {
     /// Maps the refusal to what the caller gets. Exhaustive on purpose: a new reason
     /// must be given a status here. `retry_after` is the configured `Retry-After` (s).
+    ///
+    /// Long by design: one arm per reason, so that the whole mapping reads as one table
+    /// and the compiler checks that no reason is left without a status.
     pub fn denial(&self, retry_after: Option<u64>) -> Denial {
         match self {
             Refusal::Request(RequestError::UnknownDirection) => {
@@ -294,7 +310,7 @@ impl Refusal {
             Refusal::TokenIdMissing => {
                 unauthorized("token_id_missing", "a single-use token must carry a jti")
             }
-            Refusal::PolicyMissing | Refusal::CredentialMissing(_) | Refusal::BodyUnexpected => {
+            Refusal::BodyUnexpected => {
                 server_error("sidecar_misconfigured", "the sidecar is misconfigured")
             }
             Refusal::Credential(e) => credential_denial(e, retry_after),
@@ -336,23 +352,23 @@ impl Refusal {
                 "single-use tokens cannot be accepted right now",
                 retry_after,
             ),
-            Refusal::Approval(super::ApprovalRefused::Denied { .. }) => {
+            Refusal::Approval(ApprovalRefused::Denied { .. }) => {
                 forbidden("approval_denied", "the request was not approved")
             }
-            Refusal::Approval(super::ApprovalRefused::TimedOut(_)) => {
+            Refusal::Approval(ApprovalRefused::TimedOut(_)) => {
                 forbidden("approval_timeout", "no approval arrived in time")
             }
-            Refusal::Approval(super::ApprovalRefused::Full) => unavailable(
+            Refusal::Approval(ApprovalRefused::Full) => unavailable(
                 "approvals_full",
                 "too many requests are waiting for approval",
                 retry_after,
             ),
-            Refusal::Approval(super::ApprovalRefused::Unaudited) => unavailable(
+            Refusal::Approval(ApprovalRefused::Unaudited) => unavailable(
                 "audit_unavailable",
                 "the request cannot be audited right now",
                 retry_after,
             ),
-            Refusal::Approval(super::ApprovalRefused::ShuttingDown) => {
+            Refusal::Approval(ApprovalRefused::ShuttingDown) => {
                 unavailable("shutting_down", "the sidecar is shutting down", retry_after)
             }
             Refusal::IdentityUnavailable => unavailable(
@@ -360,10 +376,10 @@ impl Refusal {
                 "the workload identity is not available yet",
                 retry_after,
             ),
-            Refusal::Revoked(super::Revoked::Token(_)) => {
+            Refusal::Revoked(Revoked::Token(_)) => {
                 unauthorized("token_revoked", "the token has been revoked")
             }
-            Refusal::Revoked(super::Revoked::Agent(_)) => forbidden(
+            Refusal::Revoked(Revoked::Agent(_)) => forbidden(
                 "agent_revoked",
                 "an agent acting for the user has been revoked",
             ),

@@ -3,6 +3,7 @@
 use std::fmt;
 
 use crate::http_path::{CanonicalPath, PathError};
+use crate::text::bounded;
 
 /// Which side of the pod a request crosses. Set per ext_proc filter in the Envoy
 /// config (gRPC initial metadata), never taken from the client's request.
@@ -50,19 +51,6 @@ pub enum RequestError {
 
 /// The most of a path a log line or an audit record holds.
 pub const RECORDED_PATH_MAX: usize = 512;
-
-/// `s` cut to at most `max` bytes (at a character boundary), marked `…[N bytes]` with its
-/// whole length when cut.
-pub fn bounded(s: &str, max: usize) -> std::borrow::Cow<'_, str> {
-    if s.len() <= max {
-        return std::borrow::Cow::Borrowed(s);
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    std::borrow::Cow::Owned(format!("{}…[{} bytes]", &s[..end], s.len()))
-}
 
 /// One request: direction, destination, method, path and headers.
 #[derive(Clone)]

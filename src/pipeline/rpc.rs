@@ -17,16 +17,16 @@ use std::sync::Arc;
 use http::header::{AUTHORIZATION, PROXY_AUTHORIZATION};
 use serde_json::Value;
 
-use super::judge::{Judging, RpcInput, Target, ask, judge};
-use super::outbound::OutboundStage;
+use super::context::{Context, Freshness};
+use super::judge::{RpcInput, Target, ask};
+use super::outbound::Outbound;
 use super::trail::Trail;
-use super::{Denial, Mutations, Refusal, RequestFacts, Then};
+use super::{Decision, Denial, Mutations, Refusal, RequestFacts};
 use crate::agentproto::jsonrpc::{self, Message, code};
 use crate::agentproto::{a2a, mcp};
 use crate::config::{ExchangeTarget, RouteProtocol, TokenRules};
-use crate::jwt::{VerifiedToken, Verifier};
+use crate::jwt::VerifiedToken;
 use crate::policy::{A2aInput, ActorInput, McpInput, PolicyEngine};
-use crate::telemetry::metrics::Stage;
 
 /// An agent-protocol route, as configured.
 pub(super) struct Route<'a> {
@@ -102,7 +102,7 @@ pub(super) fn on_headers(
     req: &RequestFacts,
     protocol: &RouteProtocol,
     trail: &mut Trail,
-) -> Result<Option<Then>, Refusal> {
+) -> Result<Option<Decision>, Refusal> {
     let max_bytes = match protocol {
         RouteProtocol::Http => return Ok(None),
         RouteProtocol::Mcp { max_body_bytes, .. } | RouteProtocol::A2a { max_body_bytes } => {
@@ -132,7 +132,7 @@ pub(super) fn on_headers(
     if req.end_of_stream {
         return Err(jsonrpc::RpcError::Parse.into());
     }
-    Ok(Some(Then::ReadBody {
+    Ok(Some(Decision::ReadBody {
         // Until the body is decided, the request carries no credential at all.
         mutations: Mutations {
             set: Vec::new(),
@@ -145,15 +145,14 @@ pub(super) fn on_headers(
 
 /// The body phase: parse, judge every message, exchange, and narrow a `tools/list`.
 pub(super) async fn on_body(
-    stage: &OutboundStage,
-    verifier: &Verifier,
-    judging: &Judging<'_>,
-    req: &RequestFacts,
+    outbound: &Outbound,
+    cx: &mut Context<'_>,
     body: Option<&[u8]>,
     route: &Route<'_>,
-    trail: &mut Trail,
-) -> Result<Then, Refusal> {
-    let rpc = trail
+) -> Result<Decision, Refusal> {
+    let req = cx.req;
+    let rpc = cx
+        .trail
         .rpc
         .get_or_insert_with(|| RpcTrail::new(route.protocol.name()));
     let body = body.ok_or(Refusal::BodyTooLarge)?;
@@ -166,16 +165,15 @@ pub(super) async fn on_body(
         .collect::<Result<Vec<_>, _>>()?;
     rpc.calls = calls.iter().map(RpcInput::what).collect();
 
-    let accepted = stage
-        .accept(verifier, req, route.name, route.rules, trail)
-        .await?;
-    let adds_itself = stage.agent.adds_itself(&accepted.verified, false);
-    let chain = stage.agent.next_chain(&accepted.verified, adds_itself);
+    let accepted = outbound.accept(cx, route.name, route.rules).await?;
+    let adds_itself = outbound.agent.adds_itself(&accepted.verified, false);
+    let chain = outbound.agent.next_chain(&accepted.verified, adds_itself);
     let mut single_use_tool = None;
-    if let Some(engine) = judging.engine {
-        trail.judged_chain(&chain);
+    let engine = cx.judging.engine;
+    if let Some(engine) = engine {
+        cx.trail.judged_chain(&chain);
         for call in &calls {
-            if let (Some(rpc), RpcInput::Mcp(m)) = (trail.rpc.as_mut(), call) {
+            if let (Some(rpc), RpcInput::Mcp(m)) = (cx.trail.rpc.as_mut(), call) {
                 rpc.scope = m.tool.as_deref().map(|t| tool_scope(route.protocol, t));
             }
             let target = Target {
@@ -184,16 +182,10 @@ pub(super) async fn on_body(
                 touches: None,
                 rpc: Some(call),
             };
-            let judged = judge(
-                judging,
-                engine,
-                req,
-                &target,
-                &accepted.verified,
-                chain.clone(),
-            );
-            let granted = trail.timed(Stage::Policy, judged).await?;
-            trail.grant = Some(granted.grant);
+            let granted = cx
+                .judge(engine, &target, &accepted.verified, chain.clone())
+                .await?;
+            cx.trail.grant = Some(granted.grant);
             // A single-use token is for a tool call; elsewhere the flag means nothing.
             if granted.single_use_token
                 && matches!(call, RpcInput::Mcp(McpInput { tool: Some(_), .. }))
@@ -205,8 +197,8 @@ pub(super) async fn on_body(
 
     let mutations = match single_use_tool {
         None => {
-            stage
-                .issue(&accepted, route.target, adds_itself, false, trail)
+            outbound
+                .issue(cx, &accepted, route.target, adds_itself, Freshness::Cached)
                 .await?
         }
         Some(call) => {
@@ -219,8 +211,8 @@ pub(super) async fn on_body(
                 scopes: vec![tool_scope(route.protocol, tool)],
                 ..route.target.clone()
             };
-            stage
-                .issue(&accepted, &target, adds_itself, true, trail)
+            outbound
+                .issue(cx, &accepted, &target, adds_itself, Freshness::SingleUse)
                 .await?
         }
     };
@@ -231,10 +223,11 @@ pub(super) async fn on_body(
         .filter(|m| m.method.as_deref() == Some(mcp::TOOLS_LIST))
         .filter_map(|m| m.id.clone())
         .collect();
-    match (route.protocol, judging.engine) {
-        (RouteProtocol::Mcp { .. }, Some(_)) if !listing.is_empty() => Ok(Then::Narrow {
+    match (route.protocol, engine) {
+        (RouteProtocol::Mcp { .. }, Some(engine)) if !listing.is_empty() => Ok(Decision::Narrow {
             mutations,
             narrowing: Arc::new(ToolsNarrowing {
+                engine: engine.clone(),
                 ids: listing,
                 req: req.clone(),
                 route: route.name.to_string(),
@@ -242,7 +235,7 @@ pub(super) async fn on_body(
                 chain,
             }),
         }),
-        _ => Ok(Then::Forward(mutations)),
+        _ => Ok(Decision::Continue(mutations)),
     }
 }
 
@@ -281,6 +274,8 @@ fn tool_scope(protocol: &RouteProtocol, tool: &str) -> String {
 
 /// A `tools/list` let through: what is needed to judge each tool of its result.
 pub struct ToolsNarrowing {
+    /// The policy that judged the `tools/list`, which judges its tools.
+    engine: Arc<PolicyEngine>,
     ids: Vec<Value>,
     req: RequestFacts,
     route: String,
@@ -330,7 +325,6 @@ impl ToolsNarrowing {
     /// failing policy is an error: nothing unjudged is shown.
     pub(super) async fn narrow(
         &self,
-        engine: &PolicyEngine,
         content_type: &str,
         body: &[u8],
     ) -> Result<(Vec<u8>, usize), Refusal> {
@@ -351,7 +345,7 @@ impl ToolsNarrowing {
                 rpc: Some(&call),
             };
             let d = ask(
-                engine,
+                &self.engine,
                 &self.req,
                 &target,
                 &self.verified,

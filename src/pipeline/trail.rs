@@ -65,7 +65,25 @@ impl Trail {
             .collect();
     }
 
-    /// Runs `work` as `stage`, timing it.
+    /// Runs `work` as `stage`: timed, inside `span`, the span marked as an error when the
+    /// stage fails. Every stage goes through here once.
+    pub async fn step<T, E>(
+        &mut self,
+        stage: Stage,
+        span: tracing::Span,
+        work: impl Future<Output = Result<T, E>>,
+    ) -> Result<T, E> {
+        use tracing::Instrument;
+        let started = Instant::now();
+        let result = work.instrument(span.clone()).await;
+        self.timings.push((stage, started.elapsed()));
+        if result.is_err() && !span.is_disabled() {
+            span.record("otel.status_code", "error");
+        }
+        result
+    }
+
+    /// Runs `work` as `stage`, timing it (its spans are made inside).
     pub async fn timed<T>(&mut self, stage: Stage, work: impl Future<Output = T>) -> T {
         let started = Instant::now();
         let out = work.await;

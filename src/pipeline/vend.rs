@@ -10,13 +10,14 @@ use std::collections::BTreeMap;
 use http::header::{AUTHORIZATION, PROXY_AUTHORIZATION};
 use serde::Deserialize;
 
-use super::credential::{backend, judge_for};
-use super::judge::Judging;
-use super::outbound::{Accepted, OutboundStage};
+use super::context::Context;
+use super::credential::judge_for;
+use super::outbound::{Accepted, Outbound};
+use super::routes::Named;
 use super::span;
-use super::trail::Trail;
-use super::{Mutations, Refusal, Reply, RequestFacts, Then};
+use super::{Decision, Mutations, Refusal, Reply, RequestFacts};
 use crate::credentials::VendAsk;
+use crate::policy::PolicyEngine;
 use crate::telemetry::metrics::Stage;
 
 /// The only path a vending route answers.
@@ -38,7 +39,7 @@ pub(super) struct VendRequest {
 }
 
 /// The headers phase: the right path and method, and a body to come.
-pub(super) fn on_headers(req: &RequestFacts) -> Result<Then, Refusal> {
+pub(super) fn on_headers(req: &RequestFacts) -> Result<Decision, Refusal> {
     if req.path_only() != PATH {
         return Err(Refusal::VendNotFound);
     }
@@ -48,7 +49,7 @@ pub(super) fn on_headers(req: &RequestFacts) -> Result<Then, Refusal> {
     if req.end_of_stream {
         return Err(Refusal::VendBody("a JSON body is required"));
     }
-    Ok(Then::ReadBody {
+    Ok(Decision::ReadBody {
         mutations: Mutations {
             set: Vec::new(),
             remove: vec![AUTHORIZATION, PROXY_AUTHORIZATION],
@@ -70,42 +71,36 @@ pub(super) fn parse_body(body: Option<&[u8]>) -> Result<VendRequest, Refusal> {
 
 /// Judges the request and answers with the credential.
 pub(super) async fn answer(
-    stage: &OutboundStage,
-    policy: &Judging<'_>,
-    req: &RequestFacts,
-    (route, services): (&str, &BTreeMap<String, String>),
+    outbound: &Outbound,
+    cx: &mut Context<'_>,
+    (route, services, policy): (&str, &BTreeMap<String, Named>, &PolicyEngine),
     ask: &VendRequest,
     accepted: Accepted<'_>,
-    trail: &mut Trail,
-) -> Result<Then, Refusal> {
-    let name = services
+) -> Result<Decision, Refusal> {
+    let Named { name, backend } = services
         .get(&ask.target_service)
         .ok_or(Refusal::VendBody("unknown target_service"))?;
-    let backend = backend(stage, name)?;
     let vend_ask = VendAsk {
         action: &ask.action,
         public_key: ask.public_key.as_deref(),
     };
     let scope = backend.vend_scope(&vend_ask)?;
-    let judging = judge_for(
-        stage,
-        policy,
-        req,
-        route,
+    let judged = judge_for(
+        outbound,
+        cx,
+        (route, policy),
         backend,
         &scope,
         &accepted.verified,
-    );
-    let judged = trail.timed(Stage::Policy, judging).await?;
-    judged.record(trail);
+    )
+    .await?;
+    judged.record(&mut cx.trail);
     let grantee = judged.grantee();
-    let equipping = span::stage(
-        span::credential(name, backend.kind(), "vend"),
-        Box::pin(backend.vend(&grantee, &vend_ask)),
-    );
-    let vended = trail.timed(Stage::Credential, equipping).await?;
-    judged.record_credential(trail, name, backend);
-    Ok(Then::Respond(Reply {
+    let span = span::credential(name, backend.kind(), "vend");
+    let vending = Box::pin(backend.vend(&grantee, &vend_ask));
+    let vended = cx.trail.step(Stage::Credential, span, vending).await?;
+    judged.record_credential(&mut cx.trail, name, backend);
+    Ok(Decision::Respond(Reply {
         status: 200,
         body: vended.0.to_string().into_bytes(),
     }))

@@ -9,8 +9,10 @@ use std::sync::Arc;
 
 use actbridge::config::Config;
 use actbridge::credentials::Credentials;
-use actbridge::pipeline::{Decision, DenyList, Pipeline, RequestFacts, Revocation, RevocationKind};
+use actbridge::pipeline::{Decision, Pipeline, RequestFacts};
 use actbridge::policy::PolicyEngine;
+use actbridge::state::revocations::{Revocation, RevocationKind};
+use actbridge::state::{DenyList, State};
 use serde_json::json;
 
 use crate::support::world::{AGENT, Sts, agent_id, policies_dir};
@@ -157,7 +159,8 @@ async fn pipeline(yaml: &str, revocations: Arc<DenyList>) -> Pipeline {
     let cfg = Config::from_yaml(yaml, &env).unwrap();
     let policy = PolicyEngine::load_configured(cfg.policy.as_ref()).unwrap();
     let credentials = Arc::new(Credentials::load(&cfg.credentials).await);
-    let pipeline = Pipeline::new(&cfg, policy, credentials, revocations);
+    let pipeline =
+        Pipeline::new(&cfg, policy, credentials, &State::new(&cfg, revocations)).unwrap();
     for store in pipeline.verifier().jwks_stores() {
         store.refresh().await.unwrap();
     }

@@ -158,6 +158,7 @@ pub(crate) enum Refusal {
 
 impl Refusal {
     /// HTTP status, OAuth `error` and `error_description` — the one exhaustive mapping.
+    /// Long by design: one arm per refusal, read as one table against Keycloak's answers.
     fn parts(&self) -> (StatusCode, &'static str, String) {
         use StatusCode as S;
         const BAD_CLIENT: &str = "Invalid client or Invalid client credentials";

@@ -141,6 +141,8 @@ fn user(i: usize, u: RawUser) -> Result<User, StsError> {
     })
 }
 
+/// One realm client, checked. Long by design: its fields in the order a realm file
+/// lists them, each error naming the field.
 fn client(
     i: usize,
     c: RawClient,

@@ -171,6 +171,7 @@ async fn bad_subject_tokens_are_invalid_requests() {
     assert_refused(&got, 400, "invalid_request", "Invalid token");
 }
 
+/// Long by design: one table of the exchange refusals, each against Keycloak's answer.
 #[tokio::test]
 async fn exchange_refusals_match_keycloak() {
     let h = Harness::start().await;

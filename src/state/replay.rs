@@ -10,7 +10,6 @@ use std::sync::Mutex;
 
 use sha2::{Digest, Sha256};
 
-use super::Refusal;
 use crate::clock::now_secs;
 use crate::jwt::VerifiedToken;
 
@@ -18,8 +17,22 @@ use crate::jwt::VerifiedToken;
 /// token still accepted within its leeway is still remembered.
 const KEEP_PAST_EXP_SECS: u64 = 300;
 
+/// Why a single-use token was not accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum ReplayError {
+    /// The token has no `jti`, so its use cannot be remembered.
+    #[error("the single-use token has no jti")]
+    NoTokenId,
+    /// The token was presented before.
+    #[error("the token was presented before")]
+    Replayed,
+    /// The memory is full of live entries: no further single-use token is accepted.
+    #[error("the single-use memory is full of live entries")]
+    MemoryFull,
+}
+
 /// The remembered `(iss, jti)` pairs with the time each may be forgotten.
-pub(super) struct ReplayGuard {
+pub struct ReplayGuard {
     seen: Mutex<HashMap<[u8; 32], u64>>,
     capacity: usize,
 }
@@ -33,8 +46,8 @@ impl ReplayGuard {
     }
 
     /// Records the token's first use; a second presentation is refused.
-    pub fn first_use(&self, t: &VerifiedToken) -> Result<(), Refusal> {
-        let jti = t.token_id.as_deref().ok_or(Refusal::TokenIdMissing)?;
+    pub fn first_use(&self, t: &VerifiedToken) -> Result<(), ReplayError> {
+        let jti = t.token_id.as_deref().ok_or(ReplayError::NoTokenId)?;
         let mut h = Sha256::new();
         h.update((t.issuer.len() as u64).to_be_bytes());
         h.update(t.issuer.as_bytes());
@@ -45,12 +58,12 @@ impl ReplayGuard {
         if let Some(&until) = seen.get(&key)
             && until > now
         {
-            return Err(Refusal::Replayed);
+            return Err(ReplayError::Replayed);
         }
         if seen.len() >= self.capacity {
             seen.retain(|_, until| *until > now);
             if seen.len() >= self.capacity {
-                return Err(Refusal::ReplayMemoryFull);
+                return Err(ReplayError::MemoryFull);
             }
         }
         // Saturating: `exp` is the peer's number. The verifier bounds it, but a wrapped
@@ -87,11 +100,11 @@ mod tests {
         let g = ReplayGuard::new(10);
         let t = token(Some("a"), now_secs() + 30);
         assert_eq!(g.first_use(&t), Ok(()));
-        assert_eq!(g.first_use(&t), Err(Refusal::Replayed));
+        assert_eq!(g.first_use(&t), Err(ReplayError::Replayed));
         assert_eq!(g.first_use(&token(Some("b"), now_secs() + 30)), Ok(()));
         assert_eq!(
             g.first_use(&token(None, now_secs() + 30)),
-            Err(Refusal::TokenIdMissing)
+            Err(ReplayError::NoTokenId)
         );
     }
 
@@ -105,7 +118,7 @@ mod tests {
         ] {
             let t = token(Some(jti), exp);
             assert_eq!(g.first_use(&t), Ok(()), "{jti}");
-            assert_eq!(g.first_use(&t), Err(Refusal::Replayed), "{jti}");
+            assert_eq!(g.first_use(&t), Err(ReplayError::Replayed), "{jti}");
         }
     }
 
@@ -117,7 +130,7 @@ mod tests {
         g.first_use(&token(Some("b"), now + 30)).unwrap();
         assert_eq!(
             g.first_use(&token(Some("c"), now + 30)),
-            Err(Refusal::ReplayMemoryFull)
+            Err(ReplayError::MemoryFull)
         );
         // Entries long past expiry are forgotten to make room.
         let g = ReplayGuard::new(1);

@@ -91,7 +91,7 @@ impl PendingApproval {
     /// The query string of `path_and_query`, as an approver is shown it.
     pub fn shown_query(path_and_query: &str) -> Option<String> {
         let (_, query) = path_and_query.split_once('?')?;
-        Some(super::request::bounded(query, SHOWN_QUERY_MAX).into_owned())
+        Some(crate::text::bounded(query, SHOWN_QUERY_MAX).into_owned())
     }
 
     /// `arguments` as an approver is shown them: credential-like values redacted, at most
@@ -102,7 +102,7 @@ impl PendingApproval {
         if text.len() <= SHOWN_ARGUMENTS_MAX {
             return redacted;
         }
-        serde_json::Value::String(super::request::bounded(&text, SHOWN_ARGUMENTS_MAX).into_owned())
+        serde_json::Value::String(crate::text::bounded(&text, SHOWN_ARGUMENTS_MAX).into_owned())
     }
 
     /// The digest of what an approver is shown.

@@ -13,7 +13,6 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sha2::{Digest, Sha256};
 
-use super::Refusal;
 use crate::clock::now_secs;
 use crate::jwt::VerifiedToken;
 
@@ -33,10 +32,15 @@ struct Held {
 }
 
 /// A placeholder resolved: the token it stands for, and the caller's token it came from.
-pub(super) struct Resolved {
+pub struct Resolved {
     pub token: String,
     pub origin: Arc<VerifiedToken>,
 }
+
+/// A placeholder this sidecar did not hand out, or whose token has expired.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the placeholder is unknown or expired")]
+pub struct PlaceholderUnknown;
 
 /// Entries expire with the token they hold.
 struct UntilExp;
@@ -49,7 +53,7 @@ impl<K> moka::Expiry<K, Arc<Held>> for UntilExp {
 
 /// The placeholders handed out and the tokens they stand for. Keys are SHA-256 digests;
 /// neither map is keyed by a raw token or placeholder.
-pub(super) struct Custody {
+pub struct Custody {
     by_placeholder: moka::sync::Cache<[u8; 32], Arc<Held>>,
     /// The same entries by token, so a repeated token gets the same placeholder.
     by_token: moka::sync::Cache<[u8; 32], Arc<Held>>,
@@ -117,13 +121,13 @@ impl Custody {
 
     /// The real token behind a placeholder, and its origin; unknown or expired →
     /// refused.
-    pub fn resolve(&self, placeholder: &str) -> Result<Resolved, Refusal> {
+    pub fn resolve(&self, placeholder: &str) -> Result<Resolved, PlaceholderUnknown> {
         match self.by_placeholder.get(&digest(placeholder)) {
             Some(held) if held.expires_at > now_secs() => Ok(Resolved {
                 token: held.token.clone(),
                 origin: held.origin.clone(),
             }),
-            _ => Err(Refusal::PlaceholderUnknown),
+            _ => Err(PlaceholderUnknown),
         }
     }
 }
@@ -176,13 +180,10 @@ mod tests {
         let c = Custody::new(100);
         assert!(matches!(
             c.resolve("actbridge~not-one-of-ours"),
-            Err(Refusal::PlaceholderUnknown)
+            Err(PlaceholderUnknown)
         ));
         let expired = c.placeholder_for("old.jwt.token", now_secs() - 1, &origin());
-        assert!(matches!(
-            c.resolve(&expired),
-            Err(Refusal::PlaceholderUnknown)
-        ));
+        assert!(matches!(c.resolve(&expired), Err(PlaceholderUnknown)));
         assert!(!Custody::is_placeholder("eyJhbGciOi.x.y"));
         assert!(Custody::appears_in(b"Bearer actbridge~abc"));
         assert!(Custody::appears_in(b"Basic x, Bearer actbridge~abc"));

@@ -1,0 +1,141 @@
+//! One decision in progress: the request, what decides it, and what has been learned so
+//! far (the [`Trail`]). Its methods are the stages every route shares — verify, check
+//! live, judge, exchange — each timed and traced once, by [`Trail::step`].
+
+use std::sync::Arc;
+
+use super::judge::{Granted, Judging, Target, judge};
+use super::trail::Trail;
+use super::{Refusal, RequestFacts, span};
+use crate::audit::ExchangeFact;
+use crate::config::ExchangeTarget;
+use crate::exchange::{Exchanger, IssuedToken};
+use crate::introspect::{IntrospectError, Introspector};
+use crate::jwt::{AudienceProfile, VerifiedToken, Verifier};
+use crate::policy::{ActorInput, PolicyEngine};
+use crate::telemetry::metrics::Stage;
+
+/// One decision in progress.
+pub(super) struct Context<'a> {
+    /// The request decided.
+    pub req: &'a RequestFacts,
+    verifier: &'a Verifier,
+    introspector: Option<&'a Introspector>,
+    /// The policy, the approvals and the protocol's hold.
+    pub judging: Judging<'a>,
+    /// What has been learned, for the log, the span, the metrics and the audit record.
+    pub trail: Trail,
+}
+
+/// How an exchange is made: from the cache (and into it), or fresh for one call.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Freshness {
+    /// Taken from the exchanged-token cache when there, put into it when not.
+    Cached,
+    /// A token for one call: never taken from nor put into the cache.
+    SingleUse,
+}
+
+impl<'a> Context<'a> {
+    pub fn new(
+        req: &'a RequestFacts,
+        verifier: &'a Verifier,
+        introspector: Option<&'a Introspector>,
+        judging: Judging<'a>,
+    ) -> Context<'a> {
+        Context {
+            req,
+            verifier,
+            introspector,
+            judging,
+            trail: Trail::default(),
+        }
+    }
+
+    /// The `verify` stage: `token` checked for `profile`, what it says noted.
+    pub async fn verify(
+        &mut self,
+        token: &str,
+        profile: AudienceProfile,
+    ) -> Result<Arc<VerifiedToken>, Refusal> {
+        let span = span::verify(match profile {
+            AudienceProfile::Inbound => "inbound",
+            AudienceProfile::Outbound => "outbound",
+            AudienceProfile::Admin => "admin",
+        });
+        let verifying = self.verifier.verify(token, profile);
+        let verified = self.trail.step(Stage::Verify, span, verifying).await?;
+        self.trail.verified(&verified);
+        Ok(verified)
+    }
+
+    /// Whether `word` is a token of an issuer this sidecar trusts (it must not leave).
+    pub fn names_trusted_issuer(&self, word: &str) -> bool {
+        self.verifier.names_trusted_issuer(word)
+    }
+
+    /// The `introspect` stage: `token` (verified as `verified`) refused unless its
+    /// issuer says it is active.
+    pub async fn check_live(
+        &mut self,
+        token: &str,
+        verified: &VerifiedToken,
+    ) -> Result<(), Refusal> {
+        let Some(introspector) = self.introspector else {
+            return Err(Refusal::Introspection(IntrospectError::NotConfigured));
+        };
+        let span = span::introspect(&verified.issuer);
+        let checking = introspector.check(token, verified);
+        self.trail.step(Stage::Introspect, span, checking).await?;
+        Ok(())
+    }
+
+    /// The `policy` stage: `engine` (and a person, when it asks) judges the request to
+    /// `target` for `chain`, the chain the destination will see, newest first.
+    pub async fn judge(
+        &mut self,
+        engine: &PolicyEngine,
+        target: &Target<'_>,
+        verified: &VerifiedToken,
+        chain: Vec<ActorInput>,
+    ) -> Result<Granted, Refusal> {
+        // Its spans (`policy`, and `approval` beside it) are made inside.
+        let judging = judge(&self.judging, engine, self.req, target, verified, chain);
+        self.trail.timed(Stage::Policy, judging).await
+    }
+
+    /// The `exchange` stage: `token` (expiring at `expires_at`) exchanged by `exchanger`
+    /// for `target`, the fact noted.
+    pub async fn exchange(
+        &mut self,
+        exchanger: &Exchanger,
+        (token, expires_at): (&str, u64),
+        target: &ExchangeTarget,
+        adds_itself: bool,
+        freshness: Freshness,
+    ) -> Result<Arc<IssuedToken>, Refusal> {
+        let span = span::exchange(&target.audience);
+        // Boxed: the exchange's future (an HTTP call on a cache miss) is large, and every
+        // decision's future would otherwise carry its size.
+        let exchanging = Box::pin(async move {
+            match freshness {
+                Freshness::Cached => {
+                    exchanger
+                        .exchange(token, expires_at, target, adds_itself)
+                        .await
+                }
+                Freshness::SingleUse => {
+                    exchanger
+                        .exchange_fresh(token, expires_at, target, adds_itself)
+                        .await
+                }
+            }
+        });
+        let issued = self.trail.step(Stage::Exchange, span, exchanging).await?;
+        self.trail.exchange = Some(ExchangeFact {
+            audience: target.audience.clone(),
+            expires_at: issued.expires_at,
+        });
+        Ok(issued)
+    }
+}
