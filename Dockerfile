@@ -13,22 +13,23 @@ COPY Cargo.toml Cargo.lock ./
 # Every workspace member's manifest, with an empty library for now.
 COPY crates/actbridge-sts/Cargo.toml crates/actbridge-sts/
 COPY crates/actbridge-inject/Cargo.toml crates/actbridge-inject/
+COPY crates/actbridge-devkit/Cargo.toml crates/actbridge-devkit/
 # Every [[bench]] and [[example]] of Cargo.toml needs a file for the manifest to load
 # (tests/cases/dockerfile.rs checks this list and the members against Cargo.toml).
-RUN mkdir -p src benches bench/tools crates/actbridge-sts/src crates/actbridge-inject/src \
+RUN mkdir -p src benches bench/tools crates/actbridge-sts/src crates/actbridge-inject/src crates/actbridge-devkit/src \
  && echo 'fn main() {}' > src/main.rs \
- && touch src/lib.rs crates/actbridge-sts/src/lib.rs crates/actbridge-inject/src/lib.rs \
+ && touch src/lib.rs crates/actbridge-sts/src/lib.rs crates/actbridge-inject/src/lib.rs crates/actbridge-devkit/src/lib.rs \
  && for b in policy credentials tracing verify observability; do echo 'fn main() {}' > "benches/$b.rs"; done \
  && echo 'fn main() {}' > bench/tools/main.rs \
  && cargo build --release --locked --bin actbridge \
- && rm -rf src benches bench crates/actbridge-sts/src crates/actbridge-inject/src
+ && rm -rf src benches bench crates/actbridge-sts/src crates/actbridge-inject/src crates/actbridge-devkit/src
 COPY crates ./crates
 # `actbridge inject` embeds the sidecar template.
 COPY manifests/inject/sidecar-template.yaml ./manifests/inject/
 COPY src ./src
 COPY benches ./benches
 COPY bench/tools ./bench/tools
-RUN touch src/main.rs src/lib.rs crates/actbridge-sts/src/lib.rs crates/actbridge-inject/src/lib.rs \
+RUN touch src/main.rs src/lib.rs crates/actbridge-sts/src/lib.rs crates/actbridge-inject/src/lib.rs crates/actbridge-devkit/src/lib.rs \
  && cargo build --release --locked --bin actbridge \
  && strip target/release/actbridge \
  && mkdir -p /out/run/actbridge

@@ -3,9 +3,10 @@
 //! # Layout
 //!
 //! The workspace: this crate (the sidecar library and the one binary, every subcommand)
-//! and two leaf crates it uses, which use nothing of it: `actbridge-sts` (the embedded
-//! token service: `actbridge sts`, the demo, the tests' issuer) and
-//! `actbridge-inject` (`actbridge inject`).
+//! and three leaf crates it uses, which use nothing of it: `actbridge-sts` (the
+//! embedded token service: `actbridge sts`, the demo's and the tests' issuer),
+//! `actbridge-inject` (`actbridge inject`) and `actbridge-devkit` (`actbridge demo`, the
+//! `envoy/sidecar.yaml` renderer, MiniStack; it runs the sidecar as a process).
 //!
 //! Dependency direction: `main → serve → extproc → pipeline → {state, jwt, introspect,
 //! exchange, policy, credentials, audit}`; `admin → {pipeline, state, audit}`. `config`
@@ -34,7 +35,6 @@
 //! - [`spiffe`]: the pod's workload identity (X.509-SVIDs from the SPIFFE Workload API)
 //!   and the SDS server that hands it to Envoy.
 //! - [`serve`]: running the sidecar — listeners, background tasks, shutdown and drain.
-//! - [`demo`]: `actbridge demo`, the end-to-end walk-through on one machine.
 //! - [`admin`]: the admin HTTP listener (`/healthz`, `/readyz`, `/metrics`, and the
 //!   admin API: `/revocations`, `/approvals`).
 //! - [`audit`]: the tamper-evident audit log (hash chain, signed checkpoints, rotation,
@@ -64,7 +64,6 @@ pub mod authority;
 pub mod clock;
 pub mod config;
 pub mod credentials;
-pub mod demo;
 pub mod envoy_routes;
 pub mod exchange;
 pub mod extproc;

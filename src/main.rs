@@ -273,12 +273,15 @@ fn main() -> ExitCode {
             root,
             ministack,
         } => run_async(|shutdown| async move {
-            let opts = actbridge::demo::DemoOptions {
+            let actbridge = std::env::current_exe()
+                .map_err(|e| format!("cannot find the actbridge binary: {e}"))?;
+            let opts = actbridge_devkit::DemoOptions {
+                actbridge,
                 envoy,
                 root,
                 ministack,
             };
-            actbridge::demo::run(opts, shutdown).await
+            actbridge_devkit::run(opts, shutdown).await
         }),
         Command::Serve { config } => serve(cli.log_format, &config),
     }

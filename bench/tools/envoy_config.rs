@@ -7,7 +7,7 @@
 
 use std::path::PathBuf;
 
-use actbridge::demo::sidecar::{ExtProcEndpoint, SidecarPorts, render};
+use actbridge_devkit::sidecar::{ExtProcEndpoint, SidecarPorts, render};
 use anyhow::{Context, bail};
 use serde_yaml_ng::Value;
 
@@ -82,7 +82,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 std::fs::read_to_string(path).with_context(|| format!("{}", path.display()))?;
             let table = actbridge::config::route_table_from_yaml(&text)?
                 .context("--routes-from: no outbound routes")?;
-            actbridge::demo::sidecar::with_routes(&rendered, &table)?
+            actbridge_devkit::sidecar::with_routes(
+                &rendered,
+                &actbridge::envoy_routes::outbound_route_config_yaml(&table),
+            )?
         }
         None => rendered,
     };

@@ -247,7 +247,7 @@ async fn the_pods_traffic_is_captured_both_ways_and_envoys_own_is_not() {
         // The shipped Envoy config, unchanged but for the passthrough list and without
         // its SPIFFE mTLS (no Workload API in this lab; tests/cases/mtls.rs runs it), as
         // the demo overlay runs it.
-        let shipped = actbridge::demo::sidecar::without_mtls(
+        let shipped = actbridge_devkit::sidecar::without_mtls(
             &std::fs::read_to_string(
                 Path::new(env!("CARGO_MANIFEST_DIR")).join("envoy/sidecar.yaml"),
             )
@@ -259,7 +259,8 @@ async fn the_pods_traffic_is_captured_both_ways_and_envoys_own_is_not() {
         let table = actbridge::config::route_table_from_yaml(&pod_yaml)
             .unwrap()
             .unwrap();
-        let shipped = actbridge::demo::sidecar::with_routes(&shipped, &table).unwrap();
+        let routes = actbridge::envoy_routes::outbound_route_config_yaml(&table);
+        let shipped = actbridge_devkit::sidecar::with_routes(&shipped, &routes).unwrap();
         let envoy_cfg = dir.path().join("envoy.yaml");
         std::fs::write(
             &envoy_cfg,

@@ -1029,3 +1029,48 @@ async fn the_policys_answers_and_the_peers_failures_decide_as_the_table_says() {
         failures.join("\n")
     );
 }
+
+/// A route whose backend or policy is missing stops the start, naming the route and
+/// what is missing, instead of refusing each request it matches with a 500.
+#[tokio::test]
+async fn a_route_without_its_backend_or_policy_is_refused_at_start() {
+    let sts = Sts::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca");
+    let key =
+        ssh_key::PrivateKey::random(&mut ssh_key::rand_core::OsRng, ssh_key::Algorithm::Ed25519)
+            .unwrap();
+    std::fs::write(&ca, key.to_openssh(ssh_key::LineEnding::LF).unwrap()).unwrap();
+    let env = HashMap::from([("CHAT_TOKEN".to_string(), CHAT_TOKEN.to_string())]);
+    let cfg = Config::from_yaml(&config(&sts, &ca), &env).unwrap();
+    let state = State::new(&cfg, Arc::new(DenyList::load(None).unwrap()));
+    let policy = PolicyEngine::load_configured(cfg.policy.as_ref()).unwrap();
+    let loaded = Arc::new(Credentials::load(&cfg.credentials).await);
+
+    let without_backends = Pipeline::new(
+        &cfg,
+        policy.clone(),
+        Arc::new(Credentials::default()),
+        &state,
+    );
+    let err = without_backends
+        .err()
+        .expect("a credential route without its backend must not build")
+        .to_string();
+    assert!(
+        err.contains("route `chat`") && err.contains("credential `chat`"),
+        "the error names the route and the backend: {err}"
+    );
+
+    let without_policy = Pipeline::new(&cfg, None, loaded.clone(), &state);
+    let err = without_policy
+        .err()
+        .expect("a credential route without a policy must not build")
+        .to_string();
+    assert!(
+        err.contains("route `chat`") && err.contains("no policy"),
+        "the error names the route: {err}"
+    );
+
+    assert!(Pipeline::new(&cfg, policy, loaded, &state).is_ok());
+}

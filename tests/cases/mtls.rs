@@ -12,7 +12,7 @@
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
-use actbridge::demo::sidecar::Transport;
+use actbridge_devkit::sidecar::Transport;
 
 use crate::support::actbridge::Actbridge;
 use crate::support::echo::Echo;

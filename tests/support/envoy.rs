@@ -5,9 +5,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use actbridge::demo::sidecar::{
+use actbridge_devkit::sidecar::{
     ExtProcEndpoint, SidecarPorts, Transport, render_with, with_routes,
 };
+
+use actbridge::envoy_routes::outbound_route_config_yaml;
 
 use super::net::{free_port, wait_http_ok};
 
@@ -113,7 +115,7 @@ impl Envoy {
         )
         .unwrap();
         let rendered = match &ports.routes {
-            Some(table) => with_routes(&rendered, table).unwrap(),
+            Some(table) => with_routes(&rendered, &outbound_route_config_yaml(table)).unwrap(),
             None => rendered,
         };
         let cfg = dir.path().join("envoy.yaml");

@@ -1,5 +1,5 @@
 //! MiniStack for the tests: the library's launcher and seeding
-//! (`actbridge::demo::ministack`, also used by `actbridge demo`) on a free port, with
+//! (`actbridge_devkit::ministack`, also used by `actbridge demo`) on a free port, with
 //! panicking helpers; and [`StsRecorder`], a recording proxy in front of its STS.
 
 use std::collections::BTreeMap;
@@ -7,11 +7,11 @@ use std::convert::Infallible;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use actbridge::demo::ministack as lib;
+use actbridge_devkit::ministack as lib;
 use axum::body::Body;
 use http::{Request, Response};
 
-pub use actbridge::demo::ministack::{
+pub use actbridge_devkit::ministack::{
     AwsCreds, BUCKET, DOCUMENTS, REGION, ROLE_ARN, document_body, xml_text,
 };
 

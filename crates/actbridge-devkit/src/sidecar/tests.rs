@@ -3,7 +3,7 @@
 
 use super::*;
 
-const SHIPPED: &str = include_str!("../../../envoy/sidecar.yaml");
+const SHIPPED: &str = include_str!("../../../../envoy/sidecar.yaml");
 
 fn ports() -> SidecarPorts {
     SidecarPorts {

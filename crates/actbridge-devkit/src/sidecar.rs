@@ -131,19 +131,23 @@ pub fn render_with(
     serde_yaml_ng::to_string(&doc).map_err(|e| RenderError(e.to_string()))
 }
 
-/// `rendered` (a bootstrap) with its outbound `route_config` generated from `table`
-/// ([`crate::envoy_routes`]), as every run must have it: Envoy's routes are actbridge's.
-/// A route's cluster named `local_<port>` that the bootstrap lacks is added, plain HTTP to
-/// `127.0.0.1:<port>` (a one-machine run's stand-in for a destination).
-pub fn with_routes(
-    rendered: &str,
-    table: &crate::config::RouteTable,
-) -> Result<String, RenderError> {
+/// `rendered` (a bootstrap) with its outbound `route_config` replaced by
+/// `route_config_yaml` — what `actbridge envoy-routes` prints for the sidecar's config —,
+/// as every run must have it: Envoy's routes are actbridge's. A route's cluster named
+/// `local_<port>` that the bootstrap lacks is added, plain HTTP to `127.0.0.1:<port>` (a
+/// one-machine run's stand-in for a destination).
+pub fn with_routes(rendered: &str, route_config_yaml: &str) -> Result<String, RenderError> {
     let mut doc: Value =
         serde_yaml_ng::from_str(rendered).map_err(|e| RenderError(e.to_string()))?;
-    let generated = crate::envoy_routes::outbound_route_config(table);
     let route_config: Value =
-        serde_json::from_value(generated).map_err(|e| RenderError(e.to_string()))?;
+        serde_yaml_ng::from_str(route_config_yaml).map_err(|e| RenderError(e.to_string()))?;
+    let routed: Vec<String> = route_config["virtual_hosts"]
+        .as_sequence()
+        .into_iter()
+        .flatten()
+        .flat_map(|host| host["routes"].as_sequence().into_iter().flatten())
+        .filter_map(|r| r["route"]["cluster"].as_str().map(str::to_string))
+        .collect();
     let listeners = doc["static_resources"]["listeners"]
         .as_sequence_mut()
         .ok_or_else(|| RenderError("no listeners".into()))?;
@@ -164,17 +168,17 @@ pub fn with_routes(
     let clusters = doc["static_resources"]["clusters"]
         .as_sequence_mut()
         .ok_or_else(|| RenderError("no clusters".into()))?;
-    for route in &table.routes {
-        let Some(name) = route.cluster.as_deref() else {
-            continue;
-        };
+    for name in &routed {
         let Some(port) = name
             .strip_prefix("local_")
             .and_then(|p| p.parse::<u16>().ok())
         else {
             continue;
         };
-        if clusters.iter().any(|c| c["name"].as_str() == Some(name)) {
+        if clusters
+            .iter()
+            .any(|c| c["name"].as_str() == Some(name.as_str()))
+        {
             continue;
         }
         let cluster = format!(

@@ -1,7 +1,11 @@
-//! The demo's script: start everything on free loopback ports, walk the happy path,
-//! show refusals, stop everything (also on Ctrl-C: the caller cancels `shutdown`).
+//! `actbridge demo`: the whole picture on one machine. The embedded token service, an
+//! agent app and a document service (small servers of the project's own), actbridge
+//! (`actbridge serve`, a child process, as users run it) and the real Envoy; alice's
+//! request walks alice → summarizer-tech → document service, and what each hop saw is
+//! printed, followed by refused cases. Everything starts on free loopback ports and
+//! stops at the end (also on Ctrl-C: the caller cancels `shutdown`).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,12 +15,9 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
-use super::ministack::{AwsCreds, BUCKET, MiniStack, REGION, ROLE_ARN, xml_text};
-use super::services::{self, CREDENTIALS_HOST, LastAgentSaw, LastReceived, S3_HOST};
-use super::sidecar::{ExtProcEndpoint, SidecarPorts, render, with_routes};
-use crate::clock::now_secs;
-use crate::config::{Config, ProcessEnv};
-use crate::policy::PolicyEngine;
+use crate::ministack::{AwsCreds, BUCKET, MiniStack, REGION, ROLE_ARN, xml_text};
+use crate::services::{self, CREDENTIALS_HOST, LastAgentSaw, LastReceived, S3_HOST};
+use crate::sidecar::{ExtProcEndpoint, SidecarPorts, render, with_routes};
 use actbridge_sts::{Realm, TokenService};
 
 const AGENT: &str = "spiffe://demo.example.com/agent/summarizer-tech";
@@ -25,6 +26,8 @@ const DOCUMENT_SERVICE: &str = "spiffe://demo.example.com/service/document-servi
 /// What the demo needs from the command line.
 #[derive(Debug, Clone)]
 pub struct DemoOptions {
+    /// The actbridge binary (`actbridge demo` passes its own).
+    pub actbridge: PathBuf,
     /// The Envoy binary.
     pub envoy: PathBuf,
     /// The repository root (for `envoy/sidecar.yaml` and `demo/realm.yaml`).
@@ -56,7 +59,8 @@ pub async fn run(opts: DemoOptions, shutdown: CancellationToken) -> DemoResult<(
         _ = shutdown.cancelled() => Err("interrupted".into()),
     };
     stop.cancel();
-    // Give the in-process servers a moment to close their listeners.
+    // Give the in-process servers (and the children, killed on drop) a moment to close
+    // their listeners.
     tokio::time::sleep(Duration::from_millis(100)).await;
     result
 }
@@ -110,24 +114,32 @@ async fn script(opts: &DemoOptions, stop: CancellationToken) -> DemoResult<()> {
         stop.clone(),
     ));
 
-    // 4. actbridge (in process) as summarizer-tech's sidecar.
+    // 4. actbridge as summarizer-tech's sidecar: `actbridge serve`, as users run it.
     let ExtProcEndpoint::Tcp(ext_proc_port) = ports.ext_proc else {
         unreachable!("TCP chosen above")
     };
     let policies = opts.root.join("policies");
     let sts_endpoint = aws.as_ref().map(|m| m.endpoint());
     let sidecar_yaml = sidecar_config(&sts, ext_proc_port, &policies, sts_endpoint.as_deref());
-    let cfg = Config::from_yaml(&sidecar_yaml, &ProcessEnv).map_err(|e| e.to_string())?;
-    let routes = crate::config::route_table_from_yaml(&sidecar_yaml)
-        .map_err(|e| e.to_string())?
-        .ok_or("the demo sidecar has no outbound routes")?;
-    let policy = PolicyEngine::load_configured(cfg.policy.as_ref()).map_err(|e| e.to_string())?;
-    let serve_stop = stop.clone();
-    tokio::spawn(async move {
-        if let Err(e) = crate::serve::run(cfg, policy, serve_stop).await {
-            eprintln!("actbridge stopped: {e}");
-        }
-    });
+    let dir = tempfile_dir()?;
+    let sidecar_cfg = dir.join("actbridge.yaml");
+    std::fs::write(&sidecar_cfg, &sidecar_yaml).map_err(|e| e.to_string())?;
+    // Envoy's outbound routes are generated from actbridge's (`actbridge envoy-routes`).
+    let routes = actbridge_output(&opts.actbridge, "envoy-routes", &sidecar_cfg)?;
+    let _actbridge = tokio::process::Command::new(&opts.actbridge)
+        .arg("serve")
+        .arg("--config")
+        .arg(&sidecar_cfg)
+        .env("ACTBRIDGE_LOG", "warn")
+        .stdout(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| {
+            format!(
+                "cannot start actbridge at {}: {e}",
+                opts.actbridge.display()
+            )
+        })?;
     // Envoy fails a request closed (500) while the ext_proc server is not listening yet.
     wait_listening(ext_proc_port, "actbridge's ext_proc server").await?;
     println!("actbridge       ext_proc 127.0.0.1:{ext_proc_port}");
@@ -135,11 +147,9 @@ async fn script(opts: &DemoOptions, stop: CancellationToken) -> DemoResult<()> {
     // 5. The real Envoy with the shipped sidecar config.
     let template =
         std::fs::read_to_string(opts.root.join("envoy/sidecar.yaml")).map_err(|e| e.to_string())?;
-    // Envoy's outbound routes are generated from actbridge's (crate::envoy_routes).
     let rendered = render(&template, &ports)
         .and_then(|r| with_routes(&r, &routes))
         .map_err(|e| e.to_string())?;
-    let dir = tempfile_dir()?;
     let envoy_cfg = dir.join("envoy.yaml");
     std::fs::write(&envoy_cfg, rendered).map_err(|e| e.to_string())?;
     let mut envoy = tokio::process::Command::new(&opts.envoy)
@@ -474,6 +484,29 @@ async fn wait_ok(http: &reqwest::Client, url: &str, what: &str) -> DemoResult<()
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     Err(format!("{what} did not become ready at {url}"))
+}
+
+/// What `actbridge <command> <config>` prints (its exit status checked).
+fn actbridge_output(actbridge: &Path, command: &str, config: &Path) -> DemoResult<String> {
+    let out = std::process::Command::new(actbridge)
+        .arg(command)
+        .arg(config)
+        .output()
+        .map_err(|e| format!("cannot run {} {command}: {e}", actbridge.display()))?;
+    if !out.status.success() {
+        return Err(format!(
+            "actbridge {command} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    String::from_utf8(out.stdout).map_err(|e| e.to_string())
+}
+
+/// Seconds since the Unix epoch.
+fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 fn tempfile_dir() -> DemoResult<PathBuf> {
