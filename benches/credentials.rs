@@ -111,8 +111,6 @@ async fn github_token(
 }
 
 fn github(rt: &tokio::runtime::Runtime, departments: usize) -> Arc<Backend> {
-    use aws_lc_rs::encoding::AsDer;
-    use base64::Engine;
     let api = stand_in(
         rt,
         axum::Router::new().route(
@@ -120,12 +118,7 @@ fn github(rt: &tokio::runtime::Runtime, departments: usize) -> Arc<Backend> {
             axum::routing::post(github_token),
         ),
     );
-    let pair = aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).unwrap();
-    let der = AsDer::<aws_lc_rs::encoding::Pkcs8V1Der<'_>>::as_der(&pair).unwrap();
-    let pem = format!(
-        "-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n",
-        base64::engine::general_purpose::STANDARD.encode(der.as_ref())
-    );
+    let pem = actbridge_sts::pem::fresh_rsa_private_key().expect("an RSA key");
     let key = jsonwebtoken::EncodingKey::from_rsa_pem(pem.as_bytes()).unwrap();
     let config = CredentialConfig {
         name: "github".into(),

@@ -14,6 +14,7 @@ pub mod revocations;
 
 use std::sync::Arc;
 
+use crate::clock::Clock;
 use crate::config::Config;
 
 pub use approvals::Approvals;
@@ -36,14 +37,21 @@ pub struct State {
 }
 
 impl State {
-    /// Empty stores sized by `cfg`, with `revocations` as the deny list.
+    /// Empty stores sized by `cfg`, with `revocations` as the deny list, reading the
+    /// system clock.
     pub fn new(cfg: &Config, revocations: Arc<DenyList>) -> State {
+        State::with_clock(cfg, revocations, Clock::system())
+    }
+
+    /// [`State::new`], the single-use memory and custody reading expiries by `clock` (a
+    /// test moves a manual one instead of sleeping).
+    pub fn with_clock(cfg: &Config, revocations: Arc<DenyList>, clock: Clock) -> State {
         State {
-            replay: Arc::new(ReplayGuard::new(cfg.replay_cache_entries)),
+            replay: Arc::new(ReplayGuard::new(cfg.replay_cache_entries, clock.clone())),
             custody: cfg
                 .inbound
                 .custody_entries
-                .map(|n| Arc::new(Custody::new(n))),
+                .map(|n| Arc::new(Custody::new(n, clock))),
             revocations,
             approvals: cfg
                 .approvals

@@ -25,7 +25,7 @@ use serde::Deserialize;
 use url::Url;
 
 use super::ConfigError;
-use super::raw::RawRoute;
+use super::raw::{RawAction, RawProtocol, RawRoute};
 
 /// Default largest JSON-RPC body read on an `mcp` or `a2a` route: 1 MiB, Envoy's default
 /// per-connection buffer limit (a larger body is refused by Envoy itself with 413).
@@ -70,20 +70,20 @@ impl RouteProtocol {
 /// Validates a route's `protocol`, `max_body_bytes` and `tool_scope` (`key` is the
 /// route's key, `outbound.routes[i]`).
 pub(super) fn route_protocol(key: &str, r: &RawRoute) -> Result<RouteProtocol, ConfigError> {
-    let protocol = r.protocol.as_deref().unwrap_or("http");
-    if protocol != "http" && r.action != "exchange" {
+    let protocol = r.protocol.unwrap_or_default();
+    if protocol != RawProtocol::Http && r.action != RawAction::Exchange {
         return Err(ConfigError::invalid(
             format!("{key}.protocol"),
             "only applies to action exchange",
         ));
     }
-    if r.max_body_bytes.is_some() && protocol == "http" {
+    if r.max_body_bytes.is_some() && protocol == RawProtocol::Http {
         return Err(ConfigError::invalid(
             format!("{key}.max_body_bytes"),
             "only applies to `protocol: mcp` or `protocol: a2a`",
         ));
     }
-    if r.tool_scope.is_some() && protocol != "mcp" {
+    if r.tool_scope.is_some() && protocol != RawProtocol::Mcp {
         return Err(ConfigError::invalid(
             format!("{key}.tool_scope"),
             "only applies to `protocol: mcp`",
@@ -97,9 +97,9 @@ pub(super) fn route_protocol(key: &str, r: &RawRoute) -> Result<RouteProtocol, C
         ));
     }
     match protocol {
-        "http" => Ok(RouteProtocol::Http),
-        "a2a" => Ok(RouteProtocol::A2a { max_body_bytes }),
-        "mcp" => {
+        RawProtocol::Http => Ok(RouteProtocol::Http),
+        RawProtocol::A2a => Ok(RouteProtocol::A2a { max_body_bytes }),
+        RawProtocol::Mcp => {
             let tool_scope = r
                 .tool_scope
                 .clone()
@@ -115,10 +115,6 @@ pub(super) fn route_protocol(key: &str, r: &RawRoute) -> Result<RouteProtocol, C
                 tool_scope,
             })
         }
-        other => Err(ConfigError::invalid(
-            format!("{key}.protocol"),
-            format_args!("`{other}`: expected http, mcp or a2a"),
-        )),
     }
 }
 

@@ -44,7 +44,7 @@ pub struct RawAudit {
     /// happens that is not audited) or `drop` (the request goes on, its record is lost and
     /// counted).
     #[serde(default)]
-    pub on_queue_full: Option<String>,
+    pub on_queue_full: Option<QueueFullPolicy>,
     /// How often written records are flushed and fsynced. A crash loses at most the
     /// records of this interval (and those still queued). Default `1s`; at most `60s`.
     #[serde(default, with = "humantime_serde")]
@@ -75,9 +75,11 @@ pub struct RawCheckpoint {
     pub interval: Option<Duration>,
 }
 
-/// When the audit queue is full.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// When the audit queue is full (`audit.on_queue_full`: `refuse` or `drop`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum QueueFullPolicy {
+    #[default]
     /// Refuse the request (fail closed).
     Refuse,
     /// Let the request go on; drop its record and count it.
@@ -152,16 +154,7 @@ pub(super) fn validate_audit(a: &RawAudit) -> Result<AuditConfig, ConfigError> {
             "must be at least 1",
         ));
     }
-    let on_queue_full = match a.on_queue_full.as_deref() {
-        None | Some("refuse") => QueueFullPolicy::Refuse,
-        Some("drop") => QueueFullPolicy::Drop,
-        Some(other) => {
-            return Err(ConfigError::invalid(
-                "audit.on_queue_full",
-                format_args!("`{other}`: expected `refuse` or `drop`"),
-            ));
-        }
-    };
+    let on_queue_full = a.on_queue_full.unwrap_or_default();
     let flush_interval = a.flush_interval.unwrap_or(Duration::from_secs(1));
     if flush_interval.is_zero() || flush_interval > Duration::from_secs(60) {
         return Err(ConfigError::invalid(

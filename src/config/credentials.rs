@@ -494,6 +494,8 @@ pub(super) fn validate_credentials(
     Ok(out)
 }
 
+/// An `aws_sts` credential. Long by design: its keys in the order
+/// docs/credentials.md lists them, each error naming the key.
 fn validate_aws_sts(key: &str, a: &RawAwsSts) -> Result<AwsStsConfig, ConfigError> {
     if !is_role_arn(&a.role_arn) {
         return Err(ConfigError::invalid(

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use super::credentials::CredentialConfig;
-use super::raw::{RawClient, RawClientAuth, RawOutbound, RawRoute};
+use super::raw::{RawAction, RawClient, RawClientAuth, RawOutbound, RawRoute};
 use super::types::{
     ACCESS_TOKEN_TYPE, ClientAuthConfig, ClientConfig, CredentialMode, ExchangeTarget,
     OutboundConfig, RouteAction, RouteConfig, Secret, SigningKey, TokenRules, signing_key_from_pem,
@@ -184,6 +184,8 @@ pub(super) fn validate_client(
     })
 }
 
+/// `outbound.client.auth`, by method. Long by design: one arm per client
+/// authentication method, each refusing the keys the others read.
 fn client_auth(
     key: &str,
     a: &RawClientAuth,
@@ -301,8 +303,36 @@ fn validate_route(
 ) -> Result<RouteConfig, ConfigError> {
     let host = crate::authority::HostPattern::parse(&r.host)
         .map_err(|e| ConfigError::invalid(format!("{key}.host"), e))?;
-    // Every key that only some actions read, with the actions that read it: a key set on
-    // another action is an error, not silently ignored.
+    check_scoped_keys(key, r)?;
+    let rules = TokenRules {
+        allow_direct_use: r.allow_direct_use.unwrap_or(false),
+        single_use: r.single_use.unwrap_or(false),
+        introspect: r.introspect.unwrap_or(false),
+    };
+    // Read for every action: `protocol` and its keys set elsewhere are refused.
+    let protocol = super::agent_protocols::route_protocol(key, r)?;
+    let action = match r.action {
+        RawAction::Exchange => exchange_action(key, r, rules, protocol)?,
+        RawAction::Credential => credential_action(key, r, credentials, rules)?,
+        RawAction::Vend => vend_action(key, r, credentials, rules)?,
+        RawAction::Passthrough => RouteAction::Passthrough {
+            forward_authorization: r.forward_authorization.unwrap_or(false),
+        },
+        RawAction::Deny => RouteAction::Deny,
+    };
+    let cluster = route_cluster(key, r, &action)?;
+    let name = route_name(key, r)?;
+    Ok(RouteConfig {
+        name,
+        host,
+        cluster,
+        action,
+    })
+}
+
+/// Refuses a key that only other actions read: set on this action it would be
+/// silently ignored.
+fn check_scoped_keys(key: &str, r: &RawRoute) -> Result<(), ConfigError> {
     let scoped: [(&str, bool, &[&str]); 11] = [
         (
             "cluster",
@@ -348,135 +378,138 @@ fn validate_route(
             ));
         }
     }
-    let rules = TokenRules {
-        allow_direct_use: r.allow_direct_use.unwrap_or(false),
-        single_use: r.single_use.unwrap_or(false),
-        introspect: r.introspect.unwrap_or(false),
-    };
-    let known = |k: &str, name: &str| -> Result<String, ConfigError> {
-        if credentials.iter().any(|(n, _)| *n == name) {
-            Ok(name.to_string())
-        } else {
-            Err(ConfigError::invalid(
-                k,
-                format_args!("`{name}` is not a `credentials[].name`"),
-            ))
-        }
-    };
-    let protocol = super::agent_protocols::route_protocol(key, r)?;
-    let action = match r.action.as_str() {
-        "exchange" => {
-            let audience = r
-                .audience
-                .clone()
-                .filter(|a| !a.is_empty())
-                .ok_or_else(|| {
-                    ConfigError::invalid(
-                        format!("{key}.audience"),
-                        "required for action `exchange`",
-                    )
-                })?;
-            for (i, s) in r.scopes.iter().enumerate() {
-                if s.is_empty() || s.contains(char::is_whitespace) {
-                    return Err(ConfigError::invalid(
-                        format!("{key}.scopes[{i}]"),
-                        "a scope is one non-empty word",
-                    ));
-                }
-            }
-            RouteAction::Exchange {
-                target: ExchangeTarget {
-                    audience,
-                    scopes: r.scopes.clone(),
-                    requested_token_type: r
-                        .requested_token_type
-                        .clone()
-                        .unwrap_or_else(|| ACCESS_TOKEN_TYPE.to_string()),
-                },
-                rules,
-                protocol,
-            }
-        }
-        "credential" => {
-            let name = r.credential.as_deref().ok_or_else(|| {
-                ConfigError::invalid(
-                    format!("{key}.credential"),
-                    "required for action `credential`",
-                )
-            })?;
-            let credential = known(&format!("{key}.credential"), name)?;
-            let mode = match r.mode.as_deref() {
-                Some("sign") => CredentialMode::Sign,
-                Some("inject") => CredentialMode::Inject,
-                Some("filter") => CredentialMode::Filter,
-                Some(other) => {
-                    return Err(ConfigError::invalid(
-                        format!("{key}.mode"),
-                        format_args!("`{other}`: expected `sign`, `inject` or `filter`"),
-                    ));
-                }
-                None => {
-                    return Err(ConfigError::invalid(
-                        format!("{key}.mode"),
-                        "required for action `credential`",
-                    ));
-                }
-            };
-            let kind = credentials
-                .iter()
-                .find(|(n, _)| *n == credential)
-                .map(|(_, k)| *k);
-            let fits = matches!(
-                (mode, kind),
-                (CredentialMode::Sign, Some("aws_sts"))
-                    | (CredentialMode::Inject, Some("github_app"))
-                    | (CredentialMode::Filter, Some("filter"))
-            );
-            if !fits {
-                return Err(ConfigError::invalid(
-                    format!("{key}.mode"),
-                    "`aws_sts` credentials are applied with `mode: sign`, `github_app` ones with `mode: inject`, `filter` ones with `mode: filter`; `ssh_cert` and `postgres` ones are only vended",
-                ));
-            }
-            RouteAction::Credential {
-                credential,
-                mode,
-                rules,
-            }
-        }
-        "vend" => {
-            let services = r.services.clone().unwrap_or_default();
-            if services.is_empty() {
-                return Err(ConfigError::invalid(
-                    format!("{key}.services"),
-                    "required for action `vend`: at least one `target_service: credential`",
-                ));
-            }
-            for (service, name) in &services {
-                let k = format!("{key}.services.{service}");
-                known(&k, name)?;
-                let filter = credentials.iter().any(|(n, k)| n == name && *k == "filter");
-                if filter {
-                    return Err(ConfigError::invalid(
-                        k,
-                        "a `filter` credential's service token is never vended",
-                    ));
-                }
-            }
-            RouteAction::Vend { services, rules }
-        }
-        "passthrough" => RouteAction::Passthrough {
-            forward_authorization: r.forward_authorization.unwrap_or(false),
-        },
-        "deny" => RouteAction::Deny,
-        other => {
+    Ok(())
+}
+
+/// `credentials[].name` `name` (read at `k`), when it is one.
+fn known_credential(
+    credentials: &[(&str, &'static str)],
+    k: &str,
+    name: &str,
+) -> Result<String, ConfigError> {
+    if credentials.iter().any(|(n, _)| *n == name) {
+        Ok(name.to_string())
+    } else {
+        Err(ConfigError::invalid(
+            k,
+            format_args!("`{name}` is not a `credentials[].name`"),
+        ))
+    }
+}
+
+/// `action: exchange`: the audience (required), the scopes, the token type and the
+/// protocol the destination speaks.
+fn exchange_action(
+    key: &str,
+    r: &RawRoute,
+    rules: TokenRules,
+    protocol: super::agent_protocols::RouteProtocol,
+) -> Result<RouteAction, ConfigError> {
+    let audience = r
+        .audience
+        .clone()
+        .filter(|a| !a.is_empty())
+        .ok_or_else(|| {
+            ConfigError::invalid(format!("{key}.audience"), "required for action `exchange`")
+        })?;
+    for (i, s) in r.scopes.iter().enumerate() {
+        if s.is_empty() || s.contains(char::is_whitespace) {
             return Err(ConfigError::invalid(
-                format!("{key}.action"),
-                format_args!("`{other}`: expected exchange, credential, vend, passthrough or deny"),
+                format!("{key}.scopes[{i}]"),
+                "a scope is one non-empty word",
             ));
         }
-    };
-    let cluster = match (&r.cluster, &action) {
+    }
+    Ok(RouteAction::Exchange {
+        target: ExchangeTarget {
+            audience,
+            scopes: r.scopes.clone(),
+            requested_token_type: r
+                .requested_token_type
+                .clone()
+                .unwrap_or_else(|| ACCESS_TOKEN_TYPE.to_string()),
+        },
+        rules,
+        protocol,
+    })
+}
+
+/// `action: credential`: a known credential and the mode its backend is applied with.
+fn credential_action(
+    key: &str,
+    r: &RawRoute,
+    credentials: &[(&str, &'static str)],
+    rules: TokenRules,
+) -> Result<RouteAction, ConfigError> {
+    let name = r.credential.as_deref().ok_or_else(|| {
+        ConfigError::invalid(
+            format!("{key}.credential"),
+            "required for action `credential`",
+        )
+    })?;
+    let credential = known_credential(credentials, &format!("{key}.credential"), name)?;
+    let mode = r.mode.ok_or_else(|| {
+        ConfigError::invalid(format!("{key}.mode"), "required for action `credential`")
+    })?;
+    let kind = credentials
+        .iter()
+        .find(|(n, _)| *n == credential)
+        .map(|(_, k)| *k);
+    let fits = matches!(
+        (mode, kind),
+        (CredentialMode::Sign, Some("aws_sts"))
+            | (CredentialMode::Inject, Some("github_app"))
+            | (CredentialMode::Filter, Some("filter"))
+    );
+    if !fits {
+        return Err(ConfigError::invalid(
+            format!("{key}.mode"),
+            "`aws_sts` credentials are applied with `mode: sign`, `github_app` ones with `mode: inject`, `filter` ones with `mode: filter`; `ssh_cert` and `postgres` ones are only vended",
+        ));
+    }
+    Ok(RouteAction::Credential {
+        credential,
+        mode,
+        rules,
+    })
+}
+
+/// `action: vend`: at least one service, each a known credential that may be vended.
+fn vend_action(
+    key: &str,
+    r: &RawRoute,
+    credentials: &[(&str, &'static str)],
+    rules: TokenRules,
+) -> Result<RouteAction, ConfigError> {
+    let services = r.services.clone().unwrap_or_default();
+    if services.is_empty() {
+        return Err(ConfigError::invalid(
+            format!("{key}.services"),
+            "required for action `vend`: at least one `target_service: credential`",
+        ));
+    }
+    for (service, name) in &services {
+        let k = format!("{key}.services.{service}");
+        known_credential(credentials, &k, name)?;
+        let filter = credentials.iter().any(|(n, k)| n == name && *k == "filter");
+        if filter {
+            return Err(ConfigError::invalid(
+                k,
+                "a `filter` credential's service token is never vended",
+            ));
+        }
+    }
+    Ok(RouteAction::Vend { services, rules })
+}
+
+/// The Envoy cluster a route's requests must leave by: required where a credential is
+/// attached, never the forward proxy's.
+fn route_cluster(
+    key: &str,
+    r: &RawRoute,
+    action: &RouteAction,
+) -> Result<Option<String>, ConfigError> {
+    Ok(match (&r.cluster, action) {
         (None, RouteAction::Exchange { .. } | RouteAction::Credential { .. }) => {
             return Err(ConfigError::invalid(
                 format!("{key}.cluster"),
@@ -501,7 +534,11 @@ fn validate_route(
             ));
         }
         (c, _) => c.clone(),
-    };
+    })
+}
+
+/// The route's name (default: its host): an Envoy name, never `default`.
+fn route_name(key: &str, r: &RawRoute) -> Result<String, ConfigError> {
     let name = r
         .name
         .clone()
@@ -518,10 +555,5 @@ fn validate_route(
             ),
         ));
     }
-    Ok(RouteConfig {
-        name,
-        host,
-        cluster,
-        action,
-    })
+    Ok(name)
 }

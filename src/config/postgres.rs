@@ -5,6 +5,8 @@ use std::time::Duration;
 use super::credentials::{PostgresConfig, RawPostgres};
 use super::{ConfigError, Env, Secret};
 
+/// A `postgres` credential. Long by design: its keys in the order docs/credentials.md
+/// lists them, each error naming the key.
 pub(super) fn validate(
     key: &str,
     name: &str,

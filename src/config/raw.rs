@@ -405,7 +405,7 @@ pub struct RawRoute {
     /// `exchange` (token exchange), `credential` (a backend's credential replaces the
     /// token), `vend` (answer `POST /credentials` with a credential), `passthrough` or
     /// `deny`.
-    pub action: String,
+    pub action: RawAction,
     /// `exchange`: the audience requested (required).
     #[serde(default)]
     pub audience: Option<String>,
@@ -446,7 +446,7 @@ pub struct RawRoute {
     /// `credential`: how the credential is applied: `sign` (AWS SigV4 over the request;
     /// the only mode of `aws_sts`). Required.
     #[serde(default)]
-    pub mode: Option<String>,
+    pub mode: Option<super::types::CredentialMode>,
     /// `vend`: which credential each `target_service` of a `POST /credentials` body gets,
     /// e.g. `{s3: documents-s3}` (required, non-empty).
     #[serde(default)]
@@ -457,7 +457,7 @@ pub struct RawRoute {
     /// or `a2a` (A2A's JSON-RPC binding: each method is judged, with `a2a` in the policy
     /// input). docs/mcp.md.
     #[serde(default)]
-    pub protocol: Option<String>,
+    pub protocol: Option<RawProtocol>,
     /// `protocol: mcp` or `a2a`: the largest POST body read, in bytes; a larger one is
     /// refused (413) before it reaches the destination. Default 1048576 (1 MiB), at most
     /// 8 MiB.
@@ -481,4 +481,45 @@ impl RawConfig {
             }
         })
     }
+}
+
+/// An outbound route's `action`: a closed set, so a misspelt one is refused where it is
+/// read, naming the allowed values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RawAction {
+    Exchange,
+    Credential,
+    Vend,
+    Passthrough,
+    Deny,
+}
+
+impl RawAction {
+    /// As written in the config.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RawAction::Exchange => "exchange",
+            RawAction::Credential => "credential",
+            RawAction::Vend => "vend",
+            RawAction::Passthrough => "passthrough",
+            RawAction::Deny => "deny",
+        }
+    }
+}
+
+impl std::fmt::Display for RawAction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An `exchange` route's `protocol`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RawProtocol {
+    #[default]
+    Http,
+    Mcp,
+    A2a,
 }

@@ -129,6 +129,26 @@ fn outbound_routes_are_validated_and_default_to_deny() {
     assert_eq!(e.key(), Some("outbound.routes[0].audience"));
     let e = err(&outbound("  routes:\n    - {host: 'a', action: allow}\n"));
     assert_eq!(e.key(), Some("outbound.routes[0].action"));
+    // A misspelt action is reported as itself, naming the actions, not as a problem
+    // with the keys the intended action reads.
+    let e = err(&outbound(
+        "  routes:\n    - {host: 'a', action: exchnage, audience: x, cluster: c}\n",
+    ));
+    assert_eq!(e.key(), Some("outbound.routes[0].action"), "{e}");
+    let text = e.to_string();
+    assert!(
+        [
+            "exchnage",
+            "exchange",
+            "credential",
+            "vend",
+            "passthrough",
+            "deny"
+        ]
+        .iter()
+        .all(|w| text.contains(w)),
+        "{text}"
+    );
     let e = err(&outbound("  default_action: exchange\n"));
     assert_eq!(e.key(), Some("outbound.default_action"));
 }

@@ -335,8 +335,10 @@ pub struct TokenRules {
     pub introspect: bool,
 }
 
-/// How a credential route applies the backend's credential.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// How a credential route applies the backend's credential (`mode`: `sign`, `inject`
+/// or `filter`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum CredentialMode {
     /// Sign the request (AWS SigV4) with the session credentials.
     Sign,

@@ -24,96 +24,13 @@ const DEFAULT_ALGORITHMS: [Algorithm; 4] = [
     Algorithm::EdDSA,
 ];
 
+/// The whole file, section by section (each section's own function), then the rules
+/// that tie sections together (delegation and custody need `outbound`, credential routes
+/// the `policy`, the deadlines).
 pub(super) fn validate(raw: RawConfig, env: &dyn Env) -> Result<Config, ConfigError> {
-    let ext_proc_listen = parse_listen("listen.ext_proc", &raw.listen.ext_proc)?;
-    let sds_listen = raw
-        .listen
-        .sds
-        .as_deref()
-        .map(|s| parse_listen("listen.sds", s))
-        .transpose()?;
-    if sds_listen.as_ref() == Some(&ext_proc_listen) {
-        return Err(ConfigError::invalid(
-            "listen.sds",
-            "must differ from listen.ext_proc: the SVID's private key gets its own socket",
-        ));
-    }
-    if sds_listen.is_some() && raw.spiffe.is_none() {
-        return Err(ConfigError::invalid(
-            "listen.sds",
-            "set without a `spiffe` section: there is no SVID to serve",
-        ));
-    }
-    let admin_listen = match &raw.listen.admin {
-        None => None,
-        Some(a) => Some(a.parse::<SocketAddr>().map_err(|e| {
-            ConfigError::invalid("listen.admin", format_args!("`{a}` is not HOST:PORT ({e})"))
-        })?),
-    };
-    if raw.issuers.is_empty() {
-        return Err(ConfigError::invalid(
-            "issuers",
-            "at least one trusted issuer is required",
-        ));
-    }
-    let mut issuers = Vec::with_capacity(raw.issuers.len());
-    for (i, ri) in raw.issuers.iter().enumerate() {
-        let key = format!("issuers[{i}]");
-        if issuers.iter().any(|x: &IssuerConfig| x.issuer == ri.issuer) {
-            return Err(ConfigError::invalid(
-                format!("{key}.issuer"),
-                "listed twice",
-            ));
-        }
-        issuers.push(validate_issuer(&key, ri)?);
-    }
-    let max_token_bytes = raw.tokens.max_bytes.unwrap_or(8192);
-    if !(256..=1 << 20).contains(&max_token_bytes) {
-        return Err(ConfigError::invalid(
-            "tokens.max_bytes",
-            "must be between 256 and 1048576",
-        ));
-    }
-    let max_actor_chain = raw.tokens.max_actor_chain.unwrap_or(10);
-    if !(1..=64).contains(&max_actor_chain) {
-        return Err(ConfigError::invalid(
-            "tokens.max_actor_chain",
-            "must be between 1 and 64",
-        ));
-    }
-    let ih = &raw.inbound.identity_headers;
-    let identity_headers = IdentityHeaders {
-        subject: header_name(
-            "inbound.identity_headers.subject",
-            ih.subject.as_deref(),
-            "x-actbridge-subject",
-        )?,
-        username: header_name(
-            "inbound.identity_headers.username",
-            ih.username.as_deref(),
-            "x-actbridge-username",
-        )?,
-        actors: header_name(
-            "inbound.identity_headers.actors",
-            ih.actors.as_deref(),
-            "x-actbridge-actors",
-        )?,
-        grant: header_name(
-            "inbound.identity_headers.grant",
-            ih.grant.as_deref(),
-            "x-actbridge-grant",
-        )?,
-    };
-    let bypass_paths = path_matches("inbound.bypass_paths", &raw.inbound.bypass_paths)?;
-    let single_use_paths = path_matches("inbound.single_use_paths", &raw.inbound.single_use_paths)?;
-    let introspect_paths = path_matches("inbound.introspect_paths", &raw.inbound.introspect_paths)?;
-    let replay_cache_entries = raw.tokens.replay_cache_entries.unwrap_or(100_000);
-    if replay_cache_entries == 0 {
-        return Err(ConfigError::invalid(
-            "tokens.replay_cache_entries",
-            "must be at least 1",
-        ));
-    }
+    let listen = validate_listen(&raw)?;
+    let mut issuers = validate_issuers(&raw)?;
+    let tokens = validate_tokens(&raw)?;
     let credentials = super::credentials::validate_credentials(&raw.credentials, env)?;
     let outbound = raw
         .outbound
@@ -133,35 +50,7 @@ pub(super) fn validate(raw: RawConfig, env: &dyn Env) -> Result<Config, ConfigEr
             "`credential` and `vend` need the `policy` section: its grant scopes the credential",
         ));
     }
-    let delegation = raw.inbound.delegation.unwrap_or(false);
-    if delegation && outbound.is_none() {
-        return Err(ConfigError::invalid(
-            "inbound.delegation",
-            "needs the `outbound` section (its token_endpoint and client perform the exchange)",
-        ));
-    }
-    let custody_entries = match (raw.inbound.token_custody, raw.inbound.custody_entries) {
-        (Some(true), _) if outbound.is_none() => {
-            return Err(ConfigError::invalid(
-                "inbound.token_custody",
-                "needs the `outbound` section (placeholders are resolved on its exchange routes)",
-            ));
-        }
-        (Some(true), Some(0)) => {
-            return Err(ConfigError::invalid(
-                "inbound.custody_entries",
-                "must be at least 1",
-            ));
-        }
-        (Some(true), n) => Some(n.unwrap_or(100_000)),
-        (_, Some(_)) => {
-            return Err(ConfigError::invalid(
-                "inbound.custody_entries",
-                "only with `token_custody: true`",
-            ));
-        }
-        _ => None,
-    };
+    let inbound = validate_inbound(&raw, outbound.is_some())?;
     let admin_api = raw
         .admin_api
         .as_ref()
@@ -175,55 +64,17 @@ pub(super) fn validate(raw: RawConfig, env: &dyn Env) -> Result<Config, ConfigEr
     let mut outbound = outbound;
     super::spiffe::bind_jwt_svid(&mut outbound, spiffe.as_ref())?;
     super::introspection::validate_introspection(&raw, &mut issuers, outbound.as_ref(), env)?;
-    let envoy_message_timeout = raw
-        .listen
-        .envoy_message_timeout
-        .unwrap_or(std::time::Duration::from_secs(3));
-    if envoy_message_timeout < super::deadlines::HEADROOM * 2 {
-        return Err(ConfigError::invalid(
-            "listen.envoy_message_timeout",
-            "must be at least 1s",
-        ));
-    }
     let config = Config {
-        ext_proc_listen,
-        sds_listen,
-        admin_listen,
-        envoy_message_timeout,
+        ext_proc_listen: listen.ext_proc,
+        sds_listen: listen.sds,
+        admin_listen: listen.admin,
+        envoy_message_timeout: listen.envoy_message_timeout,
         issuers,
-        max_token_bytes,
+        max_token_bytes: tokens.max_bytes,
         verified_cache_entries: raw.tokens.verified_cache_entries.unwrap_or(10_000),
-        max_actor_chain,
-        replay_cache_entries,
-        inbound: InboundConfig {
-            identity_headers,
-            bypass_paths,
-            delegation,
-            single_use_paths,
-            introspect_paths,
-            single_use_scopes: raw
-                .inbound
-                .single_use_scopes
-                .iter()
-                .enumerate()
-                .map(|(i, s)| {
-                    glob::Pattern::new(s).map_err(|e| {
-                        ConfigError::invalid(
-                            format!("inbound.single_use_scopes[{i}]"),
-                            format_args!("`{s}` is not a valid glob ({e})"),
-                        )
-                    })
-                })
-                .collect::<Result<_, _>>()?,
-            custody_entries,
-            protected_resource: raw
-                .inbound
-                .protected_resource
-                .as_ref()
-                .map(super::agent_protocols::validate_protected_resource)
-                .transpose()?,
-            public_agent_card: raw.inbound.public_agent_card.unwrap_or(false),
-        },
+        max_actor_chain: tokens.max_actor_chain,
+        replay_cache_entries: tokens.replay_cache_entries,
+        inbound,
         outbound,
         policy: raw
             .policy
@@ -252,6 +103,205 @@ pub(super) fn validate(raw: RawConfig, env: &dyn Env) -> Result<Config, ConfigEr
     };
     super::deadlines::check(&config)?;
     Ok(config)
+}
+
+/// `listen`: the gRPC listeners, the admin listener and Envoy's message timeout.
+struct Listen {
+    ext_proc: ListenAddr,
+    sds: Option<ListenAddr>,
+    admin: Option<SocketAddr>,
+    envoy_message_timeout: Duration,
+}
+
+fn validate_listen(raw: &RawConfig) -> Result<Listen, ConfigError> {
+    let ext_proc = parse_listen("listen.ext_proc", &raw.listen.ext_proc)?;
+    let sds = raw
+        .listen
+        .sds
+        .as_deref()
+        .map(|s| parse_listen("listen.sds", s))
+        .transpose()?;
+    if sds.as_ref() == Some(&ext_proc) {
+        return Err(ConfigError::invalid(
+            "listen.sds",
+            "must differ from listen.ext_proc: the SVID's private key gets its own socket",
+        ));
+    }
+    if sds.is_some() && raw.spiffe.is_none() {
+        return Err(ConfigError::invalid(
+            "listen.sds",
+            "set without a `spiffe` section: there is no SVID to serve",
+        ));
+    }
+    let admin = match &raw.listen.admin {
+        None => None,
+        Some(a) => Some(a.parse::<SocketAddr>().map_err(|e| {
+            ConfigError::invalid("listen.admin", format_args!("`{a}` is not HOST:PORT ({e})"))
+        })?),
+    };
+    let envoy_message_timeout = raw
+        .listen
+        .envoy_message_timeout
+        .unwrap_or(std::time::Duration::from_secs(3));
+    if envoy_message_timeout < super::deadlines::HEADROOM * 2 {
+        return Err(ConfigError::invalid(
+            "listen.envoy_message_timeout",
+            "must be at least 1s",
+        ));
+    }
+    Ok(Listen {
+        ext_proc,
+        sds,
+        admin,
+        envoy_message_timeout,
+    })
+}
+
+/// `issuers`: at least one, none twice.
+fn validate_issuers(raw: &RawConfig) -> Result<Vec<IssuerConfig>, ConfigError> {
+    if raw.issuers.is_empty() {
+        return Err(ConfigError::invalid(
+            "issuers",
+            "at least one trusted issuer is required",
+        ));
+    }
+    let mut issuers = Vec::with_capacity(raw.issuers.len());
+    for (i, ri) in raw.issuers.iter().enumerate() {
+        let key = format!("issuers[{i}]");
+        if issuers.iter().any(|x: &IssuerConfig| x.issuer == ri.issuer) {
+            return Err(ConfigError::invalid(
+                format!("{key}.issuer"),
+                "listed twice",
+            ));
+        }
+        issuers.push(validate_issuer(&key, ri)?);
+    }
+    Ok(issuers)
+}
+
+/// `tokens`: the bounds on what a token may be.
+struct Tokens {
+    max_bytes: usize,
+    max_actor_chain: usize,
+    replay_cache_entries: usize,
+}
+
+fn validate_tokens(raw: &RawConfig) -> Result<Tokens, ConfigError> {
+    let max_token_bytes = raw.tokens.max_bytes.unwrap_or(8192);
+    if !(256..=1 << 20).contains(&max_token_bytes) {
+        return Err(ConfigError::invalid(
+            "tokens.max_bytes",
+            "must be between 256 and 1048576",
+        ));
+    }
+    let max_actor_chain = raw.tokens.max_actor_chain.unwrap_or(10);
+    if !(1..=64).contains(&max_actor_chain) {
+        return Err(ConfigError::invalid(
+            "tokens.max_actor_chain",
+            "must be between 1 and 64",
+        ));
+    }
+    let replay_cache_entries = raw.tokens.replay_cache_entries.unwrap_or(100_000);
+    if replay_cache_entries == 0 {
+        return Err(ConfigError::invalid(
+            "tokens.replay_cache_entries",
+            "must be at least 1",
+        ));
+    }
+    Ok(Tokens {
+        max_bytes: max_token_bytes,
+        max_actor_chain,
+        replay_cache_entries,
+    })
+}
+
+/// `inbound`: the identity headers, the paths, delegation and custody (`has_outbound`:
+/// both need the `outbound` section).
+fn validate_inbound(raw: &RawConfig, has_outbound: bool) -> Result<InboundConfig, ConfigError> {
+    let ih = &raw.inbound.identity_headers;
+    let identity_headers = IdentityHeaders {
+        subject: header_name(
+            "inbound.identity_headers.subject",
+            ih.subject.as_deref(),
+            "x-actbridge-subject",
+        )?,
+        username: header_name(
+            "inbound.identity_headers.username",
+            ih.username.as_deref(),
+            "x-actbridge-username",
+        )?,
+        actors: header_name(
+            "inbound.identity_headers.actors",
+            ih.actors.as_deref(),
+            "x-actbridge-actors",
+        )?,
+        grant: header_name(
+            "inbound.identity_headers.grant",
+            ih.grant.as_deref(),
+            "x-actbridge-grant",
+        )?,
+    };
+    let bypass_paths = path_matches("inbound.bypass_paths", &raw.inbound.bypass_paths)?;
+    let single_use_paths = path_matches("inbound.single_use_paths", &raw.inbound.single_use_paths)?;
+    let introspect_paths = path_matches("inbound.introspect_paths", &raw.inbound.introspect_paths)?;
+    let delegation = raw.inbound.delegation.unwrap_or(false);
+    if delegation && !has_outbound {
+        return Err(ConfigError::invalid(
+            "inbound.delegation",
+            "needs the `outbound` section (its token_endpoint and client perform the exchange)",
+        ));
+    }
+    let custody_entries = match (raw.inbound.token_custody, raw.inbound.custody_entries) {
+        (Some(true), _) if !has_outbound => {
+            return Err(ConfigError::invalid(
+                "inbound.token_custody",
+                "needs the `outbound` section (placeholders are resolved on its exchange routes)",
+            ));
+        }
+        (Some(true), Some(0)) => {
+            return Err(ConfigError::invalid(
+                "inbound.custody_entries",
+                "must be at least 1",
+            ));
+        }
+        (Some(true), n) => Some(n.unwrap_or(100_000)),
+        (_, Some(_)) => {
+            return Err(ConfigError::invalid(
+                "inbound.custody_entries",
+                "only with `token_custody: true`",
+            ));
+        }
+        _ => None,
+    };
+    Ok(InboundConfig {
+        identity_headers,
+        bypass_paths,
+        delegation,
+        single_use_paths,
+        introspect_paths,
+        single_use_scopes: raw
+            .inbound
+            .single_use_scopes
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                glob::Pattern::new(s).map_err(|e| {
+                    ConfigError::invalid(
+                        format!("inbound.single_use_scopes[{i}]"),
+                        format_args!("`{s}` is not a valid glob ({e})"),
+                    )
+                })
+            })
+            .collect::<Result<_, _>>()?,
+        custody_entries,
+        protected_resource: raw
+            .inbound
+            .protected_resource
+            .as_ref()
+            .map(super::agent_protocols::validate_protected_resource)
+            .transpose()?,
+        public_agent_card: raw.inbound.public_agent_card.unwrap_or(false),
+    })
 }
 
 /// A gRPC listener only Envoy may reach: a Unix socket (the default of the shipped

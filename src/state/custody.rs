@@ -13,7 +13,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sha2::{Digest, Sha256};
 
-use crate::clock::now_secs;
+use crate::clock::Clock;
 use crate::jwt::VerifiedToken;
 
 /// Every placeholder starts with this, so it can be told from a JWT at a glance (a JWT
@@ -42,18 +42,24 @@ pub struct Resolved {
 #[error("the placeholder is unknown or expired")]
 pub struct PlaceholderUnknown;
 
-/// Entries expire with the token they hold.
-struct UntilExp;
+/// Entries are evicted when the token they hold expires (by `clock`); a lookup checks
+/// the expiry itself too, so a clock moved by hand is obeyed at once.
+struct UntilExp {
+    clock: Clock,
+}
 
 impl<K> moka::Expiry<K, Arc<Held>> for UntilExp {
     fn expire_after_create(&self, _: &K, v: &Arc<Held>, _: Instant) -> Option<Duration> {
-        Some(Duration::from_secs(v.expires_at.saturating_sub(now_secs())))
+        Some(Duration::from_secs(
+            v.expires_at.saturating_sub(self.clock.now_secs()),
+        ))
     }
 }
 
 /// The placeholders handed out and the tokens they stand for. Keys are SHA-256 digests;
 /// neither map is keyed by a raw token or placeholder.
 pub struct Custody {
+    clock: Clock,
     by_placeholder: moka::sync::Cache<[u8; 32], Arc<Held>>,
     /// The same entries by token, so a repeated token gets the same placeholder.
     by_token: moka::sync::Cache<[u8; 32], Arc<Held>>,
@@ -66,16 +72,20 @@ fn digest(s: &str) -> [u8; 32] {
 impl Custody {
     /// A custody holding at most `capacity` tokens. When full, the least useful entries
     /// are evicted: their placeholders stop resolving (refused, never let through).
-    pub fn new(capacity: u64) -> Self {
+    /// Expiry is read by `clock`.
+    pub fn new(capacity: u64, clock: Clock) -> Self {
+        let cache = || {
+            moka::sync::Cache::builder()
+                .max_capacity(capacity)
+                .expire_after(UntilExp {
+                    clock: clock.clone(),
+                })
+                .build()
+        };
         Custody {
-            by_placeholder: moka::sync::Cache::builder()
-                .max_capacity(capacity)
-                .expire_after(UntilExp)
-                .build(),
-            by_token: moka::sync::Cache::builder()
-                .max_capacity(capacity)
-                .expire_after(UntilExp)
-                .build(),
+            by_placeholder: cache(),
+            by_token: cache(),
+            clock,
         }
     }
 
@@ -100,6 +110,7 @@ impl Custody {
         let token_key = digest(token);
         // Reused only while it still resolves (the other map may have evicted it).
         if let Some(held) = self.by_token.get(&token_key)
+            && held.expires_at > self.clock.now_secs()
             && self.by_placeholder.contains_key(&digest(&held.placeholder))
         {
             return held.placeholder.clone();
@@ -123,7 +134,7 @@ impl Custody {
     /// refused.
     pub fn resolve(&self, placeholder: &str) -> Result<Resolved, PlaceholderUnknown> {
         match self.by_placeholder.get(&digest(placeholder)) {
-            Some(held) if held.expires_at > now_secs() => Ok(Resolved {
+            Some(held) if held.expires_at > self.clock.now_secs() => Ok(Resolved {
                 token: held.token.clone(),
                 origin: held.origin.clone(),
             }),
@@ -135,6 +146,7 @@ impl Custody {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::clock::now_secs;
 
     fn origin() -> Arc<VerifiedToken> {
         Arc::new(VerifiedToken {
@@ -156,7 +168,7 @@ mod tests {
 
     #[test]
     fn a_placeholder_resolves_to_its_token_until_exp_and_is_reused() {
-        let c = Custody::new(100);
+        let c = Custody::new(100, Clock::system());
         let exp = now_secs() + 60;
         let p = c.placeholder_for("real.jwt.token", exp, &origin());
         assert!(Custody::is_placeholder(&p));
@@ -176,8 +188,27 @@ mod tests {
     }
 
     #[test]
+    fn a_placeholder_stops_resolving_when_its_token_expires_and_is_not_reused() {
+        let clock = Clock::manual(1_800_000_000);
+        let c = Custody::new(100, clock.clone());
+        let exp = clock.now_secs() + 3;
+        let p = c.placeholder_for("short.jwt.token", exp, &origin());
+        assert!(c.resolve(&p).is_ok());
+        clock.advance(2);
+        assert!(c.resolve(&p).is_ok(), "still inside the token's life");
+        clock.advance(1);
+        assert!(
+            matches!(c.resolve(&p), Err(PlaceholderUnknown)),
+            "dies at exp"
+        );
+        let renewed = c.placeholder_for("short.jwt.token", clock.now_secs() + 60, &origin());
+        assert_ne!(renewed, p, "a dead placeholder is not handed out again");
+        assert!(c.resolve(&renewed).is_ok());
+    }
+
+    #[test]
     fn unknown_and_expired_placeholders_are_refused() {
-        let c = Custody::new(100);
+        let c = Custody::new(100, Clock::system());
         assert!(matches!(
             c.resolve("actbridge~not-one-of-ours"),
             Err(PlaceholderUnknown)

@@ -10,7 +10,7 @@ use std::sync::Mutex;
 
 use sha2::{Digest, Sha256};
 
-use crate::clock::now_secs;
+use crate::clock::Clock;
 use crate::jwt::VerifiedToken;
 
 /// Entries are kept this long past `exp`: the largest leeway an issuer may configure, so a
@@ -35,13 +35,16 @@ pub enum ReplayError {
 pub struct ReplayGuard {
     seen: Mutex<HashMap<[u8; 32], u64>>,
     capacity: usize,
+    clock: Clock,
 }
 
 impl ReplayGuard {
-    pub fn new(capacity: usize) -> Self {
+    /// A memory of at most `capacity` live entries, whose expiry is read by `clock`.
+    pub fn new(capacity: usize, clock: Clock) -> Self {
         ReplayGuard {
             seen: Mutex::new(HashMap::new()),
             capacity,
+            clock,
         }
     }
 
@@ -53,7 +56,7 @@ impl ReplayGuard {
         h.update(t.issuer.as_bytes());
         h.update(jti.as_bytes());
         let key: [u8; 32] = h.finalize().into();
-        let now = now_secs();
+        let now = self.clock.now_secs();
         let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(&until) = seen.get(&key)
             && until > now
@@ -95,22 +98,24 @@ mod tests {
         }
     }
 
+    const NOW: u64 = 1_800_000_000;
+
     #[test]
     fn a_second_presentation_is_a_replay() {
-        let g = ReplayGuard::new(10);
-        let t = token(Some("a"), now_secs() + 30);
+        let g = ReplayGuard::new(10, Clock::manual(NOW));
+        let t = token(Some("a"), NOW + 30);
         assert_eq!(g.first_use(&t), Ok(()));
         assert_eq!(g.first_use(&t), Err(ReplayError::Replayed));
-        assert_eq!(g.first_use(&token(Some("b"), now_secs() + 30)), Ok(()));
+        assert_eq!(g.first_use(&token(Some("b"), NOW + 30)), Ok(()));
         assert_eq!(
-            g.first_use(&token(None, now_secs() + 30)),
+            g.first_use(&token(None, NOW + 30)),
             Err(ReplayError::NoTokenId)
         );
     }
 
     #[test]
     fn a_token_expiring_at_the_end_of_time_is_remembered() {
-        let g = ReplayGuard::new(10);
+        let g = ReplayGuard::new(10, Clock::manual(NOW));
         for (jti, exp) in [
             ("max", u64::MAX),
             ("near", u64::MAX - 10),
@@ -123,19 +128,37 @@ mod tests {
     }
 
     #[test]
-    fn a_full_memory_refuses_new_tokens_until_entries_expire() {
-        let g = ReplayGuard::new(2);
-        let now = now_secs();
-        g.first_use(&token(Some("a"), now + 30)).unwrap();
-        g.first_use(&token(Some("b"), now + 30)).unwrap();
+    fn a_token_is_remembered_past_its_exp_by_the_largest_leeway_then_forgotten() {
+        let clock = Clock::manual(NOW);
+        let g = ReplayGuard::new(10, clock.clone());
+        let t = token(Some("a"), NOW + 30);
+        g.first_use(&t).unwrap();
+        clock.advance(30 + KEEP_PAST_EXP_SECS - 1);
         assert_eq!(
-            g.first_use(&token(Some("c"), now + 30)),
+            g.first_use(&t),
+            Err(ReplayError::Replayed),
+            "still within leeway"
+        );
+        clock.advance(1);
+        assert_eq!(
+            g.first_use(&t),
+            Ok(()),
+            "forgotten once no verifier accepts it"
+        );
+    }
+
+    #[test]
+    fn a_full_memory_refuses_new_tokens_until_entries_expire() {
+        let clock = Clock::manual(NOW);
+        let g = ReplayGuard::new(2, clock.clone());
+        g.first_use(&token(Some("a"), NOW + 30)).unwrap();
+        g.first_use(&token(Some("b"), NOW + 30)).unwrap();
+        assert_eq!(
+            g.first_use(&token(Some("c"), NOW + 30)),
             Err(ReplayError::MemoryFull)
         );
-        // Entries long past expiry are forgotten to make room.
-        let g = ReplayGuard::new(1);
-        g.first_use(&token(Some("old"), now - KEEP_PAST_EXP_SECS - 10))
-            .unwrap();
-        assert_eq!(g.first_use(&token(Some("new"), now + 30)), Ok(()));
+        // Entries past expiry (and the leeway) are forgotten to make room.
+        clock.advance(30 + KEEP_PAST_EXP_SECS);
+        assert_eq!(g.first_use(&token(Some("c"), NOW + 600)), Ok(()));
     }
 }

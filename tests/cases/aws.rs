@@ -66,7 +66,10 @@ impl AwsWorld {
         let recorder = StsRecorder::start(&ministack).await;
         let sts = Sts::start().await;
         let config = aws_sidecar_config(&sts, agent, &recorder.endpoint());
-        let world = World::start_full(sts, &config, Some(s3_port.unwrap_or(ministack.port))).await;
+        let world = World::builder(sts, &config)
+            .aws_s3(s3_port.unwrap_or(ministack.port))
+            .start()
+            .await;
         AwsWorld {
             recorder,
             world,
@@ -381,7 +384,10 @@ async fn alice_of_a_second_issuer_never_gets_the_first_alices_session() {
     );
     let id = agent_id("reviewer-ops");
     let theirs = second.delegated("alice", "reviewer-ops", &id).await;
-    let world = World::start_full(first, &config, Some(ministack.port)).await;
+    let world = World::builder(first, &config)
+        .aws_s3(ministack.port)
+        .start()
+        .await;
     let ours = world.sts.delegated("alice", "reviewer-ops", &id).await;
     let (a, b) = (claims_of(&ours), claims_of(&theirs));
     assert_eq!(

@@ -7,6 +7,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use actbridge::clock::Clock;
 use actbridge::config::Config;
 use actbridge::credentials::Credentials;
 use actbridge::pipeline::{Decision, Pipeline, RequestFacts};
@@ -152,15 +153,32 @@ struct Table {
     carol: String,
 }
 
+/// A fresh SSH certificate authority's key, in a directory that lives as long as the
+/// returned guard.
+fn ssh_ca() -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca");
+    let key =
+        ssh_key::PrivateKey::random(&mut ssh_key::rand_core::OsRng, ssh_key::Algorithm::Ed25519)
+            .unwrap();
+    std::fs::write(&ca, key.to_openssh(ssh_key::LineEnding::LF).unwrap()).unwrap();
+    (dir, ca)
+}
+
 /// A pipeline built from `yaml` (the chat token in the environment), its issuer's keys
 /// loaded.
 async fn pipeline(yaml: &str, revocations: Arc<DenyList>) -> Pipeline {
+    pipeline_on_clock(yaml, revocations, Clock::system()).await
+}
+
+/// [`pipeline`], its single-use memory and custody reading `clock`.
+async fn pipeline_on_clock(yaml: &str, revocations: Arc<DenyList>, clock: Clock) -> Pipeline {
     let env = HashMap::from([("CHAT_TOKEN".to_string(), CHAT_TOKEN.to_string())]);
     let cfg = Config::from_yaml(yaml, &env).unwrap();
     let policy = PolicyEngine::load_configured(cfg.policy.as_ref()).unwrap();
     let credentials = Arc::new(Credentials::load(&cfg.credentials).await);
-    let pipeline =
-        Pipeline::new(&cfg, policy, credentials, &State::new(&cfg, revocations)).unwrap();
+    let state = State::with_clock(&cfg, revocations, clock);
+    let pipeline = Pipeline::new(&cfg, policy, credentials, &state).unwrap();
     for store in pipeline.verifier().jwks_stores() {
         store.refresh().await.unwrap();
     }
@@ -211,14 +229,7 @@ fn verdict(
 
 impl Table {
     async fn start() -> (Table, tempfile::TempDir) {
-        let dir = tempfile::tempdir().unwrap();
-        let ca = dir.path().join("ca");
-        let key = ssh_key::PrivateKey::random(
-            &mut ssh_key::rand_core::OsRng,
-            ssh_key::Algorithm::Ed25519,
-        )
-        .unwrap();
-        std::fs::write(&ca, key.to_openssh(ssh_key::LineEnding::LF).unwrap()).unwrap();
+        let (dir, ca) = ssh_ca();
         let sts = Sts::start().await;
         let revocations = Arc::new(DenyList::load(None).unwrap());
         let pipeline = pipeline(&config(&sts, &ca), revocations).await;
@@ -709,6 +720,19 @@ policy:
     )
 }
 
+/// The `authorization` the app gets from an inbound decision under custody: its
+/// placeholder.
+fn app_authorization(got: &Result<Decision, actbridge::pipeline::Denial>) -> String {
+    let Ok(Decision::Continue(m)) = got else {
+        panic!("inbound with custody: {got:?}")
+    };
+    m.set
+        .iter()
+        .find(|(k, _)| k == "authorization")
+        .map(|(_, v)| v.to_str().unwrap().to_string())
+        .expect("the app's authorization is replaced")
+}
+
 /// The rules that depend on what came before — single use, custody, revocation — as
 /// one table of steps, in order, on one pipeline; and a sidecar without `outbound`.
 #[tokio::test]
@@ -743,15 +767,7 @@ async fn stateful_rules_decide_as_the_table_says() {
 
     // Custody: the app gets a placeholder for alice's token.
     let got = decide(&p, &inbound("/data"), Some(format!("Bearer {alice_own}"))).await;
-    let Ok(Decision::Continue(m)) = &got else {
-        panic!("inbound with custody: {got:?}")
-    };
-    let placeholder = m
-        .set
-        .iter()
-        .find(|(k, _)| k == "authorization")
-        .map(|(_, v)| v.to_str().unwrap().to_string())
-        .expect("the app's authorization is replaced");
+    let placeholder = app_authorization(&got);
     assert!(
         placeholder.starts_with("Bearer actbridge~"),
         "{placeholder}"
@@ -1030,17 +1046,44 @@ async fn the_policys_answers_and_the_peers_failures_decide_as_the_table_says() {
     );
 }
 
+/// A placeholder dies with the token it stands for: past the token's `exp` (by the
+/// custody's clock, moved by hand instead of slept), it no longer resolves, though the
+/// token is still inside the verifier's leeway.
+#[tokio::test]
+async fn a_placeholder_dies_with_its_token() {
+    use Expect::*;
+    let sts = Sts::start().await;
+    let now = actbridge::clock::now_secs();
+    let clock = Clock::manual(now);
+    let revocations = Arc::new(DenyList::load(None).unwrap());
+    let p = pipeline_on_clock(&guarded_config(&sts), revocations, clock.clone()).await;
+    // alice's token delegated to this agent, re-signed to live three seconds.
+    let mut claims =
+        crate::support::world::claims_of(&sts.delegated("alice", "summarizer-tech", AGENT).await);
+    claims["iat"] = json!(now);
+    claims["exp"] = json!(now + 3);
+    let token = sts.sign(claims);
+    let inbound = Row {
+        direction: "inbound",
+        envoy: None,
+        ..row("", "app", "/data", ForwardUnchanged)
+    };
+    let got = decide(&p, &inbound, Some(format!("Bearer {token}"))).await;
+    let placeholder = app_authorization(&got);
+    let docs = row("", "document-service", "/documents", ForwardUnchanged);
+    let got = decide(&p, &docs, Some(placeholder.clone())).await;
+    verdict(&ForwardWithNewAuthorization, &got, &placeholder).unwrap();
+    clock.advance(3);
+    let got = decide(&p, &docs, Some(placeholder.clone())).await;
+    verdict(&Deny(401, "placeholder_unknown"), &got, &placeholder).unwrap();
+}
+
 /// A route whose backend or policy is missing stops the start, naming the route and
 /// what is missing, instead of refusing each request it matches with a 500.
 #[tokio::test]
 async fn a_route_without_its_backend_or_policy_is_refused_at_start() {
     let sts = Sts::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let ca = dir.path().join("ca");
-    let key =
-        ssh_key::PrivateKey::random(&mut ssh_key::rand_core::OsRng, ssh_key::Algorithm::Ed25519)
-            .unwrap();
-    std::fs::write(&ca, key.to_openssh(ssh_key::LineEnding::LF).unwrap()).unwrap();
+    let (_dir, ca) = ssh_ca();
     let env = HashMap::from([("CHAT_TOKEN".to_string(), CHAT_TOKEN.to_string())]);
     let cfg = Config::from_yaml(&config(&sts, &ca), &env).unwrap();
     let state = State::new(&cfg, Arc::new(DenyList::load(None).unwrap()));

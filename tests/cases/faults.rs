@@ -271,7 +271,7 @@ async fn jwks_down_at_start_refuses_with_503_until_the_keys_load() {
     let faulty = Faulty::start(Fault::Close).await;
     let sts = Sts::start().await;
     let config = faulty_jwks(&sts, &faulty);
-    let world = World::start_with_unready(sts, &config).await;
+    let world = World::builder(sts, &config).unready().start().await;
     let readyz = format!("http://127.0.0.1:{}/readyz", world.actbridge.admin_port);
     assert_eq!(reqwest::get(&readyz).await.unwrap().status(), 503);
 
@@ -329,14 +329,7 @@ async fn jwks_down_during_the_run_keeps_the_loaded_keys_and_refuses_unknown_kids
     );
 
     let foreign = {
-        use aws_lc_rs::encoding::AsDer;
-        use base64::Engine;
-        let kp = aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).unwrap();
-        let der = AsDer::<aws_lc_rs::encoding::Pkcs8V1Der>::as_der(&kp).unwrap();
-        let pem = format!(
-            "-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n",
-            base64::engine::general_purpose::STANDARD.encode(der.as_ref())
-        );
+        let pem = actbridge_sts::pem::fresh_rsa_private_key().unwrap();
         jsonwebtoken::EncodingKey::from_rsa_pem(pem.as_bytes()).unwrap()
     };
     let rotated_kid_token = |sts: &Sts| {

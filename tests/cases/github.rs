@@ -52,7 +52,10 @@ impl GithubWorld {
         let github = GithubApi::start().await;
         let sts = Sts::start().await;
         let config = github_sidecar_config(&sts, agent, &github);
-        let world = World::start_with_peers(sts, &config, None, Some(github.port)).await;
+        let world = World::builder(sts, &config)
+            .github_api(github.port)
+            .start()
+            .await;
         GithubWorld { github, world }
     }
 

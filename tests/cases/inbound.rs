@@ -71,13 +71,7 @@ fn hs256(header: serde_json::Value, payload: &serde_json::Value, secret: &[u8]) 
 
 /// A token signed with a freshly generated RSA key that the issuer never published.
 fn foreign_rs256(kid: &str, payload: &serde_json::Value) -> String {
-    use aws_lc_rs::encoding::AsDer;
-    let kp = aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).unwrap();
-    let der = AsDer::<aws_lc_rs::encoding::Pkcs8V1Der>::as_der(&kp).unwrap();
-    let pem = format!(
-        "-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n",
-        base64::engine::general_purpose::STANDARD.encode(der.as_ref())
-    );
+    let pem = actbridge_sts::pem::fresh_rsa_private_key().unwrap();
     let key = jsonwebtoken::EncodingKey::from_rsa_pem(pem.as_bytes()).unwrap();
     let mut h = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
     h.kid = Some(kid.to_string());

@@ -50,7 +50,10 @@ pub(super) async fn setup_with_env(env: &[(&str, &str)]) -> Setup {
 "#,
             issuer = sts.service.issuer()
         );
-    let tool = World::start_in_front_of(sts.shared(), &tool_config, server.port).await;
+    let tool = World::builder(sts.shared(), &tool_config)
+        .in_front_of(server.port)
+        .start()
+        .await;
     let dir = tempfile::tempdir().unwrap();
     let audit = dir.path().join("audit.log");
     let agent_config = sidecar_head(&sts, AGENT)
@@ -84,7 +87,7 @@ audit:
             port = tool.envoy.inbound_port,
             policies = policies_dir().display(),
         );
-    let agent = World::start_with_env(sts, &agent_config, (None, None), env).await;
+    let agent = World::builder(sts, &agent_config).env(env).start().await;
     // alice logs in through summarizer-tech for the MCP server's scopes; the agent
     // delegates her token to itself.
     let own = agent

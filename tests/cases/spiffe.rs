@@ -163,7 +163,7 @@ async fn without_a_valid_svid_the_sidecar_is_not_ready_and_refuses_outbound() {
     api.stop();
     let sts = Sts::start().await;
     let config = spiffe_config(&sts, &api);
-    let world = World::start_with_unready(sts, &config).await;
+    let world = World::builder(sts, &config).unready().start().await;
     let readyz = format!("http://127.0.0.1:{}/readyz", world.actbridge.admin_port);
     let token = world.sts.alice_delegated().await;
     let r = reqwest::get(&readyz).await.unwrap();

@@ -26,7 +26,11 @@ async fn armed(sts: Sts, config: &str, point: &str, peers: (Option<u16>, Option<
         ("AWS_SECRET_ACCESS_KEY", "test"),
         ("AWS_EC2_METADATA_DISABLED", "true"),
     ];
-    World::start_with_env(sts, config, peers, &env).await
+    World::builder(sts, config)
+        .peers(peers)
+        .env(&env)
+        .start()
+        .await
 }
 
 /// The status the caller got must be a 5xx, and the log must show the injected panic

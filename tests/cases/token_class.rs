@@ -193,7 +193,10 @@ async fn an_id_token_is_refused_on_a_vend_route_before_the_backend_is_asked() {
     let github = GithubApi::start().await;
     let sts = Sts::start_with_key(key.pem.as_bytes()).await;
     let config = github_sidecar_config(&sts, "summarizer-tech", &github);
-    let world = World::start_with_peers(sts, &config, None, Some(github.port)).await;
+    let world = World::builder(sts, &config)
+        .github_api(github.port)
+        .start()
+        .await;
     let delegated = world.token_for("alice").await;
     let body = r#"{"target_service":"github","action":"read"}"#;
     for class in ["ID", "Refresh", "Logout"] {

@@ -75,7 +75,7 @@ async fn an_outbound_exchange_is_one_trace_from_the_agent_through_the_token_serv
         ("OTEL_SERVICE_NAME", "summarizer-tech-sidecar"),
         ("OTEL_BSP_SCHEDULE_DELAY", "100"),
     ];
-    let world = World::start_with_env(sts, &config, (None, None), &env).await;
+    let world = World::builder(sts, &config).env(&env).start().await;
     // Delegated on by reviewer-general: this sidecar names itself as the next actor, so
     // it asks for its own actor token (client credentials) and then exchanges.
     let token = world
@@ -233,7 +233,11 @@ async fn a_github_credential_call_carries_the_credential_stage_as_its_parent() {
         ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
         ("OTEL_BSP_SCHEDULE_DELAY", "100"),
     ];
-    let world = World::start_with_env(sts, &config, (None, Some(github.port)), &env).await;
+    let world = World::builder(sts, &config)
+        .github_api(github.port)
+        .env(&env)
+        .start()
+        .await;
     let alice = world.token_for("alice").await;
 
     let resp = world
@@ -287,7 +291,7 @@ async fn spans_still_queued_at_shutdown_are_exported_before_the_process_exits() 
         ("OTEL_BSP_SCHEDULE_DELAY", "600000"),
     ];
     let config = sidecar_config(&sts);
-    let mut world = World::start_with_env(sts, &config, (None, None), &env).await;
+    let mut world = World::builder(sts, &config).env(&env).start().await;
     let token = world.sts.alice_delegated().await;
     let resp = world
         .outbound("document-service", "/documents/DOC-001")

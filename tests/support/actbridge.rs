@@ -54,7 +54,12 @@ impl Actbridge {
 
     /// Starts actbridge and waits until it is up (`/healthz`), not until it is ready.
     pub async fn start_unready(config: &str) -> Actbridge {
-        let a = Self::spawn(config);
+        Self::start_unready_with_env(config, &[]).await
+    }
+
+    /// As [`Actbridge::start_unready`], with extra environment variables.
+    pub async fn start_unready_with_env(config: &str, env: &[(&str, &str)]) -> Actbridge {
+        let a = Self::spawn_with_env(config, env);
         let url = format!("http://127.0.0.1:{}/healthz", a.admin_port);
         assert!(
             wait_http_ok(&url, Duration::from_secs(20)).await,

@@ -12,7 +12,6 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use aws_lc_rs::encoding::AsDer;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -68,12 +67,7 @@ pub struct GithubApi {
 
 impl GithubApi {
     pub async fn start() -> GithubApi {
-        let pair = aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).unwrap();
-        let der = AsDer::<aws_lc_rs::encoding::Pkcs8V1Der>::as_der(&pair).unwrap();
-        let pem = format!(
-            "-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n",
-            base64::engine::general_purpose::STANDARD.encode(der.as_ref())
-        );
+        let pem = actbridge_sts::pem::fresh_rsa_private_key().unwrap();
         let encoding = EncodingKey::from_rsa_pem(pem.as_bytes()).unwrap();
         let jwk = Jwk::from_encoding_key(&encoding, Algorithm::RS256).unwrap();
         let dir = tempfile::tempdir().unwrap();

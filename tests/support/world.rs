@@ -383,85 +383,20 @@ impl World {
 
     /// The world with a custom actbridge config.
     pub async fn start_with(sts: Sts, config: &str) -> World {
-        Self::start_full(sts, config, None).await
+        Self::builder(sts, config).start().await
     }
 
-    /// The world with a custom actbridge config and Envoy's `aws_s3` cluster pointed at
-    /// `aws_s3_port` (an S3 emulator or an echo).
-    pub async fn start_full(sts: Sts, config: &str, aws_s3_port: Option<u16>) -> World {
-        Self::start_with_peers(sts, config, aws_s3_port, None).await
-    }
-
-    /// As [`World::start_full`], with the `github_api` cluster pointed at `github_api_port`.
-    pub async fn start_with_peers(
-        sts: Sts,
-        config: &str,
-        aws_s3_port: Option<u16>,
-        github_api_port: Option<u16>,
-    ) -> World {
-        Self::start_with_env(sts, config, (aws_s3_port, github_api_port), &[]).await
-    }
-
-    /// As [`World::start_with_peers`] (the two peer ports), with extra environment
-    /// variables for actbridge (e.g. `OTEL_*`).
-    pub async fn start_with_env(
-        sts: Sts,
-        config: &str,
-        (aws_s3_port, github_api_port): (Option<u16>, Option<u16>),
-        env: &[(&str, &str)],
-    ) -> World {
-        let actbridge = Actbridge::start_with_env(config, env).await;
-        Self::around(sts, actbridge, aws_s3_port, github_api_port).await
-    }
-
-    /// The world around an actbridge that is up but not ready (`/healthz` answers,
-    /// `/readyz` may not): for the tests of readiness.
-    pub async fn start_with_unready(sts: Sts, config: &str) -> World {
-        let actbridge = Actbridge::start_unready(config).await;
-        Self::around(sts, actbridge, None, None).await
-    }
-
-    /// A sidecar in front of an app of the test's own listening on `app_port` (the
-    /// `app` echo then sees nothing).
-    pub async fn start_in_front_of(sts: Sts, config: &str, app_port: u16) -> World {
-        let actbridge = Actbridge::start(config).await;
-        Self::around_app(sts, actbridge, Some(app_port), (None, None)).await
-    }
-
-    async fn around(
-        sts: Sts,
-        actbridge: Actbridge,
-        aws_s3_port: Option<u16>,
-        github_api_port: Option<u16>,
-    ) -> World {
-        Self::around_app(sts, actbridge, None, (aws_s3_port, github_api_port)).await
-    }
-
-    async fn around_app(
-        sts: Sts,
-        actbridge: Actbridge,
-        app_port: Option<u16>,
-        (aws_s3_port, github_api_port): (Option<u16>, Option<u16>),
-    ) -> World {
-        let app = Echo::start().await;
-        let docs = Echo::start().await;
-        let envoy = Envoy::start(&EnvoyPorts {
-            sds: actbridge.sds_port.map(ExtProcAddr::Tcp),
-            routes: actbridge.routes(),
-            ext_proc: ExtProcAddr::Tcp(actbridge.ext_proc_port),
-            app_port: app_port.unwrap_or(app.port),
-            document_service_port: docs.port,
-            aws_s3_port,
-            github_api_port,
-        })
-        .await;
-        World {
+    /// A world to set up further: peers (`aws_s3`, `github_api`), actbridge's
+    /// environment, an app of the test's own, a sidecar that need not be ready.
+    pub fn builder(sts: Sts, config: &str) -> WorldBuilder<'_> {
+        WorldBuilder {
             sts,
-            app,
-            docs,
-            actbridge,
-            envoy,
-            http: reqwest::Client::builder().no_proxy().build().unwrap(),
+            config,
+            aws_s3_port: None,
+            github_api_port: None,
+            app_port: None,
+            env: Vec::new(),
+            ready: true,
         }
     }
 
@@ -540,4 +475,85 @@ pub fn assert_credential_name(name: &str, label: &str) {
         suffix.len() == 16 && suffix.bytes().all(|b| b.is_ascii_hexdigit()),
         "`{name}`: the identity digest is 16 hex digits"
     );
+}
+
+/// A [`World`] being set up ([`World::builder`]).
+pub struct WorldBuilder<'a> {
+    sts: Sts,
+    config: &'a str,
+    aws_s3_port: Option<u16>,
+    github_api_port: Option<u16>,
+    app_port: Option<u16>,
+    env: Vec<(&'a str, &'a str)>,
+    ready: bool,
+}
+
+impl<'a> WorldBuilder<'a> {
+    /// Envoy's `aws_s3` cluster pointed at `port` (an S3 emulator or an echo).
+    pub fn aws_s3(mut self, port: u16) -> Self {
+        self.aws_s3_port = Some(port);
+        self
+    }
+
+    /// Envoy's `github_api` cluster pointed at `port`.
+    pub fn github_api(mut self, port: u16) -> Self {
+        self.github_api_port = Some(port);
+        self
+    }
+
+    /// `aws_s3` and `github_api` together, each when `Some`.
+    pub fn peers(mut self, (aws_s3, github_api): (Option<u16>, Option<u16>)) -> Self {
+        self.aws_s3_port = aws_s3;
+        self.github_api_port = github_api;
+        self
+    }
+
+    /// Extra environment variables for actbridge (e.g. `OTEL_*`, `ACTBRIDGE_FAULT`).
+    pub fn env(mut self, env: &[(&'a str, &'a str)]) -> Self {
+        self.env.extend_from_slice(env);
+        self
+    }
+
+    /// The sidecar in front of an app of the test's own on `port` (the `app` echo then
+    /// sees nothing).
+    pub fn in_front_of(mut self, port: u16) -> Self {
+        self.app_port = Some(port);
+        self
+    }
+
+    /// Waits only until actbridge is up (`/healthz`), not until it is ready: for the
+    /// tests of readiness.
+    pub fn unready(mut self) -> Self {
+        self.ready = false;
+        self
+    }
+
+    /// Starts actbridge, the echo app and document service, and Envoy in front.
+    pub async fn start(self) -> World {
+        let actbridge = if self.ready {
+            Actbridge::start_with_env(self.config, &self.env).await
+        } else {
+            Actbridge::start_unready_with_env(self.config, &self.env).await
+        };
+        let app = Echo::start().await;
+        let docs = Echo::start().await;
+        let envoy = Envoy::start(&EnvoyPorts {
+            sds: actbridge.sds_port.map(ExtProcAddr::Tcp),
+            routes: actbridge.routes(),
+            ext_proc: ExtProcAddr::Tcp(actbridge.ext_proc_port),
+            app_port: self.app_port.unwrap_or(app.port),
+            document_service_port: docs.port,
+            aws_s3_port: self.aws_s3_port,
+            github_api_port: self.github_api_port,
+        })
+        .await;
+        World {
+            sts: self.sts,
+            app,
+            docs,
+            actbridge,
+            envoy,
+            http: reqwest::Client::builder().no_proxy().build().unwrap(),
+        }
+    }
 }

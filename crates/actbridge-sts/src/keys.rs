@@ -4,8 +4,6 @@
 
 use aws_lc_rs::encoding::AsDer;
 use aws_lc_rs::rsa::{KeyPair, KeySize};
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
 use jsonwebtoken::jwk::{Jwk, PublicKeyUse, ThumbprintHash};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header};
 use serde_json::{Value, json};
@@ -29,7 +27,7 @@ impl SigningKey {
         let der = pair
             .as_der()
             .map_err(|e| StsError::SigningKey(format!("PKCS#8 encoding failed: {e}")))?;
-        Self::from_pem(pem_wrap("PRIVATE KEY", der.as_ref()).as_bytes())
+        Self::from_pem(crate::pem::encode("PRIVATE KEY", der.as_ref()).as_bytes())
     }
 
     /// Loads an RSA private key from PEM (`PRIVATE KEY` / PKCS#8 or `RSA PRIVATE KEY` / PKCS#1).
@@ -81,18 +79,6 @@ impl SigningKey {
         header.kid = Some(self.kid.clone());
         jsonwebtoken::encode(&header, claims, &self.encoding)
     }
-}
-
-/// Wraps DER bytes in a PEM block with 64-column base64 lines.
-pub(crate) fn pem_wrap(label: &str, der: &[u8]) -> String {
-    let b64 = STANDARD.encode(der);
-    let mut out = format!("-----BEGIN {label}-----\n");
-    for line in b64.as_bytes().chunks(64) {
-        out.push_str(&String::from_utf8_lossy(line));
-        out.push('\n');
-    }
-    out.push_str(&format!("-----END {label}-----\n"));
-    out
 }
 
 /// A public key a client registered for `private_key_jwt`, with the algorithms it may sign

@@ -45,6 +45,7 @@ mod http;
 mod introspection;
 mod jwt_svid;
 mod keys;
+pub mod pem;
 mod realm;
 mod refusal;
 mod revocation;

@@ -142,14 +142,7 @@ fn credential_routes_need_a_policy() {
 }
 
 fn github_key_file() -> tempfile::NamedTempFile {
-    use aws_lc_rs::encoding::AsDer;
-    use base64::Engine;
-    let pair = aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).unwrap();
-    let der = AsDer::<aws_lc_rs::encoding::Pkcs8V1Der<'_>>::as_der(&pair).unwrap();
-    let pem = format!(
-        "-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n",
-        base64::engine::general_purpose::STANDARD.encode(der.as_ref())
-    );
+    let pem = actbridge_sts::pem::fresh_rsa_private_key().unwrap();
     let f = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(f.path(), pem).unwrap();
     f

@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
 use crate::claims::now;
-use crate::keys::pem_wrap;
+use crate::pem::encode as pem_wrap;
 use crate::{Realm, TokenService};
 
 pub(super) const DEMO_REALM: &str = include_str!("../../../../demo/realm.yaml");
