@@ -11,7 +11,10 @@ mod deadlines;
 mod error;
 mod filter;
 mod github_app;
+mod inbound;
 mod introspection;
+mod issuers;
+mod listen;
 mod outbound;
 mod policy;
 mod postgres;
@@ -20,6 +23,7 @@ mod spiffe;
 mod ssh_cert;
 mod telemetry;
 mod token_types;
+mod tokens;
 mod types;
 mod validate;
 
@@ -34,7 +38,10 @@ pub use credentials::{
 };
 pub use error::ConfigError;
 pub(crate) use github_app::is_repo_name;
+pub use inbound::{IdentityHeaders, InboundConfig, PathMatch};
 pub use introspection::{IntrospectionConfig, RawIntrospection};
+pub use issuers::{IssuerConfig, JwksSource};
+pub use listen::ListenAddr;
 pub use outbound::RouteTable;
 pub use policy::{PolicyConfig, PolicySource};
 pub use raw::RawConfig;
@@ -43,8 +50,7 @@ pub use telemetry::{Root, Sampling, TelemetryConfig};
 pub use token_types::{RawTokenTypes, TokenTypes};
 pub use types::{
     ACCESS_TOKEN_TYPE, ClientAuthConfig, ClientConfig, Config, CredentialMode, ExchangeTarget,
-    IdentityHeaders, InboundConfig, IssuerConfig, JwksSource, ListenAddr, OutboundConfig,
-    PathMatch, RouteAction, RouteConfig, Secret, SigningKey, TokenRules,
+    OutboundConfig, RouteAction, RouteConfig, Secret, SigningKey, TokenRules,
 };
 
 /// Reads process environment variables. Tests inject a map instead of touching the

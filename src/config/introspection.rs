@@ -22,9 +22,10 @@ use std::time::Duration;
 use serde::Deserialize;
 use url::Url;
 
+use super::issuers::IssuerConfig;
 use super::outbound::{AssertionAudiences, validate_client};
 use super::raw::{RawClient, RawConfig};
-use super::types::{ClientAuthConfig, ClientConfig, IssuerConfig, OutboundConfig, RouteAction};
+use super::types::{ClientAuthConfig, ClientConfig, OutboundConfig, RouteAction};
 use super::validate::http_url;
 use super::{ConfigError, Env};
 

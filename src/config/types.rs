@@ -2,11 +2,14 @@
 
 use std::fmt;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use jsonwebtoken::Algorithm;
 use url::Url;
+
+use super::inbound::InboundConfig;
+use super::issuers::IssuerConfig;
+use super::listen::ListenAddr;
 
 /// The validated configuration.
 #[derive(Debug, Clone)]
@@ -50,117 +53,6 @@ pub struct Config {
     pub spiffe: Option<super::SpiffeConfig>,
     /// Trace export (the `telemetry` section and `OTEL_*`).
     pub telemetry: super::TelemetryConfig,
-}
-
-/// A listening address for the ext_proc or SDS server.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ListenAddr {
-    /// TCP.
-    Tcp(SocketAddr),
-    /// A Unix domain socket path (Envoy `pipe`).
-    Unix(PathBuf),
-}
-
-impl fmt::Display for ListenAddr {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ListenAddr::Tcp(a) => write!(f, "tcp://{a}"),
-            ListenAddr::Unix(p) => write!(f, "unix://{}", p.display()),
-        }
-    }
-}
-
-/// One trusted issuer.
-#[derive(Debug, Clone)]
-pub struct IssuerConfig {
-    /// Exact `iss`.
-    pub issuer: String,
-    /// Where the keys come from.
-    pub jwks: JwksSource,
-    /// Accepted inbound audiences.
-    pub audiences: Vec<String>,
-    /// Accepted algorithms.
-    pub algorithms: Vec<Algorithm>,
-    /// Clock skew tolerated.
-    pub leeway: Duration,
-    /// Background refresh period.
-    pub jwks_refresh_interval: Duration,
-    /// Minimum time between re-fetches caused by an unknown `kid`.
-    pub jwks_min_refetch_interval: Duration,
-    /// Timeout of one JWKS/discovery request.
-    pub jwks_timeout: Duration,
-    /// How long fetched keys stay trusted without a successful re-fetch.
-    pub jwks_max_age: Duration,
-    /// Live checks at the issuer (RFC 7662), when configured.
-    pub introspection: Option<super::IntrospectionConfig>,
-    /// The token types accepted as bearer access tokens (header `typ`, claim `typ`).
-    pub token_types: super::TokenTypes,
-}
-
-/// Where an issuer's JWKS is found.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum JwksSource {
-    /// A JWKS URL.
-    Uri(Url),
-    /// An OIDC discovery document URL whose `jwks_uri` is followed.
-    Discovery(Url),
-}
-
-/// Inbound settings.
-#[derive(Debug, Clone)]
-pub struct InboundConfig {
-    /// Header names for the verified identity.
-    pub identity_headers: IdentityHeaders,
-    /// Paths that need no token.
-    pub bypass_paths: Vec<PathMatch>,
-    /// Exchange the caller's token for one delegated to this agent.
-    pub delegation: bool,
-    /// Paths that accept only single-use tokens.
-    pub single_use_paths: Vec<PathMatch>,
-    /// Scope globs that make a token single-use.
-    pub single_use_scopes: Vec<glob::Pattern>,
-    /// Paths whose tokens are checked live at their issuer (RFC 7662).
-    pub introspect_paths: Vec<PathMatch>,
-    /// Capacity of token custody; `None` = custody off.
-    pub custody_entries: Option<u64>,
-    /// The app's protected resource metadata, when configured.
-    pub protected_resource: Option<super::agent_protocols::ProtectedResource>,
-    /// Let the A2A Agent Card in without a token.
-    pub public_agent_card: bool,
-}
-
-/// Header names carrying the verified identity to the app (lower case).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct IdentityHeaders {
-    /// `sub`.
-    pub subject: http::HeaderName,
-    /// `preferred_username`.
-    pub username: http::HeaderName,
-    /// The `act` chain as JSON.
-    pub actors: http::HeaderName,
-    /// The policy's grant, comma-separated.
-    pub grant: http::HeaderName,
-}
-
-/// A path matcher (bypass, single-use, introspection paths), by whole decoded segments
-/// ([`crate::http_path`]).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PathMatch {
-    /// The path is this one (a trailing `/` aside).
-    Exact(crate::http_path::CanonicalPath),
-    /// The path's first segments are these (`/public/` matches `/public` and
-    /// `/public/x`, not `/publicity`).
-    Prefix(crate::http_path::CanonicalPath),
-}
-
-impl PathMatch {
-    /// Whether `path` matches.
-    pub fn matches(&self, path: &crate::http_path::CanonicalPath) -> bool {
-        match self {
-            PathMatch::Exact(p) => path.is(p),
-            PathMatch::Prefix(p) => path.starts_with(p),
-        }
-    }
 }
 
 /// Outbound settings.

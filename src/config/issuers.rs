@@ -1,0 +1,230 @@
+//! `issuers[]`: the trusted token issuers — the exact `iss`, the audiences accepted
+//! inbound, the algorithms, the leeway and where each issuer's keys come from.
+
+use std::time::Duration;
+
+use jsonwebtoken::Algorithm;
+use serde::Deserialize;
+use url::Url;
+
+use super::ConfigError;
+use super::raw::RawConfig;
+use super::validate::{asymmetric_algorithm, http_url};
+
+/// `issuers[]`: one trusted issuer.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawIssuer {
+    /// The exact `iss` value of its tokens, e.g. `https://keycloak.example.com/realms/demo`.
+    pub issuer: String,
+    /// Where its signing keys are published. When absent, OIDC discovery is used:
+    /// `jwks_uri` is read from `{issuer}/.well-known/openid-configuration`.
+    #[serde(default)]
+    pub jwks_uri: Option<String>,
+    /// Audiences accepted on inbound requests: a token must name at least one of them in
+    /// `aud`. Required and non-empty for inbound use.
+    #[serde(default)]
+    pub audiences: Vec<String>,
+    /// Signature algorithms accepted. Default `[RS256, PS256, ES256, EdDSA]`. HMAC
+    /// (`HS*`) and `none` are never accepted.
+    #[serde(default)]
+    pub algorithms: Option<Vec<String>>,
+    /// Clock skew tolerated on `exp`, `nbf` and `iat`. Default `30s`.
+    #[serde(default, with = "humantime_serde")]
+    pub leeway: Option<Duration>,
+    /// How often the JWKS is refreshed in the background. Default `5m`.
+    #[serde(default, with = "humantime_serde")]
+    pub jwks_refresh_interval: Option<Duration>,
+    /// A token with an unknown `kid` triggers a JWKS re-fetch at most once per this
+    /// interval (per issuer). Default `30s`.
+    #[serde(default, with = "humantime_serde")]
+    pub jwks_min_refetch_interval: Option<Duration>,
+    /// Timeout of one JWKS or discovery request; also bounds a whole re-fetch for an
+    /// unknown `kid` made while a request waits (so it must end before Envoy's
+    /// `listen.envoy_message_timeout`). Default `2s`.
+    #[serde(default, with = "humantime_serde")]
+    pub jwks_timeout: Option<Duration>,
+    /// How long keys stay trusted after the last successful JWKS fetch while the issuer
+    /// cannot be reached. Past it the issuer's tokens are refused (503) and actbridge is
+    /// not ready until a fetch succeeds. Must exceed `jwks_refresh_interval`. Default
+    /// `24h`.
+    #[serde(default, with = "humantime_serde")]
+    pub jwks_max_age: Option<Duration>,
+    /// Live checks of this issuer's tokens at its RFC 7662 introspection endpoint, for
+    /// the requests that ask for one (`inbound.introspect_paths`, routes with
+    /// `introspect: true`; see [`super::introspection::RawIntrospection`]). Optional.
+    #[serde(default)]
+    pub introspection: Option<super::introspection::RawIntrospection>,
+    /// The token types accepted from this issuer as bearer access tokens: the JOSE
+    /// header's `typ` and Keycloak's payload `typ` claim (see
+    /// [`super::token_types::RawTokenTypes`]). Default: header `[JWT, at+jwt]`, claim
+    /// `[Bearer]`; ID, refresh and logout tokens are refused.
+    #[serde(default)]
+    pub token_types: Option<super::token_types::RawTokenTypes>,
+}
+
+/// One trusted issuer.
+#[derive(Debug, Clone)]
+pub struct IssuerConfig {
+    /// Exact `iss`.
+    pub issuer: String,
+    /// Where the keys come from.
+    pub jwks: JwksSource,
+    /// Accepted inbound audiences.
+    pub audiences: Vec<String>,
+    /// Accepted algorithms.
+    pub algorithms: Vec<Algorithm>,
+    /// Clock skew tolerated.
+    pub leeway: Duration,
+    /// Background refresh period.
+    pub jwks_refresh_interval: Duration,
+    /// Minimum time between re-fetches caused by an unknown `kid`.
+    pub jwks_min_refetch_interval: Duration,
+    /// Timeout of one JWKS/discovery request.
+    pub jwks_timeout: Duration,
+    /// How long fetched keys stay trusted without a successful re-fetch.
+    pub jwks_max_age: Duration,
+    /// Live checks at the issuer (RFC 7662), when configured.
+    pub introspection: Option<super::IntrospectionConfig>,
+    /// The token types accepted as bearer access tokens (header `typ`, claim `typ`).
+    pub token_types: super::TokenTypes,
+}
+
+/// Where an issuer's JWKS is found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JwksSource {
+    /// A JWKS URL.
+    Uri(Url),
+    /// An OIDC discovery document URL whose `jwks_uri` is followed.
+    Discovery(Url),
+}
+
+const DEFAULT_ALGORITHMS: [Algorithm; 4] = [
+    Algorithm::RS256,
+    Algorithm::PS256,
+    Algorithm::ES256,
+    Algorithm::EdDSA,
+];
+
+/// `issuers`: at least one, none twice.
+pub(super) fn validate_issuers(raw: &RawConfig) -> Result<Vec<IssuerConfig>, ConfigError> {
+    if raw.issuers.is_empty() {
+        return Err(ConfigError::invalid(
+            "issuers",
+            "at least one trusted issuer is required",
+        ));
+    }
+    let mut issuers = Vec::with_capacity(raw.issuers.len());
+    for (i, ri) in raw.issuers.iter().enumerate() {
+        let key = format!("issuers[{i}]");
+        if issuers.iter().any(|x: &IssuerConfig| x.issuer == ri.issuer) {
+            return Err(ConfigError::invalid(
+                format!("{key}.issuer"),
+                "listed twice",
+            ));
+        }
+        issuers.push(validate_issuer(&key, ri)?);
+    }
+    Ok(issuers)
+}
+
+fn validate_issuer(key: &str, ri: &RawIssuer) -> Result<IssuerConfig, ConfigError> {
+    if ri.issuer.trim().is_empty() {
+        return Err(ConfigError::invalid(
+            format!("{key}.issuer"),
+            "must not be empty",
+        ));
+    }
+    let jwks = match &ri.jwks_uri {
+        Some(u) => JwksSource::Uri(http_url(&format!("{key}.jwks_uri"), u)?),
+        None => {
+            let base = http_url(&format!("{key}.issuer"), &ri.issuer).map_err(|_| {
+                ConfigError::invalid(
+                    format!("{key}.jwks_uri"),
+                    "not set, and the issuer is not an http(s) URL that OIDC discovery could use",
+                )
+            })?;
+            let disc = format!(
+                "{}/.well-known/openid-configuration",
+                base.as_str().trim_end_matches('/')
+            );
+            JwksSource::Discovery(http_url(&format!("{key}.issuer"), &disc)?)
+        }
+    };
+    let algorithms = match &ri.algorithms {
+        None => DEFAULT_ALGORITHMS.to_vec(),
+        Some(list) if list.is_empty() => {
+            return Err(ConfigError::invalid(
+                format!("{key}.algorithms"),
+                "must not be empty",
+            ));
+        }
+        Some(list) => list
+            .iter()
+            .map(|a| asymmetric_algorithm(&format!("{key}.algorithms"), a))
+            .collect::<Result<Vec<_>, _>>()?,
+    };
+    for (i, a) in ri.audiences.iter().enumerate() {
+        if a.is_empty() {
+            return Err(ConfigError::invalid(
+                format!("{key}.audiences[{i}]"),
+                "must not be empty",
+            ));
+        }
+    }
+    let positive =
+        |k: &str, d: Option<Duration>, default: Duration| -> Result<Duration, ConfigError> {
+            let v = d.unwrap_or(default);
+            if v.is_zero() {
+                return Err(ConfigError::invalid(
+                    format!("{key}.{k}"),
+                    "must be greater than zero",
+                ));
+            }
+            Ok(v)
+        };
+    let leeway = ri.leeway.unwrap_or(Duration::from_secs(30));
+    if leeway > Duration::from_secs(300) {
+        return Err(ConfigError::invalid(
+            format!("{key}.leeway"),
+            "must be at most 5m",
+        ));
+    }
+    let jwks_refresh_interval = positive(
+        "jwks_refresh_interval",
+        ri.jwks_refresh_interval,
+        Duration::from_secs(300),
+    )?;
+    let jwks_max_age = positive(
+        "jwks_max_age",
+        ri.jwks_max_age,
+        Duration::from_secs(24 * 3600),
+    )?;
+    if jwks_max_age <= jwks_refresh_interval {
+        return Err(ConfigError::invalid(
+            format!("{key}.jwks_max_age"),
+            "must be longer than jwks_refresh_interval (or keys would lapse between refreshes)",
+        ));
+    }
+    Ok(IssuerConfig {
+        issuer: ri.issuer.clone(),
+        jwks,
+        audiences: ri.audiences.clone(),
+        algorithms,
+        leeway,
+        jwks_refresh_interval,
+        jwks_min_refetch_interval: positive(
+            "jwks_min_refetch_interval",
+            ri.jwks_min_refetch_interval,
+            Duration::from_secs(30),
+        )?,
+        jwks_timeout: positive("jwks_timeout", ri.jwks_timeout, Duration::from_secs(2))?,
+        jwks_max_age,
+        // Filled in once `outbound` is known (super::introspection).
+        introspection: None,
+        token_types: super::token_types::validate_token_types(
+            &format!("{key}.token_types"),
+            ri.token_types.as_ref(),
+        )?,
+    })
+}
