@@ -637,6 +637,17 @@ fn rows() -> Vec<Row> {
         ),
         body(
             row(
+                "mcp: a member named twice (parsers disagree on which wins)",
+                "mcp-documents",
+                "/mcp",
+                Deny(400, "jsonrpc_invalid"),
+            ),
+            "POST",
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/list","method":"tools/call"}"#,
+            json,
+        ),
+        body(
+            row(
                 "mcp: a tools/call without a tool name",
                 "mcp-documents",
                 "/mcp",
@@ -1116,4 +1127,190 @@ async fn a_route_without_its_backend_or_policy_is_refused_at_start() {
     );
 
     assert!(Pipeline::new(&cfg, policy, loaded, &state).is_ok());
+}
+
+/// The config of `scripted_config` with `from` replaced by `to` (one change per row).
+fn scripted_with(sts: &Sts, policies: &std::path::Path, from: &str, to: &str) -> String {
+    let yaml = scripted_config(sts, policies, None);
+    assert!(
+        yaml.contains(from),
+        "`{from}` is not in the scripted config"
+    );
+    yaml.replacen(from, to, 1)
+}
+
+/// What is refused because a peer or the proxy failed actbridge — the remote policy, the
+/// issuer's keys, the token service answering garbage, the issuer's live check, the proxy
+/// sending what cannot be read or a body never asked for — each as the table says, in
+/// process.
+#[tokio::test]
+async fn peer_and_proxy_failures_refuse_as_the_table_says() {
+    use Expect::*;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("scripted.rego"), SCRIPTED_POLICY).unwrap();
+    let sts = Sts::start().await;
+    let deny_list = || Arc::new(DenyList::load(None).unwrap());
+    let alice = format!(
+        "Bearer {}",
+        sts.delegated("alice", "summarizer-tech", AGENT).await
+    );
+    let docs = docs_row();
+    let nowhere = || format!("http://127.0.0.1:{}", crate::support::net::free_port());
+    let mut failures = Vec::new();
+
+    // A remote OPA that does not answer.
+    let opa = scripted_with(
+        &sts,
+        dir.path(),
+        &format!("  dir: {}", dir.path().display()),
+        &format!("  opa_url: {}", nowhere()),
+    );
+    let p = pipeline(&opa, deny_list()).await;
+    let got = decide(&p, &docs, Some(alice.clone())).await;
+    note(
+        &mut failures,
+        "the remote policy is down",
+        &got,
+        Deny(503, "policy_unavailable"),
+        &alice,
+    );
+
+    // A token service that answers what is not a token response.
+    let garbage = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let garbage_url = format!("http://{}/token", garbage.local_addr().unwrap());
+    let answers_garbage =
+        axum::Router::new().route("/token", axum::routing::post(|| async { "not json" }));
+    tokio::spawn(async move { axum::serve(garbage, answers_garbage).await });
+    let p = pipeline(
+        &scripted_config(&sts, dir.path(), Some(&garbage_url)),
+        deny_list(),
+    )
+    .await;
+    let got = decide(&p, &docs, Some(alice.clone())).await;
+    note(
+        &mut failures,
+        "the token service answers garbage",
+        &got,
+        Deny(502, "sts_invalid_response"),
+        &alice,
+    );
+
+    // The issuer's live check that does not answer.
+    let introspection = scripted_with(
+        &sts,
+        dir.path(),
+        &format!("endpoint: {}", sts.service.introspection_endpoint()),
+        &format!("endpoint: {}/introspect", nowhere()),
+    );
+    let p = pipeline(&introspection, deny_list()).await;
+    let live = Row {
+        direction: "inbound",
+        envoy: None,
+        ..row("", "app", "/live", ForwardWithIdentity)
+    };
+    let own = format!("Bearer {}", sts.alice().await);
+    let got = decide(&p, &live, Some(own.clone())).await;
+    let expect = Deny(503, "introspection_unavailable");
+    note(&mut failures, "the live check is down", &got, expect, &own);
+
+    // The issuer's keys never loaded (the pipeline built without its first fetch).
+    let env = HashMap::new();
+    let keyless = scripted_with(
+        &sts,
+        dir.path(),
+        &format!("  - issuer: {}\n", sts.service.issuer()),
+        &format!(
+            "  - issuer: {}\n    jwks_uri: {}/certs\n",
+            sts.service.issuer(),
+            nowhere()
+        ),
+    );
+    let cfg = Config::from_yaml(&keyless, &env).unwrap();
+    let policy = PolicyEngine::load_configured(cfg.policy.as_ref()).unwrap();
+    let state = State::new(&cfg, deny_list());
+    let p = Pipeline::new(&cfg, policy, Arc::new(Credentials::default()), &state).unwrap();
+    let got = decide(&p, &docs, Some(alice.clone())).await;
+    note(
+        &mut failures,
+        "the issuer's keys are unavailable",
+        &got,
+        Deny(503, "jwks_unavailable"),
+        &alice,
+    );
+
+    // What the proxy sends that cannot be read, or was never asked for.
+    let p = pipeline(&scripted_config(&sts, dir.path(), None), deny_list()).await;
+    let sideways = Row {
+        direction: "sideways",
+        ..docs_row()
+    };
+    let got = decide(&p, &sideways, Some(alice.clone())).await;
+    note(
+        &mut failures,
+        "a direction the proxy never sets",
+        &got,
+        Deny(500, "direction_unknown"),
+        &alice,
+    );
+    let no_path = RequestFacts::new(
+        Some("outbound"),
+        vec![
+            (":authority".into(), b"document-service".to_vec()),
+            (":method".into(), b"GET".to_vec()),
+        ],
+    );
+    let got = match no_path {
+        Ok(f) => Ok(p.decide(&f).await),
+        Err(e) => Err(p.refuse_unreadable(Some("outbound"), e)),
+    };
+    note(
+        &mut failures,
+        "a request without :path",
+        &got,
+        Deny(400, "request_malformed"),
+        &alice,
+    );
+    let inbound_facts = RequestFacts::new(
+        Some("inbound"),
+        vec![
+            (":authority".into(), b"app".to_vec()),
+            (":method".into(), b"POST".to_vec()),
+            (":path".into(), b"/ok".to_vec()),
+        ],
+    )
+    .unwrap();
+    let got = Ok(p.decide_body(&inbound_facts, Some(b"{}")).await);
+    note(
+        &mut failures,
+        "a body phase nobody asked for",
+        &got,
+        Deny(500, "sidecar_misconfigured"),
+        &alice,
+    );
+
+    assert!(
+        failures.is_empty(),
+        "{} steps failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+/// A row to the document service on a path the scripted policy allows.
+fn docs_row() -> Row {
+    row("", "document-service", "/ok", Expect::ForwardUnchanged)
+}
+
+/// Notes a failure when `got` is not what `expect` says (`presented`: the
+/// `authorization` sent).
+fn note(
+    failures: &mut Vec<String>,
+    name: &str,
+    got: &Result<Decision, actbridge::pipeline::Denial>,
+    expect: Expect,
+    presented: &str,
+) {
+    if let Err(why) = verdict(&expect, got, presented) {
+        failures.push(format!("{name}: {why}"));
+    }
 }
