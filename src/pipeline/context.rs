@@ -115,9 +115,7 @@ impl<'a> Context<'a> {
         freshness: Freshness,
     ) -> Result<Arc<IssuedToken>, Refusal> {
         let span = span::exchange(&target.audience);
-        // Boxed: the exchange's future (an HTTP call on a cache miss) is large, and every
-        // decision's future would otherwise carry its size.
-        let exchanging = Box::pin(async move {
+        let exchanging = async move {
             match freshness {
                 Freshness::Cached => {
                     exchanger
@@ -130,7 +128,7 @@ impl<'a> Context<'a> {
                         .await
                 }
             }
-        });
+        };
         let issued = self.trail.step(Stage::Exchange, span, exchanging).await?;
         self.trail.exchange = Some(ExchangeFact {
             audience: target.audience.clone(),

@@ -181,15 +181,17 @@ impl Inbound {
         let mut app_token: Option<String> = None;
         let mut app_token_exp = verified.expires_at;
         if let Some(agent) = &self.delegate_to {
-            let issued = cx
-                .exchange(
-                    &agent.exchanger,
-                    (token, verified.expires_at),
-                    &agent.delegation_target,
-                    adds_agent,
-                    Freshness::Cached,
-                )
-                .await?;
+            // Boxed: the exchange's future (an HTTP call on a cache miss) is large, and
+            // every inbound decision's future would otherwise carry its size (the
+            // outbound decision is boxed whole, in `Pipeline::decide_headers`).
+            let issued = Box::pin(cx.exchange(
+                &agent.exchanger,
+                (token, verified.expires_at),
+                &agent.delegation_target,
+                adds_agent,
+                Freshness::Cached,
+            ))
+            .await?;
             app_token = Some(issued.access_token.clone());
             app_token_exp = issued.expires_at;
         }

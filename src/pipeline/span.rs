@@ -150,10 +150,15 @@ pub(super) async fn stage<T, E>(
 ) -> Result<T, E> {
     use tracing::Instrument;
     let result = work.instrument(span.clone()).await;
-    if result.is_err() && !span.is_disabled() {
+    mark_failed(&span, result.is_err());
+    result
+}
+
+/// Marks a stage's span as an error when the stage `failed`.
+pub(super) fn mark_failed(span: &Span, failed: bool) {
+    if failed && !span.is_disabled() {
         span.record("otel.status_code", "error");
     }
-    result
 }
 
 #[cfg(test)]

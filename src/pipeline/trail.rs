@@ -77,9 +77,7 @@ impl Trail {
         let started = Instant::now();
         let result = work.instrument(span.clone()).await;
         self.timings.push((stage, started.elapsed()));
-        if result.is_err() && !span.is_disabled() {
-            span.record("otel.status_code", "error");
-        }
+        super::span::mark_failed(&span, result.is_err());
         result
     }
 
