@@ -1,7 +1,7 @@
 //! Token custody through the real Envoy: the app holds an opaque placeholder, never a
 //! token; the placeholder works only on this sidecar's exchange routes and only while the
 //! token it stands for lives (that expiry is tested in process, on a clock moved by hand:
-//! `decisions.rs::a_placeholder_dies_with_its_token`).
+//! `decisions/stateful.rs::a_placeholder_dies_with_its_token`).
 
 use serde_json::Value;
 
