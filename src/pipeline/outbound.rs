@@ -43,7 +43,8 @@ pub(super) struct Accepted<'r> {
 }
 
 impl Outbound {
-    /// The stage for `cfg`'s routes, each backend and policy a route needs resolved.
+    /// The outbound rules for `cfg`'s routes, each backend and policy a route needs
+    /// resolved.
     pub fn new(
         cfg: &OutboundConfig,
         agent: Arc<OwnAgent>,

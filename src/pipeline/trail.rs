@@ -66,7 +66,8 @@ impl Trail {
     }
 
     /// Runs `work` as `stage`: timed, inside `span`, the span marked as an error when the
-    /// stage fails. Every stage goes through here once.
+    /// stage fails. Every stage whose span is made by its caller goes through here once;
+    /// `policy`, whose spans are made inside, through [`Trail::timed`].
     pub async fn step<T, E>(
         &mut self,
         stage: Stage,
