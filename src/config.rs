@@ -6,6 +6,7 @@
 mod admin;
 mod agent_protocols;
 mod audit;
+mod client;
 mod credentials;
 mod deadlines;
 mod error;
@@ -19,6 +20,7 @@ mod outbound;
 mod policy;
 mod postgres;
 mod raw;
+mod routes;
 mod spiffe;
 mod ssh_cert;
 mod telemetry;
@@ -32,6 +34,7 @@ pub use agent_protocols::{
     DEFAULT_MAX_BODY_BYTES, PROTECTED_RESOURCE_PATH, ProtectedResource, RouteProtocol,
 };
 pub use audit::{AuditConfig, CheckpointConfig, QueueFullPolicy};
+pub use client::{ClientAuthConfig, ClientConfig, SigningKey};
 pub use credentials::{
     AwsStsConfig, BackendConfig, CredentialConfig, FilterConfig, FilterRule, GithubAppConfig,
     PostgresConfig, PrefixMapping, SshCertConfig, ValueAt,
@@ -42,16 +45,17 @@ pub use inbound::{IdentityHeaders, InboundConfig, PathMatch};
 pub use introspection::{IntrospectionConfig, RawIntrospection};
 pub use issuers::{IssuerConfig, JwksSource};
 pub use listen::ListenAddr;
-pub use outbound::RouteTable;
+pub use outbound::OutboundConfig;
 pub use policy::{PolicyConfig, PolicySource};
 pub use raw::RawConfig;
+pub use routes::{
+    ACCESS_TOKEN_TYPE, CredentialMode, ExchangeTarget, RouteAction, RouteConfig, RouteTable,
+    TokenRules,
+};
 pub use spiffe::{SPIFFE_ENDPOINT_SOCKET, SpiffeConfig};
 pub use telemetry::{Root, Sampling, TelemetryConfig};
 pub use token_types::{RawTokenTypes, TokenTypes};
-pub use types::{
-    ACCESS_TOKEN_TYPE, ClientAuthConfig, ClientConfig, Config, CredentialMode, ExchangeTarget,
-    OutboundConfig, RouteAction, RouteConfig, Secret, SigningKey, TokenRules,
-};
+pub use types::{Config, Secret};
 
 /// Reads process environment variables. Tests inject a map instead of touching the
 /// real environment (`std::env::set_var` races in multi-threaded tests).
@@ -134,7 +138,7 @@ pub fn route_table_from_yaml(text: &str) -> Result<Option<RouteTable>, ConfigErr
         .collect();
     raw.outbound
         .as_ref()
-        .map(|o| outbound::validate_route_table(o, &kinds))
+        .map(|o| routes::validate_route_table(o.default_action, &o.routes, &kinds))
         .transpose()
 }
 

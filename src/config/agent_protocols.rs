@@ -25,7 +25,7 @@ use serde::Deserialize;
 use url::Url;
 
 use super::ConfigError;
-use super::raw::{RawAction, RawProtocol, RawRoute};
+use super::routes::{RawAction, RawProtocol, RawRoute};
 
 /// Default largest JSON-RPC body read on an `mcp` or `a2a` route: 1 MiB, Envoy's default
 /// per-connection buffer limit (a larger body is refused by Envoy itself with 413).

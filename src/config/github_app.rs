@@ -27,7 +27,7 @@ pub(super) fn validate(key: &str, g: &RawGithubApp) -> Result<GithubAppConfig, C
             format_args!("cannot read {}: {e}", g.private_key_file),
         )
     })?;
-    let private_key = super::types::signing_key_from_pem(&pem, Algorithm::RS256)
+    let private_key = super::client::signing_key_from_pem(&pem, Algorithm::RS256)
         .map_err(|e| ConfigError::invalid(format!("{key}.private_key_file"), e))?;
     let api_url = super::validate::http_url(
         &format!("{key}.api_url"),

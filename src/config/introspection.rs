@@ -22,10 +22,13 @@ use std::time::Duration;
 use serde::Deserialize;
 use url::Url;
 
+use super::client::{
+    AssertionAudiences, ClientAuthConfig, ClientConfig, RawClient, validate_client,
+};
 use super::issuers::IssuerConfig;
-use super::outbound::{AssertionAudiences, validate_client};
-use super::raw::{RawClient, RawConfig};
-use super::types::{ClientAuthConfig, ClientConfig, OutboundConfig, RouteAction};
+use super::outbound::OutboundConfig;
+use super::raw::RawConfig;
+use super::routes::RouteAction;
 use super::validate::http_url;
 use super::{ConfigError, Env};
 

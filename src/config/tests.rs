@@ -5,6 +5,7 @@ use super::*;
 
 mod agent_protocols;
 mod credentials;
+mod defaults;
 mod introspection;
 mod token_types;
 

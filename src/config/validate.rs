@@ -8,7 +8,8 @@ use jsonwebtoken::Algorithm;
 use url::Url;
 
 use super::raw::RawConfig;
-use super::types::{Config, RouteAction};
+use super::routes::RouteAction;
+use super::types::Config;
 use super::{ConfigError, Env};
 
 /// The whole file, section by section (each section's own function), then the rules

@@ -1,5 +1,6 @@
 //! actbridge authenticates to the token service with `private_key_jwt` (RFC 7523).
 
+use crate::support::config_edit::ConfigEdit;
 use crate::support::pem;
 use crate::support::world::{AGENT, AGENT_SECRET, Sts, World, claims_of, sidecar_config};
 
@@ -26,14 +27,15 @@ async fn private_key_jwt_client_authentication_works_end_to_end() {
         1,
     );
     let sts = Sts::start_with_realm(&realm).await;
-    let config = sidecar_config(&sts).replace(
-        &format!("      method: client_secret_basic\n      secret: {AGENT_SECRET}\n"),
-        &format!(
-            "      method: private_key_jwt\n      algorithm: ES256\n      private_key_file: {}\n",
-            key_file.display()
-        ),
-    );
-    assert!(config.contains("private_key_jwt"));
+    let config = ConfigEdit::of(&sidecar_config(&sts))
+        .replace(
+            "outbound.client.auth",
+            &format!(
+                "{{method: private_key_jwt, algorithm: ES256, private_key_file: '{}'}}",
+                key_file.display()
+            ),
+        )
+        .yaml();
     let world = World::start_with(sts, &config).await;
     // alice's token as reviewer-general delegated it on to this agent, issued directly
     // (the agent's client has no secret now). The sidecar authenticates twice with its

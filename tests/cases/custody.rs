@@ -5,20 +5,20 @@
 
 use serde_json::Value;
 
+use crate::support::config_edit::ConfigEdit;
 use crate::support::world::{AGENT, Sts, World, claims_of, sidecar_config};
 
 /// summarizer-tech's sidecar with inbound delegation and token custody, and a
 /// passthrough route that forwards `authorization` (to `forward.example`).
 fn custody_config(sts: &Sts, delegation: bool) -> String {
-    sidecar_config(sts)
-        .replace(
-            "inbound:\n",
-            &format!("inbound:\n  delegation: {delegation}\n  token_custody: true\n"),
+    ConfigEdit::of(&sidecar_config(sts))
+        .set("inbound.delegation", &delegation.to_string())
+        .set("inbound.token_custody", "true")
+        .push(
+            "outbound.routes",
+            "{name: forward, host: forward.example, cluster: document_service, action: passthrough, forward_authorization: true}",
         )
-        .replace(
-            "    - name: plain\n",
-            "    - name: forward\n      host: forward.example\n      cluster: document_service\n      action: passthrough\n      forward_authorization: true\n    - name: plain\n",
-        )
+        .yaml()
 }
 
 /// An outbound call with `placeholder` is refused as unknown or expired.

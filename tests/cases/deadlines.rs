@@ -6,6 +6,7 @@
 
 use std::time::{Duration, Instant};
 
+use crate::support::config_edit::ConfigEdit;
 use crate::support::faulty::{Fault, Faulty};
 use crate::support::github::GithubApi;
 use crate::support::world::{Sts, World};
@@ -43,8 +44,10 @@ async fn a_hung_credential_backend_gets_actbridges_503_before_envoy_gives_up() {
         (
             "github_app",
             Box::new(|sts: &Sts| {
-                super::github::github_sidecar_config(sts, "summarizer-tech", &github)
-                    .replace(&github.url(), &hung.url(""))
+                let config = super::github::github_sidecar_config(sts, "summarizer-tech", &github);
+                ConfigEdit::of(&config)
+                    .replace("credentials[name=github].github_app.api_url", &hung.url(""))
+                    .yaml()
             }),
             r#"{"target_service":"github","action":"read"}"#,
         ),
@@ -91,10 +94,9 @@ fn check_config_refuses_a_timeout_envoy_would_cut_short() {
         stderr.contains("outbound.token_timeout") && stderr.contains("envoy_message_timeout"),
         "{stderr}"
     );
-    let raised = base.replace(
-        "listen: {ext_proc: 'tcp://127.0.0.1:9001'}",
-        "listen: {ext_proc: 'tcp://127.0.0.1:9001', envoy_message_timeout: 4s}",
-    );
+    let raised = ConfigEdit::of(base)
+        .set("listen.envoy_message_timeout", "4s")
+        .yaml();
     std::fs::write(&config, raised).unwrap();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_actbridge"))
         .args(["check-config"])

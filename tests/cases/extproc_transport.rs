@@ -2,6 +2,7 @@
 //! reaches ext_proc and SDS: each on its own socket, created 0660, serving only itself.
 
 use crate::support::actbridge::Actbridge;
+use crate::support::config_edit::ConfigEdit;
 use crate::support::echo::Echo;
 use crate::support::envoy::{Envoy, EnvoyPorts, ExtProcAddr};
 use std::time::Duration;
@@ -14,10 +15,9 @@ async fn ext_proc_over_a_unix_socket_decides_like_tcp() {
     let sts = Sts::start().await;
     let dir = tempfile::tempdir().unwrap();
     let sock = dir.path().join("extproc.sock");
-    let config = sidecar_config(&sts).replace(
-        "ext_proc: tcp://127.0.0.1:{EXT_PROC}",
-        &format!("ext_proc: unix://{}", sock.display()),
-    );
+    let config = ConfigEdit::of(&sidecar_config(&sts))
+        .replace("listen.ext_proc", &format!("unix://{}", sock.display()))
+        .yaml();
     let app = Echo::start().await;
     let actbridge = Actbridge::start(&config).await;
     let envoy = Envoy::start(&EnvoyPorts {
@@ -92,15 +92,10 @@ async fn only_envoy_reaches_ext_proc_and_sds_and_each_socket_serves_only_its_own
     // another user and actbridge (in the pod, the directory is not even mounted there).
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     let (ext_proc, sds) = (dir.path().join("extproc.sock"), dir.path().join("sds.sock"));
-    let config = with_spiffe(&sidecar_config(&sts), &api.endpoint())
-        .replace(
-            "ext_proc: tcp://127.0.0.1:{EXT_PROC}",
-            &format!("ext_proc: unix://{}", ext_proc.display()),
-        )
-        .replace(
-            "sds: tcp://127.0.0.1:{SDS}",
-            &format!("sds: unix://{}", sds.display()),
-        );
+    let config = ConfigEdit::of(&with_spiffe(&sidecar_config(&sts), &api.endpoint()))
+        .replace("listen.ext_proc", &format!("unix://{}", ext_proc.display()))
+        .replace("listen.sds", &format!("unix://{}", sds.display()))
+        .yaml();
     let actbridge = Actbridge::start(&config).await;
     for socket in [&ext_proc, &sds] {
         let mode = std::fs::metadata(socket).unwrap().permissions().mode() & 0o777;

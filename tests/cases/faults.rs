@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
+use crate::support::config_edit::ConfigEdit;
 use crate::support::faulty::{Fault, Faulty};
 use crate::support::net::wait_http_ok;
 use crate::support::world::{AGENT, Sts, World, sidecar_config};
@@ -22,10 +23,12 @@ const TOKEN_RESPONSE: &[u8] =
 /// summarizer-tech's sidecar with its token endpoint at `faulty` (the issuer's keys
 /// still come from the real token service).
 fn faulty_token_endpoint(sts: &Sts, faulty: &Faulty) -> String {
-    sidecar_config(sts).replace(
-        &sts.service.token_endpoint(),
-        &faulty.url("/realms/demo/protocol/openid-connect/token"),
-    )
+    ConfigEdit::of(&sidecar_config(sts))
+        .replace(
+            "outbound.token_endpoint",
+            &faulty.url("/realms/demo/protocol/openid-connect/token"),
+        )
+        .yaml()
 }
 
 #[tokio::test]
@@ -222,13 +225,11 @@ async fn a_token_service_that_is_slow_resets_or_answers_garbage_is_refused_and_n
 /// summarizer-tech's sidecar with the issuer's JWKS at `faulty` and refreshed every
 /// second.
 fn faulty_jwks(sts: &Sts, faulty: &Faulty) -> String {
-    sidecar_config(sts).replace(
-        "    jwks_min_refetch_interval: 1s\n",
-        &format!(
-            "    jwks_min_refetch_interval: 1s\n    jwks_refresh_interval: 1s\n    jwks_timeout: 1s\n    jwks_uri: {}\n",
-            faulty.url("/certs")
-        ),
-    )
+    ConfigEdit::of(&sidecar_config(sts))
+        .set("issuers[0].jwks_refresh_interval", "1s")
+        .set("issuers[0].jwks_timeout", "1s")
+        .set("issuers[0].jwks_uri", &faulty.url("/certs"))
+        .yaml()
 }
 
 async fn jwks_of(sts: &Sts) -> Vec<u8> {
@@ -409,11 +410,9 @@ async fn keys_not_refetched_within_jwks_max_age_are_no_longer_trusted() {
     let sts = Sts::start().await;
     let jwks = jwks_of(&sts).await;
     faulty.set(Fault::respond(200, "application/json", &jwks));
-    let config = faulty_jwks(&sts, &faulty).replace(
-        "    jwks_timeout: 1s\n",
-        "    jwks_timeout: 1s\n    jwks_max_age: 3s\n",
-    );
-    assert!(config.contains("jwks_max_age: 3s"));
+    let config = ConfigEdit::of(&faulty_jwks(&sts, &faulty))
+        .set("issuers[0].jwks_max_age", "3s")
+        .yaml();
     let world = World::start_with(sts, &config).await;
     let readyz = format!("http://127.0.0.1:{}/readyz", world.actbridge.admin_port);
     assert_eq!(

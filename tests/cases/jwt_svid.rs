@@ -8,6 +8,7 @@
 use std::path::Path;
 use std::time::Duration;
 
+use crate::support::config_edit::ConfigEdit;
 use crate::support::workload_api::{TestJwtKey, WorkloadApi};
 use crate::support::world::{
     AGENT, AGENT_SECRET, DOCUMENT_SERVICE, Sts, World, claims_of, sidecar_config,
@@ -111,12 +112,10 @@ async fn actbridge_authenticates_to_the_token_service_with_a_jwt_svid() {
         WorkloadApi::start(AGENT, Duration::from_secs(120), Duration::from_secs(120)).await;
     let dir = tempfile::tempdir().unwrap();
     let sts = sts_trusting(&api.jwt_key, dir.path()).await;
-    let secret_auth =
-        format!("    auth:\n      method: client_secret_basic\n      secret: {AGENT_SECRET}\n");
-    let base = sidecar_config(&sts);
-    assert!(base.contains(&secret_auth));
-    let config = base.replace(&secret_auth, "    auth:\n      method: jwt_svid\n")
-        + &format!("spiffe:\n  endpoint: {}\n", api.endpoint());
+    let config = ConfigEdit::of(&sidecar_config(&sts))
+        .replace("outbound.client.auth", "{method: jwt_svid}")
+        .set("spiffe", &format!("{{endpoint: '{}'}}", api.endpoint()))
+        .yaml();
     let token = alice_delegated(&sts, &api.jwt_key).await;
     let world = World::start_with(sts, &config).await;
 

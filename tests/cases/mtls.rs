@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use actbridge_devkit::sidecar::Transport;
 
 use crate::support::actbridge::Actbridge;
+use crate::support::config_edit::ConfigEdit;
 use crate::support::echo::Echo;
 use crate::support::envoy::{Envoy, EnvoyPorts, ExtProcAddr};
 use crate::support::mtls_client;
@@ -252,13 +253,11 @@ async fn world_with_mtls_token_endpoint(front_id: &str) -> (WorkloadApi, TlsFron
         &format!("http://127.0.0.1:{}", url.port().unwrap()),
         &format!("https://127.0.0.1:{}", front.port),
     );
-    let line = format!("  token_endpoint: {plain}\n");
-    let base = sidecar_config(&sts);
-    assert!(base.contains(&line));
-    let config = base.replace(
-        &line,
-        &format!("  token_endpoint: {https}\n  tls:\n    spiffe_id: {TOKEN_SERVICE}\n"),
-    ) + &format!("spiffe:\n  endpoint: {}\n", api.endpoint());
+    let config = ConfigEdit::of(&sidecar_config(&sts))
+        .replace("outbound.token_endpoint", &https)
+        .set("outbound.tls", &format!("{{spiffe_id: '{TOKEN_SERVICE}'}}"))
+        .set("spiffe", &format!("{{endpoint: '{}'}}", api.endpoint()))
+        .yaml();
     let world = World::start_with(sts, &config).await;
     (api, front, world)
 }

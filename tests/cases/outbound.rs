@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use crate::support::config_edit::ConfigEdit;
 use crate::support::world::{AGENT, DOCUMENT_SERVICE, Sts, World, claims_of, sidecar_config};
 
 #[tokio::test]
@@ -135,10 +136,12 @@ async fn token_service_down_is_503_with_retry_after_and_the_destination_is_not_r
 async fn token_service_unreachable_is_503() {
     let sts = Sts::start().await;
     let closed = crate::support::net::free_port();
-    let config = sidecar_config(&sts).replace(
-        &sts.service.token_endpoint(),
-        &format!("http://127.0.0.1:{closed}/realms/demo/protocol/openid-connect/token"),
-    );
+    let config = ConfigEdit::of(&sidecar_config(&sts))
+        .replace(
+            "outbound.token_endpoint",
+            &format!("http://127.0.0.1:{closed}/realms/demo/protocol/openid-connect/token"),
+        )
+        .yaml();
     let world = World::start_with(sts, &config).await;
     let token = world.sts.alice_delegated().await;
     let resp = world
@@ -151,10 +154,12 @@ async fn token_service_unreachable_is_503() {
 #[tokio::test]
 async fn an_exchange_the_token_service_refuses_is_403() {
     let sts = Sts::start().await;
-    let config = sidecar_config(&sts).replace(
-        &format!("audience: \"{DOCUMENT_SERVICE}\""),
-        "audience: \"spiffe://demo.example.com/service/payroll\"",
-    );
+    let config = ConfigEdit::of(&sidecar_config(&sts))
+        .replace(
+            "outbound.routes[name=document-service].audience",
+            "spiffe://demo.example.com/service/payroll",
+        )
+        .yaml();
     let world = World::start_with(sts, &config).await;
     let token = world.sts.alice_delegated().await;
     let resp = world
@@ -257,11 +262,12 @@ async fn azp_never_stands_in_for_an_agent() {
 #[tokio::test]
 async fn a_route_that_allows_direct_use_exchanges_the_users_token_without_an_actor() {
     let sts = Sts::start().await;
-    let config = sidecar_config(&sts).replace(
-        "      scopes: [documents.read]\n",
-        "      scopes: [documents.read]\n      allow_direct_use: true\n",
-    );
-    assert!(config.contains("allow_direct_use"));
+    let config = ConfigEdit::of(&sidecar_config(&sts))
+        .set(
+            "outbound.routes[name=document-service].allow_direct_use",
+            "true",
+        )
+        .yaml();
     let world = World::start_with(sts, &config).await;
     let own = world.sts.alice().await;
     let resp = world

@@ -6,6 +6,7 @@ use std::path::Path;
 
 use serde_json::{Value, json};
 
+use crate::support::config_edit::ConfigEdit;
 use crate::support::world::{
     AGENT, DOCUMENT_SERVICE, Sts, World, agent_id, claims_of, policies_dir, sidecar_config,
     sidecar_head,
@@ -22,9 +23,13 @@ fn document_service_config(sts: &Sts, policy_dir: &Path, extra_policy: &str) -> 
 
 /// summarizer-tech's sidecar with the demo policy (and inbound delegation).
 fn agent_config_with_policy(sts: &Sts) -> String {
-    let base = sidecar_config(sts);
-    base.replace("inbound:\n", "inbound:\n  delegation: true\n")
-        + &format!("policy:\n  dir: \"{}\"\n", policies_dir().display())
+    ConfigEdit::of(&sidecar_config(sts))
+        .set("inbound.delegation", "true")
+        .set(
+            "policy",
+            &format!("{{dir: '{}'}}", policies_dir().display()),
+        )
+        .yaml()
 }
 
 async fn get(world: &World, path: &str, token: &str) -> (u16, Value) {

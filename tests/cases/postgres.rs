@@ -8,6 +8,7 @@
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::support::actbridge::Actbridge;
+use crate::support::config_edit::ConfigEdit;
 use crate::support::postgres::{ADMIN_USER, OTHER_DATABASE, Postgres};
 use crate::support::world::{Sts, VEND_HOST, World, credential_sidecar_config};
 
@@ -32,6 +33,16 @@ pub(super) fn pg_sidecar_config(sts: &Sts, port: u16, ttl: &str, reaper: &str) -
 "#
     );
     credential_sidecar_config(sts, "summarizer-tech", &routes, &credentials)
+}
+
+/// `config` with the reaper passing every `interval`.
+fn reaping_every(config: &str, interval: &str) -> String {
+    ConfigEdit::of(config)
+        .replace(
+            "credentials[name=documents-db].postgres.reaper_interval",
+            interval,
+        )
+        .yaml()
 }
 
 async fn vend(world: &World, token: &str) -> reqwest::Response {
@@ -302,8 +313,7 @@ async fn a_role_that_cannot_be_dropped_is_alerted_and_does_not_stop_the_pass() {
     drop(elsewhere);
 
     sleep_until_unix(plain.expires_at as f64 + 1.0).await;
-    let next =
-        Actbridge::start(&config.replace("reaper_interval: 1h", "reaper_interval: 1s")).await;
+    let next = Actbridge::start(&reaping_every(&config, "1s")).await;
     wait_for("the plain role to be dropped", async || {
         pg.roles(PREFIX).await == [stuck.user.clone()]
     })
@@ -538,8 +548,12 @@ async fn postgres_down_or_refusing_fails_closed() {
 
     let pg = Postgres::start().await;
     let sts = Sts::start().await;
-    let config = pg_sidecar_config(&sts, pg.port, "1m", "1h")
-        .replace("finance: [finance_reader]", "finance: [no_such_role]");
+    let config = ConfigEdit::of(&pg_sidecar_config(&sts, pg.port, "1m", "1h"))
+        .replace(
+            "credentials[name=documents-db].postgres.roles.finance",
+            "[no_such_role]",
+        )
+        .yaml();
     let world = World::start_with(sts, &config).await;
     let alice = world.token_for("alice").await;
     let r = vend(&world, &alice).await;

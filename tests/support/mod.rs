@@ -5,6 +5,7 @@
 
 pub mod actbridge;
 pub mod chat;
+pub mod config_edit;
 pub mod echo;
 pub mod envoy;
 pub mod faulty;

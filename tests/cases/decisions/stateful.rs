@@ -2,6 +2,7 @@
 //! sidecar without `outbound`, a placeholder dying with its token.
 
 use super::*;
+use crate::support::config_edit::ConfigEdit;
 
 /// The sidecar with the inbound protections on: single-use tokens on `/once` (a memory
 /// of one), token custody, a passthrough route that forwards `authorization`.
@@ -162,9 +163,12 @@ async fn stateful_rules_decide_as_the_table_says() {
     }
 
     // A sidecar without `outbound` refuses every outbound request.
-    let guarded = guarded_config(&sts).replace("  token_custody: true\n", "");
-    let inbound_only = &guarded[..guarded.find("outbound:").unwrap()];
-    let p = pipeline(inbound_only, Arc::new(DenyList::load(None).unwrap())).await;
+    let inbound_only = ConfigEdit::of(&guarded_config(&sts))
+        .remove("inbound.token_custody")
+        .remove("outbound")
+        .remove("policy")
+        .yaml();
+    let p = pipeline(&inbound_only, Arc::new(DenyList::load(None).unwrap())).await;
     let got = decide(&p, &docs, Some(delegated.clone())).await;
     if let Err(why) = verdict(&Deny(403, "outbound_disabled"), &got, &delegated) {
         failures.push(format!("no outbound section: {why}"));
