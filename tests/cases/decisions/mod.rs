@@ -18,7 +18,10 @@ use serde_json::json;
 
 use crate::support::world::{AGENT, Sts, agent_id, policies_dir};
 
+mod answers;
+mod credentials;
 mod failures;
+mod outcomes;
 mod routes;
 mod stateful;
 
@@ -126,6 +129,15 @@ async fn pipeline(yaml: &str, revocations: Arc<DenyList>) -> Pipeline {
 
 /// [`pipeline`], its single-use memory and custody reading `clock`.
 async fn pipeline_on_clock(yaml: &str, revocations: Arc<DenyList>, clock: Clock) -> Pipeline {
+    pipeline_and_state(yaml, revocations, clock).await.0
+}
+
+/// [`pipeline_on_clock`], with the stores it decides on (the approvals a test answers).
+async fn pipeline_and_state(
+    yaml: &str,
+    revocations: Arc<DenyList>,
+    clock: Clock,
+) -> (Pipeline, State) {
     let env = HashMap::from([("CHAT_TOKEN".to_string(), CHAT_TOKEN.to_string())]);
     let cfg = Config::from_yaml(yaml, &env).unwrap();
     let policy = PolicyEngine::load_configured(cfg.policy.as_ref()).unwrap();
@@ -135,7 +147,7 @@ async fn pipeline_on_clock(yaml: &str, revocations: Arc<DenyList>, clock: Clock)
     for store in pipeline.verifier().jwks_stores() {
         store.refresh().await.unwrap();
     }
-    pipeline
+    (pipeline, state)
 }
 
 /// Whether `got` is what `expect` says (`presented`: the `authorization` sent).

@@ -45,9 +45,10 @@ policy:
     )
 }
 
-struct Table {
+/// The sidecar of [`config`] and the tokens its rows present.
+pub(super) struct Table {
     sts: Sts,
-    pipeline: Pipeline,
+    pub(super) pipeline: Pipeline,
     alice: String,
     alice_own: String,
     alice_mcp: String,
@@ -55,7 +56,7 @@ struct Table {
 }
 
 impl Table {
-    async fn start() -> (Table, tempfile::TempDir) {
+    pub(super) async fn start() -> (Table, tempfile::TempDir) {
         let (dir, ca) = ssh_ca();
         let sts = Sts::start().await;
         let revocations = Arc::new(DenyList::load(None).unwrap());
@@ -86,7 +87,7 @@ impl Table {
         (table, dir)
     }
 
-    fn authorization(&self, token: Token) -> Option<String> {
+    pub(super) fn authorization(&self, token: Token) -> Option<String> {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap()
@@ -119,7 +120,7 @@ impl Table {
     }
 
     /// The decision for `r`, its body decided too when the core asks for it.
-    async fn decide(&self, r: &Row) -> Result<Decision, actbridge::pipeline::Denial> {
+    pub(super) async fn decide(&self, r: &Row) -> Result<Decision, actbridge::pipeline::Denial> {
         decide(&self.pipeline, r, self.authorization(r.token)).await
     }
 }
@@ -210,6 +211,28 @@ fn rows() -> Vec<Row> {
             ),
             "POST",
             r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#,
+            json,
+        ),
+        body(
+            row(
+                "mcp: a single-use tool called alone gets a token of its own",
+                "mcp-documents",
+                "/mcp",
+                ForwardWithNewAuthorization,
+            ),
+            "POST",
+            r#"{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"read_document","arguments":{"id":"DOC-001"}}}"#,
+            json,
+        ),
+        body(
+            row(
+                "mcp: a single-use tool called in a batch (one token cannot serve two calls)",
+                "mcp-documents",
+                "/mcp",
+                Deny(400, "single_use_batch"),
+            ),
+            "POST",
+            r#"[{"jsonrpc":"2.0","id":4,"method":"tools/call","params":{"name":"read_document","arguments":{"id":"DOC-001"}}},{"jsonrpc":"2.0","id":5,"method":"tools/list"}]"#,
             json,
         ),
         // Inbound.
