@@ -29,7 +29,7 @@ pub enum AuthorityError {
 /// An authority read once: the host (lower case; an IPv6 literal keeps its brackets) and
 /// the port, if given.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Authority {
+pub(crate) struct Authority {
     /// The host, lower case.
     pub host: String,
     /// The port, when the authority names one.
@@ -38,7 +38,7 @@ pub struct Authority {
 
 impl Authority {
     /// Reads `raw` (an `:authority` or `Host` value).
-    pub fn parse(raw: &str) -> Result<Authority, AuthorityError> {
+    pub(crate) fn parse(raw: &str) -> Result<Authority, AuthorityError> {
         if raw.contains('@') {
             return Err(AuthorityError::Userinfo);
         }

@@ -6,13 +6,12 @@
 //! response. It knows nothing of JWTs.
 
 mod fail_closed;
-pub use fail_closed::FailClosed;
 mod headers;
 mod response;
 mod server;
 mod stream;
 
-pub use server::{DIRECTION_METADATA, ExtProcService};
+pub(crate) use server::ExtProcService;
 
 #[cfg(test)]
 mod tests;

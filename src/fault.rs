@@ -10,7 +10,7 @@
 
 /// Panics when `ACTBRIDGE_FAULT` names `point` (feature `fault-injection` only).
 #[cfg(feature = "fault-injection")]
-pub fn point(point: &str) {
+pub(crate) fn point(point: &str) {
     static FAULT: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
     let armed = FAULT.get_or_init(|| std::env::var("ACTBRIDGE_FAULT").ok());
     if armed.as_deref() == Some(point) {

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 /// Builds the client used for calls to identity providers.
-pub fn build(timeout: Duration) -> reqwest::Client {
+pub(crate) fn build(timeout: Duration) -> reqwest::Client {
     builder(timeout)
         .build()
         // Building only fails when the TLS backend cannot initialise, which is a broken
@@ -15,7 +15,7 @@ pub fn build(timeout: Duration) -> reqwest::Client {
 
 /// As [`build`], with the given rustls configuration (e.g. mTLS with the pod's SVID,
 /// `crate::spiffe::tls`).
-pub fn build_with_tls(timeout: Duration, tls: rustls::ClientConfig) -> reqwest::Client {
+pub(crate) fn build_with_tls(timeout: Duration, tls: rustls::ClientConfig) -> reqwest::Client {
     builder(timeout)
         .tls_backend_preconfigured(tls)
         .build()
@@ -33,7 +33,7 @@ fn builder(timeout: Duration) -> reqwest::ClientBuilder {
 /// Adds the current span's W3C trace context (`traceparent`, and `tracestate` when the
 /// caller sent one) to `req`, so the callee's spans join actbridge's trace. Adds nothing
 /// when spans are not exported.
-pub fn traced(mut req: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+pub(crate) fn traced(mut req: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
     for (name, value) in crate::telemetry::propagation::outgoing() {
         req = req.header(name, value);
     }
@@ -42,7 +42,7 @@ pub fn traced(mut req: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
 
 /// Why a bounded read failed.
 #[derive(Debug, thiserror::Error)]
-pub enum ReadError {
+pub(crate) enum ReadError {
     /// The body exceeded the limit.
     #[error("response body is larger than {0} bytes")]
     TooLarge(usize),
@@ -53,7 +53,10 @@ pub enum ReadError {
 
 /// Reads a response body, refusing more than `limit` bytes (a misbehaving peer must not
 /// make actbridge buffer without bound).
-pub async fn read_limited(mut resp: reqwest::Response, limit: usize) -> Result<Vec<u8>, ReadError> {
+pub(crate) async fn read_limited(
+    mut resp: reqwest::Response,
+    limit: usize,
+) -> Result<Vec<u8>, ReadError> {
     if resp.content_length().is_some_and(|n| n > limit as u64) {
         return Err(ReadError::TooLarge(limit));
     }

@@ -50,6 +50,9 @@
 //!   clock, and text bounded for records.
 #![forbid(unsafe_code)]
 #![deny(rust_2018_idioms)]
+// `pub` is what other crates (the tests, the benches, the fuzz harness, the devkit) use;
+// the rest is `pub(crate)`.
+#![warn(unreachable_pub)]
 
 /// mimalloc: per-thread heaps with cheap cross-thread frees (the audit writer frees what
 /// the request path allocated) and faster small allocations than glibc's malloc on the
@@ -60,16 +63,16 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 pub mod admin;
 pub mod agentproto;
 pub mod audit;
-pub mod authority;
+pub(crate) mod authority;
 pub mod clock;
 pub mod config;
 pub mod credentials;
 pub mod envoy_routes;
 pub mod exchange;
-pub mod extproc;
-pub mod fault;
-pub mod http_client;
-pub mod http_path;
+pub(crate) mod extproc;
+pub(crate) mod fault;
+pub(crate) mod http_client;
+pub(crate) mod http_path;
 pub mod introspect;
 pub mod jwt;
 pub mod pipeline;
@@ -78,4 +81,4 @@ pub mod serve;
 pub mod spiffe;
 pub mod state;
 pub mod telemetry;
-pub mod text;
+pub(crate) mod text;

@@ -3,7 +3,7 @@
 
 /// `s` cut to at most `max` bytes (at a character boundary), marked `…[N bytes]` with its
 /// whole length when cut.
-pub fn bounded(s: &str, max: usize) -> std::borrow::Cow<'_, str> {
+pub(crate) fn bounded(s: &str, max: usize) -> std::borrow::Cow<'_, str> {
     if s.len() <= max {
         return std::borrow::Cow::Borrowed(s);
     }

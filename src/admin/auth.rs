@@ -11,7 +11,7 @@ use crate::jwt::AudienceProfile;
 
 /// An authenticated admin.
 #[derive(Debug, Clone)]
-pub struct Admin {
+pub(super) struct Admin {
     /// `preferred_username`, else `sub`.
     pub name: String,
     /// Their token's fingerprint (for the audit log).

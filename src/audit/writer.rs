@@ -105,7 +105,7 @@ pub(super) struct Writer {
 
 impl Writer {
     /// Opens the active file, continues the chain on disk and writes the `start` record.
-    pub fn open(cfg: &AuditConfig) -> Result<Writer, AuditError> {
+    pub(super) fn open(cfg: &AuditConfig) -> Result<Writer, AuditError> {
         let io = |e: std::io::Error| AuditError::Io {
             path: cfg.path.display().to_string(),
             source: e,
@@ -161,7 +161,7 @@ impl Writer {
     /// Runs until [`Msg::Stop`] or every sender is gone. An I/O error stops the writer
     /// and marks the log failed (requests are then refused or their records dropped, as
     /// configured).
-    pub fn run(mut self, rx: Receiver<Msg>, counters: Arc<Counters>) {
+    pub(super) fn run(mut self, rx: Receiver<Msg>, counters: Arc<Counters>) {
         let result = self.serve(&rx, &counters);
         if let Err(e) = result.and_then(|()| self.finish()) {
             counters.failed.store(true, Ordering::SeqCst);

@@ -32,9 +32,9 @@ use super::routes::{RawAction, RawProtocol, RawRoute};
 pub const DEFAULT_MAX_BODY_BYTES: usize = 1 << 20;
 /// The largest `max_body_bytes` accepted: 8 MiB. actbridge holds the whole body while
 /// deciding, so the bound is a memory bound.
-pub const MAX_MAX_BODY_BYTES: usize = 8 << 20;
+pub(super) const MAX_MAX_BODY_BYTES: usize = 8 << 20;
 /// Default `tool_scope`.
-pub const DEFAULT_TOOL_SCOPE: &str = "mcp:{tool}";
+pub(super) const DEFAULT_TOOL_SCOPE: &str = "mcp:{tool}";
 
 /// The protocol an `exchange` route speaks.
 #[derive(Debug, Clone, PartialEq, Eq)]

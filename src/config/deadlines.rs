@@ -12,7 +12,7 @@ use std::time::Duration;
 use super::{BackendConfig, Config, ConfigError};
 
 /// Room left after a peer's timeout for actbridge to refuse, audit and answer.
-pub const HEADROOM: Duration = Duration::from_millis(500);
+pub(super) const HEADROOM: Duration = Duration::from_millis(500);
 
 /// Checks every in-request timeout of `config` against its Envoy's message timeout.
 pub(super) fn check(config: &Config) -> Result<(), ConfigError> {

@@ -31,7 +31,7 @@ const SUFFIX_HEX: usize = 16;
 
 /// Longest credential name: AWS's limit for a session name and `SourceIdentity`; the SSH
 /// key id and the audit record use the same name.
-pub const NAME_MAX: usize = 64;
+pub(super) const NAME_MAX: usize = 64;
 
 impl Grantee<'_> {
     /// SHA-256 over the issuer, the subject and every agent of the chain, each

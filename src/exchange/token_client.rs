@@ -64,7 +64,7 @@ pub(super) struct TokenClient {
 
 impl TokenClient {
     /// `server_id`: the token service's SPIFFE ID, for mTLS with the pod's SVID.
-    pub fn new(
+    pub(super) fn new(
         endpoint: url::Url,
         client: ClientConfig,
         timeout: std::time::Duration,
@@ -95,17 +95,17 @@ impl TokenClient {
 
     /// Hands over the workload identity whose SVID mTLS presents (once; later calls
     /// change nothing).
-    pub fn use_identity(&self, identity: std::sync::Arc<crate::spiffe::WorkloadIdentity>) {
+    pub(super) fn use_identity(&self, identity: std::sync::Arc<crate::spiffe::WorkloadIdentity>) {
         let _ = self.identity.set(identity);
     }
 
-    pub fn client_id(&self) -> &str {
+    pub(super) fn client_id(&self) -> &str {
         &self.client.client_id
     }
 
     /// Sends `form` (plus client authentication) and parses the answer, in a
     /// `token_request` client span whose context the request carries (`traceparent`).
-    pub async fn request(
+    pub(super) async fn request(
         &self,
         form: Vec<(&'static str, String)>,
     ) -> Result<TokenResponse, ExchangeError> {

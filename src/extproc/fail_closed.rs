@@ -29,14 +29,14 @@ pub(super) struct EndedWell(Arc<AtomicBool>);
 impl EndedWell {
     /// The task ends as intended (Envoy closed its side, or the task sent its last word,
     /// an error status, itself). Every other end fails the stream.
-    pub fn mark(&self) {
+    pub(super) fn mark(&self) {
         self.0.store(true, Ordering::Release);
     }
 }
 
 /// The stream Envoy reads: the channel's messages, then — when the channel closed
 /// without [`EndedWell::mark`] — one `INTERNAL` status.
-pub struct FailClosed {
+pub(crate) struct FailClosed {
     rx: mpsc::Receiver<Sent>,
     ended_well: Arc<AtomicBool>,
     failed: bool,

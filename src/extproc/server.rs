@@ -17,22 +17,22 @@ use crate::pipeline::{Hold, Pipeline};
 
 /// The gRPC initial-metadata key each ext_proc filter instance sets in the Envoy
 /// config (`grpc_service.initial_metadata`) to say which direction it serves.
-pub const DIRECTION_METADATA: &str = "x-actbridge-direction";
+pub(super) const DIRECTION_METADATA: &str = "x-actbridge-direction";
 
 /// The ext_proc service.
 #[derive(Clone)]
-pub struct ExtProcService {
+pub(crate) struct ExtProcService {
     pipeline: Arc<Pipeline>,
 }
 
 impl ExtProcService {
     /// A service deciding with `pipeline`.
-    pub fn new(pipeline: Arc<Pipeline>) -> Self {
+    pub(crate) fn new(pipeline: Arc<Pipeline>) -> Self {
         ExtProcService { pipeline }
     }
 
     /// The tonic server wrapper.
-    pub fn into_server(self) -> ExternalProcessorServer<Self> {
+    pub(crate) fn into_server(self) -> ExternalProcessorServer<Self> {
         ExternalProcessorServer::new(self)
     }
 }

@@ -66,7 +66,7 @@ pub(super) struct StreamState {
 
 impl StreamState {
     /// A new stream; `direction` is the filter's initial-metadata value, if any.
-    pub fn new(direction: Option<String>) -> Self {
+    pub(super) fn new(direction: Option<String>) -> Self {
         StreamState {
             direction,
             state: State::AwaitingRequestHeaders,
@@ -75,7 +75,7 @@ impl StreamState {
 
     /// Records the headers-phase decision: a [`Decision::ReadBody`] makes the stream wait
     /// for the body of `facts`.
-    pub fn decided(&mut self, facts: Box<RequestFacts>, decision: &Decision) {
+    pub(super) fn decided(&mut self, facts: Box<RequestFacts>, decision: &Decision) {
         match decision {
             Decision::ReadBody { max_bytes, .. } => {
                 self.state = State::AwaitingBody {
@@ -94,7 +94,7 @@ impl StreamState {
 
     /// Records the body-phase decision: a [`Decision::Narrow`] makes the stream watch
     /// the response.
-    pub fn body_decided(&mut self, decision: &Decision) {
+    pub(super) fn body_decided(&mut self, decision: &Decision) {
         if let Decision::Narrow { narrowing, .. } = decision {
             self.state = State::AwaitingResponseHeaders {
                 narrowing: narrowing.clone(),
@@ -104,7 +104,7 @@ impl StreamState {
 
     /// Advances the state machine by one message. Long by design: one arm per ext_proc
     /// phase and state, so every (phase, state) pair is answered in one place.
-    pub fn on_message(&mut self, msg: ProcessingRequest) -> Step {
+    pub(super) fn on_message(&mut self, msg: ProcessingRequest) -> Step {
         let Some(request) = msg.request else {
             return Step::Fail(tonic::Status::invalid_argument(
                 "ProcessingRequest carries no phase",

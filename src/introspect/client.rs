@@ -81,7 +81,7 @@ pub(super) struct IntrospectionClient {
 }
 
 impl IntrospectionClient {
-    pub fn new(cfg: &IntrospectionConfig) -> Self {
+    pub(super) fn new(cfg: &IntrospectionConfig) -> Self {
         let svids = match &cfg.client.auth {
             ClientAuthConfig::JwtSvid { workload_api, .. } => {
                 Some(JwtSvidFetcher::new(workload_api, cfg.timeout))
@@ -98,7 +98,7 @@ impl IntrospectionClient {
 
     /// Introspects `token`, in an `introspection_request` client span whose context the
     /// request carries (`traceparent`).
-    pub async fn introspect(&self, token: &str) -> Result<Answer, IntrospectError> {
+    pub(super) async fn introspect(&self, token: &str) -> Result<Answer, IntrospectError> {
         let span = crate::telemetry::sampling::child_span(|| {
             tracing::debug_span!(
                 "introspection_request",

@@ -20,7 +20,7 @@ pub(super) struct OwnAgent {
 }
 
 impl OwnAgent {
-    pub fn new(cfg: &OutboundConfig) -> Self {
+    pub(super) fn new(cfg: &OutboundConfig) -> Self {
         OwnAgent {
             client_id: cfg.client.client_id.clone(),
             send_actor_token: cfg.send_actor_token,
@@ -34,7 +34,7 @@ impl OwnAgent {
     }
 
     /// The agent's client id (its SPIFFE ID).
-    pub fn client_id(&self) -> &str {
+    pub(super) fn client_id(&self) -> &str {
         &self.client_id
     }
 
@@ -43,7 +43,7 @@ impl OwnAgent {
     /// twice in a row). For a token without `act`, `when_direct` decides: an inbound
     /// delegation names the agent, an outbound direct use does not (the destination then
     /// sees the user alone).
-    pub fn adds_itself(&self, t: &VerifiedToken, when_direct: bool) -> bool {
+    pub(super) fn adds_itself(&self, t: &VerifiedToken, when_direct: bool) -> bool {
         self.send_actor_token
             && match t.actors.first() {
                 None => when_direct,
@@ -53,7 +53,7 @@ impl OwnAgent {
 
     /// The chain the next hop will see, newest first: this agent (when added) before the
     /// verified chain.
-    pub fn next_chain(&self, t: &VerifiedToken, adds_itself: bool) -> Vec<ActorInput> {
+    pub(super) fn next_chain(&self, t: &VerifiedToken, adds_itself: bool) -> Vec<ActorInput> {
         let mut chain = chain_of(t);
         if adds_itself {
             chain.insert(

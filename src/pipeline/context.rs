@@ -37,7 +37,7 @@ pub(super) enum Freshness {
 }
 
 impl<'a> Context<'a> {
-    pub fn new(
+    pub(super) fn new(
         req: &'a RequestFacts,
         verifier: &'a Verifier,
         introspector: Option<&'a Introspector>,
@@ -53,7 +53,7 @@ impl<'a> Context<'a> {
     }
 
     /// The `verify` stage: `token` checked for `profile`, what it says noted.
-    pub async fn verify(
+    pub(super) async fn verify(
         &mut self,
         token: &str,
         profile: AudienceProfile,
@@ -70,13 +70,13 @@ impl<'a> Context<'a> {
     }
 
     /// Whether `word` is a token of an issuer this sidecar trusts (it must not leave).
-    pub fn names_trusted_issuer(&self, word: &str) -> bool {
+    pub(super) fn names_trusted_issuer(&self, word: &str) -> bool {
         self.verifier.names_trusted_issuer(word)
     }
 
     /// The `introspect` stage: `token` (verified as `verified`) refused unless its
     /// issuer says it is active.
-    pub async fn check_live(
+    pub(super) async fn check_live(
         &mut self,
         token: &str,
         verified: &VerifiedToken,
@@ -92,7 +92,7 @@ impl<'a> Context<'a> {
 
     /// The `policy` stage: `engine` (and a person, when it asks) judges the request to
     /// `target` for `chain`, the chain the destination will see, newest first.
-    pub async fn judge(
+    pub(super) async fn judge(
         &mut self,
         engine: &PolicyEngine,
         target: &Target<'_>,
@@ -106,7 +106,7 @@ impl<'a> Context<'a> {
 
     /// The `exchange` stage: `token` (expiring at `expires_at`) exchanged by `exchanger`
     /// for `target`, the fact noted.
-    pub async fn exchange(
+    pub(super) async fn exchange(
         &mut self,
         exchanger: &Exchanger,
         (token, expires_at): (&str, u64),

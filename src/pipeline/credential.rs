@@ -40,13 +40,13 @@ pub(super) struct Judged {
 
 impl Judged {
     /// Notes the judged chain and the grant in the trail.
-    pub fn record(&self, trail: &mut Trail) {
+    pub(super) fn record(&self, trail: &mut Trail) {
         trail.actors.clone_from(&self.chain);
         trail.grant = Some(self.granted.grant.clone());
     }
 
     /// Notes the credential `backend` (configured as `name`) made for this grantee.
-    pub fn record_credential(&self, trail: &mut Trail, name: &str, backend: &Backend) {
+    pub(super) fn record_credential(&self, trail: &mut Trail, name: &str, backend: &Backend) {
         trail.credential = Some(CredentialFact {
             name: name.to_string(),
             backend: backend.kind().to_string(),
@@ -54,7 +54,7 @@ impl Judged {
         });
     }
 
-    pub fn grantee(&self) -> Grantee<'_> {
+    pub(super) fn grantee(&self) -> Grantee<'_> {
         Grantee {
             issuer: &self.issuer,
             subject: &self.subject,

@@ -25,7 +25,7 @@ pub(super) struct Inbound {
 }
 
 impl Inbound {
-    pub fn new(cfg: &InboundConfig, agent: Option<Arc<OwnAgent>>, state: State) -> Self {
+    pub(super) fn new(cfg: &InboundConfig, agent: Option<Arc<OwnAgent>>, state: State) -> Self {
         Inbound {
             cfg: cfg.clone(),
             delegate_to: agent.filter(|_| cfg.delegation),
@@ -35,7 +35,7 @@ impl Inbound {
 
     /// A 401 of an inbound request names the protected resource metadata, when
     /// configured (RFC 9728 §5.1), so an MCP client finds the authorization server.
-    pub fn challenge(&self, req: &RequestFacts, mut denial: Denial) -> Denial {
+    pub(super) fn challenge(&self, req: &RequestFacts, mut denial: Denial) -> Denial {
         if let (super::Direction::Inbound, 401, Some(pr), Some(w)) = (
             req.direction,
             denial.status,
@@ -47,7 +47,7 @@ impl Inbound {
         denial
     }
 
-    pub async fn decide(&self, cx: &mut Context<'_>) -> Result<Decision, Refusal> {
+    pub(super) async fn decide(&self, cx: &mut Context<'_>) -> Result<Decision, Refusal> {
         let h = &self.cfg.identity_headers;
         // Client copies of the identity headers never reach the app, bypassed or not.
         let remove = vec![

@@ -21,7 +21,7 @@ struct Window {
 }
 
 impl LogBudget {
-    pub fn new(per_second: u32) -> Self {
+    pub(super) fn new(per_second: u32) -> Self {
         LogBudget {
             per_second,
             state: Mutex::new(Window {
@@ -34,7 +34,7 @@ impl LogBudget {
 
     /// `Some(n)` when this line may be written (`n`: lines left out before it), `None`
     /// when it is over the budget (and counted).
-    pub fn admit(&self) -> Option<u64> {
+    pub(super) fn admit(&self) -> Option<u64> {
         let mut w = self.state.lock().unwrap_or_else(|p| p.into_inner());
         if w.started.elapsed() >= Duration::from_secs(1) {
             w.started = Instant::now();

@@ -45,7 +45,7 @@ pub(super) struct Accepted<'r> {
 impl Outbound {
     /// The outbound rules for `cfg`'s routes, each backend and policy a route needs
     /// resolved.
-    pub fn new(
+    pub(super) fn new(
         cfg: &OutboundConfig,
         agent: Arc<OwnAgent>,
         state: State,
@@ -63,7 +63,7 @@ impl Outbound {
         })
     }
 
-    pub fn retry_after_secs(&self) -> u64 {
+    pub(super) fn retry_after_secs(&self) -> u64 {
         self.retry_after.as_secs().max(1)
     }
 
@@ -110,7 +110,7 @@ impl Outbound {
         Ok((name, action))
     }
 
-    pub async fn decide(&self, cx: &mut Context<'_>) -> Result<Decision, Refusal> {
+    pub(super) async fn decide(&self, cx: &mut Context<'_>) -> Result<Decision, Refusal> {
         let (name, action) = self.route(cx.req, &mut cx.trail)?;
         match action {
             Action::Deny => Err(Refusal::RouteDenied(name.to_string())),
@@ -144,7 +144,7 @@ impl Outbound {
 
     /// The body phase: a `vend` route, or a `credential` route whose backend asked for
     /// the body. `body` is `None` when it was over the limit.
-    pub async fn decide_body(
+    pub(super) async fn decide_body(
         &self,
         cx: &mut Context<'_>,
         body: Option<&[u8]>,

@@ -50,7 +50,7 @@ pub enum RequestError {
 }
 
 /// The most of a path a log line or an audit record holds.
-pub const RECORDED_PATH_MAX: usize = 512;
+pub(super) const RECORDED_PATH_MAX: usize = 512;
 
 /// One request: direction, destination, method, path and headers.
 #[derive(Clone)]

@@ -51,7 +51,7 @@ pub(crate) struct RpcTrail {
 
 impl RpcTrail {
     /// Nothing known yet but the protocol (`mcp` or `a2a`).
-    pub fn new(protocol: &'static str) -> Self {
+    pub(super) fn new(protocol: &'static str) -> Self {
         RpcTrail {
             protocol,
             reply_id: Value::Null,
@@ -64,7 +64,7 @@ impl RpcTrail {
     /// a 403 of an MCP route the challenge of the MCP authorization specification
     /// (2025-11-25, "Scope Challenge Handling"): `Bearer error="insufficient_scope"`
     /// with the scope the call needs.
-    pub fn render(&self, mut denial: Denial, refusal: &Refusal) -> Denial {
+    pub(super) fn render(&self, mut denial: Denial, refusal: &Refusal) -> Denial {
         let code = match refusal {
             Refusal::JsonRpc(e) => e.code(),
             Refusal::Mcp(mcp::McpError::BadToolCall) | Refusal::SingleUseBatch => {

@@ -31,12 +31,12 @@ pub(crate) struct Trail {
 
 impl Trail {
     /// The route (or `inbound` / `bypass`) deciding the request.
-    pub fn route(&mut self, name: &str) {
+    pub(super) fn route(&mut self, name: &str) {
         self.route = Some(name.to_string());
     }
 
     /// The presented token verified: who it is for and the chain it carries.
-    pub fn verified(&mut self, t: &VerifiedToken) {
+    pub(super) fn verified(&mut self, t: &VerifiedToken) {
         self.user = t.username.clone();
         self.subject = t.subject.clone();
         self.fingerprint = Some(t.fingerprint.clone());
@@ -53,7 +53,7 @@ impl Trail {
     }
 
     /// The chain the policy judged (the one the next hop will see).
-    pub fn judged_chain(&mut self, chain: &[ActorInput]) {
+    pub(super) fn judged_chain(&mut self, chain: &[ActorInput]) {
         self.actors = chain
             .iter()
             .map(|a| {
@@ -68,7 +68,7 @@ impl Trail {
     /// Runs `work` as `stage`: timed, inside `span`, the span marked as an error when the
     /// stage fails. Every stage whose span is made by its caller goes through here once;
     /// `policy`, whose spans are made inside, through [`Trail::timed`].
-    pub async fn step<T, E>(
+    pub(super) async fn step<T, E>(
         &mut self,
         stage: Stage,
         span: tracing::Span,
@@ -83,7 +83,7 @@ impl Trail {
     }
 
     /// Runs `work` as `stage`, timing it (its spans are made inside).
-    pub async fn timed<T>(&mut self, stage: Stage, work: impl Future<Output = T>) -> T {
+    pub(super) async fn timed<T>(&mut self, stage: Stage, work: impl Future<Output = T>) -> T {
         let started = Instant::now();
         let out = work.await;
         self.timings.push((stage, started.elapsed()));
@@ -92,7 +92,7 @@ impl Trail {
 
     /// The audit record's identity part, moved out of the trail (it is the last use);
     /// the caller adds the request and the outcome.
-    pub fn into_record(self, record: DecisionRecord) -> DecisionRecord {
+    pub(super) fn into_record(self, record: DecisionRecord) -> DecisionRecord {
         DecisionRecord {
             route: self.route,
             user: self.user,

@@ -43,7 +43,7 @@ fn kind_of(path: &Path) -> Option<FileKind> {
 
 /// The files of a policy directory, in a stable order.
 #[derive(Debug, Clone)]
-pub struct Bundle {
+pub(super) struct Bundle {
     files: Vec<(PathBuf, FileKind, String)>,
     /// Hex of the first 8 bytes of a SHA-256 over every file's path and content.
     pub version: String,
@@ -51,7 +51,7 @@ pub struct Bundle {
 
 impl Bundle {
     /// Reads every policy file under `dir` (recursively; hidden entries skipped).
-    pub fn read(dir: &Path) -> Result<Bundle, PolicyError> {
+    pub(super) fn read(dir: &Path) -> Result<Bundle, PolicyError> {
         let mut paths = Vec::new();
         collect(dir, &mut paths)?;
         paths.sort_by(|a, b| a.0.cmp(&b.0));
@@ -76,7 +76,7 @@ impl Bundle {
     }
 
     /// A regorus engine with the modules (test modules too when `with_tests`) and data.
-    pub fn engine(&self, with_tests: bool) -> Result<regorus::Engine, PolicyError> {
+    pub(super) fn engine(&self, with_tests: bool) -> Result<regorus::Engine, PolicyError> {
         let mut engine = regorus::Engine::new();
         for (path, kind, text) in &self.files {
             let shown = path.display().to_string();
@@ -103,7 +103,7 @@ impl Bundle {
     }
 
     /// The test modules: (path, text).
-    pub fn test_modules(&self) -> impl Iterator<Item = (&Path, &str)> {
+    pub(super) fn test_modules(&self) -> impl Iterator<Item = (&Path, &str)> {
         self.files
             .iter()
             .filter(|(_, k, _)| *k == FileKind::RegoTest)
@@ -111,7 +111,7 @@ impl Bundle {
     }
 
     /// Compiles the serving modules for `entrypoint`.
-    pub fn compile(&self, entrypoint: &str) -> Result<regorus::CompiledPolicy, PolicyError> {
+    pub(super) fn compile(&self, entrypoint: &str) -> Result<regorus::CompiledPolicy, PolicyError> {
         let mut engine = self.engine(false)?;
         engine
             .compile_with_entrypoint(&entrypoint.into())

@@ -24,7 +24,7 @@ pub(super) struct Loaded {
 
 impl Loaded {
     /// Evaluates this version for an input given as JSON.
-    pub fn evaluate(&self, input_json: &str) -> Result<PolicyDecision, PolicyError> {
+    pub(super) fn evaluate(&self, input_json: &str) -> Result<PolicyDecision, PolicyError> {
         let input: regorus::Value = serde_json::from_str(input_json)
             .map_err(|e| PolicyError::Eval(format!("input: {e}")))?;
         evaluate_value(&self.compiled, input)
@@ -41,7 +41,11 @@ pub(super) struct LocalPolicy {
 
 impl LocalPolicy {
     /// Loads and compiles `dir`; an error names the file (and line).
-    pub fn load(dir: &Path, entrypoint: &str, eval_timeout: Duration) -> Result<Self, PolicyError> {
+    pub(super) fn load(
+        dir: &Path,
+        entrypoint: &str,
+        eval_timeout: Duration,
+    ) -> Result<Self, PolicyError> {
         // regorus reads the evaluation time limit from this process-wide setting for
         // every evaluation of a compiled policy.
         regorus::utils::limits::set_fallback_execution_timer_config(Some(
@@ -66,18 +70,18 @@ impl LocalPolicy {
     }
 
     /// The version in use (hex of the content hash).
-    pub fn version(&self) -> String {
+    pub(super) fn version(&self) -> String {
         self.current.load().version.clone()
     }
 
     /// The version in use, held for one decision (a reload does not change it mid-way).
-    pub fn snapshot(&self) -> Arc<Loaded> {
+    pub(super) fn snapshot(&self) -> Arc<Loaded> {
         self.current.load_full()
     }
 
     /// Re-reads the directory and swaps in the new version if it compiles. Returns the new
     /// version, `Ok(None)` when nothing changed; on error the running version is kept.
-    pub fn reload(&self) -> Result<Option<String>, PolicyError> {
+    pub(super) fn reload(&self) -> Result<Option<String>, PolicyError> {
         let bundle = Bundle::read(&self.dir)?;
         if bundle.version == self.current.load().version {
             return Ok(None);

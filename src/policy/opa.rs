@@ -21,7 +21,11 @@ pub(super) struct OpaClient {
 
 impl OpaClient {
     /// A client for `entrypoint` (`data.a.b`) at the OPA server `base`.
-    pub fn new(base: &Url, entrypoint: &str, timeout: Duration) -> Result<Self, PolicyError> {
+    pub(super) fn new(
+        base: &Url,
+        entrypoint: &str,
+        timeout: Duration,
+    ) -> Result<Self, PolicyError> {
         let path = entrypoint.trim_start_matches("data.").replace('.', "/");
         // `join` replaces the last segment of a base without a trailing `/`.
         let mut base = base.clone();
@@ -38,7 +42,7 @@ impl OpaClient {
     }
 
     /// The rule's value for `input_json`, as a decision.
-    pub async fn decide(&self, input_json: &str) -> Result<PolicyDecision, PolicyError> {
+    pub(super) async fn decide(&self, input_json: &str) -> Result<PolicyDecision, PolicyError> {
         let body = format!("{{\"input\":{input_json}}}");
         let resp = crate::http_client::traced(self.http.post(self.url.clone()))
             .header(http::header::CONTENT_TYPE, "application/json")

@@ -8,6 +8,9 @@
 //! routes), next to the embedded token service (`actbridge-sts`) and the real Envoy.
 #![forbid(unsafe_code)]
 #![deny(rust_2018_idioms)]
+// `pub` is what other crates (the tests, the benches, the fuzz harness, the devkit) use;
+// the rest is `pub(crate)`.
+#![warn(unreachable_pub)]
 
 pub mod demo;
 pub mod ministack;

@@ -13,13 +13,13 @@ use tokio_util::sync::CancellationToken;
 use super::ministack::BUCKET;
 
 /// The S3 endpoint the agent calls (Envoy's `aws_s3` virtual host).
-pub const S3_HOST: &str = "s3.us-east-1.amazonaws.com";
+pub(crate) const S3_HOST: &str = "s3.us-east-1.amazonaws.com";
 /// The host of the sidecar's credential vending route.
-pub const CREDENTIALS_HOST: &str = "credentials.actbridge.local";
+pub(crate) const CREDENTIALS_HOST: &str = "credentials.actbridge.local";
 
 /// What the document service saw on its last request.
 #[derive(Debug, Clone, Default)]
-pub struct Received {
+pub(crate) struct Received {
     /// The `authorization` header value.
     pub authorization: Option<String>,
     /// The path.
@@ -27,11 +27,11 @@ pub struct Received {
 }
 
 /// Shared record of the document service's last request.
-pub type LastReceived = Arc<Mutex<Option<Received>>>;
+pub(crate) type LastReceived = Arc<Mutex<Option<Received>>>;
 
 /// What the agent app saw (the identity headers actbridge set).
 #[derive(Debug, Clone, Default)]
-pub struct AgentSaw {
+pub(crate) struct AgentSaw {
     /// Header name → value, for `x-actbridge-*` headers.
     pub identity: Vec<(String, String)>,
     /// The bearer token the agent received (the demo prints its claims, never the token).
@@ -39,10 +39,10 @@ pub struct AgentSaw {
 }
 
 /// Shared record of the agent app's last request.
-pub type LastAgentSaw = Arc<Mutex<Option<AgentSaw>>>;
+pub(crate) type LastAgentSaw = Arc<Mutex<Option<AgentSaw>>>;
 
 /// Serves the document service until `stop`.
-pub async fn document_service(
+pub(crate) async fn document_service(
     listener: tokio::net::TcpListener,
     last: LastReceived,
     stop: CancellationToken,
@@ -88,7 +88,7 @@ struct AgentState {
 /// token the agent was called with (actbridge swaps it on the way out); `GET /s3/{key}`
 /// reads an S3 object the same way, and `GET /aws-credentials` asks the sidecar for
 /// AWS credentials.
-pub async fn agent(
+pub(crate) async fn agent(
     listener: tokio::net::TcpListener,
     outbound_port: u16,
     saw: LastAgentSaw,

@@ -14,6 +14,8 @@
 //! template, [`pod`] checks and extends one pod template, [`template`] reads the
 //! embedded template, [`error`] holds the refusals.
 
+#![warn(unreachable_pub)]
+
 mod documents;
 mod error;
 mod kinds;

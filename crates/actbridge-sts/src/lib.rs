@@ -35,6 +35,8 @@
 //! sts.clone().serve(TcpListener::bind("127.0.0.1:8180").await?, shutdown).await?;
 //! ```
 
+#![warn(unreachable_pub)]
+
 mod claims;
 mod client_assertion;
 mod client_auth;

@@ -48,7 +48,7 @@ pub(super) struct StsClient {
 }
 
 impl StsClient {
-    pub async fn new(cfg: &AwsStsConfig) -> StsClient {
+    pub(super) async fn new(cfg: &AwsStsConfig) -> StsClient {
         let mut loader = aws_config::defaults(BehaviorVersion::latest())
             .region(Region::new(cfg.region.clone()))
             .timeout_config(
@@ -70,7 +70,7 @@ impl StsClient {
         }
     }
 
-    pub async fn assume_role(&self, req: AssumeRole<'_>) -> Result<Issued, CredentialError> {
+    pub(super) async fn assume_role(&self, req: AssumeRole<'_>) -> Result<Issued, CredentialError> {
         let mut call = self
             .client
             .assume_role()

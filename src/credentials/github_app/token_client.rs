@@ -189,7 +189,7 @@ pub(super) struct TokenClient {
 }
 
 impl TokenClient {
-    pub fn new(cfg: &GithubAppConfig) -> TokenClient {
+    pub(super) fn new(cfg: &GithubAppConfig) -> TokenClient {
         let base = cfg.api_url.as_str().trim_end_matches('/');
         let url = format!(
             "{base}/app/installations/{}/access_tokens",
@@ -204,7 +204,7 @@ impl TokenClient {
         }
     }
 
-    pub async fn installation_token(
+    pub(super) async fn installation_token(
         &self,
         repositories: &[String],
     ) -> Result<InstallationToken, CredentialError> {
