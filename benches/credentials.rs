@@ -196,6 +196,7 @@ fn postgres(rt: &tokio::runtime::Runtime, port: u16) -> Arc<Backend> {
         .clone()
 }
 
+// Long by design: one benchmark run, its peers started and torn down in order.
 fn bench(c: &mut Criterion) {
     // SAFETY: no other thread exists yet (criterion calls this from `main` before any
     // runtime starts), so nothing reads the environment concurrently. A developer's own

@@ -110,6 +110,7 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
+// Long by design: one benchmark run: the cases, their rounds and the report.
 fn main() {
     // `cargo bench` passes `--bench`; `cargo test --all-targets` runs this binary without
     // it, in a debug build: then only a smoke run (does it work, not how fast).

@@ -57,6 +57,7 @@ async fn pending(world: &World, url: &str, token: &str) -> Value {
 }
 
 #[tokio::test]
+// Long by design: one sidecar through approve, deny and timeout in turn.
 async fn a_held_request_passes_after_approval_and_is_refused_after_deny_or_timeout() {
     let dir = tempfile::tempdir().unwrap();
     let policy_dir = dir.path().join("policy");

@@ -42,6 +42,7 @@ fn write_lines(path: &Path, lines: &[String]) {
 }
 
 #[tokio::test]
+// Long by design: one audit log written, verified, then tampered with step by step.
 async fn every_decision_is_audited_chained_and_signed_and_tampering_is_found() {
     let dir = tempfile::tempdir().unwrap();
     let key = ed25519_dalek::SigningKey::from_bytes(&[9u8; 32]);

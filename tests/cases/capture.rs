@@ -170,6 +170,7 @@ fn app_client(remote_ip: Ipv4Addr) -> reqwest::Client {
 }
 
 #[tokio::test]
+// Long by design: one pod of network namespaces set up once and probed in every direction.
 async fn the_pods_traffic_is_captured_both_ways_and_envoys_own_is_not() {
     let lab = Lab::new(&["document-service", TLS_LISTED, TLS_UNLISTED]);
     let (pod_ip, remote_ip) = (lab.pod_ip, lab.remote_ip);

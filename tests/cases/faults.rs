@@ -32,6 +32,7 @@ fn faulty_token_endpoint(sts: &Sts, faulty: &Faulty) -> String {
 }
 
 #[tokio::test]
+// Long by design: one faulty peer switched through each fault in turn.
 async fn a_token_service_that_is_slow_resets_or_answers_garbage_is_refused_and_nothing_reaches_the_destination()
  {
     let faulty = Faulty::start(Fault::Close).await;

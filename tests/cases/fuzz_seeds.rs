@@ -59,6 +59,7 @@ fn the_request_target_reaches_verification_policy_and_exchange() {
 /// exchanger, STS and GitHub times out of range, huge introspection `exp`) are typed
 /// errors — so the fuzzer explores past the first check, and the seeds stay meaningful.
 #[test]
+// Long by design: a table, one row per peer answer.
 fn the_peer_target_accepts_each_good_answer_and_refuses_the_out_of_bound_ones() {
     use std::time::{Duration, UNIX_EPOCH};
 

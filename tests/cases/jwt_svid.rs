@@ -16,19 +16,30 @@ use crate::support::world::{
 
 const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
+/// The demo realm with summarizer-tech's client registered for JWT-SVIDs, its secret
+/// removed.
+fn with_jwt_svid_client(realm: &str) -> ConfigEdit {
+    const CLIENT: &str = "clients[client_id=spiffe://demo.example.com/agent/summarizer-tech]";
+    ConfigEdit::of(realm)
+        .remove(&format!("{CLIENT}.secret"))
+        .set(&format!("{CLIENT}.jwt_svid"), "true")
+}
+
 /// The demo realm with summarizer-tech registered for JWT-SVIDs (its secret removed) and
 /// the trust domain's JWT bundle at `bundle`.
 fn realm_with_jwt_svid(bundle: &Path) -> String {
     let demo =
         std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("demo/realm.yaml"))
             .unwrap();
-    let secret_line = "    secret: summarizer-tech-demo-secret\n";
-    assert!(demo.contains(secret_line));
-    demo.replace(secret_line, "    jwt_svid: true\n")
-        + &format!(
-            "spiffe:\n  trust_domain: demo.example.com\n  jwt_bundle: {}\n",
-            bundle.display()
+    with_jwt_svid_client(&demo)
+        .set(
+            "spiffe",
+            &format!(
+                "{{trust_domain: demo.example.com, jwt_bundle: '{}'}}",
+                bundle.display()
+            ),
         )
+        .yaml()
 }
 
 /// The token service with that realm; the bundle holds `key`.
@@ -277,11 +288,8 @@ fn jwt_svid_configuration_errors_name_the_key() {
     // whose id is outside the trust domain.
     let demo =
         std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("demo/realm.yaml"))
-            .unwrap()
-            .replace(
-                "    secret: summarizer-tech-demo-secret\n",
-                "    jwt_svid: true\n",
-            );
+            .unwrap();
+    let demo = with_jwt_svid_client(&demo).yaml();
     let err = actbridge_sts::Realm::from_yaml_str(&demo)
         .unwrap_err()
         .to_string();
@@ -309,11 +317,8 @@ async fn the_token_service_can_take_the_jwt_bundle_from_the_workload_api() {
     let api = WorkloadApi::start(AGENT, Duration::from_secs(60), Duration::from_secs(60)).await;
     let demo =
         std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("demo/realm.yaml"))
-            .unwrap()
-            .replace(
-                "    secret: summarizer-tech-demo-secret\n",
-                "    jwt_svid: true\n",
-            );
+            .unwrap();
+    let demo = with_jwt_svid_client(&demo).yaml();
     let realm = demo
         + &format!(
             "spiffe:\n  trust_domain: demo.example.com\n  jwt_bundle: {}\n",

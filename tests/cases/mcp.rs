@@ -168,6 +168,7 @@ fn now() -> u64 {
 }
 
 #[tokio::test]
+// Long by design: one MCP session whose calls build on each other.
 async fn tool_calls_are_judged_per_tool_and_document_and_go_out_with_single_use_tokens() {
     let s = setup().await;
 
@@ -294,6 +295,7 @@ async fn tool_calls_are_judged_per_tool_and_document_and_go_out_with_single_use_
 }
 
 #[tokio::test]
+// Long by design: one MCP server answering each bad body in turn.
 async fn tools_list_is_narrowed_and_bad_bodies_never_reach_the_server() {
     let s = setup().await;
 

@@ -30,6 +30,7 @@ fn admin_token(sts: &Sts, user: &str, aud: &str, roles: &[&str]) -> String {
 }
 
 #[tokio::test]
+// Long by design: one deny list through each kind of revocation in turn.
 async fn a_revoked_agent_or_user_is_refused_at_once_and_only_admins_revoke() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("revocations.json");

@@ -60,6 +60,7 @@ fn parts(tp: &str) -> (&str, &str) {
 }
 
 #[tokio::test]
+// Long by design: one trace, every span of it checked.
 async fn an_outbound_exchange_is_one_trace_from_the_agent_through_the_token_service() {
     let otlp = OtlpReceiver::start().await;
     let sts = Sts::start().await;

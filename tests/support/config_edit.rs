@@ -27,22 +27,27 @@ enum Step<'a> {
 
 fn steps(path: &str) -> Vec<Step<'_>> {
     let mut out = Vec::new();
-    for part in path.split('.') {
-        let (key, rest) = part.split_once('[').unwrap_or((part, ""));
-        if !key.is_empty() {
-            out.push(Step::Key(key));
-        }
-        for sel in rest.split('[').filter(|s| !s.is_empty()) {
-            let sel = sel
-                .strip_suffix(']')
+    let mut rest = path;
+    while !rest.is_empty() {
+        if let Some(sel) = rest.strip_prefix('[') {
+            // A selector may hold dots (`clients[client_id=spiffe://a.example/b]`).
+            let end = sel
+                .find(']')
                 .unwrap_or_else(|| panic!("`{path}`: unclosed ["));
-            out.push(match sel.split_once('=') {
+            let sel_text = &sel[..end];
+            out.push(match sel_text.split_once('=') {
                 Some((k, v)) => Step::Where(k, v),
                 None => Step::Index(
-                    sel.parse()
+                    sel_text
+                        .parse()
                         .unwrap_or_else(|_| panic!("`{path}`: bad index")),
                 ),
             });
+            rest = sel[end + 1..].strip_prefix('.').unwrap_or(&sel[end + 1..]);
+        } else {
+            let end = rest.find(['.', '[']).unwrap_or(rest.len());
+            out.push(Step::Key(&rest[..end]));
+            rest = rest[end..].strip_prefix('.').unwrap_or(&rest[end..]);
         }
     }
     out

@@ -97,6 +97,7 @@ fn s3(method: &'static str, path: &'static str) -> Row {
 /// the backend's peer is asked anything, then the GitHub API's failures, and the same
 /// request passing once GitHub answers.
 #[tokio::test]
+// Long by design: a table, one row per rule.
 async fn credential_backends_refuse_as_the_table_says() {
     use Expect::*;
     let dir = tempfile::tempdir().unwrap();

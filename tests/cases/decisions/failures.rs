@@ -64,6 +64,7 @@ policy:
 /// give, a malformed or conflicting answer), and its peers' failures: the token service
 /// refusing or gone, a token revoked at the issuer.
 #[tokio::test]
+// Long by design: a table, one row per rule.
 async fn the_policys_answers_and_the_peers_failures_decide_as_the_table_says() {
     use Expect::*;
     let dir = tempfile::tempdir().unwrap();
@@ -189,6 +190,7 @@ fn scripted_with(sts: &Sts, policies: &std::path::Path, from: &str, to: &str) ->
 /// sending what cannot be read or a body never asked for — each as the table says, in
 /// process.
 #[tokio::test]
+// Long by design: a table, one row per rule.
 async fn peer_and_proxy_failures_refuse_as_the_table_says() {
     use Expect::*;
     let dir = tempfile::tempdir().unwrap();

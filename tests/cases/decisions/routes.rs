@@ -125,6 +125,7 @@ impl Table {
     }
 }
 
+// Long by design: a table, one row per rule.
 fn rows() -> Vec<Row> {
     use Expect::*;
     let alice_own = |mut r: Row| {

@@ -39,6 +39,7 @@ policy:
 /// The rules that depend on what came before — single use, custody, revocation — as
 /// one table of steps, in order, on one pipeline; and a sidecar without `outbound`.
 #[tokio::test]
+// Long by design: a table of steps, each depending on the ones before.
 async fn stateful_rules_decide_as_the_table_says() {
     use Expect::*;
     let sts = Sts::start().await;
