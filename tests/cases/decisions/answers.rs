@@ -8,8 +8,10 @@ use std::sync::Mutex;
 
 use serde_json::Value;
 
+use super::failures::scripted_config;
 use super::outcomes::policies;
 use super::*;
+use crate::support::config_edit::ConfigEdit;
 
 /// A token endpoint (`/token`) and an introspection endpoint (`/introspect`) on
 /// loopback, each answering the JSON the test last put in.
@@ -52,39 +54,19 @@ impl Peer {
     }
 }
 
-/// A sidecar whose token endpoint is `token`, live-checking inbound `/live` at
-/// `introspection`, authenticating to both with `auth` (a YAML flow mapping).
+/// The scripted sidecar ([`scripted_config`]) with its token endpoint at `token`, its
+/// live checks at `introspection`, authenticating to both with `auth` (a YAML flow
+/// mapping).
 fn config(
     sts: &Sts,
     policies: &std::path::Path,
     (token, introspection): (&str, &str),
     auth: &str,
 ) -> String {
-    format!(
-        r#"
-listen:
-  ext_proc: tcp://127.0.0.1:1
-issuers:
-  - issuer: {issuer}
-    audiences: ["{AGENT}"]
-    introspection:
-      endpoint: {introspection}
-inbound:
-  introspect_paths: [{{exact: /live}}]
-outbound:
-  token_endpoint: {token}
-  token_timeout: 1s
-  client:
-    client_id: "{AGENT}"
-    auth: {auth}
-  routes:
-    - {{name: document-service, host: document-service, cluster: document_service, action: exchange, audience: "{DOCS_AUDIENCE}", scopes: [documents.read]}}
-policy:
-  dir: {policies}
-"#,
-        issuer = sts.service.issuer(),
-        policies = policies.display(),
-    )
+    ConfigEdit::of(&scripted_config(sts, policies, Some(token)))
+        .replace("issuers[0].introspection.endpoint", introspection)
+        .replace("outbound.client.auth", auth)
+        .yaml()
 }
 
 const SECRET: &str = "{method: client_secret_post, secret: summarizer-tech-demo-secret}";
@@ -185,12 +167,7 @@ async fn what_the_peers_answer_and_the_claims_bring_decide_as_the_table_says() {
         &own,
     );
 
-    assert!(
-        failures.is_empty(),
-        "{} steps failed:\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
+    all_passed(&failures, "steps");
 }
 
 /// A `private_key_jwt` key that cannot sign for its algorithm (a P-384 key configured

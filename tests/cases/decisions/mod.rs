@@ -260,3 +260,14 @@ fn note(
         failures.push(format!("{name}: {why}"));
     }
 }
+
+/// Fails the test with every failed row or step (`what`: "rows", "steps"), not only the
+/// first.
+fn all_passed(failures: &[String], what: &str) {
+    assert!(
+        failures.is_empty(),
+        "{} {what} failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}

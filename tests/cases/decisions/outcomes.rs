@@ -174,12 +174,7 @@ async fn a_held_request_ends_as_the_person_or_the_clock_decides() {
     let expect = Deny(503, "shutting_down");
     note(&mut failures, "asked after shutdown", &got, expect, &alice);
 
-    assert!(
-        failures.is_empty(),
-        "{} steps failed:\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
+    all_passed(&failures, "steps");
 }
 
 /// A decision the audit log cannot take is refused (`on_queue_full: refuse`, the writer
@@ -236,12 +231,7 @@ async fn a_decision_nobody_can_audit_is_refused() {
     if !approvals.list().is_empty() {
         failures.push("a request nobody could audit was held for a person".into());
     }
-    assert!(
-        failures.is_empty(),
-        "{} steps failed:\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
+    all_passed(&failures, "steps");
 }
 
 /// Without a valid X.509-SVID an outbound request would leave without mTLS: refused with
@@ -311,10 +301,5 @@ async fn outbound_waits_for_the_workload_svid() {
         &alice,
     );
     stop.cancel();
-    assert!(
-        failures.is_empty(),
-        "{} steps failed:\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
+    all_passed(&failures, "steps");
 }

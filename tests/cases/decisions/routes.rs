@@ -505,12 +505,7 @@ async fn every_rule_decides_as_the_table_says() {
             failures.push(format!("{}: {why}", r.name));
         }
     }
-    assert!(
-        failures.is_empty(),
-        "{} rows failed:\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
+    all_passed(&failures, "rows");
 }
 
 /// A route whose backend or policy is missing stops the start, naming the route and

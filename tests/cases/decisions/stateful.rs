@@ -174,12 +174,7 @@ async fn stateful_rules_decide_as_the_table_says() {
     if let Err(why) = verdict(&Deny(403, "outbound_disabled"), &got, &delegated) {
         failures.push(format!("no outbound section: {why}"));
     }
-    assert!(
-        failures.is_empty(),
-        "{} steps failed:\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
+    all_passed(&failures, "steps");
 }
 
 /// A placeholder dies with the token it stands for: past the token's `exp` (by the
