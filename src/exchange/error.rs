@@ -14,6 +14,16 @@ pub enum ExchangeError {
         /// The `error_description`, or empty.
         description: String,
     },
+    /// The token service did not accept actbridge's own client authentication (HTTP 401:
+    /// a wrong secret or key, a client it does not know). The operator's to fix; no caller
+    /// can.
+    #[error("token service rejected actbridge's client: {error} ({description})")]
+    ClientRejected {
+        /// The OAuth `error` code (`invalid_client`, `unauthorized_client`).
+        error: String,
+        /// The `error_description`, or empty.
+        description: String,
+    },
     /// The answer was not an RFC 6749 token response or error.
     #[error("token service answered unexpectedly: {0}")]
     InvalidResponse(String),
@@ -28,6 +38,7 @@ impl ExchangeError {
         match self {
             ExchangeError::Unavailable(_) => "sts_unavailable",
             ExchangeError::Refused { .. } => "exchange_refused",
+            ExchangeError::ClientRejected { .. } => "client_rejected",
             ExchangeError::InvalidResponse(_) => "sts_invalid_response",
             ExchangeError::ClientAuth(_) => "client_auth_failed",
         }

@@ -215,3 +215,22 @@ async fn a_token_service_answering_a_negative_or_fractional_expires_in_fails_the
         );
     }
 }
+
+#[test]
+fn a_401_rejects_actbridges_own_client_and_other_refusals_are_the_callers() {
+    // Keycloak 26.7's answers, as seen from a real one (tests/cases/keycloak.rs).
+    let wrong_secret = br#"{"error":"unauthorized_client","error_description":"Invalid client or Invalid client credentials"}"#;
+    let got = super::token_client::parse_answer(401, wrong_secret);
+    assert!(
+        matches!(&got, Err(ExchangeError::ClientRejected { error, .. }) if error == "unauthorized_client"),
+        "{got:?}"
+    );
+    assert_eq!(got.unwrap_err().reason(), "client_rejected");
+    let unknown_audience =
+        br#"{"error":"invalid_client","error_description":"Audience not found"}"#;
+    let got = super::token_client::parse_answer(400, unknown_audience);
+    assert!(
+        matches!(&got, Err(ExchangeError::Refused { status: 400, error, .. }) if error == "invalid_client"),
+        "{got:?}"
+    );
+}

@@ -157,8 +157,8 @@ impl TokenClient {
 }
 
 /// Reads the token endpoint's answer (its HTTP status and body): a checked token
-/// response, or why there is none. 5xx and 429 are `Unavailable`; another non-2xx with
-/// an OAuth error body is `Refused`; anything else that is not a token response within
+/// response, or why there is none. 5xx and 429 are `Unavailable`; 401 with an OAuth error
+/// body is `ClientRejected` (actbridge's own client); another non-2xx with one is `Refused`; anything else that is not a token response within
 /// bounds is `InvalidResponse`. Pure: the exchanger and fuzz target `peer` both use it.
 pub(super) fn parse_answer(status: u16, body: &[u8]) -> Result<TokenResponse, ExchangeError> {
     let Ok(status) = reqwest::StatusCode::from_u16(status) else {
@@ -202,6 +202,17 @@ pub(super) fn parse_answer(status: u16, body: &[u8]) -> Result<TokenResponse, Ex
         });
     }
     match serde_json::from_slice::<ErrorResponse>(body) {
+        // RFC 6749 §5.2: 401 is the answer to a client that failed to authenticate.
+        Ok(er) if status == reqwest::StatusCode::UNAUTHORIZED => {
+            Err(ExchangeError::ClientRejected {
+                error: clip(&er.error),
+                description: er
+                    .error_description
+                    .as_deref()
+                    .map(clip)
+                    .unwrap_or_default(),
+            })
+        }
         Ok(er) => Err(ExchangeError::Refused {
             status: status.as_u16(),
             error: clip(&er.error),

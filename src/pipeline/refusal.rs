@@ -263,6 +263,10 @@ impl Refusal {
             Refusal::Exchange(ExchangeError::ClientAuth(_)) => {
                 server_error("client_auth_failed", "the sidecar could not authenticate")
             }
+            Refusal::Exchange(ExchangeError::ClientRejected { .. }) => server_error(
+                "client_rejected",
+                "the sidecar is not accepted by the token service",
+            ),
             Refusal::UnforwardableToken => bad_gateway(
                 "issued_token_unforwardable",
                 "the token service answered unexpectedly",

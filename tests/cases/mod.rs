@@ -22,6 +22,7 @@ mod inbound;
 mod inject_cli;
 mod introspection;
 mod jwt_svid;
+mod keycloak;
 mod mcp;
 mod metrics;
 mod ministack;

@@ -10,6 +10,7 @@ pub mod echo;
 pub mod envoy;
 pub mod faulty;
 pub mod github;
+pub mod keycloak;
 pub mod mcp;
 pub mod ministack;
 pub mod mtls_client;

@@ -39,6 +39,7 @@ use super::error::StsError;
 use super::jwt_svid::JwtBundle;
 use super::keys::ClientKey;
 
+mod keycloak;
 mod validate;
 
 #[cfg(test)]

@@ -269,3 +269,29 @@ async fn a_tools_list_result_that_cannot_be_read_is_refused() {
         failures.join("\n")
     );
 }
+
+/// A token service that rejects the sidecar's own client (a wrong secret: HTTP 401
+/// `unauthorized_client`, as Keycloak answers) is the operator's to fix, not the
+/// caller's: 500 `client_rejected`, where a refusal of the request itself is 403.
+#[tokio::test]
+async fn a_token_service_rejecting_the_sidecars_client_is_a_server_error() {
+    use Expect::*;
+    let sts = Sts::start().await;
+    let dir = policies();
+    let yaml = ConfigEdit::of(&scripted_config(&sts, dir.path(), None))
+        .replace(
+            "outbound.client.auth",
+            "{method: client_secret_post, secret: not-the-secret}",
+        )
+        .yaml();
+    let p = pipeline(&yaml, Arc::new(DenyList::load(None).unwrap())).await;
+    let alice = format!(
+        "Bearer {}",
+        sts.delegated("alice", "summarizer-tech", AGENT).await
+    );
+    let got = decide(&p, &docs_row(), Some(alice.clone())).await;
+    let mut failures = Vec::new();
+    let expect = Deny(500, "client_rejected");
+    note(&mut failures, "a wrong client secret", &got, expect, &alice);
+    all_passed(&failures, "steps");
+}

@@ -1,0 +1,264 @@
+//! One real Keycloak per test process, shared by every test that asks for it: the Maven
+//! Central distribution of the version pinned in `tools/keycloak-version` (26.7.3),
+//! fetched once into the user's cache by `tools/fetch-keycloak.sh`, started in dev mode on an in-memory database (nothing is
+//! written to the cached tree but Quarkus' build output), bounded heap, readiness polled.
+//! The demo realm (demo/realm.yaml, the embedded token service's) is created through the
+//! admin REST API from [`Realm::keycloak_representation`], then its own scopes.
+//!
+//! Keycloak outlives no test run: it runs in its own process group under a watchdog shell
+//! that kills the group once this process is gone. Its log is kept in a temporary file
+//! whose path a failed start prints.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use actbridge_sts::Realm;
+use serde_json::{Value, json};
+use tokio::sync::OnceCell;
+
+use super::net::free_port;
+
+/// The realm, as demo/realm.yaml names it.
+pub const REALM: &str = "actbridge";
+const ADMIN: &str = "admin";
+const ADMIN_PASSWORD: &str = "admin-demo-password";
+/// How long a cold start may take (78 s measured on 2 cores beside a cargo build).
+const READY_WITHIN: Duration = Duration::from_secs(300);
+
+pub struct Keycloak {
+    /// `http://127.0.0.1:PORT`.
+    pub url: String,
+    pub log: PathBuf,
+    /// The watchdog shell; it ends with this process, taking Keycloak with it.
+    _watchdog: std::process::Child,
+}
+
+static SHARED: OnceCell<Keycloak> = OnceCell::const_new();
+
+/// The Keycloak of this test process, started on first use.
+pub async fn shared() -> &'static Keycloak {
+    SHARED.get_or_init(Keycloak::start).await
+}
+
+/// The cached distribution (fetched on first use).
+fn distribution() -> PathBuf {
+    if let Ok(home) = std::env::var("ACTBRIDGE_KEYCLOAK_HOME") {
+        return PathBuf::from(home);
+    }
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tools/fetch-keycloak.sh");
+    let out = Command::new(&script).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{} failed: {}",
+        script.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
+}
+
+fn java_home() -> Option<&'static str> {
+    let temurin = "/usr/lib/jvm/temurin-25-jdk-amd64";
+    Path::new(temurin).exists().then_some(temurin)
+}
+
+impl Keycloak {
+    async fn start() -> Keycloak {
+        let dist = distribution();
+        let port = free_port();
+        let log = std::env::temp_dir().join(format!("actbridge-keycloak-{port}.log"));
+        // The watchdog: Keycloak in the background, the group killed once this test
+        // process (or Keycloak) is gone.
+        let script = r#"
+"$KC" start-dev --db=dev-mem --http-host=127.0.0.1 --http-port="$PORT" >"$LOG" 2>&1 &
+kc=$!
+while kill -0 "$PARENT" 2>/dev/null && kill -0 "$kc" 2>/dev/null; do sleep 1; done
+kill -- -$$ 2>/dev/null
+"#;
+        let mut cmd = Command::new("bash");
+        cmd.arg("-c")
+            .arg(script)
+            .env("KC", dist.join("bin/kc.sh"))
+            .env("PORT", port.to_string())
+            .env("LOG", &log)
+            .env("PARENT", std::process::id().to_string())
+            .env("JAVA_OPTS_KC_HEAP", "-Xms64m -Xmx512m")
+            .env("KC_BOOTSTRAP_ADMIN_USERNAME", ADMIN)
+            .env("KC_BOOTSTRAP_ADMIN_PASSWORD", ADMIN_PASSWORD)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        if let Some(home) = java_home() {
+            cmd.env("JAVA_HOME", home);
+        }
+        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+        let kc = Keycloak {
+            url: format!("http://127.0.0.1:{port}"),
+            log,
+            _watchdog: cmd.spawn().expect("bash"),
+        };
+        kc.wait_ready().await;
+        kc.import_demo_realm().await;
+        kc
+    }
+
+    /// The log's last lines, for a failure message.
+    pub fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(40)..].join("\n")
+    }
+
+    async fn wait_ready(&self) {
+        let started = Instant::now();
+        let http = reqwest::Client::new();
+        let probe = format!(
+            "{}/realms/master/.well-known/openid-configuration",
+            self.url
+        );
+        loop {
+            if let Ok(r) = http.get(&probe).send().await
+                && r.status().is_success()
+            {
+                return;
+            }
+            assert!(
+                started.elapsed() < READY_WITHIN,
+                "Keycloak not ready within {READY_WITHIN:?}; log {}:\n{}",
+                self.log.display(),
+                self.log_tail()
+            );
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+
+    /// The issuer of the demo realm.
+    pub fn issuer(&self) -> String {
+        format!("{}/realms/{REALM}", self.url)
+    }
+
+    pub fn token_endpoint(&self) -> String {
+        format!("{}/protocol/openid-connect/token", self.issuer())
+    }
+
+    /// An admin token (master realm, `admin-cli`).
+    async fn admin_token(&self, http: &reqwest::Client) -> String {
+        let r: Value = http
+            .post(format!(
+                "{}/realms/master/protocol/openid-connect/token",
+                self.url
+            ))
+            .form(&[
+                ("grant_type", "password"),
+                ("client_id", "admin-cli"),
+                ("username", ADMIN),
+                ("password", ADMIN_PASSWORD),
+            ])
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        r["access_token"].as_str().expect("admin token").to_string()
+    }
+
+    /// Creates the demo realm, then its own scopes as optional client scopes.
+    async fn import_demo_realm(&self) {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("demo/realm.yaml");
+        let realm = Realm::from_yaml_file(&path).unwrap();
+        let http = reqwest::Client::new();
+        let token = self.admin_token(&http).await;
+        let admin = format!("{}/admin/realms", self.url);
+        let r = http
+            .post(&admin)
+            .bearer_auth(&token)
+            .json(&realm.keycloak_representation())
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            r.status().is_success(),
+            "realm import: {}",
+            r.text().await.unwrap()
+        );
+        let mut scope_ids = std::collections::HashMap::new();
+        for (client_id, scopes) in realm.keycloak_client_scopes() {
+            let clients: Value = http
+                .get(
+                    url::Url::parse_with_params(
+                        &format!("{admin}/{REALM}/clients"),
+                        [("clientId", &client_id)],
+                    )
+                    .unwrap(),
+                )
+                .bearer_auth(&token)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            let id = clients[0]["id"].as_str().expect("client id").to_string();
+            for scope in scopes {
+                if !scope_ids.contains_key(&scope) {
+                    let r = http
+                        .post(format!("{admin}/{REALM}/client-scopes"))
+                        .bearer_auth(&token)
+                        .json(&json!({
+                            "name": scope,
+                            "protocol": "openid-connect",
+                            "attributes": {"include.in.token.scope": "true"},
+                        }))
+                        .send()
+                        .await
+                        .unwrap();
+                    assert!(r.status().is_success(), "scope {scope}: {}", r.status());
+                    let location = r.headers()["location"].to_str().unwrap();
+                    let created = location.rsplit('/').next().unwrap().to_string();
+                    scope_ids.insert(scope.clone(), created);
+                }
+                let r = http
+                    .put(format!(
+                        "{admin}/{REALM}/clients/{id}/optional-client-scopes/{}",
+                        scope_ids[&scope]
+                    ))
+                    .bearer_auth(&token)
+                    .send()
+                    .await
+                    .unwrap();
+                assert!(r.status().is_success(), "attach {scope}: {}", r.status());
+            }
+        }
+    }
+
+    /// A user's token from the `password` grant through `client_id`.
+    pub async fn password_token(
+        &self,
+        client_id: &str,
+        secret: &str,
+        user: &str,
+        password: &str,
+    ) -> String {
+        let r: Value = reqwest::Client::new()
+            .post(self.token_endpoint())
+            .form(&[
+                ("grant_type", "password"),
+                ("client_id", client_id),
+                ("client_secret", secret),
+                ("username", user),
+                ("password", password),
+                ("scope", "openid"),
+            ])
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        r["access_token"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no token for {user}: {r}"))
+            .to_string()
+    }
+}
