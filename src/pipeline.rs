@@ -494,17 +494,28 @@ impl Pipeline {
         let Some(left_out) = self.refusal_log.admit() else {
             return denial;
         };
-        tracing::info!(
-            left_out,
-            direction = req.direction.as_str(),
-            request_id = %req.request_id_for_records().unwrap_or("-".into()),
-            authority = %req.authority_for_records(),
-            path = %req.path_for_records(),
-            status = denial.status,
-            reason = denial.reason,
-            detail = %refusal,
-            "refused"
-        );
+        // A refusal the caller cannot cure (5xx: a peer down, actbridge's own client
+        // rejected, a misconfiguration) is the operator's: logged at warn.
+        macro_rules! refused {
+            ($level:ident) => {
+                tracing::$level!(
+                    left_out,
+                    direction = req.direction.as_str(),
+                    request_id = %req.request_id_for_records().unwrap_or("-".into()),
+                    authority = %req.authority_for_records(),
+                    path = %req.path_for_records(),
+                    status = denial.status,
+                    reason = denial.reason,
+                    detail = %refusal,
+                    "refused"
+                )
+            };
+        }
+        if denial.status >= 500 {
+            refused!(warn);
+        } else {
+            refused!(info);
+        }
         denial
     }
 }

@@ -132,17 +132,27 @@ kill -- -$$ 2>/dev/null
         }
     }
 
+    /// The issuer of `realm`.
+    pub fn issuer_of(&self, realm: &str) -> String {
+        format!("{}/realms/{realm}", self.url)
+    }
+
     /// The issuer of the demo realm.
     pub fn issuer(&self) -> String {
-        format!("{}/realms/{REALM}", self.url)
+        self.issuer_of(REALM)
+    }
+
+    pub fn token_endpoint_of(&self, realm: &str) -> String {
+        format!("{}/protocol/openid-connect/token", self.issuer_of(realm))
     }
 
     pub fn token_endpoint(&self) -> String {
-        format!("{}/protocol/openid-connect/token", self.issuer())
+        self.token_endpoint_of(REALM)
     }
 
-    /// An admin token (master realm, `admin-cli`).
-    async fn admin_token(&self, http: &reqwest::Client) -> String {
+    /// The admin REST API, as the bootstrap admin.
+    pub async fn admin(&self) -> Admin {
+        let http = reqwest::Client::new();
         let r: Value = http
             .post(format!(
                 "{}/realms/master/protocol/openid-connect/token",
@@ -160,79 +170,62 @@ kill -- -$$ 2>/dev/null
             .json()
             .await
             .unwrap();
-        r["access_token"].as_str().expect("admin token").to_string()
+        let token = r["access_token"].as_str().expect("admin token").to_string();
+        Admin {
+            base: format!("{}/admin/realms", self.url),
+            http,
+            token,
+        }
     }
 
     /// Creates the demo realm, then its own scopes as optional client scopes.
     async fn import_demo_realm(&self) {
+        self.create_demo_realm(REALM).await;
+    }
+
+    /// Creates a copy of the demo realm named `name`, for a test that changes it (its
+    /// keys, its sessions) without touching the realm other tests share.
+    pub async fn create_demo_realm(&self, name: &str) {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("demo/realm.yaml");
         let realm = Realm::from_yaml_file(&path).unwrap();
-        let http = reqwest::Client::new();
-        let token = self.admin_token(&http).await;
-        let admin = format!("{}/admin/realms", self.url);
-        let r = http
-            .post(&admin)
-            .bearer_auth(&token)
-            .json(&realm.keycloak_representation())
-            .send()
-            .await
-            .unwrap();
-        assert!(
-            r.status().is_success(),
-            "realm import: {}",
-            r.text().await.unwrap()
-        );
+        let admin = self.admin().await;
+        let mut representation = realm.keycloak_representation();
+        if name != REALM {
+            representation["realm"] = json!(name);
+            // A user's id is unique across realms: the copy's users get new ones.
+            for user in representation["users"].as_array_mut().unwrap() {
+                user.as_object_mut().unwrap().remove("id");
+            }
+        }
+        admin.post("", &representation).await;
         let mut scope_ids = std::collections::HashMap::new();
         for (client_id, scopes) in realm.keycloak_client_scopes() {
-            let clients: Value = http
-                .get(
-                    url::Url::parse_with_params(
-                        &format!("{admin}/{REALM}/clients"),
-                        [("clientId", &client_id)],
-                    )
-                    .unwrap(),
-                )
-                .bearer_auth(&token)
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-            let id = clients[0]["id"].as_str().expect("client id").to_string();
+            let id = admin.client_uuid(name, &client_id).await;
             for scope in scopes {
                 if !scope_ids.contains_key(&scope) {
-                    let r = http
-                        .post(format!("{admin}/{REALM}/client-scopes"))
-                        .bearer_auth(&token)
-                        .json(&json!({
-                            "name": scope,
-                            "protocol": "openid-connect",
-                            "attributes": {"include.in.token.scope": "true"},
-                        }))
-                        .send()
-                        .await
-                        .unwrap();
-                    assert!(r.status().is_success(), "scope {scope}: {}", r.status());
-                    let location = r.headers()["location"].to_str().unwrap();
-                    let created = location.rsplit('/').next().unwrap().to_string();
+                    let created = admin
+                        .post(
+                            &format!("{name}/client-scopes"),
+                            &json!({
+                                "name": scope,
+                                "protocol": "openid-connect",
+                                "attributes": {"include.in.token.scope": "true"},
+                            }),
+                        )
+                        .await;
                     scope_ids.insert(scope.clone(), created);
                 }
-                let r = http
-                    .put(format!(
-                        "{admin}/{REALM}/clients/{id}/optional-client-scopes/{}",
+                admin
+                    .put(&format!(
+                        "{name}/clients/{id}/optional-client-scopes/{}",
                         scope_ids[&scope]
                     ))
-                    .bearer_auth(&token)
-                    .send()
-                    .await
-                    .unwrap();
-                assert!(r.status().is_success(), "attach {scope}: {}", r.status());
+                    .await;
             }
         }
     }
 
-    /// A user's token from the `password` grant through `client_id`.
+    /// A user's token from the `password` grant through `client_id`, in the demo realm.
     pub async fn password_token(
         &self,
         client_id: &str,
@@ -240,8 +233,20 @@ kill -- -$$ 2>/dev/null
         user: &str,
         password: &str,
     ) -> String {
+        self.password_token_in(REALM, (client_id, secret), user, password)
+            .await
+    }
+
+    /// A user's token from the `password` grant through a client, in `realm`.
+    pub async fn password_token_in(
+        &self,
+        realm: &str,
+        (client_id, secret): (&str, &str),
+        user: &str,
+        password: &str,
+    ) -> String {
         let r: Value = reqwest::Client::new()
-            .post(self.token_endpoint())
+            .post(self.token_endpoint_of(realm))
             .form(&[
                 ("grant_type", "password"),
                 ("client_id", client_id),
@@ -260,5 +265,81 @@ kill -- -$$ 2>/dev/null
             .as_str()
             .unwrap_or_else(|| panic!("no token for {user}: {r}"))
             .to_string()
+    }
+}
+
+/// Keycloak's admin REST API (`/admin/realms/…`); every call must succeed.
+pub struct Admin {
+    base: String,
+    http: reqwest::Client,
+    token: String,
+}
+
+impl Admin {
+    fn url(&self, path: &str) -> String {
+        if path.is_empty() {
+            self.base.clone()
+        } else {
+            format!("{}/{path}", self.base)
+        }
+    }
+
+    /// `POST`s `body` to `path`; the created object's id (from `Location`), if any.
+    pub async fn post(&self, path: &str, body: &Value) -> String {
+        let r = self
+            .http
+            .post(self.url(path))
+            .bearer_auth(&self.token)
+            .json(body)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status();
+        let location = r
+            .headers()
+            .get("location")
+            .and_then(|l| l.to_str().ok())
+            .and_then(|l| l.rsplit('/').next())
+            .unwrap_or_default()
+            .to_string();
+        assert!(
+            status.is_success(),
+            "POST {path}: {status} {}",
+            r.text().await.unwrap()
+        );
+        location
+    }
+
+    /// `PUT` without a body.
+    pub async fn put(&self, path: &str) {
+        let r = self
+            .http
+            .put(self.url(path))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "PUT {path}: {}", r.status());
+    }
+
+    pub async fn get(&self, path: &str) -> Value {
+        let r = self
+            .http
+            .get(self.url(path))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "GET {path}: {}", r.status());
+        r.json().await.unwrap()
+    }
+
+    /// The internal id of the client `client_id` of `realm`.
+    pub async fn client_uuid(&self, realm: &str, client_id: &str) -> String {
+        let query: String = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("clientId", client_id)
+            .finish();
+        let clients = self.get(&format!("{realm}/clients?{query}")).await;
+        clients[0]["id"].as_str().expect("client id").to_string()
     }
 }
