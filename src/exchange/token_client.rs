@@ -201,31 +201,26 @@ pub(super) fn parse_answer(status: u16, body: &[u8]) -> Result<TokenResponse, Ex
             issued_token_type: tr.issued_token_type,
         });
     }
-    match serde_json::from_slice::<ErrorResponse>(body) {
-        // RFC 6749 §5.2: 401 is the answer to a client that failed to authenticate.
-        Ok(er) if status == reqwest::StatusCode::UNAUTHORIZED => {
-            Err(ExchangeError::ClientRejected {
-                error: clip(&er.error),
-                description: er
-                    .error_description
-                    .as_deref()
-                    .map(clip)
-                    .unwrap_or_default(),
-            })
-        }
-        Ok(er) => Err(ExchangeError::Refused {
-            status: status.as_u16(),
-            error: clip(&er.error),
-            description: er
-                .error_description
-                .as_deref()
-                .map(clip)
-                .unwrap_or_default(),
-        }),
-        Err(_) => Err(ExchangeError::InvalidResponse(format!(
+    let Ok(er) = serde_json::from_slice::<ErrorResponse>(body) else {
+        return Err(ExchangeError::InvalidResponse(format!(
             "HTTP {status} without an OAuth error body"
-        ))),
+        )));
+    };
+    let error = clip(&er.error);
+    let description = er
+        .error_description
+        .as_deref()
+        .map(clip)
+        .unwrap_or_default();
+    // RFC 6749 §5.2: 401 is the answer to a client that failed to authenticate.
+    if status == reqwest::StatusCode::UNAUTHORIZED {
+        return Err(ExchangeError::ClientRejected { error, description });
     }
+    Err(ExchangeError::Refused {
+        status: status.as_u16(),
+        error,
+        description,
+    })
 }
 
 /// Keeps strings from the token service short and printable before they are logged.

@@ -284,53 +284,46 @@ impl Admin {
         }
     }
 
+    /// Sends `method path` (with `body` as JSON, if any); the call must succeed.
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> reqwest::Response {
+        let mut request = self
+            .http
+            .request(method.clone(), self.url(path))
+            .bearer_auth(&self.token);
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let r = request.send().await.unwrap();
+        let status = r.status();
+        if !status.is_success() {
+            panic!("{method} {path}: {status} {}", r.text().await.unwrap());
+        }
+        r
+    }
+
     /// `POST`s `body` to `path`; the created object's id (from `Location`), if any.
     pub async fn post(&self, path: &str, body: &Value) -> String {
-        let r = self
-            .http
-            .post(self.url(path))
-            .bearer_auth(&self.token)
-            .json(body)
-            .send()
-            .await
-            .unwrap();
-        let status = r.status();
-        let location = r
-            .headers()
+        let r = self.send(reqwest::Method::POST, path, Some(body)).await;
+        r.headers()
             .get("location")
             .and_then(|l| l.to_str().ok())
             .and_then(|l| l.rsplit('/').next())
             .unwrap_or_default()
-            .to_string();
-        assert!(
-            status.is_success(),
-            "POST {path}: {status} {}",
-            r.text().await.unwrap()
-        );
-        location
+            .to_string()
     }
 
     /// `PUT` without a body.
     pub async fn put(&self, path: &str) {
-        let r = self
-            .http
-            .put(self.url(path))
-            .bearer_auth(&self.token)
-            .send()
-            .await
-            .unwrap();
-        assert!(r.status().is_success(), "PUT {path}: {}", r.status());
+        self.send(reqwest::Method::PUT, path, None).await;
     }
 
     pub async fn get(&self, path: &str) -> Value {
-        let r = self
-            .http
-            .get(self.url(path))
-            .bearer_auth(&self.token)
-            .send()
-            .await
-            .unwrap();
-        assert!(r.status().is_success(), "GET {path}: {}", r.status());
+        let r = self.send(reqwest::Method::GET, path, None).await;
         r.json().await.unwrap()
     }
 
