@@ -52,7 +52,7 @@ impl Realm {
             .iter()
             .flat_map(|u| u.groups.iter().map(String::as_str))
             .collect();
-        let mut clients: Vec<&super::Client> = self.clients.values().collect();
+        let mut clients: Vec<&super::Client> = self.keycloak_clients().collect();
         clients.sort_by(|a, b| a.client_id.cmp(&b.client_id));
         json!({
             "realm": self.name,
@@ -62,19 +62,23 @@ impl Realm {
             "users": users.iter().map(|u| keycloak_user(u)).collect::<Vec<_>>(),
             "clients": clients
                 .iter()
-                .filter(|c| matches!(c.credential, Credential::Secret(_) | Credential::Public))
                 .map(|c| keycloak_client(c))
                 .collect::<Vec<_>>(),
         })
+    }
+
+    /// The clients Keycloak can hold as they are: with a secret, or public.
+    fn keycloak_clients(&self) -> impl Iterator<Item = &super::Client> {
+        self.clients
+            .values()
+            .filter(|c| matches!(c.credential, Credential::Secret(_) | Credential::Public))
     }
 
     /// (client id, the scopes to create and attach to it as optional client scopes): the
     /// realm's scopes that Keycloak does not have built in.
     pub fn keycloak_client_scopes(&self) -> Vec<(String, Vec<String>)> {
         let mut out: Vec<(String, Vec<String>)> = self
-            .clients
-            .values()
-            .filter(|c| matches!(c.credential, Credential::Secret(_) | Credential::Public))
+            .keycloak_clients()
             .map(|c| {
                 let own = c
                     .scopes
