@@ -504,6 +504,7 @@ fn peer_verified(exp: u64) -> actbridge::jwt::VerifiedToken {
         issued_at: None,
         token_id: None,
         actors: Vec::new(),
+        actors_nest: true,
         fingerprint: String::new(),
     }
 }

@@ -43,7 +43,7 @@ pub use error::ConfigError;
 pub(crate) use github_app::is_repo_name;
 pub use inbound::{IdentityHeaders, InboundConfig, PathMatch};
 pub use introspection::{IntrospectionConfig, RawIntrospection};
-pub use issuers::{IssuerConfig, JwksSource};
+pub use issuers::{ActorSource, ClientPattern, IssuerConfig, JwksSource};
 pub use listen::ListenAddr;
 pub use outbound::OutboundConfig;
 pub use policy::{PolicyConfig, PolicySource};

@@ -61,6 +61,32 @@ pub struct RawIssuer {
     /// `[Bearer]`; ID, refresh and logout tokens are refused.
     #[serde(default)]
     pub token_types: Option<super::token_types::RawTokenTypes>,
+    /// Where this issuer's tokens name the agents acting for the user. `act` (default):
+    /// the nested `act` claim (RFC 8693 §4.1), which a token service that computes it
+    /// from the actor token writes (the embedded one; Keycloak 26.8's delegation).
+    /// `azp`: the client that asked for the token, for a token service that records
+    /// only that (Keycloak's standard token exchange): a token whose `azp` is one of
+    /// `agent_clients` names that agent as its one actor, and a token carrying `act` is
+    /// refused (401 `token_act_not_issued`), as no exchange of that issuer writes one.
+    #[serde(default)]
+    pub actors_from: Option<RawActorsFrom>,
+    /// With `actors_from: azp`, the client ids that are agents: exact, or a prefix
+    /// ending in `*` (`spiffe://demo.example.com/agent/*`). Required then, refused
+    /// otherwise. Sound only while no such client can get a token for a user itself
+    /// (no direct access grants, standard, implicit, device or CIBA flow): then an
+    /// agent's `azp` can only come from an exchange (docs/security.md).
+    #[serde(default)]
+    pub agent_clients: Vec<String>,
+}
+
+/// `issuers[].actors_from`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RawActorsFrom {
+    /// The nested `act` claim.
+    Act,
+    /// The `azp` claim, when it names an agent.
+    Azp,
 }
 
 /// One trusted issuer.
@@ -88,6 +114,44 @@ pub struct IssuerConfig {
     pub introspection: Option<super::IntrospectionConfig>,
     /// The token types accepted as bearer access tokens (header `typ`, claim `typ`).
     pub token_types: super::TokenTypes,
+    /// Where its tokens name the agents acting for the user.
+    pub actors: ActorSource,
+}
+
+/// Where an issuer's tokens name the agents acting for the user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ActorSource {
+    /// The nested `act` claim: chains of any depth, as the token service computed them.
+    Act,
+    /// `azp`, when it is one of these agent clients: one actor, the client that asked
+    /// for the token; an `act` claim is never the token service's.
+    Azp(Vec<ClientPattern>),
+}
+
+impl ActorSource {
+    /// Whether the token service can record a chain of more than one agent.
+    pub fn nests(&self) -> bool {
+        matches!(self, ActorSource::Act)
+    }
+}
+
+/// A client id, exactly or by a prefix (`…*`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClientPattern {
+    /// This client id.
+    Exact(String),
+    /// Every client id that starts with this.
+    Prefix(String),
+}
+
+impl ClientPattern {
+    /// Whether `client_id` matches.
+    pub fn matches(&self, client_id: &str) -> bool {
+        match self {
+            ClientPattern::Exact(id) => client_id == id,
+            ClientPattern::Prefix(p) => client_id.starts_with(p.as_str()),
+        }
+    }
 }
 
 /// Where an issuer's JWKS is found.
@@ -226,5 +290,46 @@ fn validate_issuer(key: &str, ri: &RawIssuer) -> Result<IssuerConfig, ConfigErro
             &format!("{key}.token_types"),
             ri.token_types.as_ref(),
         )?,
+        actors: actor_source(key, ri)?,
     })
+}
+
+/// `actors_from` and `agent_clients`, which only mean something together.
+fn actor_source(key: &str, ri: &RawIssuer) -> Result<ActorSource, ConfigError> {
+    let from = ri.actors_from.unwrap_or(RawActorsFrom::Act);
+    if from == RawActorsFrom::Act {
+        if !ri.agent_clients.is_empty() {
+            return Err(ConfigError::invalid(
+                format!("{key}.agent_clients"),
+                "only means something with actors_from: azp",
+            ));
+        }
+        return Ok(ActorSource::Act);
+    }
+    if ri.agent_clients.is_empty() {
+        return Err(ConfigError::invalid(
+            format!("{key}.agent_clients"),
+            "required with actors_from: azp (the client ids that are agents)",
+        ));
+    }
+    let patterns = ri
+        .agent_clients
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let bad = |why: &str| ConfigError::invalid(format!("{key}.agent_clients[{i}]"), why);
+            if c.trim().is_empty() {
+                return Err(bad("must not be empty"));
+            }
+            match c.strip_suffix('*') {
+                Some("") => Err(bad(
+                    "`*` alone would make every client an agent, a front end included",
+                )),
+                Some(p) if !p.contains('*') => Ok(ClientPattern::Prefix(p.to_string())),
+                None if !c.contains('*') => Ok(ClientPattern::Exact(c.clone())),
+                _ => Err(bad("`*` may only end a prefix")),
+            }
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(ActorSource::Azp(patterns))
 }

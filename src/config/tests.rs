@@ -3,6 +3,7 @@ use std::time::Duration;
 
 use super::*;
 
+mod actors;
 mod agent_protocols;
 mod credentials;
 mod defaults;

@@ -83,6 +83,9 @@ pub struct Exchanger {
     /// Hits and misses of `cache`; a miss is one call to the token service.
     stats: Arc<crate::telemetry::metrics::CacheStats>,
     actor: moka::future::Cache<(), Arc<IssuedToken>>,
+    /// `outbound.send_actor_token`: whether naming this agent sends its own token as
+    /// `actor_token` (a token service that records only the requester needs none).
+    send_actor_token: bool,
 }
 
 impl Exchanger {
@@ -105,6 +108,7 @@ impl Exchanger {
                 .max_capacity(1)
                 .expire_after(CacheFor)
                 .build(),
+            send_actor_token: cfg.send_actor_token,
         }
     }
 
@@ -125,8 +129,10 @@ impl Exchanger {
     }
 
     /// A token for `target` on behalf of the holder of `subject_token` (which expires at
-    /// `subject_expires_at`). With `name_actor`, actbridge's own client-credentials token
-    /// is sent as `actor_token`, so the issued token names this agent as the newest actor.
+    /// `subject_expires_at`). With `name_actor` (the issued token is to name this agent as
+    /// the newest actor) and `outbound.send_actor_token`, actbridge's own
+    /// client-credentials token is sent as `actor_token`; a token service that records
+    /// the requester (`azp`) names the agent without it.
     /// Served from the cache when possible; concurrent identical requests wait for one
     /// exchange.
     pub async fn exchange(
@@ -179,7 +185,7 @@ impl Exchanger {
         if !target.scopes.is_empty() {
             form.push(("scope", target.scopes.join(" ")));
         }
-        if name_actor {
+        if name_actor && self.send_actor_token {
             let actor = self.actor_token().await?;
             form.push(("actor_token", actor.access_token.clone()));
             form.push(("actor_token_type", ACCESS_TOKEN_TYPE.into()));

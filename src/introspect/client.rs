@@ -196,6 +196,7 @@ mod tests {
             issued_at: None,
             token_id: None,
             actors: Vec::new(),
+            actors_nest: true,
             fingerprint: String::new(),
         }
     }

@@ -77,6 +77,7 @@ fn alice(sts: &TokenService, verified_exp: u64) -> (String, VerifiedToken) {
         issued_at: None,
         token_id: Some(jti),
         actors: Vec::new(),
+        actors_nest: true,
         fingerprint: String::new(),
     };
     (token, verified)

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::VerifyError;
+use crate::config::{ActorSource, ClientPattern};
 
 /// One actor of the delegation chain (`act` claim level).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -43,8 +44,13 @@ pub struct VerifiedToken {
     pub issued_at: Option<u64>,
     /// `jti`, if present.
     pub token_id: Option<String>,
-    /// The delegation chain, newest actor first (the outermost `act`).
+    /// The delegation chain, newest actor first (the outermost `act`), or, from an
+    /// issuer whose actors come from `azp`, the agent that asked for the token.
     pub actors: Vec<Actor>,
+    /// Whether the issuer records chains of several agents (`act`), or only the client
+    /// that asked for a token (`azp`): an exchange by another agent then drops this
+    /// token's actor from the chain.
+    pub actors_nest: bool,
     /// A short fingerprint of the token (hex of the first 8 bytes of its SHA-256), safe
     /// to log.
     pub fingerprint: String,
@@ -55,7 +61,7 @@ impl VerifiedToken {
     /// validation.
     pub(super) fn from_claims(
         claims: &Map<String, Value>,
-        max_chain: usize,
+        (source, max_chain): (&ActorSource, usize),
         fingerprint: String,
     ) -> Result<VerifiedToken, VerifyError> {
         let issuer = str_claim(claims, "iss")?.ok_or(VerifyError::InvalidClaim("iss"))?;
@@ -102,19 +108,27 @@ impl VerifiedToken {
             .filter_map(Value::as_str)
             .map(str::to_owned)
             .collect();
+        let authorized_party = str_claim(claims, "azp")?;
+        let actors = match source {
+            ActorSource::Act => actor_chain(claims.get("act"), max_chain)?,
+            ActorSource::Azp(agents) => {
+                requester_as_actor(claims, authorized_party.as_deref(), agents)?
+            }
+        };
         Ok(VerifiedToken {
             issuer,
             subject: str_claim(claims, "sub")?,
             username: str_claim(claims, "preferred_username")?,
             audiences,
-            authorized_party: str_claim(claims, "azp")?,
+            authorized_party,
             scopes,
             groups,
             roles,
             expires_at,
             issued_at,
             token_id: str_claim(claims, "jti")?,
-            actors: actor_chain(claims.get("act"), max_chain)?,
+            actors,
+            actors_nest: source.nests(),
             fingerprint,
         })
     }
@@ -154,6 +168,28 @@ fn str_claim(
         Some(Value::String(s)) => Ok(Some(s.clone())),
         Some(_) => Err(VerifyError::InvalidClaim(name)),
     }
+}
+
+/// The actor of a token from an issuer that records only the client that asked for it
+/// (`azp`): that client when it is an agent, else none (a user's own token). An `act`
+/// claim is refused: no exchange of this issuer writes one, so something else did (a
+/// hard-coded claim mapper puts it in every token of a client, a user's login included).
+fn requester_as_actor(
+    claims: &Map<String, Value>,
+    azp: Option<&str>,
+    agents: &[ClientPattern],
+) -> Result<Vec<Actor>, VerifyError> {
+    if claims.get("act").is_some_and(|a| !a.is_null()) {
+        return Err(VerifyError::ActNotIssued);
+    }
+    Ok(azp
+        .filter(|azp| agents.iter().any(|p| p.matches(azp)))
+        .map(|azp| Actor {
+            sub: None,
+            client_id: Some(azp.to_string()),
+        })
+        .into_iter()
+        .collect())
 }
 
 /// Reads the nested `act` claim into a list, newest (outermost) actor first. A chain

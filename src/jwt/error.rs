@@ -63,6 +63,10 @@ pub enum VerifyError {
     /// The `act` chain is deeper than `tokens.max_actor_chain`.
     #[error("actor chain is deeper than {0}")]
     ActorChainTooDeep(usize),
+    /// An `act` claim from an issuer whose actors come from `azp`: its token service
+    /// computes none, so a mapper wrote it and it proves nothing.
+    #[error("the issuer computes no `act`; this token's came from elsewhere")]
+    ActNotIssued,
     /// The issuer's keys could not be fetched (fail closed).
     #[error("signing keys of the issuer are unavailable")]
     KeysUnavailable,
@@ -88,6 +92,7 @@ impl VerifyError {
             VerifyError::TimeOutOfRange(_) => "token_time_out_of_range",
             VerifyError::InvalidClaim(_) => "token_invalid_claim",
             VerifyError::ActorChainTooDeep(_) => "token_actor_chain_too_deep",
+            VerifyError::ActNotIssued => "token_act_not_issued",
             VerifyError::KeysUnavailable => "jwks_unavailable",
         }
     }

@@ -2,11 +2,72 @@ use serde_json::json;
 
 use super::claims::{MAX_NUMERIC_DATE, VerifiedToken};
 use super::{Actor, VerifyError};
+use crate::config::{ActorSource, ClientPattern};
 
 mod token_class;
 
 fn model(v: serde_json::Value, max: usize) -> Result<VerifiedToken, VerifyError> {
-    VerifiedToken::from_claims(v.as_object().unwrap(), max, "fp".into())
+    VerifiedToken::from_claims(
+        v.as_object().unwrap(),
+        (&ActorSource::Act, max),
+        "fp".into(),
+    )
+}
+
+/// The model from an issuer whose actors come from `azp`, agents `spiffe://d/agent/*`.
+fn model_from_azp(v: serde_json::Value) -> Result<VerifiedToken, VerifyError> {
+    let agents = ActorSource::Azp(vec![
+        ClientPattern::Prefix("spiffe://d/agent/".into()),
+        ClientPattern::Exact("legacy-agent".into()),
+    ]);
+    VerifiedToken::from_claims(v.as_object().unwrap(), (&agents, 10), "fp".into())
+}
+
+#[test]
+fn from_an_azp_issuer_the_agent_that_asked_is_the_one_actor() {
+    let agent = |id: &str| Actor {
+        sub: None,
+        client_id: Some(id.into()),
+    };
+    let cases = [
+        ("spiffe://d/agent/ops", vec![agent("spiffe://d/agent/ops")]),
+        ("legacy-agent", vec![agent("legacy-agent")]),
+        // A front end, or a client that merely starts like the exact one: a user's own.
+        ("agent-portal", vec![]),
+        ("legacy-agent-2", vec![]),
+        ("spiffe://d/agents/ops", vec![]),
+    ];
+    for (azp, actors) in cases {
+        let t = model_from_azp(json!({"iss": "i", "exp": 10, "sub": "alice", "azp": azp})).unwrap();
+        assert_eq!(t.actors, actors, "azp {azp}");
+        assert!(!t.actors_nest);
+    }
+    let t = model_from_azp(json!({"iss": "i", "exp": 10, "sub": "alice"})).unwrap();
+    assert!(t.actors.is_empty(), "no azp, no actor");
+    assert!(
+        model(json!({"iss": "i", "exp": 10}), 10)
+            .unwrap()
+            .actors_nest
+    );
+}
+
+#[test]
+fn from_an_azp_issuer_an_act_claim_is_refused_whatever_it_says() {
+    for act in [
+        json!({"client_id": "spiffe://d/agent/ops"}),
+        json!({"sub": "someone"}),
+        json!("agent"),
+    ] {
+        let claims = json!({"iss": "i", "exp": 10, "azp": "spiffe://d/agent/ops", "act": act});
+        assert_eq!(
+            model_from_azp(claims).unwrap_err(),
+            VerifyError::ActNotIssued,
+            "{act}"
+        );
+    }
+    // `act: null` is no claim.
+    let claims = json!({"iss": "i", "exp": 10, "azp": "portal", "act": null});
+    assert!(model_from_azp(claims).unwrap().actors.is_empty());
 }
 
 #[test]

@@ -226,7 +226,11 @@ impl Verifier {
         // Signed by the issuer: now its claim `typ` can be believed.
         token_class(&data.claims, &issuer.cfg.token_types)?;
         let fingerprint = hex::encode(&digest[..8]);
-        let verified = VerifiedToken::from_claims(&data.claims, self.max_chain, fingerprint)?;
+        let verified = VerifiedToken::from_claims(
+            &data.claims,
+            (&issuer.cfg.actors, self.max_chain),
+            fingerprint,
+        )?;
         let leeway = issuer.cfg.leeway.as_secs();
         if verified
             .issued_at

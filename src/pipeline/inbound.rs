@@ -62,10 +62,10 @@ impl Inbound {
         cx.trail.route("inbound");
         let token = bearer_token(cx.req)?;
         let verified = self.accept(cx, token).await?;
-        let adds_agent = self
-            .delegate_to
-            .as_ref()
-            .is_some_and(|a| a.adds_itself(&verified, true));
+        let adds_agent = match &self.delegate_to {
+            Some(agent) => agent.adds_itself_exchanging(&verified, true)?,
+            None => false,
+        };
         let grant = match cx.judging.engine {
             Some(engine) => {
                 let target = Target {

@@ -278,7 +278,7 @@ impl Outbound {
     ) -> Result<Decision, Refusal> {
         let accepted = self.accept(cx, route, rules).await?;
         let verified = &accepted.verified;
-        let adds_itself = self.agent.adds_itself(verified, false);
+        let adds_itself = self.agent.adds_itself_exchanging(verified, false)?;
         let grant = match cx.judging.engine {
             Some(engine) => {
                 let target = Target {

@@ -53,6 +53,12 @@ pub enum Refusal {
     /// that does not allow direct use.
     #[error("route `{0}` requires a delegated token (with `act`)")]
     DelegationRequired(String),
+    /// An exchange would drop an agent from the chain: the token service records only
+    /// the client that asks (`azp`), and the token names another agent.
+    #[error(
+        "the token names agent `{0}`, and its token service records only the client that exchanges it: the exchange would drop that agent from the chain"
+    )]
+    ChainNotRecordable(String),
     /// The policy refused, with its reason.
     #[error("policy refused: {0}")]
     PolicyDenied(String),
@@ -274,6 +280,10 @@ impl Refusal {
             Refusal::DelegationRequired(_) => forbidden(
                 "delegation_required",
                 "this destination requires a token delegated to an agent",
+            ),
+            Refusal::ChainNotRecordable(_) => forbidden(
+                "chain_not_recordable",
+                "the token service cannot record this delegation chain",
             ),
             Refusal::PolicyDenied(reason) => Denial {
                 description: Cow::Owned(reason.clone()),
@@ -552,6 +562,7 @@ fn token_description(e: &VerifyError) -> &'static str {
         VerifyError::TimeOutOfRange(_) => "the token's times are out of range",
         VerifyError::InvalidClaim(_) => "the token's claims are invalid",
         VerifyError::ActorChainTooDeep(_) => "the token's delegation chain is too deep",
+        VerifyError::ActNotIssued => "the token's delegation chain is not its issuer's",
         VerifyError::KeysUnavailable => "token verification is temporarily unavailable",
     }
 }

@@ -166,7 +166,9 @@ pub(super) async fn on_body(
     rpc.calls = calls.iter().map(RpcInput::what).collect();
 
     let accepted = outbound.accept(cx, route.name, route.rules).await?;
-    let adds_itself = outbound.agent.adds_itself(&accepted.verified, false);
+    let adds_itself = outbound
+        .agent
+        .adds_itself_exchanging(&accepted.verified, false)?;
     let chain = outbound.agent.next_chain(&accepted.verified, adds_itself);
     let mut single_use_tool = None;
     let engine = cx.judging.engine;

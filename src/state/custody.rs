@@ -162,6 +162,7 @@ mod tests {
             issued_at: None,
             token_id: Some("jti-1".into()),
             actors: vec![],
+            actors_nest: true,
             fingerprint: "fp".into(),
         })
     }

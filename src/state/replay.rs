@@ -94,6 +94,7 @@ mod tests {
             issued_at: None,
             token_id: jti.map(str::to_owned),
             actors: Vec::new(),
+            actors_nest: true,
             fingerprint: String::new(),
         }
     }

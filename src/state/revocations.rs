@@ -334,6 +334,7 @@ mod tests {
                 sub: None,
                 client_id: Some("spiffe://d/agent/a".into()),
             }],
+            actors_nest: true,
             fingerprint: "f".into(),
         }
     }

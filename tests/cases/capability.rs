@@ -110,25 +110,25 @@ async fn a_token_without_jti_cannot_be_single_use() {
 
 #[tokio::test]
 async fn may_act_in_the_subject_token_names_who_may_act_for_the_user() {
-    // summarizer-tech's user tokens also name reviewer-ops in `aud`, but their `may_act`
-    // names only summarizer-tech.
+    // The front end's user tokens name every agent in `aud` (reviewer-ops too), but their
+    // `may_act` names only summarizer-tech.
     let realm =
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/demo/realm.yaml")).unwrap();
     let tech = crate::support::world::AGENT;
     let ops = crate::support::world::agent_id("reviewer-ops");
-    let realm = realm.replacen(
-        &format!("    audiences: [{tech}]\n"),
-        &format!("    audiences: [{tech}, {ops}]\n    may_act: [{tech}]\n"),
-        1,
-    );
-    assert!(realm.contains("may_act"));
+    let realm = crate::support::config_edit::ConfigEdit::of(&realm)
+        .set(
+            "clients[client_id=agent-portal].may_act",
+            &format!("['{tech}']"),
+        )
+        .yaml();
     let sts = Sts::start_with_realm(&realm).await;
     let own = sts
         .login(
             "alice",
             "alice123",
-            tech,
-            crate::support::world::AGENT_SECRET,
+            crate::support::world::PORTAL,
+            crate::support::world::PORTAL_SECRET,
         )
         .await;
     assert_eq!(

@@ -105,6 +105,7 @@ fn the_peer_target_accepts_each_good_answer_and_refuses_the_out_of_bound_ones() 
         issued_at: None,
         token_id: None,
         actors: Vec::new(),
+        actors_nest: true,
         fingerprint: String::new(),
     };
     let introspect = |name: &str| parse_introspection_response(200, &seed(name), &verified, now);

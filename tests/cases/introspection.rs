@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::support::faulty::{Fault, Faulty};
-use crate::support::world::{AGENT, AGENT_SECRET, DOCUMENT_SERVICE, Sts, World, sidecar_head};
+use crate::support::world::{
+    AGENT, AGENT_SECRET, DOCUMENT_SERVICE, PORTAL, PORTAL_SECRET, Sts, World, sidecar_head,
+};
 
 /// summarizer-tech's sidecar: `/checked/` introspected inbound, the document service
 /// route with `introspect: true`, the issuer's `introspection` section as given
@@ -48,20 +50,21 @@ fn at_sts(sts: &Sts, extra: &str) -> String {
     )
 }
 
-/// Revokes `token` at the token service as summarizer-tech (the client it was issued
-/// to): RFC 7009, 200 with an empty body.
 /// `token`'s GET of `path` through the inbound listener.
 async fn inbound(world: &World, path: &str, token: &str) -> reqwest::Response {
     world.inbound(path).bearer_auth(token).send().await.unwrap()
 }
 
-async fn revoke_at_sts(world: &World, token: &str) {
+/// Revokes `token` at the token service as `client_id` (the client it was issued to:
+/// the front end for a user's login, the agent for a delegation): RFC 7009, 200 with an
+/// empty body.
+async fn revoke_at_sts(world: &World, token: &str, (client_id, secret): (&str, &str)) {
     let resp = world
         .http
         .post(world.sts.service.revocation_endpoint())
         .form(&[
-            ("client_id", AGENT),
-            ("client_secret", AGENT_SECRET),
+            ("client_id", client_id),
+            ("client_secret", secret),
             ("token", token),
         ])
         .send()
@@ -112,7 +115,7 @@ async fn a_token_revoked_at_the_issuer_is_refused_where_checked_live_and_nowhere
     assert_eq!(ok.status(), 200);
     assert_eq!(world.sts.service.stats().introspection, 1);
 
-    revoke_at_sts(&world, &token).await;
+    revoke_at_sts(&world, &token, (PORTAL, PORTAL_SECRET)).await;
     let refused = inbound(&world, "/checked/a", &token).await;
     assert_inactive(&world, refused).await;
     assert_eq!(world.app.count(), 2, "the revoked token reached nothing");
@@ -172,7 +175,7 @@ async fn a_revoked_agent_token_is_refused_before_any_exchange() {
     // A token revoked before its first use: nothing was cached for it, so letting it
     // through would have needed an exchange.
     let revoked = world.token_for("bob").await;
-    revoke_at_sts(&world, &revoked).await;
+    revoke_at_sts(&world, &revoked, (AGENT, AGENT_SECRET)).await;
     let before = world.sts.service.stats();
     let r = world
         .agent_call("document-service", "/documents/DOC-001", &revoked)
@@ -269,7 +272,7 @@ async fn with_a_cache_ttl_a_revocation_takes_effect_within_it() {
         "the answer was reused"
     );
 
-    revoke_at_sts(&world, &token).await;
+    revoke_at_sts(&world, &token, (PORTAL, PORTAL_SECRET)).await;
     let revoked_at = Instant::now();
     loop {
         let r = inbound(&world, "/checked/a", &token).await;

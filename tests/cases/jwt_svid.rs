@@ -77,18 +77,7 @@ const CLIENT_CREDENTIALS: &[(&str, &str)] = &[("grant_type", "client_credentials
 async fn alice_delegated(sts: &Sts, key: &TestJwtKey) -> String {
     let issuer = sts.service.issuer();
     let svid = || key.svid(AGENT, &[&issuer], 60);
-    let (s, own) = token_request(
-        sts,
-        &svid(),
-        &[
-            ("grant_type", "password"),
-            ("username", "alice"),
-            ("password", "alice123"),
-            ("scope", "openid documents.read"),
-        ],
-    )
-    .await;
-    assert_eq!(s, 200, "{own}");
+    let own = sts.alice().await;
     let (s, actor) = token_request(sts, &svid(), CLIENT_CREDENTIALS).await;
     assert_eq!(s, 200, "{actor}");
     let (s, delegated) = token_request(
@@ -99,7 +88,7 @@ async fn alice_delegated(sts: &Sts, key: &TestJwtKey) -> String {
                 "grant_type",
                 "urn:ietf:params:oauth:grant-type:token-exchange",
             ),
-            ("subject_token", own["access_token"].as_str().unwrap()),
+            ("subject_token", &own),
             (
                 "subject_token_type",
                 "urn:ietf:params:oauth:token-type:access_token",

@@ -3,8 +3,9 @@
 //! token service and issuer is Keycloak, not the embedded one.
 //!
 //! Keycloak's standard token exchange writes no `act` and ignores an `actor_token`, so
-//! the sidecar here exchanges the user's own token (`allow_direct_use`) and sends no actor
-//! token; the delegation chain with Keycloak is issue 26's next step.
+//! the sidecar takes the actor from `azp` (`actors_from: azp`, the demo's agents by their
+//! SPIFFE IDs): users log in through the front end (`agent-portal`), and no agent's client
+//! lets a user log in, so a token whose `azp` is an agent comes from an exchange.
 
 use std::time::Duration;
 
@@ -14,40 +15,64 @@ use crate::support::config_edit::ConfigEdit;
 use crate::support::keycloak::{self, Keycloak};
 use crate::support::pem;
 use crate::support::world::{
-    AGENT, AGENT_SECRET, DOCUMENT_SERVICE, Sts, World, claims_of, sidecar_config,
+    AGENT, AGENT_SECRET, DOCUMENT_SERVICE, PORTAL, Sts, World, agent_id, claims_of, sidecar_config,
 };
+
+/// The demo's agents, as `agent_clients` names them.
+const AGENTS: &str = "['spiffe://demo.example.com/agent/*']";
 
 /// summarizer-tech's sidecar with Keycloak's demo realm as issuer and token service.
 fn keycloak_sidecar(sts: &Sts, kc: &Keycloak) -> String {
     sidecar_for_realm(sts, kc, keycloak::REALM)
 }
 
-/// summarizer-tech's sidecar with Keycloak's `realm` as issuer and token service.
+/// summarizer-tech's sidecar with Keycloak's `realm` as issuer (actors from `azp`) and
+/// token service, delegating inbound tokens to the agent and holding them in custody.
 fn sidecar_for_realm(sts: &Sts, kc: &Keycloak, realm: &str) -> String {
     ConfigEdit::of(&sidecar_config(sts))
         .replace("issuers[0].issuer", &kc.issuer_of(realm))
+        .set("issuers[0].actors_from", "azp")
+        .set("issuers[0].agent_clients", AGENTS)
+        .set("inbound.delegation", "true")
+        .set("inbound.token_custody", "true")
         .replace("outbound.token_endpoint", &kc.token_endpoint_of(realm))
         .set("outbound.send_actor_token", "false")
-        .set(
-            "outbound.routes[name=document-service].allow_direct_use",
-            "true",
-        )
         .yaml()
 }
 
+/// alice's token delegated to summarizer-tech by Keycloak (what the inbound delegation
+/// holds for the app): `azp` = the agent.
+async fn alice_delegated(kc: &Keycloak, realm: &str) -> String {
+    let alice = kc.user_token_in(realm, "alice").await;
+    kc.exchange_in(realm, (AGENT, AGENT_SECRET), &alice, AGENT)
+        .await
+        .unwrap_or_else(|(status, body)| panic!("exchange: {status} {body}"))
+}
+
+/// The error body of a refused request.
+async fn refusal(resp: reqwest::Response) -> (u16, Value) {
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or_default())
+}
+
+/// The whole story: alice logs in at the front end; the agent's sidecar verifies her
+/// token with Keycloak's keys, has Keycloak delegate it to the agent and hands the app a
+/// placeholder; outbound, Keycloak exchanges the held token for the document service.
+/// The destination gets `sub` = alice, `aud` narrowed, `documents.read`, and the agent as
+/// `azp`, the one actor Keycloak records.
 #[tokio::test]
-async fn keycloak_tokens_are_verified_inbound_and_exchanged_outbound_for_the_destination() {
+async fn keycloak_tokens_are_verified_inbound_delegated_and_exchanged_for_the_destination() {
     let kc = keycloak::shared().await;
     let sts = Sts::start().await;
     let config = keycloak_sidecar(&sts, kc);
     let world = World::start_with(sts, &config).await;
-    let alice = kc
-        .password_token(AGENT, AGENT_SECRET, "alice", "alice123")
-        .await;
+    let alice = kc.user_token("alice").await;
     let login = claims_of(&alice);
     assert_eq!(login["iss"], kc.issuer(), "{login}");
+    assert_eq!(login["azp"], PORTAL, "{login}");
 
-    // Inbound: Keycloak's token verified against its JWKS; the app gets alice.
+    // Inbound: Keycloak's token verified against its JWKS; the app gets alice and a
+    // placeholder for the token Keycloak delegated to the agent.
     let resp = world
         .inbound("/documents")
         .bearer_auth(&alice)
@@ -58,11 +83,17 @@ async fn keycloak_tokens_are_verified_inbound_and_exchanged_outbound_for_the_des
     let seen = &world.app.seen()[0];
     assert_eq!(seen.header("x-actbridge-subject"), login["sub"].as_str());
     assert_eq!(seen.header("x-actbridge-username"), Some("alice"));
+    assert_eq!(
+        seen.header("x-actbridge-actors"),
+        Some("[]"),
+        "her own token"
+    );
+    let held = seen.bearer().to_string();
+    assert!(held.starts_with("actbridge~"), "{held}");
 
-    // Outbound: Keycloak exchanges it for the document service: sub kept, aud narrowed,
-    // documents.read granted, azp = the agent; alice's own token never leaves.
+    // Outbound: the held token exchanged for the document service.
     let resp = world
-        .agent_call("document-service", "/documents", &alice)
+        .agent_call("document-service", "/documents", &held)
         .await;
     assert_eq!(resp.status(), 200, "{}", world.actbridge.log());
     let sent = world.docs.seen()[0].bearer().to_string();
@@ -72,8 +103,149 @@ async fn keycloak_tokens_are_verified_inbound_and_exchanged_outbound_for_the_des
     assert_eq!(issued["sub"], login["sub"], "{issued}");
     assert_eq!(issued["aud"], Value::from(DOCUMENT_SERVICE), "{issued}");
     assert_eq!(issued["azp"], AGENT);
+    assert!(
+        issued.get("act").is_none(),
+        "Keycloak writes no act: {issued}"
+    );
     let scopes: Vec<&str> = issued["scope"].as_str().unwrap().split(' ').collect();
     assert!(scopes.contains(&"documents.read"), "{issued}");
+
+    // alice's own token is not a delegation: refused outbound, nothing exchanged.
+    let (status, body) = refusal(
+        world
+            .agent_call("document-service", "/documents", &alice)
+            .await,
+    )
+    .await;
+    assert_eq!(
+        (status, &body["error"]),
+        (403, &json!("access_denied")),
+        "{body}"
+    );
+    assert!(world.actbridge.log().contains("delegation_required"));
+    assert_eq!(world.docs.count(), 1);
+}
+
+/// What makes `azp` an honest actor: an agent's client cannot log a user in (Keycloak
+/// refuses the password grant), and an `act` that Keycloak did not compute (a hard-coded
+/// claim mapper on the front end, as docs/deploy.md once advised) is refused, inbound
+/// and outbound, before anything is exchanged.
+#[tokio::test]
+async fn an_agent_cannot_log_a_user_in_and_an_act_from_a_mapper_is_refused() {
+    let kc = keycloak::shared().await;
+    let (status, body) = kc
+        .password_token_in(keycloak::REALM, (AGENT, AGENT_SECRET), "alice", "alice123")
+        .await
+        .unwrap_err();
+    assert_eq!(body["error"], "unauthorized_client", "{status} {body}");
+
+    let realm = "hardcoded-act";
+    kc.create_demo_realm(realm).await;
+    let admin = kc.admin().await;
+    let portal = admin.client_uuid(realm, PORTAL).await;
+    admin
+        .post(
+            &format!("{realm}/clients/{portal}/protocol-mappers/models"),
+            &json!({
+                "name": "act", "protocol": "openid-connect",
+                "protocolMapper": "oidc-hardcoded-claim-mapper",
+                "config": {
+                    "claim.name": "act", "jsonType.label": "JSON",
+                    "claim.value": json!({"client_id": AGENT}).to_string(),
+                    "access.token.claim": "true",
+                },
+            }),
+        )
+        .await;
+    let sts = Sts::start().await;
+    let config = sidecar_for_realm(&sts, kc, realm);
+    let world = World::start_with(sts, &config).await;
+    let alice = kc.user_token_in(realm, "alice").await;
+    assert_eq!(
+        claims_of(&alice)["act"]["client_id"],
+        AGENT,
+        "the mapper wrote it"
+    );
+    for resp in [
+        world
+            .inbound("/documents")
+            .bearer_auth(&alice)
+            .send()
+            .await
+            .unwrap(),
+        world
+            .agent_call("document-service", "/documents", &alice)
+            .await,
+    ] {
+        let (status, body) = refusal(resp).await;
+        assert_eq!(status, 401, "{body}");
+        assert_eq!(
+            body["error_description"],
+            "the token's delegation chain is not its issuer's"
+        );
+    }
+    assert!(world.actbridge.log().contains("token_act_not_issued"));
+    assert_eq!((world.app.count(), world.docs.count()), (0, 0));
+}
+
+/// A token another agent (reviewer-ops) had Keycloak exchange for summarizer-tech names
+/// reviewer-ops as its actor (`azp`). Keycloak cannot nest it under summarizer-tech: an
+/// exchange would name summarizer-tech alone, so the sidecar refuses to exchange it
+/// (403 `chain_not_recordable`), inbound and outbound. Without delegation the app gets
+/// it with reviewer-ops as the actor.
+#[tokio::test]
+async fn a_chain_keycloak_cannot_record_is_refused_not_shortened() {
+    let kc = keycloak::shared().await;
+    let realm = keycloak::REALM;
+    let ops = agent_id("reviewer-ops");
+    let alice = kc.user_token("alice").await;
+    let via_ops = kc
+        .exchange_in(realm, (&ops, "reviewer-ops-demo-secret"), &alice, AGENT)
+        .await
+        .unwrap();
+    assert_eq!(claims_of(&via_ops)["azp"], ops.as_str());
+
+    let sts = Sts::start().await;
+    let config = keycloak_sidecar(&sts, kc);
+    let world = World::start_with(sts, &config).await;
+    for resp in [
+        world
+            .inbound("/documents")
+            .bearer_auth(&via_ops)
+            .send()
+            .await
+            .unwrap(),
+        world
+            .agent_call("document-service", "/documents", &via_ops)
+            .await,
+    ] {
+        let (status, body) = refusal(resp).await;
+        assert_eq!(status, 403, "{body}");
+        assert_eq!(
+            body["error_description"],
+            "the token service cannot record this delegation chain"
+        );
+    }
+    assert!(world.actbridge.log().contains("chain_not_recordable"));
+    assert_eq!((world.app.count(), world.docs.count()), (0, 0));
+    drop(world);
+
+    let sts = Sts::start().await;
+    let config = ConfigEdit::of(&keycloak_sidecar(&sts, kc))
+        .set("inbound.delegation", "false")
+        .set("inbound.token_custody", "false")
+        .yaml();
+    let world = World::start_with(sts, &config).await;
+    let resp = world
+        .inbound("/documents")
+        .bearer_auth(&via_ops)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200, "{}", world.actbridge.log());
+    let actors: Value =
+        serde_json::from_str(world.app.seen()[0].header("x-actbridge-actors").unwrap()).unwrap();
+    assert_eq!(actors, json!([{"client_id": ops}]));
 }
 
 /// Each way Keycloak refuses an exchange, as actbridge answers the agent: refusals of the
@@ -82,43 +254,71 @@ async fn keycloak_tokens_are_verified_inbound_and_exchanged_outbound_for_the_des
 #[tokio::test]
 async fn keycloaks_refusals_are_mapped_to_the_documented_statuses() {
     let kc = keycloak::shared().await;
-    let alice = kc
-        .password_token(AGENT, AGENT_SECRET, "alice", "alice123")
-        .await;
+    // A realm copy whose agent may not exchange (Standard Token Exchange off).
+    let no_exchange = "no-exchange";
+    kc.create_demo_realm(no_exchange).await;
+    let admin = kc.admin().await;
+    let id = admin.client_uuid(no_exchange, AGENT).await;
+    let path = format!("{no_exchange}/clients/{id}");
+    let mut client = admin.get(&path).await;
+    client["attributes"]["standard.token.exchange.enabled"] = json!("false");
+    admin.put_json(&path, &client).await;
+    let alice = alice_delegated(kc, keycloak::REALM).await;
+    // There the agent cannot have a user's token delegated to it: it presents its own.
+    let agents_own = kc.client_token_in(no_exchange, (AGENT, AGENT_SECRET)).await;
+
     let route = "outbound.routes[name=document-service]";
     let cases = [
         // 400 invalid_client "Audience not found".
         (
-            format!("{route}.audience"),
-            "spiffe://demo.example.com/service/payroll",
+            Some((
+                format!("{route}.audience"),
+                "spiffe://demo.example.com/service/payroll",
+            )),
+            keycloak::REALM,
             (403, "access_denied"),
             "Audience not found",
         ),
         // 400 invalid_scope "Invalid scopes: payroll.write".
         (
-            format!("{route}.scopes"),
-            "[payroll.write]",
+            Some((format!("{route}.scopes"), "[payroll.write]")),
+            keycloak::REALM,
             (403, "access_denied"),
             "invalid_scope",
         ),
         // 401 unauthorized_client "Invalid client or Invalid client credentials".
         (
-            "outbound.client.auth.secret".to_string(),
-            "not-the-secret",
+            Some(("outbound.client.auth.secret".to_string(), "not-the-secret")),
+            keycloak::REALM,
             (500, "server_error"),
             "rejected actbridge's client",
         ),
+        // 400 invalid_request "Standard token exchange is not enabled for the requested
+        // client": a sidecar whose client Keycloak does not let exchange.
+        (
+            None,
+            no_exchange,
+            (403, "access_denied"),
+            "Standard token exchange is not enabled",
+        ),
     ];
     let mut failures = Vec::new();
-    // (key, its value, the agent's status and `error`, what the operator's log says)
-    for (key, value, (status, error), log_says) in cases {
+    // (the key changed and its value, the realm, the agent's status and `error`, what
+    // the operator's log says)
+    for (edit, realm, (status, error), log_says) in cases {
         let sts = Sts::start().await;
-        let config = ConfigEdit::of(&keycloak_sidecar(&sts, kc))
-            .replace(&key, value)
-            .yaml();
-        let world = World::start_with(sts, &config).await;
+        let mut config = ConfigEdit::of(&sidecar_for_realm(&sts, kc, realm));
+        if let Some((key, value)) = &edit {
+            config = config.replace(key, value);
+        }
+        let world = World::start_with(sts, &config.yaml()).await;
+        let token = if realm == no_exchange {
+            &agents_own
+        } else {
+            &alice
+        };
         let resp = world
-            .agent_call("document-service", "/documents", &alice)
+            .agent_call("document-service", "/documents", token)
             .await;
         let got_status = resp.status().as_u16();
         let body: Value = resp.json().await.unwrap_or_default();
@@ -128,7 +328,7 @@ async fn keycloaks_refusals_are_mapped_to_the_documented_statuses() {
             || !log.contains(log_says)
         {
             failures.push(format!(
-                "{key} = {value}: {got_status} {body}, {} reached the destination, log without `{log_says}`:\n{log}",
+                "{edit:?} in {realm}: {got_status} {body}, {} reached the destination, log without `{log_says}`:\n{log}",
                 world.docs.count(),
             ));
         }
@@ -158,10 +358,7 @@ async fn a_realm_key_rotation_is_followed_without_a_restart() {
     let sts = Sts::start().await;
     let config = sidecar_for_realm(&sts, kc, realm);
     let world = World::start_with(sts, &config).await;
-    let login = async || {
-        kc.password_token_in(realm, (AGENT, AGENT_SECRET), "alice", "alice123")
-            .await
-    };
+    let login = async || kc.user_token_in(realm, "alice").await;
     let before = login().await;
     let inbound = async |token: &str| {
         let r = world.inbound("/documents").bearer_auth(token).send().await;
@@ -214,9 +411,7 @@ async fn a_token_whose_session_keycloak_ended_is_not_exchanged() {
     let sts = Sts::start().await;
     let config = sidecar_for_realm(&sts, kc, realm);
     let world = World::start_with(sts, &config).await;
-    let alice = kc
-        .password_token_in(realm, (AGENT, AGENT_SECRET), "alice", "alice123")
-        .await;
+    let alice = alice_delegated(kc, realm).await;
     let sub = claims_of(&alice)["sub"].as_str().unwrap().to_string();
     let admin = kc.admin().await;
     admin
@@ -275,7 +470,10 @@ async fn private_key_jwt_authenticates_actbridge_to_keycloak() {
                     "jwks.string": jwks.to_string(),
                     "token.endpoint.auth.signing.alg": "ES256",
                 },
-                "protocolMappers": [audience("documents", DOCUMENT_SERVICE)],
+                "protocolMappers": [
+                    audience("itself", agent),
+                    audience("documents", DOCUMENT_SERVICE),
+                ],
             }),
         )
         .await;
@@ -312,9 +510,20 @@ async fn private_key_jwt_authenticates_actbridge_to_keycloak() {
             "alice",
             "alice123",
         )
-        .await;
+        .await
+        .unwrap();
+    // Both exchanges authenticate with the key: the inbound delegation, then the
+    // outbound exchange of the token held for the app.
     let resp = world
-        .agent_call("document-service", "/documents", &alice)
+        .inbound("/documents")
+        .bearer_auth(&alice)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200, "{}", world.actbridge.log());
+    let held = world.app.seen()[0].bearer().to_string();
+    let resp = world
+        .agent_call("document-service", "/documents", &held)
         .await;
     assert_eq!(resp.status(), 200, "{}", world.actbridge.log());
     let issued = claims_of(world.docs.seen()[0].bearer());

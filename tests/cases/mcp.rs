@@ -11,7 +11,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use serde_json::{Value, json};
 
 use crate::support::mcp::McpServer;
-use crate::support::world::{AGENT, Sts, World, claims_of, policies_dir, sidecar_head};
+use crate::support::world::{
+    AGENT, PORTAL, PORTAL_SECRET, Sts, World, claims_of, policies_dir, sidecar_head,
+};
 
 const MCP: &str = "spiffe://demo.example.com/tool/mcp-documents";
 const RESOURCE: &str = "https://mcp-documents.example.com/mcp";
@@ -88,14 +90,14 @@ audit:
             policies = policies_dir().display(),
         );
     let agent = World::builder(sts, &agent_config).env(env).start().await;
-    // alice logs in through summarizer-tech for the MCP server's scopes; the agent
+    // alice logs in through the front end for the MCP server's scopes; the agent
     // delegates her token to itself.
     let own = agent
         .sts
         .login_scoped(
             "alice",
             "alice123",
-            (AGENT, "summarizer-tech-demo-secret"),
+            (PORTAL, PORTAL_SECRET),
             "openid mcp mcp:read_document mcp:search mcp:delete_document mcp:send_message",
         )
         .await;

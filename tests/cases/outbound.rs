@@ -185,16 +185,9 @@ async fn unmatched_and_denied_hosts_are_refused_and_missing_tokens_are_401() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 401);
-    // The inbound token of another agent is not accepted as a subject token here.
-    let other = world
-        .sts
-        .login(
-            "alice",
-            "alice123",
-            "spiffe://demo.example.com/agent/reviewer-ops",
-            "reviewer-ops-demo-secret",
-        )
-        .await;
+    // A token delegated to another agent is not accepted as a subject token here.
+    let ops = "spiffe://demo.example.com/agent/reviewer-ops";
+    let other = world.sts.delegated("alice", "reviewer-ops", ops).await;
     let resp = world
         .agent_call("document-service", "/documents", &other)
         .await;
@@ -202,8 +195,8 @@ async fn unmatched_and_denied_hosts_are_refused_and_missing_tokens_are_401() {
     assert_eq!(world.docs.count(), 0);
     assert_eq!(
         world.sts.service.stats().token_exchange,
-        1,
-        "only the exchange that made the test's token"
+        2,
+        "only the exchanges that made the test's tokens"
     );
 }
 

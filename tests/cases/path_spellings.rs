@@ -254,8 +254,8 @@ async fn no_spelling_replays_a_single_use_token_or_skips_introspection_or_the_po
         .http
         .post(world.sts.service.revocation_endpoint())
         .form(&[
-            ("client_id", AGENT),
-            ("client_secret", "summarizer-tech-demo-secret"),
+            ("client_id", crate::support::world::PORTAL),
+            ("client_secret", crate::support::world::PORTAL_SECRET),
             ("token", revoked.as_str()),
         ])
         .send()

@@ -437,8 +437,8 @@ async fn the_agent_sidecar_delegates_on_the_way_in_and_refuses_at_its_door() {
         .login(
             "carol",
             "carol123",
-            AGENT,
-            crate::support::world::AGENT_SECRET,
+            crate::support::world::PORTAL,
+            crate::support::world::PORTAL_SECRET,
         )
         .await;
     let stats = world.sts.service.stats();

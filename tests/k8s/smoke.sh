@@ -5,8 +5,8 @@
 #   tests/k8s/smoke.sh [NAMESPACE]        (default actbridge-demo; needs kubectl and jq)
 #
 # From a client pod in the namespace:
-#   1. alice logs in at the demo token service (password grant through summarizer-tech's
-#      client: her token's audience is the agent);
+#   1. alice logs in at the demo token service (password grant through the front end's
+#      client, agent-portal: her token's audience names every agent);
 #   2. she calls the agent through its Service; the capture hands the request to Envoy,
 #      actbridge verifies and delegates it, the agent calls document-service, and
 #      actbridge swaps the agent's placeholder for a token delegated to document-service;
@@ -41,8 +41,8 @@ login() {
     --data-urlencode grant_type=password \
     --data-urlencode "username=$user" \
     --data-urlencode "password=${user}123" \
-    --data-urlencode "client_id=$AGENT_ID" \
-    --data-urlencode client_secret=summarizer-tech-demo-secret \
+    --data-urlencode client_id=agent-portal \
+    --data-urlencode client_secret=agent-portal-demo-secret \
     --data-urlencode "scope=openid documents.read")
   [ "$(status_of "$out")" = 200 ] || fail "$user's login: HTTP $(status_of "$out"): $(body_of "$out")"
   body_of "$out" | jq -er .access_token

@@ -18,6 +18,7 @@ use serde_json::{Value, json};
 use tokio::sync::OnceCell;
 
 use super::net::free_port;
+use super::world::{PORTAL, PORTAL_SECRET};
 
 /// The realm, as demo/realm.yaml names it.
 pub const REALM: &str = "actbridge";
@@ -225,46 +226,91 @@ kill -- -$$ 2>/dev/null
         }
     }
 
-    /// A user's token from the `password` grant through `client_id`, in the demo realm.
-    pub async fn password_token(
-        &self,
-        client_id: &str,
-        secret: &str,
-        user: &str,
-        password: &str,
-    ) -> String {
-        self.password_token_in(REALM, (client_id, secret), user, password)
-            .await
+    /// `user`'s token from the demo realm's front end (`agent-portal`), password
+    /// `{user}123`: it names every agent in `aud`, and no agent as `azp`.
+    pub async fn user_token(&self, user: &str) -> String {
+        self.user_token_in(REALM, user).await
     }
 
-    /// A user's token from the `password` grant through a client, in `realm`.
+    /// [`Self::user_token`] in `realm`.
+    pub async fn user_token_in(&self, realm: &str, user: &str) -> String {
+        let password = format!("{user}123");
+        self.password_token_in(realm, (PORTAL, PORTAL_SECRET), user, &password)
+            .await
+            .unwrap_or_else(|(status, body)| panic!("no token for {user}: {status} {body}"))
+    }
+
+    /// A user's token from the `password` grant through a client, in `realm`. Err: the
+    /// status and body of Keycloak's refusal.
     pub async fn password_token_in(
         &self,
         realm: &str,
-        (client_id, secret): (&str, &str),
+        client: (&str, &str),
         user: &str,
         password: &str,
-    ) -> String {
-        let r: Value = reqwest::Client::new()
+    ) -> Result<String, (u16, Value)> {
+        let grant = [
+            ("grant_type", "password"),
+            ("username", user),
+            ("password", password),
+            ("scope", "openid"),
+        ];
+        self.token_request(realm, client, &grant).await
+    }
+
+    /// `client`'s own token (`client_credentials`, its service account), in `realm`.
+    pub async fn client_token_in(&self, realm: &str, client: (&str, &str)) -> String {
+        self.token_request(realm, client, &[("grant_type", "client_credentials")])
+            .await
+            .unwrap_or_else(|(status, body)| panic!("no client token: {status} {body}"))
+    }
+
+    /// `subject` exchanged (standard token exchange, no actor token) by `client` for
+    /// `audience`, in `realm`. Err: the status and body of Keycloak's refusal.
+    pub async fn exchange_in(
+        &self,
+        realm: &str,
+        client: (&str, &str),
+        subject: &str,
+        audience: &str,
+    ) -> Result<String, (u16, Value)> {
+        let grant = [
+            (
+                "grant_type",
+                "urn:ietf:params:oauth:grant-type:token-exchange",
+            ),
+            ("subject_token", subject),
+            (
+                "subject_token_type",
+                "urn:ietf:params:oauth:token-type:access_token",
+            ),
+            ("audience", audience),
+        ];
+        self.token_request(realm, client, &grant).await
+    }
+
+    /// One request to `realm`'s token endpoint, `client` authenticating with
+    /// `client_secret_post`: the access token, or the status and body of the refusal.
+    async fn token_request(
+        &self,
+        realm: &str,
+        (client_id, secret): (&str, &str),
+        grant: &[(&str, &str)],
+    ) -> Result<String, (u16, Value)> {
+        let mut form = vec![("client_id", client_id), ("client_secret", secret)];
+        form.extend_from_slice(grant);
+        let r = reqwest::Client::new()
             .post(self.token_endpoint_of(realm))
-            .form(&[
-                ("grant_type", "password"),
-                ("client_id", client_id),
-                ("client_secret", secret),
-                ("username", user),
-                ("password", password),
-                ("scope", "openid"),
-            ])
+            .form(&form)
             .send()
             .await
-            .unwrap()
-            .json()
-            .await
             .unwrap();
-        r["access_token"]
-            .as_str()
-            .unwrap_or_else(|| panic!("no token for {user}: {r}"))
-            .to_string()
+        let status = r.status().as_u16();
+        let body: Value = r.json().await.unwrap_or_default();
+        match body["access_token"].as_str() {
+            Some(token) if status == 200 => Ok(token.to_string()),
+            _ => Err((status, body)),
+        }
     }
 }
 
@@ -320,6 +366,11 @@ impl Admin {
     /// `PUT` without a body.
     pub async fn put(&self, path: &str) {
         self.send(reqwest::Method::PUT, path, None).await;
+    }
+
+    /// `PUT`s `body` to `path`.
+    pub async fn put_json(&self, path: &str, body: &Value) {
+        self.send(reqwest::Method::PUT, path, Some(body)).await;
     }
 
     pub async fn get(&self, path: &str) -> Value {

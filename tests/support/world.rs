@@ -15,6 +15,9 @@ use super::envoy::{Envoy, EnvoyPorts, ExtProcAddr};
 pub const AGENT: &str = "spiffe://demo.example.com/agent/summarizer-tech";
 pub const AGENT_SECRET: &str = "summarizer-tech-demo-secret";
 pub const DOCUMENT_SERVICE: &str = "spiffe://demo.example.com/service/document-service";
+/// The front end users log in through; its tokens name every demo agent.
+pub const PORTAL: &str = "agent-portal";
+pub const PORTAL_SECRET: &str = "agent-portal-demo-secret";
 
 /// The SPIFFE ID (= OAuth client id) of the demo agent `name`.
 pub fn agent_id(name: &str) -> String {
@@ -132,7 +135,7 @@ impl Sts {
 
     /// alice's own token for summarizer-tech (not a delegation: no `act`).
     pub async fn alice(&self) -> String {
-        self.login("alice", "alice123", AGENT, AGENT_SECRET).await
+        self.login("alice", "alice123", PORTAL, PORTAL_SECRET).await
     }
 
     /// alice's token delegated to summarizer-tech: `aud` = it, `act` = [it].
@@ -141,12 +144,12 @@ impl Sts {
     }
 
     /// `user`'s token delegated to the demo agent `agent` (its short name), for
-    /// `audience`: the user logs in through the agent's client, and the agent exchanges
-    /// that token with its own client-credentials token as `actor_token`.
+    /// `audience`: the user logs in through the front end, and the agent exchanges that
+    /// token with its own client-credentials token as `actor_token`.
     pub async fn delegated(&self, user: &str, agent: &str, audience: &str) -> String {
-        let id = agent_id(agent);
-        let secret = format!("{agent}-demo-secret");
-        let own = self.login(user, &format!("{user}123"), &id, &secret).await;
+        let own = self
+            .login(user, &format!("{user}123"), PORTAL, PORTAL_SECRET)
+            .await;
         self.exchange_as(agent, &own, audience, true)
             .await
             .unwrap_or_else(|(status, body)| panic!("exchange failed: {status} {body}"))

@@ -204,7 +204,7 @@ async fn walk(
     // alice logs in through the agent's client: her token's audience is the agent.
     let token = login(http, sts, "alice").await?;
     let c = claims(&token)?;
-    println!("1. alice logs in (password grant via summarizer-tech's client)");
+    println!("1. alice logs in at the front end (password grant via agent-portal)");
     println!(
         "   her token: sub={} aud={} exp in {}s\n",
         c["sub"],
@@ -441,8 +441,8 @@ async fn login(http: &reqwest::Client, sts: &TokenService, user: &str) -> DemoRe
             ("grant_type", "password"),
             ("username", user),
             ("password", &password),
-            ("client_id", AGENT),
-            ("client_secret", "summarizer-tech-demo-secret"),
+            ("client_id", "agent-portal"),
+            ("client_secret", "agent-portal-demo-secret"),
             ("scope", "openid documents.read"),
         ])
         .send()

@@ -260,6 +260,15 @@ fn filled_in(c: &Config, custodian: &Config) -> BTreeMap<(&'static str, &'static
         (("issuers[]", "jwks_max_age"), D(i.jwks_max_age)),
         (("issuers[]", "audiences"), list(&c.issuers[1].audiences)),
         (
+            ("issuers[]", "actors_from"),
+            text(if i.actors == ActorSource::Act {
+                "act"
+            } else {
+                "azp"
+            }),
+        ),
+        (("issuers[]", "agent_clients"), list::<&str>(&[])),
+        (
             ("issuers[]", "introspection.client"),
             refers(
                 "outbound.client",

@@ -144,8 +144,9 @@ async fn the_policys_answers_and_the_peers_failures_decide_as_the_table_says() {
     let revoked = reqwest::Client::new()
         .post(sts.service.revocation_endpoint())
         .form(&[
-            ("client_id", AGENT),
-            ("client_secret", "summarizer-tech-demo-secret"),
+            // RFC 7009: the client the token was issued to (the front end) revokes it.
+            ("client_id", PORTAL),
+            ("client_secret", PORTAL_SECRET),
             ("token", own.as_str()),
         ])
         .send()

@@ -16,8 +16,9 @@ use actbridge::state::revocations::{Revocation, RevocationKind};
 use actbridge::state::{DenyList, State};
 use serde_json::json;
 
-use crate::support::world::{AGENT, Sts, agent_id, policies_dir};
+use crate::support::world::{AGENT, PORTAL, PORTAL_SECRET, Sts, agent_id, policies_dir};
 
+mod actors;
 mod answers;
 mod credentials;
 mod failures;

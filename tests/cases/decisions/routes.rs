@@ -68,7 +68,7 @@ impl Table {
             .login_scoped(
                 "alice",
                 "alice123",
-                (AGENT, "summarizer-tech-demo-secret"),
+                (PORTAL, PORTAL_SECRET),
                 "openid mcp mcp:read_document mcp:search",
             )
             .await;

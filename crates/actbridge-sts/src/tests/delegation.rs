@@ -26,9 +26,7 @@ fn chain(depth: usize) -> Value {
 async fn two_hops_nest_two_actors_newest_outermost() {
     let h = Harness::start().await;
     // alice logs in through reviewer-general; it delegates to reviewer-ops; ops calls documents.
-    let alice = h
-        .password(GENERAL, GENERAL_SECRET, "alice", "alice123")
-        .await;
+    let alice = h.password(PORTAL, PORTAL_SECRET, "alice", "alice123").await;
     let general_actor = h.client_credentials(GENERAL, GENERAL_SECRET).await;
     let (status, hop1) = h
         .exchange(
@@ -136,7 +134,7 @@ async fn a_chain_deeper_than_ten_is_refused_never_truncated() {
 #[tokio::test]
 async fn actor_token_refusals() {
     let h = Harness::start().await;
-    let alice = h.password(OPS, OPS_SECRET, "alice", "alice123").await;
+    let alice = h.password(PORTAL, PORTAL_SECRET, "alice", "alice123").await;
     let ops = (OPS, OPS_SECRET);
     let aud = [("audience", DOCS)];
 
@@ -187,8 +185,12 @@ async fn actor_token_refusals() {
         "invalid_request",
         "Invalid actor token",
     );
-    // The subject acting for itself.
-    let got = h.exchange(ops, &alice, Some(&alice), &aud).await;
+    // The subject acting for itself: alice's token delegated to reviewer-ops (issued to
+    // it, so the client check passes) as the actor of her own.
+    let (status, mine) = h.exchange(ops, &alice, None, &[("audience", OPS)]).await;
+    assert_eq!(status, 200, "{mine}");
+    let mine = mine["access_token"].as_str().unwrap();
+    let got = h.exchange(ops, &alice, Some(mine), &aud).await;
     assert_refused(
         &got,
         400,

@@ -74,7 +74,7 @@ async fn jwks_publishes_the_key_and_verifies_issued_tokens() {
         "kid is the RFC 7638 thumbprint"
     );
 
-    let token = h.password(OPS, OPS_SECRET, "alice", "alice123").await;
+    let token = h.password(PORTAL, PORTAL_SECRET, "alice", "alice123").await;
     assert_eq!(header(&token)["kid"], kid);
     assert_eq!(header(&token)["alg"], "RS256");
     let mut validation = Validation::new(Algorithm::RS256);
@@ -147,7 +147,7 @@ async fn the_outage_switch_answers_503_until_turned_off() {
 #[tokio::test]
 async fn counters_count_requests_per_grant_and_every_refusal() {
     let h = Harness::start().await;
-    let alice = h.password(OPS, OPS_SECRET, "alice", "alice123").await;
+    let alice = h.password(PORTAL, PORTAL_SECRET, "alice", "alice123").await;
     let _ = h
         .token(&[
             ("grant_type", "password"),

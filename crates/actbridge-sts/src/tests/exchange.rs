@@ -8,7 +8,7 @@ use crate::claims::now;
 #[tokio::test]
 async fn exchange_keeps_the_subject_and_retargets_the_token() {
     let h = Harness::start().await;
-    let alice = h.password(OPS, OPS_SECRET, "alice", "alice123").await;
+    let alice = h.password(PORTAL, PORTAL_SECRET, "alice", "alice123").await;
     let (status, body) = h
         .exchange((OPS, OPS_SECRET), &alice, None, &[("audience", DOCS)])
         .await;
@@ -39,7 +39,7 @@ async fn exchange_keeps_the_subject_and_retargets_the_token() {
 #[tokio::test]
 async fn exchange_with_several_audiences_and_basic_auth() {
     let h = Harness::start().await;
-    let alice = h.password(OPS, OPS_SECRET, "alice", "alice123").await;
+    let alice = h.password(PORTAL, PORTAL_SECRET, "alice", "alice123").await;
     let form = [
         ("grant_type", TOKEN_EXCHANGE),
         ("subject_token", alice.as_str()),
@@ -58,7 +58,7 @@ async fn exchange_with_several_audiences_and_basic_auth() {
 #[tokio::test]
 async fn scope_may_only_narrow() {
     let h = Harness::start().await;
-    let alice = h.password(OPS, OPS_SECRET, "alice", "alice123").await;
+    let alice = h.password(PORTAL, PORTAL_SECRET, "alice", "alice123").await;
     let narrow = h
         .exchange(
             (OPS, OPS_SECRET),
@@ -140,7 +140,7 @@ async fn bad_subject_tokens_are_invalid_requests() {
     refresh["typ"] = json!("Refresh");
     let mut malformed_act = h.forged_base(OPS, 60);
     malformed_act["act"] = json!("reviewer-ops");
-    let alice = h.password(OPS, OPS_SECRET, "alice", "alice123").await;
+    let alice = h.password(PORTAL, PORTAL_SECRET, "alice", "alice123").await;
     let mut parts: Vec<&str> = alice.split('.').collect();
     let other_payload = h.sts.sign_claims(&h.forged_base(OPS, 600));
     parts[1] = other_payload.split('.').nth(1).unwrap();
@@ -175,7 +175,7 @@ async fn bad_subject_tokens_are_invalid_requests() {
 #[tokio::test]
 async fn exchange_refusals_match_keycloak() {
     let h = Harness::start().await;
-    let alice = h.password(OPS, OPS_SECRET, "alice", "alice123").await;
+    let alice = h.password(PORTAL, PORTAL_SECRET, "alice", "alice123").await;
     let ops = (OPS, OPS_SECRET);
 
     let not_enabled = h
@@ -278,9 +278,13 @@ async fn exchange_refusals_match_keycloak() {
         "Requested audience not available: no-direct",
     );
 
-    // alice's token was issued to reviewer-ops (aud and azp): summarizer-tech holds nothing.
+    // alice's token delegated to reviewer-ops names it alone (aud and azp):
+    // summarizer-tech holds nothing.
+    let (status, ops_only) = h.exchange(ops, &alice, None, &[("audience", OPS)]).await;
+    assert_eq!(status, 200, "{ops_only}");
+    let ops_only = ops_only["access_token"].as_str().unwrap();
     let got = h
-        .exchange((TECH, TECH_SECRET), &alice, None, &[("audience", DOCS)])
+        .exchange((TECH, TECH_SECRET), ops_only, None, &[("audience", DOCS)])
         .await;
     assert_refused(
         &got,
@@ -302,7 +306,7 @@ async fn exchange_refusals_match_keycloak() {
 #[tokio::test]
 async fn without_audience_the_clients_own_audiences_apply() {
     let h = Harness::start().await;
-    let alice = h.password(OPS, OPS_SECRET, "alice", "alice123").await;
+    let alice = h.password(PORTAL, PORTAL_SECRET, "alice", "alice123").await;
     let (status, body) = h.exchange((OPS, OPS_SECRET), &alice, None, &[]).await;
     assert_eq!(status, 200, "{body}");
     let c: Value = claims(body["access_token"].as_str().unwrap());

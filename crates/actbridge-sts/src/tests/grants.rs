@@ -12,8 +12,8 @@ async fn password_grant_issues_a_keycloak_shaped_user_token() {
     let (status, body) = h
         .token(&[
             ("grant_type", "password"),
-            ("client_id", OPS),
-            ("client_secret", OPS_SECRET),
+            ("client_id", PORTAL),
+            ("client_secret", PORTAL_SECRET),
             ("username", "alice"),
             ("password", "alice123"),
         ])
@@ -30,10 +30,16 @@ async fn password_grant_issues_a_keycloak_shaped_user_token() {
     assert_eq!(c["iss"], h.sts.issuer());
     assert_eq!(c["sub"], ALICE_ID);
     assert_eq!(
-        c["aud"], OPS,
-        "the agent's client id, as the demo logs alice in through it"
+        c["aud"],
+        json!([
+            "spiffe://demo.example.com/agent/summarizer-hr",
+            TECH,
+            OPS,
+            GENERAL
+        ]),
+        "every agent, as the demo's front end names them"
     );
-    assert_eq!(c["azp"], OPS);
+    assert_eq!(c["azp"], PORTAL);
     assert_eq!(c["typ"], "Bearer");
     assert_eq!(c["preferred_username"], "alice");
     assert_eq!(c["email"], "alice@example.com");
@@ -49,8 +55,8 @@ async fn password_grant_narrows_scope_on_request_and_refuses_unknown_scopes() {
     let h = Harness::start().await;
     let base = [
         ("grant_type", "password"),
-        ("client_id", OPS),
-        ("client_secret", OPS_SECRET),
+        ("client_id", PORTAL),
+        ("client_secret", PORTAL_SECRET),
         ("username", "bob"),
         ("password", "bob123"),
     ];
@@ -90,19 +96,20 @@ async fn password_grant_refusals_match_keycloak() {
         };
     let bad = "Invalid user credentials";
     assert_refused(
-        &h.token(&login(OPS, OPS_SECRET, "alice", "wrong")).await,
+        &h.token(&login(PORTAL, PORTAL_SECRET, "alice", "wrong"))
+            .await,
         401,
         "invalid_grant",
         bad,
     );
     assert_refused(
-        &h.token(&login(OPS, OPS_SECRET, "mallory", "x")).await,
+        &h.token(&login(PORTAL, PORTAL_SECRET, "mallory", "x")).await,
         401,
         "invalid_grant",
         bad,
     );
     assert_refused(
-        &h.token(&login(OPS, OPS_SECRET, "alice", "")).await,
+        &h.token(&login(PORTAL, PORTAL_SECRET, "alice", "")).await,
         401,
         "invalid_grant",
         bad,
@@ -114,8 +121,18 @@ async fn password_grant_refusals_match_keycloak() {
         "unauthorized_client",
         "Client not allowed for direct access grants",
     );
+    // No agent's client logs a user in: a token whose `azp` is an agent comes from an
+    // exchange only.
+    assert_refused(
+        &h.token(&login(OPS, OPS_SECRET, "alice", "alice123")).await,
+        400,
+        "unauthorized_client",
+        "Client not allowed for direct access grants",
+    );
     // Usernames are case-insensitive, as in Keycloak.
-    let (status, body) = h.token(&login(OPS, OPS_SECRET, "ALICE", "alice123")).await;
+    let (status, body) = h
+        .token(&login(PORTAL, PORTAL_SECRET, "ALICE", "alice123"))
+        .await;
     assert_eq!(status, 200);
     assert_eq!(
         claims(body["access_token"].as_str().unwrap())["preferred_username"],

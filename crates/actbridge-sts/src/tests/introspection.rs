@@ -70,7 +70,7 @@ fn assert_inactive(got: &(StatusCode, Value)) {
 #[tokio::test]
 async fn an_active_token_answers_its_claims_as_keycloak_does() {
     let h = Harness::start().await;
-    let alice = h.password(OPS, OPS_SECRET, "alice", "alice123").await;
+    let alice = h.password(PORTAL, PORTAL_SECRET, "alice", "alice123").await;
     // Any confidential client may introspect, not only the token's holder.
     let (status, body) = h.introspect((DOCS, DOCS_SECRET), &alice).await;
     assert_eq!(status, 200, "{body}");
@@ -90,7 +90,7 @@ async fn an_active_token_answers_its_claims_as_keycloak_does() {
         assert_eq!(body[claim], issued[claim], "{claim}");
     }
     assert_eq!(body["sub"], ALICE_ID);
-    assert_eq!(body["client_id"], OPS);
+    assert_eq!(body["client_id"], PORTAL);
     assert_eq!(body["username"], "alice");
     assert_eq!(body["token_type"], "Bearer");
 
@@ -121,7 +121,7 @@ async fn expired_forged_foreign_and_garbage_tokens_are_inactive() {
     let expired = h.sts.sign_claims(&h.forged_base(OPS, -5));
     assert_inactive(&h.introspect(client, &expired).await);
 
-    let alice = h.password(OPS, OPS_SECRET, "alice", "alice123").await;
+    let alice = h.password(PORTAL, PORTAL_SECRET, "alice", "alice123").await;
     let mut parts: Vec<&str> = alice.split('.').collect();
     let tampered_payload = {
         let mut c = claims(&alice);
@@ -137,7 +137,9 @@ async fn expired_forged_foreign_and_garbage_tokens_are_inactive() {
     // Another realm's token (another issuer, another key).
     let other =
         Harness::with_realm(&test_realm_yaml().replace("realm: actbridge", "realm: other")).await;
-    let foreign = other.password(OPS, OPS_SECRET, "alice", "alice123").await;
+    let foreign = other
+        .password(PORTAL, PORTAL_SECRET, "alice", "alice123")
+        .await;
     assert_inactive(&h.introspect(client, &foreign).await);
 
     for garbage in ["garbage", "", "a.b.c"] {
@@ -148,7 +150,7 @@ async fn expired_forged_foreign_and_garbage_tokens_are_inactive() {
 #[tokio::test]
 async fn client_authentication_failures_are_keycloaks_introspection_answers() {
     let h = Harness::start().await;
-    let alice = h.password(OPS, OPS_SECRET, "alice", "alice123").await;
+    let alice = h.password(PORTAL, PORTAL_SECRET, "alice", "alice123").await;
     for got in [
         h.introspect((DOCS, "wrong"), &alice).await,
         h.introspect(("nobody", "x"), &alice).await,
@@ -169,7 +171,7 @@ async fn client_authentication_failures_are_keycloaks_introspection_answers() {
 #[tokio::test]
 async fn introspection_requires_one_token_parameter_and_a_known_hint() {
     let h = Harness::start().await;
-    let alice = h.password(OPS, OPS_SECRET, "alice", "alice123").await;
+    let alice = h.password(PORTAL, PORTAL_SECRET, "alice", "alice123").await;
     let auth = [("client_id", DOCS), ("client_secret", DOCS_SECRET)];
     assert_refused(
         &h.introspect_form(&auth).await,
@@ -198,14 +200,14 @@ async fn introspection_requires_one_token_parameter_and_a_known_hint() {
 #[tokio::test]
 async fn a_revoked_token_is_inactive_and_cannot_be_exchanged() {
     let h = Harness::start().await;
-    let alice = h.password(OPS, OPS_SECRET, "alice", "alice123").await;
-    let other = h.password(OPS, OPS_SECRET, "alice", "alice123").await;
+    let alice = h.password(PORTAL, PORTAL_SECRET, "alice", "alice123").await;
+    let other = h.password(PORTAL, PORTAL_SECRET, "alice", "alice123").await;
     assert_eq!(
         h.introspect((DOCS, DOCS_SECRET), &alice).await.1["active"],
         true
     );
 
-    let (status, body) = h.revoke((OPS, OPS_SECRET), &alice).await;
+    let (status, body) = h.revoke((PORTAL, PORTAL_SECRET), &alice).await;
     assert_eq!((status.as_u16(), body.as_str()), (200, ""));
     assert_inactive(&h.introspect((DOCS, DOCS_SECRET), &alice).await);
     // Only that token: another token of the same user stays active.
@@ -214,7 +216,7 @@ async fn a_revoked_token_is_inactive_and_cannot_be_exchanged() {
         true
     );
     // Revoking again is no error.
-    assert_eq!(h.revoke((OPS, OPS_SECRET), &alice).await.0, 200);
+    assert_eq!(h.revoke((PORTAL, PORTAL_SECRET), &alice).await.0, 200);
 
     assert_refused(
         &h.exchange((OPS, OPS_SECRET), &alice, None, &[]).await,
@@ -239,7 +241,7 @@ async fn a_revoked_token_is_inactive_and_cannot_be_exchanged() {
 #[tokio::test]
 async fn revocation_answers_as_keycloak_does() {
     let h = Harness::start().await;
-    let alice = h.password(OPS, OPS_SECRET, "alice", "alice123").await;
+    let alice = h.password(PORTAL, PORTAL_SECRET, "alice", "alice123").await;
     // Another client's token: refused, and not revoked.
     let (status, body) = h.revoke((GENERAL, GENERAL_SECRET), &alice).await;
     let body: Value = serde_json::from_str(&body).unwrap();

@@ -35,7 +35,7 @@ fn the_demo_realm_holds_the_demo_world() {
         assert!(
             !c.is_public()
                 && c.service_account.is_some()
-                && c.direct_access_grants
+                && !c.direct_access_grants
                 && c.standard_token_exchange
         );
         assert_eq!(c.audiences, vec![id.clone()]);
@@ -57,6 +57,10 @@ fn the_demo_realm_holds_the_demo_world() {
         );
     }
     assert!(realm.client(DOCS).is_some());
+    // Users log in through the front end, whose tokens name every agent.
+    let portal = realm.client(PORTAL).unwrap();
+    assert!(portal.direct_access_grants && !portal.standard_token_exchange);
+    assert_eq!(portal.audiences.len(), 4);
     // Debug never prints secrets or passwords.
     let debug = format!("{realm:?}");
     assert!(

@@ -19,6 +19,9 @@ use crate::pem::encode as pem_wrap;
 use crate::{Realm, TokenService};
 
 pub(super) const DEMO_REALM: &str = include_str!("../../../../demo/realm.yaml");
+/// The front end users log in through (the agents' clients have no direct access grants).
+pub(super) const PORTAL: &str = "agent-portal";
+pub(super) const PORTAL_SECRET: &str = "agent-portal-demo-secret";
 pub(super) const OPS: &str = "spiffe://demo.example.com/agent/reviewer-ops";
 pub(super) const OPS_SECRET: &str = "reviewer-ops-demo-secret";
 pub(super) const GENERAL: &str = "spiffe://demo.example.com/agent/reviewer-general";
