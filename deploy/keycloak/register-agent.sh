@@ -49,7 +49,7 @@ die() {
 }
 note() { printf '%s: %s\n' "$PROG" "$*" >&2; }
 usage_error() {
-  printf '%s: %s\n\n%s\n' "$PROG" "$*" "$USAGE" >&2
+  printf '%s: %s (see --help)\n' "$PROG" "$*" >&2
   exit 2
 }
 
