@@ -158,7 +158,7 @@ lint: hadolint shellcheck
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets $(TEST_FEATURES) -- -D warnings
 	$(VENV)/bin/hadolint Dockerfile
-	$(VENV)/bin/shellcheck deploy/*.sh tools/*.sh
+	$(VENV)/bin/shellcheck deploy/*.sh deploy/keycloak/*.sh tools/*.sh tests/k8s/*.sh
 
 ## hadolint: the Dockerfile linter from PyPI into .venv (skipped when present).
 hadolint: $(VENV)/.hadolint-installed

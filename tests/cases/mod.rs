@@ -23,6 +23,7 @@ mod inject_cli;
 mod introspection;
 mod jwt_svid;
 mod keycloak;
+mod keycloak_overlay;
 mod mcp;
 mod metrics;
 mod ministack;

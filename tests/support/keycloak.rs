@@ -22,8 +22,9 @@ use super::world::{PORTAL, PORTAL_SECRET};
 
 /// The realm, as demo/realm.yaml names it.
 pub const REALM: &str = "actbridge";
-const ADMIN: &str = "admin";
-const ADMIN_PASSWORD: &str = "admin-demo-password";
+/// The master realm's bootstrap admin and its password.
+pub const ADMIN: &str = "admin";
+pub const ADMIN_PASSWORD: &str = "admin-demo-password";
 /// How long a cold start may take (78 s measured on 2 cores beside a cargo build).
 const READY_WITHIN: Duration = Duration::from_secs(300);
 
@@ -191,12 +192,12 @@ kill -- -$$ 2>/dev/null
         let realm = Realm::from_yaml_file(&path).unwrap();
         let admin = self.admin().await;
         let mut representation = realm.keycloak_representation();
-        if name != REALM {
-            representation["realm"] = json!(name);
-            // A user's id is unique across realms: the copy's users get new ones.
-            for user in representation["users"].as_array_mut().unwrap() {
-                user.as_object_mut().unwrap().remove("id");
-            }
+        representation["realm"] = json!(name);
+        // A user's id is unique across realms, and the keycloak overlay's realm.json
+        // (imported as it ships by tests/cases/keycloak_overlay.rs) holds the demo's: the
+        // tests' realms let Keycloak choose theirs.
+        for user in representation["users"].as_array_mut().unwrap() {
+            user.as_object_mut().unwrap().remove("id");
         }
         admin.post("", &representation).await;
         let mut scope_ids = std::collections::HashMap::new();
