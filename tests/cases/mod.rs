@@ -38,5 +38,6 @@ mod shutdown;
 mod spiffe;
 mod ssh;
 mod stage_faults;
+mod sts_vs_keycloak;
 mod token_class;
 mod traces;

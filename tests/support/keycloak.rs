@@ -208,11 +208,7 @@ kill -- -$$ 2>/dev/null
                     let created = admin
                         .post(
                             &format!("{name}/client-scopes"),
-                            &json!({
-                                "name": scope,
-                                "protocol": "openid-connect",
-                                "attributes": {"include.in.token.scope": "true"},
-                            }),
+                            &realm.keycloak_client_scope(&scope),
                         )
                         .await;
                     scope_ids.insert(scope.clone(), created);

@@ -111,12 +111,16 @@ pub(crate) fn add_user_profile(c: &mut Map<String, Value>, user: &User) {
     c.insert("groups".into(), json!(user.groups));
 }
 
-/// Adds a service account's claims: `preferred_username = service-account-<name>` and
-/// `client_id` (Keycloak's service-account session note mapper).
+/// Adds a service account's claims: `preferred_username = service-account-<client id>`,
+/// lower-cased as Keycloak names the service account's user, and `client_id` (Keycloak's
+/// service-account session note mapper).
 pub(crate) fn add_service_account_profile(c: &mut Map<String, Value>, client: &Client) {
     c.insert(
         "preferred_username".into(),
-        json!(format!("service-account-{}", client.name)),
+        json!(format!(
+            "service-account-{}",
+            client.client_id.to_lowercase()
+        )),
     );
     c.insert("client_id".into(), json!(client.client_id));
 }

@@ -23,7 +23,6 @@ use axum::routing::{get, post};
 use serde_json::json;
 
 use super::claims::TokenResponse;
-use super::client_assertion::ASSERTION_TYPE;
 use super::form::Form;
 use super::grants::{self, Grant, TOKEN_EXCHANGE};
 use super::introspection::introspect;
@@ -89,7 +88,6 @@ async fn discovery(State(svc): State<Arc<TokenService>>, Path(realm): Path<Strin
             "iss", "sub", "aud", "exp", "iat", "jti", "typ", "azp", "scope", "act",
             "preferred_username", "email", "name", "groups", "client_id"
         ],
-        "client_assertion_types_supported": [ASSERTION_TYPE],
     }))
     .into_response()
 }

@@ -63,6 +63,22 @@ struct RawRealm {
     /// The SPIFFE trust domain whose JWT-SVIDs authenticate `jwt_svid` clients.
     #[serde(default)]
     spiffe: Option<RawSpiffe>,
+    /// Scopes that add an audience (Keycloak: a client scope with an Audience mapper). A
+    /// client that lists one in its `scopes` may ask for it in a token exchange: the
+    /// audience is then available to that exchange (as if in `exchange_audiences`) and,
+    /// without an `audience` parameter, the token names it.
+    #[serde(default)]
+    audience_scopes: Vec<RawAudienceScope>,
+}
+
+/// `audience_scopes[]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAudienceScope {
+    /// The scope's name, as a client lists it in `scopes` and asks for it.
+    name: String,
+    /// The client id it adds to `aud`; a client of the realm.
+    audience: String,
 }
 
 /// `spiffe`: where the trust domain's JWT-SVID signing keys come from.
@@ -110,8 +126,8 @@ struct RawUser {
 struct RawClient {
     /// The OAuth `client_id` (for agents: their SPIFFE ID).
     client_id: String,
-    /// Human name; the service account's username is `service-account-<name>`. Defaults to
-    /// `client_id`.
+    /// Human name (Keycloak's client name). Defaults to `client_id`. The service account's
+    /// username is `service-account-<client_id>`, lower-cased, as in Keycloak.
     #[serde(default)]
     name: Option<String>,
     /// A public client has no credentials and may only use the `password` grant.
@@ -184,6 +200,8 @@ pub struct Realm {
     pub(crate) clients: HashMap<String, Client>,
     /// The trust domain's JWT bundle, for `jwt_svid` clients.
     pub(crate) jwt_bundle: Option<JwtBundle>,
+    /// Audience scopes: name → the audience it adds.
+    pub(crate) audience_scopes: HashMap<String, String>,
 }
 
 /// A validated user.
@@ -260,6 +278,11 @@ impl Realm {
     /// The client with this `client_id`.
     pub(crate) fn client(&self, client_id: &str) -> Option<&Client> {
         self.clients.get(client_id)
+    }
+
+    /// The audience the scope `name` adds, if it is an audience scope.
+    pub(crate) fn audience_of_scope(&self, name: &str) -> Option<&str> {
+        self.audience_scopes.get(name).map(String::as_str)
     }
 
     /// The trust domain's JWT bundle, if the realm has a `spiffe` section.

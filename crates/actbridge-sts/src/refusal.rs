@@ -59,7 +59,8 @@ pub(crate) enum Refusal {
     /// ResourceOwnerPasswordCredentialsGrantType: 400 unauthorized_client.
     #[error("direct access grants disabled")]
     DirectGrantsDisabled,
-    /// Direct-grant password authenticator: 401 invalid_grant "Invalid user credentials".
+    /// Direct-grant password authenticator: 400 invalid_grant "Invalid user credentials"
+    /// (Keycloak 26.7 answers 400, as the differential suite sees).
     #[error("invalid user credentials")]
     InvalidUserCredentials,
     /// OAuth2GrantTypeBase.getRequestedScopes / StandardTokenExchangeProvider.getRequestedScope:
@@ -194,7 +195,7 @@ impl Refusal {
                 "Client not allowed for direct access grants".into(),
             ),
             Refusal::InvalidUserCredentials => {
-                (S::UNAUTHORIZED, "invalid_grant", "Invalid user credentials".into())
+                (S::BAD_REQUEST, "invalid_grant", "Invalid user credentials".into())
             }
             Refusal::InvalidScopes(scope) => {
                 (S::BAD_REQUEST, "invalid_scope", format!("Invalid scopes: {scope}"))

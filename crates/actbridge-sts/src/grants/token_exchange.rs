@@ -16,14 +16,17 @@
 //! 5. each `audience` is a client of the realm; the client is confidential and is the
 //!    subject token's holder (`azp`) or within its `aud`.
 //! 6. `scope` only narrows: each requested scope is in the subject token and allowed to the
-//!    client.
-//! 7. each `audience` is one the client may request (`exchange_audiences`).
+//!    client — except an audience scope (`audience_scopes`) the client lists, which names
+//!    an audience, not a permission (Keycloak grants it as any optional client scope).
+//! 7. each `audience` is one the client may request (`exchange_audiences`), or the one a
+//!    requested audience scope adds.
 //!
 //! 8. a tool audience (a client with `capability_token_lifespan`) gets a single-action
 //!    capability token: that one audience, exactly one scope, its own short life.
 //!
 //! The new token keeps the subject's `sub`, `preferred_username`, `email`, `name`, `groups`;
-//! gets `aud` = the requested audiences (the client's `audiences` when none), `azp` = the
+//! gets `aud` = the requested audiences (when none, the client's `audiences` and those of the
+//! granted audience scopes), `azp` = the
 //! client, a new `jti`, `exp` never beyond the subject token's, and `act` = `{sub, client_id,
 //! act: <subject's act>}` — newest actor outermost.
 
@@ -78,10 +81,14 @@ pub(super) fn grant(
     }
     let requested = requested_audiences(svc, form)?;
     check_holder(client, &subject)?;
-    let scope = narrowed_scope(client, form, &subject)?;
+    let scope = narrowed_scope(svc, client, form, &subject)?;
+    let scoped: Vec<&str> = scope
+        .iter()
+        .filter_map(|s| svc.realm().audience_of_scope(s))
+        .collect();
     let missing: Vec<&str> = requested
         .iter()
-        .filter(|a| !client.exchange_audiences.contains(a))
+        .filter(|a| !client.exchange_audiences.contains(a) && !scoped.contains(&a.as_str()))
         .map(String::as_str)
         .collect();
     if !missing.is_empty() {
@@ -89,7 +96,13 @@ pub(super) fn grant(
     }
 
     let audiences = if requested.is_empty() {
-        client.audiences.clone()
+        let mut own = client.audiences.clone();
+        for a in scoped {
+            if !own.iter().any(|x| x == a) {
+                own.push(a.to_string());
+            }
+        }
+        own
     } else {
         requested
     };
@@ -297,9 +310,11 @@ fn may_act_permits(may_act: &Value, client_id: &str, actor_sub: &str) -> bool {
     }
 }
 
-/// Step 6: requested scopes must be in the subject token and allowed to the client; when
-/// none are requested, the subject's scopes the client may hold.
+/// Step 6: requested scopes must be allowed to the client and, but for an audience scope,
+/// in the subject token; when none are requested, the subject's scopes the client may
+/// hold.
 fn narrowed_scope(
+    svc: &TokenService,
     client: &Client,
     form: &Form,
     subject: &Map<String, Value>,
@@ -313,9 +328,11 @@ fn narrowed_scope(
     match form.get("scope") {
         Some(scope) => {
             let requested = scope_list(scope);
+            let held_or_audience =
+                |s: &String| held.contains(s) || svc.realm().audience_of_scope(s).is_some();
             if requested
                 .iter()
-                .any(|s| !held.contains(s) || !client.scopes.contains(s))
+                .any(|s| !held_or_audience(s) || !client.scopes.contains(s))
             {
                 tracing::info!(client_id = %client.client_id, "token exchange refused: scope widening");
                 return Err(Refusal::InvalidScopes(scope.to_string()));

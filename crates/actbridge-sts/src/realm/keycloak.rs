@@ -18,7 +18,8 @@
 //!   the client gets at login names every one of them;
 //! - `groups` → an `oidc-group-membership-mapper` (`groups`, not the full path) on every
 //!   client;
-//! - scopes other than Keycloak's built-in ones → optional client scopes of the client.
+//! - scopes other than Keycloak's built-in ones → optional client scopes of the client
+//!   ([`Realm::keycloak_client_scope`]); an audience scope carries an Audience mapper.
 //!
 //! Not mapped (the embedded service's extensions): `jwt_svid` and `public_key_pem`
 //! clients, capability tokens, `may_act`, nested `act` (Keycloak 26.7 ignores
@@ -43,7 +44,27 @@ const BUILT_IN_SCOPES: [&str; 9] = [
     "phone",
 ];
 
+/// Whether every Keycloak realm has the scope `name` built in.
+pub(super) fn is_built_in_scope(name: &str) -> bool {
+    BUILT_IN_SCOPES.contains(&name)
+}
+
 impl Realm {
+    /// The client scope `name` as `POST /admin/realms/{realm}/client-scopes` takes it:
+    /// named in the token's `scope` when granted, and for an audience scope
+    /// (`audience_scopes`) with an Audience mapper adding its audience.
+    pub fn keycloak_client_scope(&self, name: &str) -> Value {
+        let mut scope = json!({
+            "name": name,
+            "protocol": "openid-connect",
+            "attributes": {"include.in.token.scope": "true"},
+        });
+        if let Some(audience) = self.audience_of_scope(name) {
+            scope["protocolMappers"] = json!([audience_mapper("audience", audience)]);
+        }
+        scope
+    }
+
     /// The realm in Keycloak's `RealmRepresentation` (the body of `POST /admin/realms`).
     pub fn keycloak_representation(&self) -> Value {
         let mut users: Vec<&super::User> = self.users.values().collect();
@@ -83,7 +104,7 @@ impl Realm {
                 let own = c
                     .scopes
                     .iter()
-                    .filter(|s| !BUILT_IN_SCOPES.contains(&s.as_str()))
+                    .filter(|s| !is_built_in_scope(s))
                     .cloned()
                     .collect();
                 (c.client_id.clone(), own)
@@ -114,6 +135,21 @@ fn keycloak_user(u: &super::User) -> Value {
     })
 }
 
+/// An `oidc-audience-mapper` named `name` adding `audience` to access tokens.
+fn audience_mapper(name: &str, audience: &str) -> Value {
+    json!({
+        "name": name,
+        "protocol": "openid-connect",
+        "protocolMapper": "oidc-audience-mapper",
+        "config": {
+            "included.custom.audience": audience,
+            "access.token.claim": "true",
+            "introspection.token.claim": "true",
+            "id.token.claim": "false",
+        },
+    })
+}
+
 fn keycloak_client(c: &super::Client) -> Value {
     let audiences: BTreeSet<&str> = c
         .audiences
@@ -124,19 +160,7 @@ fn keycloak_client(c: &super::Client) -> Value {
     let mut mappers: Vec<Value> = audiences
         .iter()
         .enumerate()
-        .map(|(i, aud)| {
-            json!({
-                "name": format!("audience-{i}"),
-                "protocol": "openid-connect",
-                "protocolMapper": "oidc-audience-mapper",
-                "config": {
-                    "included.custom.audience": aud,
-                    "access.token.claim": "true",
-                    "introspection.token.claim": "true",
-                    "id.token.claim": "false",
-                },
-            })
-        })
+        .map(|(i, aud)| audience_mapper(&format!("audience-{i}"), aud))
         .collect();
     mappers.push(json!({
         "name": "groups",

@@ -5,7 +5,7 @@ use std::collections::{HashMap, HashSet};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use super::{Client, Credential, RawClient, RawRealm, RawUser, Realm, User};
+use super::{Client, Credential, RawAudienceScope, RawClient, RawRealm, RawUser, Realm, User};
 use crate::error::StsError;
 use crate::jwt_svid::JwtBundle;
 use crate::keys::ClientKey;
@@ -95,13 +95,53 @@ pub(super) fn validate(raw: RawRealm) -> Result<Realm, StsError> {
         clients.insert(client.client_id.clone(), client);
     }
 
+    let audience_scopes = audience_scopes(raw.audience_scopes, &known)?;
     Ok(Realm {
         name: raw.realm,
         access_token_lifespan: raw.access_token_lifespan,
         users,
         clients,
         jwt_bundle,
+        audience_scopes,
     })
+}
+
+/// `audience_scopes`: named once each, none a scope every realm has, each adding a client
+/// of the realm.
+fn audience_scopes(
+    raw: Vec<RawAudienceScope>,
+    clients: &HashSet<String>,
+) -> Result<HashMap<String, String>, StsError> {
+    let mut out = HashMap::new();
+    for (i, s) in raw.into_iter().enumerate() {
+        let field = |f: &str| format!("audience_scopes[{i}].{f}");
+        if s.name.is_empty()
+            || s.name
+                .chars()
+                .any(|c| c.is_whitespace() || c == '"' || c == '\\')
+        {
+            return Err(StsError::realm(
+                field("name"),
+                "must be a scope name (no spaces, quotes or backslashes)",
+            ));
+        }
+        if super::keycloak::is_built_in_scope(&s.name) {
+            return Err(StsError::realm(
+                field("name"),
+                "is a scope every Keycloak realm has",
+            ));
+        }
+        if !clients.contains(&s.audience) {
+            return Err(StsError::realm(
+                field("audience"),
+                "is not a client of the realm",
+            ));
+        }
+        if out.insert(s.name, s.audience).is_some() {
+            return Err(StsError::realm(field("name"), "listed twice"));
+        }
+    }
+    Ok(out)
 }
 
 fn user(i: usize, u: RawUser) -> Result<User, StsError> {

@@ -312,3 +312,34 @@ async fn without_audience_the_clients_own_audiences_apply() {
     let c: Value = claims(body["access_token"].as_str().unwrap());
     assert_eq!(c["aud"], OPS);
 }
+
+/// An audience scope (`audience_scopes`) the client lists makes its audience available to
+/// an exchange that asks for it, though the subject token does not hold the scope; not
+/// asked for, the audience is not available (Keycloak's optional client scope with an
+/// Audience mapper).
+#[tokio::test]
+async fn an_audience_scope_asked_for_makes_its_audience_available() {
+    let h = Harness::start().await;
+    let alice = h.password(PORTAL, PORTAL_SECRET, "alice", "alice123").await;
+    let tech = (TECH, TECH_SECRET);
+    let agent_service = "spiffe://demo.example.com/service/agent-service";
+    assert_refused(
+        &h.exchange(tech, &alice, None, &[("audience", agent_service)])
+            .await,
+        400,
+        "invalid_request",
+        &format!("Requested audience not available: {agent_service}"),
+    );
+    let scoped = [
+        ("audience", agent_service),
+        ("scope", "agent-service-audience"),
+    ];
+    let (status, body) = h.exchange(tech, &alice, None, &scoped).await;
+    assert_eq!(status, 200, "{body}");
+    let c = claims(body["access_token"].as_str().unwrap());
+    assert_eq!(c["aud"], agent_service);
+    assert_eq!(c["scope"], "agent-service-audience");
+    // Another agent does not list the scope: no audience, and the scope is refused.
+    let (status, _) = h.exchange((OPS, OPS_SECRET), &alice, None, &scoped).await;
+    assert_eq!(status, 400);
+}

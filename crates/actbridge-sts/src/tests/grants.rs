@@ -98,19 +98,19 @@ async fn password_grant_refusals_match_keycloak() {
     assert_refused(
         &h.token(&login(PORTAL, PORTAL_SECRET, "alice", "wrong"))
             .await,
-        401,
+        400,
         "invalid_grant",
         bad,
     );
     assert_refused(
         &h.token(&login(PORTAL, PORTAL_SECRET, "mallory", "x")).await,
-        401,
+        400,
         "invalid_grant",
         bad,
     );
     assert_refused(
         &h.token(&login(PORTAL, PORTAL_SECRET, "alice", "")).await,
-        401,
+        400,
         "invalid_grant",
         bad,
     );
@@ -173,7 +173,10 @@ async fn client_credentials_issues_a_service_account_token() {
     let c = claims(body["access_token"].as_str().unwrap());
     let sa = derived_service_account_id(OPS).to_string();
     assert_eq!(c["sub"], sa);
-    assert_eq!(c["preferred_username"], "service-account-reviewer-ops");
+    assert_eq!(
+        c["preferred_username"],
+        "service-account-spiffe://demo.example.com/agent/reviewer-ops"
+    );
     assert_eq!(c["azp"], OPS);
     assert_eq!(c["client_id"], OPS);
     assert_eq!(c["typ"], "Bearer");
@@ -244,7 +247,7 @@ async fn the_document_service_has_a_service_account_but_logs_no_one_in() {
     let token = h.client_credentials(DOCS, DOCS_SECRET).await;
     assert_eq!(
         claims(&token)["preferred_username"],
-        "service-account-document-service"
+        "service-account-spiffe://demo.example.com/service/document-service"
     );
     let got = h
         .token(&[

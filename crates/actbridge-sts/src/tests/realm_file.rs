@@ -40,8 +40,15 @@ fn the_demo_realm_holds_the_demo_world() {
         );
         assert_eq!(c.audiences, vec![id.clone()]);
         assert!(c.exchange_audiences.contains(&DOCS.to_string()), "{agent}");
+        // (summarizer-tech also holds the demo's one audience scope: below.)
+        let scopes: Vec<&str> = c
+            .scopes
+            .iter()
+            .map(String::as_str)
+            .filter(|s| *s != "agent-service-audience")
+            .collect();
         assert_eq!(
-            c.scopes,
+            scopes,
             [
                 "openid",
                 "profile",
@@ -57,6 +64,17 @@ fn the_demo_realm_holds_the_demo_world() {
         );
     }
     assert!(realm.client(DOCS).is_some());
+    assert!(
+        realm
+            .client(TECH)
+            .unwrap()
+            .scopes
+            .contains(&"agent-service-audience".to_string())
+    );
+    assert_eq!(
+        realm.audience_of_scope("agent-service-audience"),
+        Some("spiffe://demo.example.com/service/agent-service")
+    );
     // Users log in through the front end, whose tokens name every agent.
     let portal = realm.client(PORTAL).unwrap();
     assert!(portal.direct_access_grants && !portal.standard_token_exchange);
@@ -108,8 +126,27 @@ fn rules_name_the_field() {
         )
     };
     let client = |body: &str| format!("realm: r\nclients:\n  - {{client_id: c, {body}}}\n");
+    let scope = |list: &str| {
+        format!("realm: r\nclients:\n  - {{client_id: c, public: true}}\naudience_scopes: {list}\n")
+    };
     let cases: Vec<(String, &str)> = vec![
         ("realm: a/b\n".into(), "realm:"),
+        (
+            scope("[{name: a, audience: nobody}]"),
+            "audience_scopes[0].audience",
+        ),
+        (
+            scope("[{name: profile, audience: c}]"),
+            "audience_scopes[0].name",
+        ),
+        (
+            scope("[{name: 'a b', audience: c}]"),
+            "audience_scopes[0].name",
+        ),
+        (
+            scope("[{name: a, audience: c}, {name: a, audience: c}]"),
+            "audience_scopes[1].name",
+        ),
         (
             "realm: r\naccess_token_lifespan: 0s\n".into(),
             "access_token_lifespan",
