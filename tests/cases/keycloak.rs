@@ -64,7 +64,7 @@ async fn refusal(resp: reqwest::Response) -> (u16, Value) {
 async fn keycloak_tokens_are_verified_inbound_delegated_and_exchanged_for_the_destination() {
     let kc = keycloak::shared().await;
     let sts = Sts::start().await;
-    let config = keycloak_sidecar(&sts, kc);
+    let config = keycloak_sidecar(&sts, &kc);
     let world = World::start_with(sts, &config).await;
     let alice = kc.user_token("alice").await;
     let login = claims_of(&alice);
@@ -158,7 +158,7 @@ async fn an_agent_cannot_log_a_user_in_and_an_act_from_a_mapper_is_refused() {
         )
         .await;
     let sts = Sts::start().await;
-    let config = sidecar_for_realm(&sts, kc, realm);
+    let config = sidecar_for_realm(&sts, &kc, realm);
     let world = World::start_with(sts, &config).await;
     let alice = kc.user_token_in(realm, "alice").await;
     assert_eq!(
@@ -206,7 +206,7 @@ async fn a_chain_keycloak_cannot_record_is_refused_not_shortened() {
     assert_eq!(claims_of(&via_ops)["azp"], ops.as_str());
 
     let sts = Sts::start().await;
-    let config = keycloak_sidecar(&sts, kc);
+    let config = keycloak_sidecar(&sts, &kc);
     let world = World::start_with(sts, &config).await;
     for resp in [
         world
@@ -231,7 +231,7 @@ async fn a_chain_keycloak_cannot_record_is_refused_not_shortened() {
     drop(world);
 
     let sts = Sts::start().await;
-    let config = ConfigEdit::of(&keycloak_sidecar(&sts, kc))
+    let config = ConfigEdit::of(&keycloak_sidecar(&sts, &kc))
         .set("inbound.delegation", "false")
         .set("inbound.token_custody", "false")
         .yaml();
@@ -263,7 +263,7 @@ async fn keycloaks_refusals_are_mapped_to_the_documented_statuses() {
     let mut client = admin.get(&path).await;
     client["attributes"]["standard.token.exchange.enabled"] = json!("false");
     admin.put_json(&path, &client).await;
-    let alice = alice_delegated(kc, keycloak::REALM).await;
+    let alice = alice_delegated(&kc, keycloak::REALM).await;
     // There the agent cannot have a user's token delegated to it: it presents its own.
     let agents_own = kc.client_token_in(no_exchange, (AGENT, AGENT_SECRET)).await;
 
@@ -307,7 +307,7 @@ async fn keycloaks_refusals_are_mapped_to_the_documented_statuses() {
     // the operator's log says)
     for (edit, realm, (status, error), log_says) in cases {
         let sts = Sts::start().await;
-        let mut config = ConfigEdit::of(&sidecar_for_realm(&sts, kc, realm));
+        let mut config = ConfigEdit::of(&sidecar_for_realm(&sts, &kc, realm));
         if let Some((key, value)) = &edit {
             config = config.replace(key, value);
         }
@@ -356,7 +356,7 @@ async fn a_realm_key_rotation_is_followed_without_a_restart() {
     let realm = "rotation";
     kc.create_demo_realm(realm).await;
     let sts = Sts::start().await;
-    let config = sidecar_for_realm(&sts, kc, realm);
+    let config = sidecar_for_realm(&sts, &kc, realm);
     let world = World::start_with(sts, &config).await;
     let login = async || kc.user_token_in(realm, "alice").await;
     let before = login().await;
@@ -409,9 +409,9 @@ async fn a_token_whose_session_keycloak_ended_is_not_exchanged() {
     let realm = "sessions";
     kc.create_demo_realm(realm).await;
     let sts = Sts::start().await;
-    let config = sidecar_for_realm(&sts, kc, realm);
+    let config = sidecar_for_realm(&sts, &kc, realm);
     let world = World::start_with(sts, &config).await;
-    let alice = alice_delegated(kc, realm).await;
+    let alice = alice_delegated(&kc, realm).await;
     let sub = claims_of(&alice)["sub"].as_str().unwrap().to_string();
     let admin = kc.admin().await;
     admin
@@ -490,7 +490,7 @@ async fn private_key_jwt_authenticates_actbridge_to_keycloak() {
         .await;
 
     let sts = Sts::start().await;
-    let config = ConfigEdit::of(&keycloak_sidecar(&sts, kc))
+    let config = ConfigEdit::of(&keycloak_sidecar(&sts, &kc))
         .replace("issuers[0].audiences", &format!("['{agent}']"))
         .replace("outbound.client.client_id", agent)
         .replace(
@@ -530,4 +530,32 @@ async fn private_key_jwt_authenticates_actbridge_to_keycloak() {
     assert_eq!(issued["azp"], agent, "{issued}");
     assert_eq!(issued["aud"], DOCUMENT_SERVICE, "{issued}");
     assert_eq!(issued["sub"], claims_of(&alice)["sub"]);
+}
+
+/// Keycloak hanging (its JVM stopped: connections accepted, nothing answered) is bounded
+/// by `outbound.token_timeout` (1 s here): 503 `sts_unavailable` with `Retry-After`, and
+/// nothing reaches the destination. Resumed, the same request goes through with no
+/// restart. No other Keycloak test runs meanwhile ([`keycloak::exclusive`]).
+#[tokio::test]
+async fn keycloak_hanging_is_a_503_within_the_timeout_and_its_return_needs_no_restart() {
+    let kc = keycloak::exclusive().await;
+    let alice = alice_delegated(&kc, keycloak::REALM).await;
+    let sts = Sts::start().await;
+    let config = keycloak_sidecar(&sts, &kc);
+    let world = World::start_with(sts, &config).await;
+    let call = || world.agent_call("document-service", "/documents", &alice);
+    {
+        let _paused = kc.pause();
+        let started = std::time::Instant::now();
+        let resp = call().await;
+        let waited = started.elapsed();
+        assert_eq!(resp.status(), 503, "{}", world.actbridge.log());
+        assert!(resp.headers().contains_key("retry-after"));
+        assert!(waited < Duration::from_secs(3), "{waited:?}");
+        assert!(world.actbridge.log().contains("sts_unavailable"));
+        assert_eq!(world.docs.count(), 0);
+    }
+    let resp = call().await;
+    assert_eq!(resp.status(), 200, "{}", world.actbridge.log());
+    assert_eq!(world.docs.count(), 1);
 }

@@ -113,7 +113,7 @@ async fn the_overlay_realm_and_the_registration_script_serve_the_overlays_sideca
     kc.admin().await.post("", &realm).await;
     let dir = tempfile::tempdir().unwrap();
     let secret_file = dir.path().join("client-secret");
-    register_summarizer_tech(kc, &name, &secret_file);
+    register_summarizer_tech(&kc, &name, &secret_file);
     let secret = std::fs::read_to_string(&secret_file).unwrap();
     use std::os::unix::fs::PermissionsExt;
     let mode = std::fs::metadata(&secret_file)
@@ -122,7 +122,7 @@ async fn the_overlay_realm_and_the_registration_script_serve_the_overlays_sideca
         .mode();
     assert_eq!(mode & 0o777, 0o600);
     // Again: the same client, the same secret.
-    register_summarizer_tech(kc, &name, &secret_file);
+    register_summarizer_tech(&kc, &name, &secret_file);
     assert_eq!(std::fs::read_to_string(&secret_file).unwrap(), secret);
     let admin = kc.admin().await;
     let clients = admin
@@ -143,7 +143,7 @@ async fn the_overlay_realm_and_the_registration_script_serve_the_overlays_sideca
     );
 
     let sts = Sts::start().await;
-    let config = overlay_config(kc, &name, &secret_file);
+    let config = overlay_config(&kc, &name, &secret_file);
     let world = World::start_with(sts, &config).await;
     let alice = kc.user_token_in(&name, "alice").await;
     let resp = world

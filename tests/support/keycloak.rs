@@ -37,10 +37,80 @@ pub struct Keycloak {
 }
 
 static SHARED: OnceCell<Keycloak> = OnceCell::const_new();
+/// Held shared by every test using Keycloak, exclusively by one that pauses it.
+static IN_USE: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
 
-/// The Keycloak of this test process, started on first use.
-pub async fn shared() -> &'static Keycloak {
-    SHARED.get_or_init(Keycloak::start).await
+/// The Keycloak of this test process, started on first use; it answers as long as the
+/// returned handle lives (no test pauses it meanwhile).
+pub async fn shared() -> Shared {
+    Shared {
+        _use: IN_USE.read().await,
+        kc: SHARED.get_or_init(Keycloak::start).await,
+    }
+}
+
+/// [`shared`], with no other test using Keycloak while the handle lives: for a test that
+/// pauses it ([`Exclusive::pause`]).
+pub async fn exclusive() -> Exclusive {
+    Exclusive {
+        _use: IN_USE.write().await,
+        kc: SHARED.get_or_init(Keycloak::start).await,
+    }
+}
+
+/// A test's use of the shared Keycloak.
+pub struct Shared {
+    _use: tokio::sync::RwLockReadGuard<'static, ()>,
+    kc: &'static Keycloak,
+}
+
+impl std::ops::Deref for Shared {
+    type Target = Keycloak;
+    fn deref(&self) -> &Keycloak {
+        self.kc
+    }
+}
+
+/// A test's sole use of the shared Keycloak.
+pub struct Exclusive {
+    _use: tokio::sync::RwLockWriteGuard<'static, ()>,
+    kc: &'static Keycloak,
+}
+
+impl std::ops::Deref for Exclusive {
+    type Target = Keycloak;
+    fn deref(&self) -> &Keycloak {
+        self.kc
+    }
+}
+
+impl Exclusive {
+    /// Stops Keycloak (`SIGSTOP` to kc.sh and its JVM): it accepts connections and
+    /// answers nothing, like a peer that hangs, until the returned guard is dropped
+    /// (`SIGCONT`).
+    pub fn pause(&self) -> Paused {
+        let pids = self.kc.pids();
+        signal(&pids, "-STOP");
+        Paused(pids)
+    }
+}
+
+/// Keycloak paused; resumed on drop, a failed assertion included.
+pub struct Paused(Vec<String>);
+
+impl Drop for Paused {
+    fn drop(&mut self) {
+        signal(&self.0, "-CONT");
+    }
+}
+
+fn signal(pids: &[String], which: &str) {
+    let ok = Command::new("kill")
+        .arg(which)
+        .args(pids)
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(ok, "kill {which} {pids:?}");
 }
 
 /// The cached distribution (fetched on first use).
@@ -102,6 +172,22 @@ kill -- -$$ 2>/dev/null
         kc.wait_ready().await;
         kc.import_demo_realm().await;
         kc
+    }
+
+    /// The pids of kc.sh and its JVM: the processes whose command line holds this
+    /// Keycloak's port.
+    fn pids(&self) -> Vec<String> {
+        let port = self.url.rsplit(':').next().unwrap();
+        let out = Command::new("pgrep")
+            .args(["-f", "--", &format!("--http-port={port}")])
+            .output()
+            .unwrap();
+        let pids: Vec<String> = String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .map(str::to_string)
+            .collect();
+        assert!(pids.len() >= 2, "kc.sh and its JVM not found: {out:?}");
+        pids
     }
 
     /// The log's last lines, for a failure message.
