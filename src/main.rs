@@ -76,6 +76,12 @@ enum Command {
         /// credential comes from the environment (`make demo` sets MiniStack's root).
         #[arg(long, env = "ACTBRIDGE_MINISTACK")]
         ministack: Option<PathBuf>,
+        /// A Keycloak distribution (the directory holding `bin/kc.sh`; `make
+        /// demo-keycloak` fetches 26.7.3): the demo then walks against a real Keycloak,
+        /// set up from the keycloak overlay's realm.json and register-agent.sh, instead
+        /// of the embedded token service.
+        #[arg(long, env = "ACTBRIDGE_KEYCLOAK_HOME")]
+        keycloak: Option<PathBuf>,
     },
     /// Validate a config file, and compile its policy, and exit (0 = valid; 78 =
     /// invalid, with the key, or the policy file and line, named).
@@ -272,6 +278,7 @@ fn main() -> ExitCode {
             envoy,
             root,
             ministack,
+            keycloak,
         } => run_async(|shutdown| async move {
             let actbridge = std::env::current_exe()
                 .map_err(|e| format!("cannot find the actbridge binary: {e}"))?;
@@ -280,6 +287,7 @@ fn main() -> ExitCode {
                 envoy,
                 root,
                 ministack,
+                keycloak,
             };
             actbridge_devkit::run(opts, shutdown).await
         }),

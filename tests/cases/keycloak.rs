@@ -49,6 +49,33 @@ async fn alice_delegated(kc: &Keycloak, realm: &str) -> String {
         .unwrap_or_else(|(status, body)| panic!("exchange: {status} {body}"))
 }
 
+/// `token` refused inbound and outbound with `status` and `description`, the log naming
+/// `reason`, and nothing reaching the app or the destination.
+async fn refused_in_and_out(
+    world: &World,
+    token: &str,
+    (status, description): (u16, &str),
+    reason: &str,
+) {
+    for resp in [
+        world
+            .inbound("/documents")
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap(),
+        world
+            .agent_call("document-service", "/documents", token)
+            .await,
+    ] {
+        let (got, body) = refusal(resp).await;
+        assert_eq!(got, status, "{body}");
+        assert_eq!(body["error_description"], description);
+    }
+    assert!(world.actbridge.log().contains(reason));
+    assert_eq!((world.app.count(), world.docs.count()), (0, 0));
+}
+
 /// The error body of a refused request.
 async fn refusal(resp: reqwest::Response) -> (u16, Value) {
     let status = resp.status().as_u16();
@@ -166,26 +193,13 @@ async fn an_agent_cannot_log_a_user_in_and_an_act_from_a_mapper_is_refused() {
         AGENT,
         "the mapper wrote it"
     );
-    for resp in [
-        world
-            .inbound("/documents")
-            .bearer_auth(&alice)
-            .send()
-            .await
-            .unwrap(),
-        world
-            .agent_call("document-service", "/documents", &alice)
-            .await,
-    ] {
-        let (status, body) = refusal(resp).await;
-        assert_eq!(status, 401, "{body}");
-        assert_eq!(
-            body["error_description"],
-            "the token's delegation chain is not its issuer's"
-        );
-    }
-    assert!(world.actbridge.log().contains("token_act_not_issued"));
-    assert_eq!((world.app.count(), world.docs.count()), (0, 0));
+    refused_in_and_out(
+        &world,
+        &alice,
+        (401, "the token's delegation chain is not its issuer's"),
+        "token_act_not_issued",
+    )
+    .await;
 }
 
 /// A token another agent (reviewer-ops) had Keycloak exchange for summarizer-tech names
@@ -208,26 +222,13 @@ async fn a_chain_keycloak_cannot_record_is_refused_not_shortened() {
     let sts = Sts::start().await;
     let config = keycloak_sidecar(&sts, &kc);
     let world = World::start_with(sts, &config).await;
-    for resp in [
-        world
-            .inbound("/documents")
-            .bearer_auth(&via_ops)
-            .send()
-            .await
-            .unwrap(),
-        world
-            .agent_call("document-service", "/documents", &via_ops)
-            .await,
-    ] {
-        let (status, body) = refusal(resp).await;
-        assert_eq!(status, 403, "{body}");
-        assert_eq!(
-            body["error_description"],
-            "the token service cannot record this delegation chain"
-        );
-    }
-    assert!(world.actbridge.log().contains("chain_not_recordable"));
-    assert_eq!((world.app.count(), world.docs.count()), (0, 0));
+    refused_in_and_out(
+        &world,
+        &via_ops,
+        (403, "the token service cannot record this delegation chain"),
+        "chain_not_recordable",
+    )
+    .await;
     drop(world);
 
     let sts = Sts::start().await;

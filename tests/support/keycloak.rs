@@ -58,6 +58,12 @@ pub async fn exclusive() -> Exclusive {
     }
 }
 
+/// No test uses the shared Keycloak while the guard lives (which does not start it): for
+/// a test that runs a Keycloak of its own.
+pub async fn nobody_else() -> tokio::sync::RwLockWriteGuard<'static, ()> {
+    IN_USE.write().await
+}
+
 /// A test's use of the shared Keycloak.
 pub struct Shared {
     _use: tokio::sync::RwLockReadGuard<'static, ()>,
@@ -114,7 +120,7 @@ fn signal(pids: &[String], which: &str) {
 }
 
 /// The cached distribution (fetched on first use).
-fn distribution() -> PathBuf {
+pub fn distribution() -> PathBuf {
     if let Ok(home) = std::env::var("ACTBRIDGE_KEYCLOAK_HOME") {
         return PathBuf::from(home);
     }

@@ -1,13 +1,13 @@
-//! `actbridge demo`: the whole picture on one machine. The embedded token service, an
-//! agent app and a document service (small servers of the project's own), actbridge
-//! (`actbridge serve`, a child process, as users run it) and the real Envoy; alice's
-//! request walks alice → summarizer-tech → document service, and what each hop saw is
-//! printed, followed by refused cases. Everything starts on free loopback ports and
-//! stops at the end (also on Ctrl-C: the caller cancels `shutdown`).
+//! `actbridge demo`: the whole picture on one machine. The embedded token service (or,
+//! with `--keycloak`, a real Keycloak: [`keycloak`]), an agent app and a document service
+//! (small servers of the project's own), actbridge (`actbridge serve`, a child process,
+//! as users run it) and the real Envoy; alice's request walks alice → summarizer-tech →
+//! document service, and what each hop saw is printed, followed by refused cases.
+//! Everything starts on free loopback ports and stops at the end (also on Ctrl-C: the
+//! caller cancels `shutdown`).
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine;
@@ -19,6 +19,10 @@ use crate::ministack::{AwsCreds, BUCKET, MiniStack, REGION, ROLE_ARN, xml_text};
 use crate::services::{self, CREDENTIALS_HOST, LastAgentSaw, LastReceived, S3_HOST};
 use crate::sidecar::{ExtProcEndpoint, SidecarPorts, render, with_routes};
 use actbridge_sts::{Realm, TokenService};
+use issuer::Issuer;
+
+mod issuer;
+mod keycloak;
 
 const AGENT: &str = "spiffe://demo.example.com/agent/summarizer-tech";
 const DOCUMENT_SERVICE: &str = "spiffe://demo.example.com/service/document-service";
@@ -34,6 +38,10 @@ pub struct DemoOptions {
     pub root: PathBuf,
     /// The MiniStack launcher; without it the S3 part is skipped.
     pub ministack: Option<PathBuf>,
+    /// A Keycloak distribution (the directory holding `bin/kc.sh`): with it the demo
+    /// walks against a real Keycloak set up from the keycloak overlay's artefacts
+    /// instead of the embedded token service.
+    pub keycloak: Option<PathBuf>,
 }
 
 type DemoResult<T> = Result<T, String>;
@@ -52,7 +60,13 @@ fn free_port() -> DemoResult<u16> {
 }
 
 /// Runs the demo until it is done or `shutdown` is cancelled.
-pub async fn run(opts: DemoOptions, shutdown: CancellationToken) -> DemoResult<()> {
+pub async fn run(mut opts: DemoOptions, shutdown: CancellationToken) -> DemoResult<()> {
+    // The sidecar's config is written elsewhere, and actbridge reads a relative path
+    // against its config file's directory: every path the demo hands on is absolute.
+    opts.root = opts
+        .root
+        .canonicalize()
+        .map_err(|e| format!("--root {}: {e}", opts.root.display()))?;
     let stop = shutdown.child_token();
     let result = tokio::select! {
         r = script(&opts, stop.clone()) => r,
@@ -69,14 +83,33 @@ pub async fn run(opts: DemoOptions, shutdown: CancellationToken) -> DemoResult<(
 /// the order the pieces depend on each other.
 async fn script(opts: &DemoOptions, stop: CancellationToken) -> DemoResult<()> {
     println!("== actbridge demo: alice -> summarizer-tech -> document-service ==\n");
-    // 1. The embedded token service with the demo world.
-    let realm =
-        Realm::from_yaml_file(&opts.root.join("demo/realm.yaml")).map_err(|e| e.to_string())?;
-    let (sts_listener, sts_port) = bind().await?;
-    let sts = TokenService::new(realm, &format!("http://127.0.0.1:{sts_port}"), None)
+    let dir = tempfile_dir()?;
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .build()
         .map_err(|e| e.to_string())?;
-    tokio::spawn(sts.clone().serve(sts_listener, stop.clone()));
-    println!("token service   {}", sts.issuer());
+    // 1. The token service with the demo world: the embedded one, or a real Keycloak.
+    let sts = match &opts.keycloak {
+        None => {
+            let realm = Realm::from_yaml_file(&opts.root.join("demo/realm.yaml"))
+                .map_err(|e| e.to_string())?;
+            let (sts_listener, sts_port) = bind().await?;
+            let sts = TokenService::new(realm, &format!("http://127.0.0.1:{sts_port}"), None)
+                .map_err(|e| e.to_string())?;
+            tokio::spawn(sts.clone().serve(sts_listener, stop.clone()));
+            println!("token service   {}", sts.issuer());
+            Issuer::Embedded(sts)
+        }
+        Some(dist) => {
+            println!("keycloak        starting {} …", dist.display());
+            let kc = keycloak::DemoKeycloak::start(dist, &opts.root, &dir, &http).await?;
+            println!(
+                "keycloak        {} (realm: manifests/overlays/keycloak/realm.json; summarizer-tech: deploy/keycloak/register-agent.sh)",
+                kc.issuer()
+            );
+            Issuer::Keycloak(Box::new(kc))
+        }
+    };
 
     // 2. The document service and the agent app.
     let (docs_listener, docs_port) = bind().await?;
@@ -121,7 +154,6 @@ async fn script(opts: &DemoOptions, stop: CancellationToken) -> DemoResult<()> {
     let policies = opts.root.join("policies");
     let sts_endpoint = aws.as_ref().map(|m| m.endpoint());
     let sidecar_yaml = sidecar_config(&sts, ext_proc_port, &policies, sts_endpoint.as_deref());
-    let dir = tempfile_dir()?;
     let sidecar_cfg = dir.join("actbridge.yaml");
     std::fs::write(&sidecar_cfg, &sidecar_yaml).map_err(|e| e.to_string())?;
     // Envoy's outbound routes are generated from actbridge's (`actbridge envoy-routes`).
@@ -161,10 +193,6 @@ async fn script(opts: &DemoOptions, stop: CancellationToken) -> DemoResult<()> {
         .kill_on_drop(true)
         .spawn()
         .map_err(|e| format!("cannot start Envoy at {}: {e}", opts.envoy.display()))?;
-    let http = reqwest::Client::builder()
-        .no_proxy()
-        .build()
-        .map_err(|e| e.to_string())?;
     wait_ok(
         &http,
         &format!("http://127.0.0.1:{}/ready", ports.admin),
@@ -196,13 +224,13 @@ async fn script(opts: &DemoOptions, stop: CancellationToken) -> DemoResult<()> {
 /// order it is printed.
 async fn walk(
     http: &reqwest::Client,
-    sts: &Arc<TokenService>,
+    sts: &Issuer,
     ports: &SidecarPorts,
     saw: &LastAgentSaw,
     received: &LastReceived,
 ) -> DemoResult<()> {
-    // alice logs in through the agent's client: her token's audience is the agent.
-    let token = login(http, sts, "alice").await?;
+    // alice logs in at the front end: her token's audience names the agent.
+    let token = sts.login(http, "alice").await?;
     let c = claims(&token)?;
     println!("1. alice logs in at the front end (password grant via agent-portal)");
     println!(
@@ -254,10 +282,8 @@ async fn walk(
     );
     println!("     sub = {}  (alice, preserved)", d["sub"]);
     println!("     preferred_username = {}", d["preferred_username"]);
-    println!(
-        "     act = {}  (the agent acting for her, named once)",
-        d["act"]
-    );
+    let (actor, one_agent) = sts.actor(&d);
+    println!("     {actor}");
     println!("     aud = {}  (this service only)", d["aud"]);
     println!("     scope = {}", d["scope"]);
     println!(
@@ -278,8 +304,7 @@ async fn walk(
     );
     if !status.is_success()
         || delegated == token
-        || d["act"]["client_id"] != AGENT
-        || d["act"].get("act").is_some()
+        || !one_agent
         || d["aud"] != DOCUMENT_SERVICE
         || !placeholder.starts_with("actbridge~")
         || placeholder.contains('.')
@@ -288,7 +313,7 @@ async fn walk(
     }
 
     println!("\n4. refused delegations (the policy's reason is the answer)");
-    let carol = login(http, sts, "carol").await?;
+    let carol = sts.login(http, "carol").await?;
     report(
         "carol -> summarizer-tech (hr ∩ finance,engineering = ∅)",
         http.get(&url).bearer_auth(&carol),
@@ -304,10 +329,7 @@ async fn walk(
     .await?;
 
     println!("\n5. refused tokens and destinations");
-    let expired = sts.sign_claims(&json!({
-        "iss": sts.issuer(), "sub": c["sub"], "preferred_username": "alice", "aud": AGENT,
-        "iat": now_secs() - 900, "exp": now_secs() - 600,
-    }));
+    let expired = sts.expired_token(http, &c["sub"]).await?;
     report("expired token", http.get(&url).bearer_auth(&expired), 401).await?;
     let mut forged = claims(&token)?;
     forged["preferred_username"] = json!("bob");
@@ -361,14 +383,14 @@ async fn start_ministack(opts: &DemoOptions) -> DemoResult<Option<MiniStack>> {
 /// session whose policy is the grant, or hands the session out; MiniStack enforces it.
 async fn walk_s3(
     http: &reqwest::Client,
-    sts: &TokenService,
+    sts: &Issuer,
     ports: &SidecarPorts,
     ms: &MiniStack,
 ) -> DemoResult<()> {
     println!(
         "\n6. the agent reads S3 with no AWS key: actbridge signs with an STS session whose policy is the grant"
     );
-    let token = login(http, sts, "alice").await?;
+    let token = sts.login(http, "alice").await?;
     let inbound = |path: &str| format!("http://127.0.0.1:{}{path}", ports.inbound);
     report(
         "alice's agent reads s3 finance/q4-report.md",
@@ -431,28 +453,6 @@ async fn report(what: &str, req: reqwest::RequestBuilder, want: u16) -> DemoResu
         return Err(format!("{what}: expected HTTP {want}, got {status}"));
     }
     Ok(())
-}
-
-async fn login(http: &reqwest::Client, sts: &TokenService, user: &str) -> DemoResult<String> {
-    let password = format!("{user}123");
-    let resp = http
-        .post(sts.token_endpoint())
-        .form(&[
-            ("grant_type", "password"),
-            ("username", user),
-            ("password", &password),
-            ("client_id", "agent-portal"),
-            ("client_secret", "agent-portal-demo-secret"),
-            ("scope", "openid documents.read"),
-        ])
-        .send()
-        .await
-        .map_err(|e| e.to_string())?;
-    let v: Value = resp.json().await.map_err(|e| e.to_string())?;
-    v["access_token"]
-        .as_str()
-        .map(str::to_owned)
-        .ok_or_else(|| format!("login failed: {v}"))
 }
 
 fn claims(token: &str) -> DemoResult<Value> {
@@ -518,7 +518,7 @@ fn tempfile_dir() -> DemoResult<PathBuf> {
 /// summarizer-tech's sidecar config for the demo; with `aws_endpoint` (MiniStack) also
 /// its S3 routes and the `documents-s3` credential.
 fn sidecar_config(
-    sts: &TokenService,
+    sts: &Issuer,
     ext_proc_port: u16,
     policies: &std::path::Path,
     aws_endpoint: Option<&str>,
@@ -553,7 +553,7 @@ listen:
 issuers:
   - issuer: {issuer}
     audiences: ["{AGENT}"]
-inbound:
+{issuer_settings}inbound:
   delegation: true
   token_custody: true
 policy:
@@ -562,7 +562,8 @@ outbound:
   token_endpoint: {token}
   client:
     client_id: "{AGENT}"
-    auth: {{method: client_secret_post, secret: summarizer-tech-demo-secret}}
+    auth: {{method: client_secret_post, secret: "{secret}"}}
+  send_actor_token: {send_actor_token}
   routes:
     - name: document-service
       host: document-service
@@ -572,7 +573,10 @@ outbound:
       scopes: [documents.read]
 {aws}"#,
         issuer = sts.issuer(),
+        issuer_settings = sts.issuer_settings(),
         token = sts.token_endpoint(),
+        secret = sts.client_secret(),
+        send_actor_token = sts.send_actor_token(),
         policies = policies.display(),
     )
 }
