@@ -28,8 +28,9 @@ pub fn token_service(rt: &tokio::runtime::Runtime) -> (Arc<TokenService>, String
                 ("grant_type", "password"),
                 ("username", "alice"),
                 ("password", "alice123"),
-                ("client_id", AGENT),
-                ("client_secret", "summarizer-tech-demo-secret"),
+                // The demo's front end: no agent's client logs a user in.
+                ("client_id", "agent-portal"),
+                ("client_secret", "agent-portal-demo-secret"),
             ])
             .send()
             .await
