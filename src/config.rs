@@ -23,6 +23,7 @@ mod raw;
 mod routes;
 mod spiffe;
 mod ssh_cert;
+mod state;
 mod telemetry;
 mod token_types;
 mod tokens;
@@ -45,7 +46,7 @@ pub use inbound::{IdentityHeaders, InboundConfig, PathMatch};
 pub use introspection::{IntrospectionConfig, RawIntrospection};
 pub use issuers::{ActorSource, ClientPattern, IssuerConfig, JwksSource};
 pub use listen::ListenAddr;
-pub use outbound::OutboundConfig;
+pub use outbound::{DEFAULT_RETRY_AFTER, OutboundConfig};
 pub use policy::{PolicyConfig, PolicySource};
 pub use raw::RawConfig;
 pub use routes::{
@@ -53,6 +54,7 @@ pub use routes::{
     TokenRules,
 };
 pub use spiffe::{SPIFFE_ENDPOINT_SOCKET, SpiffeConfig};
+pub use state::RedisConfig;
 pub use telemetry::{Root, Sampling, TelemetryConfig};
 pub use token_types::{RawTokenTypes, TokenTypes};
 pub use types::{Config, Secret};

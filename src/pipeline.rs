@@ -336,9 +336,16 @@ impl Pipeline {
         }
     }
 
-    /// The `Retry-After` of a 503, in seconds.
+    /// The `Retry-After` of a 503, in seconds: `outbound.retry_after`, its default
+    /// without an `outbound` section.
     fn retry_after(&self) -> Option<u64> {
-        self.outbound.as_ref().map(|o| o.retry_after_secs())
+        Some(
+            self.outbound
+                .as_ref()
+                .map_or(crate::config::DEFAULT_RETRY_AFTER.as_secs(), |o| {
+                    o.retry_after_secs()
+                }),
+        )
     }
 
     /// [`Pipeline::conclude`], recording what was learned and decided in the request's

@@ -9,6 +9,7 @@
 
 pub mod approvals;
 pub mod custody;
+pub mod redis;
 pub mod replay;
 pub mod revocations;
 
@@ -19,14 +20,15 @@ use crate::config::Config;
 
 pub use approvals::Approvals;
 pub use custody::Custody;
-pub use replay::ReplayGuard;
+pub use replay::{ReplayGuard, SingleUse};
 pub use revocations::DenyList;
 
 /// Every store, shared by the decision core and the admin API.
 #[derive(Clone)]
 pub struct State {
-    /// The `(iss, jti)` of single-use tokens already presented.
-    pub replay: Arc<ReplayGuard>,
+    /// The `(iss, jti)` of single-use tokens already presented: in memory, or in the
+    /// Redis the replicas share (`state.redis`).
+    pub replay: Arc<SingleUse>,
     /// Placeholders handed to the app and the tokens they stand for
     /// (`inbound.custody`).
     pub custody: Option<Arc<Custody>>,
@@ -47,7 +49,12 @@ impl State {
     /// test moves a manual one instead of sleeping).
     pub fn with_clock(cfg: &Config, revocations: Arc<DenyList>, clock: Clock) -> State {
         State {
-            replay: Arc::new(ReplayGuard::new(cfg.replay_cache_entries, clock.clone())),
+            replay: Arc::new(match &cfg.redis {
+                Some(redis) => SingleUse::Shared(Arc::new(redis::SharedRedis::new(redis))),
+                None => {
+                    SingleUse::Memory(ReplayGuard::new(cfg.replay_cache_entries, clock.clone()))
+                }
+            }),
             custody: cfg
                 .inbound
                 .custody_entries

@@ -13,6 +13,10 @@ use super::routes::{
     RawDefaultAction, RawRoute, RouteAction, RouteConfig, RouteTable, validate_route_table,
 };
 use super::validate::http_url;
+
+/// `outbound.retry_after` when not set, and the `Retry-After` of a sidecar without an
+/// `outbound` section.
+pub const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(5);
 use super::{ConfigError, Env};
 
 /// `outbound`: requests the agent makes.
@@ -36,7 +40,8 @@ pub struct RawOutbound {
     /// `message_timeout`. Default `2s`.
     #[serde(default, with = "humantime_serde")]
     pub token_timeout: Option<Duration>,
-    /// `Retry-After` sent with a 503 when the token service is unavailable. Default `5s`.
+    /// `Retry-After` sent with a 503 (the token service, a credential backend, the
+    /// shared state unavailable…). Default `5s`, also without an `outbound` section.
     #[serde(default, with = "humantime_serde")]
     pub retry_after: Option<Duration>,
     /// The exchanged-token cache.
@@ -181,7 +186,7 @@ pub(super) fn validate_outbound(
         send_actor_token: o.send_actor_token.unwrap_or(true),
         subject_audiences,
         token_timeout,
-        retry_after: o.retry_after.unwrap_or(Duration::from_secs(5)),
+        retry_after: o.retry_after.unwrap_or(DEFAULT_RETRY_AFTER),
         cache_max_entries: max_entries,
         cache_expiry_skew: o.cache.expiry_skew.unwrap_or(Duration::from_secs(30)),
         default_action,

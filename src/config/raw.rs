@@ -76,6 +76,10 @@ pub struct RawConfig {
     /// override it.
     #[serde(default)]
     pub telemetry: Option<super::telemetry::RawTelemetry>,
+    /// Stores shared by several replicas (see [`super::state::RawState`]); without it,
+    /// each process keeps its own.
+    #[serde(default)]
+    pub state: Option<super::state::RawState>,
 }
 
 impl RawConfig {

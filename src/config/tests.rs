@@ -8,6 +8,7 @@ mod agent_protocols;
 mod credentials;
 mod defaults;
 mod introspection;
+mod state;
 mod token_types;
 
 const MINIMAL: &str = r#"

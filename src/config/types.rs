@@ -50,6 +50,8 @@ pub struct Config {
     pub spiffe: Option<super::SpiffeConfig>,
     /// Trace export (the `telemetry` section and `OTEL_*`).
     pub telemetry: super::TelemetryConfig,
+    /// The Redis the replicas share (`state.redis`); `None` = every store in memory.
+    pub redis: Option<super::RedisConfig>,
 }
 
 /// A secret string; `Debug` prints `[redacted]`.

@@ -88,6 +88,7 @@ pub(super) fn validate(raw: RawConfig, env: &dyn Env) -> Result<Config, ConfigEr
             .map(super::admin::validate_revocation)
             .transpose()?,
         telemetry: super::telemetry::validate_telemetry(raw.telemetry.as_ref(), env)?,
+        redis: super::state::validate_state(raw.state.as_ref(), env)?,
     };
     super::deadlines::check(&config)?;
     Ok(config)

@@ -156,7 +156,7 @@ impl Inbound {
                 .iter()
                 .any(|p| p.matches(canonical))
         {
-            self.state.replay.first_use(&verified)?;
+            self.state.replay.first_use(&verified).await?;
         }
         if self
             .cfg

@@ -258,7 +258,7 @@ impl Outbound {
             .revocations
             .check(&verified, Some(self.agent.client_id()))?;
         if rules.single_use {
-            self.state.replay.first_use(&verified)?;
+            self.state.replay.first_use(&verified).await?;
         }
         if verified.actors.is_empty() && !rules.allow_direct_use {
             return Err(Refusal::DelegationRequired(route.to_string()));

@@ -77,6 +77,10 @@ pub enum Refusal {
     /// The replay memory is full of live entries (fail closed).
     #[error("replay memory full")]
     ReplayMemoryFull,
+    /// The shared single-use memory (Redis) did not answer: the use cannot be recorded
+    /// (fail closed).
+    #[error("{0}")]
+    ReplayUnavailable(crate::state::redis::SharedStateError),
     /// The request waited for a person, who denied it, or nobody decided in time, or too
     /// many requests were already waiting.
     #[error("{0}")]
@@ -168,6 +172,7 @@ impl From<ReplayError> for Refusal {
             ReplayError::NoTokenId => Refusal::TokenIdMissing,
             ReplayError::Replayed => Refusal::Replayed,
             ReplayError::MemoryFull => Refusal::ReplayMemoryFull,
+            ReplayError::Unavailable(e) => Refusal::ReplayUnavailable(e),
         }
     }
 }
@@ -363,6 +368,11 @@ impl Refusal {
             ),
             Refusal::ReplayMemoryFull => unavailable(
                 "replay_memory_full",
+                "single-use tokens cannot be accepted right now",
+                retry_after,
+            ),
+            Refusal::ReplayUnavailable(_) => unavailable(
+                "replay_unavailable",
                 "single-use tokens cannot be accepted right now",
                 retry_after,
             ),

@@ -1,15 +1,19 @@
 //! Single-use tokens: a `jti` presented once is refused for as long as the token could
-//! still be accepted.
+//! still be accepted — by this process ([`ReplayGuard`], in memory), or by every replica
+//! ([`SingleUse::Shared`], in the Redis of `state.redis`).
 //!
-//! Written by hand rather than on moka: a cache may evict an entry under pressure, and an
-//! evicted `jti` could be replayed. This memory never forgets a live entry; when it is full
-//! of live entries it refuses new single-use tokens (fail closed) instead.
+//! The memory is written by hand rather than on moka: a cache may evict an entry under
+//! pressure, and an evicted `jti` could be replayed. It never forgets a live entry; when
+//! it is full of live entries it refuses new single-use tokens (fail closed) instead. In
+//! Redis the first use is one atomic `SET key 1 NX EXAT <exp + 300>`: of two replicas
+//! presented the same token at once, exactly one gets `OK`.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use sha2::{Digest, Sha256};
 
+use super::redis::{SharedRedis, SharedStateError};
 use crate::clock::Clock;
 use crate::jwt::VerifiedToken;
 
@@ -18,7 +22,7 @@ use crate::jwt::VerifiedToken;
 const KEEP_PAST_EXP_SECS: u64 = 300;
 
 /// Why a single-use token was not accepted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ReplayError {
     /// The token has no `jti`, so its use cannot be remembered.
     #[error("the single-use token has no jti")]
@@ -29,6 +33,57 @@ pub enum ReplayError {
     /// The memory is full of live entries: no further single-use token is accepted.
     #[error("the single-use memory is full of live entries")]
     MemoryFull,
+    /// The shared memory (Redis) did not answer: the use cannot be recorded.
+    #[error("{0}")]
+    Unavailable(SharedStateError),
+}
+
+/// Where single-use tokens are remembered.
+pub enum SingleUse {
+    /// In this process.
+    Memory(ReplayGuard),
+    /// In the Redis every replica shares.
+    Shared(Arc<SharedRedis>),
+}
+
+impl SingleUse {
+    /// Records the token's first use; a second presentation, here or at any replica
+    /// sharing the store, is refused.
+    pub async fn first_use(&self, t: &VerifiedToken) -> Result<(), ReplayError> {
+        match self {
+            SingleUse::Memory(memory) => memory.first_use(t),
+            SingleUse::Shared(redis) => {
+                let key = redis.key(&format!("jti:{}", hex::encode(use_key(t)?)));
+                let until = t.expires_at.saturating_add(KEEP_PAST_EXP_SECS);
+                let set: Option<String> = redis
+                    .query(
+                        redis::cmd("SET")
+                            .arg(&key)
+                            .arg(1)
+                            .arg("NX")
+                            .arg("EXAT")
+                            .arg(until),
+                    )
+                    .await
+                    .map_err(ReplayError::Unavailable)?;
+                match set {
+                    Some(_) => Ok(()),
+                    None => Err(ReplayError::Replayed),
+                }
+            }
+        }
+    }
+}
+
+/// The remembered form of a token's use: SHA-256 of its (length-prefixed) `iss` and its
+/// `jti`.
+fn use_key(t: &VerifiedToken) -> Result<[u8; 32], ReplayError> {
+    let jti = t.token_id.as_deref().ok_or(ReplayError::NoTokenId)?;
+    let mut h = Sha256::new();
+    h.update((t.issuer.len() as u64).to_be_bytes());
+    h.update(t.issuer.as_bytes());
+    h.update(jti.as_bytes());
+    Ok(h.finalize().into())
 }
 
 /// The remembered `(iss, jti)` pairs with the time each may be forgotten.
@@ -50,12 +105,7 @@ impl ReplayGuard {
 
     /// Records the token's first use; a second presentation is refused.
     pub fn first_use(&self, t: &VerifiedToken) -> Result<(), ReplayError> {
-        let jti = t.token_id.as_deref().ok_or(ReplayError::NoTokenId)?;
-        let mut h = Sha256::new();
-        h.update((t.issuer.len() as u64).to_be_bytes());
-        h.update(t.issuer.as_bytes());
-        h.update(jti.as_bytes());
-        let key: [u8; 32] = h.finalize().into();
+        let key = use_key(t)?;
         let now = self.clock.now_secs();
         let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(&until) = seen.get(&key)

@@ -19,6 +19,7 @@ pub mod netns;
 pub mod opa;
 pub mod otlp;
 pub mod postgres;
+pub mod redis;
 pub mod sshd;
 pub mod tls_echo;
 pub mod tls_front;

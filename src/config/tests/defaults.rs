@@ -147,6 +147,7 @@ audit:
 admin_api: {{audiences: [admin], roles: [admin]}}
 approvals: {{}}
 spiffe: {{}}
+state: {{redis: {{url: 'redis://127.0.0.1:6379/0'}}}}
 "#
     )
 }
@@ -218,6 +219,7 @@ fn filled_in(c: &Config, custodian: &Config) -> BTreeMap<(&'static str, &'static
     let a = c.audit.as_ref().unwrap();
     let cp = a.checkpoint.as_ref().unwrap();
     let ap = c.approvals.as_ref().unwrap();
+    let rd = c.redis.as_ref().unwrap();
     let sp = c.spiffe.as_ref().unwrap();
     let inb = &c.inbound;
     let sample_ratio = match c.telemetry.sampling {
@@ -338,6 +340,8 @@ fn filled_in(c: &Config, custodian: &Config) -> BTreeMap<(&'static str, &'static
         (("audit", "checkpoint.interval"), D(cp.interval)),
         (("approvals", "timeout"), D(ap.timeout)),
         (("approvals", "max_pending"), text(ap.max_pending)),
+        (("state", "redis.timeout"), D(rd.timeout)),
+        (("state", "redis.key_prefix"), text(&rd.key_prefix)),
         (
             ("spiffe", "endpoint"),
             refers("$SPIFFE_ENDPOINT_SOCKET", sp.endpoint == SOCKET),

@@ -22,6 +22,7 @@ mod actors;
 mod answers;
 mod credentials;
 mod failures;
+mod fleet;
 mod outcomes;
 mod routes;
 mod stateful;

@@ -1,0 +1,133 @@
+//! `state`: where the stores a security promise rests on are kept when several actbridge
+//! processes must share them. Without this section every store is in this process's
+//! memory (one replica; `make demo`). With `state.redis`, the single-use memory is
+//! shared through Redis: a `jti` accepted by one replica is refused by every other.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::validate::external_secret;
+use super::{ConfigError, Env, Secret};
+
+/// `state`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawState {
+    /// The Redis every replica shares (see [`RawRedis`]). Required in this section.
+    pub redis: RawRedis,
+}
+
+/// `state.redis`: one Redis server (Redis 6.2 or later; Debian's `redis-server`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRedis {
+    /// `redis://HOST:PORT/DB` or, with TLS, `rediss://HOST:PORT/DB`. No password here:
+    /// use `password_file` or `password_env`.
+    pub url: String,
+    /// A file holding the password (`AUTH`), e.g. a mounted Secret. Optional.
+    #[serde(default)]
+    pub password_file: Option<String>,
+    /// An environment variable holding the password. Optional; not with `password_file`.
+    #[serde(default)]
+    pub password_env: Option<String>,
+    /// The ACL user the password belongs to (Redis 6 ACLs). Default: the default user.
+    #[serde(default)]
+    pub username: Option<String>,
+    /// Longest wait for one Redis command, connecting included; past it the request is
+    /// refused (503, fail closed). Default `250ms`.
+    #[serde(default, with = "humantime_serde")]
+    pub timeout: Option<Duration>,
+    /// Prepended to every key, so that deployments can share one Redis without sharing
+    /// their memories. Default `actbridge:`.
+    #[serde(default)]
+    pub key_prefix: Option<String>,
+}
+
+/// The validated `state.redis`.
+#[derive(Debug, Clone)]
+pub struct RedisConfig {
+    /// The server's URL, credentials added (so never logged: [`Secret`]).
+    pub url: Secret,
+    /// The URL without credentials, for logs.
+    pub display_url: String,
+    /// One command's deadline.
+    pub timeout: Duration,
+    /// Every key's prefix.
+    pub key_prefix: String,
+}
+
+/// `state`: `None` without the section (every store in memory).
+pub(super) fn validate_state(
+    raw: Option<&RawState>,
+    env: &dyn Env,
+) -> Result<Option<RedisConfig>, ConfigError> {
+    let Some(raw) = raw else { return Ok(None) };
+    let r = &raw.redis;
+    let mut url = url::Url::parse(&r.url)
+        .map_err(|e| ConfigError::invalid("state.redis.url", format_args!("not a URL: {e}")))?;
+    if !matches!(url.scheme(), "redis" | "rediss") || url.host_str().is_none() {
+        return Err(ConfigError::invalid(
+            "state.redis.url",
+            "must be redis://HOST[:PORT][/DB] or rediss://HOST[:PORT][/DB]",
+        ));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(ConfigError::invalid(
+            "state.redis.url",
+            "holds credentials: use state.redis.username and password_file or password_env",
+        ));
+    }
+    let display_url = url.to_string();
+    let password = match (&r.password_file, &r.password_env) {
+        (Some(_), Some(_)) => {
+            return Err(ConfigError::invalid(
+                "state.redis.password_file",
+                "set at most one of `password_file`, `password_env`",
+            ));
+        }
+        (None, None) => None,
+        (file, var) => Some(external_secret(
+            ("state.redis.password_file", file.as_deref()),
+            ("state.redis.password_env", var.as_deref()),
+            env,
+        )?),
+    };
+    if let Some(password) = &password {
+        let username = r.username.as_deref().unwrap_or("default");
+        let bad = |_| ConfigError::invalid("state.redis.username", "cannot be put in the URL");
+        url.set_username(username).map_err(bad)?;
+        url.set_password(Some(password)).map_err(bad)?;
+    } else if r.username.is_some() {
+        return Err(ConfigError::invalid(
+            "state.redis.username",
+            "needs password_file or password_env",
+        ));
+    }
+    let timeout = r.timeout.unwrap_or(Duration::from_millis(250));
+    if timeout.is_zero() {
+        return Err(ConfigError::invalid(
+            "state.redis.timeout",
+            "must be greater than zero",
+        ));
+    }
+    let key_prefix = r.key_prefix.clone().unwrap_or_else(|| "actbridge:".into());
+    if key_prefix
+        .chars()
+        .any(|c| c.is_whitespace() || c.is_control())
+    {
+        return Err(ConfigError::invalid(
+            "state.redis.key_prefix",
+            "must not hold whitespace or control characters",
+        ));
+    }
+    redis::Client::open(url.as_str()).map_err(|e| {
+        ConfigError::invalid("state.redis.url", format_args!("not a Redis URL: {e}"))
+    })?;
+    Ok(Some(RedisConfig {
+        url: Secret::new(url.to_string()),
+        display_url,
+        timeout,
+        key_prefix,
+    }))
+}

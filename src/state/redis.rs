@@ -1,0 +1,124 @@
+//! The Redis every replica shares (`state.redis`): one connection, made on first use
+//! and kept by redis-rs' `ConnectionManager` (it reconnects by itself after a failure),
+//! every command bounded by `state.redis.timeout`. A failure is
+//! [`SharedStateError::Unavailable`]: the callers refuse (fail closed), and the next
+//! request tries again, so a Redis that comes back is used again with no restart.
+//!
+//! A store whose promise is "never forget a live entry" cannot live in a Redis that
+//! evicts keys under memory pressure: on first connection `maxmemory-policy` is read,
+//! and anything but `noeviction` makes every command fail (and is logged at ERROR). A
+//! Redis that does not answer `CONFIG GET` (managed services often disable it) is used
+//! with a warning that the policy could not be checked.
+
+use std::time::Duration;
+
+use redis::aio::ConnectionManager;
+use tokio::sync::Mutex;
+
+use crate::config::RedisConfig;
+
+/// Why a shared store could not answer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SharedStateError {
+    /// Redis did not answer in time, refused the command, or may evict keys.
+    #[error("the shared state (Redis) is unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// The connection to the shared Redis.
+pub struct SharedRedis {
+    /// The client, or why the URL cannot make one (config validation already refused
+    /// such a URL: this only keeps the store failing closed).
+    client: Result<redis::Client, String>,
+    timeout: Duration,
+    prefix: String,
+    display_url: String,
+    conn: Mutex<Option<ConnectionManager>>,
+}
+
+impl SharedRedis {
+    /// The Redis of `cfg`; nothing is connected until the first command.
+    pub fn new(cfg: &RedisConfig) -> SharedRedis {
+        SharedRedis {
+            client: redis::Client::open(cfg.url.expose())
+                .map_err(|e| format!("state.redis.url: {e}")),
+            timeout: cfg.timeout,
+            prefix: cfg.key_prefix.clone(),
+            display_url: cfg.display_url.clone(),
+            conn: Mutex::new(None),
+        }
+    }
+
+    /// `name` under this deployment's prefix.
+    pub(super) fn key(&self, name: &str) -> String {
+        format!("{}{name}", self.prefix)
+    }
+
+    /// Runs `cmd`, bounded by the timeout.
+    pub(super) async fn query<T: redis::FromRedisValue>(
+        &self,
+        cmd: &redis::Cmd,
+    ) -> Result<T, SharedStateError> {
+        let bounded = async {
+            let mut conn = self.connection().await?;
+            cmd.query_async::<T>(&mut conn)
+                .await
+                .map_err(|e| self.unavailable(&e))
+        };
+        tokio::time::timeout(self.timeout, bounded)
+            .await
+            .map_err(|_| {
+                SharedStateError::Unavailable(format!(
+                    "{} did not answer within {:?}",
+                    self.display_url, self.timeout
+                ))
+            })?
+    }
+
+    /// The connection, made (and its eviction policy checked) if there is none yet.
+    async fn connection(&self) -> Result<ConnectionManager, SharedStateError> {
+        let mut held = self.conn.lock().await;
+        if let Some(conn) = held.as_ref() {
+            return Ok(conn.clone());
+        }
+        let client = self.client.clone().map_err(SharedStateError::Unavailable)?;
+        let mut conn = ConnectionManager::new(client)
+            .await
+            .map_err(|e| self.unavailable(&e))?;
+        self.check_eviction(&mut conn).await?;
+        tracing::info!(redis = %self.display_url, "connected to the shared state");
+        *held = Some(conn.clone());
+        Ok(conn)
+    }
+
+    /// Refuses a Redis that may evict keys (see the module's documentation).
+    async fn check_eviction(&self, conn: &mut ConnectionManager) -> Result<(), SharedStateError> {
+        let answer: Result<Vec<String>, _> = redis::cmd("CONFIG")
+            .arg("GET")
+            .arg("maxmemory-policy")
+            .query_async(conn)
+            .await;
+        match answer.as_deref() {
+            Ok([_, policy]) if policy == "noeviction" => Ok(()),
+            Ok([_, policy]) => {
+                let why = format!(
+                    "{} has maxmemory-policy {policy}: it may evict a live single-use entry; set noeviction",
+                    self.display_url
+                );
+                tracing::error!("{why}");
+                Err(SharedStateError::Unavailable(why))
+            }
+            _ => {
+                tracing::warn!(
+                    redis = %self.display_url,
+                    "cannot read maxmemory-policy (CONFIG GET refused): make sure it is noeviction"
+                );
+                Ok(())
+            }
+        }
+    }
+
+    fn unavailable(&self, e: &redis::RedisError) -> SharedStateError {
+        SharedStateError::Unavailable(format!("{}: {e}", self.display_url))
+    }
+}

@@ -1,0 +1,205 @@
+//! Several replicas sharing their single-use memory through a real Redis
+//! (`state.redis`): a token is used once across all of them; Redis gone is a refusal
+//! (fail closed), Redis back is served again with no restart; a Redis that may evict
+//! keys, or that refuses the password, is never trusted with the memory.
+
+use super::*;
+use crate::support::config_edit::ConfigEdit;
+use crate::support::redis::Redis;
+
+/// A sidecar with single-use tokens on `/once`, its memory in the Redis at `url`.
+fn fleet_config(sts: &Sts, url: &str) -> String {
+    ConfigEdit::of(&format!(
+        r#"
+listen:
+  ext_proc: tcp://127.0.0.1:1
+issuers:
+  - issuer: {issuer}
+    audiences: ["{AGENT}"]
+inbound:
+  single_use_paths: [{{exact: /once}}]
+"#,
+        issuer = sts.service.issuer(),
+    ))
+    .set(
+        "state",
+        &format!("{{redis: {{url: '{url}', timeout: 200ms}}}}"),
+    )
+    .yaml()
+}
+
+fn once() -> Row {
+    Row {
+        direction: "inbound",
+        envoy: None,
+        ..row("", "app", "/once", Expect::ForwardUnchanged)
+    }
+}
+
+/// alice's token with the `jti` given, signed by the token service.
+async fn alice_with(sts: &Sts, jti: &str) -> String {
+    let mut claims = crate::support::world::claims_of(&sts.alice().await);
+    claims["jti"] = json!(jti);
+    format!("Bearer {}", sts.sign(claims))
+}
+
+#[tokio::test]
+async fn a_single_use_token_is_used_once_across_replicas_and_redis_failing_refuses() {
+    use Expect::*;
+    let sts = Sts::start().await;
+    let mut redis = Redis::start();
+    let config = fleet_config(&sts, &redis.url());
+    let deny_list = || Arc::new(DenyList::load(None).unwrap());
+    let replicas = [
+        pipeline(&config, deny_list()).await,
+        pipeline(&config, deny_list()).await,
+        pipeline(&config, deny_list()).await,
+    ];
+    let mut failures = Vec::new();
+    let token = alice_with(&sts, "fleet-1").await;
+    // Presented to all three at once: exactly one accepts it.
+    let got = futures::future::join_all(
+        replicas
+            .iter()
+            .map(|p| async { decide(p, &once(), Some(token.clone())).await }),
+    )
+    .await;
+    let accepted = got
+        .iter()
+        .filter(|g| verdict(&ForwardWithIdentity, g, &token).is_ok())
+        .count();
+    let replayed = got
+        .iter()
+        .filter(|g| verdict(&Deny(401, "token_replayed"), g, &token).is_ok())
+        .count();
+    if (accepted, replayed) != (1, 2) {
+        failures.push(format!(
+            "at once: {accepted} accepted, {replayed} replayed: {got:?}"
+        ));
+    }
+    // And each one, again, refuses it.
+    for (i, p) in replicas.iter().enumerate() {
+        let got = decide(p, &once(), Some(token.clone())).await;
+        note(
+            &mut failures,
+            &format!("replica {i} again"),
+            &got,
+            Deny(401, "token_replayed"),
+            &token,
+        );
+    }
+
+    // Redis gone: no single-use token is accepted anywhere (503, Retry-After).
+    redis.stop();
+    let fresh = alice_with(&sts, "fleet-2").await;
+    for (i, p) in replicas.iter().enumerate() {
+        let got = decide(p, &once(), Some(fresh.clone())).await;
+        note(
+            &mut failures,
+            &format!("replica {i}, Redis gone"),
+            &got,
+            Deny(503, "replay_unavailable"),
+            &fresh,
+        );
+        match &got {
+            Ok(Decision::Deny(d)) | Err(d) if d.retry_after.is_some() => {}
+            other => failures.push(format!(
+                "replica {i}, Redis gone: no Retry-After in {other:?}"
+            )),
+        }
+    }
+    // Redis back (empty, as after a failover without persistence): served again, no
+    // restart, once.
+    redis.restart();
+    let mut served = Vec::new();
+    for (i, p) in replicas.iter().enumerate() {
+        let mut got = decide(p, &once(), Some(fresh.clone())).await;
+        // The connection manager may need a request to notice the new server.
+        for _ in 0..20 {
+            if !matches!(&got, Ok(Decision::Deny(d)) | Err(d) if d.reason == "replay_unavailable") {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            got = decide(p, &once(), Some(fresh.clone())).await;
+        }
+        served.push(verdict(&ForwardWithIdentity, &got, &fresh).is_ok());
+        if !served[i] {
+            note(
+                &mut failures,
+                &format!("replica {i}, Redis back"),
+                &got,
+                Deny(401, "token_replayed"),
+                &fresh,
+            );
+        }
+    }
+    if served.iter().filter(|s| **s).count() != 1 {
+        failures.push(format!(
+            "Redis back: served by {served:?}, want exactly one"
+        ));
+    }
+    all_passed(&failures, "steps");
+}
+
+/// A Redis that may evict keys could forget a live `jti`: it is never used (503, and
+/// the log says why); a Redis whose password actbridge does not have is refused too; the
+/// right password works.
+#[tokio::test]
+async fn an_evicting_redis_or_a_wrong_password_is_never_trusted() {
+    use Expect::*;
+    let sts = Sts::start().await;
+    let mut failures = Vec::new();
+    let evicting = Redis::start_with(None, "allkeys-lru");
+    let p = pipeline(
+        &fleet_config(&sts, &evicting.url()),
+        Arc::new(DenyList::load(None).unwrap()),
+    )
+    .await;
+    let token = alice_with(&sts, "evict-1").await;
+    let got = decide(&p, &once(), Some(token.clone())).await;
+    note(
+        &mut failures,
+        "allkeys-lru",
+        &got,
+        Deny(503, "replay_unavailable"),
+        &token,
+    );
+
+    let guarded = Redis::start_with(Some("s3cret-redis"), "noeviction");
+    for (password, expect) in [
+        ("wrong", Deny(503, "replay_unavailable")),
+        ("s3cret-redis", ForwardWithIdentity),
+    ] {
+        let config = ConfigEdit::of(&fleet_config(&sts, &guarded.url()))
+            .set("state.redis.password_env", "REDIS_PASSWORD")
+            .yaml();
+        let env =
+            std::collections::HashMap::from([("REDIS_PASSWORD".to_string(), password.to_string())]);
+        let cfg = Config::from_yaml(&config, &env).unwrap();
+        assert!(
+            !format!("{cfg:?}").contains(password),
+            "the password is printed"
+        );
+        let state = State::new(&cfg, Arc::new(DenyList::load(None).unwrap()));
+        let p = Pipeline::new(
+            &cfg,
+            None,
+            Arc::new(Credentials::load(&cfg.credentials).await),
+            &state,
+        )
+        .unwrap();
+        for store in p.verifier().jwks_stores() {
+            store.refresh().await.unwrap();
+        }
+        let token = alice_with(&sts, &format!("pw-{password}")).await;
+        let got = decide(&p, &once(), Some(token.clone())).await;
+        note(
+            &mut failures,
+            &format!("password {password}"),
+            &got,
+            expect,
+            &token,
+        );
+    }
+    all_passed(&failures, "steps");
+}
