@@ -70,7 +70,8 @@ fn the_demo_walks_every_step_and_exits_zero() {
 
 /// `make demo-keycloak`: the same story against a real Keycloak the demo starts and sets
 /// up from the keycloak overlay's realm.json and register-agent.sh; the agent is named by
-/// `azp`. No other Keycloak test runs meanwhile (two Keycloaks on two cores are slow).
+/// `azp`. Its Keycloak (kc.sh and the JVM it runs) is gone once the demo is. No other
+/// Keycloak test runs meanwhile (two Keycloaks on two cores are slow).
 #[tokio::test]
 async fn the_demo_walks_the_same_story_against_keycloak() {
     let _alone = keycloak::nobody_else().await;
@@ -88,4 +89,19 @@ async fn the_demo_walks_the_same_story_against_keycloak() {
         ],
     );
     assert!(!stdout.contains("act = {"), "{stdout}");
+    let port: u16 = stdout
+        .split("keycloak        http://127.0.0.1:")
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .and_then(|p| p.parse().ok())
+        .expect("the demo prints its Keycloak's port");
+    let mut gone = false;
+    for _ in 0..50 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            gone = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(gone, "the demo's Keycloak still listens on {port}");
 }

@@ -23,9 +23,12 @@ pub(super) const EXPIRING_PORTAL: (&str, &str) = ("agent-portal-expiring", "expi
 /// How long a cold start may take (the first one builds Quarkus' output).
 const READY_WITHIN: Duration = Duration::from_secs(300);
 
-/// A running Keycloak, killed when dropped.
+/// A running Keycloak, killed when dropped: kc.sh runs the JVM as its child, so the
+/// whole process group goes (killing kc.sh alone would leave the JVM running).
 pub(crate) struct DemoKeycloak {
     _process: tokio::process::Child,
+    /// The process group of kc.sh and its JVM.
+    group: Option<u32>,
     url: String,
     /// summarizer-tech's client secret, as the registration script wrote it.
     pub(super) client_secret: String,
@@ -51,6 +54,7 @@ impl DemoKeycloak {
             .stdin(Stdio::null())
             .stdout(log.try_clone().map_err(|e| e.to_string())?)
             .stderr(log)
+            .process_group(0)
             .kill_on_drop(true);
         // Keycloak 26.7 runs on Java 17 or 25; the machine's Temurin 25 when present.
         let temurin = Path::new("/usr/lib/jvm/temurin-25-jdk-amd64");
@@ -61,6 +65,7 @@ impl DemoKeycloak {
             .spawn()
             .map_err(|e| format!("cannot start {}: {e}", dist.join("bin/kc.sh").display()))?;
         let mut kc = DemoKeycloak {
+            group: process.id(),
             _process: process,
             url: format!("http://127.0.0.1:{port}"),
             client_secret: String::new(),
@@ -68,6 +73,17 @@ impl DemoKeycloak {
         kc.wait_ready(http, &log_path).await?;
         kc.client_secret = kc.set_up(http, root, dir).await?;
         Ok(kc)
+    }
+
+    /// Kills kc.sh's process group, its JVM included.
+    fn kill_group(&self) {
+        if let Some(pgid) = self.group {
+            let _ = std::process::Command::new("kill")
+                .args(["-KILL", "--", &format!("-{pgid}")])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
     }
 
     /// The realm's issuer.
@@ -200,4 +216,10 @@ async fn register_agent(root: &Path, url: &str, secret_file: &PathBuf) -> DemoRe
         ));
     }
     Ok(())
+}
+
+impl Drop for DemoKeycloak {
+    fn drop(&mut self) {
+        self.kill_group();
+    }
 }
