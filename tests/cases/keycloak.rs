@@ -40,6 +40,15 @@ fn sidecar_for_realm(sts: &Sts, kc: &Keycloak, realm: &str) -> String {
         .yaml()
 }
 
+/// A copy of the demo realm named `realm` (for a test that changes it), and
+/// summarizer-tech's sidecar with it as issuer and token service.
+async fn world_in_realm_copy(kc: &Keycloak, realm: &str) -> World {
+    kc.create_demo_realm(realm).await;
+    let sts = Sts::start().await;
+    let config = sidecar_for_realm(&sts, kc, realm);
+    World::start_with(sts, &config).await
+}
+
 /// alice's token delegated to summarizer-tech by Keycloak (what the inbound delegation
 /// holds for the app): `azp` = the agent.
 async fn alice_delegated(kc: &Keycloak, realm: &str) -> String {
@@ -100,13 +109,7 @@ async fn keycloak_tokens_are_verified_inbound_delegated_and_exchanged_for_the_de
 
     // Inbound: Keycloak's token verified against its JWKS; the app gets alice and a
     // placeholder for the token Keycloak delegated to the agent.
-    let resp = world
-        .inbound("/documents")
-        .bearer_auth(&alice)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200, "{}", world.actbridge.log());
+    let held = world.held_for("/documents", &alice).await;
     let seen = &world.app.seen()[0];
     assert_eq!(seen.header("x-actbridge-subject"), login["sub"].as_str());
     assert_eq!(seen.header("x-actbridge-username"), Some("alice"));
@@ -115,7 +118,6 @@ async fn keycloak_tokens_are_verified_inbound_delegated_and_exchanged_for_the_de
         Some("[]"),
         "her own token"
     );
-    let held = seen.bearer().to_string();
     assert!(held.starts_with("actbridge~"), "{held}");
 
     // Outbound: the held token exchanged for the document service.
@@ -355,10 +357,7 @@ fn kid_of(token: &str) -> String {
 async fn a_realm_key_rotation_is_followed_without_a_restart() {
     let kc = keycloak::shared().await;
     let realm = "rotation";
-    kc.create_demo_realm(realm).await;
-    let sts = Sts::start().await;
-    let config = sidecar_for_realm(&sts, &kc, realm);
-    let world = World::start_with(sts, &config).await;
+    let world = world_in_realm_copy(&kc, realm).await;
     let login = async || kc.user_token_in(realm, "alice").await;
     let before = login().await;
     let inbound = async |token: &str| {
@@ -408,10 +407,7 @@ async fn a_realm_key_rotation_is_followed_without_a_restart() {
 async fn a_token_whose_session_keycloak_ended_is_not_exchanged() {
     let kc = keycloak::shared().await;
     let realm = "sessions";
-    kc.create_demo_realm(realm).await;
-    let sts = Sts::start().await;
-    let config = sidecar_for_realm(&sts, &kc, realm);
-    let world = World::start_with(sts, &config).await;
+    let world = world_in_realm_copy(&kc, realm).await;
     let alice = alice_delegated(&kc, realm).await;
     let sub = claims_of(&alice)["sub"].as_str().unwrap().to_string();
     let admin = kc.admin().await;
@@ -515,14 +511,7 @@ async fn private_key_jwt_authenticates_actbridge_to_keycloak() {
         .unwrap();
     // Both exchanges authenticate with the key: the inbound delegation, then the
     // outbound exchange of the token held for the app.
-    let resp = world
-        .inbound("/documents")
-        .bearer_auth(&alice)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200, "{}", world.actbridge.log());
-    let held = world.app.seen()[0].bearer().to_string();
+    let held = world.held_for("/documents", &alice).await;
     let resp = world
         .agent_call("document-service", "/documents", &held)
         .await;

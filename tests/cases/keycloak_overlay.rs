@@ -146,14 +146,7 @@ async fn the_overlay_realm_and_the_registration_script_serve_the_overlays_sideca
     let config = overlay_config(&kc, &name, &secret_file);
     let world = World::start_with(sts, &config).await;
     let alice = kc.user_token_in(&name, "alice").await;
-    let resp = world
-        .inbound("/summaries")
-        .bearer_auth(&alice)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200, "{}", world.actbridge.log());
-    let held = world.app.seen()[0].bearer().to_string();
+    let held = world.held_for("/summaries", &alice).await;
     assert!(held.starts_with("actbridge~"), "{held}");
     let resp = world
         .agent_call("document-service", "/documents/DOC-001", &held)

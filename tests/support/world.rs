@@ -447,6 +447,14 @@ impl World {
         req.send().await.unwrap()
     }
 
+    /// `token`'s GET of `path` into the pod, which must be served (200): the bearer the
+    /// app got with it (a placeholder, under custody).
+    pub async fn held_for(&self, path: &str, token: &str) -> String {
+        let resp = self.inbound(path).bearer_auth(token).send().await.unwrap();
+        assert_eq!(resp.status(), 200, "{}", self.actbridge.log());
+        self.app.seen().last().unwrap().bearer().to_string()
+    }
+
     /// The agent calls `host` with `token` as its bearer credential.
     pub async fn agent_call(&self, host: &str, path: &str, token: &str) -> reqwest::Response {
         self.outbound(host, path)
