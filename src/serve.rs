@@ -86,6 +86,21 @@ pub async fn run(
         pipeline = pipeline.with_identity(id.clone());
     }
     let pipeline = Arc::new(pipeline);
+    if let (Some(redis), Some(r)) = (state.redis.clone(), &cfg.redis) {
+        let list = state.revocations.clone();
+        pipeline
+            .metrics()
+            .register_revocations_sync(Box::new(move || list.staleness()));
+        let p = pipeline.clone();
+        tracker.spawn(crate::state::fleet::follow(
+            redis,
+            state.revocations.clone(),
+            state.approvals.clone(),
+            r.sync_interval,
+            move || p.forget_cached(),
+            shutdown.clone(),
+        ));
+    }
     spawn_background(&tracker, &shutdown, &credentials, policy, &pipeline);
     if let Some(addr) = cfg.admin_listen {
         let admin = crate::admin::AdminState {

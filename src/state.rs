@@ -4,11 +4,13 @@
 //!
 //! The decision core ([`crate::pipeline`]) reads and records through them; the admin API
 //! ([`crate::admin`]) reaches the deny list and the approvals directly. Each store is in
-//! this process's memory (the deny list also in its file); none of them knows of the
-//! pipeline, Envoy or HTTP.
+//! this process's memory (the deny list also in its file), or with `state.redis` shared
+//! by every replica through Redis ([`redis`], kept in step by [`fleet`]); none of them
+//! knows of the pipeline, Envoy or HTTP.
 
 pub mod approvals;
 pub mod custody;
+pub mod fleet;
 pub mod redis;
 pub mod replay;
 pub mod revocations;
@@ -36,6 +38,9 @@ pub struct State {
     pub revocations: Arc<DenyList>,
     /// Requests held for a person (`approvals`).
     pub approvals: Option<Arc<Approvals>>,
+    /// The Redis the replicas share (`state.redis`), whose events [`fleet::follow`]
+    /// follows.
+    pub redis: Option<Arc<redis::SharedRedis>>,
 }
 
 impl State {
@@ -48,9 +53,38 @@ impl State {
     /// [`State::new`], the single-use memory and custody reading expiries by `clock` (a
     /// test moves a manual one instead of sleeping).
     pub fn with_clock(cfg: &Config, revocations: Arc<DenyList>, clock: Clock) -> State {
+        let redis = cfg
+            .redis
+            .as_ref()
+            .map(|r| Arc::new(redis::SharedRedis::new(r)));
+        State::assemble(cfg, revocations, redis, clock)
+    }
+
+    /// The stores of `cfg`: the deny list read from `cfg.revocation`'s file (none:
+    /// empty, kept in memory only) — with `state.redis`, the list the replicas share,
+    /// the file this replica's copy of it.
+    pub fn load(cfg: &Config) -> Result<State, revocations::RevocationError> {
+        let file = cfg.revocation.as_ref().map(|r| r.file.as_path());
+        let redis = cfg
+            .redis
+            .as_ref()
+            .map(|r| Arc::new(redis::SharedRedis::new(r)));
+        let list = match &redis {
+            Some(redis) => DenyList::shared(file, redis.clone())?,
+            None => DenyList::load(file)?,
+        };
+        Ok(State::assemble(cfg, Arc::new(list), redis, Clock::system()))
+    }
+
+    fn assemble(
+        cfg: &Config,
+        revocations: Arc<DenyList>,
+        redis: Option<Arc<redis::SharedRedis>>,
+        clock: Clock,
+    ) -> State {
         State {
-            replay: Arc::new(match &cfg.redis {
-                Some(redis) => SingleUse::Shared(Arc::new(redis::SharedRedis::new(redis))),
+            replay: Arc::new(match &redis {
+                Some(redis) => SingleUse::Shared(redis.clone()),
                 None => {
                     SingleUse::Memory(ReplayGuard::new(cfg.replay_cache_entries, clock.clone()))
                 }
@@ -60,17 +94,13 @@ impl State {
                 .custody_entries
                 .map(|n| Arc::new(Custody::new(n, clock))),
             revocations,
-            approvals: cfg
-                .approvals
-                .as_ref()
-                .map(|a| Arc::new(Approvals::new(a.timeout, a.max_pending))),
+            approvals: cfg.approvals.as_ref().map(|a| {
+                Arc::new(match &redis {
+                    Some(redis) => Approvals::shared(a.timeout, a.max_pending, redis.clone()),
+                    None => Approvals::new(a.timeout, a.max_pending),
+                })
+            }),
+            redis,
         }
-    }
-
-    /// [`State::new`] with the deny list read from `cfg.revocation`'s file (none: empty,
-    /// kept in memory only).
-    pub fn load(cfg: &Config) -> Result<State, revocations::RevocationError> {
-        let file = cfg.revocation.as_ref().map(|r| r.file.as_path());
-        Ok(State::new(cfg, Arc::new(DenyList::load(file)?)))
     }
 }

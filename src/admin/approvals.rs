@@ -10,7 +10,8 @@
 //! ```
 //!
 //! 404 for an unknown (or already decided, or timed-out) id, or when approvals are not
-//! configured. Every decision is audited with the approver's name before it is taken.
+//! configured; 503 `state_unavailable` when the approvals are shared (`state.redis`) and
+//! Redis does not answer. Every decision is audited with the approver's name before it is taken.
 
 use axum::Json;
 use axum::extract::{Path, State};
@@ -28,7 +29,13 @@ pub(super) async fn list(State(state): State<AdminState>, headers: HeaderMap) ->
     let Some(approvals) = &state.state.approvals else {
         return error(StatusCode::NOT_FOUND, "not_found");
     };
-    Json(serde_json::json!({ "approvals": approvals.list() })).into_response()
+    match approvals.list().await {
+        Ok(all) => Json(serde_json::json!({ "approvals": all })).into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "pending approvals not listed");
+            error(StatusCode::SERVICE_UNAVAILABLE, "state_unavailable")
+        }
+    }
 }
 
 pub(super) async fn approve(
@@ -70,7 +77,7 @@ async fn decide(
     let Some(approvals) = &state.state.approvals else {
         return error(StatusCode::NOT_FOUND, "not_found");
     };
-    match approvals.decide(id, approve, &who.name, digest) {
+    match approvals.decide(id, approve, &who.name, digest).await {
         Ok(()) => {
             tracing::warn!(id, admin = %who.name, approve, "approval decided");
             StatusCode::NO_CONTENT.into_response()
@@ -79,5 +86,8 @@ async fn decide(
         Err(DecideError::Unaudited) => error(StatusCode::SERVICE_UNAVAILABLE, "audit_unavailable"),
         Err(DecideError::DigestRequired) => error(StatusCode::BAD_REQUEST, "digest_required"),
         Err(DecideError::DigestMismatch) => error(StatusCode::CONFLICT, "digest_mismatch"),
+        Err(DecideError::Unavailable) => {
+            error(StatusCode::SERVICE_UNAVAILABLE, "state_unavailable")
+        }
     }
 }

@@ -6,8 +6,9 @@
 //! DELETE /revocations?kind=agent&value=…       → 204, or 404 when there was none
 //! ```
 //!
-//! A change is written to the revocation file before it takes effect, audited with the
-//! admin's identity, and drops every cached verification, exchanged token and backend
+//! A change is written to the revocation file (with `state.redis`: to the list every
+//! replica shares, 503 `state_unavailable` when Redis does not answer) before it takes
+//! effect, audited with the admin's identity, and drops every cached verification, exchanged token and backend
 //! credential; the next request is checked against the new list.
 
 use axum::Json;
@@ -71,13 +72,17 @@ pub(super) async fn add(
     if !audited(&state, &who, "revoke", &entry) {
         return error(StatusCode::SERVICE_UNAVAILABLE, "audit_unavailable");
     }
-    match state.state.revocations.add(entry.clone()) {
+    match state.state.revocations.add(entry.clone()).await {
         Ok(()) => {
             state.pipeline.forget_cached();
             tracing::warn!(admin = %who.name, kind = ?entry.kind, value = %entry.value, "revoked");
             (StatusCode::CREATED, Json(entry)).into_response()
         }
         Err(RevocationError::Invalid(_)) => error(StatusCode::BAD_REQUEST, "invalid_request"),
+        Err(e @ RevocationError::Unavailable(_)) => {
+            tracing::error!(error = %e, "revocation not made: the shared deny list is unavailable");
+            error(StatusCode::SERVICE_UNAVAILABLE, "state_unavailable")
+        }
         Err(e) => {
             tracing::error!(error = %e, "revocation not kept");
             error(StatusCode::INTERNAL_SERVER_ERROR, "not_kept")
@@ -107,9 +112,18 @@ pub(super) async fn remove(
     if !audited(&state, &who, "unrevoke", &entry) {
         return error(StatusCode::SERVICE_UNAVAILABLE, "audit_unavailable");
     }
-    match state.state.revocations.remove(entry.kind, &entry.value) {
+    match state
+        .state
+        .revocations
+        .remove(entry.kind, &entry.value)
+        .await
+    {
         Ok(true) => StatusCode::NO_CONTENT.into_response(),
         Ok(false) => error(StatusCode::NOT_FOUND, "not_found"),
+        Err(e @ RevocationError::Unavailable(_)) => {
+            tracing::error!(error = %e, "revocation change not made: the shared deny list is unavailable");
+            error(StatusCode::SERVICE_UNAVAILABLE, "state_unavailable")
+        }
         Err(e) => {
             tracing::error!(error = %e, "revocation change not kept");
             error(StatusCode::INTERNAL_SERVER_ERROR, "not_kept")

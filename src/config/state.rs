@@ -1,7 +1,9 @@
 //! `state`: where the stores a security promise rests on are kept when several actbridge
 //! processes must share them. Without this section every store is in this process's
-//! memory (one replica; `make demo`). With `state.redis`, the single-use memory is
-//! shared through Redis: a `jti` accepted by one replica is refused by every other.
+//! memory (one replica; `make demo`). With `state.redis`, they are shared through Redis:
+//! a `jti` accepted by one replica is refused by every other, a revocation posted to one
+//! is enforced by all (within a second; see `sync_interval` for the bound when Redis
+//! fails), and a request held for approval by one may be approved through any.
 
 use std::time::Duration;
 
@@ -38,10 +40,17 @@ pub struct RawRedis {
     /// refused (503, fail closed). Default `250ms`.
     #[serde(default, with = "humantime_serde")]
     pub timeout: Option<Duration>,
-    /// Prepended to every key, so that deployments can share one Redis without sharing
-    /// their memories. Default `actbridge:`.
+    /// Prepended to every key (and to the events channel), so that deployments can
+    /// share one Redis without sharing their memories. Default `actbridge:`.
     #[serde(default)]
     pub key_prefix: Option<String>,
+    /// How often each replica reads the shared deny list again besides being told of a
+    /// change (pub/sub loses a message sent while a replica reconnects): the bound on
+    /// how late a revocation can be enforced while Redis answers. While Redis does not,
+    /// the last list read is enforced (its age is `actbridge_revocations_sync_age_seconds`).
+    /// Default `5s`, at least `100ms`.
+    #[serde(default, with = "humantime_serde")]
+    pub sync_interval: Option<Duration>,
 }
 
 /// The validated `state.redis`.
@@ -55,6 +64,8 @@ pub struct RedisConfig {
     pub timeout: Duration,
     /// Every key's prefix.
     pub key_prefix: String,
+    /// How often the deny list is read again.
+    pub sync_interval: Duration,
 }
 
 /// `state`: `None` without the section (every store in memory).
@@ -121,6 +132,13 @@ pub(super) fn validate_state(
             "must not hold whitespace or control characters",
         ));
     }
+    let sync_interval = r.sync_interval.unwrap_or(Duration::from_secs(5));
+    if sync_interval < Duration::from_millis(100) {
+        return Err(ConfigError::invalid(
+            "state.redis.sync_interval",
+            "must be at least 100ms",
+        ));
+    }
     redis::Client::open(url.as_str()).map_err(|e| {
         ConfigError::invalid("state.redis.url", format_args!("not a Redis URL: {e}"))
     })?;
@@ -129,5 +147,6 @@ pub(super) fn validate_state(
         display_url,
         timeout,
         key_prefix,
+        sync_interval,
     }))
 }

@@ -392,6 +392,11 @@ impl Refusal {
                 "the request cannot be audited right now",
                 retry_after,
             ),
+            Refusal::Approval(ApprovalRefused::Unavailable(_)) => unavailable(
+                "approval_state_unavailable",
+                "the request cannot be held for approval right now",
+                retry_after,
+            ),
             Refusal::Approval(ApprovalRefused::ShuttingDown) => {
                 unavailable("shutting_down", "the sidecar is shutting down", retry_after)
             }

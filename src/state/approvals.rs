@@ -3,16 +3,27 @@
 //! lists it and a person approves or denies it. A timeout denies. Pending approvals are
 //! bounded; every step (asked, approved, denied, timed out) is audited, the approver
 //! named.
+//!
+//! With `state.redis` the pending approvals are also in Redis ([`shared`]): every
+//! replica's admin API lists them all and may decide any, and the replica holding the
+//! request learns the decision (announced, and looked up every second). Redis not
+//! answering refuses the request (503 `approval_state_unavailable`, fail closed) and the
+//! decision (503); the bound on pending approvals stays per replica.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use serde::Serialize;
-use tokio::sync::oneshot;
+use serde::{Deserialize, Serialize};
+use tokio::sync::{Notify, oneshot};
 
 use crate::audit::{ApprovalRecord, AuditLog};
 use crate::clock::now_secs;
+use crate::state::redis::{SharedRedis, SharedStateError};
+
+mod shared;
+pub(crate) use shared::DECIDED;
+use shared::{Answer, SharedPending};
 
 /// The protocol layer's side of a hold: told how long the decision may now take, so
 /// the proxy waits instead of timing the request out (Envoy: `override_message_timeout`).
@@ -29,7 +40,7 @@ impl Hold for NoHold {
 }
 
 /// A request waiting for a person, as the admin API lists it.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct PendingApproval {
     /// Its id (for `approve` / `deny`).
     pub id: String,
@@ -163,6 +174,9 @@ pub enum ApprovalRefused {
     /// The sidecar is shutting down: nobody will decide.
     #[error("the sidecar is shutting down")]
     ShuttingDown,
+    /// The shared approvals (Redis) did not answer: nobody else could see the request.
+    #[error("{0}")]
+    Unavailable(SharedStateError),
 }
 
 /// Why a decision on a pending approval was not taken.
@@ -180,11 +194,16 @@ pub enum DecideError {
     /// The digest is not the held request's: the approver saw something else.
     #[error("the digest is not the held request's")]
     DigestMismatch,
+    /// The shared approvals (Redis) did not answer: nothing was decided.
+    #[error("the shared approvals are unavailable")]
+    Unavailable,
 }
 
 struct Waiting {
     info: PendingApproval,
-    answer: oneshot::Sender<Result<String, String>>,
+    answer: oneshot::Sender<Answer>,
+    /// Woken when another replica announces a decision on it.
+    decided_elsewhere: Arc<Notify>,
 }
 
 /// The pending approvals.
@@ -195,7 +214,13 @@ pub struct Approvals {
     audit: Mutex<Option<Arc<AuditLog>>>,
     /// Set at shutdown: nothing more is held, and what waits is refused.
     closing: std::sync::atomic::AtomicBool,
+    /// The approvals every replica shares, when `state.redis` is set.
+    shared: Option<Arc<SharedRedis>>,
 }
+
+/// How often a holder looks for a decision taken by another replica, besides being
+/// woken by its announcement.
+const LOOK_EVERY: Duration = Duration::from_secs(1);
 
 /// Removes the pending entry when the waiting request goes away (the caller hung up).
 struct Forget<'a> {
@@ -205,7 +230,9 @@ struct Forget<'a> {
 
 impl Drop for Forget<'_> {
     fn drop(&mut self) {
-        self.approvals.lock().remove(&self.id);
+        if self.approvals.lock().remove(&self.id).is_some() {
+            self.approvals.release_shared(vec![self.id.clone()]);
+        }
     }
 }
 
@@ -218,6 +245,36 @@ impl Approvals {
             max_pending,
             audit: Mutex::new(None),
             closing: std::sync::atomic::AtomicBool::new(false),
+            shared: None,
+        }
+    }
+
+    /// [`Approvals::new`], pending approvals shared with every replica through `redis`.
+    pub fn shared(timeout: Duration, max_pending: usize, redis: Arc<SharedRedis>) -> Approvals {
+        Approvals {
+            shared: Some(redis),
+            ..Approvals::new(timeout, max_pending)
+        }
+    }
+
+    /// Removes `ids` from the shared approvals in the background (best effort: they
+    /// expire anyway), so nobody approves a request no longer held.
+    fn release_shared(&self, ids: Vec<String>) {
+        let (Some(redis), Ok(rt)) = (self.shared.clone(), tokio::runtime::Handle::try_current())
+        else {
+            return;
+        };
+        rt.spawn(async move {
+            for id in ids {
+                let _ = SharedPending(&redis).end_wait(&id).await;
+            }
+        });
+    }
+
+    /// Another replica announced a decision on `id`: its holder (if here) looks it up.
+    pub fn decided_elsewhere(&self, id: &str) {
+        if let Some(w) = self.lock().get(id) {
+            w.decided_elsewhere.notify_one();
         }
     }
 
@@ -233,6 +290,7 @@ impl Approvals {
                 "shutting down: refusing the requests held for approval"
             );
         }
+        self.release_shared(held.keys().cloned().collect());
         // Dropping each answer's sender wakes its request, which sees `closing`.
         drop(held);
     }
@@ -267,22 +325,30 @@ impl Approvals {
         info.digest = info.content_digest();
         info.asked_at = now_secs();
         info.expires_at = info.asked_at + self.timeout.as_secs();
+        self.may_hold(self.lock().len())?;
+        if let Some(redis) = &self.shared {
+            SharedPending(redis)
+                .hold(&info, self.timeout)
+                .await
+                .map_err(ApprovalRefused::Unavailable)?;
+        }
+        let decided_elsewhere = Arc::new(Notify::new());
         {
             let mut pending = self.lock();
-            if self.is_closing() {
-                return Err(ApprovalRefused::ShuttingDown);
-            }
-            if pending.len() >= self.max_pending {
-                return Err(ApprovalRefused::Full);
-            }
-            if !self.record(&info, "asked", None) {
-                return Err(ApprovalRefused::Unaudited);
+            let refused = self.may_hold(pending.len()).err().or_else(|| {
+                (!self.record(&info, "asked", None)).then_some(ApprovalRefused::Unaudited)
+            });
+            if let Some(refused) = refused {
+                drop(pending);
+                self.release_shared(vec![info.id.clone()]);
+                return Err(refused);
             }
             pending.insert(
                 info.id.clone(),
                 Waiting {
                     info: info.clone(),
                     answer: tx,
+                    decided_elsewhere: decided_elsewhere.clone(),
                 },
             );
         }
@@ -293,35 +359,125 @@ impl Approvals {
         tracing::info!(id = %info.id, user = %info.user, route = %info.route, "holding a request for approval");
         // A margin past our own timeout, so that we, not the proxy, end the wait.
         hold.hold(self.timeout + Duration::from_secs(2));
-        match tokio::time::timeout(self.timeout, rx).await {
-            Ok(Ok(Ok(by))) => Ok(by),
-            Ok(Ok(Err(by))) => Err(ApprovalRefused::Denied {
+        let answer =
+            match tokio::time::timeout(self.timeout, self.answer(&info.id, rx, &decided_elsewhere))
+                .await
+            {
+                Ok(Some(answer)) => Some(answer),
+                Ok(None) if self.is_closing() => {
+                    self.record(&info, "shut_down", None);
+                    return Err(ApprovalRefused::ShuttingDown);
+                }
+                Ok(None) | Err(_) => self.end_wait(&info.id).await,
+            };
+        match answer {
+            Some(Ok(by)) => Ok(by),
+            Some(Err(by)) => Err(ApprovalRefused::Denied {
                 id: info.id.clone(),
                 by,
             }),
-            Ok(Err(_)) if self.is_closing() => {
-                self.record(&info, "shut_down", None);
-                Err(ApprovalRefused::ShuttingDown)
-            }
-            Ok(Err(_)) | Err(_) => {
-                self.lock().remove(&info.id);
+            None => {
                 self.record(&info, "timed_out", None);
                 Err(ApprovalRefused::TimedOut(info.id.clone()))
             }
         }
     }
 
-    /// Everything waiting, oldest first.
-    pub fn list(&self) -> Vec<PendingApproval> {
+    /// Refuses to hold one more request beside the `held` ones: shutting down, or the
+    /// bound reached.
+    fn may_hold(&self, held: usize) -> Result<(), ApprovalRefused> {
+        if self.is_closing() {
+            return Err(ApprovalRefused::ShuttingDown);
+        }
+        if held >= self.max_pending {
+            return Err(ApprovalRefused::Full);
+        }
+        Ok(())
+    }
+
+    /// The decision on `id`: from this replica's admin API (`rx`), or, shared, from
+    /// another replica's — looked up when announced and every [`LOOK_EVERY`]. `None`
+    /// when this replica dropped the request (shutting down).
+    async fn answer(
+        &self,
+        id: &str,
+        mut rx: oneshot::Receiver<Answer>,
+        decided_elsewhere: &Notify,
+    ) -> Option<Answer> {
+        let Some(redis) = &self.shared else {
+            return rx.await.ok();
+        };
+        loop {
+            tokio::select! {
+                here = &mut rx => return here.ok(),
+                () = decided_elsewhere.notified() => {}
+                () = tokio::time::sleep(LOOK_EVERY) => {}
+            }
+            if let Ok(Some(answer)) = SharedPending(redis).decision(id).await {
+                self.lock().remove(id);
+                return Some(answer);
+            }
+        }
+    }
+
+    /// The wait for `id` is over: it is no longer pending, here or shared. `None` when
+    /// nobody decided (timed out); a decision another replica took at the last moment
+    /// stands. Redis not answering is a timeout (fail closed).
+    async fn end_wait(&self, id: &str) -> Option<Answer> {
+        self.lock().remove(id);
+        let redis = self.shared.as_ref()?;
+        match SharedPending(redis).end_wait(id).await {
+            Ok(answer) => answer,
+            Err(e) => {
+                tracing::warn!(id, error = %e, "the shared approval could not be closed: timed out");
+                None
+            }
+        }
+    }
+
+    /// Everything waiting, oldest first — shared, at every replica.
+    pub async fn list(&self) -> Result<Vec<PendingApproval>, SharedStateError> {
+        if let Some(redis) = &self.shared {
+            return SharedPending(redis).list().await;
+        }
         let mut all: Vec<PendingApproval> = self.lock().values().map(|w| w.info.clone()).collect();
         all.sort_by(|a, b| a.asked_at.cmp(&b.asked_at).then(a.id.cmp(&b.id)));
-        all
+        Ok(all)
     }
 
     /// `by` approves (`approve`) or denies the pending approval `id`. An approval names
     /// the `digest` of what it approves, and applies only when it is the held request's.
     /// The step is audited first; one that cannot be audited is not taken.
-    pub fn decide(
+    pub async fn decide(
+        &self,
+        id: &str,
+        approve: bool,
+        by: &str,
+        digest: Option<&str>,
+    ) -> Result<(), DecideError> {
+        let Some(redis) = &self.shared else {
+            return self.decide_here(id, approve, by, digest);
+        };
+        let shared = SharedPending(redis);
+        let info = shared
+            .get(id)
+            .await
+            .map_err(|_| DecideError::Unavailable)?
+            .ok_or(DecideError::NotFound)?;
+        self.may_decide(&info, approve, by, digest)?;
+        if !shared
+            .decide(id, approve, by, self.timeout)
+            .await
+            .map_err(|_| DecideError::Unavailable)?
+        {
+            return Err(DecideError::NotFound);
+        }
+        self.decided_elsewhere(id);
+        Ok(())
+    }
+
+    /// [`Approvals::decide`] on this replica's own pending approvals.
+    fn decide_here(
         &self,
         id: &str,
         approve: bool,
@@ -330,17 +486,7 @@ impl Approvals {
     ) -> Result<(), DecideError> {
         let mut pending = self.lock();
         let waiting = pending.get(id).ok_or(DecideError::NotFound)?;
-        if approve {
-            let named = digest.ok_or(DecideError::DigestRequired)?;
-            let held = waiting.info.digest.as_bytes();
-            if !bool::from(subtle::ConstantTimeEq::ct_eq(named.as_bytes(), held)) {
-                return Err(DecideError::DigestMismatch);
-            }
-        }
-        let step = if approve { "approved" } else { "denied" };
-        if !self.record(&waiting.info, step, Some(by)) {
-            return Err(DecideError::Unaudited);
-        }
+        self.may_decide(&waiting.info, approve, by, digest)?;
         let waiting = pending.remove(id).ok_or(DecideError::NotFound)?;
         let answer = if approve {
             Ok(by.to_string())
@@ -351,6 +497,30 @@ impl Approvals {
             .answer
             .send(answer)
             .map_err(|_| DecideError::NotFound)
+    }
+
+    /// Checks an approval's digest against the held request's, then audits the step.
+    fn may_decide(
+        &self,
+        held: &PendingApproval,
+        approve: bool,
+        by: &str,
+        digest: Option<&str>,
+    ) -> Result<(), DecideError> {
+        if approve {
+            let named = digest.ok_or(DecideError::DigestRequired)?;
+            if !bool::from(subtle::ConstantTimeEq::ct_eq(
+                named.as_bytes(),
+                held.digest.as_bytes(),
+            )) {
+                return Err(DecideError::DigestMismatch);
+            }
+        }
+        let step = if approve { "approved" } else { "denied" };
+        if !self.record(held, step, Some(by)) {
+            return Err(DecideError::Unaudited);
+        }
+        Ok(())
     }
 
     /// Audits one step; false when the audit log refused it.
@@ -434,24 +604,26 @@ mod tests {
             tokio::spawn(async move { a.ask(info(), &NoHold).await })
         };
         tokio::time::sleep(Duration::from_millis(50)).await;
-        let listed = a.list();
+        let listed = a.list().await.unwrap();
         assert_eq!(listed.len(), 1);
         assert_eq!(listed[0].user, "alice");
         // The bound: a second request waits for nobody.
         assert_eq!(a.ask(info(), &NoHold).await, Err(ApprovalRefused::Full));
         assert_eq!(
-            a.decide(&listed[0].id, true, "bob", None),
+            a.decide(&listed[0].id, true, "bob", None).await,
             Err(DecideError::DigestRequired)
         );
         assert_eq!(
-            a.decide(&listed[0].id, true, "bob", Some("0000")),
+            a.decide(&listed[0].id, true, "bob", Some("0000")).await,
             Err(DecideError::DigestMismatch)
         );
         a.decide(&listed[0].id, true, "bob", Some(&listed[0].digest))
+            .await
             .unwrap();
         assert_eq!(waiter.await.unwrap(), Ok("bob".to_string()));
         assert_eq!(
-            a.decide(&listed[0].id, true, "bob", Some(&listed[0].digest)),
+            a.decide(&listed[0].id, true, "bob", Some(&listed[0].digest))
+                .await,
             Err(DecideError::NotFound)
         );
 
@@ -460,8 +632,8 @@ mod tests {
             tokio::spawn(async move { a.ask(info(), &NoHold).await })
         };
         tokio::time::sleep(Duration::from_millis(50)).await;
-        let id = a.list()[0].id.clone();
-        a.decide(&id, false, "bob", None).unwrap();
+        let id = a.list().await.unwrap()[0].id.clone();
+        a.decide(&id, false, "bob", None).await.unwrap();
         assert!(matches!(
             waiter.await.unwrap(),
             Err(ApprovalRefused::Denied { .. })
@@ -470,7 +642,7 @@ mod tests {
         let timed_out = a.ask(info(), &NoHold).await;
         assert!(matches!(timed_out, Err(ApprovalRefused::TimedOut(_))));
         assert!(
-            a.list().is_empty(),
+            a.list().await.unwrap().is_empty(),
             "a timed-out approval is no longer pending"
         );
     }
@@ -479,6 +651,6 @@ mod tests {
     async fn a_caller_that_hangs_up_leaves_nothing_pending() {
         let a = Approvals::new(Duration::from_secs(30), 10);
         let _ = tokio::time::timeout(Duration::from_millis(50), a.ask(info(), &NoHold)).await;
-        assert!(a.list().is_empty());
+        assert!(a.list().await.unwrap().is_empty());
     }
 }

@@ -59,20 +59,76 @@ impl SharedRedis {
         &self,
         cmd: &redis::Cmd,
     ) -> Result<T, SharedStateError> {
+        self.bounded(async |mut conn| cmd.query_async::<T>(&mut conn).await)
+            .await
+    }
+
+    /// Runs `pipe` (atomic when built with `.atomic()`: one `MULTI`/`EXEC`), bounded by
+    /// the timeout.
+    pub(super) async fn query_pipe<T: redis::FromRedisValue>(
+        &self,
+        pipe: &redis::Pipeline,
+    ) -> Result<T, SharedStateError> {
+        self.bounded(async |mut conn| pipe.query_async::<T>(&mut conn).await)
+            .await
+    }
+
+    /// Runs `script` (one atomic step at the server), bounded by the timeout.
+    pub(super) async fn run_script<T: redis::FromRedisValue>(
+        &self,
+        script: &redis::ScriptInvocation<'_>,
+    ) -> Result<T, SharedStateError> {
+        self.bounded(async |mut conn| script.invoke_async::<T>(&mut conn).await)
+            .await
+    }
+
+    /// The channel on which replicas tell each other that shared state changed.
+    pub(super) fn events_channel(&self) -> String {
+        self.key("events")
+    }
+
+    /// Announces `event` on the events channel.
+    pub(super) async fn publish(&self, event: &str) -> Result<(), SharedStateError> {
+        self.query::<i64>(redis::cmd("PUBLISH").arg(self.events_channel()).arg(event))
+            .await
+            .map(drop)
+    }
+
+    /// A new connection subscribed to the events channel (pub/sub needs a connection of
+    /// its own), made within the timeout.
+    pub(super) async fn subscribe(&self) -> Result<redis::aio::PubSubStream, SharedStateError> {
+        let client = self.client.clone().map_err(SharedStateError::Unavailable)?;
+        let subscribed = async {
+            let mut pubsub = client.get_async_pubsub().await?;
+            pubsub.subscribe(self.events_channel()).await?;
+            Ok::<_, redis::RedisError>(pubsub.into_on_message())
+        };
+        match tokio::time::timeout(self.timeout, subscribed).await {
+            Ok(Ok(stream)) => Ok(stream),
+            Ok(Err(e)) => Err(self.unavailable(&e)),
+            Err(_) => Err(self.late()),
+        }
+    }
+
+    /// Runs `call` on the connection, bounded by the timeout (connecting included).
+    async fn bounded<T>(
+        &self,
+        call: impl AsyncFnOnce(ConnectionManager) -> redis::RedisResult<T>,
+    ) -> Result<T, SharedStateError> {
         let bounded = async {
-            let mut conn = self.connection().await?;
-            cmd.query_async::<T>(&mut conn)
-                .await
-                .map_err(|e| self.unavailable(&e))
+            let conn = self.connection().await?;
+            call(conn).await.map_err(|e| self.unavailable(&e))
         };
         tokio::time::timeout(self.timeout, bounded)
             .await
-            .map_err(|_| {
-                SharedStateError::Unavailable(format!(
-                    "{} did not answer within {:?}",
-                    self.display_url, self.timeout
-                ))
-            })?
+            .map_err(|_| self.late())?
+    }
+
+    fn late(&self) -> SharedStateError {
+        SharedStateError::Unavailable(format!(
+            "{} did not answer within {:?}",
+            self.display_url, self.timeout
+        ))
     }
 
     /// The connection, made (and its eviction policy checked) if there is none yet.

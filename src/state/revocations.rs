@@ -3,6 +3,15 @@
 //! API; kept in a file (written atomically before the change takes effect) so a restart
 //! keeps it.
 //!
+//! With `state.redis` the list is the one in Redis ([`shared`]): a change posted to any
+//! replica is written there first, then announced, and every replica reads the list
+//! again — within a second while pub/sub works, within `state.redis.sync_interval`
+//! otherwise. The per-request check never waits for Redis: it reads the last list
+//! synced, whose age [`DenyList::staleness`] reports (and `/metrics` as
+//! `actbridge_revocations_sync_age_seconds`). The file is then this replica's copy of
+//! the shared list, so a replica that starts while Redis is down enforces the last list
+//! it saw.
+//!
 //! ```text
 //! {"revocations":[
 //!   {"kind":"agent","value":"spiffe://demo.example.com/agent/summarizer-tech",
@@ -13,12 +22,18 @@ use std::collections::HashSet;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use serde::{Deserialize, Serialize};
 
 use crate::clock::now_secs;
 use crate::jwt::VerifiedToken;
+use crate::state::redis::{SharedRedis, SharedStateError};
+
+mod shared;
+pub(crate) use shared::CHANGED;
+use shared::SharedEntries;
 
 /// What a revocation names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -88,6 +103,9 @@ pub enum RevocationError {
     /// The entry itself is unusable.
     #[error("{0}")]
     Invalid(&'static str),
+    /// The shared list (Redis) could not be changed: the change is not made.
+    #[error("{0}")]
+    Unavailable(SharedStateError),
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -137,41 +155,44 @@ pub struct DenyList {
     file: Option<PathBuf>,
     /// Serialises changes (each is written to the file before it takes effect).
     writing: Mutex<()>,
+    /// The list every replica shares, when `state.redis` is set.
+    shared: Option<Shared>,
+}
+
+/// The shared list's connection and how fresh this replica's copy is.
+struct Shared {
+    redis: Arc<SharedRedis>,
+    /// Serialises syncs and changes, so an older read never replaces a newer one.
+    syncing: tokio::sync::Mutex<()>,
+    /// When the copy was last read from Redis; until the first read, when this list was
+    /// made.
+    synced_at: Mutex<Instant>,
 }
 
 impl DenyList {
     /// The list kept in `file` (read now; missing = empty), or in memory only.
     pub fn load(file: Option<&Path>) -> Result<DenyList, RevocationError> {
-        let entries = match file {
-            Some(path) => match std::fs::read_to_string(path) {
-                Ok(text) => {
-                    let parsed: FileFormat =
-                        serde_json::from_str(&text).map_err(|e| RevocationError::Format {
-                            path: path.display().to_string(),
-                            detail: e.to_string(),
-                        })?;
-                    for r in &parsed.revocations {
-                        validate(r).map_err(|e| RevocationError::Format {
-                            path: path.display().to_string(),
-                            detail: e.to_string(),
-                        })?;
-                    }
-                    parsed.revocations
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
-                Err(e) => {
-                    return Err(RevocationError::Io {
-                        path: path.display().to_string(),
-                        source: e,
-                    });
-                }
-            },
-            None => Vec::new(),
-        };
         Ok(DenyList {
-            current: ArcSwap::from_pointee(Snapshot::of(entries)),
+            current: ArcSwap::from_pointee(Snapshot::of(read_file(file)?)),
             file: file.map(Path::to_path_buf),
             writing: Mutex::new(()),
+            shared: None,
+        })
+    }
+
+    /// The list every replica shares through `redis`, `file` (if any) this replica's
+    /// copy of it: read now, and enforced until the first sync.
+    pub fn shared(
+        file: Option<&Path>,
+        redis: Arc<SharedRedis>,
+    ) -> Result<DenyList, RevocationError> {
+        Ok(DenyList {
+            shared: Some(Shared {
+                redis,
+                syncing: tokio::sync::Mutex::new(()),
+                synced_at: Mutex::new(Instant::now()),
+            }),
+            ..DenyList::load(file)?
         })
     }
 
@@ -213,26 +234,131 @@ impl DenyList {
         self.current.load().all.clone()
     }
 
+    /// Whether the list is the one the replicas share.
+    pub fn is_shared(&self) -> bool {
+        self.shared.is_some()
+    }
+
+    /// How long ago this replica's copy of the shared list was last read (since start
+    /// when it never was); `None` for a list of this process only.
+    pub fn staleness(&self) -> Option<Duration> {
+        let s = self.shared.as_ref()?;
+        Some(
+            s.synced_at
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .elapsed(),
+        )
+    }
+
     /// Adds `r` (stamped with now); an entry with the same kind and value is replaced.
-    /// The file is written first: a change that cannot be kept is not made.
-    pub fn add(&self, mut r: Revocation) -> Result<(), RevocationError> {
+    /// The file — or, shared, Redis — is written first: a change that cannot be kept is
+    /// not made.
+    pub async fn add(&self, mut r: Revocation) -> Result<(), RevocationError> {
         r.validate()?;
         r.at = now_secs();
-        self.change(|all| {
-            all.retain(|e| !(e.kind == r.kind && e.value == r.value));
-            all.push(r);
-        })
+        let Some(shared) = &self.shared else {
+            return self.change(|all| replace_entry(all, r));
+        };
+        let _serial = shared.syncing.lock().await;
+        SharedEntries(&shared.redis)
+            .put(&r)
+            .await
+            .map_err(RevocationError::Unavailable)?;
+        self.reread_or_apply(shared, |all| replace_entry(all, r))
+            .await;
+        Ok(())
     }
 
     /// Removes the entry of `kind` and `value`; false when there was none.
-    pub fn remove(&self, kind: RevocationKind, value: &str) -> Result<bool, RevocationError> {
-        let mut found = false;
-        self.change(|all| {
+    pub async fn remove(&self, kind: RevocationKind, value: &str) -> Result<bool, RevocationError> {
+        let without = |all: &mut Vec<Revocation>| {
             let before = all.len();
             all.retain(|e| !(e.kind == kind && e.value == value));
-            found = all.len() != before;
-        })?;
+            all.len() != before
+        };
+        let Some(shared) = &self.shared else {
+            let mut found = false;
+            self.change(|all| found = without(all))?;
+            return Ok(found);
+        };
+        let _serial = shared.syncing.lock().await;
+        let found = SharedEntries(&shared.redis)
+            .delete(kind, value)
+            .await
+            .map_err(RevocationError::Unavailable)?;
+        self.reread_or_apply(shared, |all| {
+            without(all);
+        })
+        .await;
         Ok(found)
+    }
+
+    /// Reads the shared list again (nothing to do for a list of this process only);
+    /// true when this replica's copy changed. On failure the copy in use stays, and
+    /// [`DenyList::staleness`] keeps growing.
+    pub async fn sync(&self) -> Result<bool, SharedStateError> {
+        let Some(shared) = &self.shared else {
+            return Ok(false);
+        };
+        let _serial = shared.syncing.lock().await;
+        self.reread(shared).await
+    }
+
+    /// After a change written to Redis: the list read again, or — Redis gone since —
+    /// `edit` applied to this replica's copy, so the replica that took the change
+    /// enforces it at once.
+    async fn reread_or_apply(&self, shared: &Shared, edit: impl FnOnce(&mut Vec<Revocation>)) {
+        if let Err(e) = self.reread(shared).await {
+            tracing::warn!(error = %e, "the shared deny list was changed but not read back: applied here");
+            let mut all = self.current.load().all.clone();
+            edit(&mut all);
+            self.keep_copy(all);
+        }
+    }
+
+    /// Reads the shared list into this replica's copy (seeding an empty Redis from the
+    /// copy first); true when the copy changed. Called with `shared.syncing` held.
+    async fn reread(&self, shared: &Shared) -> Result<bool, SharedStateError> {
+        let entries = SharedEntries(&shared.redis);
+        let (mut version, mut all) = entries.fetch().await?;
+        if version.is_none() {
+            let local = self.list();
+            if !local.is_empty() {
+                tracing::warn!(
+                    entries = local.len(),
+                    "the shared deny list was never written (a new or emptied Redis): filling it from this replica's copy"
+                );
+                entries.seed(&local).await?;
+                (version, all) = entries.fetch().await?;
+            }
+        }
+        tracing::debug!(?version, entries = all.len(), "deny list synced");
+        let changed = self.keep_copy(all);
+        *shared.synced_at.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
+        Ok(changed)
+    }
+
+    /// Makes `all` this replica's copy of the shared list, written to the file when it
+    /// changed (a file that cannot be written is logged: Redis holds the list); true
+    /// when it changed.
+    fn keep_copy(&self, all: Vec<Revocation>) -> bool {
+        let _guard = self.writing.lock().unwrap_or_else(|p| p.into_inner());
+        if self.current.load().all == all {
+            return false;
+        }
+        if let Some(path) = &self.file
+            && let Err(e) = write_atomically(
+                path,
+                &FileFormat {
+                    revocations: all.clone(),
+                },
+            )
+        {
+            tracing::error!(file = %path.display(), error = %e, "this replica's copy of the deny list could not be written");
+        }
+        self.current.store(Arc::new(Snapshot::of(all)));
+        true
     }
 
     fn change(&self, edit: impl FnOnce(&mut Vec<Revocation>)) -> Result<(), RevocationError> {
@@ -254,6 +380,38 @@ impl DenyList {
         self.current.store(Arc::new(Snapshot::of(all)));
         Ok(())
     }
+}
+
+/// `all` with `r` in place of any entry of the same kind and value.
+fn replace_entry(all: &mut Vec<Revocation>, r: Revocation) {
+    all.retain(|e| !(e.kind == r.kind && e.value == r.value));
+    all.push(r);
+}
+
+/// The entries of `file` (missing: none).
+fn read_file(file: Option<&Path>) -> Result<Vec<Revocation>, RevocationError> {
+    let Some(path) = file else {
+        return Ok(Vec::new());
+    };
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => {
+            return Err(RevocationError::Io {
+                path: path.display().to_string(),
+                source: e,
+            });
+        }
+    };
+    let format = |detail: String| RevocationError::Format {
+        path: path.display().to_string(),
+        detail,
+    };
+    let parsed: FileFormat = serde_json::from_str(&text).map_err(|e| format(e.to_string()))?;
+    for r in &parsed.revocations {
+        validate(r).map_err(|e| format(e.to_string()))?;
+    }
+    Ok(parsed.revocations)
 }
 
 /// How far ahead of now a new `issued_before` may lie (another clock's drift). A later
@@ -349,8 +507,8 @@ mod tests {
         }
     }
 
-    #[test]
-    fn each_kind_refuses_what_it_names_and_nothing_else() {
+    #[tokio::test]
+    async fn each_kind_refuses_what_it_names_and_nothing_else() {
         let list = DenyList::load(None).unwrap();
         let t = token();
         assert_eq!(list.check(&t, Some("spiffe://d/agent/own")), Ok(()));
@@ -366,26 +524,28 @@ mod tests {
                 Some("spiffe://d/agent/own"),
             ),
         ] {
-            list.add(revoke(kind, value)).unwrap();
+            list.add(revoke(kind, value)).await.unwrap();
             assert!(list.check(&t, own).is_err(), "{kind:?} {value}");
-            assert!(list.remove(kind, value).unwrap());
+            assert!(list.remove(kind, value).await.unwrap());
             assert_eq!(list.check(&t, own), Ok(()));
         }
         list.add(revoke(RevocationKind::IssuedBefore, "999"))
+            .await
             .unwrap();
         assert_eq!(list.check(&t, None), Ok(()), "issued after the time");
         assert!(matches!(
-            list.add(revoke(RevocationKind::IssuedBefore, "soon")),
+            list.add(revoke(RevocationKind::IssuedBefore, "soon")).await,
             Err(RevocationError::Invalid(_))
         ));
     }
 
-    #[test]
-    fn the_list_survives_a_restart_through_its_file() {
+    #[tokio::test]
+    async fn the_list_survives_a_restart_through_its_file() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("revocations.json");
         let list = DenyList::load(Some(&path)).unwrap();
         list.add(revoke(RevocationKind::Agent, "spiffe://d/agent/a"))
+            .await
             .unwrap();
         let again = DenyList::load(Some(&path)).unwrap();
         assert_eq!(again.list().len(), 1);
@@ -397,8 +557,8 @@ mod tests {
         ));
     }
 
-    #[test]
-    fn a_new_issued_before_later_than_now_is_refused_but_the_file_keeps_its_own() {
+    #[tokio::test]
+    async fn a_new_issued_before_later_than_now_is_refused_but_the_file_keeps_its_own() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("revocations.json");
         let list = DenyList::load(Some(&path)).unwrap();
@@ -410,7 +570,7 @@ mod tests {
         ] {
             assert!(
                 matches!(
-                    list.add(revoke(RevocationKind::IssuedBefore, &late)),
+                    list.add(revoke(RevocationKind::IssuedBefore, &late)).await,
                     Err(RevocationError::Invalid(_))
                 ),
                 "{late}"
@@ -418,6 +578,7 @@ mod tests {
         }
         assert!(list.list().is_empty());
         list.add(revoke(RevocationKind::IssuedBefore, &now.to_string()))
+            .await
             .unwrap();
         // A file holding a later time (another clock, an older version) still loads.
         let far = format!(

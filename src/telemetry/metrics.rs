@@ -162,12 +162,16 @@ pub type AuditProbe = Box<dyn Fn() -> (usize, u64, u64, bool) + Send + Sync>;
 /// The current SVID's expiry (Unix seconds), if one is held.
 pub type SvidProbe = Box<dyn Fn() -> Option<i64> + Send + Sync>;
 
+/// How long ago the shared deny list was last synced.
+pub type SyncProbe = Box<dyn Fn() -> Option<Duration> + Send + Sync>;
+
 /// Everything read at scrape time.
 #[derive(Default)]
 struct Probes {
     caches: Vec<(String, String, Arc<CacheStats>)>,
     audit: Option<AuditProbe>,
     svid: Option<SvidProbe>,
+    revocations_sync: Option<SyncProbe>,
 }
 
 impl fmt::Debug for Probes {
@@ -318,6 +322,13 @@ impl Metrics {
         }
     }
 
+    /// Reports how long ago the shared deny list was last synced (`state.redis`).
+    pub fn register_revocations_sync(&self, probe: SyncProbe) {
+        if let Ok(mut p) = self.probes.0.lock() {
+            p.revocations_sync = Some(probe);
+        }
+    }
+
     /// The OpenMetrics text of every metric.
     pub fn encode(&self) -> String {
         let mut out = String::new();
@@ -375,6 +386,17 @@ impl Collector for ProbeCollector {
             g.encode(encoder.encode_descriptor(
                 "svid_expiry_timestamp_seconds",
                 "When the current X.509-SVID expires (Unix seconds)",
+                None,
+                g.metric_type(),
+            )?)?;
+        }
+        if let Some(age) = p.revocations_sync.as_ref().and_then(|f| f()) {
+            // The operator's alert: the deny list enforced is this old; a revocation
+            // made since is not enforced here.
+            let g = ConstGauge::new(age.as_secs_f64());
+            g.encode(encoder.encode_descriptor(
+                "revocations_sync_age_seconds",
+                "Seconds since this replica last read the shared deny list (state.redis): alert when above sync_interval",
                 None,
                 g.metric_type(),
             )?)?;

@@ -342,6 +342,7 @@ fn filled_in(c: &Config, custodian: &Config) -> BTreeMap<(&'static str, &'static
         (("approvals", "max_pending"), text(ap.max_pending)),
         (("state", "redis.timeout"), D(rd.timeout)),
         (("state", "redis.key_prefix"), text(&rd.key_prefix)),
+        (("state", "redis.sync_interval"), D(rd.sync_interval)),
         (
             ("spiffe", "endpoint"),
             refers("$SPIFFE_ENDPOINT_SOCKET", sp.endpoint == SOCKET),

@@ -62,6 +62,11 @@ fn a_wrong_redis_setting_is_refused_naming_its_key() {
             "greater than zero",
         ),
         (
+            "    url: redis://cache\n    sync_interval: 50ms\n",
+            "state.redis.sync_interval",
+            "at least 100ms",
+        ),
+        (
             "    url: redis://cache\n    key_prefix: 'a b'\n",
             "state.redis.key_prefix",
             "whitespace",

@@ -8,7 +8,7 @@ use crate::support::config_edit::ConfigEdit;
 use crate::support::redis::Redis;
 
 /// A sidecar with single-use tokens on `/once`, its memory in the Redis at `url`.
-fn fleet_config(sts: &Sts, url: &str) -> String {
+pub(super) fn fleet_config(sts: &Sts, url: &str) -> String {
     ConfigEdit::of(&format!(
         r#"
 listen:
@@ -37,7 +37,7 @@ fn once() -> Row {
 }
 
 /// alice's token with the `jti` given, signed by the token service.
-async fn alice_with(sts: &Sts, jti: &str) -> String {
+pub(super) async fn alice_with(sts: &Sts, jti: &str) -> String {
     let mut claims = crate::support::world::claims_of(&sts.alice().await);
     claims["jti"] = json!(jti);
     format!("Bearer {}", sts.sign(claims))
@@ -181,16 +181,7 @@ async fn an_evicting_redis_or_a_wrong_password_is_never_trusted() {
             "the password is printed"
         );
         let state = State::new(&cfg, Arc::new(DenyList::load(None).unwrap()));
-        let p = Pipeline::new(
-            &cfg,
-            None,
-            Arc::new(Credentials::load(&cfg.credentials).await),
-            &state,
-        )
-        .unwrap();
-        for store in p.verifier().jwks_stores() {
-            store.refresh().await.unwrap();
-        }
+        let p = pipeline_on(&cfg, &state).await;
         let token = alice_with(&sts, &format!("pw-{password}")).await;
         let got = decide(&p, &once(), Some(token.clone())).await;
         note(
@@ -202,4 +193,63 @@ async fn an_evicting_redis_or_a_wrong_password_is_never_trusted() {
         );
     }
     all_passed(&failures, "steps");
+}
+
+/// One replica of a fleet: its pipeline and stores, kept in step with the others (the
+/// events task of `actbridge serve`) until dropped.
+pub(super) struct Replica {
+    pub(super) p: Arc<Pipeline>,
+    pub(super) state: State,
+    /// How often a change of the shared deny list dropped this replica's caches.
+    pub(super) caches_dropped: Arc<std::sync::atomic::AtomicUsize>,
+    stop: tokio_util::sync::CancellationToken,
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+/// A replica of `yaml` (which has `state.redis`), as `actbridge serve` builds it.
+pub(super) async fn replica(yaml: &str) -> Replica {
+    let cfg = config_of(yaml);
+    let state = State::load(&cfg).unwrap();
+    let p = Arc::new(pipeline_on(&cfg, &state).await);
+    let stop = tokio_util::sync::CancellationToken::new();
+    let cached = p.clone();
+    let caches_dropped = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let dropped = Arc::clone(&caches_dropped);
+    tokio::spawn(actbridge::state::fleet::follow(
+        state.redis.clone().expect("state.redis"),
+        state.revocations.clone(),
+        state.approvals.clone(),
+        cfg.redis.as_ref().unwrap().sync_interval,
+        move || {
+            dropped.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            cached.forget_cached();
+        },
+        stop.clone(),
+    ));
+    Replica {
+        p,
+        state,
+        caches_dropped,
+        stop,
+    }
+}
+
+/// Polls `pass` every 20 ms until it holds or `within` passes; how long it took.
+pub(super) async fn until<F: AsyncFnMut() -> bool>(
+    within: std::time::Duration,
+    mut pass: F,
+) -> Option<std::time::Duration> {
+    let started = std::time::Instant::now();
+    while started.elapsed() < within {
+        if pass().await {
+            return Some(started.elapsed());
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    None
 }

@@ -23,6 +23,8 @@ mod answers;
 mod credentials;
 mod failures;
 mod fleet;
+mod fleet_approvals;
+mod fleet_revocations;
 mod outcomes;
 mod routes;
 mod stateful;
@@ -140,16 +142,26 @@ async fn pipeline_and_state(
     revocations: Arc<DenyList>,
     clock: Clock,
 ) -> (Pipeline, State) {
+    let cfg = config_of(yaml);
+    let state = State::with_clock(&cfg, revocations, clock);
+    (pipeline_on(&cfg, &state).await, state)
+}
+
+/// The config of `yaml`, the chat token in the environment.
+fn config_of(yaml: &str) -> Config {
     let env = HashMap::from([("CHAT_TOKEN".to_string(), CHAT_TOKEN.to_string())]);
-    let cfg = Config::from_yaml(yaml, &env).unwrap();
+    Config::from_yaml(yaml, &env).unwrap()
+}
+
+/// The pipeline of `cfg` deciding on `state`, its issuer's keys loaded.
+async fn pipeline_on(cfg: &Config, state: &State) -> Pipeline {
     let policy = PolicyEngine::load_configured(cfg.policy.as_ref()).unwrap();
     let credentials = Arc::new(Credentials::load(&cfg.credentials).await);
-    let state = State::with_clock(&cfg, revocations, clock);
-    let pipeline = Pipeline::new(&cfg, policy, credentials, &state).unwrap();
+    let pipeline = Pipeline::new(cfg, policy, credentials, state).unwrap();
     for store in pipeline.verifier().jwks_stores() {
         store.refresh().await.unwrap();
     }
-    (pipeline, state)
+    pipeline
 }
 
 /// Whether `got` is what `expect` says (`presented`: the `authorization` sent).

@@ -70,7 +70,7 @@ pub(super) fn policies() -> tempfile::TempDir {
 /// The one request waiting for a person, once it waits.
 async fn held(approvals: &Approvals) -> PendingApproval {
     for _ in 0..500 {
-        if let Some(waiting) = approvals.list().into_iter().next() {
+        if let Some(waiting) = approvals.list().await.unwrap().into_iter().next() {
             return waiting;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
@@ -107,6 +107,7 @@ async fn a_held_request_ends_as_the_person_or_the_clock_decides() {
         let waiting = held(&approvals).await;
         approvals
             .decide(&waiting.id, true, "bob", Some(&waiting.digest))
+            .await
             .unwrap();
     });
     note(
@@ -120,7 +121,10 @@ async fn a_held_request_ends_as_the_person_or_the_clock_decides() {
     // Denied.
     let (got, ()) = tokio::join!(decide(&p, &asks, Some(alice.clone())), async {
         let waiting = held(&approvals).await;
-        approvals.decide(&waiting.id, false, "bob", None).unwrap();
+        approvals
+            .decide(&waiting.id, false, "bob", None)
+            .await
+            .unwrap();
     });
     let expect = Deny(403, "approval_denied");
     note(&mut failures, "denied by a person", &got, expect, &alice);
@@ -136,7 +140,7 @@ async fn a_held_request_ends_as_the_person_or_the_clock_decides() {
         expect,
         &alice,
     );
-    if !approvals.list().is_empty() {
+    if !approvals.list().await.unwrap().is_empty() {
         failures.push("a timed-out request is still pending".into());
     }
 
@@ -144,8 +148,11 @@ async fn a_held_request_ends_as_the_person_or_the_clock_decides() {
     let (got, second) = tokio::join!(decide(&p, &asks, Some(alice.clone())), async {
         let waiting = held(&approvals).await;
         let second = decide(&p, &asks, Some(alice.clone())).await;
-        let still = approvals.list().len();
-        approvals.decide(&waiting.id, false, "bob", None).unwrap();
+        let still = approvals.list().await.unwrap().len();
+        approvals
+            .decide(&waiting.id, false, "bob", None)
+            .await
+            .unwrap();
         (second, still)
     });
     let (second, still) = second;
@@ -228,7 +235,7 @@ async fn a_decision_nobody_can_audit_is_refused() {
     let expect = Deny(503, "audit_unavailable");
     note(&mut failures, "an approval asked", &got, expect, &alice);
     let approvals = state.approvals.as_ref().unwrap();
-    if !approvals.list().is_empty() {
+    if !approvals.list().await.unwrap().is_empty() {
         failures.push("a request nobody could audit was held for a person".into());
     }
     all_passed(&failures, "steps");

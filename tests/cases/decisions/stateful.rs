@@ -155,12 +155,13 @@ async fn stateful_rules_decide_as_the_table_says() {
                 by: "table".into(),
                 at: now,
             })
+            .await
             .unwrap();
         let got = decide(&p, &docs, Some(delegated.clone())).await;
         if let Err(why) = verdict(&expect, &got, &delegated) {
             failures.push(format!("revoked {value}: {why}"));
         }
-        revocations.remove(kind, value).unwrap();
+        revocations.remove(kind, value).await.unwrap();
     }
 
     // A sidecar without `outbound` refuses every outbound request.
