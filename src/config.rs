@@ -19,6 +19,7 @@ mod listen;
 mod outbound;
 mod policy;
 mod postgres;
+mod rate_limits;
 mod raw;
 mod routes;
 mod spiffe;
@@ -48,6 +49,7 @@ pub use issuers::{ActorSource, ClientPattern, IssuerConfig, JwksSource};
 pub use listen::ListenAddr;
 pub use outbound::{DEFAULT_RETRY_AFTER, OutboundConfig};
 pub use policy::{PolicyConfig, PolicySource};
+pub use rate_limits::{Dimension, LimitConfig, OnUnavailable, RateLimitsConfig};
 pub use raw::RawConfig;
 pub use routes::{
     ACCESS_TOKEN_TYPE, CredentialMode, ExchangeTarget, RouteAction, RouteConfig, RouteTable,

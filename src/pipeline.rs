@@ -55,6 +55,7 @@ pub struct Pipeline {
     metrics: Arc<Metrics>,
     introspector: Option<Arc<Introspector>>,
     approvals: Option<Arc<Approvals>>,
+    rate_limits: Option<Arc<crate::state::rate_limits::RateLimiter>>,
     identity: Option<Arc<crate::spiffe::WorkloadIdentity>>,
     /// Whether a request is traced (`telemetry` / `OTEL_TRACES_SAMPLER`), decided before
     /// its spans are made.
@@ -99,6 +100,9 @@ impl Pipeline {
                 a.exchanger.cache_stats().clone(),
             );
         }
+        if let Some(limits) = state.rate_limits.clone() {
+            metrics.register_rate_limits(Box::new(move || limits.counts()));
+        }
         for (name, backend) in credentials.named() {
             if let Some(stats) = backend.cache_stats() {
                 metrics.register_cache(
@@ -127,6 +131,7 @@ impl Pipeline {
             metrics,
             introspector,
             approvals: state.approvals.clone(),
+            rate_limits: state.rate_limits.clone(),
             identity: None,
             sampler: HeadSampler::new(&cfg.telemetry),
             refusal_log: log_budget::LogBudget::new(log_budget::REFUSALS_LOGGED_PER_SECOND),
@@ -138,6 +143,7 @@ impl Pipeline {
         let judging = judge::Judging {
             engine: self.policy.as_ref(),
             approvals: self.approvals.as_deref(),
+            limits: self.rate_limits.as_deref(),
             hold,
         };
         Context::new(req, &self.verifier, self.introspector.as_deref(), judging)

@@ -11,6 +11,7 @@
 pub mod approvals;
 pub mod custody;
 pub mod fleet;
+pub mod rate_limits;
 pub mod redis;
 pub mod replay;
 pub mod revocations;
@@ -38,6 +39,9 @@ pub struct State {
     pub revocations: Arc<DenyList>,
     /// Requests held for a person (`approvals`).
     pub approvals: Option<Arc<Approvals>>,
+    /// Per-identity rate limits (`rate_limits`), their buckets in the shared Redis when
+    /// there is one.
+    pub rate_limits: Option<Arc<rate_limits::RateLimiter>>,
     /// The Redis the replicas share (`state.redis`), whose events [`fleet::follow`]
     /// follows.
     pub redis: Option<Arc<redis::SharedRedis>>,
@@ -100,6 +104,10 @@ impl State {
                     None => Approvals::new(a.timeout, a.max_pending),
                 })
             }),
+            rate_limits: cfg
+                .rate_limits
+                .as_ref()
+                .map(|r| Arc::new(rate_limits::RateLimiter::new(r, redis.clone()))),
             redis,
         }
     }

@@ -80,6 +80,9 @@ pub struct RawConfig {
     /// each process keeps its own.
     #[serde(default)]
     pub state: Option<super::state::RawState>,
+    /// Per-identity rate limits (see [`super::rate_limits::RawRateLimits`]).
+    #[serde(default)]
+    pub rate_limits: Option<super::rate_limits::RawRateLimits>,
 }
 
 impl RawConfig {

@@ -8,6 +8,7 @@ mod agent_protocols;
 mod credentials;
 mod defaults;
 mod introspection;
+mod rate_limits;
 mod state;
 mod token_types;
 

@@ -52,6 +52,8 @@ pub struct Config {
     pub telemetry: super::TelemetryConfig,
     /// The Redis the replicas share (`state.redis`); `None` = every store in memory.
     pub redis: Option<super::RedisConfig>,
+    /// Per-identity rate limits (`rate_limits`); `None` = none.
+    pub rate_limits: Option<super::RateLimitsConfig>,
 }
 
 /// A secret string; `Debug` prints `[redacted]`.

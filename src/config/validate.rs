@@ -52,6 +52,13 @@ pub(super) fn validate(raw: RawConfig, env: &dyn Env) -> Result<Config, ConfigEr
     let mut outbound = outbound;
     super::spiffe::bind_jwt_svid(&mut outbound, spiffe.as_ref())?;
     super::introspection::validate_introspection(&raw, &mut issuers, outbound.as_ref(), env)?;
+    let route_names: Vec<&str> = outbound
+        .iter()
+        .flat_map(|o| &o.routes)
+        .map(|r| r.name.as_str())
+        .collect();
+    let rate_limits =
+        super::rate_limits::validate_rate_limits(raw.rate_limits.as_ref(), &route_names)?;
     let config = Config {
         ext_proc_listen: listen.ext_proc,
         sds_listen: listen.sds,
@@ -89,6 +96,7 @@ pub(super) fn validate(raw: RawConfig, env: &dyn Env) -> Result<Config, ConfigEr
             .transpose()?,
         telemetry: super::telemetry::validate_telemetry(raw.telemetry.as_ref(), env)?,
         redis: super::state::validate_state(raw.state.as_ref(), env)?,
+        rate_limits,
     };
     super::deadlines::check(&config)?;
     Ok(config)

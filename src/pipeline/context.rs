@@ -13,6 +13,7 @@ use crate::exchange::{Exchanger, IssuedToken};
 use crate::introspect::{IntrospectError, Introspector};
 use crate::jwt::{AudienceProfile, VerifiedToken, Verifier};
 use crate::policy::{ActorInput, PolicyEngine};
+use crate::state::rate_limits::Caller;
 use crate::telemetry::metrics::Stage;
 
 /// One decision in progress.
@@ -88,6 +89,30 @@ impl<'a> Context<'a> {
         let checking = introspector.check(token, verified);
         self.trail.step(Stage::Introspect, span, checking).await?;
         Ok(())
+    }
+
+    /// The rate limits (`rate_limits`): the request by `verified`'s user, for `chain`
+    /// (newest first), to `route` — calling `tool` on an MCP route — counted, and
+    /// refused when a limit is used up. Checked before the policy is asked, so a caller
+    /// over its limit costs no decision.
+    pub(super) async fn within_limits(
+        &mut self,
+        route: &str,
+        verified: &VerifiedToken,
+        chain: &[ActorInput],
+        tool: Option<&str>,
+    ) -> Result<(), Refusal> {
+        let Some(limits) = self.judging.limits else {
+            return Ok(());
+        };
+        let agent = chain.first().map(ActorInput::id);
+        let caller = Caller {
+            route,
+            user: verified.username.as_deref().or(verified.subject.as_deref()),
+            agent: agent.as_deref(),
+            tool,
+        };
+        Ok(limits.check(&caller).await?)
     }
 
     /// The `policy` stage: `engine` (and a person, when it asks) judges the request to

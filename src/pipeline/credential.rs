@@ -187,6 +187,7 @@ pub(super) async fn judge_for(
         touches: Some((scope.action, &scope.resource)),
         rpc: None,
     };
+    cx.within_limits(route, verified, &actors, None).await?;
     let granted = cx.judge(engine, &target, verified, actors).await?;
     // A credential is for a person: (`iss`, `sub`). A token without `sub` names none.
     let subject = verified

@@ -66,6 +66,11 @@ impl Inbound {
             Some(agent) => agent.adds_itself_exchanging(&verified, true)?,
             None => false,
         };
+        let chain = match &self.delegate_to {
+            Some(agent) => agent.next_chain(&verified, adds_agent),
+            None => chain_of(&verified),
+        };
+        cx.within_limits("inbound", &verified, &chain, None).await?;
         let grant = match cx.judging.engine {
             Some(engine) => {
                 let target = Target {
@@ -73,10 +78,6 @@ impl Inbound {
                     backend: "app",
                     touches: None,
                     rpc: None,
-                };
-                let chain = match &self.delegate_to {
-                    Some(agent) => agent.next_chain(&verified, adds_agent),
-                    None => chain_of(&verified),
                 };
                 cx.trail.judged_chain(&chain);
                 Some(cx.judge(engine, &target, &verified, chain).await?.grant)

@@ -7,6 +7,7 @@ use crate::policy::{
     A2aInput, ActorInput, McpInput, PolicyEngine, PolicyInput, UserInput, action_of, segments_of,
 };
 use crate::state::approvals::{Approvals, Hold, PendingApproval};
+use crate::state::rate_limits::RateLimiter;
 
 /// Where a request is going, as the policy is told.
 pub(super) struct Target<'a> {
@@ -55,11 +56,13 @@ pub(super) struct Granted {
     pub single_use_token: bool,
 }
 
-/// What judging needs besides the request: the policy (when configured), the human
-/// approvals (when configured) and the protocol layer's hook for holding a request.
+/// What judging needs besides the request: the policy, the human approvals and the
+/// rate limits (each when configured), and the protocol layer's hook for holding a
+/// request.
 pub(super) struct Judging<'a> {
     pub engine: Option<&'a std::sync::Arc<PolicyEngine>>,
     pub approvals: Option<&'a Approvals>,
+    pub limits: Option<&'a RateLimiter>,
     pub hold: &'a dyn Hold,
 }
 

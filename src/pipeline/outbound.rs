@@ -279,6 +279,8 @@ impl Outbound {
         let accepted = self.accept(cx, route, rules).await?;
         let verified = &accepted.verified;
         let adds_itself = self.agent.adds_itself_exchanging(verified, false)?;
+        let chain = self.agent.next_chain(verified, adds_itself);
+        cx.within_limits(route, verified, &chain, None).await?;
         let grant = match cx.judging.engine {
             Some(engine) => {
                 let target = Target {
@@ -287,7 +289,6 @@ impl Outbound {
                     touches: None,
                     rpc: None,
                 };
-                let chain = self.agent.next_chain(verified, adds_itself);
                 cx.trail.judged_chain(&chain);
                 Some(cx.judge(engine, &target, verified, chain).await?.grant)
             }

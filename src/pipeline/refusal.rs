@@ -10,6 +10,7 @@ use crate::jwt::VerifyError;
 use crate::policy::{PolicyError, ResourceError};
 use crate::state::approvals::ApprovalRefused;
 use crate::state::custody::PlaceholderUnknown;
+use crate::state::rate_limits::RateLimited;
 use crate::state::replay::ReplayError;
 use crate::state::revocations::Revoked;
 
@@ -81,6 +82,9 @@ pub enum Refusal {
     /// (fail closed).
     #[error("{0}")]
     ReplayUnavailable(crate::state::redis::SharedStateError),
+    /// A rate limit (`rate_limits`) is used up, or cannot be checked and refuses.
+    #[error("{0}")]
+    RateLimited(#[from] RateLimited),
     /// The request waited for a person, who denied it, or nobody decided in time, or too
     /// many requests were already waiting.
     #[error("{0}")]
@@ -369,6 +373,23 @@ impl Refusal {
             Refusal::ReplayMemoryFull => unavailable(
                 "replay_memory_full",
                 "single-use tokens cannot be accepted right now",
+                retry_after,
+            ),
+            Refusal::RateLimited(RateLimited::Exceeded { retry_after, .. }) => Denial {
+                status: 429,
+                reason: "rate_limited",
+                error: "rate_limited",
+                description: "too many requests: retry later".into(),
+                // Whole seconds, rounded up: a client that waits that long is let through.
+                retry_after: Some(
+                    retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0),
+                ),
+                www_authenticate: None,
+                body: None,
+            },
+            Refusal::RateLimited(RateLimited::Unavailable(_)) => unavailable(
+                "rate_limit_unavailable",
+                "the request cannot be checked against its rate limits right now",
                 retry_after,
             ),
             Refusal::ReplayUnavailable(_) => unavailable(

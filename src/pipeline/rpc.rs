@@ -170,6 +170,15 @@ pub(super) async fn on_body(
         .agent
         .adds_itself_exchanging(&accepted.verified, false)?;
     let chain = outbound.agent.next_chain(&accepted.verified, adds_itself);
+    // Each message of a batch is a call, counted on its own.
+    for call in &calls {
+        let tool = match call {
+            RpcInput::Mcp(m) => m.tool.as_deref(),
+            RpcInput::A2a(_) => None,
+        };
+        cx.within_limits(route.name, &accepted.verified, &chain, tool)
+            .await?;
+    }
     let mut single_use_tool = None;
     let engine = cx.judging.engine;
     if let Some(engine) = engine {

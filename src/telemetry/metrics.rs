@@ -165,9 +165,13 @@ pub type SvidProbe = Box<dyn Fn() -> Option<i64> + Send + Sync>;
 /// How long ago the shared deny list was last synced.
 pub type SyncProbe = Box<dyn Fn() -> Option<Duration> + Send + Sync>;
 
+/// The refusals per rate limit, and the requests let through unchecked.
+pub type RateLimitProbe = Box<dyn Fn() -> (Vec<(String, u64)>, u64) + Send + Sync>;
+
 /// Everything read at scrape time.
 #[derive(Default)]
 struct Probes {
+    rate_limits: Option<RateLimitProbe>,
     caches: Vec<(String, String, Arc<CacheStats>)>,
     audit: Option<AuditProbe>,
     svid: Option<SvidProbe>,
@@ -322,6 +326,13 @@ impl Metrics {
         }
     }
 
+    /// Reports the rate limits' refusals (`rate_limits`).
+    pub fn register_rate_limits(&self, probe: RateLimitProbe) {
+        if let Ok(mut p) = self.probes.0.lock() {
+            p.rate_limits = Some(probe);
+        }
+    }
+
     /// Reports how long ago the shared deny list was last synced (`state.redis`).
     pub fn register_revocations_sync(&self, probe: SyncProbe) {
         if let Ok(mut p) = self.probes.0.lock() {
@@ -388,6 +399,26 @@ impl Collector for ProbeCollector {
                 "When the current X.509-SVID expires (Unix seconds)",
                 None,
                 g.metric_type(),
+            )?)?;
+        }
+        if let Some(limits) = &p.rate_limits {
+            let (per_limit, unchecked) = limits();
+            // The operator's alert (seed 004): unusual call rates, per limit.
+            let mut e = encoder.encode_descriptor(
+                "rate_limited",
+                "Requests refused (429) by each rate limit",
+                None,
+                prometheus_client::metrics::MetricType::Counter,
+            )?;
+            for (limit, n) in per_limit {
+                ConstCounter::new(n).encode(e.encode_family(&[("limit", limit)])?)?;
+            }
+            let c = ConstCounter::new(unchecked);
+            c.encode(encoder.encode_descriptor(
+                "rate_limit_unchecked",
+                "Requests let through without their rate limits checked (on_unavailable: allow)",
+                None,
+                c.metric_type(),
             )?)?;
         }
         if let Some(age) = p.revocations_sync.as_ref().and_then(|f| f()) {

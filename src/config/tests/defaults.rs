@@ -148,6 +148,7 @@ admin_api: {{audiences: [admin], roles: [admin]}}
 approvals: {{}}
 spiffe: {{}}
 state: {{redis: {{url: 'redis://127.0.0.1:6379/0'}}}}
+rate_limits: {{limits: [{{name: l, per: [user], rate: 1/second}}]}}
 "#
     )
 }
@@ -220,6 +221,7 @@ fn filled_in(c: &Config, custodian: &Config) -> BTreeMap<(&'static str, &'static
     let cp = a.checkpoint.as_ref().unwrap();
     let ap = c.approvals.as_ref().unwrap();
     let rd = c.redis.as_ref().unwrap();
+    let rl = c.rate_limits.as_ref().unwrap();
     let sp = c.spiffe.as_ref().unwrap();
     let inb = &c.inbound;
     let sample_ratio = match c.telemetry.sampling {
@@ -343,6 +345,10 @@ fn filled_in(c: &Config, custodian: &Config) -> BTreeMap<(&'static str, &'static
         (("state", "redis.timeout"), D(rd.timeout)),
         (("state", "redis.key_prefix"), text(&rd.key_prefix)),
         (("state", "redis.sync_interval"), D(rd.sync_interval)),
+        (
+            ("rate_limits", "on_unavailable"),
+            text(format!("{:?}", rl.on_unavailable).to_lowercase()),
+        ),
         (
             ("spiffe", "endpoint"),
             refers("$SPIFFE_ENDPOINT_SOCKET", sp.endpoint == SOCKET),

@@ -24,8 +24,10 @@ mod credentials;
 mod failures;
 mod fleet;
 mod fleet_approvals;
+mod fleet_rate_limits;
 mod fleet_revocations;
 mod outcomes;
+mod rate_limits;
 mod routes;
 mod stateful;
 

@@ -57,10 +57,17 @@ pub(super) struct Table {
 
 impl Table {
     pub(super) async fn start() -> (Table, tempfile::TempDir) {
+        Table::start_edited(|yaml| yaml).await
+    }
+
+    /// [`Table::start`] with `edit` applied to [`config`].
+    pub(super) async fn start_edited(
+        edit: impl FnOnce(String) -> String,
+    ) -> (Table, tempfile::TempDir) {
         let (dir, ca) = ssh_ca();
         let sts = Sts::start().await;
         let revocations = Arc::new(DenyList::load(None).unwrap());
-        let pipeline = pipeline(&config(&sts, &ca), revocations).await;
+        let pipeline = pipeline(&edit(config(&sts, &ca)), revocations).await;
         let alice = sts.delegated("alice", "summarizer-tech", AGENT).await;
         let alice_own = sts.alice().await;
         let carol = sts.delegated("carol", "summarizer-tech", AGENT).await;
