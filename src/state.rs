@@ -93,10 +93,12 @@ impl State {
                     SingleUse::Memory(ReplayGuard::new(cfg.replay_cache_entries, clock.clone()))
                 }
             }),
-            custody: cfg
-                .inbound
-                .custody_entries
-                .map(|n| Arc::new(Custody::new(n, clock))),
+            custody: cfg.inbound.custody_entries.map(|n| {
+                Arc::new(match &redis {
+                    Some(redis) => Custody::shared(n, clock, redis.clone()),
+                    None => Custody::new(n, clock),
+                })
+            }),
             revocations,
             approvals: cfg.approvals.as_ref().map(|a| {
                 Arc::new(match &redis {

@@ -18,8 +18,9 @@ pub struct Actor {
     pub client_id: Option<String>,
 }
 
-/// A token whose signature, issuer, audience and times have been verified.
-#[derive(Debug, Clone)]
+/// A token whose signature, issuer, audience and times have been verified. (Serialized
+/// only inside a sealed custody entry: [`crate::state::custody`].)
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct VerifiedToken {
     /// `iss`.
     pub issuer: String,

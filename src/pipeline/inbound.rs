@@ -198,7 +198,11 @@ impl Inbound {
         }
         if let Some(custody) = &self.state.custody {
             let held = app_token.as_deref().unwrap_or(token);
-            app_token = Some(custody.placeholder_for(held, app_token_exp, verified));
+            app_token = Some(
+                custody
+                    .placeholder_for(held, app_token_exp, verified)
+                    .await?,
+            );
         }
         Ok(app_token)
     }

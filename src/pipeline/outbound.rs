@@ -242,7 +242,7 @@ impl Outbound {
         let presented = bearer_token(cx.req)?;
         let token = match &self.state.custody {
             Some(custody) if Custody::is_placeholder(presented) => {
-                let resolved = custody.resolve(presented)?;
+                let resolved = custody.resolve(presented).await?;
                 // The caller's token the placeholder came from is checked against the
                 // deny list too: revoking it (its `jti`, user, agents, issue time)
                 // reaches the placeholder, though the held token is another (exchanged).

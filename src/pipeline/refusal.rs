@@ -9,7 +9,7 @@ use crate::introspect::IntrospectError;
 use crate::jwt::VerifyError;
 use crate::policy::{PolicyError, ResourceError};
 use crate::state::approvals::ApprovalRefused;
-use crate::state::custody::PlaceholderUnknown;
+use crate::state::custody::{CustodyError, PlaceholderUnknown};
 use crate::state::rate_limits::RateLimited;
 use crate::state::replay::ReplayError;
 use crate::state::revocations::Revoked;
@@ -82,6 +82,10 @@ pub enum Refusal {
     /// (fail closed).
     #[error("{0}")]
     ReplayUnavailable(crate::state::redis::SharedStateError),
+    /// The shared custody (Redis) did not answer: a placeholder cannot be handed out or
+    /// resolved.
+    #[error("{0}")]
+    CustodyUnavailable(crate::state::redis::SharedStateError),
     /// A rate limit (`rate_limits`) is used up, or cannot be checked and refuses.
     #[error("{0}")]
     RateLimited(#[from] RateLimited),
@@ -177,6 +181,15 @@ impl From<ReplayError> for Refusal {
             ReplayError::Replayed => Refusal::Replayed,
             ReplayError::MemoryFull => Refusal::ReplayMemoryFull,
             ReplayError::Unavailable(e) => Refusal::ReplayUnavailable(e),
+        }
+    }
+}
+
+impl From<CustodyError> for Refusal {
+    fn from(e: CustodyError) -> Refusal {
+        match e {
+            CustodyError::Unknown(_) => Refusal::PlaceholderUnknown,
+            CustodyError::Unavailable(e) => Refusal::CustodyUnavailable(e),
         }
     }
 }
@@ -387,6 +400,11 @@ impl Refusal {
                 www_authenticate: None,
                 body: None,
             },
+            Refusal::CustodyUnavailable(_) => unavailable(
+                "custody_unavailable",
+                "the token custody is temporarily unavailable",
+                retry_after,
+            ),
             Refusal::RateLimited(RateLimited::Unavailable(_)) => unavailable(
                 "rate_limit_unavailable",
                 "the request cannot be checked against its rate limits right now",

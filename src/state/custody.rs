@@ -5,6 +5,14 @@
 //! A placeholder is bound to one token for that token's life. It resolves only on this
 //! sidecar's outbound exchange routes; presented inbound, forwarded by a passthrough route,
 //! unknown here or past the token's `exp`, it is refused.
+//!
+//! With `state.redis` every entry is also kept, sealed, in the Redis the pod's actbridge
+//! processes share ([`shared`]): a placeholder handed out by one resolves at another.
+//! Redis not answering refuses the request (503 `custody_unavailable`): a placeholder
+//! that cannot be shared is not handed out, and one not known here is not called
+//! unknown while Redis cannot say.
+
+mod shared;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -15,6 +23,8 @@ use sha2::{Digest, Sha256};
 
 use crate::clock::Clock;
 use crate::jwt::VerifiedToken;
+use crate::state::redis::{SharedRedis, SharedStateError};
+use shared::SharedCustody;
 
 /// Every placeholder starts with this, so it can be told from a JWT at a glance (a JWT
 /// never contains `~`; the rest is base64url of 32 random bytes).
@@ -42,6 +52,17 @@ pub struct Resolved {
 #[error("the placeholder is unknown or expired")]
 pub struct PlaceholderUnknown;
 
+/// Why custody could not answer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CustodyError {
+    /// The placeholder is unknown or expired.
+    #[error("{0}")]
+    Unknown(#[from] PlaceholderUnknown),
+    /// The shared custody (Redis) did not answer.
+    #[error("{0}")]
+    Unavailable(SharedStateError),
+}
+
 /// Entries are evicted when the token they hold expires (by `clock`); a lookup checks
 /// the expiry itself too, so a clock moved by hand is obeyed at once.
 struct UntilExp {
@@ -63,6 +84,8 @@ pub struct Custody {
     by_placeholder: moka::sync::Cache<[u8; 32], Arc<Held>>,
     /// The same entries by token, so a repeated token gets the same placeholder.
     by_token: moka::sync::Cache<[u8; 32], Arc<Held>>,
+    /// The Redis the pod's actbridge processes share, when `state.redis` is set.
+    shared: Option<Arc<SharedRedis>>,
 }
 
 fn digest(s: &str) -> [u8; 32] {
@@ -86,6 +109,15 @@ impl Custody {
             by_placeholder: cache(),
             by_token: cache(),
             clock,
+            shared: None,
+        }
+    }
+
+    /// [`Custody::new`], every entry also sealed in `redis` for the other processes.
+    pub fn shared(capacity: u64, clock: Clock, redis: Arc<SharedRedis>) -> Self {
+        Custody {
+            shared: Some(redis),
+            ..Custody::new(capacity, clock)
         }
     }
 
@@ -100,20 +132,20 @@ impl Custody {
     }
 
     /// The placeholder for `token`, which expires at `expires_at` and was derived from
-    /// the caller's verified `origin`.
-    pub fn placeholder_for(
+    /// the caller's verified `origin` (shared: sealed in Redis before it is handed out).
+    pub async fn placeholder_for(
         &self,
         token: &str,
         expires_at: u64,
         origin: &Arc<VerifiedToken>,
-    ) -> String {
+    ) -> Result<String, CustodyError> {
         let token_key = digest(token);
         // Reused only while it still resolves (the other map may have evicted it).
         if let Some(held) = self.by_token.get(&token_key)
             && held.expires_at > self.clock.now_secs()
             && self.by_placeholder.contains_key(&digest(&held.placeholder))
         {
-            return held.placeholder.clone();
+            return Ok(held.placeholder.clone());
         }
         let held = Arc::new(Held {
             token: token.to_string(),
@@ -124,21 +156,42 @@ impl Custody {
             expires_at,
             origin: origin.clone(),
         });
+        if let Some(redis) = &self.shared {
+            SharedCustody(redis)
+                .put(&held.placeholder, token, origin, expires_at)
+                .await
+                .map_err(CustodyError::Unavailable)?;
+        }
         self.by_placeholder
             .insert(digest(&held.placeholder), held.clone());
         self.by_token.insert(token_key, held.clone());
-        held.placeholder.clone()
+        Ok(held.placeholder.clone())
     }
 
-    /// The real token behind a placeholder, and its origin; unknown or expired →
-    /// refused.
-    pub fn resolve(&self, placeholder: &str) -> Result<Resolved, PlaceholderUnknown> {
-        match self.by_placeholder.get(&digest(placeholder)) {
-            Some(held) if held.expires_at > self.clock.now_secs() => Ok(Resolved {
-                token: held.token.clone(),
-                origin: held.origin.clone(),
-            }),
-            _ => Err(PlaceholderUnknown),
+    /// The real token behind a placeholder, and its origin — here, or shared, at the
+    /// process that handed it out; unknown or expired → refused.
+    pub async fn resolve(&self, placeholder: &str) -> Result<Resolved, CustodyError> {
+        let now = self.clock.now_secs();
+        if let Some(held) = self.by_placeholder.get(&digest(placeholder)) {
+            return match held.expires_at > now {
+                true => Ok(Resolved {
+                    token: held.token.clone(),
+                    origin: held.origin.clone(),
+                }),
+                false => Err(PlaceholderUnknown.into()),
+            };
+        }
+        let Some(redis) = &self.shared else {
+            return Err(PlaceholderUnknown.into());
+        };
+        match SharedCustody(redis)
+            .get(placeholder)
+            .await
+            .map_err(CustodyError::Unavailable)?
+        {
+            // Redis drops the entry at the token's `exp`; checked here too, by our clock.
+            Some((token, expires_at, origin)) if expires_at > now => Ok(Resolved { token, origin }),
+            _ => Err(PlaceholderUnknown.into()),
         }
     }
 }
@@ -167,55 +220,78 @@ mod tests {
         })
     }
 
-    #[test]
-    fn a_placeholder_resolves_to_its_token_until_exp_and_is_reused() {
+    #[tokio::test]
+    async fn a_placeholder_resolves_to_its_token_until_exp_and_is_reused() {
         let c = Custody::new(100, Clock::system());
         let exp = now_secs() + 60;
-        let p = c.placeholder_for("real.jwt.token", exp, &origin());
+        let p = c
+            .placeholder_for("real.jwt.token", exp, &origin())
+            .await
+            .unwrap();
         assert!(Custody::is_placeholder(&p));
         assert!(!p.contains("real"));
         assert!(p.len() > PREFIX.len() + 40, "32 random bytes");
-        let resolved = c.resolve(&p).ok().unwrap();
+        let resolved = c.resolve(&p).await.ok().unwrap();
         assert_eq!(resolved.token, "real.jwt.token");
         assert_eq!(resolved.origin.token_id.as_deref(), Some("jti-1"));
         assert_eq!(
-            c.placeholder_for("real.jwt.token", exp, &origin()),
+            c.placeholder_for("real.jwt.token", exp, &origin())
+                .await
+                .unwrap(),
             p,
             "reused"
         );
-        let other = c.placeholder_for("another.jwt.token", exp, &origin());
+        let other = c
+            .placeholder_for("another.jwt.token", exp, &origin())
+            .await
+            .unwrap();
         assert_ne!(other, p);
-        assert_eq!(c.resolve(&other).ok().unwrap().token, "another.jwt.token");
+        assert_eq!(
+            c.resolve(&other).await.ok().unwrap().token,
+            "another.jwt.token"
+        );
     }
 
-    #[test]
-    fn a_placeholder_stops_resolving_when_its_token_expires_and_is_not_reused() {
+    #[tokio::test]
+    async fn a_placeholder_stops_resolving_when_its_token_expires_and_is_not_reused() {
         let clock = Clock::manual(1_800_000_000);
         let c = Custody::new(100, clock.clone());
         let exp = clock.now_secs() + 3;
-        let p = c.placeholder_for("short.jwt.token", exp, &origin());
-        assert!(c.resolve(&p).is_ok());
+        let p = c
+            .placeholder_for("short.jwt.token", exp, &origin())
+            .await
+            .unwrap();
+        assert!(c.resolve(&p).await.is_ok());
         clock.advance(2);
-        assert!(c.resolve(&p).is_ok(), "still inside the token's life");
+        assert!(c.resolve(&p).await.is_ok(), "still inside the token's life");
         clock.advance(1);
         assert!(
-            matches!(c.resolve(&p), Err(PlaceholderUnknown)),
+            matches!(c.resolve(&p).await, Err(CustodyError::Unknown(_))),
             "dies at exp"
         );
-        let renewed = c.placeholder_for("short.jwt.token", clock.now_secs() + 60, &origin());
+        let renewed = c
+            .placeholder_for("short.jwt.token", clock.now_secs() + 60, &origin())
+            .await
+            .unwrap();
         assert_ne!(renewed, p, "a dead placeholder is not handed out again");
-        assert!(c.resolve(&renewed).is_ok());
+        assert!(c.resolve(&renewed).await.is_ok());
     }
 
-    #[test]
-    fn unknown_and_expired_placeholders_are_refused() {
+    #[tokio::test]
+    async fn unknown_and_expired_placeholders_are_refused() {
         let c = Custody::new(100, Clock::system());
         assert!(matches!(
-            c.resolve("actbridge~not-one-of-ours"),
-            Err(PlaceholderUnknown)
+            c.resolve("actbridge~not-one-of-ours").await,
+            Err(CustodyError::Unknown(_))
         ));
-        let expired = c.placeholder_for("old.jwt.token", now_secs() - 1, &origin());
-        assert!(matches!(c.resolve(&expired), Err(PlaceholderUnknown)));
+        let expired = c
+            .placeholder_for("old.jwt.token", now_secs() - 1, &origin())
+            .await
+            .unwrap();
+        assert!(matches!(
+            c.resolve(&expired).await,
+            Err(CustodyError::Unknown(_))
+        ));
         assert!(!Custody::is_placeholder("eyJhbGciOi.x.y"));
         assert!(Custody::appears_in(b"Bearer actbridge~abc"));
         assert!(Custody::appears_in(b"Basic x, Bearer actbridge~abc"));

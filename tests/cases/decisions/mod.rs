@@ -24,6 +24,7 @@ mod credentials;
 mod failures;
 mod fleet;
 mod fleet_approvals;
+mod fleet_custody;
 mod fleet_rate_limits;
 mod fleet_revocations;
 mod outcomes;

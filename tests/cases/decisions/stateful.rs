@@ -6,7 +6,7 @@ use crate::support::config_edit::ConfigEdit;
 
 /// The sidecar with the inbound protections on: single-use tokens on `/once` (a memory
 /// of one), token custody, a passthrough route that forwards `authorization`.
-fn guarded_config(sts: &Sts) -> String {
+pub(super) fn guarded_config(sts: &Sts) -> String {
     format!(
         r#"
 listen:
