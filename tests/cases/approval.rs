@@ -4,7 +4,7 @@
 //! step is audited with the approver.
 
 use std::process::Command;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
@@ -21,25 +21,6 @@ decision := {"allow": true, "reason": "deleting a document needs a person", "gra
 
 decision := {"allow": true, "reason": "reads are fine", "grant": ["engineering"], "approval_required": false} if input.method == "GET"
 "#;
-
-fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-}
-
-fn admin_token(sts: &Sts, user: &str, roles: &[&str]) -> String {
-    sts.sign(json!({
-        "iss": sts.service.issuer(),
-        "sub": format!("{user}-id"),
-        "preferred_username": user,
-        "aud": "actbridge-admin",
-        "realm_access": {"roles": roles},
-        "exp": now() + 300,
-        "iat": now(),
-    }))
-}
 
 /// Waits until exactly one approval is pending and returns it.
 async fn pending(world: &World, url: &str, token: &str) -> Value {
@@ -74,8 +55,10 @@ async fn a_held_request_passes_after_approval_and_is_refused_after_deny_or_timeo
     let mut world = World::start_with(sts, &config).await;
     let admin = format!("http://127.0.0.1:{}", world.actbridge.admin_port);
     let approvals_url = format!("{admin}/approvals");
-    let bob = admin_token(&world.sts, "bob", &["actbridge-admin"]);
-    let carol = admin_token(&world.sts, "carol", &["user"]);
+    let bob = world
+        .sts
+        .admin_token("bob", "actbridge-admin", &["actbridge-admin"]);
+    let carol = world.sts.admin_token("carol", "actbridge-admin", &["user"]);
     let token = world.sts.alice_delegated().await;
 
     // A read is not held.

@@ -15,6 +15,7 @@ mod envoy_config;
 mod extproc_transport;
 mod faults;
 mod filter;
+mod fleet;
 mod fuzz_seeds;
 mod github;
 mod hostile;

@@ -2,32 +2,11 @@
 //! deny list; a revoked agent or user is refused on the very next request; the change
 //! is kept in the revocation file and audited with the admin's identity.
 
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
 use crate::support::world::{AGENT, Sts, World, sidecar_config};
-
-fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-}
-
-/// A token from the demo token service for the admin API: `aud` actbridge-admin, with
-/// `roles` as Keycloak realm roles.
-fn admin_token(sts: &Sts, user: &str, aud: &str, roles: &[&str]) -> String {
-    sts.sign(json!({
-        "iss": sts.service.issuer(),
-        "sub": format!("{user}-id"),
-        "preferred_username": user,
-        "aud": aud,
-        "realm_access": {"roles": roles},
-        "exp": now() + 300,
-        "iat": now(),
-    }))
-}
 
 #[tokio::test]
 // Long by design: one deny list through each kind of revocation in turn.
@@ -47,23 +26,20 @@ async fn a_revoked_agent_or_user_is_refused_at_once_and_only_admins_revoke() {
         "http://127.0.0.1:{}/revocations",
         world.actbridge.admin_port
     );
-    let bob = admin_token(&world.sts, "bob", "actbridge-admin", &["actbridge-admin"]);
+    let bob = world
+        .sts
+        .admin_token("bob", "actbridge-admin", &["actbridge-admin"]);
     let revoke_agent = json!({"kind": "agent", "value": AGENT, "reason": "compromised"});
 
     // Only an admin may change the list.
     let cases = [
         (None, 401),
         (
-            Some(admin_token(
-                &world.sts,
-                "carol",
-                "actbridge-admin",
-                &["user"],
-            )),
+            Some(world.sts.admin_token("carol", "actbridge-admin", &["user"])),
             403,
         ),
         (
-            Some(admin_token(&world.sts, "bob", AGENT, &["actbridge-admin"])),
+            Some(world.sts.admin_token("bob", AGENT, &["actbridge-admin"])),
             401,
         ),
         (Some("not.a.token".to_string()), 401),

@@ -6,7 +6,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use actbridge_devkit::sidecar::{
-    ExtProcEndpoint, SidecarPorts, Transport, render_with, with_routes,
+    ExtProcEndpoint, SidecarPorts, Transport, render_with, with_ext_proc_replicas, with_routes,
 };
 
 use actbridge::envoy_routes::outbound_route_config_yaml;
@@ -37,6 +37,8 @@ pub fn envoy_binary() -> PathBuf {
 pub enum ExtProcAddr {
     Tcp(u16),
     Unix(PathBuf),
+    /// Several actbridge processes (replicas), each stream to the next in turn.
+    TcpReplicas(Vec<u16>),
 }
 
 /// The addresses the sidecar config is rewritten to.
@@ -59,6 +61,7 @@ fn endpoint(addr: &ExtProcAddr) -> ExtProcEndpoint {
     match addr {
         ExtProcAddr::Tcp(p) => ExtProcEndpoint::Tcp(*p),
         ExtProcAddr::Unix(p) => ExtProcEndpoint::Unix(p.clone()),
+        ExtProcAddr::TcpReplicas(ports) => ExtProcEndpoint::Tcp(ports[0]),
     }
 }
 
@@ -114,6 +117,10 @@ impl Envoy {
             transport,
         )
         .unwrap();
+        let rendered = match &ports.ext_proc {
+            ExtProcAddr::TcpReplicas(all) => with_ext_proc_replicas(&rendered, all).unwrap(),
+            _ => rendered,
+        };
         let rendered = match &ports.routes {
             Some(table) => with_routes(&rendered, &outbound_route_config_yaml(table)).unwrap(),
             None => rendered,

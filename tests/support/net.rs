@@ -67,3 +67,11 @@ pub async fn raw_http(port: u16, request: &[u8]) -> Option<(u16, String)> {
         _ => None,
     }
 }
+
+/// Now, in Unix seconds.
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}

@@ -253,6 +253,21 @@ impl Sts {
     pub fn sign(&self, claims: serde_json::Value) -> String {
         self.service.sign_claims(&claims)
     }
+
+    /// A token for the admin API: `user` with `roles` as Keycloak realm roles, for
+    /// audience `aud` (`actbridge-admin` in the tests' configs), five minutes long.
+    pub fn admin_token(&self, user: &str, aud: &str, roles: &[&str]) -> String {
+        let now = crate::support::net::unix_now();
+        self.sign(serde_json::json!({
+            "iss": self.service.issuer(),
+            "sub": format!("{user}-id"),
+            "preferred_username": user,
+            "aud": aud,
+            "realm_access": {"roles": roles},
+            "exp": now + 300,
+            "iat": now,
+        }))
+    }
 }
 
 /// Notes a request's `traceparent`, then serves it.

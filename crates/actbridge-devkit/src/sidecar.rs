@@ -131,6 +131,35 @@ pub fn render_with(
     serde_yaml_ng::to_string(&doc).map_err(|e| RenderError(e.to_string()))
 }
 
+/// `rendered` (a bootstrap) with the `actbridge` cluster spread over several actbridge
+/// processes, each on `127.0.0.1:<port>`: Envoy sends each request's ext_proc stream to
+/// the next in turn (round robin), as with replicas behind one Envoy.
+pub fn with_ext_proc_replicas(rendered: &str, ports: &[u16]) -> Result<String, RenderError> {
+    let mut doc: Value =
+        serde_yaml_ng::from_str(rendered).map_err(|e| RenderError(e.to_string()))?;
+    let cluster = doc["static_resources"]["clusters"]
+        .as_sequence_mut()
+        .and_then(|cs| {
+            cs.iter_mut()
+                .find(|c| c["name"].as_str() == Some("actbridge"))
+        })
+        .ok_or_else(|| RenderError("no actbridge cluster".into()))?;
+    let endpoints: Vec<Value> = ports
+        .iter()
+        .map(|port| {
+            let mut address = Value::Null;
+            set_socket(&mut address, *port);
+            let mut endpoint = serde_yaml_ng::Mapping::new();
+            endpoint.insert("address".into(), address);
+            let mut lb = serde_yaml_ng::Mapping::new();
+            lb.insert("endpoint".into(), Value::Mapping(endpoint));
+            Value::Mapping(lb)
+        })
+        .collect();
+    cluster["load_assignment"]["endpoints"][0]["lb_endpoints"] = Value::Sequence(endpoints);
+    serde_yaml_ng::to_string(&doc).map_err(|e| RenderError(e.to_string()))
+}
+
 /// `rendered` (a bootstrap) with its outbound `route_config` replaced by
 /// `route_config_yaml` — what `actbridge envoy-routes` prints for the sidecar's config —,
 /// as every run must have it: Envoy's routes are actbridge's. A route's cluster named
