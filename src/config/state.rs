@@ -51,6 +51,17 @@ pub struct RawRedis {
     /// Default `5s`, at least `100ms`.
     #[serde(default, with = "humantime_serde")]
     pub sync_interval: Option<Duration>,
+    /// `rediss://` only: a PEM file of the CA certificates the server's certificate must
+    /// chain to (a private CA). Default: the system's roots.
+    #[serde(default)]
+    pub ca_file: Option<String>,
+    /// `rediss://` only: a PEM certificate (chain) for client authentication, when the
+    /// server requires one (`tls-auth-clients yes`). With `key_file`.
+    #[serde(default)]
+    pub cert_file: Option<String>,
+    /// `rediss://` only: the PEM private key of `cert_file`.
+    #[serde(default)]
+    pub key_file: Option<String>,
 }
 
 /// The validated `state.redis`.
@@ -66,6 +77,26 @@ pub struct RedisConfig {
     pub key_prefix: String,
     /// How often the deny list is read again.
     pub sync_interval: Duration,
+    /// The TLS material beyond the system's roots (`ca_file`, `cert_file`/`key_file`).
+    pub tls: Option<RedisTls>,
+}
+
+/// `state.redis.ca_file`, `cert_file` and `key_file`, read at start.
+#[derive(Clone)]
+pub struct RedisTls {
+    /// PEM CA certificates; `None`: the system's roots.
+    pub ca_pem: Option<Vec<u8>>,
+    /// PEM client certificate and key.
+    pub client: Option<(Vec<u8>, Secret)>,
+}
+
+impl std::fmt::Debug for RedisTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisTls")
+            .field("ca", &self.ca_pem.is_some())
+            .field("client_certificate", &self.client.is_some())
+            .finish()
+    }
 }
 
 /// `state`: `None` without the section (every store in memory).
@@ -139,6 +170,7 @@ pub(super) fn validate_state(
             "must be at least 100ms",
         ));
     }
+    let tls = redis_tls(r, url.scheme() == "rediss")?;
     redis::Client::open(url.as_str()).map_err(|e| {
         ConfigError::invalid("state.redis.url", format_args!("not a Redis URL: {e}"))
     })?;
@@ -148,5 +180,46 @@ pub(super) fn validate_state(
         timeout,
         key_prefix,
         sync_interval,
+        tls,
     }))
+}
+
+/// The TLS files of `state.redis`, read now (each error names its key); only with
+/// `rediss://`.
+fn redis_tls(r: &RawRedis, rediss: bool) -> Result<Option<RedisTls>, ConfigError> {
+    let read = |key: &str, path: &Option<String>| -> Result<Option<Vec<u8>>, ConfigError> {
+        let Some(path) = path else { return Ok(None) };
+        if !rediss {
+            return Err(ConfigError::invalid(key, "only with a rediss:// url"));
+        }
+        std::fs::read(path)
+            .map(Some)
+            .map_err(|e| ConfigError::invalid(key, format_args!("cannot read `{path}`: {e}")))
+    };
+    let ca_pem = read("state.redis.ca_file", &r.ca_file)?;
+    let cert = read("state.redis.cert_file", &r.cert_file)?;
+    let key = read("state.redis.key_file", &r.key_file)?;
+    let client =
+        match (cert, key) {
+            (Some(cert), Some(key)) => Some((
+                cert,
+                Secret::new(String::from_utf8(key).map_err(|_| {
+                    ConfigError::invalid("state.redis.key_file", "is not a PEM file")
+                })?),
+            )),
+            (None, None) => None,
+            (Some(_), None) => {
+                return Err(ConfigError::invalid(
+                    "state.redis.key_file",
+                    "needed with cert_file",
+                ));
+            }
+            (None, Some(_)) => {
+                return Err(ConfigError::invalid(
+                    "state.redis.cert_file",
+                    "needed with key_file",
+                ));
+            }
+        };
+    Ok((ca_pem.is_some() || client.is_some()).then_some(RedisTls { ca_pem, client }))
 }

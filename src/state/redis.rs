@@ -40,8 +40,7 @@ impl SharedRedis {
     /// The Redis of `cfg`; nothing is connected until the first command.
     pub fn new(cfg: &RedisConfig) -> SharedRedis {
         SharedRedis {
-            client: redis::Client::open(cfg.url.expose())
-                .map_err(|e| format!("state.redis.url: {e}")),
+            client: client_of(cfg).map_err(|e| format!("state.redis: {e}")),
             timeout: cfg.timeout,
             prefix: cfg.key_prefix.clone(),
             display_url: cfg.display_url.clone(),
@@ -138,7 +137,13 @@ impl SharedRedis {
             return Ok(conn.clone());
         }
         let client = self.client.clone().map_err(SharedStateError::Unavailable)?;
-        let mut conn = ConnectionManager::new(client)
+        // No retries of its own: a refused handshake or password is reported as what it
+        // is (not as a timeout), and the next request tries again.
+        let config = redis::aio::ConnectionManagerConfig::new()
+            .set_number_of_retries(0)
+            .set_connection_timeout(Some(self.timeout))
+            .set_response_timeout(Some(self.timeout));
+        let mut conn = ConnectionManager::new_with_config(client, config)
             .await
             .map_err(|e| self.unavailable(&e))?;
         self.check_eviction(&mut conn).await?;
@@ -177,4 +182,25 @@ impl SharedRedis {
     fn unavailable(&self, e: &redis::RedisError) -> SharedStateError {
         SharedStateError::Unavailable(format!("{}: {e}", self.display_url))
     }
+}
+
+/// The client of `cfg`: with `ca_file` or a client certificate, TLS with them (rustls);
+/// else as the URL says (`rediss://`: TLS with the system's roots).
+fn client_of(cfg: &RedisConfig) -> redis::RedisResult<redis::Client> {
+    let Some(tls) = &cfg.tls else {
+        return redis::Client::open(cfg.url.expose());
+    };
+    redis::Client::build_with_tls(
+        cfg.url.expose(),
+        redis::TlsCertificates {
+            client_tls: tls
+                .client
+                .as_ref()
+                .map(|(cert, key)| redis::ClientTlsConfig {
+                    client_cert: cert.clone(),
+                    client_key: key.expose().as_bytes().to_vec(),
+                }),
+            root_cert: tls.ca_pem.clone(),
+        },
+    )
 }

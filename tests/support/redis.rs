@@ -1,7 +1,9 @@
 //! A real Redis (Debian's `redis-server`), one per test that asks: on a free loopback
 //! port, nothing written to disk, `maxmemory-policy noeviction` (what actbridge
-//! requires), optionally a password. Stopped and started again on the same port, as a
-//! Redis that goes away and comes back; killed on drop.
+//! requires), optionally a password, optionally TLS only (a CA of the test's own, the
+//! server's certificate for 127.0.0.1, client certificates required or not). Stopped and
+//! started again on the same port, as a Redis that goes away and comes back; killed on
+//! drop.
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -12,7 +14,61 @@ pub struct Redis {
     pub port: u16,
     password: Option<String>,
     maxmemory_policy: &'static str,
+    tls: Option<RedisTls>,
     child: Option<Child>,
+}
+
+/// A TLS-only Redis's files: the CA that signed the server's certificate and a client
+/// certificate (PEM), and whether the server requires one.
+pub struct RedisTls {
+    pub dir: tempfile::TempDir,
+    pub client_auth: bool,
+}
+
+impl RedisTls {
+    /// The CA certificate file (for `state.redis.ca_file`).
+    pub fn ca_file(&self) -> String {
+        self.dir.path().join("ca.pem").display().to_string()
+    }
+
+    /// The client certificate and key files (for `cert_file`, `key_file`).
+    pub fn client_files(&self) -> (String, String) {
+        let at = |f: &str| self.dir.path().join(f).display().to_string();
+        (at("client.pem"), at("client-key.pem"))
+    }
+
+    fn new(client_auth: bool) -> RedisTls {
+        use rcgen::{
+            BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair,
+            KeyUsagePurpose, SanType,
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        ca.distinguished_name
+            .push(DnType::CommonName, "actbridge test Redis CA");
+        let ca = CertifiedIssuer::self_signed(ca, KeyPair::generate().unwrap()).unwrap();
+        let write = |name: &str, text: &str| std::fs::write(dir.path().join(name), text).unwrap();
+        write("ca.pem", &ca.pem());
+        for (name, sans) in [
+            ("server", vec!["localhost".to_string()]),
+            ("client", vec!["actbridge".to_string()]),
+        ] {
+            let mut params = CertificateParams::new(sans).unwrap();
+            params.distinguished_name.push(DnType::CommonName, name);
+            if name == "server" {
+                params
+                    .subject_alt_names
+                    .push(SanType::IpAddress([127, 0, 0, 1].into()));
+            }
+            let key = KeyPair::generate().unwrap();
+            let cert = params.signed_by(&key, &ca).unwrap();
+            write(&format!("{name}.pem"), &cert.pem());
+            write(&format!("{name}-key.pem"), &key.serialize_pem());
+        }
+        RedisTls { dir, client_auth }
+    }
 }
 
 impl Redis {
@@ -27,15 +83,39 @@ impl Redis {
             port: free_port(),
             password: password.map(str::to_string),
             maxmemory_policy: policy,
+            tls: None,
             child: None,
         };
         r.run();
         r
     }
 
-    /// `redis://127.0.0.1:PORT/0`.
+    /// A Redis that speaks only TLS, requiring a client certificate when `client_auth`.
+    pub fn start_tls(client_auth: bool) -> Redis {
+        let mut r = Redis {
+            port: free_port(),
+            password: None,
+            maxmemory_policy: "noeviction",
+            tls: Some(RedisTls::new(client_auth)),
+            child: None,
+        };
+        r.run();
+        r
+    }
+
+    /// Its TLS files, when it speaks TLS.
+    pub fn tls(&self) -> Option<&RedisTls> {
+        self.tls.as_ref()
+    }
+
+    /// `redis://127.0.0.1:PORT/0`, or `rediss://…` when it speaks TLS.
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/0", self.port)
+        let scheme = if self.tls.is_some() {
+            "rediss"
+        } else {
+            "redis"
+        };
+        format!("{scheme}://127.0.0.1:{}/0", self.port)
     }
 
     fn run(&mut self) {
@@ -45,9 +125,26 @@ impl Redis {
             "redis-server not found: install Debian's redis-server (.ci/run does)"
         );
         let mut cmd = Command::new(server);
-        cmd.args(["--bind", "127.0.0.1", "--port"])
-            .arg(self.port.to_string())
-            .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
+        cmd.args(["--bind", "127.0.0.1"]);
+        match &self.tls {
+            None => cmd.arg("--port").arg(self.port.to_string()),
+            Some(tls) => {
+                let at = |f: &str| tls.dir.path().join(f);
+                cmd.args(["--port", "0", "--tls-port"])
+                    .arg(self.port.to_string())
+                    .arg("--tls-cert-file")
+                    .arg(at("server.pem"))
+                    .arg("--tls-key-file")
+                    .arg(at("server-key.pem"))
+                    .arg("--tls-ca-cert-file")
+                    .arg(at("ca.pem"))
+                    .args([
+                        "--tls-auth-clients",
+                        if tls.client_auth { "yes" } else { "no" },
+                    ])
+            }
+        };
+        cmd.args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
             .args(["--maxmemory-policy", self.maxmemory_policy])
             .stdin(Stdio::null())
             .stdout(Stdio::null())

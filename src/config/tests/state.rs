@@ -67,6 +67,21 @@ fn a_wrong_redis_setting_is_refused_naming_its_key() {
             "at least 100ms",
         ),
         (
+            "    url: redis://cache\n    ca_file: /etc/hosts\n",
+            "state.redis.ca_file",
+            "rediss://",
+        ),
+        (
+            "    url: rediss://cache\n    ca_file: /nonexistent/ca.pem\n",
+            "state.redis.ca_file",
+            "cannot read",
+        ),
+        (
+            "    url: rediss://cache\n    cert_file: /etc/hosts\n",
+            "state.redis.key_file",
+            "needed with cert_file",
+        ),
+        (
             "    url: redis://cache\n    key_prefix: 'a b'\n",
             "state.redis.key_prefix",
             "whitespace",

@@ -253,3 +253,56 @@ pub(super) async fn until<F: AsyncFnMut() -> bool>(
     }
     None
 }
+
+/// Redis over TLS (`rediss://`): trusted through `ca_file` (a server whose CA is not
+/// trusted is never used), and with a client certificate when the server requires one.
+#[tokio::test]
+async fn redis_over_tls_is_used_only_when_its_certificate_is_trusted() {
+    use Expect::*;
+    let sts = Sts::start().await;
+    let mut failures = Vec::new();
+    let (open, strict) = (Redis::start_tls(false), Redis::start_tls(true));
+    let (ca, (cert, key)) = {
+        let tls = strict.tls().unwrap();
+        (tls.ca_file(), tls.client_files())
+    };
+    let cases = [
+        (
+            "the system's roots only",
+            &open,
+            vec![],
+            Deny(503, "replay_unavailable"),
+        ),
+        (
+            "ca_file",
+            &open,
+            vec![("ca_file", open.tls().unwrap().ca_file())],
+            ForwardWithIdentity,
+        ),
+        (
+            "client certificate required, none given",
+            &strict,
+            vec![("ca_file", ca.clone())],
+            Deny(503, "replay_unavailable"),
+        ),
+        (
+            "client certificate required and given",
+            &strict,
+            vec![("ca_file", ca), ("cert_file", cert), ("key_file", key)],
+            ForwardWithIdentity,
+        ),
+    ];
+    for (i, (name, redis, files, expect)) in cases.into_iter().enumerate() {
+        // A TLS handshake in a debug build may take longer than the default.
+        let mut edit =
+            ConfigEdit::of(&fleet_config(&sts, &redis.url())).set("state.redis.timeout", "2s");
+        for (k, v) in files {
+            edit = edit.set(&format!("state.redis.{k}"), &format!("'{v}'"));
+        }
+        let p = pipeline(&edit.yaml(), Arc::new(DenyList::load(None).unwrap())).await;
+        let token = alice_with(&sts, &format!("tls-{i}")).await;
+        let got = decide(&p, &once(), Some(token.clone())).await;
+        note(&mut failures, name, &got, expect, &token);
+    }
+    all_passed(&failures, "cases");
+}
