@@ -56,7 +56,7 @@ pub use routes::{
     TokenRules,
 };
 pub use spiffe::{SPIFFE_ENDPOINT_SOCKET, SpiffeConfig};
-pub use state::{RedisConfig, RedisTls};
+pub use state::{RedisConfig, RedisTls, SentinelConfig};
 pub use telemetry::{Root, Sampling, TelemetryConfig};
 pub use token_types::{RawTokenTypes, TokenTypes};
 pub use types::{Config, Secret};

@@ -62,6 +62,12 @@ pub struct RawRedis {
     /// `rediss://` only: the PEM private key of `cert_file`.
     #[serde(default)]
     pub key_file: Option<String>,
+    /// Redis Sentinel: the sentinels' `HOST:PORT`s. With them, the `url`'s host is the
+    /// name of the master they watch (`redis://mymaster/0`, no port): actbridge asks a
+    /// sentinel for the master's address when it connects, and again after a failure, so
+    /// a failover is followed with no restart. Not with `ca_file`, `cert_file`.
+    #[serde(default)]
+    pub sentinels: Option<Vec<String>>,
 }
 
 /// The validated `state.redis`.
@@ -79,6 +85,18 @@ pub struct RedisConfig {
     pub sync_interval: Duration,
     /// The TLS material beyond the system's roots (`ca_file`, `cert_file`/`key_file`).
     pub tls: Option<RedisTls>,
+    /// With Redis Sentinel: the sentinels (`redis://HOST:PORT`) and the master's name
+    /// (the `url`'s host).
+    pub sentinel: Option<SentinelConfig>,
+}
+
+/// `state.redis.sentinels`, validated.
+#[derive(Debug, Clone)]
+pub struct SentinelConfig {
+    /// `redis://HOST:PORT` of each sentinel.
+    pub sentinels: Vec<String>,
+    /// The master's name.
+    pub master: String,
 }
 
 /// `state.redis.ca_file`, `cert_file` and `key_file`, read at start.
@@ -171,6 +189,7 @@ pub(super) fn validate_state(
         ));
     }
     let tls = redis_tls(r, url.scheme() == "rediss")?;
+    let sentinel = sentinel_of(r, &url, tls.is_some())?;
     redis::Client::open(url.as_str()).map_err(|e| {
         ConfigError::invalid("state.redis.url", format_args!("not a Redis URL: {e}"))
     })?;
@@ -181,6 +200,57 @@ pub(super) fn validate_state(
         key_prefix,
         sync_interval,
         tls,
+        sentinel,
+    }))
+}
+
+/// `state.redis.sentinels` with the master's name from `url`.
+fn sentinel_of(
+    r: &RawRedis,
+    url: &url::Url,
+    tls_files: bool,
+) -> Result<Option<SentinelConfig>, ConfigError> {
+    let Some(addresses) = &r.sentinels else {
+        return Ok(None);
+    };
+    const KEY: &str = "state.redis.sentinels";
+    if addresses.is_empty() {
+        return Err(ConfigError::invalid(
+            KEY,
+            "name at least one sentinel, or leave it out",
+        ));
+    }
+    if tls_files {
+        return Err(ConfigError::invalid(
+            KEY,
+            "not with ca_file, cert_file or key_file",
+        ));
+    }
+    if url.port().is_some() {
+        return Err(ConfigError::invalid(
+            "state.redis.url",
+            "with sentinels, the host is the master's name: no port",
+        ));
+    }
+    let mut sentinels = Vec::new();
+    for (i, a) in addresses.iter().enumerate() {
+        let parsed = url::Url::parse(&format!("redis://{a}")).ok().filter(|u| {
+            u.host_str().is_some()
+                && u.port().is_some()
+                && u.path() == ""
+                && u.username().is_empty()
+        });
+        let Some(parsed) = parsed else {
+            return Err(ConfigError::invalid(
+                format!("{KEY}[{i}]"),
+                format_args!("`{a}` is not HOST:PORT"),
+            ));
+        };
+        sentinels.push(parsed.to_string());
+    }
+    Ok(Some(SentinelConfig {
+        sentinels,
+        master: url.host_str().unwrap_or_default().to_string(),
     }))
 }
 

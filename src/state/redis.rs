@@ -27,20 +27,33 @@ pub enum SharedStateError {
 
 /// The connection to the shared Redis.
 pub struct SharedRedis {
-    /// The client, or why the URL cannot make one (config validation already refused
-    /// such a URL: this only keeps the store failing closed).
-    client: Result<redis::Client, String>,
+    /// Where the server is: the client, or why the URL cannot make one (config
+    /// validation already refused such a URL: this only keeps the store failing closed).
+    source: Source,
     timeout: Duration,
     prefix: String,
     display_url: String,
     conn: Mutex<Option<ConnectionManager>>,
 }
 
+/// Where the server is.
+enum Source {
+    /// At the URL.
+    Direct(Result<redis::Client, String>),
+    /// Wherever the sentinels say the master is, asked at each new connection.
+    Sentinel(Mutex<redis::sentinel::SentinelClient>),
+}
+
 impl SharedRedis {
     /// The Redis of `cfg`; nothing is connected until the first command.
     pub fn new(cfg: &RedisConfig) -> SharedRedis {
+        let source = match sentinel_client(cfg) {
+            Some(Ok(sentinel)) => Source::Sentinel(Mutex::new(sentinel)),
+            Some(Err(e)) => Source::Direct(Err(format!("state.redis.sentinels: {e}"))),
+            None => Source::Direct(client_of(cfg).map_err(|e| format!("state.redis: {e}"))),
+        };
         SharedRedis {
-            client: client_of(cfg).map_err(|e| format!("state.redis: {e}")),
+            source,
             timeout: cfg.timeout,
             prefix: cfg.key_prefix.clone(),
             display_url: cfg.display_url.clone(),
@@ -96,20 +109,40 @@ impl SharedRedis {
     /// A new connection subscribed to the events channel (pub/sub needs a connection of
     /// its own), made within the timeout.
     pub(super) async fn subscribe(&self) -> Result<redis::aio::PubSubStream, SharedStateError> {
-        let client = self.client.clone().map_err(SharedStateError::Unavailable)?;
         let subscribed = async {
-            let mut pubsub = client.get_async_pubsub().await?;
-            pubsub.subscribe(self.events_channel()).await?;
-            Ok::<_, redis::RedisError>(pubsub.into_on_message())
+            let client = self.client().await?;
+            let mut pubsub = client
+                .get_async_pubsub()
+                .await
+                .map_err(|e| self.unavailable(&e))?;
+            pubsub
+                .subscribe(self.events_channel())
+                .await
+                .map_err(|e| self.unavailable(&e))?;
+            Ok::<_, SharedStateError>(pubsub.into_on_message())
         };
-        match tokio::time::timeout(self.timeout, subscribed).await {
-            Ok(Ok(stream)) => Ok(stream),
-            Ok(Err(e)) => Err(self.unavailable(&e)),
-            Err(_) => Err(self.late()),
+        tokio::time::timeout(self.timeout, subscribed)
+            .await
+            .map_err(|_| self.late())?
+    }
+
+    /// A client for the server: the URL's, or the master the sentinels name now.
+    async fn client(&self) -> Result<redis::Client, SharedStateError> {
+        match &self.source {
+            Source::Direct(client) => client.clone().map_err(SharedStateError::Unavailable),
+            Source::Sentinel(sentinel) => sentinel
+                .lock()
+                .await
+                .async_get_client()
+                .await
+                .map_err(|e| self.unavailable(&e)),
         }
     }
 
-    /// Runs `call` on the connection, bounded by the timeout (connecting included).
+    /// Runs `call` on the connection, bounded by the timeout (connecting included). A
+    /// failure drops the connection: the next command makes a new one (asking the
+    /// sentinels again, and checking the eviction policy again — a failed-over or
+    /// restarted server is another server).
     async fn bounded<T>(
         &self,
         call: impl AsyncFnOnce(ConnectionManager) -> redis::RedisResult<T>,
@@ -118,9 +151,14 @@ impl SharedRedis {
             let conn = self.connection().await?;
             call(conn).await.map_err(|e| self.unavailable(&e))
         };
-        tokio::time::timeout(self.timeout, bounded)
+        let outcome = tokio::time::timeout(self.timeout, bounded)
             .await
-            .map_err(|_| self.late())?
+            .map_err(|_| self.late())
+            .and_then(|r| r);
+        if outcome.is_err() {
+            self.conn.lock().await.take();
+        }
+        outcome
     }
 
     fn late(&self) -> SharedStateError {
@@ -136,7 +174,7 @@ impl SharedRedis {
         if let Some(conn) = held.as_ref() {
             return Ok(conn.clone());
         }
-        let client = self.client.clone().map_err(SharedStateError::Unavailable)?;
+        let client = self.client().await?;
         // No retries of its own: a refused handshake or password is reported as what it
         // is (not as a timeout), and the next request tries again.
         let config = redis::aio::ConnectionManagerConfig::new()
@@ -203,4 +241,27 @@ fn client_of(cfg: &RedisConfig) -> redis::RedisResult<redis::Client> {
             root_cert: tls.ca_pem.clone(),
         },
     )
+}
+
+/// The sentinel client of `cfg`, when it names sentinels: asking for the master named in
+/// the URL, and connecting to it with the URL's database and credentials.
+fn sentinel_client(
+    cfg: &RedisConfig,
+) -> Option<redis::RedisResult<redis::sentinel::SentinelClient>> {
+    use redis::IntoConnectionInfo;
+    let sentinel = cfg.sentinel.as_ref()?;
+    Some((|| {
+        let info = cfg.url.expose().into_connection_info()?;
+        let mut node = redis::sentinel::SentinelNodeConnectionInfo::default()
+            .set_redis_connection_info(info.redis_settings().clone());
+        if matches!(info.addr(), redis::ConnectionAddr::TcpTls { .. }) {
+            node = node.set_tls_mode(redis::TlsMode::Secure);
+        }
+        redis::sentinel::SentinelClient::build(
+            sentinel.sentinels.clone(),
+            sentinel.master.clone(),
+            Some(node),
+            redis::sentinel::SentinelServerType::Master,
+        )
+    })())
 }

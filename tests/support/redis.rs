@@ -15,6 +15,8 @@ pub struct Redis {
     password: Option<String>,
     maxmemory_policy: &'static str,
     tls: Option<RedisTls>,
+    /// The port of the master this one replicates.
+    replica_of: Option<u16>,
     child: Option<Child>,
 }
 
@@ -84,6 +86,7 @@ impl Redis {
             password: password.map(str::to_string),
             maxmemory_policy: policy,
             tls: None,
+            replica_of: None,
             child: None,
         };
         r.run();
@@ -97,6 +100,21 @@ impl Redis {
             password: None,
             maxmemory_policy: "noeviction",
             tls: Some(RedisTls::new(client_auth)),
+            replica_of: None,
+            child: None,
+        };
+        r.run();
+        r
+    }
+
+    /// A replica of the Redis on `master`'s port.
+    pub fn start_replica_of(master: u16) -> Redis {
+        let mut r = Redis {
+            port: free_port(),
+            password: None,
+            maxmemory_policy: "noeviction",
+            tls: None,
+            replica_of: Some(master),
             child: None,
         };
         r.run();
@@ -152,6 +170,10 @@ impl Redis {
         if let Some(p) = &self.password {
             cmd.args(["--requirepass", p]);
         }
+        if let Some(master) = self.replica_of {
+            cmd.args(["--replicaof", "127.0.0.1"])
+                .arg(master.to_string());
+        }
         self.child = Some(cmd.spawn().expect("redis-server"));
         let started = Instant::now();
         while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
@@ -182,5 +204,94 @@ impl Redis {
 impl Drop for Redis {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+/// A master, a replica and one Redis Sentinel watching them as `mymaster` (quorum 1,
+/// the master down after 500 ms): killing the master promotes the replica within a few
+/// seconds.
+pub struct SentinelSet {
+    pub master: Redis,
+    pub replica: Redis,
+    pub sentinel_port: u16,
+    sentinel: Child,
+    _dir: tempfile::TempDir,
+}
+
+impl SentinelSet {
+    pub fn start() -> SentinelSet {
+        let master = Redis::start();
+        let replica = Redis::start_replica_of(master.port);
+        let dir = tempfile::tempdir().unwrap();
+        let sentinel_port = free_port();
+        let conf = dir.path().join("sentinel.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "port {sentinel_port}\nbind 127.0.0.1\nsentinel monitor mymaster 127.0.0.1 {} 1\n\
+                 sentinel down-after-milliseconds mymaster 500\n\
+                 sentinel failover-timeout mymaster 3000\n",
+                master.port
+            ),
+        )
+        .unwrap();
+        let sentinel = Command::new("/usr/bin/redis-server")
+            .arg(&conf)
+            .arg("--sentinel")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server --sentinel");
+        let started = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", sentinel_port)).is_err() {
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "the sentinel did not listen"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        SentinelSet {
+            master,
+            replica,
+            sentinel_port,
+            sentinel,
+            _dir: dir,
+        }
+    }
+
+    /// Waits until the replica has everything the master wrote (`WAIT 1`).
+    pub fn replicated(&self) {
+        let mut conn = redis::Client::open(self.master.url())
+            .unwrap()
+            .get_connection()
+            .unwrap();
+        let acked: i64 = redis::cmd("WAIT")
+            .arg(1)
+            .arg(5000)
+            .query(&mut conn)
+            .unwrap();
+        assert_eq!(acked, 1, "the replica did not acknowledge");
+    }
+
+    /// The port of the master the sentinel names now.
+    pub fn master_port(&self) -> Option<u16> {
+        let mut conn = redis::Client::open(format!("redis://127.0.0.1:{}", self.sentinel_port))
+            .ok()?
+            .get_connection()
+            .ok()?;
+        let addr: Vec<String> = redis::cmd("SENTINEL")
+            .arg("get-master-addr-by-name")
+            .arg("mymaster")
+            .query(&mut conn)
+            .ok()?;
+        addr.get(1)?.parse().ok()
+    }
+}
+
+impl Drop for SentinelSet {
+    fn drop(&mut self) {
+        let _ = self.sentinel.kill();
+        let _ = self.sentinel.wait();
     }
 }

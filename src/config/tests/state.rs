@@ -82,6 +82,21 @@ fn a_wrong_redis_setting_is_refused_naming_its_key() {
             "needed with cert_file",
         ),
         (
+            "    url: redis://mymaster:6379/0\n    sentinels: ['s1:26379']\n",
+            "state.redis.url",
+            "master's name",
+        ),
+        (
+            "    url: redis://mymaster/0\n    sentinels: []\n",
+            "state.redis.sentinels",
+            "at least one",
+        ),
+        (
+            "    url: redis://mymaster/0\n    sentinels: ['s1']\n",
+            "state.redis.sentinels[0]",
+            "HOST:PORT",
+        ),
+        (
             "    url: redis://cache\n    key_prefix: 'a b'\n",
             "state.redis.key_prefix",
             "whitespace",
@@ -91,4 +106,21 @@ fn a_wrong_redis_setting_is_refused_naming_its_key() {
         assert_eq!(e.key(), Some(key), "{section}");
         assert!(e.to_string().contains(says), "{section}: {e}");
     }
+}
+
+#[test]
+fn with_sentinels_the_url_names_the_master() {
+    let c = Config::from_yaml(
+        &with(
+            "    url: redis://mymaster/2\n    sentinels: ['10.0.0.1:26379', 'sentinel-b:26380']\n",
+        ),
+        &env(),
+    )
+    .unwrap();
+    let s = c.redis.unwrap().sentinel.unwrap();
+    assert_eq!(s.master, "mymaster");
+    assert_eq!(
+        s.sentinels,
+        ["redis://10.0.0.1:26379", "redis://sentinel-b:26380"]
+    );
 }

@@ -306,3 +306,76 @@ async fn redis_over_tls_is_used_only_when_its_certificate_is_trusted() {
     }
     all_passed(&failures, "cases");
 }
+
+/// Redis Sentinel (`state.redis.sentinels`): actbridge finds the master through the
+/// sentinel; when the master dies, requests are refused (503) until the sentinel has
+/// promoted the replica, then served by the new master with no restart — and a token
+/// used before the failover (replicated) is still refused as used.
+#[tokio::test]
+async fn a_sentinel_failover_is_followed_without_a_restart() {
+    use Expect::*;
+    let sts = Sts::start().await;
+    let mut set = crate::support::redis::SentinelSet::start();
+    let config = ConfigEdit::of(&fleet_config(&sts, "redis://mymaster/0"))
+        .set(
+            "state.redis.sentinels",
+            &format!("['127.0.0.1:{}']", set.sentinel_port),
+        )
+        .yaml();
+    let p = pipeline(&config, Arc::new(DenyList::load(None).unwrap())).await;
+    let mut failures = Vec::new();
+    let used = alice_with(&sts, "sentinel-1").await;
+    let got = decide(&p, &once(), Some(used.clone())).await;
+    note(
+        &mut failures,
+        "through the sentinel",
+        &got,
+        ForwardWithIdentity,
+        &used,
+    );
+    set.replicated();
+
+    set.master.stop();
+    let fresh = alice_with(&sts, "sentinel-2").await;
+    let got = decide(&p, &once(), Some(fresh.clone())).await;
+    note(
+        &mut failures,
+        "master gone",
+        &got,
+        Deny(503, "replay_unavailable"),
+        &fresh,
+    );
+    // The sentinel promotes the replica (master down after 500 ms, then the failover).
+    let promoted = std::time::Instant::now();
+    while set.master_port() != Some(set.replica.port) {
+        assert!(
+            promoted.elapsed() < std::time::Duration::from_secs(30),
+            "the sentinel did not promote the replica"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let mut got = decide(&p, &once(), Some(fresh.clone())).await;
+    for _ in 0..30 {
+        if verdict(&ForwardWithIdentity, &got, &fresh).is_ok() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        got = decide(&p, &once(), Some(fresh.clone())).await;
+    }
+    note(
+        &mut failures,
+        "after the failover",
+        &got,
+        ForwardWithIdentity,
+        &fresh,
+    );
+    let got = decide(&p, &once(), Some(used.clone())).await;
+    note(
+        &mut failures,
+        "used before the failover",
+        &got,
+        Deny(401, "token_replayed"),
+        &used,
+    );
+    all_passed(&failures, "steps");
+}
