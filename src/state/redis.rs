@@ -225,11 +225,17 @@ impl SharedRedis {
 /// The client of `cfg`: with `ca_file` or a client certificate, TLS with them (rustls);
 /// else as the URL says (`rediss://`: TLS with the system's roots).
 fn client_of(cfg: &RedisConfig) -> redis::RedisResult<redis::Client> {
+    use redis::IntoConnectionInfo;
+    let info = cfg
+        .url
+        .expose()
+        .into_connection_info()?
+        .set_tcp_settings(tcp_settings());
     let Some(tls) = &cfg.tls else {
-        return redis::Client::open(cfg.url.expose());
+        return redis::Client::open(info);
     };
     redis::Client::build_with_tls(
-        cfg.url.expose(),
+        info,
         redis::TlsCertificates {
             client_tls: tls
                 .client
@@ -253,7 +259,8 @@ fn sentinel_client(
     Some((|| {
         let info = cfg.url.expose().into_connection_info()?;
         let mut node = redis::sentinel::SentinelNodeConnectionInfo::default()
-            .set_redis_connection_info(info.redis_settings().clone());
+            .set_redis_connection_info(info.redis_settings().clone())
+            .set_tcp_settings(tcp_settings());
         if matches!(info.addr(), redis::ConnectionAddr::TcpTls { .. }) {
             node = node.set_tls_mode(redis::TlsMode::Secure);
         }
@@ -264,4 +271,10 @@ fn sentinel_client(
             redis::sentinel::SentinelServerType::Master,
         )
     })())
+}
+
+/// `TCP_NODELAY` on: a command is one small write answered at once, which Nagle's
+/// algorithm (redis-rs' default) would hold back waiting for an acknowledgement.
+fn tcp_settings() -> redis::io::tcp::TcpSettings {
+    redis::io::tcp::TcpSettings::default().set_nodelay(true)
 }
