@@ -1,11 +1,12 @@
-//! The Redis every replica shares (`state.redis`): one connection, made on first use
-//! and kept by redis-rs' `ConnectionManager` (it reconnects by itself after a failure),
-//! every command bounded by `state.redis.timeout`. A failure is
-//! [`SharedStateError::Unavailable`]: the callers refuse (fail closed), and the next
-//! request tries again, so a Redis that comes back is used again with no restart.
+//! The Redis every replica shares (`state.redis`): one connection (redis-rs'
+//! `ConnectionManager`), made on first use — at the URL, or at the master the sentinels
+//! name — and every command bounded by `state.redis.timeout`. A failure is
+//! [`SharedStateError::Unavailable`]: the callers refuse (fail closed), the connection
+//! is dropped, and the next request makes a new one, so a Redis that comes back (or a
+//! new master) is used with no restart.
 //!
 //! A store whose promise is "never forget a live entry" cannot live in a Redis that
-//! evicts keys under memory pressure: on first connection `maxmemory-policy` is read,
+//! evicts keys under memory pressure: on each new connection `maxmemory-policy` is read,
 //! and anything but `noeviction` makes every command fail (and is logged at ERROR). A
 //! Redis that does not answer `CONFIG GET` (managed services often disable it) is used
 //! with a warning that the policy could not be checked.

@@ -121,6 +121,14 @@ impl Redis {
         r
     }
 
+    /// A connection of the test's own, to read or write behind actbridge's back.
+    pub fn connection(&self) -> redis::Connection {
+        redis::Client::open(self.url())
+            .unwrap()
+            .get_connection()
+            .unwrap()
+    }
+
     /// Its TLS files, when it speaks TLS.
     pub fn tls(&self) -> Option<&RedisTls> {
         self.tls.as_ref()
@@ -262,10 +270,7 @@ impl SentinelSet {
 
     /// Waits until the replica has everything the master wrote (`WAIT 1`).
     pub fn replicated(&self) {
-        let mut conn = redis::Client::open(self.master.url())
-            .unwrap()
-            .get_connection()
-            .unwrap();
+        let mut conn = self.master.connection();
         let acked: i64 = redis::cmd("WAIT")
             .arg(1)
             .arg(5000)

@@ -52,10 +52,7 @@ async fn a_placeholder_handed_out_by_one_process_resolves_at_another() {
     );
 
     // What Redis holds: no token, no placeholder, nothing readable of the caller.
-    let mut conn = redis::Client::open(redis.url())
-        .unwrap()
-        .get_connection()
-        .unwrap();
+    let mut conn = redis.connection();
     let keys: Vec<String> = redis::cmd("KEYS")
         .arg("actbridge:custody:*")
         .query(&mut conn)

@@ -184,10 +184,7 @@ async fn an_unannounced_change_is_enforced_at_the_next_sync() {
     let token = alice_with(&sts, "unannounced-1").await;
     assert!(serves(&r, &token).await, "alice is served before");
     let entry = serde_json::to_string(&revoke(RevocationKind::User, "alice")).unwrap();
-    let mut conn = redis::Client::open(redis.url())
-        .unwrap()
-        .get_connection()
-        .unwrap();
+    let mut conn = redis.connection();
     redis::pipe()
         .hset("actbridge:revocations", "user:alice", entry)
         .incr("actbridge:revocations:version", 1)
