@@ -56,6 +56,9 @@ COPY policies /etc/actbridge/policies
 # The ext_proc and SDS sockets' directory (the manifests mount an emptyDir over it).
 COPY --from=build --chown=65532:65532 /out/run/actbridge /run/actbridge
 USER 65532:65532
+# One JSON object per line (what `kubectl logs` and a collector read), whatever the
+# runtime attaches to stderr.
+ENV ACTBRIDGE_LOG_FORMAT=json
 EXPOSE 9902
 ENTRYPOINT ["/usr/local/bin/actbridge"]
 CMD ["serve", "--config", "/etc/actbridge/actbridge.yaml"]

@@ -22,6 +22,7 @@ mod postgres;
 mod rate_limits;
 mod raw;
 mod routes;
+mod sources;
 mod spiffe;
 mod ssh_cert;
 mod state;
@@ -30,6 +31,7 @@ mod token_types;
 mod tokens;
 mod types;
 mod validate;
+mod vars;
 
 pub use admin::{AdminApiConfig, ApprovalsConfig, RevocationConfig};
 pub use agent_protocols::{
@@ -57,9 +59,11 @@ pub use routes::{
 };
 pub use spiffe::{SPIFFE_ENDPOINT_SOCKET, SpiffeConfig};
 pub use state::{RedisConfig, RedisTls, SentinelConfig};
-pub use telemetry::{Root, Sampling, TelemetryConfig};
+pub use telemetry::{DEFAULT_LOG_ALLOWED, OtlpProtocol, Root, Sampling, TelemetryConfig};
 pub use token_types::{RawTokenTypes, TokenTypes};
 pub use types::{Config, Secret};
+
+use sources::Sources;
 
 /// Reads process environment variables. Tests inject a map instead of touching the
 /// real environment (`std::env::set_var` races in multi-threaded tests).
@@ -85,39 +89,44 @@ impl Env for std::collections::HashMap<String, String> {
 }
 
 impl Config {
-    /// Reads, parses and validates the YAML file at `path`.
+    /// Reads, parses and validates the YAML file at `path`. Relative paths in it are
+    /// read from its directory.
     pub fn load(path: &std::path::Path, env: &dyn Env) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
-            path: path.display().to_string(),
-            source: e,
-        })?;
-        let mut cfg = Self::from_yaml(&text, env)?;
-        // A relative policy directory is read from the config file's directory, so the
-        // same file works whatever the working directory.
-        if let (Some(policy), Some(base)) = (cfg.policy.as_mut(), path.parent())
-            && let PolicySource::Directory(dir) = &mut policy.source
-            && dir.is_relative()
-        {
-            *dir = base.join(&*dir);
-        }
-        if let (Some(audit), Some(base)) = (cfg.audit.as_mut(), path.parent())
-            && audit.path.is_relative()
-        {
-            audit.path = base.join(&audit.path);
-        }
-        if let (Some(r), Some(base)) = (cfg.revocation.as_mut(), path.parent())
-            && r.file.is_relative()
-        {
-            r.file = base.join(&r.file);
-        }
-        Ok(cfg)
+        let text = read(path)?;
+        Self::from_sources(&text, &Sources::new(env).relative_to(path.parent()))
     }
 
-    /// Parses and validates a YAML document.
-    pub fn from_yaml(text: &str, env: &dyn Env) -> Result<Config, ConfigError> {
-        let raw = RawConfig::parse(text)?;
-        validate::validate(raw, env)
+    /// As [`Config::load`], without reading secrets (`check-config --offline`): a
+    /// secret file need not exist nor a secret variable be set. Also returns the keys
+    /// whose secret was not read. The config is for checking, never for serving.
+    pub fn check_offline(
+        path: &std::path::Path,
+        env: &dyn Env,
+    ) -> Result<(Config, Vec<String>), ConfigError> {
+        let text = read(path)?;
+        let sources = Sources::new(env).relative_to(path.parent()).offline(true);
+        let cfg = Self::from_sources(&text, &sources)?;
+        Ok((cfg, sources.unread()))
     }
+
+    /// Parses and validates a YAML document; relative paths are read from the working
+    /// directory.
+    pub fn from_yaml(text: &str, env: &dyn Env) -> Result<Config, ConfigError> {
+        Self::from_sources(text, &Sources::new(env))
+    }
+
+    fn from_sources(text: &str, sources: &Sources<'_>) -> Result<Config, ConfigError> {
+        let text = vars::expand(text, sources.env())?;
+        let raw = RawConfig::parse(&text)?;
+        validate::validate(raw, sources)
+    }
+}
+
+fn read(path: &std::path::Path) -> Result<String, ConfigError> {
+    std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
+        path: path.display().to_string(),
+        source: e,
+    })
 }
 
 /// The outbound route table of a YAML config, validated alone — no secret, key, policy or

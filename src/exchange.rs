@@ -16,7 +16,7 @@ pub(crate) use client_auth::authenticate as authenticate_client;
 pub use error::ExchangeError;
 pub use exchanger::{Exchanger, IssuedToken};
 pub use token_client::MAX_EXPIRES_IN_SECS;
-pub(crate) use token_client::{clip, describe_transport};
+pub(crate) use token_client::clip;
 
 /// The token endpoint's answer (HTTP `status`, `body`) read exactly as the exchanger
 /// reads it, as of `now` (Unix seconds): the issued token, or the typed error the

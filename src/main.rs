@@ -2,7 +2,6 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
@@ -25,12 +24,12 @@ const EX_IOERR: u8 = 74;
     about = "Zero-trust ext_proc sidecar for AI agents"
 )]
 struct Cli {
-    /// Log format.
+    /// Log format: `auto` is `text` on a terminal and `json` otherwise (in a pod).
     #[arg(
         long,
         global = true,
         value_enum,
-        default_value = "text",
+        default_value = "auto",
         env = "ACTBRIDGE_LOG_FORMAT"
     )]
     log_format: LogFormat,
@@ -88,6 +87,11 @@ enum Command {
     CheckConfig {
         /// The YAML config file.
         config: PathBuf,
+        /// Do not read secrets (client secrets, passwords, tokens, private keys): their
+        /// files need not exist nor their variables be set, as in CI or on a laptop.
+        /// The keys left unchecked are listed; everything else is checked.
+        #[arg(long)]
+        offline: bool,
     },
     /// Print the outbound listener's `route_config` for Envoy, generated from the config's
     /// route table (only the routes are read: no secret, key or peer is needed). Envoy's
@@ -212,20 +216,14 @@ fn main() -> ExitCode {
         "info"
     };
     // `serve` sets up logging together with its trace exporter, once its config is read.
-    if !matches!(cli.command, Command::Serve { .. }) {
-        telemetry::init(cli.log_format, default_filter);
+    if !matches!(cli.command, Command::Serve { .. })
+        && let Err(e) = telemetry::init(cli.log_format, default_filter)
+    {
+        eprintln!("actbridge: {e}");
+        return ExitCode::from(EX_CONFIG);
     }
     match cli.command {
-        Command::CheckConfig { config } => match load_config_and_policy(&config) {
-            Ok(_) => {
-                println!("{}: ok", config.display());
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                eprintln!("{}: {e}", config.display());
-                ExitCode::from(EX_CONFIG)
-            }
-        },
+        Command::CheckConfig { config, offline } => check_config(&config, offline),
         Command::EnvoyRoutes { config } => envoy_routes_command(&config),
         Command::Policy { command } => policy_command(command),
         Command::Audit { command } => audit_command(command),
@@ -333,11 +331,34 @@ fn serve(log_format: LogFormat, path: &Path) -> ExitCode {
     })
 }
 
-/// The validated config and, when it has a `policy` section, the compiled policy.
-fn load_config_and_policy(path: &Path) -> Result<(Config, Option<Arc<PolicyEngine>>), String> {
-    let cfg = Config::load(path, &ProcessEnv).map_err(|e| e.to_string())?;
-    let policy = PolicyEngine::load_configured(cfg.policy.as_ref()).map_err(|e| e.to_string())?;
-    Ok((cfg, policy))
+/// `check-config`: the config validated (offline: without its secrets) and its policy
+/// compiled.
+fn check_config(path: &Path, offline: bool) -> ExitCode {
+    let checked = if offline {
+        Config::check_offline(path, &ProcessEnv)
+    } else {
+        Config::load(path, &ProcessEnv).map(|cfg| (cfg, Vec::new()))
+    };
+    let result = checked
+        .map_err(|e| e.to_string())
+        .and_then(|(cfg, unread)| {
+            PolicyEngine::load_configured(cfg.policy.as_ref())
+                .map(|_| unread)
+                .map_err(|e| e.to_string())
+        });
+    match result {
+        Ok(unread) => {
+            println!("{}: ok", path.display());
+            if !unread.is_empty() {
+                println!("not read (--offline): {}", unread.join(", "));
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{}: {e}", path.display());
+            ExitCode::from(EX_CONFIG)
+        }
+    }
 }
 
 fn envoy_routes_command(path: &Path) -> ExitCode {

@@ -9,6 +9,7 @@ mod bearer;
 mod context;
 mod credential;
 mod decision;
+mod decision_log;
 mod inbound;
 mod judge;
 mod log_budget;
@@ -61,7 +62,7 @@ pub struct Pipeline {
     /// its spans are made.
     sampler: HeadSampler,
     /// How many "refused" lines the log takes per second.
-    refusal_log: log_budget::LogBudget,
+    log: decision_log::DecisionLog,
 }
 
 impl Pipeline {
@@ -134,7 +135,7 @@ impl Pipeline {
             rate_limits: state.rate_limits.clone(),
             identity: None,
             sampler: HeadSampler::new(&cfg.telemetry),
-            refusal_log: log_budget::LogBudget::new(log_budget::REFUSALS_LOGGED_PER_SECOND),
+            log: decision_log::DecisionLog::new(cfg.telemetry.log_allowed),
         })
     }
 
@@ -313,7 +314,7 @@ impl Pipeline {
         let direction = direction
             .and_then(Direction::parse)
             .map_or("unknown", Direction::as_str);
-        if let Some(left_out) = self.refusal_log.admit() {
+        if let Some(left_out) = self.log.refusals.admit() {
             tracing::info!(
                 left_out,
                 direction,
@@ -391,21 +392,12 @@ impl Pipeline {
                     // is still counted and audited as a denial below.
                     Decision::Deny(_) => "refused",
                 };
-                tracing::debug!(
-                    direction = req.direction.as_str(),
-                    request_id = %req.request_id_for_records().unwrap_or("-".into()),
-                    authority = %req.authority_for_records(),
-                    path = %req.path_for_records(),
-                    route = trail.route.as_deref().unwrap_or("-"),
-                    subject = trail.subject.as_deref().unwrap_or("-"),
-                    token = trail.fingerprint.as_deref().unwrap_or("-"),
-                    grant = trail.grant.as_ref().map_or_else(|| "-".to_string(), |g| g.join(",")),
-                    "{step}"
-                );
+                self.log.allowed(req, &trail, step);
                 decision
             }
             Err(refusal) => {
-                let denial = self.refuse(req, &refusal);
+                let denial = refusal.denial(self.retry_after());
+                self.log.refused(req, Some(&trail), &denial, &refusal);
                 let denial = match &trail.rpc {
                     Some(rpc) => rpc.render(denial, &refusal),
                     None => self.inbound.challenge(req, denial),
@@ -496,39 +488,12 @@ impl Pipeline {
         });
         match log.submit(record, SystemTime::now()) {
             Ok(()) => decision,
-            Err(e) => Decision::Deny(self.refuse(req, &Refusal::AuditUnavailable(e))),
+            Err(e) => {
+                let refusal = Refusal::AuditUnavailable(e);
+                let denial = refusal.denial(self.retry_after());
+                self.log.refused(req, None, &denial, &refusal);
+                Decision::Deny(denial)
+            }
         }
-    }
-
-    fn refuse(&self, req: &RequestFacts, refusal: &Refusal) -> Denial {
-        let denial = refusal.denial(self.retry_after());
-        // A flood of refusals must not fill the disk through the log: over the budget
-        // the line is counted, and the next one written says how many were left out.
-        let Some(left_out) = self.refusal_log.admit() else {
-            return denial;
-        };
-        // A refusal the caller cannot cure (5xx: a peer down, actbridge's own client
-        // rejected, a misconfiguration) is the operator's: logged at warn.
-        macro_rules! refused {
-            ($level:ident) => {
-                tracing::$level!(
-                    left_out,
-                    direction = req.direction.as_str(),
-                    request_id = %req.request_id_for_records().unwrap_or("-".into()),
-                    authority = %req.authority_for_records(),
-                    path = %req.path_for_records(),
-                    status = denial.status,
-                    reason = denial.reason,
-                    detail = %refusal,
-                    "refused"
-                )
-            };
-        }
-        if denial.status >= 500 {
-            refused!(warn);
-        } else {
-            refused!(info);
-        }
-        denial
     }
 }

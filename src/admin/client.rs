@@ -9,12 +9,12 @@ use serde_json::Value;
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     /// The admin listener could not be reached.
-    #[error("cannot reach the admin API at {url}: {source}")]
+    #[error("cannot reach the admin API at {url}: {cause}")]
     Unreachable {
         /// The URL called.
         url: String,
-        /// The cause.
-        source: reqwest::Error,
+        /// The cause, with every error under it.
+        cause: String,
     },
     /// It answered with an error.
     #[error("the admin API answered {status}: {body}")]
@@ -37,7 +37,7 @@ fn client() -> reqwest::Client {
 async fn call(req: reqwest::RequestBuilder, url: &str) -> Result<String, ClientError> {
     let resp = req.send().await.map_err(|e| ClientError::Unreachable {
         url: url.to_string(),
-        source: e,
+        cause: crate::http_client::describe(&e),
     })?;
     let status = resp.status().as_u16();
     let body = resp.text().await.unwrap_or_default();

@@ -6,9 +6,10 @@ use std::fmt;
 use jsonwebtoken::Algorithm;
 use serde::Deserialize;
 
+use super::ConfigError;
+use super::sources::Sources;
 use super::types::Secret;
 use super::validate::{asymmetric_algorithm, external_secret};
-use super::{ConfigError, Env};
 
 /// `outbound.client`: actbridge's OAuth client.
 #[derive(Debug, Deserialize)]
@@ -129,6 +130,39 @@ pub(crate) fn signing_key_from_pem(
     key.map_err(|e| format!("not a PEM private key for {algorithm:?}: {e}"))
 }
 
+/// Offline (`check-config --offline`): a key of `algorithm`'s kind made for the check in
+/// place of the unread key file, never used to sign anything.
+pub(crate) fn offline_signing_key(
+    key: &str,
+    algorithm: Algorithm,
+) -> Result<jsonwebtoken::EncodingKey, ConfigError> {
+    use aws_lc_rs::signature::{
+        ECDSA_P256_SHA256_FIXED_SIGNING, ECDSA_P384_SHA384_FIXED_SIGNING, EcdsaKeyPair,
+        Ed25519KeyPair,
+    };
+    use jsonwebtoken::{AlgorithmFamily, EncodingKey};
+    let rng = aws_lc_rs::rand::SystemRandom::new();
+    let made = match (algorithm.family(), algorithm) {
+        (AlgorithmFamily::Rsa, _) => actbridge_sts::pem::fresh_rsa_private_key()
+            .and_then(|pem| EncodingKey::from_rsa_pem(pem.as_bytes()).map_err(|e| e.to_string())),
+        (AlgorithmFamily::Ec, Algorithm::ES384) => {
+            EcdsaKeyPair::generate_pkcs8(&ECDSA_P384_SHA384_FIXED_SIGNING, &rng)
+                .map(|der| EncodingKey::from_ec_der(der.as_ref()))
+                .map_err(|e| e.to_string())
+        }
+        (AlgorithmFamily::Ec, _) => {
+            EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
+                .map(|der| EncodingKey::from_ec_der(der.as_ref()))
+                .map_err(|e| e.to_string())
+        }
+        (AlgorithmFamily::Ed, _) => Ed25519KeyPair::generate_pkcs8(&rng)
+            .map(|der| EncodingKey::from_ed_der(der.as_ref()))
+            .map_err(|e| e.to_string()),
+        (AlgorithmFamily::Hmac, _) => Err("HMAC keys are not accepted".into()),
+    };
+    made.map_err(|e| ConfigError::invalid(key, format_args!("no stand-in key offline: {e}")))
+}
+
 /// Where a client assertion is addressed unless `assertion_audience` says otherwise.
 pub(super) struct AssertionAudiences {
     /// `private_key_jwt`'s default `aud`.
@@ -143,7 +177,7 @@ pub(super) fn validate_client(
     key: &str,
     c: &RawClient,
     audiences: AssertionAudiences,
-    env: &dyn Env,
+    env: &Sources<'_>,
 ) -> Result<ClientConfig, ConfigError> {
     if c.client_id.is_empty() {
         return Err(ConfigError::invalid(
@@ -164,7 +198,7 @@ fn client_auth(
     key: &str,
     a: &RawClientAuth,
     audiences: AssertionAudiences,
-    env: &dyn Env,
+    env: &Sources<'_>,
 ) -> Result<ClientAuthConfig, ConfigError> {
     let secret_fields = [
         a.secret.is_some(),
@@ -218,22 +252,16 @@ fn client_auth(
                     "required for private_key_jwt",
                 )
             })?;
-            let pem = std::fs::read_to_string(file).map_err(|e| {
-                ConfigError::invalid(
-                    format!("{key}.private_key_file"),
-                    format_args!("cannot read `{file}`: {e}"),
-                )
-            })?;
             let algorithm = asymmetric_algorithm(
                 &format!("{key}.algorithm"),
                 a.algorithm.as_deref().unwrap_or("RS256"),
             )?;
-            let key = signing_key_from_pem(pem.as_bytes(), algorithm).map_err(|e| {
-                ConfigError::invalid(
-                    format!("{key}.private_key_file"),
-                    format_args!("`{file}`: {e}"),
-                )
-            })?;
+            let file_key = format!("{key}.private_key_file");
+            let key = match env.secret_file(&file_key, file)? {
+                Some(pem) => signing_key_from_pem(&pem, algorithm)
+                    .map_err(|e| ConfigError::invalid(&file_key, format_args!("`{file}`: {e}")))?,
+                None => offline_signing_key(&file_key, algorithm)?,
+            };
             Ok(ClientAuthConfig::PrivateKeyJwt {
                 key: SigningKey(std::sync::Arc::new(key)),
                 algorithm,

@@ -437,7 +437,7 @@ const MAX_SESSION: Duration = Duration::from_secs(12 * 3600);
 
 pub(super) fn validate_credentials(
     raw: &[RawCredential],
-    env: &dyn super::Env,
+    env: &super::sources::Sources<'_>,
 ) -> Result<Vec<CredentialConfig>, ConfigError> {
     let mut out: Vec<CredentialConfig> = Vec::with_capacity(raw.len());
     for (i, c) in raw.iter().enumerate() {
@@ -466,10 +466,12 @@ pub(super) fn validate_credentials(
             (_, Some(g), ..) => BackendConfig::GithubApp(super::github_app::validate(
                 &format!("{key}.github_app"),
                 g,
+                env,
             )?),
             (_, _, Some(s), _) => BackendConfig::SshCert(Box::new(super::ssh_cert::validate(
                 &format!("{key}.ssh_cert"),
                 s,
+                env,
             )?)),
             (_, _, _, Some(p)) => BackendConfig::Postgres(super::postgres::validate(
                 &format!("{key}.postgres"),

@@ -1,12 +1,13 @@
 //! Validation of `credentials[].filter` (the raw types are in [`super::credentials`]).
 
 use super::credentials::{FilterConfig, FilterRule, RawFilter, ValueAt};
-use super::{ConfigError, Env, Secret};
+use super::sources::Sources;
+use super::{ConfigError, Secret};
 
 pub(super) fn validate(
     key: &str,
     f: &RawFilter,
-    env: &dyn Env,
+    env: &Sources<'_>,
 ) -> Result<FilterConfig, ConfigError> {
     if f.token_file.is_some() == f.token_env.is_some() {
         return Err(ConfigError::invalid(

@@ -6,9 +6,14 @@ use std::time::Duration;
 use jsonwebtoken::Algorithm;
 
 use super::credentials::{GithubAppConfig, RawGithubApp};
+use super::sources::Sources;
 use super::{ConfigError, SigningKey};
 
-pub(super) fn validate(key: &str, g: &RawGithubApp) -> Result<GithubAppConfig, ConfigError> {
+pub(super) fn validate(
+    key: &str,
+    g: &RawGithubApp,
+    env: &Sources<'_>,
+) -> Result<GithubAppConfig, ConfigError> {
     if g.app_id == 0 {
         return Err(ConfigError::invalid(
             format!("{key}.app_id"),
@@ -21,14 +26,12 @@ pub(super) fn validate(key: &str, g: &RawGithubApp) -> Result<GithubAppConfig, C
             "must be the installation's id",
         ));
     }
-    let pem = std::fs::read(&g.private_key_file).map_err(|e| {
-        ConfigError::invalid(
-            format!("{key}.private_key_file"),
-            format_args!("cannot read {}: {e}", g.private_key_file),
-        )
-    })?;
-    let private_key = super::client::signing_key_from_pem(&pem, Algorithm::RS256)
-        .map_err(|e| ConfigError::invalid(format!("{key}.private_key_file"), e))?;
+    let file_key = format!("{key}.private_key_file");
+    let private_key = match env.secret_file(&file_key, &g.private_key_file)? {
+        Some(pem) => super::client::signing_key_from_pem(&pem, Algorithm::RS256)
+            .map_err(|e| ConfigError::invalid(&file_key, e))?,
+        None => super::client::offline_signing_key(&file_key, Algorithm::RS256)?,
+    };
     let api_url = super::validate::http_url(
         &format!("{key}.api_url"),
         g.api_url.as_deref().unwrap_or("https://api.github.com"),

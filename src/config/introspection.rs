@@ -22,6 +22,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use url::Url;
 
+use super::ConfigError;
 use super::client::{
     AssertionAudiences, ClientAuthConfig, ClientConfig, RawClient, validate_client,
 };
@@ -29,8 +30,8 @@ use super::issuers::IssuerConfig;
 use super::outbound::OutboundConfig;
 use super::raw::RawConfig;
 use super::routes::RouteAction;
+use super::sources::Sources;
 use super::validate::http_url;
-use super::{ConfigError, Env};
 
 /// Longest `cache_ttl` accepted: a revocation at the issuer must take effect soon.
 const MAX_CACHE_TTL: Duration = Duration::from_secs(60);
@@ -86,7 +87,7 @@ pub(super) fn validate_introspection(
     raw: &RawConfig,
     issuers: &mut [IssuerConfig],
     outbound: Option<&OutboundConfig>,
-    env: &dyn Env,
+    env: &Sources<'_>,
 ) -> Result<(), ConfigError> {
     for (i, (ri, issuer)) in raw.issuers.iter().zip(issuers.iter_mut()).enumerate() {
         if let Some(r) = &ri.introspection {
@@ -137,7 +138,7 @@ fn validate_one(
     r: &RawIntrospection,
     issuer: &str,
     outbound: Option<&OutboundConfig>,
-    env: &dyn Env,
+    env: &Sources<'_>,
 ) -> Result<IntrospectionConfig, ConfigError> {
     let endpoint = http_url(&format!("{key}.endpoint"), &r.endpoint)?;
     let client = match (&r.client, outbound) {

@@ -17,7 +17,8 @@ use super::validate::http_url;
 /// `outbound.retry_after` when not set, and the `Retry-After` of a sidecar without an
 /// `outbound` section.
 pub const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(5);
-use super::{ConfigError, Env};
+use super::ConfigError;
+use super::sources::Sources;
 
 /// `outbound`: requests the agent makes.
 #[derive(Debug, Deserialize)]
@@ -111,7 +112,7 @@ pub struct OutboundConfig {
 
 pub(super) fn validate_outbound(
     o: &RawOutbound,
-    env: &dyn Env,
+    env: &Sources<'_>,
     credentials: &[CredentialConfig],
 ) -> Result<OutboundConfig, ConfigError> {
     let token_endpoint = http_url("outbound.token_endpoint", &o.token_endpoint)?;

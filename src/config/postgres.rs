@@ -3,7 +3,8 @@
 use std::time::Duration;
 
 use super::credentials::{PostgresConfig, RawPostgres};
-use super::{ConfigError, Env, Secret};
+use super::sources::Sources;
+use super::{ConfigError, Secret};
 
 /// A `postgres` credential. Long by design: its keys in the order docs/credentials.md
 /// lists them, each error naming the key.
@@ -11,7 +12,7 @@ pub(super) fn validate(
     key: &str,
     name: &str,
     p: &RawPostgres,
-    env: &dyn Env,
+    env: &Sources<'_>,
 ) -> Result<PostgresConfig, ConfigError> {
     if p.host.is_empty() || p.host.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return Err(ConfigError::invalid(

@@ -8,7 +8,8 @@
 
 use serde::Deserialize;
 
-use super::{ClientAuthConfig, ConfigError, Env, OutboundConfig};
+use super::sources::Sources;
+use super::{ClientAuthConfig, ConfigError, OutboundConfig};
 
 /// The environment variable the SPIFFE specification names for the Workload API.
 pub const SPIFFE_ENDPOINT_SOCKET: &str = "SPIFFE_ENDPOINT_SOCKET";
@@ -44,10 +45,13 @@ pub struct SpiffeConfig {
     pub bundle_secret: String,
 }
 
-pub(super) fn validate_spiffe(s: &RawSpiffe, env: &dyn Env) -> Result<SpiffeConfig, ConfigError> {
+pub(super) fn validate_spiffe(
+    s: &RawSpiffe,
+    env: &Sources<'_>,
+) -> Result<SpiffeConfig, ConfigError> {
     let endpoint = match &s.endpoint {
         Some(e) => e.clone(),
-        None => env.get(SPIFFE_ENDPOINT_SOCKET).unwrap_or_default(),
+        None => env.var(SPIFFE_ENDPOINT_SOCKET).unwrap_or_default(),
     };
     if endpoint.is_empty() {
         return Err(ConfigError::invalid(

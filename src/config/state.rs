@@ -9,8 +9,9 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use super::sources::Sources;
 use super::validate::external_secret;
-use super::{ConfigError, Env, Secret};
+use super::{ConfigError, Secret};
 
 /// `state`.
 #[derive(Debug, Deserialize)]
@@ -120,7 +121,7 @@ impl std::fmt::Debug for RedisTls {
 /// `state`: `None` without the section (every store in memory).
 pub(super) fn validate_state(
     raw: Option<&RawState>,
-    env: &dyn Env,
+    env: &Sources<'_>,
 ) -> Result<Option<RedisConfig>, ConfigError> {
     let Some(raw) = raw else { return Ok(None) };
     let r = &raw.redis;
@@ -188,7 +189,7 @@ pub(super) fn validate_state(
             "must be at least 100ms",
         ));
     }
-    let tls = redis_tls(r, url.scheme() == "rediss")?;
+    let tls = redis_tls(r, url.scheme() == "rediss", env)?;
     let sentinel = sentinel_of(r, &url, tls.is_some())?;
     redis::Client::open(url.as_str()).map_err(|e| {
         ConfigError::invalid("state.redis.url", format_args!("not a Redis URL: {e}"))
@@ -256,19 +257,28 @@ fn sentinel_of(
 
 /// The TLS files of `state.redis`, read now (each error names its key); only with
 /// `rediss://`.
-fn redis_tls(r: &RawRedis, rediss: bool) -> Result<Option<RedisTls>, ConfigError> {
-    let read = |key: &str, path: &Option<String>| -> Result<Option<Vec<u8>>, ConfigError> {
-        let Some(path) = path else { return Ok(None) };
-        if !rediss {
-            return Err(ConfigError::invalid(key, "only with a rediss:// url"));
+fn redis_tls(
+    r: &RawRedis,
+    rediss: bool,
+    env: &Sources<'_>,
+) -> Result<Option<RedisTls>, ConfigError> {
+    let given = |key: &str, path: &Option<String>| -> Result<Option<String>, ConfigError> {
+        match path {
+            Some(_) if !rediss => Err(ConfigError::invalid(key, "only with a rediss:// url")),
+            other => Ok(other.clone()),
         }
-        std::fs::read(path)
-            .map(Some)
-            .map_err(|e| ConfigError::invalid(key, format_args!("cannot read `{path}`: {e}")))
     };
-    let ca_pem = read("state.redis.ca_file", &r.ca_file)?;
-    let cert = read("state.redis.cert_file", &r.cert_file)?;
-    let key = read("state.redis.key_file", &r.key_file)?;
+    let ca_pem = given("state.redis.ca_file", &r.ca_file)?
+        .map(|p| env.file("state.redis.ca_file", &p))
+        .transpose()?;
+    let cert = given("state.redis.cert_file", &r.cert_file)?
+        .map(|p| env.file("state.redis.cert_file", &p))
+        .transpose()?;
+    // The private key is a secret: offline it is not read (an empty stand-in).
+    let key = given("state.redis.key_file", &r.key_file)?
+        .map(|p| env.secret_file("state.redis.key_file", &p))
+        .transpose()?
+        .map(Option::unwrap_or_default);
     let client =
         match (cert, key) {
             (Some(cert), Some(key)) => Some((

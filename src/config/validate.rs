@@ -7,15 +7,16 @@
 use jsonwebtoken::Algorithm;
 use url::Url;
 
+use super::ConfigError;
 use super::raw::RawConfig;
 use super::routes::RouteAction;
+use super::sources::Sources;
 use super::types::Config;
-use super::{ConfigError, Env};
 
 /// The whole file, section by section (each section's own function), then the rules
 /// that tie sections together (delegation and custody need `outbound`, credential routes
 /// the `policy`, the deadlines).
-pub(super) fn validate(raw: RawConfig, env: &dyn Env) -> Result<Config, ConfigError> {
+pub(super) fn validate(raw: RawConfig, env: &Sources<'_>) -> Result<Config, ConfigError> {
     let listen = super::listen::validate_listen(&raw)?;
     let mut issuers = super::issuers::validate_issuers(&raw)?;
     let tokens = super::tokens::validate_tokens(&raw)?;
@@ -80,7 +81,7 @@ pub(super) fn validate(raw: RawConfig, env: &dyn Env) -> Result<Config, ConfigEr
         audit: raw
             .audit
             .as_ref()
-            .map(super::audit::validate_audit)
+            .map(|a| super::audit::validate_audit(a, env))
             .transpose()?,
         spiffe,
         admin_api: admin_api.clone(),
@@ -99,7 +100,25 @@ pub(super) fn validate(raw: RawConfig, env: &dyn Env) -> Result<Config, ConfigEr
         rate_limits,
     };
     super::deadlines::check(&config)?;
-    Ok(config)
+    Ok(relative_paths_resolved(config, env))
+}
+
+/// The paths kept for later (the policy directory, the audit file, the deny list) read
+/// from the config file's directory when relative, as every file read now is.
+fn relative_paths_resolved(mut config: Config, env: &Sources<'_>) -> Config {
+    let resolve = |p: &std::path::Path| env.path(p);
+    if let Some(policy) = config.policy.as_mut()
+        && let super::PolicySource::Directory(dir) = &mut policy.source
+    {
+        *dir = resolve(dir);
+    }
+    if let Some(audit) = config.audit.as_mut() {
+        audit.path = resolve(&audit.path);
+    }
+    if let Some(r) = config.revocation.as_mut() {
+        r.file = resolve(&r.file);
+    }
+    config
 }
 
 /// Parses an asymmetric JWS algorithm name. HMAC and `none` are refused: a verifier that
@@ -132,23 +151,26 @@ pub(super) fn http_url(key: &str, s: &str) -> Result<Url, ConfigError> {
 }
 
 /// A secret read from a file (trailing newline dropped) when `file` is set, else from
-/// the environment variable `var`; each pair is (its config key, its value).
+/// the environment variable `var`; each pair is (its config key, its value). Offline,
+/// neither is read: a placeholder stands in.
 pub(super) fn external_secret(
     (file_key, file): (&str, Option<&str>),
     (var_key, var): (&str, Option<&str>),
-    env: &dyn Env,
+    env: &Sources<'_>,
 ) -> Result<String, ConfigError> {
-    if let Some(f) = file {
-        return Ok(std::fs::read_to_string(f)
-            .map_err(|e| ConfigError::invalid(file_key, format_args!("cannot read `{f}`: {e}")))?
-            .trim_end_matches(['\n', '\r'])
-            .to_string());
-    }
-    let var = var.unwrap_or_default();
-    env.get(var).ok_or_else(|| {
-        ConfigError::invalid(
-            var_key,
-            format_args!("environment variable `{var}` is not set"),
-        )
-    })
+    let read = match file {
+        Some(f) => match env.secret_file(file_key, f)? {
+            Some(bytes) => Some(
+                String::from_utf8(bytes)
+                    .map_err(|_| {
+                        ConfigError::invalid(file_key, format_args!("`{f}` is not UTF-8"))
+                    })?
+                    .trim_end_matches(['\n', '\r'])
+                    .to_string(),
+            ),
+            None => None,
+        },
+        None => env.secret_var(var_key, var.unwrap_or_default())?,
+    };
+    Ok(read.unwrap_or_else(|| super::sources::OFFLINE_SECRET.to_string()))
 }

@@ -146,7 +146,7 @@ impl TokenClient {
             .form(&form)
             .send()
             .await
-            .map_err(|e| ExchangeError::Unavailable(describe_transport(&e)))?;
+            .map_err(|e| ExchangeError::Unavailable(crate::http_client::describe(&e)))?;
         let status = resp.status();
         Span::current().record("http.response.status_code", status.as_u16());
         let body = http_client::read_limited(resp, MAX_RESPONSE_BYTES)
@@ -226,26 +226,4 @@ pub(super) fn parse_answer(status: u16, body: &[u8]) -> Result<TokenResponse, Ex
 /// Keeps strings from the token service short and printable before they are logged.
 pub(crate) fn clip(s: &str) -> String {
     s.chars().filter(|c| !c.is_control()).take(200).collect()
-}
-
-pub(crate) fn describe_transport(e: &reqwest::Error) -> String {
-    if e.is_timeout() {
-        "timed out".into()
-    } else if e.is_connect() {
-        // The innermost cause says why (refused, a TLS peer that is not the pinned
-        // SPIFFE ID, ...): the operator needs it, and it holds no secret.
-        let mut cause = std::error::Error::source(e);
-        let mut innermost = None;
-        while let Some(c) = cause {
-            innermost = Some(c.to_string());
-            cause = c.source();
-        }
-        match innermost {
-            Some(why) => format!("connection failed: {}", clip(&why)),
-            None => "connection failed".into(),
-        }
-    } else {
-        // Without the URL: it is configuration, and the log line names the endpoint.
-        e.to_string()
-    }
 }

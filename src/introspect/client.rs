@@ -10,7 +10,7 @@ use tracing::{Instrument, Span};
 
 use super::IntrospectError;
 use crate::config::{ClientAuthConfig, ClientConfig, IntrospectionConfig};
-use crate::exchange::{ExchangeError, authenticate_client, clip, describe_transport};
+use crate::exchange::{ExchangeError, authenticate_client, clip};
 use crate::http_client;
 use crate::jwt::VerifiedToken;
 use crate::spiffe::jwt::JwtSvidFetcher;
@@ -136,7 +136,7 @@ impl IntrospectionClient {
             .form(&form)
             .send()
             .await
-            .map_err(|e| IntrospectError::Unavailable(describe_transport(&e)))?;
+            .map_err(|e| IntrospectError::Unavailable(crate::http_client::describe(&e)))?;
         let status = resp.status();
         Span::current().record("http.response.status_code", status.as_u16());
         let body = http_client::read_limited(resp, MAX_RESPONSE_BYTES)

@@ -182,7 +182,7 @@ impl JwksStore {
         let resp = http_client::traced(self.http.get(url))
             .send()
             .await
-            .map_err(|e| fail(e.to_string()))?;
+            .map_err(|e| fail(http_client::describe(&e)))?;
         if !resp.status().is_success() {
             return Err(fail(format!("HTTP {}", resp.status())));
         }

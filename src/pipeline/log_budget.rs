@@ -1,13 +1,10 @@
-//! A budget for the per-request "refused" log line: a flood of refused requests (a
-//! scanner, a hostile agent) must not fill the disk through the log. At most `per_second`
-//! lines are written each second; the rest are counted, and the next line written says
-//! how many were left out. Metrics and the audit log still see every refusal.
+//! A budget for a per-request log line: a flood of requests (a scanner, a hostile agent)
+//! must not fill the disk through the log. At most `per_second` lines are written each
+//! second; the rest are counted, and the next line written says how many were left out.
+//! Metrics and the audit log still see every decision.
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
-
-/// Refusal log lines written per second, at most.
-pub(super) const REFUSALS_LOGGED_PER_SECOND: u32 = 20;
 
 pub(super) struct LogBudget {
     per_second: u32,

@@ -49,7 +49,12 @@ impl OpaClient {
             .body(body)
             .send()
             .await
-            .map_err(|e| PolicyError::Unavailable(format!("OPA unreachable: {e}")))?;
+            .map_err(|e| {
+                PolicyError::Unavailable(format!(
+                    "OPA unreachable: {}",
+                    crate::http_client::describe(&e)
+                ))
+            })?;
         let status = resp.status();
         let bytes = read_limited(resp, MAX_RESPONSE_BYTES)
             .await

@@ -187,3 +187,183 @@ fn policy_test_and_policy_eval_work_on_the_shipped_policy() {
         "DOC-005 needs every one of its departments in the grant"
     );
 }
+
+/// A log filter that does not parse is a configuration error, not a silent fallback to
+/// the default (which would hide the lines asked for); `RUST_LOG` is read when
+/// `ACTBRIDGE_LOG` is unset.
+#[test]
+fn a_malformed_log_filter_refuses_to_start_naming_the_variable() {
+    let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("demo/actbridge.yaml");
+    for (var, other) in [("ACTBRIDGE_LOG", "RUST_LOG"), ("RUST_LOG", "ACTBRIDGE_LOG")] {
+        for command in [&["check-config"][..], &["serve", "--config"][..]] {
+            let out = Command::new(env!("CARGO_BIN_EXE_actbridge"))
+                .args(command)
+                .arg(&p)
+                .env(var, "actbridge=loud")
+                .env_remove(other)
+                .env("DEMO_CLIENT_SECRET", "x")
+                .output()
+                .unwrap();
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(78), "{command:?} {var}: {stderr}");
+            assert!(
+                stderr.contains(var) && stderr.contains("actbridge=loud"),
+                "{stderr}"
+            );
+        }
+    }
+}
+
+/// `check-config --offline` checks everything but the secrets, which need not be there
+/// (CI, a laptop): the README's own example passes without `DEMO_CLIENT_SECRET`, and
+/// says which keys it did not read. A mistake elsewhere still fails.
+#[test]
+fn check_config_offline_needs_no_secret_and_says_what_it_did_not_read() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let demo = root.join("demo/actbridge.yaml");
+    let run = |args: &[&std::ffi::OsStr]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_actbridge"))
+            .args(args)
+            .env_remove("DEMO_CLIENT_SECRET")
+            .output()
+            .unwrap();
+        (
+            out.status.code().unwrap(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, _, err) = run(&["check-config".as_ref(), demo.as_os_str()]);
+    assert_eq!(code, 78, "{err}");
+    assert!(err.contains("DEMO_CLIENT_SECRET"), "{err}");
+    let (code, out, err) = run(&[
+        "check-config".as_ref(),
+        "--offline".as_ref(),
+        demo.as_os_str(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("not read (--offline): outbound.client.auth.secret_env"),
+        "{out}"
+    );
+
+    // Every kind of secret missing at once: a client key, a GitHub App key, an SSH CA
+    // key, the audit signing key, Redis' password and client key.
+    let dir = tempfile::tempdir().unwrap();
+    let policies = root.join("policies");
+    let yaml = format!(
+        r#"listen: {{ext_proc: 'tcp://127.0.0.1:9001'}}
+issuers: [{{issuer: 'http://127.0.0.1:1/realms/demo', audiences: [a]}}]
+outbound:
+  token_endpoint: http://127.0.0.1:1/t
+  client: {{client_id: c, auth: {{method: private_key_jwt, private_key_file: missing/client.pem, algorithm: ES256}}}}
+  routes:
+    - {{host: api.github.com, action: credential, credential: gh, mode: inject, cluster: github}}
+    - {{host: credentials.local, action: vend, services: {{ssh: ssh}}}}
+credentials:
+  - name: gh
+    github_app: {{app_id: 1, installation_id: 2, private_key_file: missing/gh.pem, owner: acme, repositories: {{repo: [r]}}}}
+  - name: ssh
+    ssh_cert: {{ca_key_file: missing/ca, principals: {{ssh: [deploy]}}}}
+policy: {{dir: '{}'}}
+audit:
+  path: audit.log
+  checkpoint: {{signing_key_file: missing/audit.pem}}
+state:
+  redis: {{url: 'rediss://127.0.0.1:6380', password_file: missing/redis-password, cert_file: '{}', key_file: missing/redis.key}}
+"#,
+        policies.display(),
+        root.join("Cargo.toml").display()
+    );
+    let cfg = dir.path().join("c.yaml");
+    std::fs::write(&cfg, &yaml).unwrap();
+    let (code, _, err) = run(&["check-config".as_ref(), cfg.as_os_str()]);
+    assert_eq!(code, 78, "{err}");
+    let (code, out, err) = run(&[
+        "check-config".as_ref(),
+        "--offline".as_ref(),
+        cfg.as_os_str(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    for key in [
+        "outbound.client.auth.private_key_file",
+        "credentials[0].github_app.private_key_file",
+        "credentials[1].ssh_cert.ca_key_file",
+        "audit.checkpoint.signing_key_file",
+        "state.redis.password_file",
+        "state.redis.key_file",
+    ] {
+        assert!(out.contains(key), "{key} not listed: {out}");
+    }
+    // Offline is not lenient about anything else.
+    std::fs::write(&cfg, yaml.replace("action: vend", "action: vnd")).unwrap();
+    let (code, _, err) = run(&[
+        "check-config".as_ref(),
+        "--offline".as_ref(),
+        cfg.as_os_str(),
+    ]);
+    assert_eq!(code, 78, "{err}");
+    assert!(err.contains("vnd"), "{err}");
+}
+
+/// Every relative path in the file — secrets and keys as well as the policy directory —
+/// is read from the file's own directory, whatever the working directory.
+#[test]
+fn relative_paths_are_read_from_the_config_files_directory() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("secrets")).unwrap();
+    std::fs::write(dir.path().join("secrets/client"), "s3cret\n").unwrap();
+    std::os::unix::fs::symlink(root.join("policies"), dir.path().join("policies")).unwrap();
+    let cfg = dir.path().join("c.yaml");
+    std::fs::write(
+        &cfg,
+        "listen: {ext_proc: 'tcp://127.0.0.1:9001'}\nissuers: [{issuer: 'http://127.0.0.1:1/realms/demo', audiences: [a]}]\noutbound:\n  token_endpoint: http://127.0.0.1:1/t\n  client: {client_id: c, auth: {method: client_secret_post, secret_file: secrets/client}}\npolicy: {dir: policies}\n",
+    )
+    .unwrap();
+    let elsewhere = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_actbridge"))
+        .arg("check-config")
+        .arg(&cfg)
+        .current_dir(elsewhere.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// `${VAR}` is replaced by the variable's value; unset, the start is refused naming the
+/// variable and the line; a value cannot change the file's structure.
+#[test]
+fn variables_in_the_file_are_replaced_and_an_unset_one_is_named() {
+    let yaml = "listen: {ext_proc: 'tcp://127.0.0.1:${EXT_PROC_PORT}'}\nissuers:\n  - issuer: 'http://${IDP_HOST}/realms/demo'\n    audiences: [\"${AUDIENCE:-summarizer}\"]\n";
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("c.yaml");
+    std::fs::write(&cfg, yaml).unwrap();
+    let check = |vars: &[(&str, &str)]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_actbridge"))
+            .arg("check-config")
+            .arg(&cfg)
+            .env_remove("EXT_PROC_PORT")
+            .env_remove("IDP_HOST")
+            .env_remove("AUDIENCE")
+            .envs(vars.iter().copied())
+            .output()
+            .unwrap();
+        (
+            out.status.code().unwrap(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, err) = check(&[("EXT_PROC_PORT", "9001"), ("IDP_HOST", "127.0.0.1:8180")]);
+    assert_eq!(code, 0, "{err}");
+    let (code, err) = check(&[("EXT_PROC_PORT", "9001")]);
+    assert_eq!(code, 78);
+    assert!(err.contains("line 3") && err.contains("IDP_HOST"), "{err}");
+    // A value that would add a key to the document is refused where it is not quoted.
+    let (code, err) = check(&[("EXT_PROC_PORT", "9001"), ("IDP_HOST", "h'\nadmin_api: {}")]);
+    assert_eq!(code, 78, "{err}");
+}

@@ -412,6 +412,54 @@ async fn no_token_or_query_string_reaches_actbridges_log() {
     );
 }
 
+/// The operator's log says who and where on each decision line (JSON, as a pod writes
+/// it): request id, route, user and the acting agent; with `telemetry.log_allowed: 1.0`
+/// every allowed decision is logged at INFO.
+#[tokio::test]
+async fn each_decision_line_says_which_request_route_user_and_agent() {
+    let sts = crate::support::world::Sts::start().await;
+    let config = crate::support::world::sidecar_config(&sts) + "telemetry:\n  log_allowed: 1.0\n";
+    let world = World::start_with(sts, &config).await;
+    let delegated = world.sts.alice_delegated().await;
+    let resp = world
+        .outbound("document-service", "/documents/DOC-001")
+        .header("x-request-id", "req-allowed-7")
+        .header("authorization", bearer(&delegated))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let resp = world
+        .inbound("/data")
+        .header("x-request-id", "req-refused-7")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 401);
+    let log = world.actbridge.log();
+    let line = |id: &str| -> serde_json::Value {
+        log.lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .find(|l| l["fields"]["request_id"] == id)
+            .unwrap_or_else(|| panic!("no line for {id}: {log}"))
+    };
+    let allowed = line("req-allowed-7");
+    assert_eq!(allowed["level"], "INFO", "{allowed}");
+    let fields = &allowed["fields"];
+    assert_eq!(fields["message"], "allowed");
+    assert_eq!(fields["direction"], "outbound");
+    assert_eq!(fields["route"], "document-service");
+    assert_eq!(fields["user"], "alice");
+    assert_eq!(fields["agent"], AGENT);
+    let refused = line("req-refused-7");
+    assert_eq!(refused["level"], "INFO", "{refused}");
+    let fields = &refused["fields"];
+    assert_eq!(fields["message"], "refused");
+    assert_eq!(fields["route"], "inbound");
+    assert_eq!(fields["user"], "-");
+    assert_eq!(fields["reason"], "token_missing");
+}
+
 /// A flood of refused requests cannot fill the disk (issue 20 §4): each audit record
 /// holds at most 512 bytes of the path, and the log takes at most 20 "refused" lines a
 /// second, the next one saying how many were left out.
@@ -423,19 +471,14 @@ async fn a_flood_of_refused_requests_with_huge_paths_writes_a_bounded_log_and_au
     let config = crate::support::world::sidecar_config(&sts)
         + &format!("audit:\n  path: {}\n", audit.display());
     let world = World::start_with(sts, &config).await;
-    // The operator's log lines (INFO and above, the default).
+    // The operator's log lines (INFO and above, the default), in JSON: stderr is not a
+    // terminal, so `--log-format auto` writes one object per line.
     let operator_lines = |log: String| -> Vec<String> {
         log.lines()
             .filter(|l| {
-                // The level is the word after the timestamp, between colour codes.
-                let plain: String = l
-                    .split('\u{1b}')
-                    .map(|p| p.split_once('m').map_or(p, |(_, rest)| rest))
-                    .collect();
-                matches!(
-                    plain.split_whitespace().nth(1),
-                    Some("INFO" | "WARN" | "ERROR")
-                )
+                let line: serde_json::Value = serde_json::from_str(l)
+                    .unwrap_or_else(|e| panic!("a log line that is not JSON ({e}): {l}"));
+                matches!(line["level"].as_str(), Some("INFO" | "WARN" | "ERROR"))
             })
             .map(str::to_string)
             .collect()
@@ -456,7 +499,25 @@ async fn a_flood_of_refused_requests_with_huge_paths_writes_a_bounded_log_and_au
     let seconds = seconds + 2;
     let lines = operator_lines(world.actbridge.log());
     let added = &lines[before..];
-    let refusal_lines = added.iter().filter(|l| l.contains("refused")).count();
+    let refusals: Vec<serde_json::Value> = added
+        .iter()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|l| l["fields"]["message"] == "refused")
+        .collect();
+    let refusal_lines = refusals.len();
+    // Each says who and where, for grepping: request id, route, user, agent.
+    for line in &refusals {
+        for field in [
+            "request_id",
+            "direction",
+            "route",
+            "user",
+            "agent",
+            "reason",
+        ] {
+            assert!(line["fields"][field].is_string(), "no {field}: {line}");
+        }
+    }
     // At most 20 refusal lines a second, whatever the machine's pace ...
     assert!(
         refusal_lines as u64 <= 20 * (seconds + 1),
@@ -468,9 +529,9 @@ async fn a_flood_of_refused_requests_with_huge_paths_writes_a_bounded_log_and_au
     // What was left out is said (when the flood outran the budget).
     if refusal_lines < requests {
         assert!(
-            added
+            refusals
                 .iter()
-                .any(|l| l.contains("left_out") && !l.contains("left_out=0")),
+                .any(|l| l["fields"]["left_out"].as_u64() > Some(0)),
             "no line said what was left out"
         );
     }

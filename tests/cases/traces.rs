@@ -309,3 +309,81 @@ async fn spans_still_queued_at_shutdown_are_exported_before_the_process_exits() 
     let request = one(&spans, "actbridge.request");
     assert_eq!(one(&spans, "exchange").parent_span_id, request.span_id);
 }
+
+/// OTLP over HTTP with protobuf bodies (the OpenTelemetry SDKs' default, which platforms
+/// inject): the generic endpoint variable is a base, `/v1/traces` is added, and the same
+/// trace arrives as over gRPC.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spans_reach_a_collector_over_http_protobuf() {
+    let otlp = OtlpReceiver::start().await;
+    let sts = Sts::start().await;
+    let endpoint = otlp.http_endpoint();
+    let env = [
+        ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"),
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
+        ("OTEL_BSP_SCHEDULE_DELAY", "100"),
+    ];
+    let config = sidecar_config(&sts);
+    let world = World::builder(sts, &config).env(&env).start().await;
+    let token = world.sts.alice_delegated().await;
+    let resp = world
+        .outbound("document-service", "/documents/DOC-001")
+        .bearer_auth(&token)
+        .header("traceparent", traceparent(TRACE_ID))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200, "{}", world.actbridge.log());
+    let spans = otlp
+        .trace_when(TRACE_ID, ARRIVAL, |s| {
+            ["actbridge.request", "exchange"]
+                .iter()
+                .all(|n| s.iter().any(|x| x.name == *n))
+        })
+        .await;
+    let request = one(&spans, "actbridge.request");
+    assert_eq!(request.parent_span_id, CALLER_SPAN);
+    assert_eq!(one(&spans, "exchange").parent_span_id, request.span_id);
+    assert!(otlp.http_exports() > 0, "nothing came over OTLP/HTTP");
+    let log = world.actbridge.log();
+    assert!(log.contains("http/protobuf"), "{log}");
+}
+
+/// A platform injects `OTEL_*` for every language; one actbridge cannot honour (here the
+/// http/json protocol) switches traces off with a warning naming it, and the sidecar
+/// serves.
+#[tokio::test]
+async fn an_otel_value_not_understood_switches_traces_off_and_the_sidecar_serves() {
+    let otlp = OtlpReceiver::start().await;
+    let sts = Sts::start().await;
+    let endpoint = otlp.http_endpoint();
+    let env = [
+        ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json"),
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
+    ];
+    let config = sidecar_config(&sts);
+    let world = World::builder(sts, &config).env(&env).start().await;
+    let token = world.sts.alice_delegated().await;
+    let resp = world
+        .outbound("document-service", "/documents/DOC-001")
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let log = world.actbridge.log();
+    let warning = log
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|l| l["level"] == "WARN")
+        .unwrap_or_else(|| panic!("no warning: {log}"));
+    let message = warning["fields"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("OTEL_EXPORTER_OTLP_PROTOCOL")
+            && message.contains("http/json")
+            && message.ends_with("traces are not exported"),
+        "{message}"
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(otlp.received(), 0);
+}

@@ -1,6 +1,8 @@
-//! An OTLP/gRPC trace receiver (the collector's `TraceService`, from
-//! `opentelemetry-proto`'s generated server) on a free loopback port: it keeps every span
-//! exported to it, flattened for assertions — or, for benchmarks, only counts them.
+//! An OTLP trace receiver on free loopback ports, over gRPC (the collector's
+//! `TraceService`, from `opentelemetry-proto`'s generated server) and over HTTP with
+//! protobuf bodies (`POST /v1/traces`, `application/x-protobuf`, as the collector's
+//! `otlphttp` receiver takes them): it keeps every span exported to it, flattened for
+//! assertions — or, for benchmarks, only counts them.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -47,6 +49,8 @@ struct Receiver {
     received: AtomicU64,
     /// Only count (a benchmark exports millions of spans).
     count_only: bool,
+    /// Exports received over OTLP/HTTP.
+    http_exports: AtomicU64,
 }
 
 #[tonic::async_trait]
@@ -55,7 +59,40 @@ impl TraceService for Receiver {
         &self,
         request: tonic::Request<ExportTraceServiceRequest>,
     ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
-        let request = request.into_inner();
+        self.keep(request.into_inner());
+        Ok(tonic::Response::new(ExportTraceServiceResponse::default()))
+    }
+}
+
+/// `POST /v1/traces` over OTLP/HTTP: a protobuf `ExportTraceServiceRequest` in, a
+/// protobuf `ExportTraceServiceResponse` out; anything else 415/400, as the collector.
+async fn http_export(
+    axum::extract::State(receiver): axum::extract::State<Arc<Receiver>>,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Bytes,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    use prost::Message;
+    let protobuf = headers
+        .get("content-type")
+        .is_some_and(|v| v.as_bytes() == b"application/x-protobuf");
+    if !protobuf {
+        return axum::http::StatusCode::UNSUPPORTED_MEDIA_TYPE.into_response();
+    }
+    let Ok(request) = ExportTraceServiceRequest::decode(body) else {
+        return axum::http::StatusCode::BAD_REQUEST.into_response();
+    };
+    receiver.keep(request);
+    receiver.http_exports.fetch_add(1, Ordering::Relaxed);
+    (
+        [("content-type", "application/x-protobuf")],
+        ExportTraceServiceResponse::default().encode_to_vec(),
+    )
+        .into_response()
+}
+
+impl Receiver {
+    fn keep(&self, request: ExportTraceServiceRequest) {
         if self.count_only {
             let n = request
                 .resource_spans
@@ -64,7 +101,7 @@ impl TraceService for Receiver {
                 .map(|ss| ss.spans.len() as u64)
                 .sum::<u64>();
             self.received.fetch_add(n, Ordering::Relaxed);
-            return Ok(tonic::Response::new(ExportTraceServiceResponse::default()));
+            return;
         }
         let mut out = Vec::new();
         for rs in request.resource_spans {
@@ -99,7 +136,6 @@ impl TraceService for Receiver {
         }
         self.received.fetch_add(out.len() as u64, Ordering::Relaxed);
         self.spans.lock().unwrap().extend(out);
-        Ok(tonic::Response::new(ExportTraceServiceResponse::default()))
     }
 }
 
@@ -117,6 +153,8 @@ fn text(v: &AnyValue) -> String {
 /// The running receiver; stopped on drop.
 pub struct OtlpReceiver {
     pub port: u16,
+    /// The OTLP/HTTP port.
+    pub http_port: u16,
     receiver: Arc<Receiver>,
     stop: CancellationToken,
 }
@@ -153,11 +191,34 @@ impl OtlpReceiver {
                 .await
                 .unwrap();
         });
+        let http = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let http_port = http.local_addr().unwrap().port();
+        let app = axum::Router::new()
+            .route("/v1/traces", axum::routing::post(http_export))
+            .with_state(receiver.clone());
+        let s = stop.clone();
+        tokio::spawn(async move {
+            axum::serve(http, app)
+                .with_graceful_shutdown(s.cancelled_owned())
+                .await
+                .unwrap();
+        });
         OtlpReceiver {
             port,
+            http_port,
             receiver,
             stop,
         }
+    }
+
+    /// `http://127.0.0.1:HTTP_PORT`, the OTLP/HTTP base (`/v1/traces` is the path).
+    pub fn http_endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.http_port)
+    }
+
+    /// How many exports arrived over OTLP/HTTP.
+    pub fn http_exports(&self) -> u64 {
+        self.receiver.http_exports.load(Ordering::Relaxed)
     }
 
     /// `http://127.0.0.1:PORT`, for `telemetry.otlp_endpoint` or `OTEL_*`.

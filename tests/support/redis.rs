@@ -268,7 +268,9 @@ impl SentinelSet {
         }
     }
 
-    /// Waits until the replica has everything the master wrote (`WAIT 1`).
+    /// Waits until the replica has everything the master wrote (`WAIT 1`) and the
+    /// sentinel knows it: the sentinel learns of replicas from the master's `INFO`,
+    /// which it reads every 10 s, and cannot promote a replica it has not seen.
     pub fn replicated(&self) {
         let mut conn = self.master.connection();
         let acked: i64 = redis::cmd("WAIT")
@@ -277,6 +279,33 @@ impl SentinelSet {
             .query(&mut conn)
             .unwrap();
         assert_eq!(acked, 1, "the replica did not acknowledge");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while !self.sentinel_sees_the_replica() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the sentinel did not discover the replica"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+    }
+
+    /// Whether the sentinel lists the replica, connected.
+    fn sentinel_sees_the_replica(&self) -> bool {
+        let Ok(mut conn) = redis::Client::open(format!("redis://127.0.0.1:{}", self.sentinel_port))
+            .and_then(|c| c.get_connection())
+        else {
+            return false;
+        };
+        let replicas: Vec<std::collections::HashMap<String, String>> = redis::cmd("SENTINEL")
+            .arg("replicas")
+            .arg("mymaster")
+            .query(&mut conn)
+            .unwrap_or_default();
+        let port = self.replica.port.to_string();
+        replicas.iter().any(|r| {
+            r.get("port") == Some(&port)
+                && r.get("flags").is_some_and(|f| !f.contains("disconnected"))
+        })
     }
 
     /// The port of the master the sentinel names now.

@@ -460,6 +460,11 @@ fn filled_in(c: &Config, custodian: &Config) -> BTreeMap<(&'static str, &'static
             text(f.max_body_bytes),
         ),
         (("telemetry", "sample_ratio"), text(sample_ratio)),
+        (
+            ("telemetry", "otlp_protocol"),
+            text(c.telemetry.otlp_protocol.as_str()),
+        ),
+        (("telemetry", "log_allowed"), text(c.telemetry.log_allowed)),
     ])
 }
 

@@ -222,11 +222,7 @@ impl TokenClient {
             .send()
             .await
             .map_err(|e| {
-                CredentialError::Unavailable(if e.is_timeout() {
-                    "GitHub timed out".into()
-                } else {
-                    "GitHub unreachable".into()
-                })
+                CredentialError::Unavailable(format!("GitHub: {}", http_client::describe(&e)))
             })?;
         let status = resp.status();
         let body = http_client::read_limited(resp, MAX_RESPONSE_BYTES)
