@@ -15,6 +15,7 @@ mod github_app;
 mod inbound;
 mod introspection;
 mod issuers;
+mod lines;
 mod listen;
 mod outbound;
 mod policy;
@@ -44,6 +45,7 @@ pub use credentials::{
     PostgresConfig, PrefixMapping, SshCertConfig, ValueAt,
 };
 pub use error::ConfigError;
+pub(crate) use error::Problems;
 pub(crate) use github_app::is_repo_name;
 pub use inbound::{IdentityHeaders, InboundConfig, PathMatch};
 pub use introspection::{IntrospectionConfig, RawIntrospection};
@@ -94,6 +96,7 @@ impl Config {
     pub fn load(path: &std::path::Path, env: &dyn Env) -> Result<Config, ConfigError> {
         let text = read(path)?;
         Self::from_sources(&text, &Sources::new(env).relative_to(path.parent()))
+            .map_err(|e| e.in_file(path))
     }
 
     /// As [`Config::load`], without reading secrets (`check-config --offline`): a
@@ -105,7 +108,7 @@ impl Config {
     ) -> Result<(Config, Vec<String>), ConfigError> {
         let text = read(path)?;
         let sources = Sources::new(env).relative_to(path.parent()).offline(true);
-        let cfg = Self::from_sources(&text, &sources)?;
+        let cfg = Self::from_sources(&text, &sources).map_err(|e| e.in_file(path))?;
         Ok((cfg, sources.unread()))
     }
 
@@ -115,10 +118,30 @@ impl Config {
         Self::from_sources(text, &Sources::new(env))
     }
 
+    /// Every problem found, each with the line of its key.
     fn from_sources(text: &str, sources: &Sources<'_>) -> Result<Config, ConfigError> {
-        let text = vars::expand(text, sources.env())?;
-        let raw = RawConfig::parse(&text)?;
-        validate::validate(raw, sources)
+        let expanded = vars::expand(text, sources.env())?;
+        let mut parsed = RawConfig::parse_all(&expanded);
+        // What parsed is validated even when a part did not: one run, every problem.
+        let validated = parsed
+            .raw
+            .take()
+            .map(|raw| validate::validate(raw, sources));
+        let mut problems = std::mem::take(&mut parsed.problems);
+        match validated {
+            Some(Ok(cfg)) if problems.is_empty() => return Ok(cfg),
+            Some(Err(e)) => {
+                for e in parsed.worth_reporting(e) {
+                    problems.push(e);
+                }
+            }
+            _ => {}
+        }
+        Err(problems
+            .finish()
+            .err()
+            .unwrap_or_else(|| ConfigError::invalid(".", "not a config"))
+            .located(None, &expanded))
     }
 }
 

@@ -298,8 +298,10 @@ fn main() -> ExitCode {
 /// gRPC exporter lives on it), then the policy is loaded, and the sidecar runs until a
 /// signal. After the drain the exporter sends what it still holds.
 fn serve(log_format: LogFormat, path: &Path) -> ExitCode {
+    // Config errors name the file and the line of each key; the others their file or
+    // variable.
     let refuse = |e: &dyn std::fmt::Display| {
-        eprintln!("actbridge: refusing to start: {}: {e}", path.display());
+        eprintln!("actbridge: refusing to start: {e}");
         ExitCode::from(EX_CONFIG)
     };
     let cfg = match Config::load(path, &ProcessEnv) {
@@ -339,12 +341,14 @@ fn check_config(path: &Path, offline: bool) -> ExitCode {
     } else {
         Config::load(path, &ProcessEnv).map(|cfg| (cfg, Vec::new()))
     };
+    // A config error names the file and the line of each key; a policy error its own
+    // file and line.
     let result = checked
         .map_err(|e| e.to_string())
         .and_then(|(cfg, unread)| {
             PolicyEngine::load_configured(cfg.policy.as_ref())
                 .map(|_| unread)
-                .map_err(|e| e.to_string())
+                .map_err(|e| format!("{}: {e}", path.display()))
         });
     match result {
         Ok(unread) => {
@@ -355,7 +359,7 @@ fn check_config(path: &Path, offline: bool) -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("{}: {e}", path.display());
+            eprintln!("{e}");
             ExitCode::from(EX_CONFIG)
         }
     }

@@ -439,10 +439,10 @@ pub(super) fn validate_credentials(
     raw: &[RawCredential],
     env: &super::sources::Sources<'_>,
 ) -> Result<Vec<CredentialConfig>, ConfigError> {
-    let mut out: Vec<CredentialConfig> = Vec::with_capacity(raw.len());
-    for (i, c) in raw.iter().enumerate() {
+    // Every credential checked, every problem reported.
+    super::Problems::each(raw.iter().enumerate(), |(i, c)| {
         let key = format!("credentials[{i}]");
-        if c.name.is_empty() || out.iter().any(|x| x.name == c.name) {
+        if c.name.is_empty() || raw[..i].iter().any(|x| x.name == c.name) {
             return Err(ConfigError::invalid(
                 format!("{key}.name"),
                 "must be non-empty and unique",
@@ -488,12 +488,11 @@ pub(super) fn validate_credentials(
                 None => return Err(ConfigError::invalid(key, "no backend is set")),
             },
         };
-        out.push(CredentialConfig {
+        Ok(CredentialConfig {
             name: c.name.clone(),
             backend,
-        });
-    }
-    Ok(out)
+        })
+    })
 }
 
 /// An `aws_sts` credential. Long by design: its keys in the order

@@ -178,18 +178,17 @@ pub(super) fn validate_issuers(raw: &RawConfig) -> Result<Vec<IssuerConfig>, Con
             "at least one trusted issuer is required",
         ));
     }
-    let mut issuers = Vec::with_capacity(raw.issuers.len());
-    for (i, ri) in raw.issuers.iter().enumerate() {
+    // Every issuer checked, every problem reported.
+    super::Problems::each(raw.issuers.iter().enumerate(), |(i, ri)| {
         let key = format!("issuers[{i}]");
-        if issuers.iter().any(|x: &IssuerConfig| x.issuer == ri.issuer) {
+        if raw.issuers[..i].iter().any(|x| x.issuer == ri.issuer) {
             return Err(ConfigError::invalid(
                 format!("{key}.issuer"),
                 "listed twice",
             ));
         }
-        issuers.push(validate_issuer(&key, ri)?);
-    }
-    Ok(issuers)
+        validate_issuer(&key, ri)
+    })
 }
 
 fn validate_issuer(key: &str, ri: &RawIssuer) -> Result<IssuerConfig, ConfigError> {

@@ -124,7 +124,18 @@ pub(super) fn validate_outbound(
             .unwrap_or(endpoint)
             .to_string(),
     };
-    let client = validate_client("outbound.client", &o.client, audiences, env)?;
+    let kinds: Vec<(&str, &'static str)> = credentials
+        .iter()
+        .map(|c| (c.name.as_str(), c.backend.kind()))
+        .collect();
+    // The client and the route table are independent: both checked, both reported.
+    let client = validate_client("outbound.client", &o.client, audiences, env);
+    let table = validate_route_table(o.default_action, &o.routes, &kinds);
+    let (client, table) = match (client, table) {
+        (Ok(c), Ok(t)) => (c, t),
+        (Err(a), Err(b)) => return Err(super::Problems::both(a, b)),
+        (Err(e), _) | (_, Err(e)) => return Err(e),
+    };
     let subject_audiences = o
         .subject_audiences
         .clone()
@@ -135,14 +146,10 @@ pub(super) fn validate_outbound(
             "must not be empty",
         ));
     }
-    let kinds: Vec<(&str, &'static str)> = credentials
-        .iter()
-        .map(|c| (c.name.as_str(), c.backend.kind()))
-        .collect();
     let RouteTable {
         routes,
         default_action,
-    } = validate_route_table(o.default_action, &o.routes, &kinds)?;
+    } = table;
     let token_timeout = o.token_timeout.unwrap_or(Duration::from_secs(2));
     if token_timeout.is_zero() {
         return Err(ConfigError::invalid(

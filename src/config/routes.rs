@@ -262,11 +262,10 @@ pub(super) fn validate_route_table(
             forward_authorization: false,
         },
     };
-    let routes = routes
-        .iter()
-        .enumerate()
-        .map(|(i, r)| validate_route(&format!("outbound.routes[{i}]"), r, credentials))
-        .collect::<Result<Vec<_>, _>>()?;
+    // Every route checked, every problem reported.
+    let routes = super::Problems::each(routes.iter().enumerate(), |(i, r)| {
+        validate_route(&format!("outbound.routes[{i}]"), r, credentials)
+    })?;
     for (i, r) in routes.iter().enumerate() {
         if routes[..i].iter().any(|o| o.name == r.name) {
             return Err(ConfigError::invalid(

@@ -5,6 +5,7 @@ use super::*;
 
 mod actors;
 mod agent_protocols;
+mod all_at_once;
 mod credentials;
 mod defaults;
 mod introspection;

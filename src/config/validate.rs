@@ -7,59 +7,160 @@
 use jsonwebtoken::Algorithm;
 use url::Url;
 
-use super::ConfigError;
 use super::raw::RawConfig;
-use super::routes::RouteAction;
+use super::routes::RawAction;
 use super::sources::Sources;
 use super::types::Config;
+use super::{ConfigError, Problems};
 
 /// The whole file, section by section (each section's own function), then the rules
 /// that tie sections together (delegation and custody need `outbound`, credential routes
-/// the `policy`, the deadlines).
+/// the `policy`, the deadlines). Every section is checked even when another fails, so
+/// that one run reports every problem; a rule that needs a section that failed is
+/// skipped (its complaint would be about the other one's mistake).
 pub(super) fn validate(raw: RawConfig, env: &Sources<'_>) -> Result<Config, ConfigError> {
-    let listen = super::listen::validate_listen(&raw)?;
-    let mut issuers = super::issuers::validate_issuers(&raw)?;
-    let tokens = super::tokens::validate_tokens(&raw)?;
-    let credentials = super::credentials::validate_credentials(&raw.credentials, env)?;
-    let outbound = raw
-        .outbound
-        .as_ref()
-        .map(|o| super::outbound::validate_outbound(o, env, &credentials))
-        .transpose()?;
+    let mut p = Problems::default();
+    let listen = p.take(super::listen::validate_listen(&raw));
+    let issuers = p.take(super::issuers::validate_issuers(&raw));
+    let tokens = p.take(super::tokens::validate_tokens(&raw));
+    let credentials = p.take(super::credentials::validate_credentials(
+        &raw.credentials,
+        env,
+    ));
+    // `None`: no section; `Some(None)`: a section that failed (or could not be checked).
+    let outbound = match (&raw.outbound, &credentials) {
+        (None, _) => None,
+        (Some(o), Some(c)) => Some(p.take(super::outbound::validate_outbound(o, env, c))),
+        (Some(_), None) => Some(None),
+    };
     if raw.policy.is_none()
-        && let Some(i) = outbound.iter().flat_map(|o| &o.routes).position(|r| {
-            matches!(
-                r.action,
-                RouteAction::Credential { .. } | RouteAction::Vend { .. }
-            )
-        })
+        && let Some(i) = raw
+            .outbound
+            .iter()
+            .flat_map(|o| &o.routes)
+            .position(|r| matches!(r.action, RawAction::Credential | RawAction::Vend))
     {
-        return Err(ConfigError::invalid(
+        p.push(ConfigError::invalid(
             format!("outbound.routes[{i}].action"),
             "`credential` and `vend` need the `policy` section: its grant scopes the credential",
         ));
     }
-    let inbound = super::inbound::validate_inbound(&raw, outbound.is_some())?;
-    let admin_api = raw
-        .admin_api
-        .as_ref()
-        .map(super::admin::validate_admin_api)
-        .transpose()?;
-    let spiffe = raw
-        .spiffe
-        .as_ref()
-        .map(|s| super::spiffe::validate_spiffe(s, env))
-        .transpose()?;
-    let mut outbound = outbound;
-    super::spiffe::bind_jwt_svid(&mut outbound, spiffe.as_ref())?;
-    super::introspection::validate_introspection(&raw, &mut issuers, outbound.as_ref(), env)?;
-    let route_names: Vec<&str> = outbound
-        .iter()
-        .flat_map(|o| &o.routes)
-        .map(|r| r.name.as_str())
-        .collect();
-    let rate_limits =
-        super::rate_limits::validate_rate_limits(raw.rate_limits.as_ref(), &route_names)?;
+    let inbound = p.take(super::inbound::validate_inbound(
+        &raw,
+        raw.outbound.is_some(),
+    ));
+    let admin_api = p.take(
+        raw.admin_api
+            .as_ref()
+            .map(super::admin::validate_admin_api)
+            .transpose(),
+    );
+    let spiffe = p.take(
+        raw.spiffe
+            .as_ref()
+            .map(|s| super::spiffe::validate_spiffe(s, env))
+            .transpose(),
+    );
+    let policy = p.take(
+        raw.policy
+            .as_ref()
+            .map(super::policy::validate_policy)
+            .transpose(),
+    );
+    let audit = p.take(
+        raw.audit
+            .as_ref()
+            .map(|a| super::audit::validate_audit(a, env))
+            .transpose(),
+    );
+    let approvals = admin_api.as_ref().and_then(|admin_api| {
+        p.take(
+            raw.approvals
+                .as_ref()
+                .map(|a| super::admin::validate_approvals(a, admin_api.as_ref()))
+                .transpose(),
+        )
+    });
+    let revocation = p.take(
+        raw.revocation
+            .as_ref()
+            .map(super::admin::validate_revocation)
+            .transpose(),
+    );
+    let telemetry = p.take(super::telemetry::validate_telemetry(
+        raw.telemetry.as_ref(),
+        env,
+    ));
+    let redis = p.take(super::state::validate_state(raw.state.as_ref(), env));
+    // The rules across sections, where their sections validated.
+    let mut outbound = match outbound {
+        None => Some(None),
+        Some(checked) => checked.map(Some),
+    };
+    if let (Some(outbound), Some(spiffe)) = (outbound.as_mut(), spiffe.as_ref()) {
+        p.take(super::spiffe::bind_jwt_svid(outbound, spiffe.as_ref()));
+    }
+    let mut issuers = issuers;
+    if let (Some(issuers), Some(outbound)) = (issuers.as_mut(), outbound.as_ref()) {
+        p.take(super::introspection::validate_introspection(
+            &raw,
+            issuers,
+            outbound.as_ref(),
+            env,
+        ));
+    }
+    let rate_limits = outbound.as_ref().and_then(|outbound| {
+        let route_names: Vec<&str> = outbound
+            .iter()
+            .flat_map(|o| &o.routes)
+            .map(|r| r.name.as_str())
+            .collect();
+        p.take(super::rate_limits::validate_rate_limits(
+            raw.rate_limits.as_ref(),
+            &route_names,
+        ))
+    });
+    p.finish()?;
+    let (
+        Some(listen),
+        Some(issuers),
+        Some(tokens),
+        Some(credentials),
+        Some(outbound),
+        Some(inbound),
+        Some(admin_api),
+        Some(spiffe),
+        Some(policy),
+        Some(audit),
+        Some(approvals),
+        Some(revocation),
+        Some(telemetry),
+        Some(redis),
+        Some(rate_limits),
+    ) = (
+        listen,
+        issuers,
+        tokens,
+        credentials,
+        outbound,
+        inbound,
+        admin_api,
+        spiffe,
+        policy,
+        audit,
+        approvals,
+        revocation,
+        telemetry,
+        redis,
+        rate_limits,
+    )
+    else {
+        // Every `None` above kept a problem, and `finish` returned it.
+        return Err(ConfigError::invalid(
+            ".",
+            "a section failed without saying why (a bug in actbridge)",
+        ));
+    };
     let config = Config {
         ext_proc_listen: listen.ext_proc,
         sds_listen: listen.sds,
@@ -72,31 +173,15 @@ pub(super) fn validate(raw: RawConfig, env: &Sources<'_>) -> Result<Config, Conf
         replay_cache_entries: tokens.replay_cache_entries,
         inbound,
         outbound,
-        policy: raw
-            .policy
-            .as_ref()
-            .map(super::policy::validate_policy)
-            .transpose()?,
+        policy,
         credentials,
-        audit: raw
-            .audit
-            .as_ref()
-            .map(|a| super::audit::validate_audit(a, env))
-            .transpose()?,
+        audit,
         spiffe,
-        admin_api: admin_api.clone(),
-        approvals: raw
-            .approvals
-            .as_ref()
-            .map(|a| super::admin::validate_approvals(a, admin_api.as_ref()))
-            .transpose()?,
-        revocation: raw
-            .revocation
-            .as_ref()
-            .map(super::admin::validate_revocation)
-            .transpose()?,
-        telemetry: super::telemetry::validate_telemetry(raw.telemetry.as_ref(), env)?,
-        redis: super::state::validate_state(raw.state.as_ref(), env)?,
+        admin_api,
+        approvals,
+        revocation,
+        telemetry,
+        redis,
         rate_limits,
     };
     super::deadlines::check(&config)?;

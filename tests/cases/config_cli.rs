@@ -362,7 +362,10 @@ fn variables_in_the_file_are_replaced_and_an_unset_one_is_named() {
     assert_eq!(code, 0, "{err}");
     let (code, err) = check(&[("EXT_PROC_PORT", "9001")]);
     assert_eq!(code, 78);
-    assert!(err.contains("line 3") && err.contains("IDP_HOST"), "{err}");
+    assert!(
+        err.contains("c.yaml:3: ") && err.contains("IDP_HOST"),
+        "{err}"
+    );
     // A value that would add a key to the document is refused where it is not quoted.
     let (code, err) = check(&[("EXT_PROC_PORT", "9001"), ("IDP_HOST", "h'\nadmin_api: {}")]);
     assert_eq!(code, 78, "{err}");
