@@ -29,6 +29,11 @@ COPY manifests/inject/sidecar-template.yaml ./manifests/inject/
 COPY src ./src
 COPY benches ./benches
 COPY bench/tools ./bench/tools
+# The revision `actbridge version` and `actbridge_build_info` report (there is no .git
+# here): `docker build --build-arg ACTBRIDGE_REVISION=$(git rev-parse --short=12 HEAD)`.
+COPY build.rs ./
+ARG ACTBRIDGE_REVISION=unknown
+ENV ACTBRIDGE_REVISION=${ACTBRIDGE_REVISION}
 RUN touch src/main.rs src/lib.rs crates/actbridge-sts/src/lib.rs crates/actbridge-inject/src/lib.rs crates/actbridge-devkit/src/lib.rs \
  && cargo build --release --locked --bin actbridge \
  && strip target/release/actbridge \

@@ -83,6 +83,13 @@ impl Pipeline {
         let introspector = Introspector::new(cfg).map(Arc::new);
         let verifier = Arc::new(Verifier::new(cfg));
         let metrics = Arc::new(Metrics::new());
+        let stores: Vec<Arc<crate::jwt::JwksStore>> = verifier.jwks_stores().cloned().collect();
+        metrics.register_jwks(Box::new(move || {
+            stores
+                .iter()
+                .map(|s| (s.issuer().to_string(), s.age()))
+                .collect()
+        }));
         metrics.register_cache(
             "verified_tokens",
             "jwt_verification",
@@ -93,6 +100,8 @@ impl Pipeline {
         }
         if let Some(engine) = &policy {
             metrics.register_cache("policy_decisions", "policy", engine.cache_stats().clone());
+            let engine = engine.clone();
+            metrics.register_policy(Box::new(move || engine.status()));
         }
         if let Some(a) = &agent {
             metrics.register_cache(

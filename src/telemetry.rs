@@ -7,6 +7,7 @@
 //! - `traces`: the OTLP/gRPC exporter behind the `tracing` spans, when configured.
 
 pub mod metrics;
+mod process_metrics;
 pub mod propagation;
 pub mod sampling;
 pub(crate) mod traces;

@@ -84,7 +84,9 @@ impl Postgres {
     pub(super) async fn vend(&self, who: &Grantee<'_>) -> Result<Vended, CredentialError> {
         let roles = super::mapped(who.grant, &self.cfg.roles)?;
         self.stats.miss();
-        tokio::time::timeout(self.cfg.timeout, self.mint(who, roles))
+        // Timed inside the deadline: a call cut short counts as an error.
+        let mint = crate::telemetry::metrics::timed("postgres", self.mint(who, roles));
+        tokio::time::timeout(self.cfg.timeout, mint)
             .await
             .unwrap_or_else(|_| Err(CredentialError::Unavailable("PostgreSQL timed out".into())))
             .inspect_err(|_| self.stats.error())

@@ -125,7 +125,12 @@ impl TokenClient {
         });
         // Boxed: one token request (a cache miss) is off the hot path, and the decision
         // future that awaits it is already deeply nested (its layout has a depth limit).
-        let result = Box::pin(self.send(form)).instrument(span.clone()).await;
+        let result = Box::pin(crate::telemetry::metrics::timed(
+            "token_service",
+            self.send(form),
+        ))
+        .instrument(span.clone())
+        .await;
         if result.is_err() {
             span.record("otel.status_code", "error");
         }

@@ -109,7 +109,12 @@ impl IntrospectionClient {
             )
         });
         // Boxed: the decision future awaiting it is already deeply nested.
-        let result = Box::pin(self.send(token)).instrument(span.clone()).await;
+        let result = Box::pin(crate::telemetry::metrics::timed(
+            "introspection",
+            self.send(token),
+        ))
+        .instrument(span.clone())
+        .await;
         if result.is_err() {
             span.record("otel.status_code", "error");
         }

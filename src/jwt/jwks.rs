@@ -74,6 +74,16 @@ pub struct JwksStore {
 }
 
 impl JwksStore {
+    /// The issuer these keys are for.
+    pub fn issuer(&self) -> &str {
+        &self.issuer
+    }
+
+    /// How long ago the keys were last fetched; `None` before the first fetch.
+    pub fn age(&self) -> Option<Duration> {
+        self.keys.load().loaded_at.map(|t| t.elapsed())
+    }
+
     /// A store for `cfg`; nothing is fetched until [`JwksStore::refresh`] runs.
     pub fn new(cfg: &IssuerConfig) -> Self {
         JwksStore {
@@ -175,6 +185,10 @@ impl JwksStore {
     }
 
     async fn get(&self, url: &str) -> Result<Vec<u8>, JwksError> {
+        crate::telemetry::metrics::timed("jwks", self.fetch(url)).await
+    }
+
+    async fn fetch(&self, url: &str) -> Result<Vec<u8>, JwksError> {
         let fail = |reason: String| JwksError::Fetch {
             url: url.to_string(),
             reason,

@@ -23,6 +23,15 @@ pub struct PolicyEngine {
     backend: Backend,
     cache: Option<moka::sync::Cache<(u64, String), Arc<PolicyDecision>>>,
     stats: Arc<CacheStats>,
+    reloads: Reloads,
+}
+
+/// What the reload task saw (`actbridge_policy_*` metrics).
+#[derive(Default)]
+struct Reloads {
+    ok: std::sync::atomic::AtomicU64,
+    failed: std::sync::atomic::AtomicU64,
+    failing: std::sync::atomic::AtomicBool,
 }
 
 impl PolicyEngine {
@@ -47,7 +56,22 @@ impl PolicyEngine {
                     .build()
             }),
             stats: CacheStats::shared(),
+            reloads: Reloads::default(),
         })
+    }
+
+    /// The load generation and what the reloads did, for the metrics.
+    pub fn status(&self) -> crate::telemetry::metrics::PolicyStatus {
+        use std::sync::atomic::Ordering::Relaxed;
+        crate::telemetry::metrics::PolicyStatus {
+            generation: match &self.backend {
+                Backend::Local(local) => local.snapshot().generation,
+                Backend::Remote(_) => 0,
+            },
+            reloads_ok: self.reloads.ok.load(Relaxed),
+            reloads_failed: self.reloads.failed.load(Relaxed),
+            failing: self.reloads.failing.load(Relaxed),
+        }
     }
 
     /// The engine for a config's optional `policy` section (`None` when there is none).
@@ -148,19 +172,33 @@ impl PolicyEngine {
             }
             let this = self.clone();
             let outcome = tokio::task::spawn_blocking(move || this.reload()).await;
+            use std::sync::atomic::Ordering::Relaxed;
             match outcome {
                 Ok(Ok(Some(version))) => {
                     tracing::info!(%version, "policy reloaded");
+                    self.reloads.ok.fetch_add(1, Relaxed);
+                    self.reloads.failing.store(false, Relaxed);
                     last_error = None;
                 }
-                Ok(Ok(None)) => {}
+                // Unchanged, or changed back to the running version.
+                Ok(Ok(None)) => {
+                    self.reloads.failing.store(false, Relaxed);
+                    last_error = None;
+                }
                 Ok(Err(e)) => {
+                    // Counted once per broken version, as it is logged.
                     if last_error.as_ref() != Some(&e) {
                         tracing::error!(error = %e, version = %self.version(), "policy reload failed; keeping the running version");
+                        self.reloads.failed.fetch_add(1, Relaxed);
                     }
+                    self.reloads.failing.store(true, Relaxed);
                     last_error = Some(e);
                 }
-                Err(e) => tracing::error!(error = %e, "policy reload task failed"),
+                Err(e) => {
+                    tracing::error!(error = %e, "policy reload task failed");
+                    self.reloads.failed.fetch_add(1, Relaxed);
+                    self.reloads.failing.store(true, Relaxed);
+                }
             }
         }
     }

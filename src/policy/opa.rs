@@ -43,6 +43,10 @@ impl OpaClient {
 
     /// The rule's value for `input_json`, as a decision.
     pub(super) async fn decide(&self, input_json: &str) -> Result<PolicyDecision, PolicyError> {
+        crate::telemetry::metrics::timed("opa", self.ask(input_json)).await
+    }
+
+    async fn ask(&self, input_json: &str) -> Result<PolicyDecision, PolicyError> {
         let body = format!("{{\"input\":{input_json}}}");
         let resp = crate::http_client::traced(self.http.post(self.url.clone()))
             .header(http::header::CONTENT_TYPE, "application/json")

@@ -11,8 +11,8 @@
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, Weak};
-use std::time::Duration;
+use std::sync::{Arc, LazyLock, Mutex, Weak};
+use std::time::{Duration, Instant};
 
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
@@ -156,6 +156,80 @@ struct UpstreamLabels {
     outcome: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PeerLabels {
+    upstream: &'static str,
+    outcome: &'static str,
+}
+
+/// How long each call to a peer took: process-wide, like the undroppable roles, so that
+/// the clients calling peers record without being wired through the pipeline;
+/// registered in every [`Metrics`].
+static UPSTREAM_DURATION: LazyLock<Family<PeerLabels, Histogram>> =
+    LazyLock::new(|| Family::new_with_constructor(upstream_histogram as fn() -> _));
+
+/// Peer latency buckets: 1 ms to 10 s.
+fn upstream_histogram() -> Histogram {
+    Histogram::new([
+        0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+    ])
+}
+
+/// Times one call to `upstream` (`jwks`, `token_service`, `introspection`, `opa`,
+/// `aws_sts`, `github_app`, `postgres`) into `actbridge_upstream_duration_seconds`. A
+/// call dropped before it ends (a deadline, a cancelled request) counts as an error.
+pub async fn timed<T, E>(
+    upstream: &'static str,
+    call: impl Future<Output = Result<T, E>>,
+) -> Result<T, E> {
+    let mut timer = UpstreamTimer {
+        upstream,
+        started: Instant::now(),
+        ok: false,
+    };
+    let result = call.await;
+    timer.ok = result.is_ok();
+    result
+}
+
+/// Records its call's time when dropped: at the end, or when the call is abandoned.
+struct UpstreamTimer {
+    upstream: &'static str,
+    started: Instant,
+    ok: bool,
+}
+
+impl Drop for UpstreamTimer {
+    fn drop(&mut self) {
+        let outcome = if self.ok { "ok" } else { "error" };
+        UPSTREAM_DURATION
+            .get_or_create(&PeerLabels {
+                upstream: self.upstream,
+                outcome,
+            })
+            .observe(self.started.elapsed().as_secs_f64());
+    }
+}
+
+/// Each issuer's JWKS age (`None` before the first fetch).
+pub type JwksProbe = Box<dyn Fn() -> Vec<(String, Option<Duration>)> + Send + Sync>;
+
+/// The in-process policy's reload state.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PolicyStatus {
+    /// Load generation (0 at start, one more per successful reload).
+    pub generation: u64,
+    /// Successful reloads.
+    pub reloads_ok: u64,
+    /// Failed reloads.
+    pub reloads_failed: u64,
+    /// Whether the last reload attempt failed.
+    pub failing: bool,
+}
+
+/// The policy's reload state, read at scrape time.
+pub type PolicyProbe = Box<dyn Fn() -> PolicyStatus + Send + Sync>;
+
 /// What the audit log reports at scrape time: (queue depth, written, dropped).
 pub type AuditProbe = Box<dyn Fn() -> (usize, u64, u64, bool) + Send + Sync>;
 
@@ -176,6 +250,8 @@ struct Probes {
     audit: Option<AuditProbe>,
     svid: Option<SvidProbe>,
     revocations_sync: Option<SyncProbe>,
+    jwks: Option<JwksProbe>,
+    policy: Option<PolicyProbe>,
 }
 
 impl fmt::Debug for Probes {
@@ -242,9 +318,31 @@ impl Default for Metrics {
 }
 
 impl Metrics {
-    /// A registry with every actbridge metric.
+    /// A registry with every actbridge metric, and the process' own.
     pub fn new() -> Metrics {
-        let mut registry = Registry::with_prefix("actbridge");
+        let mut root = Registry::default();
+        root.register_collector(Box::new(super::process_metrics::ProcessCollector));
+        let registry = root.sub_registry_with_prefix("actbridge");
+        let build = Family::<
+            [(&'static str, &'static str); 2],
+            prometheus_client::metrics::gauge::Gauge,
+        >::default();
+        build
+            .get_or_create(&[
+                ("version", env!("CARGO_PKG_VERSION")),
+                ("revision", env!("ACTBRIDGE_REVISION")),
+            ])
+            .set(1);
+        registry.register(
+            "build_info",
+            "The actbridge build: its version and git revision (always 1)",
+            build,
+        );
+        registry.register(
+            "upstream_duration_seconds",
+            "Time per call to a peer (token service, JWKS, introspection, OPA, STS, GitHub, PostgreSQL), by outcome",
+            UPSTREAM_DURATION.clone(),
+        );
         let requests = Family::<RequestLabels, Counter>::default();
         registry.register(
             "requests",
@@ -267,7 +365,7 @@ impl Metrics {
         let probes = Arc::new(ProbeCollector::default());
         registry.register_collector(Box::new(probes.clone()));
         Metrics {
-            registry,
+            registry: root,
             requests,
             refusals,
             stages,
@@ -330,6 +428,20 @@ impl Metrics {
     pub fn register_rate_limits(&self, probe: RateLimitProbe) {
         if let Ok(mut p) = self.probes.0.lock() {
             p.rate_limits = Some(probe);
+        }
+    }
+
+    /// Reports each issuer's JWKS age at every scrape.
+    pub fn register_jwks(&self, probe: JwksProbe) {
+        if let Ok(mut p) = self.probes.0.lock() {
+            p.jwks = Some(probe);
+        }
+    }
+
+    /// Reports the in-process policy's reload state at every scrape.
+    pub fn register_policy(&self, probe: PolicyProbe) {
+        if let Ok(mut p) = self.probes.0.lock() {
+            p.policy = Some(probe);
         }
     }
 
@@ -428,6 +540,47 @@ impl Collector for ProbeCollector {
             g.encode(encoder.encode_descriptor(
                 "revocations_sync_age_seconds",
                 "Seconds since this replica last read the shared deny list (state.redis): alert when above sync_interval",
+                None,
+                g.metric_type(),
+            )?)?;
+        }
+        if let Some(jwks) = &p.jwks {
+            // The operator's alert: keys this old are not being refreshed.
+            let mut e = encoder.encode_descriptor(
+                "jwks_age_seconds",
+                "Seconds since each issuer's signing keys were last fetched",
+                None,
+                prometheus_client::metrics::MetricType::Gauge,
+            )?;
+            for (issuer, age) in jwks() {
+                if let Some(age) = age {
+                    ConstGauge::new(age.as_secs_f64())
+                        .encode(e.encode_family(&[("issuer", issuer)])?)?;
+                }
+            }
+        }
+        if let Some(policy) = &p.policy {
+            let status = policy();
+            let g = ConstGauge::new(i64::try_from(status.generation).unwrap_or(i64::MAX));
+            g.encode(encoder.encode_descriptor(
+                "policy_generation",
+                "The in-process policy's load generation (one more per successful reload)",
+                None,
+                g.metric_type(),
+            )?)?;
+            let mut e = encoder.encode_descriptor(
+                "policy_reloads",
+                "Reloads of a changed policy directory, by outcome (a failed one keeps the running version)",
+                None,
+                prometheus_client::metrics::MetricType::Counter,
+            )?;
+            for (outcome, n) in [("ok", status.reloads_ok), ("error", status.reloads_failed)] {
+                ConstCounter::new(n).encode(e.encode_family(&[("outcome", outcome)])?)?;
+            }
+            let g = ConstGauge::new(i64::from(status.failing));
+            g.encode(encoder.encode_descriptor(
+                "policy_reload_failing",
+                "1 while the last policy reload failed (the running version is kept): alert on it",
                 None,
                 g.metric_type(),
             )?)?;

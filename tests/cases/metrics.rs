@@ -108,6 +108,49 @@ async fn metrics_count_decisions_refusals_stages_and_caches() {
         3.0
     );
     assert!(after.contains("# TYPE actbridge_stage_duration_seconds histogram"));
+    // The one token-service call, timed (and the issuer's JWKS fetches).
+    assert_eq!(
+        sample(
+            &after,
+            r#"actbridge_upstream_duration_seconds_count{upstream="token_service",outcome="ok"}"#
+        ),
+        1.0,
+        "{after}"
+    );
+    assert!(
+        sample(
+            &after,
+            r#"actbridge_upstream_duration_seconds_count{upstream="jwks",outcome="ok"}"#
+        ) >= 1.0,
+        "{after}"
+    );
+    // The keys were fetched at start: their age is seconds, not unknown.
+    let issuer = world.sts.service.issuer();
+    let age = sample(
+        &after,
+        &format!(r#"actbridge_jwks_age_seconds{{issuer="{issuer}"}}"#),
+    );
+    assert!(
+        after.contains("actbridge_jwks_age_seconds{") && age < 60.0,
+        "{after}"
+    );
+    // What is running: the build, and the process as Prometheus names it.
+    let build = after
+        .lines()
+        .find(|l| l.starts_with("actbridge_build_info{"))
+        .unwrap_or_else(|| panic!("{after}"));
+    assert!(
+        build.contains(&format!("version=\"{}\"", env!("CARGO_PKG_VERSION")))
+            && build.contains("revision=\"")
+            && build.ends_with(" 1"),
+        "{build}"
+    );
+    assert!(
+        sample(&after, "process_resident_memory_bytes") > 1e6,
+        "{after}"
+    );
+    assert!(sample(&after, "process_cpu_seconds_total") > 0.0, "{after}");
+    assert!(sample(&after, "process_open_fds") > 3.0, "{after}");
     // Never a user, a token or a path in a label.
     assert!(!after.contains("alice") && !after.contains("DOC-001") && !after.contains(&token));
 }

@@ -28,6 +28,7 @@ mod keycloak_overlay;
 mod mcp;
 mod metrics;
 mod ministack;
+mod monitoring;
 mod mtls;
 mod outbound;
 mod path_spellings;

@@ -385,6 +385,54 @@ async fn a_changed_policy_is_reloaded_and_a_broken_one_keeps_the_running_version
     assert_eq!(get(&world, "/documents/DOC-001", &token).await.0, 403);
     let finance = get(&world, "/documents/DOC-002", &token).await;
     assert_eq!(finance.0, 403, "david has no finance: {}", finance.1);
+    // The metrics say so: one reload, one failure (counted once, however often the
+    // broken version is tried), failing now, generation 1.
+    let metrics = world
+        .http
+        .get(format!(
+            "http://127.0.0.1:{}/metrics",
+            world.actbridge.admin_port
+        ))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for line in [
+        "actbridge_policy_generation 1",
+        "actbridge_policy_reloads_total{outcome=\"ok\"} 1",
+        "actbridge_policy_reloads_total{outcome=\"error\"} 1",
+        "actbridge_policy_reload_failing 1",
+    ] {
+        assert!(metrics.lines().any(|l| l == line), "no `{line}`: {metrics}");
+    }
+    // Mended: no longer failing.
+    std::fs::remove_file(dir.path().join("actbridge/broken.rego")).unwrap();
+    let mut mended = false;
+    for _ in 0..50 {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        let text = world
+            .http
+            .get(format!(
+                "http://127.0.0.1:{}/metrics",
+                world.actbridge.admin_port
+            ))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if text
+            .lines()
+            .any(|l| l == "actbridge_policy_reload_failing 0")
+        {
+            mended = true;
+            break;
+        }
+    }
+    assert!(mended, "the reload failure was not cleared");
 }
 
 #[tokio::test]

@@ -95,7 +95,9 @@ impl StsClient {
                 let _ = req.headers_mut().try_insert(*name, value.clone());
             }
         });
-        let out = call.send().await.map_err(classify)?;
+        let out = crate::telemetry::metrics::timed("aws_sts", call.send())
+            .await
+            .map_err(classify)?;
         let c = out.credentials().ok_or_else(|| {
             CredentialError::InvalidResponse("AssumeRole answered without credentials".into())
         })?;

@@ -208,6 +208,13 @@ impl TokenClient {
         &self,
         repositories: &[String],
     ) -> Result<InstallationToken, CredentialError> {
+        crate::telemetry::metrics::timed("github_app", self.request_token(repositories)).await
+    }
+
+    async fn request_token(
+        &self,
+        repositories: &[String],
+    ) -> Result<InstallationToken, CredentialError> {
         let jwt = super::app_jwt::sign(self.app_id, &self.key.0)?;
         // The trace context of the calling span (the `credential` stage).
         let resp = http_client::traced(self.http.post(self.url.clone()))
