@@ -1,9 +1,9 @@
-//! The admin HTTP listener: `/healthz` (the process is up), `/readyz` (every issuer's
-//! keys have loaded, so requests can be decided) and `/metrics` (Prometheus; see
-//! docs/observability.md), open; and, with `admin_api` configured, the authenticated
-//! admin API ([`auth`]): `/revocations` ([`revocations`]) and `/approvals`
-//! ([`approvals`]). Keep the listener on loopback
-//! or the pod network only.
+//! Two HTTP listeners. The admin listener (`listen.admin`): `/healthz` (the process is
+//! up), `/readyz` (every issuer's keys have loaded, so requests can be decided) and
+//! `/metrics` (Prometheus; see docs/observability.md), open, for the kubelet and
+//! Prometheus on the pod network. And, with `admin_api` configured, the authenticated
+//! admin API ([`auth`]) on a loopback listener of its own (`admin_api.listen`):
+//! `/revocations` ([`revocations`]) and `/approvals` ([`approvals`]).
 
 mod approvals;
 mod auth;
@@ -36,12 +36,18 @@ pub struct AdminState {
     pub identity: Option<Arc<crate::spiffe::WorkloadIdentity>>,
 }
 
-/// The admin routes.
-pub fn router(state: AdminState) -> Router {
+/// The probes and metrics (`listen.admin`).
+pub fn probes_router(state: AdminState) -> Router {
     Router::new()
         .route("/healthz", get(|| async { (StatusCode::OK, "ok\n") }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
+        .with_state(state)
+}
+
+/// The admin API (`admin_api.listen`).
+pub fn api_router(state: AdminState) -> Router {
+    Router::new()
         .route("/approvals", get(approvals::list))
         .route("/approvals/{id}/approve", post(approvals::approve))
         .route("/approvals/{id}/deny", post(approvals::deny))
@@ -81,13 +87,13 @@ async fn readyz(State(s): State<AdminState>) -> (StatusCode, &'static str) {
     }
 }
 
-/// Serves the admin routes until `shutdown`.
+/// Serves `router` on `listener` until `shutdown`.
 pub async fn serve(
     listener: tokio::net::TcpListener,
-    state: AdminState,
+    router: Router,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state))
+    axum::serve(listener, router)
         .with_graceful_shutdown(async move { shutdown.cancelled().await })
         .await
 }

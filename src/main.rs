@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 use tokio_util::sync::CancellationToken;
 
 use actbridge::config::{Config, ProcessEnv};
@@ -17,13 +17,34 @@ const EX_DATAERR: u8 = 65;
 /// Exit code for a file `inject` cannot read or write (sysexits EX_IOERR).
 const EX_IOERR: u8 = 74;
 
+/// The version and the git revision built (`build.rs`).
+const LONG_VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (revision ",
+    env!("ACTBRIDGE_REVISION"),
+    ")"
+);
+
 #[derive(Parser)]
 #[command(
     name = "actbridge",
     version,
+    long_version = LONG_VERSION,
     about = "Zero-trust ext_proc sidecar for AI agents"
 )]
 struct Cli {
+    /// How results are printed: `text` for people, `json` for scripts (one JSON
+    /// document on stdout). Read by `check-config`, `policy test`, `audit verify`,
+    /// `approvals`, `revocations` and `version`.
+    #[arg(
+        long,
+        short = 'o',
+        global = true,
+        value_enum,
+        default_value = "text",
+        env = "ACTBRIDGE_OUTPUT"
+    )]
+    output: Output,
     /// Log format: `auto` is `text` on a terminal and `json` otherwise (in a pod).
     #[arg(
         long,
@@ -122,24 +143,110 @@ enum Command {
     /// List, approve or deny requests held for a human approval, through the admin API
     /// (docs/admin-api.md).
     Approvals {
-        /// The admin listener's base URL.
-        #[arg(
-            long,
-            env = "ACTBRIDGE_ADMIN_URL",
-            default_value = "http://127.0.0.1:9902"
-        )]
-        admin_url: String,
-        /// A file holding the admin's bearer token (or set ACTBRIDGE_ADMIN_TOKEN).
-        #[arg(long, env = "ACTBRIDGE_ADMIN_TOKEN_FILE")]
-        token_file: Option<PathBuf>,
+        #[command(flatten)]
+        admin: AdminArgs,
         #[command(subcommand)]
         command: ApprovalsCommand,
+    },
+    /// List, add or lift revocations (the deny list every request is checked against),
+    /// through the admin API (docs/admin-api.md).
+    Revocations {
+        #[command(flatten)]
+        admin: AdminArgs,
+        #[command(subcommand)]
+        command: RevocationsCommand,
+    },
+    /// Print the version and the git revision built.
+    Version,
+    /// Print a shell completion script: `actbridge completions bash >
+    /// /etc/bash_completion.d/actbridge` (also zsh, fish, elvish, powershell).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
     },
     /// Work with the audit log (docs/audit.md).
     Audit {
         #[command(subcommand)]
         command: AuditCommand,
     },
+}
+
+/// How results are printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Output {
+    /// For people.
+    Text,
+    /// One JSON document, for scripts.
+    Json,
+}
+
+/// Where the admin API is and the admin's token.
+#[derive(Args)]
+struct AdminArgs {
+    /// The admin API's base URL (`admin_api.listen`; from outside the pod, through
+    /// `kubectl port-forward`).
+    #[arg(
+        long,
+        env = "ACTBRIDGE_ADMIN_URL",
+        default_value = "http://127.0.0.1:9903"
+    )]
+    admin_url: String,
+    /// A file holding the admin's bearer token (or set ACTBRIDGE_ADMIN_TOKEN).
+    #[arg(long, env = "ACTBRIDGE_ADMIN_TOKEN_FILE")]
+    token_file: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum RevocationsCommand {
+    /// The deny list: what is revoked, by whom, when and why.
+    List,
+    /// Revoke a user, an agent, one token, or every token issued before a time.
+    Add {
+        /// What is revoked.
+        #[arg(long, value_enum)]
+        kind: RevocationKindArg,
+        /// Whom or what: a username or `sub`, an agent's client id (SPIFFE ID), a
+        /// token's `jti`, or Unix seconds for `issued_before`.
+        #[arg(long)]
+        value: String,
+        /// Why, for the next operator (kept with the entry and audited).
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Lift a revocation.
+    Remove {
+        /// What was revoked.
+        #[arg(long, value_enum)]
+        kind: RevocationKindArg,
+        /// Whom or what.
+        #[arg(long)]
+        value: String,
+    },
+}
+
+/// A revocation's kind, as the admin API names it.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum RevocationKindArg {
+    /// A user (`preferred_username` or `sub`).
+    User,
+    /// An agent anywhere in the chain.
+    Agent,
+    /// One token (`jti`).
+    Token,
+    /// Every token issued before a time (Unix seconds).
+    #[value(name = "issued_before")]
+    IssuedBefore,
+}
+
+impl RevocationKindArg {
+    fn as_str(self) -> &'static str {
+        match self {
+            RevocationKindArg::User => "user",
+            RevocationKindArg::Agent => "agent",
+            RevocationKindArg::Token => "token",
+            RevocationKindArg::IssuedBefore => "issued_before",
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -223,15 +330,70 @@ fn main() -> ExitCode {
         return ExitCode::from(EX_CONFIG);
     }
     match cli.command {
-        Command::CheckConfig { config, offline } => check_config(&config, offline),
+        Command::CheckConfig { config, offline } => check_config(&config, offline, cli.output),
         Command::EnvoyRoutes { config } => envoy_routes_command(&config),
-        Command::Policy { command } => policy_command(command),
-        Command::Audit { command } => audit_command(command),
-        Command::Approvals {
-            admin_url,
-            token_file,
-            command,
-        } => approvals_command(&admin_url, token_file.as_deref(), command),
+        Command::Policy { command } => policy_command(command, cli.output),
+        Command::Audit { command } => audit_command(command, cli.output),
+        Command::Approvals { admin, command } => {
+            admin_command("approvals", &admin, cli.output, |url, token| async move {
+                use actbridge::admin::client;
+                match command {
+                    ApprovalsCommand::List => client::approvals(&url, &token)
+                        .await
+                        .map(|v| (client::approvals_text(&v), v)),
+                    ApprovalsCommand::Approve { id } => client::decide(&url, &token, &id, true)
+                        .await
+                        .map(|v| (client::decision_text(&v), v)),
+                    ApprovalsCommand::Deny { id } => client::decide(&url, &token, &id, false)
+                        .await
+                        .map(|v| (client::decision_text(&v), v)),
+                }
+            })
+        }
+        Command::Revocations { admin, command } => {
+            admin_command("revocations", &admin, cli.output, |url, token| async move {
+                use actbridge::admin::client;
+                match command {
+                    RevocationsCommand::List => client::revocations(&url, &token)
+                        .await
+                        .map(|v| (client::revocations_text(&v), v)),
+                    RevocationsCommand::Add {
+                        kind,
+                        value,
+                        reason,
+                    } => client::revoke(&url, &token, kind.as_str(), &value, reason.as_deref())
+                        .await
+                        .map(|v| (client::revoked_text(&v), v)),
+                    RevocationsCommand::Remove { kind, value } => {
+                        client::lift(&url, &token, kind.as_str(), &value)
+                            .await
+                            .map(|v| (client::lifted_text(&v), v))
+                    }
+                }
+            })
+        }
+        Command::Version => {
+            match cli.output {
+                Output::Text => println!("actbridge {LONG_VERSION}"),
+                Output::Json => println!(
+                    "{}",
+                    serde_json::json!({
+                        "version": env!("CARGO_PKG_VERSION"),
+                        "revision": env!("ACTBRIDGE_REVISION"),
+                    })
+                ),
+            }
+            ExitCode::SUCCESS
+        }
+        Command::Completions { shell } => {
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "actbridge",
+                &mut std::io::stdout(),
+            );
+            ExitCode::SUCCESS
+        }
         Command::Inject { file, output } => inject_command(&file, output.as_deref()),
         Command::Sts {
             realm,
@@ -335,21 +497,46 @@ fn serve(log_format: LogFormat, path: &Path) -> ExitCode {
 
 /// `check-config`: the config validated (offline: without its secrets) and its policy
 /// compiled.
-fn check_config(path: &Path, offline: bool) -> ExitCode {
+fn check_config(path: &Path, offline: bool, output: Output) -> ExitCode {
     let checked = if offline {
         Config::check_offline(path, &ProcessEnv)
     } else {
         Config::load(path, &ProcessEnv).map(|cfg| (cfg, Vec::new()))
     };
-    // A config error names the file and the line of each key; a policy error its own
-    // file and line.
-    let result = checked
-        .map_err(|e| e.to_string())
-        .and_then(|(cfg, unread)| {
-            PolicyEngine::load_configured(cfg.policy.as_ref())
-                .map(|_| unread)
-                .map_err(|e| format!("{}: {e}", path.display()))
-        });
+    // Each problem as (line, key, what); a config error names the file and the line of
+    // each key, a policy error its own file and line.
+    let result: Result<Vec<String>, Vec<Problem>> = match checked {
+        Err(e) => Err(config_problems(&e)),
+        Ok((cfg, unread)) => PolicyEngine::load_configured(cfg.policy.as_ref())
+            .map(|_| unread)
+            .map_err(|e| vec![(None, None, format!("policy: {e}"))]),
+    };
+    if output == Output::Json {
+        let (ok, unread, problems) = match &result {
+            Ok(unread) => (true, unread.clone(), Vec::new()),
+            Err(p) => (false, Vec::new(), p.clone()),
+        };
+        let problems: Vec<serde_json::Value> = problems
+            .into_iter()
+            .map(|(line, key, message)| {
+                serde_json::json!({ "line": line, "key": key, "message": message })
+            })
+            .collect();
+        println!(
+            "{}",
+            serde_json::json!({
+                "file": path.display().to_string(),
+                "ok": ok,
+                "not_read": unread,
+                "problems": problems,
+            })
+        );
+        return if ok {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(EX_CONFIG)
+        };
+    }
     match result {
         Ok(unread) => {
             println!("{}: ok", path.display());
@@ -358,10 +545,34 @@ fn check_config(path: &Path, offline: bool) -> ExitCode {
             }
             ExitCode::SUCCESS
         }
-        Err(e) => {
-            eprintln!("{e}");
+        Err(problems) => {
+            let file = path.display();
+            for (line, _, message) in &problems {
+                match line {
+                    Some(l) => eprintln!("{file}:{l}: {message}"),
+                    None => eprintln!("{file}: {message}"),
+                }
+            }
+            if problems.len() > 1 {
+                eprintln!("{} problems", problems.len());
+            }
             ExitCode::from(EX_CONFIG)
         }
+    }
+}
+
+/// One problem `check-config` reports: (line, key, message).
+type Problem = (Option<usize>, Option<String>, String);
+
+/// A config error's problems.
+fn config_problems(e: &actbridge::config::ConfigError) -> Vec<Problem> {
+    use actbridge::config::ConfigError;
+    match e {
+        ConfigError::Several { problems, .. } => problems
+            .iter()
+            .map(|(line, p)| (*line, p.key().map(str::to_string), p.to_string()))
+            .collect(),
+        other => vec![(None, other.key().map(str::to_string), other.to_string())],
     }
 }
 
@@ -427,18 +638,40 @@ fn inject_command(file: &Path, output: Option<&Path>) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-fn policy_command(command: PolicyCommand) -> ExitCode {
+fn policy_command(command: PolicyCommand, output: Output) -> ExitCode {
     match command {
         PolicyCommand::Test { dir } => match actbridge::policy::run_tests(&dir) {
             Ok(report) => {
-                for o in &report.outcomes {
-                    match &o.failure {
-                        None => println!("PASS {}", o.name),
-                        Some(why) => println!("FAIL {}: {why}", o.name),
-                    }
-                }
                 let failed = report.failed();
-                println!("{} passed, {failed} failed", report.outcomes.len() - failed);
+                if output == Output::Json {
+                    let tests: Vec<serde_json::Value> = report
+                        .outcomes
+                        .iter()
+                        .map(|o| {
+                            serde_json::json!({
+                                "name": o.name,
+                                "passed": o.failure.is_none(),
+                                "failure": o.failure,
+                            })
+                        })
+                        .collect();
+                    println!(
+                        "{}",
+                        serde_json::json!({
+                            "passed": report.outcomes.len() - failed,
+                            "failed": failed,
+                            "tests": tests,
+                        })
+                    );
+                } else {
+                    for o in &report.outcomes {
+                        match &o.failure {
+                            None => println!("PASS {}", o.name),
+                            Some(why) => println!("FAIL {}: {why}", o.name),
+                        }
+                    }
+                    println!("{} passed, {failed} failed", report.outcomes.len() - failed);
+                }
                 if report.outcomes.is_empty() {
                     eprintln!("no test_* rule found in {}", dir.display());
                 }
@@ -551,7 +784,7 @@ async fn wait_for_signal() {
     }
 }
 
-fn audit_command(command: AuditCommand) -> ExitCode {
+fn audit_command(command: AuditCommand, output: Output) -> ExitCode {
     use ed25519_dalek::pkcs8::DecodePublicKey;
     let AuditCommand::Verify {
         files,
@@ -584,6 +817,41 @@ fn audit_command(command: AuditCommand) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let starts = report.first_seq == Some(1);
+    let signed_to_end = report.unsigned_tail == 0 && report.checkpoints_verified > 0;
+    // The verdict: tampered (1), cut at an end the caller asked about (1), else intact.
+    let verdict = if report.problem.is_some() {
+        "tampered"
+    } else if from_start && !starts {
+        "truncated_start"
+    } else if signed_end && !signed_to_end {
+        "open_end"
+    } else {
+        "ok"
+    };
+    let code = if verdict == "ok" {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    };
+    if output == Output::Json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "verdict": verdict,
+                "problem": report.problem.as_ref().map(ToString::to_string),
+                "records": report.records,
+                "files": files.len(),
+                "first_seq": report.first_seq,
+                "last_seq": report.last_seq,
+                "starts_at_first_record": starts,
+                "checkpoints": report.checkpoints,
+                "checkpoints_verified": key.as_ref().map(|_| report.checkpoints_verified),
+                "records_after_last_signed_checkpoint": report.unsigned_tail,
+            })
+        );
+        return code;
+    }
     if let Some(problem) = &report.problem {
         println!("TAMPERED: {problem}");
         println!("(records before it verified: {})", report.records);
@@ -610,7 +878,6 @@ fn audit_command(command: AuditCommand) -> ExitCode {
     }
     // What the chain alone cannot show: a cut at either end. Said always; a failure
     // when asked for.
-    let starts = report.first_seq == Some(1);
     if !starts {
         println!(
             "start: the first record is {}, not 1: the log starts mid-chain (rotated files not given, deleted by retain_files, or records cut from the start)",
@@ -634,19 +901,21 @@ fn audit_command(command: AuditCommand) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-fn approvals_command(
-    admin_url: &str,
-    token_file: Option<&Path>,
-    command: ApprovalsCommand,
-) -> ExitCode {
-    let token = match token_file {
+/// Runs one admin API call with the admin's token and prints its answer (`text`: for
+/// people; `json`: the API's answer). Exit 2 without a token, 1 when the call fails.
+fn admin_command<F, Fut>(what: &str, admin: &AdminArgs, output: Output, call: F) -> ExitCode
+where
+    F: FnOnce(String, String) -> Fut,
+    Fut: std::future::Future<
+            Output = Result<(String, serde_json::Value), actbridge::admin::client::ClientError>,
+        >,
+{
+    let token = match &admin.token_file {
         Some(f) => std::fs::read_to_string(f).map(|t| t.trim().to_string()),
         None => std::env::var("ACTBRIDGE_ADMIN_TOKEN").map_err(std::io::Error::other),
     };
     let Ok(token) = token.map_err(|e| {
-        eprintln!(
-            "actbridge approvals: no admin token (--token-file or ACTBRIDGE_ADMIN_TOKEN): {e}"
-        )
+        eprintln!("actbridge {what}: no admin token (--token-file or ACTBRIDGE_ADMIN_TOKEN): {e}")
     }) else {
         return ExitCode::from(2);
     };
@@ -656,21 +925,16 @@ fn approvals_command(
     else {
         return ExitCode::FAILURE;
     };
-    use actbridge::admin::client;
-    let result = rt.block_on(async {
-        match command {
-            ApprovalsCommand::List => client::list(admin_url, &token).await,
-            ApprovalsCommand::Approve { id } => client::decide(admin_url, &token, &id, true).await,
-            ApprovalsCommand::Deny { id } => client::decide(admin_url, &token, &id, false).await,
-        }
-    });
-    match result {
-        Ok(out) => {
-            print!("{out}");
+    match rt.block_on(call(admin.admin_url.clone(), token)) {
+        Ok((text, json)) => {
+            match output {
+                Output::Text => print!("{text}"),
+                Output::Json => println!("{json}"),
+            }
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("actbridge approvals: {e}");
+            eprintln!("actbridge {what}: {e}");
             ExitCode::FAILURE
         }
     }

@@ -102,15 +102,20 @@ pub async fn run(
         ));
     }
     spawn_background(&tracker, &shutdown, &credentials, policy, &pipeline);
+    let admin = crate::admin::AdminState {
+        pipeline: pipeline.clone(),
+        state: state.clone(),
+        audit: audit.clone(),
+        api: cfg.admin_api.clone(),
+        identity: identity.clone(),
+    };
     if let Some(addr) = cfg.admin_listen {
-        let admin = crate::admin::AdminState {
-            pipeline: pipeline.clone(),
-            state: state.clone(),
-            audit: audit.clone(),
-            api: cfg.admin_api.clone(),
-            identity: identity.clone(),
-        };
-        spawn_admin(addr, admin, &tracker, &shutdown).await?;
+        let probes = crate::admin::probes_router(admin.clone());
+        spawn_http("admin", addr, probes, &tracker, &shutdown).await?;
+    }
+    if let Some(api) = &cfg.admin_api {
+        let routes = crate::admin::api_router(admin);
+        spawn_http("admin API", api.listen, routes, &tracker, &shutdown).await?;
     }
     // Requests held for a person are refused (503) as soon as shutdown starts: they
     // would otherwise hold the drain up to the approval timeout.
@@ -150,10 +155,11 @@ fn spawn_background(
     }
 }
 
-/// Binds the admin listener on `addr` and serves it until `shutdown`.
-async fn spawn_admin(
+/// Binds the HTTP listener `what` on `addr` and serves `routes` until `shutdown`.
+async fn spawn_http(
+    what: &'static str,
     addr: std::net::SocketAddr,
-    state: crate::admin::AdminState,
+    routes: axum::Router,
     tracker: &TaskTracker,
     shutdown: &CancellationToken,
 ) -> Result<(), ServeError> {
@@ -163,11 +169,11 @@ async fn spawn_admin(
             addr: addr.to_string(),
             source: e,
         })?;
-    tracing::info!(%addr, "admin listener ready");
+    tracing::info!(%addr, "{what} listener ready");
     let sd = shutdown.clone();
     tracker.spawn(async move {
-        if let Err(e) = crate::admin::serve(listener, state, sd).await {
-            tracing::error!(error = %e, "admin listener failed");
+        if let Err(e) = crate::admin::serve(listener, routes, sd).await {
+            tracing::error!(error = %e, "{what} listener failed");
         }
     });
     Ok(())

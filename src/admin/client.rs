@@ -1,5 +1,7 @@
-//! The command-line client of the approvals API (`actbridge approvals …`): the same
-//! calls an operator would make with curl, with the answers printed for people.
+//! The command-line client of the admin API (`actbridge approvals …`, `actbridge
+//! revocations …`): the same calls an operator would make with curl. Each call returns
+//! the API's JSON answer (`--output json` prints it as it is); the `*_text` functions
+//! render it for people.
 
 use std::time::Duration;
 
@@ -47,26 +49,22 @@ async fn call(req: reqwest::RequestBuilder, url: &str) -> Result<String, ClientE
     Ok(body)
 }
 
-/// The pending approvals, one block per request, oldest first.
-pub async fn list(base: &str, token: &str) -> Result<String, ClientError> {
+/// `GET /approvals`: `{"approvals": [...]}`, oldest first.
+pub async fn approvals(base: &str, token: &str) -> Result<Value, ClientError> {
     let url = format!("{}/approvals", base.trim_end_matches('/'));
-    let body = call(client().get(&url).bearer_auth(token), &url).await?;
-    let v: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
-    let items = v["approvals"].as_array().cloned().unwrap_or_default();
+    json(call(client().get(&url).bearer_auth(token), &url).await?)
+}
+
+/// The pending approvals, one block per request.
+pub fn approvals_text(answer: &Value) -> String {
+    let items = answer["approvals"].as_array().cloned().unwrap_or_default();
     if items.is_empty() {
-        return Ok("no pending approvals\n".to_string());
+        return "no pending approvals\n".to_string();
     }
     let mut out = String::new();
     for a in items {
         let s = |k: &str| a[k].as_str().unwrap_or("-").to_string();
-        let actors: Vec<String> = a["actors"]
-            .as_array()
-            .map(|x| {
-                x.iter()
-                    .filter_map(|y| y.as_str().map(str::to_string))
-                    .collect()
-            })
-            .unwrap_or_default();
+        let actors = strings(&a["actors"]);
         let query = a["query"]
             .as_str()
             .map(|q| format!("?{q}"))
@@ -91,16 +89,16 @@ pub async fn list(base: &str, token: &str) -> Result<String, ClientError> {
             expires = a["expires_at"].as_u64().unwrap_or(0),
         ));
     }
-    Ok(out)
+    out
 }
 
-/// Approves (`approve`) or denies the pending approval `id`.
+/// Approves (`approve`) or denies the pending approval `id`: `{"id", "decision"}`.
 pub async fn decide(
     base: &str,
     token: &str,
     id: &str,
     approve: bool,
-) -> Result<String, ClientError> {
+) -> Result<Value, ClientError> {
     let verb = if approve { "approve" } else { "deny" };
     let id_part = percent_encoding::utf8_percent_encode(id, percent_encoding::NON_ALPHANUMERIC);
     let url = format!("{}/approvals/{id_part}/{verb}", base.trim_end_matches('/'));
@@ -108,10 +106,8 @@ pub async fn decide(
     if approve {
         // An approval names the digest of what it approves: the one listed now, so the
         // approver approves what `list` showed.
-        let list_url = format!("{}/approvals", base.trim_end_matches('/'));
-        let body = call(client().get(&list_url).bearer_auth(token), &list_url).await?;
-        let v: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
-        let digest = v["approvals"]
+        let listed = approvals(base, token).await?;
+        let digest = listed["approvals"]
             .as_array()
             .into_iter()
             .flatten()
@@ -122,8 +118,123 @@ pub async fn decide(
         request = request.json(&serde_json::json!({ "digest": digest }));
     }
     call(request, &url).await?;
-    Ok(format!(
-        "{id}: {}\n",
-        if approve { "approved" } else { "denied" }
-    ))
+    let decision = if approve { "approved" } else { "denied" };
+    Ok(serde_json::json!({ "id": id, "decision": decision }))
+}
+
+/// `id: approved` or `id: denied`.
+pub fn decision_text(answer: &Value) -> String {
+    format!(
+        "{}: {}\n",
+        answer["id"].as_str().unwrap_or("-"),
+        answer["decision"].as_str().unwrap_or("-")
+    )
+}
+
+/// `GET /revocations`: `{"revocations": [...]}`.
+pub async fn revocations(base: &str, token: &str) -> Result<Value, ClientError> {
+    let url = format!("{}/revocations", base.trim_end_matches('/'));
+    json(call(client().get(&url).bearer_auth(token), &url).await?)
+}
+
+/// The deny list, one entry per line: kind, value, by whom, when, why.
+pub fn revocations_text(answer: &Value) -> String {
+    let items = answer["revocations"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    if items.is_empty() {
+        return "no revocations\n".to_string();
+    }
+    items.iter().map(revocation_line).collect()
+}
+
+fn revocation_line(r: &Value) -> String {
+    let s = |k: &str| r[k].as_str().unwrap_or("-").to_string();
+    let reason = r["reason"]
+        .as_str()
+        .map(|why| format!(": {why}"))
+        .unwrap_or_default();
+    format!(
+        "{kind} {value} (by {by} at {at}){reason}\n",
+        kind = s("kind"),
+        value = s("value"),
+        by = s("by"),
+        at = r["at"].as_u64().unwrap_or(0),
+    )
+}
+
+/// `POST /revocations`: the entry added.
+pub async fn revoke(
+    base: &str,
+    token: &str,
+    kind: &str,
+    value: &str,
+    reason: Option<&str>,
+) -> Result<Value, ClientError> {
+    let url = format!("{}/revocations", base.trim_end_matches('/'));
+    let mut body = serde_json::json!({ "kind": kind, "value": value });
+    if let Some(why) = reason {
+        body["reason"] = Value::from(why);
+    }
+    json(call(client().post(&url).bearer_auth(token).json(&body), &url).await?)
+}
+
+/// `revoked: <entry>`.
+pub fn revoked_text(entry: &Value) -> String {
+    format!("revoked: {}", revocation_line(entry))
+}
+
+/// `DELETE /revocations?kind=…&value=…`: `{"kind", "value", "lifted"}` (`lifted`:
+/// false when there was no such entry).
+pub async fn lift(base: &str, token: &str, kind: &str, value: &str) -> Result<Value, ClientError> {
+    let mut url =
+        url::Url::parse(&format!("{}/revocations", base.trim_end_matches('/'))).map_err(|e| {
+            ClientError::Unreachable {
+                url: base.to_string(),
+                cause: format!("not a URL: {e}"),
+            }
+        })?;
+    url.query_pairs_mut()
+        .append_pair("kind", kind)
+        .append_pair("value", value);
+    let url = url.to_string();
+    let request = client().delete(&url).bearer_auth(token);
+    let lifted = match call(request, &url).await {
+        Ok(_) => true,
+        // The API's own 404 (`not_found`), not that of a listener without the API.
+        Err(ClientError::Refused { status: 404, body }) if body.contains("not_found") => false,
+        Err(e) => return Err(e),
+    };
+    Ok(serde_json::json!({ "kind": kind, "value": value, "lifted": lifted }))
+}
+
+/// `lifted: kind value`, or that there was none.
+pub fn lifted_text(answer: &Value) -> String {
+    let (kind, value) = (
+        answer["kind"].as_str().unwrap_or("-"),
+        answer["value"].as_str().unwrap_or("-"),
+    );
+    if answer["lifted"] == true {
+        format!("lifted: {kind} {value}\n")
+    } else {
+        format!("no revocation of {kind} {value}\n")
+    }
+}
+
+fn strings(v: &Value) -> Vec<String> {
+    v.as_array()
+        .map(|x| {
+            x.iter()
+                .filter_map(|y| y.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn json(body: String) -> Result<Value, ClientError> {
+    serde_json::from_str(&body).map_err(|e| ClientError::Refused {
+        status: 200,
+        body: format!("not JSON ({e})"),
+    })
 }

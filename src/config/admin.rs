@@ -1,8 +1,9 @@
-//! The `admin_api` and `revocation` sections: who may use the admin API on the admin
-//! listener, and where the deny list is kept, as written and validated.
+//! The `admin_api` and `revocation` sections: where the admin API listens and who may
+//! use it, and where the deny list is kept, as written and validated.
 //!
 //! ```text
 //! admin_api:
+//!   listen: 127.0.0.1:9903
 //!   audiences: [actbridge-admin]
 //!   roles: [actbridge-admin]
 //! revocation:
@@ -16,12 +17,18 @@ use serde::Deserialize;
 
 use super::ConfigError;
 
-/// `admin_api`: the authenticated part of the admin listener (revocations, approvals).
-/// Without it those routes answer 404 and only `/healthz`, `/readyz` and `/metrics` are
+/// `admin_api`: the authenticated admin API (revocations, approvals), on a loopback
+/// listener of its own, apart from the probes and metrics of `listen.admin` (which the
+/// kubelet and Prometheus reach over the pod network). Without it the API is not
 /// served. Callers present a bearer token from one of the configured `issuers`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawAdminApi {
+    /// `HOST:PORT` on loopback (`127.0.0.1`, `::1`): reached from the pod only (`kubectl
+    /// exec`, `kubectl port-forward`). Any other address is refused. Default
+    /// `127.0.0.1:9903`.
+    #[serde(default)]
+    pub listen: Option<String>,
     /// Audiences an admin token must carry (one of them). Required, non-empty.
     pub audiences: Vec<String>,
     /// Roles that make a token's holder an admin (one of them): matched against the
@@ -65,9 +72,14 @@ pub struct ApprovalsConfig {
     pub max_pending: usize,
 }
 
+/// The admin API's default address.
+pub(super) const DEFAULT_ADMIN_API_LISTEN: &str = "127.0.0.1:9903";
+
 /// The validated `admin_api` section.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AdminApiConfig {
+    /// Where the API is served (loopback).
+    pub listen: std::net::SocketAddr,
     /// Accepted audiences.
     pub audiences: Vec<String>,
     /// Admin roles.
@@ -82,6 +94,21 @@ pub struct RevocationConfig {
 }
 
 pub(super) fn validate_admin_api(a: &RawAdminApi) -> Result<AdminApiConfig, ConfigError> {
+    let written = a.listen.as_deref().unwrap_or(DEFAULT_ADMIN_API_LISTEN);
+    let listen: std::net::SocketAddr = written.parse().map_err(|e| {
+        ConfigError::invalid(
+            "admin_api.listen",
+            format_args!("`{written}` is not HOST:PORT ({e})"),
+        )
+    })?;
+    if !listen.ip().is_loopback() {
+        return Err(ConfigError::invalid(
+            "admin_api.listen",
+            format_args!(
+                "`{written}` is not a loopback address: the admin API revokes and approves, and is reached from the pod only (kubectl exec or port-forward)"
+            ),
+        ));
+    }
     if a.audiences.is_empty() || a.audiences.iter().any(String::is_empty) {
         return Err(ConfigError::invalid(
             "admin_api.audiences",
@@ -95,6 +122,7 @@ pub(super) fn validate_admin_api(a: &RawAdminApi) -> Result<AdminApiConfig, Conf
         ));
     }
     Ok(AdminApiConfig {
+        listen,
         audiences: a.audiences.clone(),
         roles: a.roles.clone(),
     })

@@ -266,3 +266,22 @@ fn allow_direct_use_belongs_to_exchange_routes_and_defaults_off() {
     ));
     assert_eq!(e.key(), Some("outbound.routes[0].allow_direct_use"));
 }
+
+#[test]
+fn the_admin_api_listens_on_loopback_only() {
+    let base = "listen: {ext_proc: 'tcp://127.0.0.1:9001'}\nissuers: [{issuer: 'http://x/r', audiences: [a]}]\n";
+    let with =
+        |listen: &str| format!("{base}admin_api: {{{listen}audiences: [admin], roles: [admin]}}\n");
+    let cfg = Config::from_yaml(&with(""), &env()).unwrap();
+    assert_eq!(
+        cfg.admin_api.unwrap().listen,
+        "127.0.0.1:9903".parse().unwrap(),
+        "the default"
+    );
+    let cfg = Config::from_yaml(&with("listen: '[::1]:7000', "), &env()).unwrap();
+    assert_eq!(cfg.admin_api.unwrap().listen, "[::1]:7000".parse().unwrap());
+    for bad in ["0.0.0.0:9903", "10.0.0.5:9903", "localhost:9903", "9903"] {
+        let e = err(&with(&format!("listen: '{bad}', ")));
+        assert_eq!(e.key(), Some("admin_api.listen"), "{bad}: {e}");
+    }
+}

@@ -48,12 +48,12 @@ async fn a_held_request_passes_after_approval_and_is_refused_after_deny_or_timeo
     let sts = Sts::start().await;
     let config = sidecar_config(&sts)
         + &format!(
-            "policy:\n  dir: {}\nadmin_api:\n  audiences: [actbridge-admin]\n  roles: [actbridge-admin]\napprovals:\n  timeout: 4s\naudit:\n  path: {}\n",
+            "policy:\n  dir: {}\nadmin_api:\n  listen: 127.0.0.1:{{ADMIN_API}}\n  audiences: [actbridge-admin]\n  roles: [actbridge-admin]\napprovals:\n  timeout: 4s\naudit:\n  path: {}\n",
             policy_dir.display(),
             audit.display()
         );
     let mut world = World::start_with(sts, &config).await;
-    let admin = format!("http://127.0.0.1:{}", world.actbridge.admin_port);
+    let admin = format!("http://127.0.0.1:{}", world.actbridge.admin_api_port);
     let approvals_url = format!("{admin}/approvals");
     let bob = world
         .sts

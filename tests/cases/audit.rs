@@ -212,6 +212,26 @@ async fn every_decision_is_audited_chained_and_signed_and_tampering_is_found() {
         assert_eq!(code, 1, "{what} went unnoticed: {out}");
         assert!(out.contains(expected), "{what}: {out}");
     }
+    // For scripts (`-o json`): the same verdicts, one document.
+    let json = |file: &Path| {
+        let out = Command::new(env!("CARGO_BIN_EXE_actbridge"))
+            .args(["-o", "json", "audit", "verify", "--public-key"])
+            .arg(&public_file)
+            .arg(file)
+            .output()
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        (out.status.code().unwrap(), v)
+    };
+    let (code, v) = json(&log);
+    assert_eq!(code, 0, "{v}");
+    assert_eq!(v["verdict"], "ok");
+    assert_eq!(v["records"], 7);
+    assert_eq!(v["checkpoints_verified"], 1);
+    let (code, v) = json(&copy);
+    assert_eq!(code, 1, "{v}");
+    assert_eq!(v["verdict"], "tampered");
+    assert!(v["problem"].as_str().unwrap().contains("inserted"), "{v}");
     // A different key does not verify the checkpoint.
     let other = dir.path().join("other.pub.pem");
     std::fs::write(

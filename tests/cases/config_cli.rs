@@ -370,3 +370,80 @@ fn variables_in_the_file_are_replaced_and_an_unset_one_is_named() {
     let (code, err) = check(&[("EXT_PROC_PORT", "9001"), ("IDP_HOST", "h'\nadmin_api: {}")]);
     assert_eq!(code, 78, "{err}");
 }
+
+/// `-o json` prints one JSON document for scripts; `version` names the revision;
+/// `completions` prints a script for the shell.
+#[test]
+fn scripts_get_json_and_shells_get_completions() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let json = |args: &[&str]| -> (i32, serde_json::Value) {
+        let out = Command::new(env!("CARGO_BIN_EXE_actbridge"))
+            .args(args)
+            .output()
+            .unwrap();
+        let v = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!(
+                "{args:?}: not JSON ({e}): {}",
+                String::from_utf8_lossy(&out.stdout)
+            )
+        });
+        (out.status.code().unwrap(), v)
+    };
+    let (code, v) = json(&["-o", "json", "version"]);
+    assert_eq!(code, 0);
+    assert_eq!(v["version"], env!("CARGO_PKG_VERSION"));
+    let revision = v["revision"].as_str().unwrap();
+    assert!(
+        revision == "unknown"
+            || (revision.len() == 12 && revision.chars().all(|c| c.is_ascii_hexdigit())),
+        "{revision}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("c.yaml");
+    std::fs::write(
+        &bad,
+        "listen: {ext_proc: 'tcp://127.0.0.1:9001'}\nissuers:\n  - issuer: http://x/r\n    leeway: 1h\n    colour: red\n",
+    )
+    .unwrap();
+    let (code, v) = json(&["-o", "json", "check-config", bad.to_str().unwrap()]);
+    assert_eq!(code, 78);
+    assert_eq!(v["ok"], false);
+    let problems = v["problems"].as_array().unwrap();
+    assert_eq!(problems.len(), 1, "{v}");
+    assert_eq!(problems[0]["key"], "issuers[0].colour");
+    assert_eq!(problems[0]["line"], 5);
+    let demo = root.join("demo/actbridge.yaml");
+    let (code, v) = json(&[
+        "-o",
+        "json",
+        "check-config",
+        "--offline",
+        demo.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{v}");
+    assert_eq!(v["not_read"][0], "outbound.client.auth.secret_env");
+    let policies = root.join("policies");
+    let (code, v) = json(&["-o", "json", "policy", "test", policies.to_str().unwrap()]);
+    assert_eq!(code, 0, "{v}");
+    assert_eq!(v["failed"], 0);
+    assert!(v["passed"].as_u64().unwrap() > 10);
+    assert!(
+        v["tests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|t| t["passed"] == true)
+    );
+    for shell in ["bash", "zsh", "fish"] {
+        let out = Command::new(env!("CARGO_BIN_EXE_actbridge"))
+            .args(["completions", shell])
+            .output()
+            .unwrap();
+        let script = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success());
+        assert!(
+            script.contains("revocations") && script.contains("check-config"),
+            "{shell}"
+        );
+    }
+}

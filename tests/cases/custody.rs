@@ -175,7 +175,7 @@ async fn revoking_the_callers_token_or_user_reaches_the_placeholder_derived_from
     for kind in ["token", "user"] {
         let sts = Sts::start().await;
         let config = custody_config(&sts, true)
-            + "admin_api:\n  audiences: [actbridge-admin]\n  roles: [actbridge-admin]\n";
+            + "admin_api:\n  listen: 127.0.0.1:{ADMIN_API}\n  audiences: [actbridge-admin]\n  roles: [actbridge-admin]\n";
         let world = World::start_with(sts, &config).await;
         let own = world.sts.alice().await;
         let resp = world
@@ -203,7 +203,7 @@ async fn revoking_the_callers_token_or_user_reaches_the_placeholder_derived_from
             .http
             .post(format!(
                 "http://127.0.0.1:{}/revocations",
-                world.actbridge.admin_port
+                world.actbridge.admin_api_port
             ))
             .bearer_auth(&admin)
             .json(&json!({"kind": kind, "value": value}))

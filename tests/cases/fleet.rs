@@ -50,7 +50,7 @@ impl Fleet {
         let config = ConfigEdit::of(&sidecar_config(&sts))
             .set("inbound.single_use_paths", "[{exact: /once}]")
             .set("policy", &format!("{{dir: '{}'}}", dir.path().display()))
-            .set("admin_api", "{audiences: [actbridge-admin], roles: [actbridge-admin]}")
+            .set("admin_api", "{listen: '127.0.0.1:{ADMIN_API}', audiences: [actbridge-admin], roles: [actbridge-admin]}")
             .set("approvals", "{timeout: 10s}")
             .set(
                 "state",
@@ -124,7 +124,7 @@ impl Fleet {
         self.http
             .request(
                 method,
-                format!("http://127.0.0.1:{}{path}", self.replicas[i].admin_port),
+                format!("http://127.0.0.1:{}{path}", self.replicas[i].admin_api_port),
             )
             .bearer_auth(&self.admin)
     }

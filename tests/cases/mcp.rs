@@ -77,6 +77,7 @@ pub(super) async fn setup_with_env(env: &[(&str, &str)]) -> Setup {
 policy:
   dir: {policies}
 admin_api:
+  listen: 127.0.0.1:{{ADMIN_API}}
   audiences: [actbridge-admin]
   roles: [actbridge-admin]
 approvals:
@@ -360,7 +361,7 @@ async fn tools_list_is_narrowed_and_bad_bodies_never_reach_the_server() {
     assert_eq!(s.server.calls().len(), served);
 
     // A tool marked for approval waits; approved, it goes on.
-    let admin = format!("http://127.0.0.1:{}", s.agent.actbridge.admin_port);
+    let admin = format!("http://127.0.0.1:{}", s.agent.actbridge.admin_api_port);
     let bob = s.agent.sts.sign(json!({
         "iss": s.agent.sts.service.issuer(), "sub": "bob-id", "preferred_username": "bob",
         "aud": "actbridge-admin", "realm_access": {"roles": ["actbridge-admin"]},

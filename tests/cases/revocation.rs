@@ -17,14 +17,14 @@ async fn a_revoked_agent_or_user_is_refused_at_once_and_only_admins_revoke() {
     let sts = Sts::start().await;
     let config = sidecar_config(&sts)
         + &format!(
-            "admin_api:\n  audiences: [actbridge-admin]\n  roles: [actbridge-admin]\nrevocation:\n  file: {}\naudit:\n  path: {}\n",
+            "admin_api:\n  listen: 127.0.0.1:{{ADMIN_API}}\n  audiences: [actbridge-admin]\n  roles: [actbridge-admin]\nrevocation:\n  file: {}\naudit:\n  path: {}\n",
             file.display(),
             audit.display()
         );
     let mut world = World::start_with(sts, &config).await;
     let admin_url = format!(
         "http://127.0.0.1:{}/revocations",
-        world.actbridge.admin_port
+        world.actbridge.admin_api_port
     );
     let bob = world
         .sts
@@ -164,4 +164,103 @@ async fn a_revoked_agent_or_user_is_refused_at_once_and_only_admins_revoke() {
         .find(|r| r["reason"] == "agent_revoked")
         .expect("the refusal is audited");
     assert_eq!(denied["status"], 403);
+}
+
+/// The admin API is on a loopback listener of its own, apart from the probes and metrics
+/// the network reaches; `actbridge revocations` drives it, for people and (`-o json`)
+/// for scripts.
+#[tokio::test]
+async fn the_revocations_cli_drives_the_admin_api_on_its_own_listener() {
+    let sts = Sts::start().await;
+    let config = sidecar_config(&sts)
+        + "admin_api:\n  listen: 127.0.0.1:{ADMIN_API}\n  audiences: [actbridge-admin]\n  roles: [actbridge-admin]\n";
+    let world = World::start_with(sts, &config).await;
+    let bob = world
+        .sts
+        .admin_token("bob", "actbridge-admin", &["actbridge-admin"]);
+    let token_file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(token_file.path(), format!("{bob}\n")).unwrap();
+    // The probes' listener does not serve the admin API; the API's does not serve probes.
+    let probes = format!("http://127.0.0.1:{}", world.actbridge.admin_port);
+    let api = format!("http://127.0.0.1:{}", world.actbridge.admin_api_port);
+    for (url, status) in [
+        (format!("{probes}/revocations"), 404),
+        (format!("{api}/revocations"), 200),
+        (format!("{api}/metrics"), 404),
+        (format!("{probes}/metrics"), 200),
+    ] {
+        let r = world.http.get(&url).bearer_auth(&bob).send().await.unwrap();
+        assert_eq!(r.status(), status, "{url}");
+    }
+    let cli = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_actbridge"))
+            .args(args)
+            .env("ACTBRIDGE_ADMIN_URL", &api)
+            .env("ACTBRIDGE_ADMIN_TOKEN_FILE", token_file.path())
+            .output()
+            .unwrap();
+        (
+            out.status.code().unwrap(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let token = world.sts.alice_delegated().await;
+    let (code, out, err) = cli(&[
+        "revocations",
+        "add",
+        "--kind",
+        "agent",
+        "--value",
+        AGENT,
+        "--reason",
+        "prompt-injected",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.starts_with(&format!("revoked: agent {AGENT} (by bob at "))
+            && out.contains(": prompt-injected"),
+        "{out}"
+    );
+    let r = world
+        .agent_call("document-service", "/documents/DOC-001", &token)
+        .await;
+    assert_eq!(r.status(), 403, "the revocation is enforced");
+    let (code, out, _) = cli(&["-o", "json", "revocations", "list"]);
+    assert_eq!(code, 0);
+    let listed: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(listed["revocations"][0]["kind"], "agent");
+    assert_eq!(listed["revocations"][0]["value"], AGENT);
+    assert_eq!(listed["revocations"][0]["reason"], "prompt-injected");
+    let (code, out, _) = cli(&["revocations", "remove", "--kind", "agent", "--value", AGENT]);
+    assert_eq!(code, 0);
+    assert_eq!(out, format!("lifted: agent {AGENT}\n"));
+    let (code, out, _) = cli(&[
+        "-o",
+        "json",
+        "revocations",
+        "remove",
+        "--kind",
+        "agent",
+        "--value",
+        AGENT,
+    ]);
+    assert_eq!(code, 0);
+    assert_eq!(
+        serde_json::from_str::<Value>(&out).unwrap()["lifted"],
+        false
+    );
+    let r = world
+        .agent_call("document-service", "/documents/DOC-001", &token)
+        .await;
+    assert_eq!(r.status(), 200, "lifted");
+    // A non-admin's token: refused, said on stderr, exit 1.
+    std::fs::write(
+        token_file.path(),
+        world.sts.admin_token("carol", "actbridge-admin", &["user"]),
+    )
+    .unwrap();
+    let (code, _, err) = cli(&["revocations", "list"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("403"), "{err}");
 }

@@ -14,6 +14,8 @@ pub struct Actbridge {
     child: Child,
     pub ext_proc_port: u16,
     pub admin_port: u16,
+    /// The admin API's port (`{ADMIN_API}`: `admin_api.listen`).
+    pub admin_api_port: u16,
     /// The SDS port, when the config asked for one (`{SDS}`).
     pub sds_port: Option<u16>,
     dir: tempfile::TempDir,
@@ -22,8 +24,8 @@ pub struct Actbridge {
 }
 
 impl Actbridge {
-    /// Starts actbridge with `config` (YAML) in which `{EXT_PROC}` and `{ADMIN}` are
-    /// replaced by free ports, and waits until `/readyz` answers 200.
+    /// Starts actbridge with `config` (YAML) in which `{EXT_PROC}`, `{ADMIN}` and
+    /// `{ADMIN_API}` are replaced by free ports, and waits until `/readyz` answers 200.
     /// A port handed out by [`free_port`] can be taken by another test before actbridge
     /// binds it; then actbridge is started again on new ports.
     pub async fn start(config: &str) -> Actbridge {
@@ -77,10 +79,11 @@ impl Actbridge {
     /// As [`Actbridge::spawn`], with extra environment variables.
     pub fn spawn_with_env(config: &str, env: &[(&str, &str)]) -> Actbridge {
         let dir = tempfile::tempdir().unwrap();
-        let (ext_proc_port, admin_port) = (free_port(), free_port());
+        let (ext_proc_port, admin_port, admin_api_port) = (free_port(), free_port(), free_port());
         let sds_port = config.contains("{SDS}").then(free_port);
         let config = config
             .replace("{EXT_PROC}", &ext_proc_port.to_string())
+            .replace("{ADMIN_API}", &admin_api_port.to_string())
             .replace("{ADMIN}", &admin_port.to_string())
             .replace("{SDS}", &sds_port.unwrap_or_default().to_string());
         let path = dir.path().join("actbridge.yaml");
@@ -95,6 +98,7 @@ impl Actbridge {
             child,
             ext_proc_port,
             admin_port,
+            admin_api_port,
             sds_port,
             dir,
             env,
