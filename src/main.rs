@@ -33,18 +33,6 @@ const LONG_VERSION: &str = concat!(
     about = "Zero-trust ext_proc sidecar for AI agents"
 )]
 struct Cli {
-    /// How results are printed: `text` for people, `json` for scripts (one JSON
-    /// document on stdout). Read by `check-config`, `policy test`, `audit verify`,
-    /// `approvals`, `revocations` and `version`.
-    #[arg(
-        long,
-        short = 'o',
-        global = true,
-        value_enum,
-        default_value = "text",
-        env = "ACTBRIDGE_OUTPUT"
-    )]
-    output: Output,
     /// Log format: `auto` is `text` on a terminal and `json` otherwise (in a pod).
     #[arg(
         long,
@@ -106,6 +94,8 @@ enum Command {
     /// Validate a config file, and compile its policy, and exit (0 = valid; 78 =
     /// invalid, with the key, or the policy file and line, named).
     CheckConfig {
+        #[command(flatten)]
+        out: OutputArg,
         /// The YAML config file.
         config: PathBuf,
         /// Do not read secrets (client secrets, passwords, tokens, private keys): their
@@ -144,6 +134,8 @@ enum Command {
     /// (docs/admin-api.md).
     Approvals {
         #[command(flatten)]
+        out: OutputArg,
+        #[command(flatten)]
         admin: AdminArgs,
         #[command(subcommand)]
         command: ApprovalsCommand,
@@ -152,12 +144,17 @@ enum Command {
     /// through the admin API (docs/admin-api.md).
     Revocations {
         #[command(flatten)]
+        out: OutputArg,
+        #[command(flatten)]
         admin: AdminArgs,
         #[command(subcommand)]
         command: RevocationsCommand,
     },
     /// Print the version and the git revision built.
-    Version,
+    Version {
+        #[command(flatten)]
+        out: OutputArg,
+    },
     /// Print a shell completion script: `actbridge completions bash >
     /// /etc/bash_completion.d/actbridge` (also zsh, fish, elvish, powershell).
     Completions {
@@ -169,6 +166,21 @@ enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+}
+
+/// `-o/--output`: how a command's result is printed.
+#[derive(Args, Clone, Copy)]
+struct OutputArg {
+    /// `text` for people, `json` for scripts (one JSON document on stdout).
+    #[arg(
+        long,
+        short = 'o',
+        global = true,
+        value_enum,
+        default_value = "text",
+        env = "ACTBRIDGE_OUTPUT"
+    )]
+    output: Output,
 }
 
 /// How results are printed.
@@ -272,6 +284,8 @@ enum AuditCommand {
     /// in order), the active file last. Exit 0 = intact, 1 = the first record changed,
     /// removed, inserted or reordered is reported, 2 = the files cannot be read.
     Verify {
+        #[command(flatten)]
+        out: OutputArg,
         /// The audit files, oldest first.
         #[arg(required = true)]
         files: Vec<PathBuf>,
@@ -296,6 +310,8 @@ enum AuditCommand {
 enum PolicyCommand {
     /// Run the Rego unit tests (`test_*` rules in `*_test.rego`); exit 1 if one fails.
     Test {
+        #[command(flatten)]
+        out: OutputArg,
         /// The policy directory.
         #[arg(default_value = "policies")]
         dir: PathBuf,
@@ -330,50 +346,58 @@ fn main() -> ExitCode {
         return ExitCode::from(EX_CONFIG);
     }
     match cli.command {
-        Command::CheckConfig { config, offline } => check_config(&config, offline, cli.output),
+        Command::CheckConfig {
+            config,
+            offline,
+            out,
+        } => check_config(&config, offline, out.output),
         Command::EnvoyRoutes { config } => envoy_routes_command(&config),
-        Command::Policy { command } => policy_command(command, cli.output),
-        Command::Audit { command } => audit_command(command, cli.output),
-        Command::Approvals { admin, command } => {
-            admin_command("approvals", &admin, cli.output, |url, token| async move {
-                use actbridge::admin::client;
-                match command {
-                    ApprovalsCommand::List => client::approvals(&url, &token)
+        Command::Policy { command } => policy_command(command),
+        Command::Audit { command } => audit_command(command),
+        Command::Approvals {
+            admin,
+            command,
+            out,
+        } => admin_command("approvals", &admin, out.output, |url, token| async move {
+            use actbridge::admin::client;
+            match command {
+                ApprovalsCommand::List => client::approvals(&url, &token)
+                    .await
+                    .map(|v| (client::approvals_text(&v), v)),
+                ApprovalsCommand::Approve { id } => client::decide(&url, &token, &id, true)
+                    .await
+                    .map(|v| (client::decision_text(&v), v)),
+                ApprovalsCommand::Deny { id } => client::decide(&url, &token, &id, false)
+                    .await
+                    .map(|v| (client::decision_text(&v), v)),
+            }
+        }),
+        Command::Revocations {
+            admin,
+            command,
+            out,
+        } => admin_command("revocations", &admin, out.output, |url, token| async move {
+            use actbridge::admin::client;
+            match command {
+                RevocationsCommand::List => client::revocations(&url, &token)
+                    .await
+                    .map(|v| (client::revocations_text(&v), v)),
+                RevocationsCommand::Add {
+                    kind,
+                    value,
+                    reason,
+                } => client::revoke(&url, &token, kind.as_str(), &value, reason.as_deref())
+                    .await
+                    .map(|v| (client::revoked_text(&v), v)),
+                RevocationsCommand::Remove { kind, value } => {
+                    client::lift(&url, &token, kind.as_str(), &value)
                         .await
-                        .map(|v| (client::approvals_text(&v), v)),
-                    ApprovalsCommand::Approve { id } => client::decide(&url, &token, &id, true)
-                        .await
-                        .map(|v| (client::decision_text(&v), v)),
-                    ApprovalsCommand::Deny { id } => client::decide(&url, &token, &id, false)
-                        .await
-                        .map(|v| (client::decision_text(&v), v)),
+                        .map(|v| (client::lifted_text(&v), v))
                 }
-            })
-        }
-        Command::Revocations { admin, command } => {
-            admin_command("revocations", &admin, cli.output, |url, token| async move {
-                use actbridge::admin::client;
-                match command {
-                    RevocationsCommand::List => client::revocations(&url, &token)
-                        .await
-                        .map(|v| (client::revocations_text(&v), v)),
-                    RevocationsCommand::Add {
-                        kind,
-                        value,
-                        reason,
-                    } => client::revoke(&url, &token, kind.as_str(), &value, reason.as_deref())
-                        .await
-                        .map(|v| (client::revoked_text(&v), v)),
-                    RevocationsCommand::Remove { kind, value } => {
-                        client::lift(&url, &token, kind.as_str(), &value)
-                            .await
-                            .map(|v| (client::lifted_text(&v), v))
-                    }
-                }
-            })
-        }
-        Command::Version => {
-            match cli.output {
+            }
+        }),
+        Command::Version { out } => {
+            match out.output {
                 Output::Text => println!("actbridge {LONG_VERSION}"),
                 Output::Json => println!(
                     "{}",
@@ -638,12 +662,12 @@ fn inject_command(file: &Path, output: Option<&Path>) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-fn policy_command(command: PolicyCommand, output: Output) -> ExitCode {
+fn policy_command(command: PolicyCommand) -> ExitCode {
     match command {
-        PolicyCommand::Test { dir } => match actbridge::policy::run_tests(&dir) {
+        PolicyCommand::Test { dir, out } => match actbridge::policy::run_tests(&dir) {
             Ok(report) => {
                 let failed = report.failed();
-                if output == Output::Json {
+                if out.output == Output::Json {
                     let tests: Vec<serde_json::Value> = report
                         .outcomes
                         .iter()
@@ -784,9 +808,10 @@ async fn wait_for_signal() {
     }
 }
 
-fn audit_command(command: AuditCommand, output: Output) -> ExitCode {
+fn audit_command(command: AuditCommand) -> ExitCode {
     use ed25519_dalek::pkcs8::DecodePublicKey;
     let AuditCommand::Verify {
+        out,
         files,
         public_key,
         from_start,
@@ -834,7 +859,7 @@ fn audit_command(command: AuditCommand, output: Output) -> ExitCode {
     } else {
         ExitCode::from(1)
     };
-    if output == Output::Json {
+    if out.output == Output::Json {
         println!(
             "{}",
             serde_json::json!({

@@ -215,7 +215,7 @@ async fn every_decision_is_audited_chained_and_signed_and_tampering_is_found() {
     // For scripts (`-o json`): the same verdicts, one document.
     let json = |file: &Path| {
         let out = Command::new(env!("CARGO_BIN_EXE_actbridge"))
-            .args(["-o", "json", "audit", "verify", "--public-key"])
+            .args(["audit", "verify", "-o", "json", "--public-key"])
             .arg(&public_file)
             .arg(file)
             .output()

@@ -389,7 +389,7 @@ fn scripts_get_json_and_shells_get_completions() {
         });
         (out.status.code().unwrap(), v)
     };
-    let (code, v) = json(&["-o", "json", "version"]);
+    let (code, v) = json(&["version", "-o", "json"]);
     assert_eq!(code, 0);
     assert_eq!(v["version"], env!("CARGO_PKG_VERSION"));
     let revision = v["revision"].as_str().unwrap();
@@ -405,7 +405,7 @@ fn scripts_get_json_and_shells_get_completions() {
         "listen: {ext_proc: 'tcp://127.0.0.1:9001'}\nissuers:\n  - issuer: http://x/r\n    leeway: 1h\n    colour: red\n",
     )
     .unwrap();
-    let (code, v) = json(&["-o", "json", "check-config", bad.to_str().unwrap()]);
+    let (code, v) = json(&["check-config", "-o", "json", bad.to_str().unwrap()]);
     assert_eq!(code, 78);
     assert_eq!(v["ok"], false);
     let problems = v["problems"].as_array().unwrap();
@@ -414,16 +414,16 @@ fn scripts_get_json_and_shells_get_completions() {
     assert_eq!(problems[0]["line"], 5);
     let demo = root.join("demo/actbridge.yaml");
     let (code, v) = json(&[
+        "check-config",
         "-o",
         "json",
-        "check-config",
         "--offline",
         demo.to_str().unwrap(),
     ]);
     assert_eq!(code, 0, "{v}");
     assert_eq!(v["not_read"][0], "outbound.client.auth.secret_env");
     let policies = root.join("policies");
-    let (code, v) = json(&["-o", "json", "policy", "test", policies.to_str().unwrap()]);
+    let (code, v) = json(&["policy", "test", "-o", "json", policies.to_str().unwrap()]);
     assert_eq!(code, 0, "{v}");
     assert_eq!(v["failed"], 0);
     assert!(v["passed"].as_u64().unwrap() > 10);

@@ -226,7 +226,7 @@ async fn the_revocations_cli_drives_the_admin_api_on_its_own_listener() {
         .agent_call("document-service", "/documents/DOC-001", &token)
         .await;
     assert_eq!(r.status(), 403, "the revocation is enforced");
-    let (code, out, _) = cli(&["-o", "json", "revocations", "list"]);
+    let (code, out, _) = cli(&["revocations", "list", "-o", "json"]);
     assert_eq!(code, 0);
     let listed: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(listed["revocations"][0]["kind"], "agent");
@@ -236,9 +236,9 @@ async fn the_revocations_cli_drives_the_admin_api_on_its_own_listener() {
     assert_eq!(code, 0);
     assert_eq!(out, format!("lifted: agent {AGENT}\n"));
     let (code, out, _) = cli(&[
+        "revocations",
         "-o",
         "json",
-        "revocations",
         "remove",
         "--kind",
         "agent",
