@@ -122,45 +122,28 @@ impl CanonicalPath {
     }
 }
 
-/// Decodes one raw segment, refusing what is ambiguous.
+/// Decodes one raw segment (the one strict decoder, `crate::percent`), refusing what is
+/// ambiguous: an escaped delimiter, `.` or `%`, and a raw delimiter or control byte.
 fn decode_segment(raw: &str) -> Result<String, PathError> {
-    let bytes = raw.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let b = bytes[i];
-        if b == b'%' {
-            let (Some(h), Some(l)) = (
-                bytes.get(i + 1).copied().and_then(hex),
-                bytes.get(i + 2).copied().and_then(hex),
-            ) else {
-                return Err(PathError::BadEscape);
-            };
-            let v = (h << 4) | l;
-            if (is_delimiter_or_control(v) && v != b' ') || v == b'.' || v == b'%' {
-                return Err(PathError::EncodedDelimiter);
+    use crate::percent::Unit;
+    let mut out = Vec::with_capacity(raw.len());
+    for unit in crate::percent::units(raw) {
+        match unit.map_err(|_| PathError::BadEscape)? {
+            Unit::Escaped(v) => {
+                if (is_delimiter_or_control(v) && v != b' ') || v == b'.' || v == b'%' {
+                    return Err(PathError::EncodedDelimiter);
+                }
+                out.push(v);
             }
-            out.push(v);
-            i += 3;
-        } else {
-            if is_delimiter_or_control(b) {
-                return Err(PathError::AmbiguousCharacter);
+            Unit::Raw(b) => {
+                if is_delimiter_or_control(b) {
+                    return Err(PathError::AmbiguousCharacter);
+                }
+                out.push(b);
             }
-            out.push(b);
-            i += 1;
         }
     }
     String::from_utf8(out).map_err(|_| PathError::NotUtf8)
-}
-
-/// One hex digit's value (`u8::from_str_radix` would take a leading `+`).
-fn hex(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        b'A'..=b'F' => Some(b - b'A' + 10),
-        _ => None,
-    }
 }
 
 /// Bytes no path segment may hold raw, nor (space aside, which `%20` spells) decoded:

@@ -75,6 +75,7 @@ pub(crate) mod http_client;
 pub(crate) mod http_path;
 pub mod introspect;
 pub mod jwt;
+pub(crate) mod percent;
 pub mod pipeline;
 pub mod policy;
 pub mod serve;

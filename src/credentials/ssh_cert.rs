@@ -10,7 +10,7 @@
 //! principals per account (`AuthorizedPrincipalsFile`) enforce the intersection.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use ssh_key::certificate::{Builder, CertType};
 use ssh_key::{HashAlg, PublicKey};
@@ -195,12 +195,8 @@ fn parse_public_key(text: Option<&str>) -> Result<PublicKey, CredentialError> {
 }
 
 fn rfc3339(secs: u64) -> Result<String, CredentialError> {
-    let at = SystemTime::UNIX_EPOCH
-        .checked_add(Duration::from_secs(secs))
-        .ok_or_else(|| CredentialError::InvalidResponse(format!("time {secs} out of range")))?;
-    aws_sdk_sts::primitives::DateTime::from(at)
-        .fmt(aws_sdk_sts::primitives::DateTimeFormat::DateTime)
-        .map_err(|e| CredentialError::InvalidResponse(format!("time: {e}")))
+    crate::clock::rfc3339(secs)
+        .ok_or_else(|| CredentialError::InvalidResponse(format!("time {secs} out of range")))
 }
 
 #[cfg(test)]

@@ -340,6 +340,10 @@ fn filled_in(c: &Config, custodian: &Config) -> BTreeMap<(&'static str, &'static
             text(cp.every_records),
         ),
         (("audit", "checkpoint.interval"), D(cp.interval)),
+        (
+            ("admin_api", "listen"),
+            text(c.admin_api.as_ref().unwrap().listen),
+        ),
         (("approvals", "timeout"), D(ap.timeout)),
         (("approvals", "max_pending"), text(ap.max_pending)),
         (("state", "redis.timeout"), D(rd.timeout)),

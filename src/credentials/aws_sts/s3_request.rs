@@ -108,16 +108,17 @@ fn only(params: &[(String, String)], allowed: &[&str]) -> Result<(), CredentialE
     }
 }
 
-/// S3 keys are percent-decoded paths; a key must be valid UTF-8 without control
-/// characters.
+/// S3 keys are percent-decoded paths (`crate::percent`, strict: a malformed escape is
+/// refused, not passed through); a key must be valid UTF-8 without control characters.
 fn decode(raw: &str) -> Result<String, CredentialError> {
-    let decoded = percent_encoding::percent_decode_str(raw)
-        .decode_utf8()
-        .map_err(|_| unsupported("a key that is not UTF-8".into()))?;
+    let decoded = crate::percent::decode(raw).map_err(|e| match e {
+        crate::percent::PercentError::BadEscape => unsupported("a malformed `%` escape".into()),
+        crate::percent::PercentError::NotUtf8 => unsupported("a key that is not UTF-8".into()),
+    })?;
     if decoded.chars().any(char::is_control) {
         return Err(unsupported("a key with control characters".into()));
     }
-    Ok(decoded.into_owned())
+    Ok(decoded)
 }
 
 /// `.`, `..` and empty segments are refused: S3 takes them literally, but other

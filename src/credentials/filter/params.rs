@@ -31,7 +31,9 @@ pub(super) fn strict_pairs(raw: &str) -> Result<Vec<(String, String)>, Ambiguity
     if raw.contains(';') {
         return Err(Ambiguity::Semicolon);
     }
-    check_escapes(raw)?;
+    // Every escape well formed, anywhere: a bad one in one parameter is read
+    // differently by different servers.
+    crate::percent::check(raw).map_err(|_| Ambiguity::BadEscape)?;
     let mut pairs: Vec<(String, String)> = Vec::new();
     for part in raw.split('&').filter(|p| !p.is_empty()) {
         let (k, v) = part.split_once('=').unwrap_or((part, ""));
@@ -91,33 +93,13 @@ pub(super) fn any_name_reads_as(raw: &str, field: &str) -> bool {
     })
 }
 
-/// Every `%` must start a two-hex-digit escape.
-fn check_escapes(raw: &str) -> Result<(), Ambiguity> {
-    let bytes = raw.as_bytes();
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let ok = bytes.len() > i + 2
-                && bytes[i + 1].is_ascii_hexdigit()
-                && bytes[i + 2].is_ascii_hexdigit();
-            if !ok {
-                return Err(Ambiguity::BadEscape);
-            }
-            i += 3;
-        } else {
-            i += 1;
-        }
-    }
-    Ok(())
-}
-
-/// Form decoding (`+` is a space, `%XX` a byte), refusing what is not UTF-8.
+/// Form decoding (`+` is a space, `%XX` a byte, `crate::percent`), refusing a bad escape
+/// and what is not UTF-8.
 fn decode(s: &str) -> Result<String, Ambiguity> {
-    let spaced = s.replace('+', " ");
-    percent_encoding::percent_decode_str(&spaced)
-        .decode_utf8()
-        .map(|c| c.into_owned())
-        .map_err(|_| Ambiguity::NotUtf8)
+    crate::percent::decode(&s.replace('+', " ")).map_err(|e| match e {
+        crate::percent::PercentError::BadEscape => Ambiguity::BadEscape,
+        crate::percent::PercentError::NotUtf8 => Ambiguity::NotUtf8,
+    })
 }
 
 /// A caller-supplied name, shortened and without control characters, for a message.

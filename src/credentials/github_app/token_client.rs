@@ -52,12 +52,7 @@ struct RawToken {
 
 /// Parses an RFC 3339 UTC time (`2026-11-25T10:00:00Z`) as GitHub writes it.
 fn parse_rfc3339(s: &str) -> Option<SystemTime> {
-    let dt = aws_sdk_sts::primitives::DateTime::from_str(
-        s,
-        aws_sdk_sts::primitives::DateTimeFormat::DateTime,
-    )
-    .ok()?;
-    SystemTime::try_from(dt).ok()
+    crate::clock::parse_rfc3339(s)
 }
 
 /// GitHub's permission levels, narrowest first; `None` for a level it does not have.

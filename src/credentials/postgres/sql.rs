@@ -2,8 +2,6 @@
 //! (`postgres_protocol::escape`): DDL takes no bind parameters, so every identifier is
 //! quoted as an identifier and every value as a literal — never pasted.
 
-use std::time::{Duration, SystemTime};
-
 use postgres_protocol::escape::{escape_identifier, escape_literal};
 
 use super::CredentialError;
@@ -86,12 +84,8 @@ pub(super) fn drop_role(name: &str) -> String {
 
 /// Unix seconds as RFC 3339 UTC (`2026-11-25T10:15:00Z`).
 pub(super) fn rfc3339(secs: u64) -> Result<String, CredentialError> {
-    let at = SystemTime::UNIX_EPOCH
-        .checked_add(Duration::from_secs(secs))
-        .ok_or_else(|| CredentialError::InvalidResponse(format!("time {secs} out of range")))?;
-    aws_sdk_sts::primitives::DateTime::from(at)
-        .fmt(aws_sdk_sts::primitives::DateTimeFormat::DateTime)
-        .map_err(|e| CredentialError::InvalidResponse(format!("time: {e}")))
+    crate::clock::rfc3339(secs)
+        .ok_or_else(|| CredentialError::InvalidResponse(format!("time {secs} out of range")))
 }
 
 #[cfg(test)]
