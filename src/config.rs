@@ -23,6 +23,7 @@ mod postgres;
 mod rate_limits;
 mod raw;
 mod routes;
+mod schema;
 mod sources;
 mod spiffe;
 mod ssh_cert;
@@ -59,6 +60,7 @@ pub use routes::{
     ACCESS_TOKEN_TYPE, CredentialMode, ExchangeTarget, RouteAction, RouteConfig, RouteTable,
     TokenRules,
 };
+pub use schema::json_schema;
 pub use spiffe::{SPIFFE_ENDPOINT_SOCKET, SpiffeConfig};
 pub use state::{RedisConfig, RedisTls, SentinelConfig};
 pub use telemetry::{DEFAULT_LOG_ALLOWED, OtlpProtocol, Root, Sampling, TelemetryConfig};

@@ -104,6 +104,9 @@ enum Command {
         #[arg(long)]
         offline: bool,
     },
+    /// Print the config file's JSON Schema (what docs/actbridge.schema.json holds), for
+    /// editors and CI validators.
+    ConfigSchema,
     /// Print the outbound listener's `route_config` for Envoy, generated from the config's
     /// route table (only the routes are read: no secret, key or peer is needed). Envoy's
     /// outbound routes must be these: actbridge refuses a request whose Envoy route or
@@ -352,6 +355,10 @@ fn main() -> ExitCode {
             out,
         } => check_config(&config, offline, out.output),
         Command::EnvoyRoutes { config } => envoy_routes_command(&config),
+        Command::ConfigSchema => {
+            print!("{}", actbridge::config::json_schema());
+            ExitCode::SUCCESS
+        }
         Command::Policy { command } => policy_command(command),
         Command::Audit { command } => audit_command(command),
         Command::Approvals {

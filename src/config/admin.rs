@@ -21,7 +21,7 @@ use super::ConfigError;
 /// listener of its own, apart from the probes and metrics of `listen.admin` (which the
 /// kubelet and Prometheus reach over the pod network). Without it the API is not
 /// served. Callers present a bearer token from one of the configured `issuers`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawAdminApi {
     /// `HOST:PORT` on loopback (`127.0.0.1`, `::1`): reached from the pod only (`kubectl
@@ -38,7 +38,7 @@ pub struct RawAdminApi {
 }
 
 /// `revocation`: the deny list checked on every request.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawRevocation {
     /// The file the deny list is kept in (JSON, written atomically on every change and
@@ -51,11 +51,12 @@ pub struct RawRevocation {
 /// `approvals`: requests the policy answers with `approval_required: true` wait for a
 /// person (the admin API's `/approvals`, or `actbridge approvals`). Needs `admin_api`.
 /// Without this section such requests are refused (403 `approval_unavailable`).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawApprovals {
     /// How long a request waits before it is denied. Default `60s`; at most `590s` (the
     /// shipped Envoy config lets a held request wait up to `max_message_timeout: 600s`).
+    #[schemars(with = "Option<String>")]
     #[serde(default, with = "humantime_serde")]
     pub timeout: Option<Duration>,
     /// Requests waiting at once, at most; more are refused with 503. Default `100`.

@@ -123,7 +123,7 @@ pub(super) fn route_protocol(key: &str, r: &RawRoute) -> Result<RouteProtocol, C
 /// `GET /.well-known/oauth-protected-resource` (and the path-suffixed form RFC 9728 §3.1
 /// derives from `resource`) with it, without a token, and its 401 challenges carry
 /// `resource_metadata` pointing at it, as the MCP authorization specification asks.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawProtectedResource {
     /// The resource identifier (`resource`): an `https` URL without a fragment (`http`

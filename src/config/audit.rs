@@ -20,7 +20,7 @@ use super::ConfigError;
 
 /// `audit`: one JSON line per decision, hash-chained, optionally with signed checkpoints.
 /// Without this section nothing is audited (decisions are still logged).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawAudit {
     /// The active audit file. Rotated files sit next to it as `PATH.<last record's
@@ -47,6 +47,7 @@ pub struct RawAudit {
     pub on_queue_full: Option<QueueFullPolicy>,
     /// How often written records are flushed and fsynced. A crash loses at most the
     /// records of this interval (and those still queued). Default `1s`; at most `60s`.
+    #[schemars(with = "Option<String>")]
     #[serde(default, with = "humantime_serde")]
     pub flush_interval: Option<Duration>,
     /// Signed checkpoints. Without it the chain shows reordering, removal and changes in
@@ -56,7 +57,7 @@ pub struct RawAudit {
 }
 
 /// `audit.checkpoint`: a checkpoint record signed with Ed25519 over the chain so far.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawCheckpoint {
     /// PKCS#8 PEM file of the Ed25519 private key (`openssl genpkey -algorithm ed25519`),
@@ -71,12 +72,13 @@ pub struct RawCheckpoint {
     #[serde(default)]
     pub every_records: Option<u64>,
     /// And at least this often while records are written. Default `60s`.
+    #[schemars(with = "Option<String>")]
     #[serde(default, with = "humantime_serde")]
     pub interval: Option<Duration>,
 }
 
 /// When the audit queue is full (`audit.on_queue_full`: `refuse` or `drop`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum QueueFullPolicy {
     #[default]

@@ -12,7 +12,7 @@ use super::types::Secret;
 use super::validate::{asymmetric_algorithm, external_secret};
 
 /// `outbound.client`: actbridge's OAuth client.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawClient {
     /// The client id (for an agent, its SPIFFE ID).
@@ -22,7 +22,7 @@ pub struct RawClient {
 }
 
 /// `outbound.client.auth`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawClientAuth {
     /// `client_secret_post`, `client_secret_basic`, `private_key_jwt` (RFC 7523) or
@@ -56,7 +56,7 @@ pub struct RawClientAuth {
 }
 
 /// `outbound.client.auth.method`: how the client authenticates.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ClientAuthMethod {
     /// RFC 6749 §2.3.1, the secret in the form body.

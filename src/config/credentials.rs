@@ -20,7 +20,7 @@ use url::Url;
 use super::ConfigError;
 
 /// `credentials[]`: one named backend. Exactly one backend key is set.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawCredential {
     /// The name routes refer to (`credential: NAME`, `services: {s3: NAME}`).
@@ -49,7 +49,7 @@ pub struct RawCredential {
 }
 
 /// `credentials[].filter`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawFilter {
     /// A file holding the service token. Exactly one of this and `token_env`.
@@ -67,7 +67,7 @@ pub struct RawFilter {
 }
 
 /// `credentials[].filter.rules[]`: one allowed request shape.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawFilterRule {
     /// The HTTP method, e.g. `POST`. Required.
@@ -88,7 +88,7 @@ pub struct RawFilterRule {
 }
 
 /// `credentials[].postgres`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawPostgres {
     /// The server's host, as vended to agents and used by actbridge. Required.
@@ -117,6 +117,7 @@ pub struct RawPostgres {
     /// [finance_reader]`, a role with SELECT on the finance views). Required.
     pub roles: BTreeMap<String, Vec<String>>,
     /// How long a dynamic role may log in (`VALID UNTIL`). Default `15m`.
+    #[schemars(with = "Option<String>")]
     #[serde(default, with = "humantime_serde")]
     pub ttl: Option<Duration>,
     /// `CONNECTION LIMIT` of a dynamic role. Default `2`.
@@ -128,6 +129,7 @@ pub struct RawPostgres {
     pub role_prefix: Option<String>,
     /// How often expired roles are revoked, their sessions terminated and dropped (also
     /// at start, so roles left by a previous run go too). Default `60s`.
+    #[schemars(with = "Option<String>")]
     #[serde(default, with = "humantime_serde")]
     pub reaper_interval: Option<Duration>,
     /// Timeout of a whole vend (connecting and its statements), and of each reaper
@@ -135,12 +137,13 @@ pub struct RawPostgres {
     /// actbridge's connections). It must end 500 ms before
     /// `listen.envoy_message_timeout` (checked at start), so a hung server gives
     /// actbridge's 503 with `Retry-After`, not Envoy's 504. Default `2s`.
+    #[schemars(with = "Option<String>")]
     #[serde(default, with = "humantime_serde")]
     pub timeout: Option<Duration>,
 }
 
 /// `credentials[].ssh_cert`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawSshCert {
     /// The SSH user CA's private key, OpenSSH format, unencrypted, Ed25519. Required.
@@ -150,6 +153,7 @@ pub struct RawSshCert {
     /// unlisted entries map to nothing.
     pub principals: BTreeMap<String, Vec<String>>,
     /// How long a certificate is valid. Default `5m`; at most `24h`.
+    #[schemars(with = "Option<String>")]
     #[serde(default, with = "humantime_serde")]
     pub validity: Option<Duration>,
     /// Certificate extensions. Default `[permit-pty]`: no agent, port or X11 forwarding
@@ -170,7 +174,7 @@ pub struct RawSshCert {
 }
 
 /// `credentials[].github_app`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawGithubApp {
     /// The App's id (the `iss` of the App JWT). Required.
@@ -193,6 +197,7 @@ pub struct RawGithubApp {
     #[serde(default)]
     pub permissions: Option<BTreeMap<String, String>>,
     /// Timeout of one token request. Default `2s`.
+    #[schemars(with = "Option<String>")]
     #[serde(default, with = "humantime_serde")]
     pub timeout: Option<Duration>,
     /// How many tokens are cached, keyed by (repositories, permissions); each until 5
@@ -202,7 +207,7 @@ pub struct RawGithubApp {
 }
 
 /// `credentials[].aws_sts`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawAwsSts {
     /// The role assumed for every session (required), e.g.
@@ -217,10 +222,12 @@ pub struct RawAwsSts {
     pub sts_endpoint: Option<String>,
     /// Session life (`DurationSeconds`), 15m to 12h (and at most the role's maximum
     /// session duration). Default `15m`.
+    #[schemars(with = "Option<String>")]
     #[serde(default, with = "humantime_serde")]
     pub duration: Option<Duration>,
     /// Timeout of one STS call, retries included. Keep it below Envoy's ext_proc
     /// `message_timeout`. Default `2s`.
+    #[schemars(with = "Option<String>")]
     #[serde(default, with = "humantime_serde")]
     pub timeout: Option<Duration>,
     /// The S3 bucket the sessions are for (required). Requests for another bucket are

@@ -7,7 +7,7 @@ use super::ConfigError;
 use super::raw::RawConfig;
 
 /// `inbound`: requests entering the pod.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawInbound {
     /// Names of the headers that carry the verified identity to the app. Client-sent
@@ -70,7 +70,7 @@ pub struct RawInbound {
 }
 
 /// `inbound.identity_headers`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawIdentityHeaders {
     /// The user's `sub`. Default `x-actbridge-subject`.
@@ -91,7 +91,7 @@ pub struct RawIdentityHeaders {
 }
 
 /// A path matcher: exactly one of `exact` or `prefix`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawPathMatch {
     /// The path must equal this.

@@ -37,7 +37,7 @@ use super::validate::http_url;
 const MAX_CACHE_TTL: Duration = Duration::from_secs(60);
 
 /// `issuers[].introspection`: where and as whom this issuer's tokens are checked live.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawIntrospection {
     /// The issuer's RFC 7662 introspection endpoint. Keycloak:
@@ -52,12 +52,14 @@ pub struct RawIntrospection {
     pub client: Option<RawClient>,
     /// Timeout of one introspection request; past it the request being decided is
     /// refused (503). Keep it below Envoy's ext_proc `message_timeout`. Default `2s`.
+    #[schemars(with = "Option<String>")]
     #[serde(default, with = "humantime_serde")]
     pub timeout: Option<Duration>,
     /// How long an `active: true` answer is reused for the same token (never past the
     /// token's `exp`; an inactive answer is never kept). `0s` asks the issuer on every
     /// checked request; a revocation at the issuer then takes effect at once, and
     /// otherwise within this time. At most `60s`. Default `0s`.
+    #[schemars(with = "Option<String>")]
     #[serde(default, with = "humantime_serde")]
     pub cache_ttl: Option<Duration>,
     /// Most answers kept when `cache_ttl` is set. Default `10000`.

@@ -12,7 +12,7 @@ use super::raw::RawConfig;
 use super::validate::{asymmetric_algorithm, http_url};
 
 /// `issuers[]`: one trusted issuer.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawIssuer {
     /// The exact `iss` value of its tokens, e.g. `https://keycloak.example.com/realms/demo`.
@@ -30,24 +30,29 @@ pub struct RawIssuer {
     #[serde(default)]
     pub algorithms: Option<Vec<String>>,
     /// Clock skew tolerated on `exp`, `nbf` and `iat`. Default `30s`.
+    #[schemars(with = "Option<String>")]
     #[serde(default, with = "humantime_serde")]
     pub leeway: Option<Duration>,
     /// How often the JWKS is refreshed in the background. Default `5m`.
+    #[schemars(with = "Option<String>")]
     #[serde(default, with = "humantime_serde")]
     pub jwks_refresh_interval: Option<Duration>,
     /// A token with an unknown `kid` triggers a JWKS re-fetch at most once per this
     /// interval (per issuer). Default `30s`.
+    #[schemars(with = "Option<String>")]
     #[serde(default, with = "humantime_serde")]
     pub jwks_min_refetch_interval: Option<Duration>,
     /// Timeout of one JWKS or discovery request; also bounds a whole re-fetch for an
     /// unknown `kid` made while a request waits (so it must end before Envoy's
     /// `listen.envoy_message_timeout`). Default `2s`.
+    #[schemars(with = "Option<String>")]
     #[serde(default, with = "humantime_serde")]
     pub jwks_timeout: Option<Duration>,
     /// How long keys stay trusted after the last successful JWKS fetch while the issuer
     /// cannot be reached. Past it the issuer's tokens are refused (503) and actbridge is
     /// not ready until a fetch succeeds. Must exceed `jwks_refresh_interval`. Default
     /// `24h`.
+    #[schemars(with = "Option<String>")]
     #[serde(default, with = "humantime_serde")]
     pub jwks_max_age: Option<Duration>,
     /// Live checks of this issuer's tokens at its RFC 7662 introspection endpoint, for
@@ -80,7 +85,7 @@ pub struct RawIssuer {
 }
 
 /// `issuers[].actors_from`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum RawActorsFrom {
     /// The nested `act` claim.

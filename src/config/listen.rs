@@ -13,7 +13,7 @@ use super::ConfigError;
 use super::raw::RawConfig;
 
 /// `listen`: listening addresses.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawListen {
     /// The ext_proc gRPC server: `unix:///ABSOLUTE/PATH` (Envoy's `pipe` address; the
@@ -38,6 +38,7 @@ pub struct RawListen {
     /// credential backends) must time out at least 500 ms before it, so that a hung peer
     /// gets actbridge's 503 with `Retry-After` rather than Envoy's own error: the
     /// config is refused otherwise, naming the key. Default `3s`.
+    #[schemars(with = "Option<String>")]
     #[serde(default, with = "humantime_serde")]
     pub envoy_message_timeout: Option<std::time::Duration>,
 }

@@ -21,7 +21,7 @@ use super::ConfigError;
 use super::sources::Sources;
 
 /// `outbound`: requests the agent makes.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawOutbound {
     /// The token service's token endpoint (RFC 8693), e.g.
@@ -39,10 +39,12 @@ pub struct RawOutbound {
     pub subject_audiences: Option<Vec<String>>,
     /// Timeout of one request to the token service. Keep it below Envoy's ext_proc
     /// `message_timeout`. Default `2s`.
+    #[schemars(with = "Option<String>")]
     #[serde(default, with = "humantime_serde")]
     pub token_timeout: Option<Duration>,
     /// `Retry-After` sent with a 503 (the token service, a credential backend, the
     /// shared state unavailable…). Default `5s`, also without an `outbound` section.
+    #[schemars(with = "Option<String>")]
     #[serde(default, with = "humantime_serde")]
     pub retry_after: Option<Duration>,
     /// The exchanged-token cache.
@@ -62,7 +64,7 @@ pub struct RawOutbound {
 
 /// `outbound.tls`: the token endpoint over mTLS with the pod's current X.509-SVID as the
 /// client certificate; the server must chain to the trust bundle and present `spiffe_id`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawOutboundTls {
     /// The token service's SPIFFE ID, e.g. `spiffe://demo.example.com/service/keycloak`.
@@ -70,7 +72,7 @@ pub struct RawOutboundTls {
 }
 
 /// `outbound.cache`: the exchanged-token cache.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawExchangeCache {
     /// Most exchanged tokens kept. Default `10000`.
@@ -78,6 +80,7 @@ pub struct RawExchangeCache {
     pub max_entries: Option<u64>,
     /// An entry is dropped this long before the exchanged token's `exp` (and in any case
     /// at 80 % of its life). Default `30s`.
+    #[schemars(with = "Option<String>")]
     #[serde(default, with = "humantime_serde")]
     pub expiry_skew: Option<Duration>,
 }

@@ -11,7 +11,7 @@ use super::ConfigError;
 /// `policy`: the Rego policy every inbound request and every outbound request on an
 /// `exchange` route is judged by. Without this section no policy is applied (tokens are
 /// still verified and the delegation rules still hold).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawPolicy {
     /// Directory of the policy: every `*.rego` file under it (recursively) is a module,
@@ -31,6 +31,7 @@ pub struct RawPolicy {
     /// How often the directory is checked for changes; a change is loaded atomically, and
     /// a version that fails to load is reported and the running one kept. `0s` disables
     /// reloading. Default `2s`.
+    #[schemars(with = "Option<String>")]
     #[serde(default, with = "humantime_serde")]
     pub reload_interval: Option<Duration>,
     /// How many decisions are remembered, keyed by (policy version, input document).
@@ -38,10 +39,12 @@ pub struct RawPolicy {
     #[serde(default)]
     pub decision_cache_entries: Option<u64>,
     /// How long a remembered decision is kept. Default `60s`.
+    #[schemars(with = "Option<String>")]
     #[serde(default, with = "humantime_serde")]
     pub decision_cache_ttl: Option<Duration>,
     /// Longest one evaluation may run (for `opa_url`, one OPA request); past it the request
     /// is refused. Default `100ms`.
+    #[schemars(with = "Option<String>")]
     #[serde(default, with = "humantime_serde")]
     pub eval_timeout: Option<Duration>,
 }

@@ -21,7 +21,7 @@ use serde::Deserialize;
 use super::ConfigError;
 
 /// `rate_limits`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawRateLimits {
     /// What a request gets when the buckets cannot be read (the shared Redis does not
@@ -35,7 +35,7 @@ pub struct RawRateLimits {
 }
 
 /// `rate_limits.on_unavailable`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum OnUnavailable {
     /// Refuse (fail closed).
@@ -46,7 +46,7 @@ pub enum OnUnavailable {
 }
 
 /// What makes a bucket.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Dimension {
     /// The user: the token's `preferred_username`, else `sub`.
@@ -73,7 +73,7 @@ impl Dimension {
 }
 
 /// `rate_limits.limits[]`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawLimit {
     /// The limit's name: in the refusal, the log, the audit record and

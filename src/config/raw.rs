@@ -34,7 +34,7 @@ use super::tokens::RawTokens;
 use super::{ConfigError, Problems};
 
 /// The whole file.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawConfig {
     /// Where actbridge listens.

@@ -6,7 +6,7 @@ use serde::Deserialize;
 use super::ConfigError;
 
 /// `outbound.routes[]`: one destination rule.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawRoute {
     /// The route's name: in logs, metrics and the audit log, and the name of the Envoy
@@ -95,7 +95,7 @@ pub struct RawRoute {
 
 /// An outbound route's `action`: a closed set, so a misspelt one is refused where it is
 /// read, naming the allowed values.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum RawAction {
     Exchange,
@@ -125,7 +125,7 @@ impl std::fmt::Display for RawAction {
 }
 
 /// An `exchange` route's `protocol`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum RawProtocol {
     #[default]
@@ -135,7 +135,7 @@ pub enum RawProtocol {
 }
 
 /// `outbound.default_action`: what a destination no route matches gets.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum RawDefaultAction {
     /// Refused (403 `route_denied`).
@@ -209,7 +209,7 @@ pub struct TokenRules {
 
 /// How a credential route applies the backend's credential (`mode`: `sign`, `inject`
 /// or `filter`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum CredentialMode {
     /// Sign the request (AWS SigV4) with the session credentials.

@@ -18,7 +18,7 @@ pub const SPIFFE_ENDPOINT_SOCKET: &str = "SPIFFE_ENDPOINT_SOCKET";
 /// served to Envoy over SDS on the ext_proc gRPC server. With this section, `/readyz`
 /// waits for the first SVID and outbound requests are refused (503) while no valid SVID
 /// is held. Without it, no SDS is served.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawSpiffe {
     /// The Workload API: `unix:///path` or `tcp://host:port`. Default: the

@@ -14,7 +14,7 @@ use super::validate::external_secret;
 use super::{ConfigError, Secret};
 
 /// `state`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawState {
     /// The Redis every replica shares (see [`RawRedis`]). Required in this section.
@@ -22,7 +22,7 @@ pub struct RawState {
 }
 
 /// `state.redis`: one Redis server (Redis 6.2 or later; Debian's `redis-server`).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawRedis {
     /// `redis://HOST:PORT/DB` or, with TLS, `rediss://HOST:PORT/DB`. No password here:
@@ -39,6 +39,7 @@ pub struct RawRedis {
     pub username: Option<String>,
     /// Longest wait for one Redis command, connecting included; past it the request is
     /// refused (503, fail closed). Default `250ms`.
+    #[schemars(with = "Option<String>")]
     #[serde(default, with = "humantime_serde")]
     pub timeout: Option<Duration>,
     /// Prepended to every key (and to the events channel), so that deployments can
@@ -50,6 +51,7 @@ pub struct RawRedis {
     /// how late a revocation can be enforced while Redis answers. While Redis does not,
     /// the last list read is enforced (its age is `actbridge_revocations_sync_age_seconds`).
     /// Default `5s`, at least `100ms`.
+    #[schemars(with = "Option<String>")]
     #[serde(default, with = "humantime_serde")]
     pub sync_interval: Option<Duration>,
     /// `rediss://` only: a PEM file of the CA certificates the server's certificate must

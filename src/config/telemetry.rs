@@ -25,7 +25,7 @@ use super::sources::Sources;
 /// `telemetry`: OpenTelemetry traces (docs/observability.md). Without this section and
 /// without `OTEL_EXPORTER_OTLP_ENDPOINT` / `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`, no
 /// exporter runs and spans cost next to nothing.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawTelemetry {
     /// The OTLP collector spans are exported to, e.g. `http://127.0.0.1:4317` (gRPC)
@@ -62,7 +62,7 @@ pub struct RawTelemetry {
 }
 
 /// How spans are sent to the collector.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, schemars::JsonSchema)]
 pub enum OtlpProtocol {
     /// OTLP over gRPC (port 4317 by convention).
     #[default]

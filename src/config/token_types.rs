@@ -29,7 +29,7 @@ const DEFAULT_HEADER: [&str; 2] = ["JWT", "at+jwt"];
 const DEFAULT_CLAIM: [&str; 1] = ["Bearer"];
 
 /// `issuers[].token_types`: the token types accepted from this issuer.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawTokenTypes {
     /// Accepted values of the JOSE header's `typ` (RFC 7515 §4.1.9), compared

@@ -7,7 +7,7 @@ use super::ConfigError;
 use super::raw::RawConfig;
 
 /// `tokens`: limits on presented tokens.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawTokens {
     /// Largest bearer token accepted, in bytes. Default `8192`.

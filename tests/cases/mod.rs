@@ -5,6 +5,7 @@ mod capability;
 mod capture;
 mod client_auth;
 mod config_cli;
+mod config_schema;
 mod custody;
 mod deadlines;
 mod decisions;
