@@ -24,6 +24,7 @@ mod rate_limits;
 mod raw;
 mod routes;
 mod schema;
+pub mod secret_files;
 mod sources;
 mod spiffe;
 mod ssh_cert;

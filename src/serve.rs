@@ -135,7 +135,7 @@ pub async fn run(
 }
 
 /// The background work, each task ending at `shutdown`: credential maintenance (the
-/// PostgreSQL reaper), policy reload, JWKS refresh.
+/// PostgreSQL reaper), policy reload, secret files re-read, JWKS refresh.
 fn spawn_background(
     tracker: &TaskTracker,
     shutdown: &CancellationToken,
@@ -150,6 +150,8 @@ fn spawn_background(
     if let Some(engine) = policy {
         tracker.spawn(engine.run_reload(shutdown.clone()));
     }
+    // Secrets read from files follow their rotation.
+    tracker.spawn(crate::config::secret_files::watch(shutdown.clone()));
     for store in pipeline.verifier().jwks_stores() {
         tracker.spawn(store.clone().run_refresh(shutdown.clone()));
     }

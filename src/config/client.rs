@@ -224,17 +224,17 @@ fn client_auth(
             ));
         }
         let s = match &a.secret {
-            Some(s) => s.clone(),
+            Some(s) => Secret::new(s.clone()),
             None => external_secret(
                 (&format!("{key}.secret_file"), a.secret_file.as_deref()),
                 (&format!("{key}.secret_env"), a.secret_env.as_deref()),
                 env,
             )?,
         };
-        if s.is_empty() {
+        if s.expose().is_empty() {
             return Err(ConfigError::invalid(key, "the client secret is empty"));
         }
-        Ok(Secret::new(s))
+        Ok(s)
     };
     match a.method {
         ClientAuthMethod::ClientSecretPost => Ok(ClientAuthConfig::SecretPost(secret()?)),

@@ -1,8 +1,8 @@
 //! Validation of `credentials[].filter` (the raw types are in [`super::credentials`]).
 
+use super::ConfigError;
 use super::credentials::{FilterConfig, FilterRule, RawFilter, ValueAt};
 use super::sources::Sources;
-use super::{ConfigError, Secret};
 
 pub(super) fn validate(
     key: &str,
@@ -20,7 +20,9 @@ pub(super) fn validate(
         (&format!("{key}.token_env"), f.token_env.as_deref()),
         env,
     )?;
-    if token.is_empty() || http::HeaderValue::from_str(&format!("Bearer {token}")).is_err() {
+    let valid =
+        |t: &str| !t.is_empty() && http::HeaderValue::from_str(&format!("Bearer {t}")).is_ok();
+    if !valid(&token.expose()) {
         return Err(ConfigError::invalid(
             key,
             "the service token is empty or not a header value",
@@ -78,7 +80,7 @@ pub(super) fn validate(
         ));
     }
     Ok(FilterConfig {
-        token: Secret::new(token),
+        token,
         rules,
         max_body_bytes,
     })

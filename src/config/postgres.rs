@@ -2,9 +2,9 @@
 
 use std::time::Duration;
 
+use super::ConfigError;
 use super::credentials::{PostgresConfig, RawPostgres};
 use super::sources::Sources;
-use super::{ConfigError, Secret};
 
 /// A `postgres` credential. Long by design: its keys in the order docs/credentials.md
 /// lists them, each error naming the key.
@@ -100,7 +100,7 @@ pub(super) fn validate(
         port: p.port.unwrap_or(5432),
         database: p.database.clone(),
         admin_user: p.admin_user.clone(),
-        admin_password: Secret::new(password),
+        admin_password: password,
         roles: p.roles.clone(),
         ttl,
         connection_limit,

@@ -160,7 +160,8 @@ pub(super) fn validate_state(
         let username = r.username.as_deref().unwrap_or("default");
         let bad = |_| ConfigError::invalid("state.redis.username", "cannot be put in the URL");
         url.set_username(username).map_err(bad)?;
-        url.set_password(Some(password)).map_err(bad)?;
+        // Read at start only: the URL holds it (rotating it needs a restart).
+        url.set_password(Some(&password.expose())).map_err(bad)?;
     } else if r.username.is_some() {
         return Err(ConfigError::invalid(
             "state.redis.username",

@@ -121,7 +121,7 @@ fn outbound_routes_are_validated_and_default_to_deny() {
     );
     assert_eq!(o.routes[0].cluster.as_deref(), Some("docs"));
     match &o.client.auth {
-        ClientAuthConfig::SecretPost(s) => assert_eq!(s.expose(), "s3cret"),
+        ClientAuthConfig::SecretPost(s) => assert_eq!(s.expose().as_str(), "s3cret"),
         other => panic!("{other:?}"),
     }
     let e = err(&outbound(

@@ -56,20 +56,38 @@ pub struct Config {
     pub rate_limits: Option<super::RateLimitsConfig>,
 }
 
-/// A secret string; `Debug` prints `[redacted]`.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
+/// A secret string; `Debug` prints `[redacted]`. One read from a `*_file` key is
+/// re-read when the file changes (`super::secret_files`): every use takes the value of
+/// the moment, so a rotated Kubernetes Secret applies without a restart.
+#[derive(Clone)]
+pub struct Secret(std::sync::Arc<arc_swap::ArcSwap<String>>);
 
 impl Secret {
     /// Wraps a secret.
     pub fn new(s: impl Into<String>) -> Self {
-        Secret(s.into())
+        Secret(std::sync::Arc::new(arc_swap::ArcSwap::from_pointee(
+            s.into(),
+        )))
     }
-    /// The secret itself. Never log it.
-    pub fn expose(&self) -> &str {
-        &self.0
+
+    /// The secret now. Never log it.
+    pub fn expose(&self) -> std::sync::Arc<String> {
+        self.0.load_full()
+    }
+
+    /// The shared cell, for the file watcher.
+    pub(crate) fn cell(&self) -> std::sync::Weak<arc_swap::ArcSwap<String>> {
+        std::sync::Arc::downgrade(&self.0)
     }
 }
+
+impl PartialEq for Secret {
+    fn eq(&self, other: &Secret) -> bool {
+        *self.expose() == *other.expose()
+    }
+}
+
+impl Eq for Secret {}
 
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

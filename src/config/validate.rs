@@ -235,27 +235,30 @@ pub(super) fn http_url(key: &str, s: &str) -> Result<Url, ConfigError> {
     Ok(url)
 }
 
-/// A secret read from a file (trailing newline dropped) when `file` is set, else from
-/// the environment variable `var`; each pair is (its config key, its value). Offline,
-/// neither is read: a placeholder stands in.
+/// A secret read from a file (trailing newline dropped; re-read when it changes,
+/// `super::secret_files`) when `file` is set, else from the environment variable `var`;
+/// each pair is (its config key, its value). Offline, neither is read: a placeholder
+/// stands in.
 pub(super) fn external_secret(
     (file_key, file): (&str, Option<&str>),
     (var_key, var): (&str, Option<&str>),
     env: &Sources<'_>,
-) -> Result<String, ConfigError> {
-    let read = match file {
+) -> Result<super::Secret, ConfigError> {
+    let placeholder = || super::Secret::new(super::sources::OFFLINE_SECRET);
+    match file {
         Some(f) => match env.secret_file(file_key, f)? {
-            Some(bytes) => Some(
-                String::from_utf8(bytes)
-                    .map_err(|_| {
-                        ConfigError::invalid(file_key, format_args!("`{f}` is not UTF-8"))
-                    })?
-                    .trim_end_matches(['\n', '\r'])
-                    .to_string(),
-            ),
-            None => None,
+            Some(bytes) => {
+                let text = super::secret_files::content(bytes).ok_or_else(|| {
+                    ConfigError::invalid(file_key, format_args!("`{f}` is not UTF-8"))
+                })?;
+                let secret = super::Secret::new(text);
+                super::secret_files::follow(file_key, env.path(f), &secret);
+                Ok(secret)
+            }
+            None => Ok(placeholder()),
         },
-        None => env.secret_var(var_key, var.unwrap_or_default())?,
-    };
-    Ok(read.unwrap_or_else(|| super::sources::OFFLINE_SECRET.to_string()))
+        None => Ok(env
+            .secret_var(var_key, var.unwrap_or_default())?
+            .map_or_else(placeholder, super::Secret::new)),
+    }
 }

@@ -201,7 +201,7 @@ impl Postgres {
             .port(self.cfg.port)
             .dbname(&self.cfg.database)
             .user(&self.cfg.admin_user)
-            .password(self.cfg.admin_password.expose())
+            .password(self.cfg.admin_password.expose().as_str())
             .application_name("actbridge")
             .connect_timeout(self.cfg.timeout);
         let (client, connection) = self.bounded(config.connect(tokio_postgres::NoTls)).await?;

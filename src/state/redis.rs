@@ -230,6 +230,7 @@ fn client_of(cfg: &RedisConfig) -> redis::RedisResult<redis::Client> {
     let info = cfg
         .url
         .expose()
+        .as_str()
         .into_connection_info()?
         .set_tcp_settings(tcp_settings());
     let Some(tls) = &cfg.tls else {
@@ -258,7 +259,7 @@ fn sentinel_client(
     use redis::IntoConnectionInfo;
     let sentinel = cfg.sentinel.as_ref()?;
     Some((|| {
-        let info = cfg.url.expose().into_connection_info()?;
+        let info = cfg.url.expose().as_str().into_connection_info()?;
         let mut node = redis::sentinel::SentinelNodeConnectionInfo::default()
             .set_redis_connection_info(info.redis_settings().clone())
             .set_tcp_settings(tcp_settings());

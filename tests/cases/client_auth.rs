@@ -64,3 +64,58 @@ async fn private_key_jwt_client_authentication_works_end_to_end() {
         "{stats:?}"
     );
 }
+
+/// A client secret read from a file follows the file: a Kubernetes Secret rotated in
+/// place (here: the wrong secret replaced by the right one) is used on the next token
+/// request, without a restart.
+#[tokio::test]
+async fn a_rotated_client_secret_file_is_used_without_a_restart() {
+    let sts = Sts::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("client-secret");
+    std::fs::write(&file, "not-the-secret\n").unwrap();
+    let config = sidecar_config(&sts).replace(
+        &format!("secret: {}", AGENT_SECRET),
+        &format!("secret_file: {}", file.display()),
+    );
+    assert!(config.contains("secret_file:"), "{config}");
+    let world = World::start_with(sts, &config).await;
+    let token = world.sts.alice_delegated().await;
+    // The token service refuses actbridge's own client: a server error, nothing sent.
+    // (500 `client_rejected`: actbridge's own misconfiguration, docs/security.md.)
+    assert_eq!(status(&world, &token).await, 500);
+    assert_eq!(world.docs.count(), 0);
+    // The mounted file changes, as kubelet writes a rotated Secret: swapped in whole.
+    let next = dir.path().join("client-secret.new");
+    std::fs::write(&next, format!("{}\n", AGENT_SECRET)).unwrap();
+    std::fs::rename(&next, &file).unwrap();
+    let started = std::time::Instant::now();
+    let mut served = false;
+    while started.elapsed() < std::time::Duration::from_secs(25) {
+        if status(&world, &token).await == 200 {
+            served = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+    assert!(
+        served,
+        "the new secret was not used: {}",
+        world.actbridge.log()
+    );
+    let log = world.actbridge.log();
+    assert!(
+        log.contains("secret file changed") && log.contains("outbound.client.auth.secret_file"),
+        "{log}"
+    );
+    assert!(!log.contains(AGENT_SECRET), "the secret was logged");
+}
+
+/// The status of an agent's call to the document service with `token`.
+async fn status(world: &World, token: &str) -> u16 {
+    world
+        .agent_call("document-service", "/documents/DOC-001", token)
+        .await
+        .status()
+        .as_u16()
+}

@@ -284,7 +284,7 @@ fn a_postgres_credential_reads_its_password_from_the_environment_and_names_bad_k
     let BackendConfig::Postgres(p) = &c.credentials[0].backend else {
         panic!("postgres expected")
     };
-    assert_eq!(p.admin_password.expose(), "s3cret");
+    assert_eq!(p.admin_password.expose().as_str(), "s3cret");
     assert_eq!((p.port, p.connection_limit), (5432, 2));
     assert_eq!(p.role_prefix, "actbridge_");
     assert_eq!(p.ttl, std::time::Duration::from_secs(900));

@@ -39,7 +39,9 @@ fn introspection_defaults_to_the_outbound_client_and_no_cache() {
     let i = c.issuers[0].introspection.as_ref().unwrap();
     assert_eq!(i.endpoint.as_str(), INTROSPECT);
     assert_eq!(i.client.client_id, "agent");
-    assert!(matches!(&i.client.auth, ClientAuthConfig::SecretBasic(s) if s.expose() == "s3cret"));
+    assert!(
+        matches!(&i.client.auth, ClientAuthConfig::SecretBasic(s) if s.expose().as_str() == "s3cret")
+    );
     assert_eq!(i.timeout, Duration::from_secs(2));
     assert_eq!(i.cache_ttl, Duration::ZERO);
     assert_eq!(
@@ -66,7 +68,9 @@ fn an_own_client_takes_secrets_from_the_environment_and_keys_are_named() {
     let c = Config::from_yaml(&format!("{HEAD}{}", section(client)), &env()).unwrap();
     let i = c.issuers[0].introspection.as_ref().unwrap();
     assert_eq!(i.client.client_id, "checker");
-    assert!(matches!(&i.client.auth, ClientAuthConfig::SecretPost(s) if s.expose() == "s3cret"));
+    assert!(
+        matches!(&i.client.auth, ClientAuthConfig::SecretPost(s) if s.expose().as_str() == "s3cret")
+    );
     assert_eq!((i.cache_ttl, i.cache_entries), (Duration::from_secs(5), 10));
 
     let missing = client.replace("CLIENT_SECRET", "NOT_SET");

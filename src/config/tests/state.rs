@@ -12,7 +12,7 @@ fn without_state_every_store_is_in_memory_with_it_redis_is_shared() {
     assert!(Config::from_yaml(MINIMAL, &env()).unwrap().redis.is_none());
     let c = Config::from_yaml(&with("    url: redis://cache:6380/2\n"), &env()).unwrap();
     let r = c.redis.unwrap();
-    assert_eq!(r.url.expose(), "redis://cache:6380/2");
+    assert_eq!(r.url.expose().as_str(), "redis://cache:6380/2");
     assert_eq!(
         (r.timeout, r.key_prefix.as_str()),
         (Duration::from_millis(250), "actbridge:")
@@ -26,7 +26,7 @@ fn without_state_every_store_is_in_memory_with_it_redis_is_shared() {
     )
     .unwrap();
     let r = c.redis.unwrap();
-    assert_eq!(r.url.expose(), "rediss://actbridge:s3cret@cache/0");
+    assert_eq!(r.url.expose().as_str(), "rediss://actbridge:s3cret@cache/0");
     assert_eq!(r.display_url, "rediss://cache/0");
     assert!(!format!("{r:?}").contains("s3cret"));
 }
