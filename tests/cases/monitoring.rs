@@ -136,18 +136,7 @@ async fn the_shipped_dashboard_and_alerts_query_what_actbridge_exports() {
         "{documented:?}"
     );
     let world = World::start().await;
-    let scrape = world
-        .http
-        .get(format!(
-            "http://127.0.0.1:{}/metrics",
-            world.actbridge.admin_port
-        ))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let scrape = world.actbridge.metrics().await;
     let exported: BTreeSet<String> = scrape
         .lines()
         .filter(|l| !l.starts_with('#') && !l.is_empty())

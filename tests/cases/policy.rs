@@ -387,18 +387,7 @@ async fn a_changed_policy_is_reloaded_and_a_broken_one_keeps_the_running_version
     assert_eq!(finance.0, 403, "david has no finance: {}", finance.1);
     // The metrics say so: one reload, one failure (counted once, however often the
     // broken version is tried), failing now, generation 1.
-    let metrics = world
-        .http
-        .get(format!(
-            "http://127.0.0.1:{}/metrics",
-            world.actbridge.admin_port
-        ))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = world.actbridge.metrics().await;
     for line in [
         "actbridge_policy_generation 1",
         "actbridge_policy_reloads_total{outcome=\"ok\"} 1",
@@ -412,18 +401,7 @@ async fn a_changed_policy_is_reloaded_and_a_broken_one_keeps_the_running_version
     let mut mended = false;
     for _ in 0..50 {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        let text = world
-            .http
-            .get(format!(
-                "http://127.0.0.1:{}/metrics",
-                world.actbridge.admin_port
-            ))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let text = world.actbridge.metrics().await;
         if text
             .lines()
             .any(|l| l == "actbridge_policy_reload_failing 0")

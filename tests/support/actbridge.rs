@@ -138,6 +138,15 @@ impl Actbridge {
         self.child.id()
     }
 
+    /// Its `/metrics` text (the admin listener).
+    pub async fn metrics(&self) -> String {
+        let url = format!("http://127.0.0.1:{}/metrics", self.admin_port);
+        let http = reqwest::Client::builder().no_proxy().build().unwrap();
+        let r = http.get(&url).send().await.unwrap();
+        assert_eq!(r.status(), 200, "{url}");
+        r.text().await.unwrap()
+    }
+
     /// The log so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("actbridge.log")).unwrap_or_default()
