@@ -19,7 +19,7 @@ COPY crates/actbridge-devkit/Cargo.toml crates/actbridge-devkit/
 RUN mkdir -p src benches bench/tools crates/actbridge-sts/src crates/actbridge-inject/src crates/actbridge-devkit/src \
  && echo 'fn main() {}' > src/main.rs \
  && touch src/lib.rs crates/actbridge-sts/src/lib.rs crates/actbridge-inject/src/lib.rs crates/actbridge-devkit/src/lib.rs \
- && for b in policy credentials tracing verify observability; do echo 'fn main() {}' > "benches/$b.rs"; done \
+ && for b in policy credentials tracing verify memory observability; do echo 'fn main() {}' > "benches/$b.rs"; done \
  && echo 'fn main() {}' > bench/tools/main.rs \
  && cargo build --release --locked --bin actbridge \
  && rm -rf src benches bench crates/actbridge-sts/src crates/actbridge-inject/src crates/actbridge-devkit/src
