@@ -15,7 +15,7 @@ pub fn json_schema() -> String {
     let mut schema = schemars::schema_for!(RawConfig);
     schema.insert(
         "$id".into(),
-        "https://actbridge.dev/schemas/actbridge.schema.json".into(),
+        "urn:actbridge:config".into(),
     );
     schema.insert("title".into(), "actbridge configuration".into());
     let mut text = serde_json::to_string_pretty(&schema).unwrap_or_default();
