@@ -13,10 +13,7 @@ use super::RawConfig;
 /// The schema, pretty-printed, ending with a newline.
 pub fn json_schema() -> String {
     let mut schema = schemars::schema_for!(RawConfig);
-    schema.insert(
-        "$id".into(),
-        "urn:actbridge:config".into(),
-    );
+    schema.insert("$id".into(), "urn:actbridge:config".into());
     schema.insert("title".into(), "actbridge configuration".into());
     let mut text = serde_json::to_string_pretty(&schema).unwrap_or_default();
     text.push('\n');
